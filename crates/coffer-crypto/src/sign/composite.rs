@@ -1,0 +1,133 @@
+//! Composite ML-DSA-65 + Ed25519 (id-MLDSA65-Ed25519-SHA512, OID 1.3.6.1.5.5.7.6.48),
+//! following draft-ietf-lamps-pq-composite-sigs (post-WGLC text, -08 onwards: no
+//! randomiser, label-based domain separation):
+//!
+//! ```text
+//! M'  = Prefix ‖ Label ‖ len(ctx) (1 byte) ‖ ctx ‖ SHA-512(M)
+//! sig = ML-DSA-65.Sign(sk1, M', ctx = Label) ‖ Ed25519.Sign(sk2, M')
+//! pk  = ML-DSA-65 pk (1952 bytes) ‖ Ed25519 pk (32 bytes)
+//! ```
+//!
+//! Both halves sign the same M', and the label in both M' and the ML-DSA context binds
+//! each half to this combination, so neither half can be stripped and passed off as a
+//! plain ML-DSA or Ed25519 signature.
+
+use aws_lc_rs::digest::{SHA512, digest};
+use aws_lc_rs::signature::{ED25519, ParsedPublicKey};
+
+use super::PqVerifyMode;
+use super::ed25519::Ed25519Key;
+use super::mldsa::MlDsa65Key;
+use super::mldsa_ffi::{self, MlDsaHandle};
+use crate::{CryptoError, PublicKey, Result};
+
+/// The composite domain separator "CompositeAlgorithmSignatures2025".
+pub const COMPOSITE_PREFIX: &[u8] = b"CompositeAlgorithmSignatures2025";
+/// The label of id-MLDSA65-Ed25519-SHA512.
+pub const COMPOSITE_LABEL: &[u8] = b"COMPSIG-MLDSA65-Ed25519-SHA512";
+/// Length of the Ed25519 half of a composite signature.
+const ED25519_SIGNATURE_LEN: usize = 64;
+
+/// M' of the composite construction.
+fn message_representative(context: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+    let context_len = u8::try_from(context.len()).map_err(|_| CryptoError::TooLong {
+        what: "composite signature context",
+        len: context.len(),
+        max: mldsa_ffi::MAX_CONTEXT_LEN,
+    })?;
+    let hash = digest(&SHA512, message);
+    let mut m = Vec::with_capacity(COMPOSITE_PREFIX.len() + COMPOSITE_LABEL.len() + 1 + 64);
+    m.extend_from_slice(COMPOSITE_PREFIX);
+    m.extend_from_slice(COMPOSITE_LABEL);
+    m.push(context_len);
+    m.extend_from_slice(context);
+    m.extend_from_slice(hash.as_ref());
+    Ok(m)
+}
+
+/// A composite private key: an ML-DSA-65 key and an Ed25519 key.
+pub struct CompositeKey {
+    ml_dsa: MlDsa65Key,
+    ed25519: Ed25519Key,
+}
+
+impl CompositeKey {
+    pub(crate) fn generate() -> Result<Self> {
+        Ok(Self {
+            ml_dsa: MlDsa65Key::generate()?,
+            ed25519: Ed25519Key::generate()?,
+        })
+    }
+
+    /// From `ML-DSA seed (32) ‖ Ed25519 seed (32)`, the draft's private-key layout.
+    pub(crate) fn from_seeds(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() != 64 {
+            return Err(CryptoError::malformed(
+                "composite key material",
+                "wrong length",
+            ));
+        }
+        let (ml_dsa, ed25519) = bytes.split_at(32);
+        Ok(Self {
+            ml_dsa: MlDsa65Key::from_seed_bytes(ml_dsa)?,
+            ed25519: Ed25519Key::from_seed_bytes(ed25519)?,
+        })
+    }
+
+    pub(crate) fn write_seeds(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.ml_dsa.seed());
+        out.extend_from_slice(self.ed25519.seed());
+    }
+
+    pub(crate) fn sign(&self, context: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+        let m = message_representative(context, message)?;
+        let mut signature = self.ml_dsa.sign(COMPOSITE_LABEL, &m)?;
+        signature.extend_from_slice(&self.ed25519.sign(&m));
+        Ok(signature)
+    }
+
+    pub(crate) fn public_key(&self) -> PublicKey {
+        PublicKey::Composite {
+            ml_dsa: self.ml_dsa.public_key().to_vec(),
+            ed25519: self.ed25519.public_key(),
+        }
+    }
+}
+
+pub(crate) struct CompositeVerifier {
+    ml_dsa: MlDsaHandle,
+    ed25519: ParsedPublicKey,
+}
+
+impl CompositeVerifier {
+    pub(crate) fn new(ml_dsa: &[u8], ed25519: &[u8; 32]) -> Result<Self> {
+        Ok(Self {
+            ml_dsa: MlDsaHandle::from_public_key(ml_dsa)?,
+            ed25519: ParsedPublicKey::new(&ED25519, ed25519)
+                .map_err(|_| CryptoError::KeyRejected("Ed25519 public key"))?,
+        })
+    }
+
+    pub(crate) fn verify(
+        &self,
+        context: &[u8],
+        message: &[u8],
+        signature: &[u8],
+        mode: PqVerifyMode,
+    ) -> bool {
+        if signature.len() != mldsa_ffi::SIGNATURE_LEN + ED25519_SIGNATURE_LEN {
+            return false;
+        }
+        let Ok(m) = message_representative(context, message) else {
+            return false;
+        };
+        let (pq, classical) = signature.split_at(mldsa_ffi::SIGNATURE_LEN);
+        let pq_ok = || self.ml_dsa.verify(COMPOSITE_LABEL, &m, pq);
+        let classical_ok = || self.ed25519.verify_sig(&m, classical).is_ok();
+        match mode {
+            PqVerifyMode::And => pq_ok() && classical_ok(),
+            PqVerifyMode::Or => classical_ok() || pq_ok(),
+            PqVerifyMode::PqOnly => pq_ok(),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary of coffer-crypto.
+
+mod crypto {
+    pub mod formats;
+    pub mod hygiene;
+    pub mod kat_classical;
+    pub mod kat_mldsa;
+    pub mod props;
+    pub mod vectors;
+}
