@@ -1,7 +1,10 @@
 //! Criterion benchmarks of every primitive Coffer exposes, per core (criterion runs one
 //! thread). Figures go to PERFORMANCE.md with the command that produced them:
 //! `cargo bench -p coffer-crypto --bench primitives`.
-#![expect(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::hint::black_box;
 
@@ -16,8 +19,14 @@ const TENANT: [u8; 16] = [1; 16];
 fn envelopes(c: &mut Criterion) {
     let key = AeadKey::generate().unwrap();
     let context = EncryptionContext::from_pairs([("bucket", "invoices")]).unwrap();
-    let binding = Binding { tenant_id: &TENANT, context: &context };
-    let header = EnvelopeHeader { key_id: [9; 16], key_version: 1 };
+    let binding = Binding {
+        tenant_id: &TENANT,
+        context: &context,
+    };
+    let header = EnvelopeHeader {
+        key_id: [9; 16],
+        key_version: 1,
+    };
     let mut group = c.benchmark_group("envelope");
     for (name, size) in [("32B", 32usize), ("4KiB", 4096)] {
         let plaintext = vec![0x42u8; size];
@@ -49,12 +58,18 @@ fn signatures(c: &mut Criterion) {
             b.iter(|| key.sign(black_box(&message)).unwrap())
         });
         group.bench_function(format!("verify_{spec}"), |b| {
-            b.iter(|| verifier.verify(black_box(&message), &signature, PqVerifyMode::And).unwrap())
+            b.iter(|| {
+                verifier
+                    .verify(black_box(&message), &signature, PqVerifyMode::And)
+                    .unwrap()
+            })
         });
     }
     group.finish();
     let mac = MacKey::generate().unwrap();
-    c.bench_function("mac/hmac_sha256_64B", |b| b.iter(|| mac.sign(black_box(&message))));
+    c.bench_function("mac/hmac_sha256_64B", |b| {
+        b.iter(|| mac.sign(black_box(&message)))
+    });
 }
 
 criterion_group!(benches, envelopes, signatures);
