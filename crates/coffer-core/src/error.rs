@@ -1,0 +1,58 @@
+//! Errors of the domain layer.
+
+use thiserror::Error;
+
+use crate::custody::CustodyError;
+use crate::lifecycle::IllegalTransition;
+use crate::store::StoreError;
+
+/// A value that does not parse into a domain type. Names the field, never echoes the
+/// value (it may be a secret pasted in the wrong place).
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("invalid {field}: {reason}")]
+pub struct InvalidInput {
+    /// The field or type being parsed.
+    pub field: &'static str,
+    /// Why it was rejected.
+    pub reason: &'static str,
+}
+
+impl InvalidInput {
+    /// A rejection of `field` for `reason`.
+    pub const fn new(field: &'static str, reason: &'static str) -> Self {
+        Self { field, reason }
+    }
+}
+
+/// Everything the domain services report.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    /// Bad input from the caller.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// A lifecycle change the transition table forbids.
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    /// The object does not exist in the caller's tenant (or belongs to another).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Custody failed or is sealed.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
+    /// Cryptographic failure (bad ciphertext, wrong key type, ...).
+    #[error(transparent)]
+    Crypto(#[from] coffer_crypto::CryptoError),
+    /// The object's state does not allow the operation (key disabled, primary version
+    /// must stay active, waiting period not over, ...).
+    #[error("state conflict: {0}")]
+    Conflict(&'static str),
+    /// A destructive act was not confirmed as required.
+    #[error("not confirmed: {0}")]
+    NotConfirmed(&'static str),
+}
+
+/// Shorthand for domain results.
+pub type CoreResult<T> = Result<T, CoreError>;

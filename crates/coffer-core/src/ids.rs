@@ -1,0 +1,135 @@
+//! Identifiers: tenants, keys, key versions, aliases. Parsed at the edge, so code inside
+//! never handles an unchecked id string.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+use crate::error::InvalidInput;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh random (v4) id.
+            pub fn generate() -> Self {
+                Self(Uuid::new_v4())
+            }
+
+            /// From the 16 raw bytes (as carried in ciphertext envelopes).
+            pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self(Uuid::from_bytes(bytes))
+            }
+
+            /// The 16 raw bytes.
+            pub const fn as_bytes(&self) -> &[u8; 16] {
+                self.0.as_bytes()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidInput;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::try_parse(s)
+                    .map(Self)
+                    .map_err(|_| InvalidInput::new(stringify!($name), "not a UUID"))
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A tenant: the isolation boundary every object belongs to.
+    TenantId
+);
+uuid_id!(
+    /// A key (all of its versions).
+    KeyId
+);
+
+/// A key version number: 1, 2, … in creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VersionNumber(u32);
+
+impl VersionNumber {
+    /// The first version of every key.
+    pub const FIRST: Self = Self(1);
+
+    /// Version `n`; zero is not a version.
+    pub fn new(n: u32) -> Result<Self, InvalidInput> {
+        if n == 0 {
+            return Err(InvalidInput::new("key version", "versions start at 1"));
+        }
+        Ok(Self(n))
+    }
+
+    /// The number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The version after this one.
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for VersionNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A key alias such as `alias/payments-kek`: unique per tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Alias(String);
+
+impl Alias {
+    /// Longest alias accepted, the AWS KMS limit.
+    pub const MAX_LEN: usize = 256;
+
+    /// The full alias, including the `alias/` prefix.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Alias {
+    type Err = InvalidInput;
+
+    /// Accepts `alias/NAME` or a bare `NAME`; NAME is 1+ characters of `[A-Za-z0-9/_-]`
+    /// and may not start with `aws/` or `coffer/`, which are reserved.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.strip_prefix("alias/").unwrap_or(s);
+        let valid_chars =
+            name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'));
+        if name.is_empty() || !valid_chars {
+            return Err(InvalidInput::new("alias", "use alias/NAME with letters, digits, / _ -"));
+        }
+        if name.starts_with("aws/") || name.starts_with("coffer/") {
+            return Err(InvalidInput::new("alias", "aws/ and coffer/ are reserved"));
+        }
+        let full = format!("alias/{name}");
+        if full.len() > Self::MAX_LEN {
+            return Err(InvalidInput::new("alias", "longer than 256 characters"));
+        }
+        Ok(Self(full))
+    }
+}
+
+impl fmt::Display for Alias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,0 +1,154 @@
+//! Keys, key versions and their policies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use coffer_crypto::KeySpec;
+
+use crate::error::InvalidInput;
+use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
+use crate::lifecycle::{KeyState, VersionState};
+use crate::time::{HumanDuration, Timestamp};
+
+/// What a key is for. Each spec belongs to exactly one purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyPurpose {
+    /// Envelope encryption: wrap, unwrap, datakey, rewrap.
+    Encrypt,
+    /// Signatures: sign, verify.
+    Sign,
+    /// MACs.
+    Mac,
+}
+
+impl KeyPurpose {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Encrypt => "encrypt",
+            Self::Sign => "sign",
+            Self::Mac => "mac",
+        }
+    }
+
+    /// The purpose a spec serves.
+    pub const fn of(spec: KeySpec) -> Self {
+        match spec {
+            KeySpec::Aes256 => Self::Encrypt,
+            KeySpec::HmacSha256 => Self::Mac,
+            KeySpec::Ed25519
+            | KeySpec::EcdsaP256
+            | KeySpec::MlDsa65
+            | KeySpec::HybridEd25519MlDsa65 => Self::Sign,
+        }
+    }
+
+    /// `Ok` when `spec` serves this purpose.
+    pub fn check_spec(self, spec: KeySpec) -> Result<(), InvalidInput> {
+        if Self::of(spec) == self {
+            Ok(())
+        } else {
+            Err(InvalidInput::new("spec", "the spec does not serve the key's purpose"))
+        }
+    }
+}
+
+impl fmt::Display for KeyPurpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyPurpose {
+    type Err = InvalidInput;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "encrypt" => Ok(Self::Encrypt),
+            "sign" => Ok(Self::Sign),
+            "mac" => Ok(Self::Mac),
+            _ => Err(InvalidInput::new("purpose", "expected encrypt, sign or mac")),
+        }
+    }
+}
+
+/// When a key rotates by itself, and how long an old version stays usable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// Rotate every `period`.
+    pub period: Option<HumanDuration>,
+    /// Rotate this long before the primary version's `not_after`.
+    pub before_expiry: Option<HumanDuration>,
+    /// Keep a replaced version verifiable/decryptable this long, then retire it.
+    pub overlap: Option<HumanDuration>,
+}
+
+/// Labels: free-form `name=value` pairs for operators.
+pub type Labels = BTreeMap<String, String>;
+
+/// A key: identity, purpose, state and policy. Its versions are [`KeyVersion`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// The owning tenant.
+    pub tenant: TenantId,
+    /// The key's id.
+    pub id: KeyId,
+    /// Algorithm family.
+    pub spec: KeySpec,
+    /// What it is for.
+    pub purpose: KeyPurpose,
+    /// Lifecycle state.
+    pub state: KeyState,
+    /// For `pending-deletion`: when destruction becomes due.
+    pub deletion_due: Option<Timestamp>,
+    /// Aliases, unique within the tenant.
+    pub aliases: BTreeSet<Alias>,
+    /// Operator labels.
+    pub labels: Labels,
+    /// Registered purposes such as `attestation-signing` (seed 004).
+    pub registered_purposes: BTreeSet<String>,
+    /// Rotation policy.
+    pub rotation: RotationPolicy,
+    /// Validity given to each new version (`--validity 365d`), if any.
+    pub validity: Option<HumanDuration>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// One version of a key: its own material, state and validity.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyVersion {
+    /// The key it belongs to.
+    pub key: KeyId,
+    /// Its number.
+    pub number: VersionNumber,
+    /// Lifecycle state.
+    pub state: VersionState,
+    /// True for the one version new encryptions and signatures use.
+    pub primary: bool,
+    /// Valid from.
+    pub not_before: Timestamp,
+    /// Valid until, if limited.
+    pub not_after: Option<Timestamp>,
+    /// SPKI DER of the public key, for signing keys.
+    pub public_key: Option<Vec<u8>>,
+    /// The secret material, wrapped under the tenant key (see [`crate::keyring`]).
+    pub wrapped_material: Vec<u8>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for KeyVersion {
+    // Wrapped material is ciphertext, but it has no place in logs either.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyVersion")
+            .field("key", &self.key)
+            .field("number", &self.number)
+            .field("state", &self.state)
+            .field("primary", &self.primary)
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}

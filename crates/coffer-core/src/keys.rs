@@ -1,0 +1,331 @@
+//! The key service: creates tenants and keys, changes their lifecycle, and loads key
+//! material, keeping the store, custody and the tenant key hierarchy consistent.
+//!
+//! Every method validates against the lifecycle table before touching the store, and
+//! hands the store one transaction (with its event) per change.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_crypto::{AeadKey, KeyMaterial, KeySpec};
+
+use crate::custody::Custody;
+use crate::error::{CoreError, CoreResult, InvalidInput};
+use crate::event::Event;
+use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
+use crate::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
+use crate::keyring;
+use crate::lifecycle::{KeyState, VersionState};
+use crate::store::{Change, Store};
+use crate::tenant::{Tenant, TenantName, TenantState};
+use crate::time::{Clock, HumanDuration};
+
+/// Shortest and longest waiting period before a scheduled deletion (as AWS KMS).
+pub const DELETION_WINDOW: (Duration, Duration) =
+    (Duration::from_secs(7 * 86_400), Duration::from_secs(30 * 86_400));
+
+/// What a caller asks for when creating a key.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// Algorithm family.
+    pub spec: KeySpec,
+    /// Purpose; must match the spec.
+    pub purpose: KeyPurpose,
+    /// Aliases to attach.
+    pub aliases: Vec<Alias>,
+    /// Labels.
+    pub labels: Labels,
+    /// Registered purposes.
+    pub registered_purposes: BTreeSet<String>,
+    /// Rotation policy.
+    pub rotation: RotationPolicy,
+    /// Validity of each version, if limited.
+    pub validity: Option<HumanDuration>,
+}
+
+impl NewKey {
+    /// A key of `spec` with its natural purpose and no extras.
+    pub fn of(spec: KeySpec) -> Self {
+        Self {
+            spec,
+            purpose: KeyPurpose::of(spec),
+            aliases: Vec::new(),
+            labels: Labels::new(),
+            registered_purposes: BTreeSet::new(),
+            rotation: RotationPolicy::default(),
+            validity: None,
+        }
+    }
+}
+
+/// The key service over a store, a custody and a clock.
+#[derive(Clone)]
+pub struct KeyService {
+    store: Arc<dyn Store>,
+    custody: Arc<dyn Custody>,
+    clock: Arc<dyn Clock>,
+}
+
+impl KeyService {
+    /// Composes the service.
+    pub fn new(store: Arc<dyn Store>, custody: Arc<dyn Custody>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, custody, clock }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Creates a tenant and its tenant key (wrapped by custody).
+    pub async fn create_tenant(&self, name: TenantName) -> CoreResult<Tenant> {
+        let now = self.clock.now();
+        let tenant = Tenant { id: TenantId::generate(), name, state: TenantState::Active, created_at: now };
+        let (wrapped, _kek) = keyring::new_tenant_kek(self.custody.as_ref(), tenant.id)?;
+        let event = Event::tenant(tenant.id, "tenant.created", tenant.name.as_str(), now);
+        self.store.create_tenant(&tenant, &wrapped, &event).await?;
+        Ok(tenant)
+    }
+
+    /// The tenant's key, unwrapped. Fails once the tenant is shredded.
+    pub async fn tenant_kek(&self, tenant: TenantId) -> CoreResult<AeadKey> {
+        let wrapped = self
+            .store
+            .get_tenant_kek(tenant)
+            .await?
+            .ok_or(CoreError::NotFound("tenant key"))?;
+        keyring::open_tenant_kek(self.custody.as_ref(), tenant, &wrapped)
+    }
+
+    /// Creates a key with version 1 as its primary.
+    pub async fn create_key(&self, tenant: TenantId, request: NewKey) -> CoreResult<(Key, KeyVersion)> {
+        request.purpose.check_spec(request.spec)?;
+        let kek = self.tenant_kek(tenant).await?;
+        let now = self.clock.now();
+        let key = Key {
+            tenant,
+            id: KeyId::generate(),
+            spec: request.spec,
+            purpose: request.purpose,
+            state: KeyState::Enabled,
+            deletion_due: None,
+            aliases: request.aliases.into_iter().collect(),
+            labels: request.labels,
+            registered_purposes: request.registered_purposes,
+            rotation: request.rotation,
+            validity: request.validity,
+            created_at: now,
+        };
+        let mut first = self.new_version(&kek, &key, VersionNumber::FIRST, VersionState::Active)?;
+        first.primary = true;
+        let event = Event::key(tenant, key.id, Some(first.number), "key.created", key.spec.as_str(), now);
+        self.store.create_key(&key, &first, &event).await?;
+        Ok((key, first))
+    }
+
+    fn new_version(
+        &self,
+        kek: &AeadKey,
+        key: &Key,
+        number: VersionNumber,
+        state: VersionState,
+    ) -> CoreResult<KeyVersion> {
+        let material = KeyMaterial::generate(key.spec)?;
+        let wrapped = keyring::wrap_material(kek, key.tenant, key.id, number, &material)?;
+        let now = self.clock.now();
+        Ok(KeyVersion {
+            key: key.id,
+            number,
+            state,
+            primary: false,
+            not_before: now,
+            not_after: key.validity.map(|v| now.plus(v.get())),
+            public_key: material.public_key().map(|pk| pk.to_spki_der()),
+            wrapped_material: wrapped,
+            created_at: now,
+        })
+    }
+
+    /// A key by id, within the tenant.
+    pub async fn key(&self, tenant: TenantId, id: KeyId) -> CoreResult<Key> {
+        self.store.get_key(tenant, id).await?.ok_or(CoreError::NotFound("key"))
+    }
+
+    /// A key by id or `alias/NAME`, within the tenant.
+    pub async fn resolve(&self, tenant: TenantId, reference: &str) -> CoreResult<Key> {
+        let id = match reference.parse::<KeyId>() {
+            Ok(id) => id,
+            Err(_) => {
+                let alias: Alias = reference.parse()?;
+                self.store.resolve_alias(tenant, &alias).await?.ok_or(CoreError::NotFound("key"))?
+            }
+        };
+        self.key(tenant, id).await
+    }
+
+    /// All versions of a key.
+    pub async fn versions(&self, tenant: TenantId, key: KeyId) -> CoreResult<Vec<KeyVersion>> {
+        Ok(self.store.list_versions(tenant, key).await?)
+    }
+
+    async fn add_version(&self, key: &Key, state: VersionState) -> CoreResult<KeyVersion> {
+        let versions = self.versions(key.tenant, key.id).await?;
+        let next = versions.iter().map(|v| v.number).max().unwrap_or(VersionNumber::FIRST).next();
+        let kek = self.tenant_kek(key.tenant).await?;
+        let version = self.new_version(&kek, key, next, state)?;
+        let event =
+            Event::key(key.tenant, key.id, Some(next), "version.created", state.as_str(), self.clock.now());
+        self.store.add_version(key.tenant, &version, &event).await?;
+        Ok(version)
+    }
+
+    /// Simple rotation: a new version becomes primary; the old one stays active for
+    /// decryption and verification until retired.
+    pub async fn rotate(&self, tenant: TenantId, id: KeyId) -> CoreResult<KeyVersion> {
+        let key = self.key(tenant, id).await?;
+        require_enabled(&key)?;
+        let version = self.add_version(&key, VersionState::Pending).await?;
+        self.promote(&key, version.number, VersionState::Pending, "key.rotated").await?;
+        Ok(KeyVersion { state: VersionState::Active, primary: true, ..version })
+    }
+
+    /// Adds a spare `inactive` version (a backup to activate later).
+    pub async fn add_spare(&self, tenant: TenantId, id: KeyId) -> CoreResult<KeyVersion> {
+        let key = self.key(tenant, id).await?;
+        require_enabled(&key)?;
+        self.add_version(&key, VersionState::Inactive).await
+    }
+
+    /// Makes an `inactive` (or still `pending`) version active and primary in one step.
+    pub async fn activate(&self, tenant: TenantId, id: KeyId, version: VersionNumber) -> CoreResult<()> {
+        let key = self.key(tenant, id).await?;
+        let current = self.version(&key, version).await?;
+        self.promote(&key, version, current.state, "version.activated").await
+    }
+
+    async fn promote(&self, key: &Key, to: VersionNumber, from_state: VersionState, kind: &str) -> CoreResult<()> {
+        from_state.check(VersionState::Active)?;
+        let versions = self.versions(key.tenant, key.id).await?;
+        let primary = versions
+            .iter()
+            .find(|v| v.primary)
+            .ok_or(CoreError::NotFound("primary version"))?;
+        let changes = [
+            Change::VersionState { version: to, from: from_state, to: VersionState::Active },
+            Change::Primary { from: primary.number, to },
+        ];
+        let detail = format!("primary {} -> {}", primary.number, to);
+        let event = Event::key(key.tenant, key.id, Some(to), kind, detail, self.clock.now());
+        Ok(self.store.apply(key.tenant, key.id, &changes, &event).await?)
+    }
+
+    async fn version(&self, key: &Key, number: VersionNumber) -> CoreResult<KeyVersion> {
+        self.versions(key.tenant, key.id)
+            .await?
+            .into_iter()
+            .find(|v| v.number == number)
+            .ok_or(CoreError::NotFound("key version"))
+    }
+
+    /// Changes a version's state (retire, destroy, …). The primary cannot leave `active`.
+    pub async fn set_version_state(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        number: VersionNumber,
+        to: VersionState,
+    ) -> CoreResult<()> {
+        let key = self.key(tenant, id).await?;
+        let version = self.version(&key, number).await?;
+        version.state.check(to)?;
+        if version.primary {
+            return Err(CoreError::Conflict(
+                "the primary version must stay active; rotate or activate another first",
+            ));
+        }
+        let change = Change::VersionState { version: number, from: version.state, to };
+        let detail = format!("{} -> {}", version.state, to);
+        let event = Event::key(tenant, id, Some(number), "version.state", detail, self.clock.now());
+        Ok(self.store.apply(tenant, id, &[change], &event).await?)
+    }
+
+    /// Enables, disables, schedules deletion (`waiting` 7–30 days) or cancels it.
+    pub async fn set_key_state(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        to: KeyState,
+        waiting: Option<Duration>,
+    ) -> CoreResult<Key> {
+        let key = self.key(tenant, id).await?;
+        key.state.check(to)?;
+        let now = self.clock.now();
+        let deletion_due = match to {
+            KeyState::PendingDeletion => {
+                let waiting = waiting.unwrap_or(DELETION_WINDOW.1);
+                if waiting < DELETION_WINDOW.0 || waiting > DELETION_WINDOW.1 {
+                    return Err(InvalidInput::new("waiting period", "must be between 7 and 30 days").into());
+                }
+                Some(now.plus(waiting))
+            }
+            KeyState::Destroyed if key.deletion_due.is_some_and(|due| due > now) => {
+                return Err(CoreError::Conflict("the key's deletion waiting period has not ended"));
+            }
+            _ => None,
+        };
+        let change = Change::KeyState { from: key.state, to, deletion_due };
+        let event = Event::key(tenant, id, None, "key.state", format!("{} -> {}", key.state, to), now);
+        self.store.apply(tenant, id, &[change], &event).await?;
+        Ok(Key { state: to, deletion_due, ..key })
+    }
+
+    /// Loads and unwraps one version's material.
+    pub async fn load_material(&self, key: &Key, version: &KeyVersion) -> CoreResult<KeyMaterial> {
+        let kek = self.tenant_kek(key.tenant).await?;
+        keyring::unwrap_material(&kek, key.tenant, key.id, version.number, &version.wrapped_material)
+    }
+
+    /// Crypto-shreds a tenant: destroys its tenant key, making all of its key material
+    /// unrecoverable at once. `confirm` must repeat the tenant's name.
+    pub async fn shred_tenant(&self, tenant: TenantId, confirm: &TenantName) -> CoreResult<()> {
+        let record = self.store.get_tenant(tenant).await?.ok_or(CoreError::NotFound("tenant"))?;
+        if &record.name != confirm {
+            return Err(CoreError::NotConfirmed("repeat the tenant's name to destroy its keys"));
+        }
+        let event = Event::tenant(tenant, "tenant.shredded", "tenant key destroyed", self.clock.now());
+        Ok(self.store.shred_tenant(tenant, &event).await?)
+    }
+
+    /// After `Custody::rotate_root`: rewraps every tenant key still under an older root
+    /// generation. Readers keep working throughout (custody still holds the old root);
+    /// returns how many were rewrapped. Call `Custody::retire_old_roots` afterwards.
+    pub async fn rewrap_tenant_keys(&self) -> CoreResult<usize> {
+        let mut rewrapped = 0;
+        for tenant in self.store.list_tenants().await? {
+            let Some(wrapped) = self.store.get_tenant_kek(tenant.id).await? else { continue };
+            if !self.custody.needs_rewrap(&wrapped) {
+                continue;
+            }
+            let aad = keyring::tenant_kek_aad(tenant.id);
+            let raw = self.custody.unwrap(&aad, &wrapped)?;
+            let new = self.custody.wrap(&aad, raw.expose_secret())?;
+            self.store.replace_tenant_kek(tenant.id, &wrapped, &new).await?;
+            rewrapped += 1;
+        }
+        Ok(rewrapped)
+    }
+}
+
+fn require_enabled(key: &Key) -> CoreResult<()> {
+    if key.state == KeyState::Enabled {
+        Ok(())
+    } else {
+        Err(CoreError::Conflict("the key is not enabled"))
+    }
+}

@@ -1,0 +1,41 @@
+//! Coffer's domain: what a tenant, a key and a key version are, which lifecycle changes
+//! are allowed, and the traits the backends implement.
+//!
+//! Layout:
+//! - [`ids`], [`tenant`], [`key`], [`time`] — domain types, parsed at the edge.
+//! - [`lifecycle`] — key and version states and the one transition table.
+//! - [`store`] — the `Store` trait (durable state) and its rules.
+//! - [`custody`] — the `Custody` trait (the root key).
+//! - [`keyring`] — the tenant key hierarchy between custody and key material.
+//! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
+//! - [`event`] — lifecycle events recorded with each change.
+//! - `testing` (feature `testing`) — conformance suites every backend runs.
+//!
+//! This crate names no database, HTTP or HSM library: backends depend on it, not the
+//! other way round.
+
+pub mod custody;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod key;
+pub mod keyring;
+pub mod keys;
+pub mod lifecycle;
+pub mod store;
+pub mod tenant;
+pub mod time;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use custody::{Custody, CustodyError, SealStatus};
+pub use error::{CoreError, CoreResult, InvalidInput};
+pub use event::Event;
+pub use ids::{Alias, KeyId, TenantId, VersionNumber};
+pub use key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
+pub use keys::{KeyService, NewKey};
+pub use lifecycle::{IllegalTransition, KeyState, VersionState};
+pub use store::{Change, RotationRecord, Store, StoreError, StoreResult};
+pub use tenant::{Tenant, TenantName, TenantState};
+pub use time::{Clock, HumanDuration, ManualClock, SystemClock, Timestamp};

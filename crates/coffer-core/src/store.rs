@@ -1,0 +1,157 @@
+//! The `Store` trait: durable state of tenants, keys, versions and their history.
+//!
+//! Required behaviour, which the conformance suite (`testing::store`) checks for every
+//! implementation:
+//! - every method that changes state is one transaction: all of it or none of it;
+//! - lifecycle changes are compare-and-set on the expected current state, so racing
+//!   writers cannot both succeed ([`StoreError::Conflict`] for the loser);
+//! - the schema itself enforces: at most one primary version per key and only an
+//!   active one; aliases unique per tenant; at most one running rotation per key;
+//! - a write that returned `Ok` survives a crash of the process right after;
+//! - every read is scoped by tenant: a key of another tenant is simply absent.
+//!
+//! The store sees only wrapped material (STYLE rule 4), never a secret type.
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::event::Event;
+use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
+use crate::key::{Key, KeyVersion};
+use crate::lifecycle::{KeyState, VersionState};
+use crate::tenant::Tenant;
+use crate::time::Timestamp;
+
+/// Failures of a store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A uniqueness rule or an expected state did not hold (alias taken, state changed
+    /// underneath, a rotation already running, …). Nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The object to change does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The database is unreachable or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data does not decode into domain types (a schema or corruption problem).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One compare-and-set lifecycle change of a key; [`Store::apply`] applies a list of them
+/// in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Key state `from -> to`, with the deletion due time for `pending-deletion`.
+    KeyState {
+        /// Expected current state.
+        from: KeyState,
+        /// New state.
+        to: KeyState,
+        /// Due time of destruction (set for pending-deletion, cleared otherwise).
+        deletion_due: Option<Timestamp>,
+    },
+    /// Version state `from -> to`.
+    VersionState {
+        /// The version.
+        version: VersionNumber,
+        /// Expected current state.
+        from: VersionState,
+        /// New state.
+        to: VersionState,
+    },
+    /// Moves the primary pointer; `from` must be the current primary.
+    Primary {
+        /// Expected current primary.
+        from: VersionNumber,
+        /// New primary (must be active once the transaction ends).
+        to: VersionNumber,
+    },
+    /// Replaces the stored material of a version (rewrap under a new tenant key).
+    Material {
+        /// The version.
+        version: VersionNumber,
+        /// Expected current wrapped bytes.
+        from: Vec<u8>,
+        /// New wrapped bytes.
+        to: Vec<u8>,
+    },
+}
+
+/// A rotation record; the saga fills in more later. The store guarantees at most one
+/// `running` rotation per key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationRecord {
+    /// Rotation id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Key.
+    pub key: KeyId,
+    /// Current step name.
+    pub step: String,
+    /// `running`, `completed`, `rolled-back`, `failed`.
+    pub status: String,
+    /// Start time.
+    pub started_at: Timestamp,
+}
+
+/// Durable state. See the module docs for the rules every implementation keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a tenant with its wrapped tenant key. `Conflict` if the name is taken.
+    async fn create_tenant(&self, tenant: &Tenant, wrapped_kek: &[u8], event: &Event) -> StoreResult<()>;
+    /// A tenant by id.
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+    /// A tenant by name.
+    async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+    /// All tenants.
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// The tenant's wrapped key; `None` once shredded.
+    async fn get_tenant_kek(&self, id: TenantId) -> StoreResult<Option<Vec<u8>>>;
+    /// Replaces the wrapped tenant key if it is still `expected` (root-key rotation).
+    async fn replace_tenant_kek(&self, id: TenantId, expected: &[u8], new: &[u8]) -> StoreResult<()>;
+    /// Deletes the tenant key and marks the tenant shredded (crypto-shredding).
+    async fn shred_tenant(&self, id: TenantId, event: &Event) -> StoreResult<()>;
+
+    /// Creates a key with its first version (which must be primary). `Conflict` if an
+    /// alias is taken.
+    async fn create_key(&self, key: &Key, first: &KeyVersion, event: &Event) -> StoreResult<()>;
+    /// A key of `tenant` (aliases included); `None` if absent or another tenant's.
+    async fn get_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<Key>>;
+    /// Resolves an alias within `tenant`.
+    async fn resolve_alias(&self, tenant: TenantId, alias: &Alias) -> StoreResult<Option<KeyId>>;
+    /// All keys of `tenant`.
+    async fn list_keys(&self, tenant: TenantId) -> StoreResult<Vec<Key>>;
+    /// Adds an alias. `Conflict` if taken in the tenant.
+    async fn add_alias(&self, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()>;
+    /// Removes an alias. `NotFound` if the tenant has no such alias for that key.
+    async fn remove_alias(&self, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()>;
+    /// Replaces labels and registered purposes.
+    async fn update_metadata(&self, key: &Key, event: &Event) -> StoreResult<()>;
+
+    /// All versions of a key, oldest first.
+    async fn list_versions(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>>;
+    /// Adds a version (never primary on insert; use a `Primary` change).
+    async fn add_version(&self, tenant: TenantId, version: &KeyVersion, event: &Event) -> StoreResult<()>;
+    /// Applies `changes` to one key in one transaction, each as a compare-and-set.
+    async fn apply(&self, tenant: TenantId, key: KeyId, changes: &[Change], event: &Event) -> StoreResult<()>;
+
+    /// The recorded events of a key, oldest first.
+    async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>>;
+
+    /// Records a new running rotation. `Conflict` if the key already has one.
+    async fn start_rotation(&self, rotation: &RotationRecord) -> StoreResult<()>;
+    /// Moves a rotation to `step` and `status`.
+    async fn update_rotation(&self, id: &str, step: &str, status: &str) -> StoreResult<()>;
+    /// A rotation by id.
+    async fn get_rotation(&self, tenant: TenantId, id: &str) -> StoreResult<Option<RotationRecord>>;
+}

@@ -1,0 +1,42 @@
+//! Conformance suites every backend passes (feature `testing`).
+//!
+//! A backend crate instantiates a suite with one line in its integration tests, e.g.
+//! `coffer_core::store_conformance!(sqlite_store);`, where the factory returns a fresh,
+//! empty store (or `None` to skip, for a database not configured locally).
+
+pub mod fixtures;
+pub mod store;
+
+/// Generates one `#[tokio::test]` per store conformance case. `$factory` is an async
+/// fn returning `Option<Arc<dyn Store>>`.
+#[macro_export]
+macro_rules! store_conformance {
+    ($factory:path) => {
+        $crate::store_conformance!(@cases $factory;
+            tenants_are_created_listed_and_unique,
+            keys_round_trip_with_aliases,
+            aliases_are_unique_per_tenant_only,
+            another_tenants_key_is_absent,
+            versions_are_listed_in_order,
+            lifecycle_changes_are_compare_and_set,
+            primary_switch_is_atomic,
+            schema_keeps_one_active_primary,
+            key_state_changes_record_deletion_due,
+            destroying_a_version_destroys_its_material,
+            every_change_records_one_event,
+            one_running_rotation_per_key,
+            shredding_a_tenant_removes_its_key,
+            tenant_key_replacement_is_compare_and_set,
+            racing_writers_cannot_both_win
+        );
+    };
+    (@cases $factory:path; $($case:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(store) = $factory().await else { return };
+                $crate::testing::store::$case(store).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,77 @@
+//! Sample domain values for conformance tests. The wrapped material is random bytes:
+//! a store never looks inside it.
+
+use std::collections::BTreeSet;
+
+use coffer_crypto::KeySpec;
+
+use crate::event::Event;
+use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
+use crate::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
+use crate::lifecycle::{KeyState, VersionState};
+use crate::tenant::{Tenant, TenantName, TenantState};
+use crate::time::{HumanDuration, Timestamp};
+
+/// A fixed instant (2026-01-01T00:00:00Z) so expectations do not depend on the clock.
+pub const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
+
+/// A new active tenant named `name`.
+pub fn tenant(name: &str) -> Tenant {
+    Tenant {
+        id: TenantId::generate(),
+        name: name.parse::<TenantName>().expect("fixture tenant name"),
+        state: TenantState::Active,
+        created_at: T0,
+    }
+}
+
+/// An enabled AES key of `tenant` with the given aliases.
+pub fn key(tenant: TenantId, aliases: &[&str]) -> Key {
+    let mut labels = Labels::new();
+    labels.insert("team".into(), "payments".into());
+    Key {
+        tenant,
+        id: KeyId::generate(),
+        spec: KeySpec::Aes256,
+        purpose: KeyPurpose::Encrypt,
+        state: KeyState::Enabled,
+        deletion_due: None,
+        aliases: aliases.iter().map(|a| a.parse::<Alias>().expect("fixture alias")).collect(),
+        labels,
+        registered_purposes: BTreeSet::from(["data-encryption".to_owned()]),
+        rotation: RotationPolicy {
+            period: Some(HumanDuration::days(90)),
+            before_expiry: None,
+            overlap: Some(HumanDuration::days(14)),
+        },
+        validity: Some(HumanDuration::days(365)),
+        created_at: T0,
+    }
+}
+
+/// Version `n` of `key` in `state`.
+pub fn version(key: KeyId, n: u32, state: VersionState, primary: bool) -> KeyVersion {
+    KeyVersion {
+        key,
+        number: VersionNumber::new(n).expect("fixture version"),
+        state,
+        primary,
+        not_before: T0,
+        not_after: Some(T0.plus(HumanDuration::days(365).get())),
+        public_key: None,
+        wrapped_material: random_bytes(72),
+        created_at: T0,
+    }
+}
+
+/// An event about `key`.
+pub fn event(tenant: TenantId, key: KeyId, kind: &str) -> Event {
+    Event::key(tenant, key, None, kind, "fixture", T0)
+}
+
+/// `len` random bytes.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    coffer_crypto::rng::fill(&mut out).expect("random bytes");
+    out
+}

@@ -1,0 +1,186 @@
+//! Keys and aliases.
+
+use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, StoreError, StoreResult, TenantId};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use crate::errors::{corrupt, unavailable};
+use crate::history::insert_event;
+use crate::rows::{self, duration_secs};
+use crate::versions::insert_version;
+
+pub async fn create(pool: &AnyPool, key: &Key, first: &KeyVersion, event: &Event) -> StoreResult<()> {
+    let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
+    let purposes =
+        serde_json::to_string(&key.registered_purposes).map_err(|_| corrupt("registered_purposes"))?;
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    sqlx::query(
+        "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
+         registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \
+         validity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(key.id.to_string())
+    .bind(key.tenant.to_string())
+    .bind(key.spec.as_str())
+    .bind(key.purpose.as_str())
+    .bind(key.state.as_str())
+    .bind(key.deletion_due.map(|t| t.millis()))
+    .bind(labels)
+    .bind(purposes)
+    .bind(duration_secs(key.rotation.period))
+    .bind(duration_secs(key.rotation.before_expiry))
+    .bind(duration_secs(key.rotation.overlap))
+    .bind(duration_secs(key.validity))
+    .bind(key.created_at.millis())
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    insert_version(&mut tx, first).await?;
+    for alias in &key.aliases {
+        insert_alias(&mut tx, key.tenant, key.id, alias).await?;
+    }
+    insert_event(&mut tx, event).await?;
+    tx.commit().await.map_err(unavailable)
+}
+
+async fn insert_alias(conn: &mut AnyConnection, tenant: TenantId, key: KeyId, alias: &Alias) -> StoreResult<()> {
+    sqlx::query("INSERT INTO aliases (tenant_id, alias, key_id) VALUES ($1, $2, $3)")
+        .bind(tenant.to_string())
+        .bind(alias.as_str())
+        .bind(key.to_string())
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| match unavailable(e) {
+            // Both engines' messages name the table, which is what `errors` matches.
+            StoreError::Conflict(_) => StoreError::Conflict("the alias is already in use in this tenant"),
+            other => other,
+        })
+}
+
+async fn attach_aliases(pool: &AnyPool, tenant: TenantId, keys: &mut [Key]) -> StoreResult<()> {
+    let rows = sqlx::query("SELECT alias, key_id FROM aliases WHERE tenant_id = $1")
+        .bind(tenant.to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    for row in rows {
+        let key_id: KeyId = rows::text(&row, "key_id")?.parse().map_err(|_| corrupt("key_id"))?;
+        let alias: Alias = rows::text(&row, "alias")?.parse().map_err(|_| corrupt("alias"))?;
+        if let Some(key) = keys.iter_mut().find(|k| k.id == key_id) {
+            key.aliases.insert(alias);
+        }
+    }
+    Ok(())
+}
+
+pub async fn get(pool: &AnyPool, tenant: TenantId, id: KeyId) -> StoreResult<Option<Key>> {
+    let row = sqlx::query("SELECT * FROM keys WHERE id = $1 AND tenant_id = $2")
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?;
+    let Some(row) = row else { return Ok(None) };
+    let mut key = rows::key(&row)?;
+    let aliases = sqlx::query("SELECT alias FROM aliases WHERE tenant_id = $1 AND key_id = $2")
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    for alias in aliases {
+        key.aliases.insert(rows::text(&alias, "alias")?.parse().map_err(|_| corrupt("alias"))?);
+    }
+    Ok(Some(key))
+}
+
+pub async fn resolve_alias(pool: &AnyPool, tenant: TenantId, alias: &Alias) -> StoreResult<Option<KeyId>> {
+    let row = sqlx::query("SELECT key_id FROM aliases WHERE tenant_id = $1 AND alias = $2")
+        .bind(tenant.to_string())
+        .bind(alias.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?;
+    row.map(|r| {
+        r.try_get::<String, _>("key_id")
+            .map_err(unavailable)?
+            .parse()
+            .map_err(|_| corrupt("key_id"))
+    })
+    .transpose()
+}
+
+pub async fn list(pool: &AnyPool, tenant: TenantId) -> StoreResult<Vec<Key>> {
+    let mut keys = sqlx::query("SELECT * FROM keys WHERE tenant_id = $1 ORDER BY created_at, id")
+        .bind(tenant.to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(rows::key)
+        .collect::<StoreResult<Vec<_>>>()?;
+    attach_aliases(pool, tenant, &mut keys).await?;
+    Ok(keys)
+}
+
+pub async fn require_key_in_tenant(conn: &mut AnyConnection, tenant: TenantId, key: KeyId) -> StoreResult<()> {
+    let found = sqlx::query("SELECT id FROM keys WHERE id = $1 AND tenant_id = $2")
+        .bind(key.to_string())
+        .bind(tenant.to_string())
+        .fetch_optional(conn)
+        .await
+        .map_err(unavailable)?;
+    found.map(|_| ()).ok_or(StoreError::NotFound("key"))
+}
+
+pub async fn add_alias(pool: &AnyPool, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    require_key_in_tenant(&mut tx, tenant, key).await?;
+    insert_alias(&mut tx, tenant, key, alias).await?;
+    insert_event(&mut tx, event).await?;
+    tx.commit().await.map_err(unavailable)
+}
+
+pub async fn remove_alias(pool: &AnyPool, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    let done = sqlx::query("DELETE FROM aliases WHERE tenant_id = $1 AND alias = $2 AND key_id = $3")
+        .bind(tenant.to_string())
+        .bind(alias.as_str())
+        .bind(key.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::NotFound("alias"));
+    }
+    insert_event(&mut tx, event).await?;
+    tx.commit().await.map_err(unavailable)
+}
+
+pub async fn update_metadata(pool: &AnyPool, key: &Key, event: &Event) -> StoreResult<()> {
+    let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
+    let purposes =
+        serde_json::to_string(&key.registered_purposes).map_err(|_| corrupt("registered_purposes"))?;
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    let done = sqlx::query(
+        "UPDATE keys SET labels = $1, registered_purposes = $2, rotation_period = $3, \
+         rotation_before_expiry = $4, rotation_overlap = $5, validity = $6 \
+         WHERE id = $7 AND tenant_id = $8",
+    )
+    .bind(labels)
+    .bind(purposes)
+    .bind(duration_secs(key.rotation.period))
+    .bind(duration_secs(key.rotation.before_expiry))
+    .bind(duration_secs(key.rotation.overlap))
+    .bind(duration_secs(key.validity))
+    .bind(key.id.to_string())
+    .bind(key.tenant.to_string())
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::NotFound("key"));
+    }
+    insert_event(&mut tx, event).await?;
+    tx.commit().await.map_err(unavailable)
+}

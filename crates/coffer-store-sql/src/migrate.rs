@@ -1,0 +1,83 @@
+//! Embedded schema migrations, run at every start.
+//!
+//! A small runner of Coffer's own rather than sqlx's migrator: sqlx embeds migrations
+//! only through a proc macro that would compile both database drivers a second time for
+//! the host, and the needs here are three: ordered, transactional, recorded. Each
+//! migration runs in one transaction with its row in `coffer_migrations`; on PostgreSQL
+//! an advisory lock keeps replicas that start together from racing.
+
+use coffer_core::StoreResult;
+use sqlx::{AnyPool, Executor};
+
+use crate::errors::unavailable;
+use crate::Backend;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "keys",
+    sqlite: include_str!("../migrations/sqlite/0001_keys.sql"),
+    postgres: include_str!("../migrations/postgres/0001_keys.sql"),
+}];
+
+/// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.
+const ADVISORY_LOCK_ID: i64 = 0x0C0F_FE12;
+
+/// Applies every migration not yet recorded.
+pub async fn run(pool: &AnyPool, backend: Backend) -> StoreResult<()> {
+    let mut conn = pool.acquire().await.map_err(unavailable)?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(ADVISORY_LOCK_ID)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    let result = apply_pending(&mut conn, backend).await;
+    if backend == Backend::Postgres {
+        // Released even when a migration failed; the session ends with the connection
+        // anyway, this only makes it prompt.
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(ADVISORY_LOCK_ID)
+            .execute(&mut *conn)
+            .await;
+    }
+    result
+}
+
+async fn apply_pending(conn: &mut sqlx::AnyConnection, backend: Backend) -> StoreResult<()> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS coffer_migrations (\
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await
+    .map_err(unavailable)?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM coffer_migrations")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let sql = match backend {
+            Backend::Sqlite => migration.sqlite,
+            Backend::Postgres => migration.postgres,
+        };
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(unavailable)?;
+        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(unavailable)?;
+        sqlx::query("INSERT INTO coffer_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(crate::now_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Rows to domain types. Anything that does not decode is `StoreError::Corrupt`, naming
+//! the column.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use coffer_core::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
+use coffer_core::{
+    Event, HumanDuration, KeyId, KeyState, StoreResult, Tenant, TenantId, TenantName,
+    TenantState, Timestamp, VersionNumber, VersionState,
+};
+use coffer_crypto::KeySpec;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::errors::{corrupt, unavailable};
+
+pub fn text(row: &AnyRow, column: &str) -> StoreResult<String> {
+    row.try_get::<String, _>(column).map_err(unavailable)
+}
+
+fn parsed<T: FromStr>(row: &AnyRow, column: &'static str) -> StoreResult<T> {
+    text(row, column)?.parse().map_err(|_| corrupt(column))
+}
+
+fn int(row: &AnyRow, column: &str) -> StoreResult<i64> {
+    row.try_get::<i64, _>(column).map_err(unavailable)
+}
+
+fn opt_int(row: &AnyRow, column: &str) -> StoreResult<Option<i64>> {
+    row.try_get::<Option<i64>, _>(column).map_err(unavailable)
+}
+
+fn opt_bytes(row: &AnyRow, column: &str) -> StoreResult<Option<Vec<u8>>> {
+    row.try_get::<Option<Vec<u8>>, _>(column).map_err(unavailable)
+}
+
+fn duration(secs: Option<i64>) -> Option<HumanDuration> {
+    secs.and_then(|s| u64::try_from(s).ok())
+        .map(|s| HumanDuration::new(std::time::Duration::from_secs(s)))
+}
+
+/// Stored form of an optional duration.
+pub fn duration_secs(d: Option<HumanDuration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub fn tenant(row: &AnyRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: parsed::<TenantId>(row, "id")?,
+        name: parsed::<TenantName>(row, "name")?,
+        state: parsed::<TenantState>(row, "state")?,
+        created_at: Timestamp::from_millis(int(row, "created_at")?),
+    })
+}
+
+/// A key row; aliases are filled in by the caller.
+pub fn key(row: &AnyRow) -> StoreResult<Key> {
+    let labels: Labels =
+        serde_json::from_str(&text(row, "labels")?).map_err(|_| corrupt("labels"))?;
+    let registered_purposes: BTreeSet<String> =
+        serde_json::from_str(&text(row, "registered_purposes")?)
+            .map_err(|_| corrupt("registered_purposes"))?;
+    Ok(Key {
+        tenant: parsed::<TenantId>(row, "tenant_id")?,
+        id: parsed::<KeyId>(row, "id")?,
+        spec: parsed::<KeySpec>(row, "spec")?,
+        purpose: parsed::<KeyPurpose>(row, "purpose")?,
+        state: parsed::<KeyState>(row, "state")?,
+        deletion_due: opt_int(row, "deletion_due")?.map(Timestamp::from_millis),
+        aliases: BTreeSet::new(),
+        labels,
+        registered_purposes,
+        rotation: RotationPolicy {
+            period: duration(opt_int(row, "rotation_period")?),
+            before_expiry: duration(opt_int(row, "rotation_before_expiry")?),
+            overlap: duration(opt_int(row, "rotation_overlap")?),
+        },
+        validity: duration(opt_int(row, "validity")?),
+        created_at: Timestamp::from_millis(int(row, "created_at")?),
+    })
+}
+
+pub fn version(row: &AnyRow) -> StoreResult<KeyVersion> {
+    let number = u32::try_from(int(row, "number")?).map_err(|_| corrupt("number"))?;
+    Ok(KeyVersion {
+        key: parsed::<KeyId>(row, "key_id")?,
+        number: VersionNumber::new(number).map_err(|_| corrupt("number"))?,
+        state: parsed::<VersionState>(row, "state")?,
+        primary: int(row, "is_primary")? == 1,
+        not_before: Timestamp::from_millis(int(row, "not_before")?),
+        not_after: opt_int(row, "not_after")?.map(Timestamp::from_millis),
+        public_key: opt_bytes(row, "public_key")?,
+        // Destroyed versions keep no material.
+        wrapped_material: opt_bytes(row, "wrapped_material")?.unwrap_or_default(),
+        created_at: Timestamp::from_millis(int(row, "created_at")?),
+    })
+}
+
+pub fn event(row: &AnyRow) -> StoreResult<Event> {
+    let version = opt_int(row, "version")?
+        .map(|n| u32::try_from(n).ok().and_then(|n| VersionNumber::new(n).ok()))
+        .map(|v| v.ok_or_else(|| corrupt("version")))
+        .transpose()?;
+    let key = row
+        .try_get::<Option<String>, _>("key_id")
+        .map_err(unavailable)?
+        .map(|k| k.parse::<KeyId>().map_err(|_| corrupt("key_id")))
+        .transpose()?;
+    Ok(Event {
+        tenant: parsed::<TenantId>(row, "tenant_id")?,
+        key,
+        version,
+        kind: text(row, "kind")?,
+        detail: text(row, "detail")?,
+        actor: row.try_get::<Option<String>, _>("actor").map_err(unavailable)?,
+        at: Timestamp::from_millis(int(row, "at")?),
+    })
+}

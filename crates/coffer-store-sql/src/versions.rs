@@ -1,0 +1,159 @@
+//! Key versions and compare-and-set lifecycle changes.
+
+use coffer_core::store::Change;
+use coffer_core::{Event, KeyId, KeyVersion, StoreError, StoreResult, TenantId, VersionState};
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::errors::unavailable;
+use crate::history::insert_event;
+use crate::keys::require_key_in_tenant;
+use crate::rows;
+
+pub async fn insert_version(conn: &mut AnyConnection, v: &KeyVersion) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO key_versions (key_id, number, state, is_primary, not_before, not_after, \
+         public_key, wrapped_material, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(v.key.to_string())
+    .bind(i64::from(v.number.get()))
+    .bind(v.state.as_str())
+    .bind(i64::from(v.primary))
+    .bind(v.not_before.millis())
+    .bind(v.not_after.map(|t| t.millis()))
+    .bind(v.public_key.as_deref())
+    .bind(v.wrapped_material.as_slice())
+    .bind(v.created_at.millis())
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(unavailable)
+}
+
+pub async fn list(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>> {
+    sqlx::query(
+        "SELECT v.* FROM key_versions v JOIN keys k ON k.id = v.key_id \
+         WHERE k.tenant_id = $1 AND v.key_id = $2 ORDER BY v.number",
+    )
+    .bind(tenant.to_string())
+    .bind(key.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?
+    .iter()
+    .map(rows::version)
+    .collect()
+}
+
+pub async fn add(pool: &AnyPool, tenant: TenantId, version: &KeyVersion, event: &Event) -> StoreResult<()> {
+    if version.primary {
+        return Err(StoreError::Conflict("a new version is never primary on insert"));
+    }
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    require_key_in_tenant(&mut tx, tenant, version.key).await?;
+    insert_version(&mut tx, version).await?;
+    insert_event(&mut tx, event).await?;
+    tx.commit().await.map_err(unavailable)
+}
+
+pub async fn apply(
+    pool: &AnyPool,
+    tenant: TenantId,
+    key: KeyId,
+    changes: &[Change],
+    event: &Event,
+) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    require_key_in_tenant(&mut tx, tenant, key).await?;
+    for change in changes {
+        apply_one(&mut tx, key, change).await?;
+    }
+    insert_event(&mut tx, event).await?;
+    // Dropping `tx` on any early return above rolls everything back.
+    tx.commit().await.map_err(unavailable)
+}
+
+async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> StoreResult<()> {
+    let key_id = key.to_string();
+    let affected = match change {
+        Change::KeyState { from, to, deletion_due } => {
+            sqlx::query("UPDATE keys SET state = $1, deletion_due = $2 WHERE id = $3 AND state = $4")
+                .bind(to.as_str())
+                .bind(deletion_due.map(|t| t.millis()))
+                .bind(&key_id)
+                .bind(from.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        }
+        Change::VersionState { version, from, to } => {
+            // Destroying a version destroys its material: the column is cleared in the
+            // same statement (the schema checks the two go together).
+            let sql = if *to == VersionState::Destroyed {
+                "UPDATE key_versions SET state = $1, wrapped_material = NULL \
+                 WHERE key_id = $2 AND number = $3 AND state = $4"
+            } else {
+                "UPDATE key_versions SET state = $1 WHERE key_id = $2 AND number = $3 AND state = $4"
+            };
+            sqlx::query(sql)
+                .bind(to.as_str())
+                .bind(&key_id)
+                .bind(i64::from(version.get()))
+                .bind(from.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        }
+        Change::Primary { from, to } => {
+            let cleared = sqlx::query(
+                "UPDATE key_versions SET is_primary = 0 WHERE key_id = $1 AND number = $2 AND is_primary = 1",
+            )
+            .bind(&key_id)
+            .bind(i64::from(from.get()))
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+            if cleared != 1 {
+                return Err(StoreError::Conflict("the primary version changed underneath"));
+            }
+            sqlx::query("UPDATE key_versions SET is_primary = 1 WHERE key_id = $1 AND number = $2 AND state = $3")
+                .bind(&key_id)
+                .bind(i64::from(to.get()))
+                .bind(VersionState::Active.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        }
+        Change::Material { version, from, to } => {
+            sqlx::query(
+                "UPDATE key_versions SET wrapped_material = $1 \
+                 WHERE key_id = $2 AND number = $3 AND wrapped_material = $4",
+            )
+            .bind(to.as_slice())
+            .bind(&key_id)
+            .bind(i64::from(version.get()))
+            .bind(from.as_slice())
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?
+            .rows_affected()
+        }
+    };
+    if affected == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(conflict_reason(change)))
+    }
+}
+
+fn conflict_reason(change: &Change) -> &'static str {
+    match change {
+        Change::KeyState { .. } => "the key's state changed underneath",
+        Change::VersionState { .. } => "the version's state changed underneath",
+        Change::Primary { .. } => "the new primary version is not active",
+        Change::Material { .. } => "the version's material changed underneath",
+    }
+}
