@@ -46,6 +46,14 @@ impl Event {
 
     /// An event about a tenant as a whole.
     pub fn tenant(tenant: TenantId, kind: &str, detail: impl Into<String>, at: Timestamp) -> Self {
-        Self { tenant, key: None, version: None, kind: kind.to_owned(), detail: detail.into(), actor: None, at }
+        Self {
+            tenant,
+            key: None,
+            version: None,
+            kind: kind.to_owned(),
+            detail: detail.into(),
+            actor: None,
+            at,
+        }
     }
 }

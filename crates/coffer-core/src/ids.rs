@@ -112,10 +112,14 @@ impl FromStr for Alias {
     /// and may not start with `aws/` or `coffer/`, which are reserved.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let name = s.strip_prefix("alias/").unwrap_or(s);
-        let valid_chars =
-            name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'));
+        let valid_chars = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'));
         if name.is_empty() || !valid_chars {
-            return Err(InvalidInput::new("alias", "use alias/NAME with letters, digits, / _ -"));
+            return Err(InvalidInput::new(
+                "alias",
+                "use alias/NAME with letters, digits, / _ -",
+            ));
         }
         if name.starts_with("aws/") || name.starts_with("coffer/") {
             return Err(InvalidInput::new("alias", "aws/ and coffer/ are reserved"));

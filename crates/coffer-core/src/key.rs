@@ -49,7 +49,10 @@ impl KeyPurpose {
         if Self::of(spec) == self {
             Ok(())
         } else {
-            Err(InvalidInput::new("spec", "the spec does not serve the key's purpose"))
+            Err(InvalidInput::new(
+                "spec",
+                "the spec does not serve the key's purpose",
+            ))
         }
     }
 }
@@ -68,7 +71,10 @@ impl FromStr for KeyPurpose {
             "encrypt" => Ok(Self::Encrypt),
             "sign" => Ok(Self::Sign),
             "mac" => Ok(Self::Mac),
-            _ => Err(InvalidInput::new("purpose", "expected encrypt, sign or mac")),
+            _ => Err(InvalidInput::new(
+                "purpose",
+                "expected encrypt, sign or mac",
+            )),
         }
     }
 }

@@ -26,7 +26,13 @@ pub fn tenant_kek_aad(tenant: TenantId) -> Vec<u8> {
 
 /// Associated data for a key version's material wrapped by its tenant key.
 pub fn material_aad(tenant: TenantId, key: KeyId, version: VersionNumber) -> Vec<u8> {
-    [MATERIAL_DOMAIN, tenant.as_bytes(), key.as_bytes(), &version.get().to_be_bytes()].concat()
+    [
+        MATERIAL_DOMAIN,
+        tenant.as_bytes(),
+        key.as_bytes(),
+        &version.get().to_be_bytes(),
+    ]
+    .concat()
 }
 
 /// A new tenant key, returned wrapped by custody (for the store) and in the clear (for
@@ -38,7 +44,11 @@ pub fn new_tenant_kek(custody: &dyn Custody, tenant: TenantId) -> CoreResult<(Ve
 }
 
 /// Unwraps a tenant key read from the store.
-pub fn open_tenant_kek(custody: &dyn Custody, tenant: TenantId, wrapped: &[u8]) -> CoreResult<AeadKey> {
+pub fn open_tenant_kek(
+    custody: &dyn Custody,
+    tenant: TenantId,
+    wrapped: &[u8],
+) -> CoreResult<AeadKey> {
     let raw: SecretBytes = custody.unwrap(&tenant_kek_aad(tenant), wrapped)?;
     Ok(AeadKey::from_bytes(raw.expose_secret())?)
 }

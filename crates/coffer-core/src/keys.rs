@@ -22,8 +22,10 @@ use crate::tenant::{Tenant, TenantName, TenantState};
 use crate::time::{Clock, HumanDuration};
 
 /// Shortest and longest waiting period before a scheduled deletion (as AWS KMS).
-pub const DELETION_WINDOW: (Duration, Duration) =
-    (Duration::from_secs(7 * 86_400), Duration::from_secs(30 * 86_400));
+pub const DELETION_WINDOW: (Duration, Duration) = (
+    Duration::from_secs(7 * 86_400),
+    Duration::from_secs(30 * 86_400),
+);
 
 /// What a caller asks for when creating a key.
 #[derive(Debug, Clone)]
@@ -70,7 +72,11 @@ pub struct KeyService {
 impl KeyService {
     /// Composes the service.
     pub fn new(store: Arc<dyn Store>, custody: Arc<dyn Custody>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, custody, clock }
+        Self {
+            store,
+            custody,
+            clock,
+        }
     }
 
     /// The store.
@@ -86,7 +92,12 @@ impl KeyService {
     /// Creates a tenant and its tenant key (wrapped by custody).
     pub async fn create_tenant(&self, name: TenantName) -> CoreResult<Tenant> {
         let now = self.clock.now();
-        let tenant = Tenant { id: TenantId::generate(), name, state: TenantState::Active, created_at: now };
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            name,
+            state: TenantState::Active,
+            created_at: now,
+        };
         let (wrapped, _kek) = keyring::new_tenant_kek(self.custody.as_ref(), tenant.id)?;
         let event = Event::tenant(tenant.id, "tenant.created", tenant.name.as_str(), now);
         self.store.create_tenant(&tenant, &wrapped, &event).await?;
@@ -104,7 +115,11 @@ impl KeyService {
     }
 
     /// Creates a key with version 1 as its primary.
-    pub async fn create_key(&self, tenant: TenantId, request: NewKey) -> CoreResult<(Key, KeyVersion)> {
+    pub async fn create_key(
+        &self,
+        tenant: TenantId,
+        request: NewKey,
+    ) -> CoreResult<(Key, KeyVersion)> {
         request.purpose.check_spec(request.spec)?;
         let kek = self.tenant_kek(tenant).await?;
         let now = self.clock.now();
@@ -124,7 +139,14 @@ impl KeyService {
         };
         let mut first = self.new_version(&kek, &key, VersionNumber::FIRST, VersionState::Active)?;
         first.primary = true;
-        let event = Event::key(tenant, key.id, Some(first.number), "key.created", key.spec.as_str(), now);
+        let event = Event::key(
+            tenant,
+            key.id,
+            Some(first.number),
+            "key.created",
+            key.spec.as_str(),
+            now,
+        );
         self.store.create_key(&key, &first, &event).await?;
         Ok((key, first))
     }
@@ -154,7 +176,10 @@ impl KeyService {
 
     /// A key by id, within the tenant.
     pub async fn key(&self, tenant: TenantId, id: KeyId) -> CoreResult<Key> {
-        self.store.get_key(tenant, id).await?.ok_or(CoreError::NotFound("key"))
+        self.store
+            .get_key(tenant, id)
+            .await?
+            .ok_or(CoreError::NotFound("key"))
     }
 
     /// A key by id or `alias/NAME`, within the tenant.
@@ -163,7 +188,10 @@ impl KeyService {
             Ok(id) => id,
             Err(_) => {
                 let alias: Alias = reference.parse()?;
-                self.store.resolve_alias(tenant, &alias).await?.ok_or(CoreError::NotFound("key"))?
+                self.store
+                    .resolve_alias(tenant, &alias)
+                    .await?
+                    .ok_or(CoreError::NotFound("key"))?
             }
         };
         self.key(tenant, id).await
@@ -176,11 +204,22 @@ impl KeyService {
 
     async fn add_version(&self, key: &Key, state: VersionState) -> CoreResult<KeyVersion> {
         let versions = self.versions(key.tenant, key.id).await?;
-        let next = versions.iter().map(|v| v.number).max().unwrap_or(VersionNumber::FIRST).next();
+        let next = versions
+            .iter()
+            .map(|v| v.number)
+            .max()
+            .unwrap_or(VersionNumber::FIRST)
+            .next();
         let kek = self.tenant_kek(key.tenant).await?;
         let version = self.new_version(&kek, key, next, state)?;
-        let event =
-            Event::key(key.tenant, key.id, Some(next), "version.created", state.as_str(), self.clock.now());
+        let event = Event::key(
+            key.tenant,
+            key.id,
+            Some(next),
+            "version.created",
+            state.as_str(),
+            self.clock.now(),
+        );
         self.store.add_version(key.tenant, &version, &event).await?;
         Ok(version)
     }
@@ -191,8 +230,13 @@ impl KeyService {
         let key = self.key(tenant, id).await?;
         require_enabled(&key)?;
         let version = self.add_version(&key, VersionState::Pending).await?;
-        self.promote(&key, version.number, VersionState::Pending, "key.rotated").await?;
-        Ok(KeyVersion { state: VersionState::Active, primary: true, ..version })
+        self.promote(&key, version.number, VersionState::Pending, "key.rotated")
+            .await?;
+        Ok(KeyVersion {
+            state: VersionState::Active,
+            primary: true,
+            ..version
+        })
     }
 
     /// Adds a spare `inactive` version (a backup to activate later).
@@ -203,13 +247,25 @@ impl KeyService {
     }
 
     /// Makes an `inactive` (or still `pending`) version active and primary in one step.
-    pub async fn activate(&self, tenant: TenantId, id: KeyId, version: VersionNumber) -> CoreResult<()> {
+    pub async fn activate(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        version: VersionNumber,
+    ) -> CoreResult<()> {
         let key = self.key(tenant, id).await?;
         let current = self.version(&key, version).await?;
-        self.promote(&key, version, current.state, "version.activated").await
+        self.promote(&key, version, current.state, "version.activated")
+            .await
     }
 
-    async fn promote(&self, key: &Key, to: VersionNumber, from_state: VersionState, kind: &str) -> CoreResult<()> {
+    async fn promote(
+        &self,
+        key: &Key,
+        to: VersionNumber,
+        from_state: VersionState,
+        kind: &str,
+    ) -> CoreResult<()> {
         from_state.check(VersionState::Active)?;
         let versions = self.versions(key.tenant, key.id).await?;
         let primary = versions
@@ -217,12 +273,22 @@ impl KeyService {
             .find(|v| v.primary)
             .ok_or(CoreError::NotFound("primary version"))?;
         let changes = [
-            Change::VersionState { version: to, from: from_state, to: VersionState::Active },
-            Change::Primary { from: primary.number, to },
+            Change::VersionState {
+                version: to,
+                from: from_state,
+                to: VersionState::Active,
+            },
+            Change::Primary {
+                from: primary.number,
+                to,
+            },
         ];
         let detail = format!("primary {} -> {}", primary.number, to);
         let event = Event::key(key.tenant, key.id, Some(to), kind, detail, self.clock.now());
-        Ok(self.store.apply(key.tenant, key.id, &changes, &event).await?)
+        Ok(self
+            .store
+            .apply(key.tenant, key.id, &changes, &event)
+            .await?)
     }
 
     async fn version(&self, key: &Key, number: VersionNumber) -> CoreResult<KeyVersion> {
@@ -249,9 +315,20 @@ impl KeyService {
                 "the primary version must stay active; rotate or activate another first",
             ));
         }
-        let change = Change::VersionState { version: number, from: version.state, to };
+        let change = Change::VersionState {
+            version: number,
+            from: version.state,
+            to,
+        };
         let detail = format!("{} -> {}", version.state, to);
-        let event = Event::key(tenant, id, Some(number), "version.state", detail, self.clock.now());
+        let event = Event::key(
+            tenant,
+            id,
+            Some(number),
+            "version.state",
+            detail,
+            self.clock.now(),
+        );
         Ok(self.store.apply(tenant, id, &[change], &event).await?)
     }
 
@@ -270,35 +347,73 @@ impl KeyService {
             KeyState::PendingDeletion => {
                 let waiting = waiting.unwrap_or(DELETION_WINDOW.1);
                 if waiting < DELETION_WINDOW.0 || waiting > DELETION_WINDOW.1 {
-                    return Err(InvalidInput::new("waiting period", "must be between 7 and 30 days").into());
+                    return Err(InvalidInput::new(
+                        "waiting period",
+                        "must be between 7 and 30 days",
+                    )
+                    .into());
                 }
                 Some(now.plus(waiting))
             }
             KeyState::Destroyed if key.deletion_due.is_some_and(|due| due > now) => {
-                return Err(CoreError::Conflict("the key's deletion waiting period has not ended"));
+                return Err(CoreError::Conflict(
+                    "the key's deletion waiting period has not ended",
+                ));
             }
             _ => None,
         };
-        let change = Change::KeyState { from: key.state, to, deletion_due };
-        let event = Event::key(tenant, id, None, "key.state", format!("{} -> {}", key.state, to), now);
+        let change = Change::KeyState {
+            from: key.state,
+            to,
+            deletion_due,
+        };
+        let event = Event::key(
+            tenant,
+            id,
+            None,
+            "key.state",
+            format!("{} -> {}", key.state, to),
+            now,
+        );
         self.store.apply(tenant, id, &[change], &event).await?;
-        Ok(Key { state: to, deletion_due, ..key })
+        Ok(Key {
+            state: to,
+            deletion_due,
+            ..key
+        })
     }
 
     /// Loads and unwraps one version's material.
     pub async fn load_material(&self, key: &Key, version: &KeyVersion) -> CoreResult<KeyMaterial> {
         let kek = self.tenant_kek(key.tenant).await?;
-        keyring::unwrap_material(&kek, key.tenant, key.id, version.number, &version.wrapped_material)
+        keyring::unwrap_material(
+            &kek,
+            key.tenant,
+            key.id,
+            version.number,
+            &version.wrapped_material,
+        )
     }
 
     /// Crypto-shreds a tenant: destroys its tenant key, making all of its key material
     /// unrecoverable at once. `confirm` must repeat the tenant's name.
     pub async fn shred_tenant(&self, tenant: TenantId, confirm: &TenantName) -> CoreResult<()> {
-        let record = self.store.get_tenant(tenant).await?.ok_or(CoreError::NotFound("tenant"))?;
+        let record = self
+            .store
+            .get_tenant(tenant)
+            .await?
+            .ok_or(CoreError::NotFound("tenant"))?;
         if &record.name != confirm {
-            return Err(CoreError::NotConfirmed("repeat the tenant's name to destroy its keys"));
+            return Err(CoreError::NotConfirmed(
+                "repeat the tenant's name to destroy its keys",
+            ));
         }
-        let event = Event::tenant(tenant, "tenant.shredded", "tenant key destroyed", self.clock.now());
+        let event = Event::tenant(
+            tenant,
+            "tenant.shredded",
+            "tenant key destroyed",
+            self.clock.now(),
+        );
         Ok(self.store.shred_tenant(tenant, &event).await?)
     }
 
@@ -308,14 +423,18 @@ impl KeyService {
     pub async fn rewrap_tenant_keys(&self) -> CoreResult<usize> {
         let mut rewrapped = 0;
         for tenant in self.store.list_tenants().await? {
-            let Some(wrapped) = self.store.get_tenant_kek(tenant.id).await? else { continue };
+            let Some(wrapped) = self.store.get_tenant_kek(tenant.id).await? else {
+                continue;
+            };
             if !self.custody.needs_rewrap(&wrapped) {
                 continue;
             }
             let aad = keyring::tenant_kek_aad(tenant.id);
             let raw = self.custody.unwrap(&aad, &wrapped)?;
             let new = self.custody.wrap(&aad, raw.expose_secret())?;
-            self.store.replace_tenant_kek(tenant.id, &wrapped, &new).await?;
+            self.store
+                .replace_tenant_kek(tenant.id, &wrapped, &new)
+                .await?;
             rewrapped += 1;
         }
         Ok(rewrapped)

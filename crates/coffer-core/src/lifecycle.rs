@@ -109,7 +109,11 @@ impl KeyState {
         if self.allows(to) {
             Ok(())
         } else {
-            Err(IllegalTransition { object: "key", from: self.as_str(), to: to.as_str() })
+            Err(IllegalTransition {
+                object: "key",
+                from: self.as_str(),
+                to: to.as_str(),
+            })
         }
     }
 }
@@ -136,7 +140,11 @@ impl VersionState {
         if self.allows(to) {
             Ok(())
         } else {
-            Err(IllegalTransition { object: "key version", from: self.as_str(), to: to.as_str() })
+            Err(IllegalTransition {
+                object: "key version",
+                from: self.as_str(),
+                to: to.as_str(),
+            })
         }
     }
 

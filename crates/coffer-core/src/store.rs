@@ -108,7 +108,12 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     /// Creates a tenant with its wrapped tenant key. `Conflict` if the name is taken.
-    async fn create_tenant(&self, tenant: &Tenant, wrapped_kek: &[u8], event: &Event) -> StoreResult<()>;
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        wrapped_kek: &[u8],
+        event: &Event,
+    ) -> StoreResult<()>;
     /// A tenant by id.
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     /// A tenant by name.
@@ -118,7 +123,12 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant's wrapped key; `None` once shredded.
     async fn get_tenant_kek(&self, id: TenantId) -> StoreResult<Option<Vec<u8>>>;
     /// Replaces the wrapped tenant key if it is still `expected` (root-key rotation).
-    async fn replace_tenant_kek(&self, id: TenantId, expected: &[u8], new: &[u8]) -> StoreResult<()>;
+    async fn replace_tenant_kek(
+        &self,
+        id: TenantId,
+        expected: &[u8],
+        new: &[u8],
+    ) -> StoreResult<()>;
     /// Deletes the tenant key and marks the tenant shredded (crypto-shredding).
     async fn shred_tenant(&self, id: TenantId, event: &Event) -> StoreResult<()>;
 
@@ -132,18 +142,41 @@ pub trait Store: Send + Sync + 'static {
     /// All keys of `tenant`.
     async fn list_keys(&self, tenant: TenantId) -> StoreResult<Vec<Key>>;
     /// Adds an alias. `Conflict` if taken in the tenant.
-    async fn add_alias(&self, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()>;
+    async fn add_alias(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        alias: &Alias,
+        event: &Event,
+    ) -> StoreResult<()>;
     /// Removes an alias. `NotFound` if the tenant has no such alias for that key.
-    async fn remove_alias(&self, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()>;
+    async fn remove_alias(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        alias: &Alias,
+        event: &Event,
+    ) -> StoreResult<()>;
     /// Replaces labels and registered purposes.
     async fn update_metadata(&self, key: &Key, event: &Event) -> StoreResult<()>;
 
     /// All versions of a key, oldest first.
     async fn list_versions(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>>;
     /// Adds a version (never primary on insert; use a `Primary` change).
-    async fn add_version(&self, tenant: TenantId, version: &KeyVersion, event: &Event) -> StoreResult<()>;
+    async fn add_version(
+        &self,
+        tenant: TenantId,
+        version: &KeyVersion,
+        event: &Event,
+    ) -> StoreResult<()>;
     /// Applies `changes` to one key in one transaction, each as a compare-and-set.
-    async fn apply(&self, tenant: TenantId, key: KeyId, changes: &[Change], event: &Event) -> StoreResult<()>;
+    async fn apply(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        changes: &[Change],
+        event: &Event,
+    ) -> StoreResult<()>;
 
     /// The recorded events of a key, oldest first.
     async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>>;
@@ -153,5 +186,6 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a rotation to `step` and `status`.
     async fn update_rotation(&self, id: &str, step: &str, status: &str) -> StoreResult<()>;
     /// A rotation by id.
-    async fn get_rotation(&self, tenant: TenantId, id: &str) -> StoreResult<Option<RotationRecord>>;
+    async fn get_rotation(&self, tenant: TenantId, id: &str)
+    -> StoreResult<Option<RotationRecord>>;
 }

@@ -23,11 +23,15 @@ impl FromStr for TenantName {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = (1..=64).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(InvalidInput::new("tenant name", "1-64 characters of a-z, 0-9, - and _"))
+            Err(InvalidInput::new(
+                "tenant name",
+                "1-64 characters of a-z, 0-9, - and _",
+            ))
         }
     }
 }

@@ -26,12 +26,18 @@ impl Timestamp {
 
     /// `self + d`, saturating.
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// `self - d`, saturating.
     pub fn minus(self, d: Duration) -> Self {
-        Self(self.0.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
 }
 
@@ -47,7 +53,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 }
@@ -109,8 +117,9 @@ impl FromStr for HumanDuration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
-        let n: u64 =
-            digits.parse().map_err(|_| InvalidInput::new(WHAT, "expected a number and a unit"))?;
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| InvalidInput::new(WHAT, "expected a number and a unit"))?;
         let unit_secs = match unit {
             "s" => 1,
             "m" => 60,
@@ -119,8 +128,9 @@ impl FromStr for HumanDuration {
             "w" => 604_800,
             _ => return Err(InvalidInput::new(WHAT, "unit must be s, m, h, d or w")),
         };
-        let secs =
-            n.checked_mul(unit_secs).ok_or(InvalidInput::new(WHAT, "too large"))?;
+        let secs = n
+            .checked_mul(unit_secs)
+            .ok_or(InvalidInput::new(WHAT, "too large"))?;
         Ok(Self(Duration::from_secs(secs)))
     }
 }

@@ -206,7 +206,8 @@ impl Custody for SealedCustody {
             .max()
             .and_then(|g| g.checked_add(1))
             .ok_or_else(|| CustodyError::Config("root generations exhausted".into()))?;
-        let (key, entry) = self.with_roots(|roots| roots::new_root(roots.unseal_key(), generation))?;
+        let (key, entry) =
+            self.with_roots(|roots| roots::new_root(roots.unseal_key(), generation))?;
         let mut next = admin.state.clone();
         next.roots.push(entry);
         next.current = generation;

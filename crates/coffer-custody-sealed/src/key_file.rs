@@ -15,8 +15,8 @@ use crate::error::Error;
 
 /// Writes a fresh key to `path`, created new with mode 0600, and returns it.
 pub(crate) fn create(path: &Path) -> Result<AeadKey, CustodyError> {
-    let bytes = SecretBytes::random(KEY_LEN)
-        .map_err(|_| CustodyError::Backend("random generator"))?;
+    let bytes =
+        SecretBytes::random(KEY_LEN).map_err(|_| CustodyError::Backend("random generator"))?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -140,9 +140,7 @@ impl Roots {
             &wrap_aad(generation.to_be_bytes(), aad),
             &wrapped[GENERATION_LEN..],
         )
-        .map_err(|_| {
-            CustodyError::Unwrap("authentication failed: tampered, or bound to other aad")
-        })
+        .map_err(|_| CustodyError::Unwrap("authentication failed: tampered, or bound to other aad"))
     }
 }
 
@@ -152,4 +150,24 @@ fn wrap_aad(gen_be: [u8; GENERATION_LEN], aad: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&gen_be);
     out.extend_from_slice(aad);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_the_big_endian_prefix() {
+        assert_eq!(generation_of(&[0, 0, 1, 2, 9]), Some(258));
+        assert_eq!(generation_of(&[0, 0, 1]), None);
+    }
+
+    #[test]
+    fn aads_are_domain_separated() {
+        // A verification blob must not open as root generation 0 or as a wrapped blob.
+        let key = AeadKey::generate().unwrap();
+        let check = verification_blob(&key).unwrap();
+        assert!(key.open(&root_key_aad(0), &check).is_err());
+        assert!(key.open(&wrap_aad([0; 4], b""), &check).is_err());
+    }
 }

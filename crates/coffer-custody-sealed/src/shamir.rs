@@ -123,3 +123,37 @@ impl Pending {
         AeadKey::from_bytes(&secret).map_err(|_| CustodyError::Backend("unseal key"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dealt_shares_parse_and_recombine() {
+        let key = AeadKey::generate().unwrap();
+        let shares = split(&key, 4, 2);
+        assert!(
+            shares
+                .iter()
+                .all(|s| s.expose_secret().len() == 16 + SHARE_TEXT_LEN)
+        );
+        let mut pending = Pending::default();
+        pending
+            .add(parse(shares[3].expose_secret(), 4).unwrap())
+            .unwrap();
+        pending
+            .add(parse(shares[0].expose_secret(), 4).unwrap())
+            .unwrap();
+        let recombined = pending.recombine(2).unwrap();
+        assert_eq!(recombined.expose_secret(), key.expose_secret());
+    }
+
+    #[test]
+    fn an_index_beyond_the_shares_dealt_is_refused() {
+        let key = AeadKey::generate().unwrap();
+        let shares = split(&key, 5, 2);
+        // Share 5 (x = 5) of a state file that says only 4 were dealt.
+        let err = parse(shares[4].expose_secret(), 4).err().unwrap();
+        assert!(matches!(err, CustodyError::UnsealFailed(m) if m.contains("index")));
+    }
+}

@@ -99,7 +99,10 @@ fn wrong_passphrase_fails_and_changes_nothing() {
         matches!(err, CustodyError::UnsealFailed(m) if m.contains("passphrase")),
         "{err}"
     );
-    assert!(!err.to_string().contains("wrong\""), "no passphrase in {err}");
+    assert!(
+        !err.to_string().contains("wrong\""),
+        "no passphrase in {err}"
+    );
     assert_eq!(custody.status(), sealed(1));
     assert_eq!(fs::read(&p.state).unwrap(), before);
     custody.unseal_passphrase(&pass("right")).unwrap();
@@ -245,7 +248,10 @@ fn tampered_or_misbound_blobs_do_not_unwrap() {
         let mut flipped = wrapped.clone();
         flipped[index] ^= 0x01;
         let err = custody.unwrap(b"tenant/1/key/2", &flipped).unwrap_err();
-        assert!(matches!(err, CustodyError::Unwrap(_)), "bit at {index}: {err}");
+        assert!(
+            matches!(err, CustodyError::Unwrap(_)),
+            "bit at {index}: {err}"
+        );
     }
     for cut in [0, 3, 4, 20, wrapped.len() - 1] {
         let err = custody

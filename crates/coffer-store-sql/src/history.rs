@@ -56,19 +56,33 @@ pub async fn start_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<(
     .map_err(unavailable)
 }
 
-pub async fn update_rotation(pool: &AnyPool, id: &str, step: &str, status: &str) -> StoreResult<()> {
-    let done = sqlx::query("UPDATE rotations SET step = $1, status = $2, updated_at = $3 WHERE id = $4")
-        .bind(step)
-        .bind(status)
-        .bind(crate::now_millis())
-        .bind(id)
-        .execute(pool)
-        .await
-        .map_err(unavailable)?;
-    if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound("rotation")) }
+pub async fn update_rotation(
+    pool: &AnyPool,
+    id: &str,
+    step: &str,
+    status: &str,
+) -> StoreResult<()> {
+    let done =
+        sqlx::query("UPDATE rotations SET step = $1, status = $2, updated_at = $3 WHERE id = $4")
+            .bind(step)
+            .bind(status)
+            .bind(crate::now_millis())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map_err(unavailable)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound("rotation"))
+    }
 }
 
-pub async fn get_rotation(pool: &AnyPool, tenant: TenantId, id: &str) -> StoreResult<Option<RotationRecord>> {
+pub async fn get_rotation(
+    pool: &AnyPool,
+    tenant: TenantId,
+    id: &str,
+) -> StoreResult<Option<RotationRecord>> {
     let row = sqlx::query("SELECT * FROM rotations WHERE id = $1 AND tenant_id = $2")
         .bind(id)
         .bind(tenant.to_string())
@@ -79,8 +93,12 @@ pub async fn get_rotation(pool: &AnyPool, tenant: TenantId, id: &str) -> StoreRe
     let parse = |column: &'static str| -> StoreResult<String> { rows::text(&row, column) };
     Ok(Some(RotationRecord {
         id: parse("id")?,
-        tenant: parse("tenant_id")?.parse().map_err(|_| crate::errors::corrupt("tenant_id"))?,
-        key: parse("key_id")?.parse().map_err(|_| crate::errors::corrupt("key_id"))?,
+        tenant: parse("tenant_id")?
+            .parse()
+            .map_err(|_| crate::errors::corrupt("tenant_id"))?,
+        key: parse("key_id")?
+            .parse()
+            .map_err(|_| crate::errors::corrupt("key_id"))?,
         step: parse("step")?,
         status: parse("status")?,
         started_at: Timestamp::from_millis(

@@ -8,10 +8,15 @@ use crate::history::insert_event;
 use crate::rows::{self, duration_secs};
 use crate::versions::insert_version;
 
-pub async fn create(pool: &AnyPool, key: &Key, first: &KeyVersion, event: &Event) -> StoreResult<()> {
+pub async fn create(
+    pool: &AnyPool,
+    key: &Key,
+    first: &KeyVersion,
+    event: &Event,
+) -> StoreResult<()> {
     let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
-    let purposes =
-        serde_json::to_string(&key.registered_purposes).map_err(|_| corrupt("registered_purposes"))?;
+    let purposes = serde_json::to_string(&key.registered_purposes)
+        .map_err(|_| corrupt("registered_purposes"))?;
     let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query(
         "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
@@ -42,7 +47,12 @@ pub async fn create(pool: &AnyPool, key: &Key, first: &KeyVersion, event: &Event
     tx.commit().await.map_err(unavailable)
 }
 
-async fn insert_alias(conn: &mut AnyConnection, tenant: TenantId, key: KeyId, alias: &Alias) -> StoreResult<()> {
+async fn insert_alias(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    key: KeyId,
+    alias: &Alias,
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO aliases (tenant_id, alias, key_id) VALUES ($1, $2, $3)")
         .bind(tenant.to_string())
         .bind(alias.as_str())
@@ -52,7 +62,9 @@ async fn insert_alias(conn: &mut AnyConnection, tenant: TenantId, key: KeyId, al
         .map(|_| ())
         .map_err(|e| match unavailable(e) {
             // Both engines' messages name the table, which is what `errors` matches.
-            StoreError::Conflict(_) => StoreError::Conflict("the alias is already in use in this tenant"),
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("the alias is already in use in this tenant")
+            }
             other => other,
         })
 }
@@ -64,8 +76,12 @@ async fn attach_aliases(pool: &AnyPool, tenant: TenantId, keys: &mut [Key]) -> S
         .await
         .map_err(unavailable)?;
     for row in rows {
-        let key_id: KeyId = rows::text(&row, "key_id")?.parse().map_err(|_| corrupt("key_id"))?;
-        let alias: Alias = rows::text(&row, "alias")?.parse().map_err(|_| corrupt("alias"))?;
+        let key_id: KeyId = rows::text(&row, "key_id")?
+            .parse()
+            .map_err(|_| corrupt("key_id"))?;
+        let alias: Alias = rows::text(&row, "alias")?
+            .parse()
+            .map_err(|_| corrupt("alias"))?;
         if let Some(key) = keys.iter_mut().find(|k| k.id == key_id) {
             key.aliases.insert(alias);
         }
@@ -89,12 +105,20 @@ pub async fn get(pool: &AnyPool, tenant: TenantId, id: KeyId) -> StoreResult<Opt
         .await
         .map_err(unavailable)?;
     for alias in aliases {
-        key.aliases.insert(rows::text(&alias, "alias")?.parse().map_err(|_| corrupt("alias"))?);
+        key.aliases.insert(
+            rows::text(&alias, "alias")?
+                .parse()
+                .map_err(|_| corrupt("alias"))?,
+        );
     }
     Ok(Some(key))
 }
 
-pub async fn resolve_alias(pool: &AnyPool, tenant: TenantId, alias: &Alias) -> StoreResult<Option<KeyId>> {
+pub async fn resolve_alias(
+    pool: &AnyPool,
+    tenant: TenantId,
+    alias: &Alias,
+) -> StoreResult<Option<KeyId>> {
     let row = sqlx::query("SELECT key_id FROM aliases WHERE tenant_id = $1 AND alias = $2")
         .bind(tenant.to_string())
         .bind(alias.as_str())
@@ -123,7 +147,11 @@ pub async fn list(pool: &AnyPool, tenant: TenantId) -> StoreResult<Vec<Key>> {
     Ok(keys)
 }
 
-pub async fn require_key_in_tenant(conn: &mut AnyConnection, tenant: TenantId, key: KeyId) -> StoreResult<()> {
+pub async fn require_key_in_tenant(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    key: KeyId,
+) -> StoreResult<()> {
     let found = sqlx::query("SELECT id FROM keys WHERE id = $1 AND tenant_id = $2")
         .bind(key.to_string())
         .bind(tenant.to_string())
@@ -133,7 +161,13 @@ pub async fn require_key_in_tenant(conn: &mut AnyConnection, tenant: TenantId, k
     found.map(|_| ()).ok_or(StoreError::NotFound("key"))
 }
 
-pub async fn add_alias(pool: &AnyPool, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()> {
+pub async fn add_alias(
+    pool: &AnyPool,
+    tenant: TenantId,
+    key: KeyId,
+    alias: &Alias,
+    event: &Event,
+) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
     require_key_in_tenant(&mut tx, tenant, key).await?;
     insert_alias(&mut tx, tenant, key, alias).await?;
@@ -141,15 +175,22 @@ pub async fn add_alias(pool: &AnyPool, tenant: TenantId, key: KeyId, alias: &Ali
     tx.commit().await.map_err(unavailable)
 }
 
-pub async fn remove_alias(pool: &AnyPool, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()> {
+pub async fn remove_alias(
+    pool: &AnyPool,
+    tenant: TenantId,
+    key: KeyId,
+    alias: &Alias,
+    event: &Event,
+) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
-    let done = sqlx::query("DELETE FROM aliases WHERE tenant_id = $1 AND alias = $2 AND key_id = $3")
-        .bind(tenant.to_string())
-        .bind(alias.as_str())
-        .bind(key.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
+    let done =
+        sqlx::query("DELETE FROM aliases WHERE tenant_id = $1 AND alias = $2 AND key_id = $3")
+            .bind(tenant.to_string())
+            .bind(alias.as_str())
+            .bind(key.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
     if done.rows_affected() != 1 {
         return Err(StoreError::NotFound("alias"));
     }
@@ -159,8 +200,8 @@ pub async fn remove_alias(pool: &AnyPool, tenant: TenantId, key: KeyId, alias: &
 
 pub async fn update_metadata(pool: &AnyPool, key: &Key, event: &Event) -> StoreResult<()> {
     let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
-    let purposes =
-        serde_json::to_string(&key.registered_purposes).map_err(|_| corrupt("registered_purposes"))?;
+    let purposes = serde_json::to_string(&key.registered_purposes)
+        .map_err(|_| corrupt("registered_purposes"))?;
     let mut tx = pool.begin().await.map_err(unavailable)?;
     let done = sqlx::query(
         "UPDATE keys SET labels = $1, registered_purposes = $2, rotation_period = $3, \

@@ -76,11 +76,24 @@ impl SqlStore {
             .log_statements(tracing::log::LevelFilter::Trace);
         let store = match backend {
             Backend::Sqlite => {
-                let writer = sqlite_pool(1).connect_with(options.clone()).await.map_err(unavailable)?;
+                let writer = sqlite_pool(1)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(unavailable)?;
                 // WAL must be set before readers open; it persists in the file.
-                writer.execute("PRAGMA journal_mode=WAL").await.map_err(unavailable)?;
-                let reader = sqlite_pool(4).connect_with(options).await.map_err(unavailable)?;
-                Self { reader, writer, backend }
+                writer
+                    .execute("PRAGMA journal_mode=WAL")
+                    .await
+                    .map_err(unavailable)?;
+                let reader = sqlite_pool(4)
+                    .connect_with(options)
+                    .await
+                    .map_err(unavailable)?;
+                Self {
+                    reader,
+                    writer,
+                    backend,
+                }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -89,7 +102,11 @@ impl SqlStore {
                     .connect_with(options)
                     .await
                     .map_err(unavailable)?;
-                Self { reader: pool.clone(), writer: pool, backend }
+                Self {
+                    reader: pool.clone(),
+                    writer: pool,
+                    backend,
+                }
             }
         };
         migrate::run(&store.writer, backend).await?;
@@ -137,10 +154,19 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.reader.execute("SELECT 1").await.map(|_| ()).map_err(unavailable)
+        self.reader
+            .execute("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
-    async fn create_tenant(&self, tenant: &Tenant, wrapped_kek: &[u8], event: &Event) -> StoreResult<()> {
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        wrapped_kek: &[u8],
+        event: &Event,
+    ) -> StoreResult<()> {
         tenants::create(&self.writer, tenant, wrapped_kek, event).await
     }
 
@@ -160,7 +186,12 @@ impl Store for SqlStore {
         tenants::kek(&self.reader, id).await
     }
 
-    async fn replace_tenant_kek(&self, id: TenantId, expected: &[u8], new: &[u8]) -> StoreResult<()> {
+    async fn replace_tenant_kek(
+        &self,
+        id: TenantId,
+        expected: &[u8],
+        new: &[u8],
+    ) -> StoreResult<()> {
         tenants::replace_kek(&self.writer, id, expected, new).await
     }
 
@@ -184,11 +215,23 @@ impl Store for SqlStore {
         keys::list(&self.reader, tenant).await
     }
 
-    async fn add_alias(&self, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()> {
+    async fn add_alias(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        alias: &Alias,
+        event: &Event,
+    ) -> StoreResult<()> {
         keys::add_alias(&self.writer, tenant, key, alias, event).await
     }
 
-    async fn remove_alias(&self, tenant: TenantId, key: KeyId, alias: &Alias, event: &Event) -> StoreResult<()> {
+    async fn remove_alias(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        alias: &Alias,
+        event: &Event,
+    ) -> StoreResult<()> {
         keys::remove_alias(&self.writer, tenant, key, alias, event).await
     }
 
@@ -200,11 +243,22 @@ impl Store for SqlStore {
         versions::list(&self.reader, tenant, key).await
     }
 
-    async fn add_version(&self, tenant: TenantId, version: &KeyVersion, event: &Event) -> StoreResult<()> {
+    async fn add_version(
+        &self,
+        tenant: TenantId,
+        version: &KeyVersion,
+        event: &Event,
+    ) -> StoreResult<()> {
         versions::add(&self.writer, tenant, version, event).await
     }
 
-    async fn apply(&self, tenant: TenantId, key: KeyId, changes: &[Change], event: &Event) -> StoreResult<()> {
+    async fn apply(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        changes: &[Change],
+        event: &Event,
+    ) -> StoreResult<()> {
         versions::apply(&self.writer, tenant, key, changes, event).await
     }
 
@@ -220,7 +274,11 @@ impl Store for SqlStore {
         history::update_rotation(&self.writer, id, step, status).await
     }
 
-    async fn get_rotation(&self, tenant: TenantId, id: &str) -> StoreResult<Option<RotationRecord>> {
+    async fn get_rotation(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> StoreResult<Option<RotationRecord>> {
         history::get_rotation(&self.reader, tenant, id).await
     }
 }

@@ -9,8 +9,8 @@
 use coffer_core::StoreResult;
 use sqlx::{AnyPool, Executor};
 
-use crate::errors::unavailable;
 use crate::Backend;
+use crate::errors::unavailable;
 
 struct Migration {
     version: i64,
@@ -67,17 +67,28 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection, backend: Backend) -> Stor
             Backend::Sqlite => migration.sqlite,
             Backend::Postgres => migration.postgres,
         };
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(unavailable)?;
-        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(unavailable)?;
-        sqlx::query("INSERT INTO coffer_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(crate::now_millis())
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        sqlx::raw_sql(sql)
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO coffer_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(crate::now_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
-        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
     }
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use coffer_core::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
 use coffer_core::{
-    Event, HumanDuration, KeyId, KeyState, StoreResult, Tenant, TenantId, TenantName,
-    TenantState, Timestamp, VersionNumber, VersionState,
+    Event, HumanDuration, KeyId, KeyState, StoreResult, Tenant, TenantId, TenantName, TenantState,
+    Timestamp, VersionNumber, VersionState,
 };
 use coffer_crypto::KeySpec;
 use sqlx::Row;
@@ -32,7 +32,8 @@ fn opt_int(row: &AnyRow, column: &str) -> StoreResult<Option<i64>> {
 }
 
 fn opt_bytes(row: &AnyRow, column: &str) -> StoreResult<Option<Vec<u8>>> {
-    row.try_get::<Option<Vec<u8>>, _>(column).map_err(unavailable)
+    row.try_get::<Option<Vec<u8>>, _>(column)
+        .map_err(unavailable)
 }
 
 fn duration(secs: Option<i64>) -> Option<HumanDuration> {
@@ -99,7 +100,11 @@ pub fn version(row: &AnyRow) -> StoreResult<KeyVersion> {
 
 pub fn event(row: &AnyRow) -> StoreResult<Event> {
     let version = opt_int(row, "version")?
-        .map(|n| u32::try_from(n).ok().and_then(|n| VersionNumber::new(n).ok()))
+        .map(|n| {
+            u32::try_from(n)
+                .ok()
+                .and_then(|n| VersionNumber::new(n).ok())
+        })
         .map(|v| v.ok_or_else(|| corrupt("version")))
         .transpose()?;
     let key = row
@@ -113,7 +118,9 @@ pub fn event(row: &AnyRow) -> StoreResult<Event> {
         version,
         kind: text(row, "kind")?,
         detail: text(row, "detail")?,
-        actor: row.try_get::<Option<String>, _>("actor").map_err(unavailable)?,
+        actor: row
+            .try_get::<Option<String>, _>("actor")
+            .map_err(unavailable)?,
         at: Timestamp::from_millis(int(row, "at")?),
     })
 }

@@ -7,7 +7,12 @@ use crate::errors::unavailable;
 use crate::history::insert_event;
 use crate::rows;
 
-pub async fn create(pool: &AnyPool, tenant: &Tenant, wrapped_kek: &[u8], event: &Event) -> StoreResult<()> {
+pub async fn create(
+    pool: &AnyPool,
+    tenant: &Tenant,
+    wrapped_kek: &[u8],
+    event: &Event,
+) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query("INSERT INTO tenants (id, name, state, created_at) VALUES ($1, $2, $3, $4)")
         .bind(tenant.id.to_string())
@@ -60,10 +65,16 @@ pub async fn kek(pool: &AnyPool, id: TenantId) -> StoreResult<Option<Vec<u8>>> {
         .fetch_optional(pool)
         .await
         .map_err(unavailable)?;
-    row.map(|r| r.try_get::<Vec<u8>, _>("wrapped").map_err(unavailable)).transpose()
+    row.map(|r| r.try_get::<Vec<u8>, _>("wrapped").map_err(unavailable))
+        .transpose()
 }
 
-pub async fn replace_kek(pool: &AnyPool, id: TenantId, expected: &[u8], new: &[u8]) -> StoreResult<()> {
+pub async fn replace_kek(
+    pool: &AnyPool,
+    id: TenantId,
+    expected: &[u8],
+    new: &[u8],
+) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE tenant_keks SET wrapped = $1, updated_at = $2 WHERE tenant_id = $3 AND wrapped = $4",
     )

@@ -44,9 +44,16 @@ pub async fn list(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<V
     .collect()
 }
 
-pub async fn add(pool: &AnyPool, tenant: TenantId, version: &KeyVersion, event: &Event) -> StoreResult<()> {
+pub async fn add(
+    pool: &AnyPool,
+    tenant: TenantId,
+    version: &KeyVersion,
+    event: &Event,
+) -> StoreResult<()> {
     if version.primary {
-        return Err(StoreError::Conflict("a new version is never primary on insert"));
+        return Err(StoreError::Conflict(
+            "a new version is never primary on insert",
+        ));
     }
     let mut tx = pool.begin().await.map_err(unavailable)?;
     require_key_in_tenant(&mut tx, tenant, version.key).await?;
@@ -75,17 +82,21 @@ pub async fn apply(
 async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> StoreResult<()> {
     let key_id = key.to_string();
     let affected = match change {
-        Change::KeyState { from, to, deletion_due } => {
-            sqlx::query("UPDATE keys SET state = $1, deletion_due = $2 WHERE id = $3 AND state = $4")
-                .bind(to.as_str())
-                .bind(deletion_due.map(|t| t.millis()))
-                .bind(&key_id)
-                .bind(from.as_str())
-                .execute(&mut *conn)
-                .await
-                .map_err(unavailable)?
-                .rows_affected()
-        }
+        Change::KeyState {
+            from,
+            to,
+            deletion_due,
+        } => sqlx::query(
+            "UPDATE keys SET state = $1, deletion_due = $2 WHERE id = $3 AND state = $4",
+        )
+        .bind(to.as_str())
+        .bind(deletion_due.map(|t| t.millis()))
+        .bind(&key_id)
+        .bind(from.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?
+        .rows_affected(),
         Change::VersionState { version, from, to } => {
             // Destroying a version destroys its material: the column is cleared in the
             // same statement (the schema checks the two go together).
@@ -116,7 +127,9 @@ async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> Sto
             .map_err(unavailable)?
             .rows_affected();
             if cleared != 1 {
-                return Err(StoreError::Conflict("the primary version changed underneath"));
+                return Err(StoreError::Conflict(
+                    "the primary version changed underneath",
+                ));
             }
             sqlx::query("UPDATE key_versions SET is_primary = 1 WHERE key_id = $1 AND number = $2 AND state = $3")
                 .bind(&key_id)
@@ -127,20 +140,18 @@ async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> Sto
                 .map_err(unavailable)?
                 .rows_affected()
         }
-        Change::Material { version, from, to } => {
-            sqlx::query(
-                "UPDATE key_versions SET wrapped_material = $1 \
+        Change::Material { version, from, to } => sqlx::query(
+            "UPDATE key_versions SET wrapped_material = $1 \
                  WHERE key_id = $2 AND number = $3 AND wrapped_material = $4",
-            )
-            .bind(to.as_slice())
-            .bind(&key_id)
-            .bind(i64::from(version.get()))
-            .bind(from.as_slice())
-            .execute(&mut *conn)
-            .await
-            .map_err(unavailable)?
-            .rows_affected()
-        }
+        )
+        .bind(to.as_slice())
+        .bind(&key_id)
+        .bind(i64::from(version.get()))
+        .bind(from.as_slice())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?
+        .rows_affected(),
     };
     if affected == 1 {
         Ok(())

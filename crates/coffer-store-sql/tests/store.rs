@@ -5,6 +5,7 @@
 mod store {
     pub mod backends;
     pub mod durability;
+    pub mod service;
 }
 
 use store::backends::{postgres_store, sqlite_store};

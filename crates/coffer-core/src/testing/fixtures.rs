@@ -36,7 +36,10 @@ pub fn key(tenant: TenantId, aliases: &[&str]) -> Key {
         purpose: KeyPurpose::Encrypt,
         state: KeyState::Enabled,
         deletion_due: None,
-        aliases: aliases.iter().map(|a| a.parse::<Alias>().expect("fixture alias")).collect(),
+        aliases: aliases
+            .iter()
+            .map(|a| a.parse::<Alias>().expect("fixture alias"))
+            .collect(),
         labels,
         registered_purposes: BTreeSet::from(["data-encryption".to_owned()]),
         rotation: RotationPolicy {

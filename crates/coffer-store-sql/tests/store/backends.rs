@@ -41,8 +41,14 @@ pub async fn postgres_url() -> Option<String> {
     };
     sqlx::any::install_default_drivers();
     let schema = format!("coffer_t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await.unwrap();
-    conn.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+        .await
+        .unwrap();
+    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
     let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))
+    Some(format!(
+        "{base}{separator}options=-c%20search_path%3D{schema}"
+    ))
 }

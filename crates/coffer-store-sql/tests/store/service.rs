@@ -1,0 +1,287 @@
+//! The key service over real backends: hierarchy, shredding, root rotation, lifecycle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_core::{
+    Clock, CoreError, Custody, KeyService, KeyState, ManualClock, NewKey, Store, Timestamp,
+    VersionState, keyring,
+};
+use coffer_crypto::KeySpec;
+use coffer_custody_sealed::SealedCustody;
+use coffer_store_sql::SqlStore;
+
+use super::backends::temp_dir;
+
+struct Fixture {
+    keys: KeyService,
+    store: Arc<dyn Store>,
+    custody: Arc<SealedCustody>,
+    clock: ManualClock,
+}
+
+async fn fixture() -> Fixture {
+    let dir = temp_dir();
+    let store: Arc<dyn Store> =
+        Arc::new(SqlStore::open_sqlite(&dir.join("coffer.db")).await.unwrap());
+    let custody =
+        SealedCustody::init_key_file(dir.join("custody.json"), dir.join("unseal.key")).unwrap();
+    custody.unseal_key_file(dir.join("unseal.key")).unwrap();
+    let custody = Arc::new(custody);
+    let clock = ManualClock::new(Timestamp::from_millis(1_767_225_600_000));
+    let keys = KeyService::new(
+        store.clone(),
+        custody.clone(),
+        Arc::new(clock.clone()) as Arc<dyn Clock>,
+    );
+    Fixture {
+        keys,
+        store,
+        custody,
+        clock,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_key_moved_to_another_tenant_does_not_open() {
+    let f = fixture().await;
+    let a = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let b = f
+        .keys
+        .create_tenant("globex".parse().unwrap())
+        .await
+        .unwrap();
+    let a_kek = f.store.get_tenant_kek(a.id).await.unwrap().unwrap();
+    let b_kek = f.store.get_tenant_kek(b.id).await.unwrap().unwrap();
+    f.store
+        .replace_tenant_kek(b.id, &b_kek, &a_kek)
+        .await
+        .unwrap();
+    let err = f.keys.tenant_kek(b.id).await.err().unwrap();
+    assert!(matches!(err, CoreError::Custody(_)), "{err}");
+    assert!(f.keys.tenant_kek(a.id).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shredding_a_tenant_makes_all_its_material_unrecoverable() {
+    let f = fixture().await;
+    let doomed = f
+        .keys
+        .create_tenant("doomed".parse().unwrap())
+        .await
+        .unwrap();
+    let other = f
+        .keys
+        .create_tenant("other".parse().unwrap())
+        .await
+        .unwrap();
+    let (key, v1) = f
+        .keys
+        .create_key(doomed.id, NewKey::of(KeySpec::Aes256))
+        .await
+        .unwrap();
+    let (other_key, other_v1) = f
+        .keys
+        .create_key(other.id, NewKey::of(KeySpec::Aes256))
+        .await
+        .unwrap();
+    // Unconfirmed: refused, nothing changed.
+    let err = f
+        .keys
+        .shred_tenant(doomed.id, &"other".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::NotConfirmed(_)));
+    assert!(f.keys.load_material(&key, &v1).await.is_ok());
+    f.keys
+        .shred_tenant(doomed.id, &"doomed".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.keys.load_material(&key, &v1).await,
+        Err(CoreError::NotFound(_))
+    ));
+    assert!(f.keys.load_material(&other_key, &other_v1).await.is_ok());
+    assert!(
+        f.keys
+            .create_key(doomed.id, NewKey::of(KeySpec::Aes256))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_rotation_rewraps_tenant_keys_without_downtime() {
+    let f = fixture().await;
+    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let (key, v1) = f
+        .keys
+        .create_key(t.id, NewKey::of(KeySpec::Ed25519))
+        .await
+        .unwrap();
+    let before = f.keys.load_material(&key, &v1).await.unwrap().public_key();
+    f.custody.rotate_root().unwrap();
+    // Readers keep working before the rewrap: custody still holds the old root.
+    assert_eq!(
+        f.keys.load_material(&key, &v1).await.unwrap().public_key(),
+        before
+    );
+    assert_eq!(f.keys.rewrap_tenant_keys().await.unwrap(), 1);
+    assert_eq!(f.keys.rewrap_tenant_keys().await.unwrap(), 0, "idempotent");
+    f.custody.retire_old_roots().unwrap();
+    assert_eq!(
+        f.keys.load_material(&key, &v1).await.unwrap().public_key(),
+        before
+    );
+    let wrapped = f.store.get_tenant_kek(t.id).await.unwrap().unwrap();
+    assert!(keyring::open_tenant_kek(f.custody.as_ref(), t.id, &wrapped).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_activation_and_refused_transitions() {
+    let f = fixture().await;
+    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let mut request = NewKey::of(KeySpec::Ed25519);
+    request.aliases = vec!["alias/release-signing".parse().unwrap()];
+    let (key, _) = f.keys.create_key(t.id, request).await.unwrap();
+    assert_eq!(
+        f.keys
+            .resolve(t.id, "alias/release-signing")
+            .await
+            .unwrap()
+            .id,
+        key.id
+    );
+
+    let v2 = f.keys.rotate(t.id, key.id).await.unwrap();
+    let spare = f.keys.add_spare(t.id, key.id).await.unwrap();
+    let versions = f.keys.versions(t.id, key.id).await.unwrap();
+    let states: Vec<_> = versions
+        .iter()
+        .map(|v| (v.number.get(), v.state, v.primary))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (1, VersionState::Active, false),
+            (2, VersionState::Active, true),
+            (3, VersionState::Inactive, false)
+        ]
+    );
+    // The backup becomes primary in one step.
+    f.keys.activate(t.id, key.id, spare.number).await.unwrap();
+    let primary = f
+        .keys
+        .versions(t.id, key.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.primary)
+        .unwrap();
+    assert_eq!(primary.number, spare.number);
+
+    // The primary cannot be retired; an active non-primary can, and not twice.
+    let err = f
+        .keys
+        .set_version_state(t.id, key.id, spare.number, VersionState::Retiring)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::Conflict(_)), "{err}");
+    f.keys
+        .set_version_state(t.id, key.id, v2.number, VersionState::Retiring)
+        .await
+        .unwrap();
+    let err = f
+        .keys
+        .set_version_state(t.id, key.id, v2.number, VersionState::Active)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "illegal key version transition: retiring -> active"
+    );
+
+    // Deletion: waiting period bounds, then cancel, then a refused transition.
+    let too_short = f
+        .keys
+        .set_key_state(
+            t.id,
+            key.id,
+            KeyState::PendingDeletion,
+            Some(Duration::from_secs(86_400)),
+        )
+        .await;
+    assert!(matches!(too_short, Err(CoreError::Invalid(_))));
+    let scheduled = f
+        .keys
+        .set_key_state(
+            t.id,
+            key.id,
+            KeyState::PendingDeletion,
+            Some(Duration::from_secs(7 * 86_400)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        scheduled.deletion_due,
+        Some(f.clock.now().plus(Duration::from_secs(7 * 86_400)))
+    );
+    assert!(matches!(
+        f.keys
+            .set_key_state(t.id, key.id, KeyState::Destroyed, None)
+            .await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        f.keys.rotate(t.id, key.id).await,
+        Err(CoreError::Conflict(_))
+    ));
+    f.keys
+        .set_key_state(t.id, key.id, KeyState::Disabled, None)
+        .await
+        .unwrap();
+    let err = f
+        .keys
+        .set_key_state(t.id, key.id, KeyState::Destroyed, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "illegal key transition: disabled -> destroyed"
+    );
+    let history: Vec<String> = f
+        .store
+        .key_events(t.id, key.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "key.created",
+            "version.created",
+            "key.rotated",
+            "version.created",
+            "version.activated",
+            "version.state",
+            "key.state",
+            "key.state"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_custody_refuses_to_create_keys_and_changes_nothing() {
+    let f = fixture().await;
+    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    f.custody.seal();
+    let err = f
+        .keys
+        .create_key(t.id, NewKey::of(KeySpec::Aes256))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::Custody(_)), "{err}");
+    assert!(f.store.list_keys(t.id).await.unwrap().is_empty());
+}
