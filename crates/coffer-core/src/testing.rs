@@ -4,6 +4,7 @@
 //! `coffer_core::store_conformance!(sqlite_store);`, where the factory returns a fresh,
 //! empty store (or `None` to skip, for a database not configured locally).
 
+pub mod custody;
 pub mod fixtures;
 pub mod store;
 
@@ -36,6 +37,28 @@ macro_rules! store_conformance {
             async fn $case() {
                 let Some(store) = $factory().await else { return };
                 $crate::testing::store::$case(store).await;
+            }
+        )+
+    };
+}
+
+/// Generates one `#[tokio::test]` per custody conformance case. `$factory` is an async
+/// fn returning an unsealed `Arc<dyn Custody>` with a fresh root.
+#[macro_export]
+macro_rules! custody_conformance {
+    ($factory:path) => {
+        $crate::custody_conformance!(@cases $factory;
+            wraps_and_unwraps,
+            binds_associated_data_and_detects_tampering,
+            rotates_the_root_without_downtime,
+            serves_concurrent_callers
+        );
+    };
+    (@cases $factory:path; $($case:ident),+) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::testing::custody::$case($factory().await).await;
             }
         )+
     };

@@ -15,6 +15,28 @@ use coffer_core::{Custody, CustodyError, SealStatus};
 use coffer_custody_sealed::{Argon2Params, Passphrase, SealedCustody, UnsealMethod};
 use tempfile::TempDir;
 
+/// The shared `Custody` conformance suite, on a key-file custody in a fresh directory
+/// (the directory is kept for the process's life; tests are short).
+mod conformance {
+    use std::sync::Arc;
+
+    use coffer_core::Custody;
+    use coffer_custody_sealed::SealedCustody;
+
+    async fn unsealed() -> Arc<dyn Custody> {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let custody =
+            SealedCustody::init_key_file(dir.join("custody.json"), dir.join("unseal.key"))
+                .expect("init");
+        custody
+            .unseal_key_file(dir.join("unseal.key"))
+            .expect("unseal");
+        Arc::new(custody)
+    }
+
+    coffer_core::custody_conformance!(unsealed);
+}
+
 #[path = "sealed/hygiene.rs"]
 mod hygiene;
 #[path = "sealed/props.rs"]
