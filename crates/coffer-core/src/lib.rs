@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod store;
 pub mod tenant;
 pub mod time;
+pub mod token;
 
 #[cfg(feature = "testing")]
 pub mod testing;

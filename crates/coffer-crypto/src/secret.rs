@@ -63,7 +63,7 @@ impl SecretBytes {
 
     /// Constant-time equality, for tests and for comparing derived secrets.
     pub fn ct_eq(&self, other: &[u8]) -> bool {
-        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, other).is_ok()
+        constant_time_eq(&self.0, other)
     }
 }
 
@@ -77,6 +77,11 @@ impl From<Vec<u8>> for SecretBytes {
     fn from(bytes: Vec<u8>) -> Self {
         Self::new(bytes)
     }
+}
+
+/// Equality that takes the same time wherever the inputs differ (for tags and MACs).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// A fixed-size secret array, zeroized on drop. Used for raw 32-byte keys and seeds.

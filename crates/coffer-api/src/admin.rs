@@ -1,0 +1,97 @@
+//! Tenants, tokens, seal status.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/admin/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Name: 1–64 of a-z, 0-9, `-`, `_`.
+    pub name: String,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TenantView {
+    /// Id.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// `active` or `shredded`.
+    pub state: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+}
+
+/// `GET /v1/admin/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ListTenantsResponse {
+    /// The tenants.
+    pub tenants: Vec<TenantView>,
+}
+
+/// `POST /v1/admin/tokens`: a token for a tenant (or an admin token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MintTokenRequest {
+    /// Tenant name or id; required unless `admin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// An admin token (tenants and tokens), instead of a tenant token.
+    #[serde(default)]
+    pub admin: bool,
+    /// Allowed operations (default all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+    /// Allowed keys, ids or aliases (default all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// Lifetime, e.g. `24h` (default: no expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// A note for operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Answer of mint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MintTokenResponse {
+    /// The bearer token. Shown once.
+    pub token: String,
+    /// Its id, for revocation.
+    pub token_id: String,
+}
+
+/// `POST /v1/admin/tokens/revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeTokenRequest {
+    /// The token id (every token attenuated from it is revoked with it).
+    pub token_id: String,
+}
+
+/// `GET /v1/sys/seal-status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealStatusView {
+    /// True while the root key is unavailable.
+    pub sealed: bool,
+    /// Shares given so far.
+    pub progress: u8,
+    /// Shares needed.
+    pub threshold: u8,
+    /// `shamir`, `passphrase` or `key-file`.
+    pub method: String,
+}
+
+/// `POST /v1/sys/unseal`: one of the fields, matching the custody method.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsealRequest {
+    /// A Shamir share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<crate::B64Secret>,
+    /// The passphrase (UTF-8 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<crate::B64Secret>,
+}

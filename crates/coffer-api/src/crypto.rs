@@ -1,0 +1,222 @@
+//! The cryptographic operations and their batch form.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::b64::{B64, B64Secret};
+use crate::error::ErrorDetail;
+
+/// An encryption context: string pairs bound into the ciphertext.
+pub type Context = BTreeMap<String, String>;
+
+/// `POST /v1/kms/wrap`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrapRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// Bytes to encrypt (at most 4096).
+    pub plaintext: B64Secret,
+    /// Encryption context.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
+    pub context: Context,
+}
+
+/// Answer of wrap, rewrap and (with `plaintext`) datakey.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CiphertextResponse {
+    /// The envelope.
+    pub ciphertext: B64,
+    /// Key id.
+    pub key_id: String,
+    /// Version that sealed it.
+    pub key_version: u32,
+}
+
+/// `POST /v1/kms/unwrap`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnwrapRequest {
+    /// The envelope.
+    pub ciphertext: B64,
+    /// The context it was sealed with.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
+    pub context: Context,
+}
+
+/// Answer of unwrap.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UnwrapResponse {
+    /// The plaintext.
+    pub plaintext: B64Secret,
+    /// Key id.
+    pub key_id: String,
+    /// Version that sealed it.
+    pub key_version: u32,
+}
+
+/// `POST /v1/kms/datakey`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatakeyRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// Data key length, 1–64 (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u32>,
+    /// Encryption context.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
+    pub context: Context,
+    /// Return the plaintext data key too (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_plaintext: Option<bool>,
+}
+
+/// Answer of datakey.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DatakeyResponse {
+    /// The data key, unless `include_plaintext` was false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<B64Secret>,
+    /// The data key wrapped.
+    pub ciphertext: B64,
+    /// Key id.
+    pub key_id: String,
+    /// Version.
+    pub key_version: u32,
+}
+
+/// `POST /v1/kms/rewrap`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewrapRequest {
+    /// The envelope to move.
+    pub ciphertext: B64,
+    /// Its context.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
+    pub context: Context,
+    /// Destination key (default: the same key, its primary version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Destination context (default: the same context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_context: Option<Context>,
+}
+
+/// `POST /v1/kms/sign`: exactly one of `message` or `digest` (SHA-256, ECDSA only).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// The message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<B64>,
+    /// A SHA-256 digest of the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<B64>,
+}
+
+/// Answer of sign.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignResponse {
+    /// The signature.
+    pub signature: B64,
+    /// Key id.
+    pub key_id: String,
+    /// Version that signed.
+    pub key_version: u32,
+    /// Algorithm, e.g. `ed25519`.
+    pub algorithm: String,
+}
+
+/// `POST /v1/kms/verify`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// Version that signed (default: the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    /// The message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<B64>,
+    /// Or its SHA-256 digest (ECDSA only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<B64>,
+    /// The signature.
+    pub signature: B64,
+}
+
+/// Answer of verify and verify-mac.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VerifyResponse {
+    /// True when the signature is valid.
+    pub valid: bool,
+    /// Key id.
+    pub key_id: String,
+    /// Version checked.
+    pub key_version: u32,
+}
+
+/// `POST /v1/kms/mac`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// The message.
+    pub message: B64,
+}
+
+/// Answer of mac.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MacResponse {
+    /// The HMAC-SHA256 tag.
+    pub mac: B64,
+    /// Key id.
+    pub key_id: String,
+    /// Version.
+    pub key_version: u32,
+}
+
+/// `POST /v1/kms/verify-mac`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyMacRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// Version (default: the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    /// The message.
+    pub message: B64,
+    /// The tag.
+    pub mac: B64,
+}
+
+/// The batch form of a hot operation: `{"items": [...]}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch<T> {
+    /// The requests, at most 256.
+    pub items: Vec<T>,
+}
+
+/// One item's outcome in a batch answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ItemResult<T> {
+    /// It failed.
+    Err {
+        /// Why.
+        error: ErrorDetail,
+    },
+    /// It succeeded.
+    Ok(T),
+}
+
+/// Largest batch accepted.
+pub const MAX_BATCH_ITEMS: usize = 256;

@@ -1,0 +1,140 @@
+//! Key management: create, list, show, rotate, enable, disable, schedule and cancel
+//! deletion.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/kms/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// `aes-256`, `ed25519`, `ecdsa-p256`, `ml-dsa-65`, `hybrid-ed25519-ml-dsa-65`,
+    /// `hmac-sha256`.
+    pub spec: String,
+    /// `encrypt`, `sign` or `mac`; defaults to the spec's purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// `alias/NAME` (or `NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Registered purposes such as `attestation-signing`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub registered_purposes: BTreeSet<String>,
+    /// Rotation policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationPolicyView>,
+    /// Validity of each version, e.g. `365d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<String>,
+}
+
+/// Rotation policy as durations like `90d`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RotationPolicyView {
+    /// Rotate every…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// Rotate this long before the primary expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_expiry: Option<String>,
+    /// Keep the replaced version usable this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<String>,
+}
+
+/// A key as answered by create, show and list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyView {
+    /// Key id (UUID).
+    pub key_id: String,
+    /// Spec.
+    pub spec: String,
+    /// Purpose.
+    pub purpose: String,
+    /// `enabled`, `disabled`, `pending-deletion`, `destroyed`.
+    pub state: String,
+    /// For `pending-deletion`: when it becomes due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_due: Option<String>,
+    /// Aliases.
+    pub aliases: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Registered purposes.
+    pub registered_purposes: Vec<String>,
+    /// Rotation policy.
+    pub rotation: RotationPolicyView,
+    /// Validity of each new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<String>,
+    /// The primary version's number.
+    pub primary_version: u32,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Every version, oldest first.
+    pub versions: Vec<VersionView>,
+}
+
+/// One key version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersionView {
+    /// Number.
+    pub version: u32,
+    /// `pending`, `active`, `inactive`, `retiring`, `retired`, `destroyed`.
+    pub state: String,
+    /// True for the primary.
+    pub primary: bool,
+    /// Valid from (RFC 3339).
+    pub not_before: String,
+    /// Valid until (RFC 3339), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// Public key as PEM (signing keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+}
+
+/// `GET /v1/kms/keys`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ListKeysResponse {
+    /// The keys.
+    pub keys: Vec<KeyView>,
+}
+
+/// Query of `GET /v1/kms/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListKeysQuery {
+    /// Only this purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// Only this spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    /// Only keys in this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// `POST /v1/kms/keys/{key}/rotate`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotateResponse {
+    /// Key id.
+    pub key_id: String,
+    /// The new primary version.
+    pub version: u32,
+}
+
+/// `POST /v1/kms/keys/{key}/schedule-deletion`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDeletionRequest {
+    /// Waiting period in days, 7–30 (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_window_days: Option<u32>,
+}

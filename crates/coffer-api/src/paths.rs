@@ -1,0 +1,43 @@
+//! Endpoint paths of the native API (port 9446) and the operations port (9909).
+
+/// Keys collection: create (POST) and list (GET).
+pub const KEYS: &str = "/v1/kms/keys";
+/// One key by id: `KEYS/{key}`; by alias: `KEYS/alias/{name}`. Actions append
+/// `/rotate`, `/enable`, `/disable`, `/schedule-deletion`, `/cancel-deletion`.
+pub fn key(reference: &str) -> String {
+    format!("{KEYS}/{reference}")
+}
+/// Wrap.
+pub const WRAP: &str = "/v1/kms/wrap";
+/// Unwrap.
+pub const UNWRAP: &str = "/v1/kms/unwrap";
+/// Data key.
+pub const DATAKEY: &str = "/v1/kms/datakey";
+/// Rewrap.
+pub const REWRAP: &str = "/v1/kms/rewrap";
+/// Sign.
+pub const SIGN: &str = "/v1/kms/sign";
+/// Verify.
+pub const VERIFY: &str = "/v1/kms/verify";
+/// MAC.
+pub const MAC: &str = "/v1/kms/mac";
+/// Verify a MAC.
+pub const VERIFY_MAC: &str = "/v1/kms/verify-mac";
+/// Tenants (admin).
+pub const TENANTS: &str = "/v1/admin/tenants";
+/// Mint a token (admin).
+pub const TOKENS: &str = "/v1/admin/tokens";
+/// Revoke a token (admin).
+pub const TOKENS_REVOKE: &str = "/v1/admin/tokens/revoke";
+/// Seal status (no token).
+pub const SEAL_STATUS: &str = "/v1/sys/seal-status";
+/// Unseal (no token: the share is the credential).
+pub const UNSEAL: &str = "/v1/sys/unseal";
+/// OpenAPI document.
+pub const OPENAPI: &str = "/v1/openapi.json";
+/// Liveness (operations port).
+pub const HEALTHZ: &str = "/healthz";
+/// Readiness (operations port).
+pub const READYZ: &str = "/readyz";
+/// Prometheus metrics (operations port).
+pub const METRICS: &str = "/metrics";

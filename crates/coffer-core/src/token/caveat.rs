@@ -1,0 +1,224 @@
+//! Caveats and the grants they narrow.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use super::{TokenError, TokenKind};
+use crate::ids::TenantId;
+use crate::key::Key;
+use crate::time::Timestamp;
+
+/// An operation a token may allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// wrap
+    Wrap,
+    /// unwrap
+    Unwrap,
+    /// datakey
+    Datakey,
+    /// rewrap
+    Rewrap,
+    /// sign
+    Sign,
+    /// verify
+    Verify,
+    /// mac
+    Mac,
+    /// verify-mac
+    VerifyMac,
+    /// create keys
+    KeysCreate,
+    /// list and show keys
+    KeysRead,
+    /// rotate keys
+    KeysRotate,
+    /// enable, disable, schedule and cancel deletion
+    KeysManage,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: [Self; 12] = [
+        Self::Wrap,
+        Self::Unwrap,
+        Self::Datakey,
+        Self::Rewrap,
+        Self::Sign,
+        Self::Verify,
+        Self::Mac,
+        Self::VerifyMac,
+        Self::KeysCreate,
+        Self::KeysRead,
+        Self::KeysRotate,
+        Self::KeysManage,
+    ];
+
+    /// The caveat and CLI spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Wrap => "wrap",
+            Self::Unwrap => "unwrap",
+            Self::Datakey => "datakey",
+            Self::Rewrap => "rewrap",
+            Self::Sign => "sign",
+            Self::Verify => "verify",
+            Self::Mac => "mac",
+            Self::VerifyMac => "verify-mac",
+            Self::KeysCreate => "keys:create",
+            Self::KeysRead => "keys:read",
+            Self::KeysRotate => "keys:rotate",
+            Self::KeysManage => "keys:manage",
+        }
+    }
+}
+
+impl FromStr for Operation {
+    type Err = TokenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|op| op.as_str() == s)
+            .ok_or(TokenError::UnknownCaveat)
+    }
+}
+
+/// One restriction appended to a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caveat {
+    /// Only these operations.
+    Ops(BTreeSet<Operation>),
+    /// Only these keys (ids or `alias/NAME`).
+    Keys(BTreeSet<String>),
+    /// Not after this instant (Unix seconds).
+    Expires(i64),
+    /// Only this tenant.
+    Tenant(TenantId),
+}
+
+impl fmt::Display for Caveat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ops(ops) => {
+                let names: Vec<&str> = ops.iter().map(|op| op.as_str()).collect();
+                write!(f, "ops={}", names.join(","))
+            }
+            Self::Keys(keys) => write!(
+                f,
+                "keys={}",
+                keys.iter().cloned().collect::<Vec<_>>().join(",")
+            ),
+            Self::Expires(t) => write!(f, "expires={t}"),
+            Self::Tenant(t) => write!(f, "tenant={t}"),
+        }
+    }
+}
+
+impl FromStr for Caveat {
+    type Err = TokenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, value) = s.split_once('=').ok_or(TokenError::UnknownCaveat)?;
+        let list = || value.split(',').filter(|v| !v.is_empty());
+        match name {
+            "ops" => Ok(Self::Ops(list().map(str::parse).collect::<Result<_, _>>()?)),
+            "keys" => Ok(Self::Keys(list().map(str::to_owned).collect())),
+            "expires" => value
+                .parse()
+                .map(Self::Expires)
+                .map_err(|_| TokenError::UnknownCaveat),
+            "tenant" => value
+                .parse()
+                .map(Self::Tenant)
+                .map_err(|_| TokenError::UnknownCaveat),
+            _ => Err(TokenError::UnknownCaveat),
+        }
+    }
+}
+
+/// What a request may do: the record's base grant narrowed by every caveat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grants {
+    /// The base grant.
+    pub kind: TokenKind,
+    /// Allowed operations; `None` = all.
+    pub ops: Option<BTreeSet<Operation>>,
+    /// Allowed keys; `None` = all.
+    pub keys: Option<BTreeSet<String>>,
+    /// Earliest expiry among the caveats.
+    pub expires: Option<Timestamp>,
+    /// A tenant caveat that contradicts the base grant empties the grant.
+    pub contradictory: bool,
+}
+
+impl Grants {
+    /// Intersects `kind` with `caveats`.
+    pub fn new(kind: TokenKind, caveats: &[Caveat]) -> Self {
+        let mut grants = Self {
+            kind,
+            ops: None,
+            keys: None,
+            expires: None,
+            contradictory: false,
+        };
+        for caveat in caveats {
+            match caveat {
+                Caveat::Ops(ops) => {
+                    grants.ops = Some(match grants.ops.take() {
+                        Some(prev) => prev.intersection(ops).copied().collect(),
+                        None => ops.clone(),
+                    })
+                }
+                Caveat::Keys(keys) => {
+                    grants.keys = Some(match grants.keys.take() {
+                        Some(prev) => prev.intersection(keys).cloned().collect(),
+                        None => keys.clone(),
+                    })
+                }
+                Caveat::Expires(t) => {
+                    let t = Timestamp::from_millis(t.saturating_mul(1000));
+                    grants.expires = Some(grants.expires.map_or(t, |prev| prev.min(t)));
+                }
+                Caveat::Tenant(t) => {
+                    if kind != TokenKind::Tenant(*t) {
+                        grants.contradictory = true;
+                    }
+                }
+            }
+        }
+        grants
+    }
+
+    /// The tenant this grant acts in, for tenant tokens.
+    pub fn tenant(&self) -> Option<TenantId> {
+        match self.kind {
+            TokenKind::Tenant(t) if !self.contradictory => Some(t),
+            _ => None,
+        }
+    }
+
+    /// True for a (non-contradictory) admin grant.
+    pub fn is_admin(&self) -> bool {
+        self.kind == TokenKind::Admin && !self.contradictory
+    }
+
+    /// True when expired at `now`.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires.is_some_and(|t| now > t)
+    }
+
+    /// True when `op` is allowed at all (before knowing the key).
+    pub fn allows_op(&self, op: Operation) -> bool {
+        !self.contradictory && self.ops.as_ref().is_none_or(|ops| ops.contains(&op))
+    }
+
+    /// True when `key` is within the key scope (by id or any alias).
+    pub fn allows_key(&self, key: &Key) -> bool {
+        self.keys.as_ref().is_none_or(|keys| {
+            keys.contains(&key.id.to_string())
+                || key.aliases.iter().any(|a| keys.contains(a.as_str()))
+        })
+    }
+}
