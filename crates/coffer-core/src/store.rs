@@ -21,6 +21,7 @@ use crate::key::{Key, KeyVersion};
 use crate::lifecycle::{KeyState, VersionState};
 use crate::tenant::Tenant;
 use crate::time::Timestamp;
+use crate::token::{TokenId, TokenRecord};
 
 /// Failures of a store.
 #[derive(Debug, Error)]
@@ -188,4 +189,17 @@ pub trait Store: Send + Sync + 'static {
     /// A rotation by id.
     async fn get_rotation(&self, tenant: TenantId, id: &str)
     -> StoreResult<Option<RotationRecord>>;
+
+    /// Stores a wrapped server secret under `name`. `Conflict` if it exists: secrets
+    /// are created once (at init) and never silently replaced.
+    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()>;
+    /// A wrapped server secret.
+    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Records a minted token.
+    async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()>;
+    /// Marks a token revoked. `NotFound` if no such id or already revoked.
+    async fn revoke_token(&self, id: TokenId, at: Timestamp) -> StoreResult<()>;
+    /// Every token record (the server keeps them in memory).
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
 }

@@ -28,7 +28,9 @@ macro_rules! store_conformance {
             one_running_rotation_per_key,
             shredding_a_tenant_removes_its_key,
             tenant_key_replacement_is_compare_and_set,
-            racing_writers_cannot_both_win
+            racing_writers_cannot_both_win,
+            server_secrets_are_write_once,
+            token_records_round_trip_and_revoke
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

@@ -28,6 +28,8 @@ fn unique_violation(message: &str) -> &'static str {
         "the key already has a primary version"
     } else if message.contains("rotation") {
         "a rotation is already running for this key"
+    } else if message.contains("server_secrets") {
+        "the server secret already exists"
     } else if message.contains("name") {
         "the name is already taken"
     } else {

@@ -20,6 +20,7 @@ mod history;
 mod keys;
 pub mod migrate;
 mod rows;
+mod secrets;
 mod tenants;
 mod versions;
 
@@ -29,7 +30,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coffer_core::store::{Change, RotationRecord, Store, StoreError, StoreResult};
-use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId};
+use coffer_core::token::{TokenId, TokenRecord};
+use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
@@ -280,5 +282,25 @@ impl Store for SqlStore {
         id: &str,
     ) -> StoreResult<Option<RotationRecord>> {
         history::get_rotation(&self.reader, tenant, id).await
+    }
+
+    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()> {
+        secrets::put(&self.writer, name, wrapped).await
+    }
+
+    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        secrets::get(&self.reader, name).await
+    }
+
+    async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()> {
+        secrets::insert_token(&self.writer, record).await
+    }
+
+    async fn revoke_token(&self, id: TokenId, at: Timestamp) -> StoreResult<()> {
+        secrets::revoke_token(&self.writer, id, at).await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        secrets::list_tokens(&self.reader).await
     }
 }

@@ -19,12 +19,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "keys",
-    sqlite: include_str!("../migrations/sqlite/0001_keys.sql"),
-    postgres: include_str!("../migrations/postgres/0001_keys.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys",
+        sqlite: include_str!("../migrations/sqlite/0001_keys.sql"),
+        postgres: include_str!("../migrations/postgres/0001_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tokens",
+        sqlite: include_str!("../migrations/sqlite/0002_tokens.sql"),
+        postgres: include_str!("../migrations/postgres/0002_tokens.sql"),
+    },
+];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.
 const ADVISORY_LOCK_ID: i64 = 0x0C0F_FE12;

@@ -9,6 +9,7 @@ use crate::store::{Change, RotationRecord, Store, StoreError};
 use crate::tenant::TenantState;
 use crate::testing::fixtures::{self, T0};
 use crate::time::HumanDuration;
+use crate::token::{TokenId, TokenKind, TokenRecord};
 
 type S = Arc<dyn Store>;
 
@@ -495,4 +496,56 @@ pub async fn racing_writers_cannot_both_win(store: S) {
     }
     assert_eq!(wins, 1);
     assert_eq!(store.key_events(t.id, key.id).await.unwrap().len(), 2);
+}
+
+/// Server secrets are written once and read back; a second write is refused.
+pub async fn server_secrets_are_write_once(store: S) {
+    assert_eq!(store.get_secret("token-root").await.unwrap(), None);
+    store.put_secret("token-root", b"wrapped-1").await.unwrap();
+    let err = store
+        .put_secret("token-root", b"wrapped-2")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.get_secret("token-root").await.unwrap().unwrap(),
+        b"wrapped-1"
+    );
+}
+
+/// Token records round-trip; revocation is recorded once.
+pub async fn token_records_round_trip_and_revoke(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let admin = TokenRecord {
+        id: TokenId::generate(),
+        kind: TokenKind::Admin,
+        description: "root".into(),
+        created_at: T0,
+        revoked_at: None,
+    };
+    let tenant = TokenRecord {
+        id: TokenId::generate(),
+        kind: TokenKind::Tenant(t.id),
+        description: String::new(),
+        ..admin.clone()
+    };
+    store.insert_token(&admin).await.unwrap();
+    store.insert_token(&tenant).await.unwrap();
+    let listed = store.list_tokens().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&admin) && listed.contains(&tenant));
+    let later = T0.plus(HumanDuration::days(1).get());
+    store.revoke_token(tenant.id, later).await.unwrap();
+    assert!(matches!(
+        store.revoke_token(tenant.id, later).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let revoked = store
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == tenant.id)
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(later));
 }

@@ -1,0 +1,101 @@
+//! Token records and wrapped server secrets.
+
+use coffer_core::token::{TokenId, TokenKind, TokenRecord};
+use coffer_core::{StoreError, StoreResult, Timestamp};
+use sqlx::{AnyPool, Row};
+
+use crate::errors::{corrupt, unavailable};
+use crate::rows;
+
+pub async fn put(pool: &AnyPool, name: &str, wrapped: &[u8]) -> StoreResult<()> {
+    sqlx::query("INSERT INTO server_secrets (name, wrapped, created_at) VALUES ($1, $2, $3)")
+        .bind(name)
+        .bind(wrapped)
+        .bind(crate::now_millis())
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(unavailable)
+}
+
+pub async fn get(pool: &AnyPool, name: &str) -> StoreResult<Option<Vec<u8>>> {
+    let row = sqlx::query("SELECT wrapped FROM server_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?;
+    row.map(|r| r.try_get::<Vec<u8>, _>("wrapped").map_err(unavailable))
+        .transpose()
+}
+
+pub async fn insert_token(pool: &AnyPool, record: &TokenRecord) -> StoreResult<()> {
+    let (kind, tenant) = match record.kind {
+        TokenKind::Admin => ("admin", None),
+        TokenKind::Tenant(t) => ("tenant", Some(t.to_string())),
+    };
+    sqlx::query(
+        "INSERT INTO tokens (id, kind, tenant_id, description, created_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(record.id.to_string())
+    .bind(kind)
+    .bind(tenant)
+    .bind(&record.description)
+    .bind(record.created_at.millis())
+    .bind(record.revoked_at.map(|t| t.millis()))
+    .execute(pool)
+    .await
+    .map(|_| ())
+    .map_err(unavailable)
+}
+
+pub async fn revoke_token(pool: &AnyPool, id: TokenId, at: Timestamp) -> StoreResult<()> {
+    let done =
+        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(at.millis())
+            .bind(id.to_string())
+            .execute(pool)
+            .await
+            .map_err(unavailable)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound("token"))
+    }
+}
+
+pub async fn list_tokens(pool: &AnyPool) -> StoreResult<Vec<TokenRecord>> {
+    let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    rows.iter()
+        .map(|row| {
+            let id: TokenId = rows::text(row, "id")?
+                .parse()
+                .map_err(|_| corrupt("token id"))?;
+            let tenant = row
+                .try_get::<Option<String>, _>("tenant_id")
+                .map_err(unavailable)?;
+            let kind = match (rows::text(row, "kind")?.as_str(), tenant) {
+                ("admin", None) => TokenKind::Admin,
+                ("tenant", Some(t)) => {
+                    TokenKind::Tenant(t.parse().map_err(|_| corrupt("tenant_id"))?)
+                }
+                _ => return Err(corrupt("token kind")),
+            };
+            Ok(TokenRecord {
+                id,
+                kind,
+                description: rows::text(row, "description")?,
+                created_at: Timestamp::from_millis(
+                    row.try_get::<i64, _>("created_at").map_err(unavailable)?,
+                ),
+                revoked_at: row
+                    .try_get::<Option<i64>, _>("revoked_at")
+                    .map_err(unavailable)?
+                    .map(Timestamp::from_millis),
+            })
+        })
+        .collect()
+}
