@@ -383,6 +383,17 @@ impl KeyService {
         })
     }
 
+    /// Cancels a scheduled deletion: the key returns to `disabled` (as AWS KMS), to be
+    /// enabled deliberately. Refused unless the key is pending deletion.
+    pub async fn cancel_deletion(&self, tenant: TenantId, id: KeyId) -> CoreResult<Key> {
+        let key = self.key(tenant, id).await?;
+        if key.state != KeyState::PendingDeletion {
+            return Err(CoreError::Conflict("the key is not pending deletion"));
+        }
+        self.set_key_state(tenant, id, KeyState::Disabled, None)
+            .await
+    }
+
     /// Loads and unwraps one version's material.
     pub async fn load_material(&self, key: &Key, version: &KeyVersion) -> CoreResult<KeyMaterial> {
         let kek = self.tenant_kek(key.tenant).await?;

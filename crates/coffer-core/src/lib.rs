@@ -21,6 +21,7 @@ pub mod ids;
 pub mod key;
 pub mod keyring;
 pub mod keys;
+pub mod kms;
 pub mod lifecycle;
 pub mod store;
 pub mod tenant;

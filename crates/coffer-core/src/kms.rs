@@ -1,0 +1,245 @@
+//! The `Kms` service: every operation of the API, over the key service, the key cache
+//! and the token book. One file per operation in `kms/`.
+//!
+//! Order inside every operation: authenticate (the HTTP layer calls
+//! [`Kms::authenticate`]), check the operation against the token, resolve the key,
+//! check the key against the token, then — only then — do cryptography. Resolution hits
+//! the in-memory cache; the store is read only on a miss.
+
+mod admin;
+mod auth;
+mod cache;
+mod datakey;
+mod error;
+mod keys;
+mod mac;
+mod rewrap;
+mod sign;
+mod unwrap;
+mod verify;
+mod wrap;
+
+pub use admin::MintToken;
+pub use auth::Caller;
+pub use error::{KmsError, KmsResult};
+pub use keys::{KeyDetails, KeyFilter};
+pub use sign::{SignInput, Signed};
+pub use unwrap::Opened;
+pub use verify::Verified;
+pub use wrap::Sealed;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_crypto::{PqVerifyMode, VerifyingKey};
+
+use crate::custody::{Custody, SealStatus};
+use crate::ids::{Alias, KeyId, TenantId};
+use crate::key::KeyPurpose;
+use crate::keyring;
+use crate::keys::KeyService;
+use crate::lifecycle::KeyState;
+use crate::store::Store;
+use crate::time::Clock;
+use crate::token::Operation;
+use cache::{CachedKey, KeyCache, ReadyVersion};
+
+/// Tunables of the service.
+#[derive(Debug, Clone)]
+pub struct KmsOptions {
+    /// How hybrid signatures are accepted (seed 002's `KMS_PQ_VERIFY_MODE`).
+    pub pq_verify_mode: PqVerifyMode,
+    /// How long a cached key may serve before it is reloaded (bounds how long another
+    /// replica's change stays unseen). `None`: until invalidated by this process.
+    pub cache_ttl: Option<Duration>,
+}
+
+impl Default for KmsOptions {
+    fn default() -> Self {
+        Self {
+            pq_verify_mode: PqVerifyMode::And,
+            cache_ttl: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// The key management service.
+pub struct Kms {
+    keys: KeyService,
+    custody: Arc<dyn Custody>,
+    cache: KeyCache,
+    tokens: auth::TokenBook,
+    options: KmsOptions,
+}
+
+impl Kms {
+    /// Composes the service. Call [`Kms::load`] once custody is unsealed.
+    pub fn new(
+        store: Arc<dyn Store>,
+        custody: Arc<dyn Custody>,
+        clock: Arc<dyn Clock>,
+        options: KmsOptions,
+    ) -> Self {
+        Self {
+            cache: KeyCache::new(options.cache_ttl),
+            keys: KeyService::new(store, custody.clone(), clock),
+            custody,
+            tokens: auth::TokenBook::default(),
+            options,
+        }
+    }
+
+    /// The key service underneath (for background workers and tests).
+    pub fn key_service(&self) -> &KeyService {
+        &self.keys
+    }
+
+    /// Custody's seal status.
+    pub fn seal_status(&self) -> SealStatus {
+        self.custody.status()
+    }
+
+    /// True when requests can be served: unsealed, loaded, and the store answers.
+    pub async fn ready(&self) -> bool {
+        self.custody.status() == SealStatus::Unsealed
+            && self.tokens.is_loaded()
+            && self.keys.store().ping().await.is_ok()
+    }
+
+    /// Forgets every cached secret (after custody was sealed).
+    pub fn forget_secrets(&self) {
+        self.cache.clear();
+        self.tokens.forget();
+    }
+
+    /// The spec of `reference` if it is cached, without touching the store or checking
+    /// grants: a scheduling hint (is this an ML-DSA key?), never an authorisation.
+    pub fn cached_spec(&self, caller: &Caller, reference: &str) -> Option<coffer_crypto::KeySpec> {
+        let tenant = caller.grants.tenant()?;
+        let id = match reference.parse::<KeyId>() {
+            Ok(id) => id,
+            Err(_) => self.cache.alias(tenant, reference)?,
+        };
+        self.cache.get(tenant, id).map(|entry| entry.key.spec)
+    }
+
+    fn tenant_of(caller: &Caller) -> KmsResult<TenantId> {
+        caller
+            .grants
+            .tenant()
+            .ok_or(KmsError::Forbidden("this operation needs a tenant token"))
+    }
+
+    /// Resolves `reference` for `op` on behalf of `caller`, checking the token first.
+    async fn key_for(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        reference: &str,
+    ) -> KmsResult<Arc<CachedKey>> {
+        if !caller.grants.allows_op(op) {
+            return Err(KmsError::Forbidden(
+                "the token does not allow this operation",
+            ));
+        }
+        let tenant = Self::tenant_of(caller)?;
+        let id = self.resolve_id(tenant, reference).await?;
+        self.entry_in_scope(caller, tenant, id).await
+    }
+
+    async fn resolve_id(&self, tenant: TenantId, reference: &str) -> KmsResult<KeyId> {
+        if let Ok(id) = reference.parse::<KeyId>() {
+            return Ok(id);
+        }
+        let alias: Alias = reference
+            .parse()
+            .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
+        if let Some(id) = self.cache.alias(tenant, alias.as_str()) {
+            return Ok(id);
+        }
+        self.keys
+            .store()
+            .resolve_alias(tenant, &alias)
+            .await?
+            .ok_or(KmsError::NotFound("key"))
+    }
+
+    async fn entry_in_scope(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: KeyId,
+    ) -> KmsResult<Arc<CachedKey>> {
+        let entry = match self.cache.get(tenant, id) {
+            Some(entry) => entry,
+            None => self.load_entry(tenant, id).await?,
+        };
+        if !caller.grants.allows_key(&entry.key) {
+            tracing::warn!(target: "coffer::access", token = %caller.token_id, key = %id, "key outside the token's scope");
+            return Err(KmsError::NotFound("key"));
+        }
+        Ok(entry)
+    }
+
+    async fn load_entry(&self, tenant: TenantId, id: KeyId) -> KmsResult<Arc<CachedKey>> {
+        let key = self.keys.store().get_key(tenant, id).await?.ok_or_else(|| {
+            tracing::warn!(target: "coffer::access", %tenant, key = %id, "key absent in the caller's tenant");
+            KmsError::NotFound("key")
+        })?;
+        let versions = self.keys.versions(tenant, id).await?;
+        let kek = self.tenant_key(tenant).await?;
+        let mut ready = BTreeMap::new();
+        for version in versions.iter().filter(|v| v.state.can_decrypt()) {
+            let material = keyring::unwrap_material(
+                &kek,
+                tenant,
+                id,
+                version.number,
+                &version.wrapped_material,
+            )?;
+            let verifier = material.public_key().map(VerifyingKey::new).transpose()?;
+            ready.insert(
+                version.number,
+                ReadyVersion {
+                    material,
+                    verifier,
+                    uses: Default::default(),
+                },
+            );
+        }
+        let entry = Arc::new(CachedKey::new(key, versions, ready));
+        self.cache.insert(entry.clone());
+        Ok(entry)
+    }
+
+    async fn tenant_key(&self, tenant: TenantId) -> KmsResult<Arc<coffer_crypto::AeadKey>> {
+        if let Some(key) = self.cache.tenant_key(tenant) {
+            return Ok(key);
+        }
+        let key = Arc::new(self.keys.tenant_kek(tenant).await?);
+        self.cache.insert_tenant_key(tenant, key.clone());
+        Ok(key)
+    }
+}
+
+/// Checks the key may be used for `operation`: enabled and of the right purpose.
+fn require_usable(
+    entry: &CachedKey,
+    purpose: KeyPurpose,
+    operation: &'static str,
+) -> KmsResult<()> {
+    match entry.key.state {
+        KeyState::Enabled => {}
+        KeyState::Disabled => return Err(KmsError::KeyDisabled("disabled")),
+        KeyState::PendingDeletion => return Err(KmsError::KeyDisabled("pending deletion")),
+        KeyState::Destroyed => return Err(KmsError::KeyDisabled("destroyed")),
+    }
+    if entry.key.purpose != purpose {
+        return Err(KmsError::WrongPurpose {
+            purpose: entry.key.purpose.as_str(),
+            operation,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Administration: first initialisation, tenants, tokens. Admin tokens only.
+
+use std::collections::BTreeSet;
+
+use super::{Caller, Kms, KmsError, KmsResult};
+use crate::ids::TenantId;
+use crate::tenant::{Tenant, TenantName};
+use crate::time::HumanDuration;
+use crate::token::{Caveat, Operation, Token, TokenId, TokenKind, TokenRecord};
+
+/// A request for a new token.
+#[derive(Debug, Clone, Default)]
+pub struct MintToken {
+    /// Tenant name or id (tenant tokens).
+    pub tenant: Option<String>,
+    /// An admin token instead.
+    pub admin: bool,
+    /// Allowed operations (empty: all).
+    pub operations: Vec<Operation>,
+    /// Allowed keys (empty: all).
+    pub keys: Vec<String>,
+    /// Lifetime.
+    pub ttl: Option<HumanDuration>,
+    /// Operator note.
+    pub description: String,
+}
+
+fn require_admin(caller: &Caller) -> KmsResult<()> {
+    if caller.grants.is_admin() {
+        Ok(())
+    } else {
+        Err(KmsError::Forbidden("this operation needs an admin token"))
+    }
+}
+
+impl Kms {
+    /// First start of a deployment: creates the token root key and returns an admin
+    /// token. `Ok(None)` when already initialised (nothing changes).
+    pub async fn initialize(&self) -> KmsResult<Option<String>> {
+        if self.load().await? {
+            return Ok(None);
+        }
+        self.create_token_root().await?;
+        let (token, _) = self
+            .mint(TokenKind::Admin, Vec::new(), "initial admin token")
+            .await?;
+        Ok(Some(token))
+    }
+
+    async fn mint(
+        &self,
+        kind: TokenKind,
+        caveats: Vec<Caveat>,
+        description: &str,
+    ) -> KmsResult<(String, TokenId)> {
+        let root = self.token_root()?;
+        let record = TokenRecord {
+            id: TokenId::generate(),
+            kind,
+            description: description.to_owned(),
+            created_at: self.keys.clock().now(),
+            revoked_at: None,
+        };
+        self.keys.store().insert_token(&record).await?;
+        let token = Token::mint(&root, record.id, caveats);
+        self.remember_token(record.clone());
+        Ok((token.encode(), record.id))
+    }
+
+    /// Creates a tenant.
+    pub async fn create_tenant(&self, caller: &Caller, name: &str) -> KmsResult<Tenant> {
+        require_admin(caller)?;
+        let name: TenantName = name
+            .parse()
+            .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
+        Ok(self.keys.create_tenant(name).await?)
+    }
+
+    /// Lists tenants.
+    pub async fn list_tenants(&self, caller: &Caller) -> KmsResult<Vec<Tenant>> {
+        require_admin(caller)?;
+        Ok(self.keys.store().list_tenants().await?)
+    }
+
+    /// A tenant by name or id.
+    pub async fn find_tenant(&self, reference: &str) -> KmsResult<Tenant> {
+        let store = self.keys.store();
+        let found = match reference.parse::<TenantId>() {
+            Ok(id) => store.get_tenant(id).await?,
+            Err(_) => store.get_tenant_by_name(reference).await?,
+        };
+        found.ok_or(KmsError::NotFound("tenant"))
+    }
+
+    /// Mints a token: an admin token, or a tenant token narrowed by operations, keys and
+    /// lifetime.
+    pub async fn mint_token(
+        &self,
+        caller: &Caller,
+        request: MintToken,
+    ) -> KmsResult<(String, TokenId)> {
+        require_admin(caller)?;
+        let kind = match (request.admin, request.tenant.as_deref()) {
+            (true, None) => TokenKind::Admin,
+            (false, Some(tenant)) => TokenKind::Tenant(self.find_tenant(tenant).await?.id),
+            _ => {
+                return Err(KmsError::Invalid(
+                    "give either a tenant or admin, not both".into(),
+                ));
+            }
+        };
+        let mut caveats = Vec::new();
+        if !request.operations.is_empty() {
+            caveats.push(Caveat::Ops(
+                request.operations.into_iter().collect::<BTreeSet<_>>(),
+            ));
+        }
+        if !request.keys.is_empty() {
+            caveats.push(Caveat::Keys(request.keys.into_iter().collect()));
+        }
+        if let Some(ttl) = request.ttl {
+            let expires = self.keys.clock().now().plus(ttl.get());
+            caveats.push(Caveat::Expires(expires.millis() / 1000));
+        }
+        self.mint(kind, caveats, &request.description).await
+    }
+
+    /// Revokes a token id (and every token attenuated from it).
+    pub async fn revoke_token(&self, caller: &Caller, id: TokenId) -> KmsResult<()> {
+        require_admin(caller)?;
+        let now = self.keys.clock().now();
+        self.keys.store().revoke_token(id, now).await?;
+        self.refresh_tokens().await
+    }
+}

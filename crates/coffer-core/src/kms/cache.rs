@@ -1,0 +1,144 @@
+//! The key cache: what makes the hot path (wrap, unwrap, sign, verify) free of store
+//! round trips.
+//!
+//! Each entry is one key with every version's metadata and, for versions that may be
+//! used (active, retiring), the unwrapped material and a parsed verifier. Entries are
+//! replaced whole (an `Arc` swap), so readers never see half an update. Any change made
+//! through this process invalidates the key's entry at once; entries also expire after
+//! `ttl`, which bounds how long a change made by another replica stays unseen.
+//!
+//! Locks: one `RwLock` per map, held only for a hash lookup or insert, never across an
+//! `await` or a crypto call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use coffer_crypto::{AeadKey, KeyMaterial, VerifyingKey};
+
+use crate::ids::{KeyId, TenantId, VersionNumber};
+use crate::key::{Key, KeyVersion};
+
+/// One usable version: material and verifier ready.
+pub(crate) struct ReadyVersion {
+    pub material: KeyMaterial,
+    pub verifier: Option<VerifyingKey>,
+    /// Operations served by this version since it was loaded (batched: an atomic add,
+    /// no store write on the hot path).
+    pub uses: AtomicU64,
+}
+
+/// A key as the hot path needs it.
+pub(crate) struct CachedKey {
+    pub key: Key,
+    /// Every version's metadata (wrapped material dropped), by number.
+    pub versions: BTreeMap<VersionNumber, KeyVersion>,
+    /// Usable versions (active, retiring), by number.
+    pub ready: BTreeMap<VersionNumber, ReadyVersion>,
+    pub primary: Option<VersionNumber>,
+    loaded_at: Instant,
+}
+
+impl CachedKey {
+    pub fn new(
+        key: Key,
+        versions: Vec<KeyVersion>,
+        ready: BTreeMap<VersionNumber, ReadyVersion>,
+    ) -> Self {
+        let primary = versions.iter().find(|v| v.primary).map(|v| v.number);
+        let versions = versions
+            .into_iter()
+            .map(|mut v| {
+                v.wrapped_material = Vec::new();
+                (v.number, v)
+            })
+            .collect();
+        Self {
+            key,
+            versions,
+            ready,
+            primary,
+            loaded_at: Instant::now(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    keys: RwLock<HashMap<(TenantId, KeyId), Arc<CachedKey>>>,
+    aliases: RwLock<HashMap<(TenantId, String), KeyId>>,
+    tenant_keys: RwLock<HashMap<TenantId, Arc<AeadKey>>>,
+    ttl: Option<Duration>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Option<Duration>) -> Self {
+        Self {
+            ttl,
+            ..Self::default()
+        }
+    }
+
+    pub fn get(&self, tenant: TenantId, key: KeyId) -> Option<Arc<CachedKey>> {
+        let entry = read(&self.keys).get(&(tenant, key)).cloned()?;
+        match self.ttl {
+            Some(ttl) if entry.loaded_at.elapsed() > ttl => None,
+            _ => Some(entry),
+        }
+    }
+
+    pub fn alias(&self, tenant: TenantId, alias: &str) -> Option<KeyId> {
+        read(&self.aliases)
+            .get(&(tenant, alias.to_owned()))
+            .copied()
+    }
+
+    pub fn insert(&self, entry: Arc<CachedKey>) {
+        let tenant = entry.key.tenant;
+        {
+            let mut aliases = write(&self.aliases);
+            aliases.retain(|(t, _), id| !(*t == tenant && *id == entry.key.id));
+            for alias in &entry.key.aliases {
+                aliases.insert((tenant, alias.as_str().to_owned()), entry.key.id);
+            }
+        }
+        write(&self.keys).insert((tenant, entry.key.id), entry);
+    }
+
+    pub fn invalidate(&self, tenant: TenantId, key: KeyId) {
+        write(&self.keys).remove(&(tenant, key));
+        write(&self.aliases).retain(|(t, _), id| !(*t == tenant && *id == key));
+    }
+
+    pub fn tenant_key(&self, tenant: TenantId) -> Option<Arc<AeadKey>> {
+        read(&self.tenant_keys).get(&tenant).cloned()
+    }
+
+    pub fn insert_tenant_key(&self, tenant: TenantId, key: Arc<AeadKey>) {
+        write(&self.tenant_keys).insert(tenant, key);
+    }
+
+    /// Drops everything (on seal, or after a tenant is shredded).
+    pub fn clear(&self) {
+        write(&self.keys).clear();
+        write(&self.aliases).clear();
+        write(&self.tenant_keys).clear();
+    }
+}
+
+pub(crate) fn count_use(version: &ReadyVersion) {
+    version.uses.fetch_add(1, Ordering::Relaxed);
+}
+
+// A poisoned lock means a panic while holding it; the maps hold no invariant a panic
+// could break mid-way (single inserts/removes), so continuing is safe.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,112 @@
+//! The service's errors: one variant per answer a caller can get, so the HTTP layer
+//! maps them in one `match`.
+
+use thiserror::Error;
+
+use crate::custody::CustodyError;
+use crate::error::CoreError;
+use crate::store::StoreError;
+
+/// Every failure of a `Kms` operation.
+#[derive(Debug, Error)]
+pub enum KmsError {
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// The ciphertext is not Coffer's, was modified, or its context/tenant differ.
+    #[error(
+        "the ciphertext cannot be decrypted: it was modified, or its key, tenant or encryption context differ"
+    )]
+    InvalidCiphertext,
+    /// Missing, malformed, forged, expired or revoked token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The token does not allow the operation.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Absent in the caller's tenant (or another tenant's: the two look the same).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The key is disabled or pending deletion.
+    #[error("the key is {0}")]
+    KeyDisabled(&'static str),
+    /// The version is retired or destroyed.
+    #[error("key version {0} is retired and no longer decrypts or verifies")]
+    VersionRetired(u32),
+    /// The signing version has expired (or is not yet valid).
+    #[error("signing key has expired: version {0} is outside its validity")]
+    KeyExpired(u32),
+    /// The key's purpose does not allow this operation.
+    #[error("a {purpose} key cannot {operation}")]
+    WrongPurpose {
+        /// The key's purpose.
+        purpose: &'static str,
+        /// The operation.
+        operation: &'static str,
+    },
+    /// A state conflict.
+    #[error("{0}")]
+    Conflict(String),
+    /// Custody is sealed.
+    #[error("the server is sealed")]
+    Sealed,
+    /// The store is unreachable.
+    #[error("storage unavailable")]
+    Unavailable(String),
+    /// An internal failure (details logged, not returned).
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for KmsError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(why) => Self::Conflict(why.to_owned()),
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Unavailable(why) => Self::Unavailable(why),
+            StoreError::Corrupt(why) => Self::Internal(format!("corrupt stored data: {why}")),
+        }
+    }
+}
+
+impl From<CustodyError> for KmsError {
+    fn from(error: CustodyError) -> Self {
+        match error {
+            CustodyError::Sealed(_) => Self::Sealed,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<coffer_crypto::CryptoError> for KmsError {
+    fn from(error: coffer_crypto::CryptoError) -> Self {
+        use coffer_crypto::CryptoError as C;
+        match error {
+            C::DecryptFailed | C::UnsupportedFormat(_) => Self::InvalidCiphertext,
+            C::Malformed {
+                what: "ciphertext envelope",
+                ..
+            } => Self::InvalidCiphertext,
+            C::Backend(what) => Self::Internal(format!("crypto backend: {what}")),
+            other => Self::Invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<CoreError> for KmsError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Invalid(e) => Self::Invalid(e.to_string()),
+            CoreError::IllegalTransition(e) => Self::Conflict(e.to_string()),
+            CoreError::NotFound(what) => Self::NotFound(what),
+            CoreError::Store(e) => e.into(),
+            CoreError::Custody(e) => e.into(),
+            CoreError::Crypto(e) => e.into(),
+            CoreError::Conflict(why) => Self::Conflict(why.to_owned()),
+            CoreError::NotConfirmed(why) => Self::Invalid(why.to_owned()),
+        }
+    }
+}
+
+/// Shorthand.
+pub type KmsResult<T> = Result<T, KmsError>;

@@ -1,0 +1,42 @@
+//! rewrap: move an envelope to another key or to the current primary version, without
+//! the plaintext leaving the service.
+
+use coffer_crypto::EncryptionContext;
+
+use super::unwrap::{header, open_with};
+use super::wrap::{Sealed, seal_primary};
+use super::{Caller, Kms, KmsError, KmsResult};
+use crate::token::Operation;
+
+impl Kms {
+    /// Opens `ciphertext` and seals its plaintext under `destination` (default: the
+    /// same key) with `destination_context` (default: the same context). Needs both
+    /// `rewrap` and access to both keys.
+    pub async fn rewrap(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        destination: Option<&str>,
+        destination_context: Option<&EncryptionContext>,
+    ) -> KmsResult<Sealed> {
+        if !caller.grants.allows_op(Operation::Rewrap) {
+            return Err(KmsError::Forbidden(
+                "the token does not allow this operation",
+            ));
+        }
+        let tenant = Self::tenant_of(caller)?;
+        let (source_id, version) = header(ciphertext)?;
+        let source = self.entry_in_scope(caller, tenant, source_id).await?;
+        let target = match destination {
+            Some(reference) => self.key_for(caller, Operation::Rewrap, reference).await?,
+            None => source.clone(),
+        };
+        let opened = open_with(&source, version, ciphertext, context)?;
+        seal_primary(
+            &target,
+            opened.plaintext.expose_secret(),
+            destination_context.unwrap_or(context),
+        )
+    }
+}

@@ -1,0 +1,76 @@
+//! sign: sign a message (or an ECDSA SHA-256 digest) with the primary version.
+
+use coffer_crypto::{KeyMaterial, SignatureAlgorithm};
+
+use super::cache::count_use;
+use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::ids::{KeyId, VersionNumber};
+use crate::key::KeyPurpose;
+use crate::token::Operation;
+
+/// What to sign.
+#[derive(Debug, Clone, Copy)]
+pub enum SignInput<'a> {
+    /// The message itself.
+    Message(&'a [u8]),
+    /// A SHA-256 digest (ECDSA P-256 keys only).
+    Sha256Digest(&'a [u8; 32]),
+}
+
+/// A signature and who made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The signature bytes.
+    pub signature: Vec<u8>,
+    /// Key.
+    pub key_id: KeyId,
+    /// Version.
+    pub version: VersionNumber,
+    /// Algorithm.
+    pub algorithm: SignatureAlgorithm,
+}
+
+impl Kms {
+    /// Signs with `reference`'s primary version, refusing an expired or not-yet-valid
+    /// one with its own error.
+    pub async fn sign(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        input: SignInput<'_>,
+    ) -> KmsResult<Signed> {
+        let entry = self.key_for(caller, Operation::Sign, reference).await?;
+        require_usable(&entry, KeyPurpose::Sign, "sign")?;
+        let number = entry
+            .primary
+            .ok_or(KmsError::Internal("key has no primary version".into()))?;
+        let meta = entry
+            .versions
+            .get(&number)
+            .ok_or(KmsError::Internal("primary missing".into()))?;
+        let now = self.keys.clock().now();
+        if now < meta.not_before || meta.not_after.is_some_and(|t| now >= t) {
+            return Err(KmsError::KeyExpired(number.get()));
+        }
+        let ready = entry
+            .ready
+            .get(&number)
+            .ok_or(KmsError::Internal("primary version not loaded".into()))?;
+        let KeyMaterial::Signing(key) = &ready.material else {
+            return Err(KmsError::Internal(
+                "sign key without signing material".into(),
+            ));
+        };
+        let signature = match input {
+            SignInput::Message(message) => key.sign(message)?,
+            SignInput::Sha256Digest(digest) => key.sign_sha256_digest(digest)?,
+        };
+        count_use(ready);
+        Ok(Signed {
+            signature,
+            key_id: entry.key.id,
+            version: number,
+            algorithm: key.algorithm(),
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! unwrap: open an envelope made by wrap, datakey or rewrap.
+
+use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
+use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
+
+use super::cache::{CachedKey, count_use};
+use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::ids::{KeyId, VersionNumber};
+use crate::key::KeyPurpose;
+use crate::lifecycle::VersionState;
+use crate::token::Operation;
+
+/// A decrypted envelope.
+#[derive(Debug)]
+pub struct Opened {
+    /// The plaintext.
+    pub plaintext: SecretBytes,
+    /// Key.
+    pub key_id: KeyId,
+    /// Version.
+    pub version: VersionNumber,
+}
+
+/// The key id and version an envelope names, before anything else is trusted.
+pub(super) fn header(ciphertext: &[u8]) -> KmsResult<(KeyId, VersionNumber)> {
+    let header = EnvelopeHeader::parse(ciphertext)?;
+    let version =
+        VersionNumber::new(header.key_version).map_err(|_| KmsError::InvalidCiphertext)?;
+    Ok((KeyId::from_bytes(header.key_id), version))
+}
+
+/// Opens `ciphertext` with the version it names (already authorised).
+pub(super) fn open_with(
+    entry: &CachedKey,
+    version: VersionNumber,
+    ciphertext: &[u8],
+    context: &EncryptionContext,
+) -> KmsResult<Opened> {
+    require_usable(entry, KeyPurpose::Encrypt, "decrypt")?;
+    let Some(ready) = entry.ready.get(&version) else {
+        return Err(match entry.versions.get(&version).map(|v| v.state) {
+            Some(VersionState::Retired | VersionState::Destroyed) => {
+                KmsError::VersionRetired(version.get())
+            }
+            // Pending, inactive or unknown versions never sealed anything the caller
+            // could hold: the blob is not genuine.
+            _ => KmsError::InvalidCiphertext,
+        });
+    };
+    let KeyMaterial::Aes256(key) = &ready.material else {
+        return Err(KmsError::Internal(
+            "encrypt key without AES material".into(),
+        ));
+    };
+    let binding = Binding {
+        tenant_id: entry.key.tenant.as_bytes(),
+        context,
+    };
+    let plaintext = envelope::open(key, ciphertext, binding)?;
+    count_use(ready);
+    Ok(Opened {
+        plaintext,
+        key_id: entry.key.id,
+        version,
+    })
+}
+
+impl Kms {
+    /// Unwraps an envelope. The key comes from the envelope's header, within the
+    /// caller's tenant: another tenant's ciphertext names a key that is absent here.
+    pub async fn unwrap(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Opened> {
+        if !caller.grants.allows_op(Operation::Unwrap) {
+            return Err(KmsError::Forbidden(
+                "the token does not allow this operation",
+            ));
+        }
+        let (key_id, version) = header(ciphertext)?;
+        let tenant = Self::tenant_of(caller)?;
+        let entry = self.entry_in_scope(caller, tenant, key_id).await?;
+        open_with(&entry, version, ciphertext, context)
+    }
+}

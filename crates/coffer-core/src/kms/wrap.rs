@@ -1,0 +1,81 @@
+//! wrap: seal caller bytes (a data key, a small secret) under a key's primary version.
+
+use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
+use coffer_crypto::{EncryptionContext, KeyMaterial};
+
+use super::cache::{CachedKey, count_use};
+use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::ids::{KeyId, VersionNumber};
+use crate::key::KeyPurpose;
+use crate::token::Operation;
+
+/// Largest plaintext wrap accepts (as AWS KMS `Encrypt`): wrap is for keys and small
+/// secrets; bulk data is encrypted locally under a data key.
+pub const MAX_WRAP_PLAINTEXT: usize = 4096;
+
+/// A ciphertext and who made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Envelope v1.
+    pub ciphertext: Vec<u8>,
+    /// Key.
+    pub key_id: KeyId,
+    /// Version.
+    pub version: VersionNumber,
+}
+
+/// Seals `plaintext` under the primary version of `entry` (already authorised).
+pub(super) fn seal_primary(
+    entry: &CachedKey,
+    plaintext: &[u8],
+    context: &EncryptionContext,
+) -> KmsResult<Sealed> {
+    require_usable(entry, KeyPurpose::Encrypt, "encrypt")?;
+    let number = entry
+        .primary
+        .ok_or(KmsError::Internal("key has no primary version".into()))?;
+    let ready = entry
+        .ready
+        .get(&number)
+        .ok_or(KmsError::Internal("primary version not loaded".into()))?;
+    let KeyMaterial::Aes256(key) = &ready.material else {
+        return Err(KmsError::Internal(
+            "encrypt key without AES material".into(),
+        ));
+    };
+    let header = EnvelopeHeader {
+        key_id: *entry.key.id.as_bytes(),
+        key_version: number.get(),
+    };
+    let binding = Binding {
+        tenant_id: entry.key.tenant.as_bytes(),
+        context,
+    };
+    let ciphertext = envelope::seal(key, header, binding, plaintext)?;
+    count_use(ready);
+    Ok(Sealed {
+        ciphertext,
+        key_id: entry.key.id,
+        version: number,
+    })
+}
+
+impl Kms {
+    /// Wraps `plaintext` (at most 4096 bytes) under `reference`'s primary version.
+    pub async fn wrap(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Sealed> {
+        let entry = self.key_for(caller, Operation::Wrap, reference).await?;
+        if plaintext.len() > MAX_WRAP_PLAINTEXT {
+            return Err(KmsError::Invalid(format!(
+                "plaintext is {} bytes; wrap takes at most {MAX_WRAP_PLAINTEXT}",
+                plaintext.len()
+            )));
+        }
+        seal_primary(&entry, plaintext, context)
+    }
+}

@@ -1,0 +1,367 @@
+//! Configuration: one TOML file, every key overridable by a `COFFER_…` environment
+//! variable, validated into real types at start with the bad key named.
+//!
+//! Environment names: the key in upper case with `COFFER_` in front; nested keys join
+//! with `_` (`custody.method` → `COFFER_CUSTODY_METHOD`). Seed 002's `KMS_API_ADDR`
+//! becomes `COFFER_API_ADDR`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use coffer_core::HumanDuration;
+use coffer_crypto::PqVerifyMode;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A key has a bad value, or is unknown.
+    #[error("invalid config key `{key}`: {reason}")]
+    Invalid {
+        /// The key (dotted), or the environment variable.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// How custody holds its unseal key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustodyConfig {
+    /// A 0600 key file: unsealed automatically at start (development).
+    KeyFile {
+        /// Custody state file.
+        state_file: PathBuf,
+        /// The key file.
+        key_file: PathBuf,
+    },
+    /// A passphrase: unsealed at start from `passphrase_file` if given (0600), else
+    /// through `POST /v1/sys/unseal`.
+    Passphrase {
+        /// Custody state file.
+        state_file: PathBuf,
+        /// Optional 0600 file holding the passphrase.
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Shamir shares: starts sealed until enough shares are given.
+    Shamir {
+        /// Custody state file.
+        state_file: PathBuf,
+    },
+}
+
+impl CustodyConfig {
+    /// The custody state file.
+    pub fn state_file(&self) -> &Path {
+        match self {
+            Self::KeyFile { state_file, .. }
+            | Self::Passphrase { state_file, .. }
+            | Self::Shamir { state_file } => state_file,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Native API listen address (default `127.0.0.1:9446`).
+    pub api_addr: SocketAddr,
+    /// Operations listen address: health, readiness, metrics (default `127.0.0.1:9909`).
+    pub metrics_addr: SocketAddr,
+    /// Where the embedded database and custody state live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…` (default: SQLite in `data_dir`).
+    pub database_url: String,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Key cache lifetime (bounds staleness across replicas).
+    pub cache_ttl: Duration,
+    /// Hybrid signature acceptance.
+    pub pq_verify_mode: PqVerifyMode,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    /// Custody.
+    pub custody: CustodyConfig,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    api_addr: Option<String>,
+    metrics_addr: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    max_body_bytes: Option<u64>,
+    cache_ttl: Option<String>,
+    pq_verify_mode: Option<String>,
+    log_format: Option<String>,
+    #[serde(default)]
+    custody: RawCustody,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCustody {
+    method: Option<String>,
+    state_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    passphrase_file: Option<PathBuf>,
+}
+
+/// Every key an environment variable may override, dotted.
+const KEYS: &[&str] = &[
+    "api_addr",
+    "metrics_addr",
+    "data_dir",
+    "database_url",
+    "max_body_bytes",
+    "cache_ttl",
+    "pq_verify_mode",
+    "log_format",
+    "custody.method",
+    "custody.state_file",
+    "custody.key_file",
+    "custody.passphrase_file",
+];
+
+fn env_name(key: &str) -> String {
+    format!("COFFER_{}", key.replace('.', "_").to_uppercase())
+}
+
+impl Config {
+    /// Loads `file` (if any), applies `COFFER_…` overrides from the process
+    /// environment, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`] with an explicit environment (tests).
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| invalid("(file)", e.message().to_owned()))?
+            }
+            None => toml::Table::new(),
+        };
+        for key in KEYS {
+            if let Some(value) = env(&env_name(key)) {
+                set(&mut table, key, value);
+            }
+        }
+        let raw: RawConfig = table.try_into().map_err(|e: toml::de::Error| {
+            let message = e.message().to_owned();
+            // serde names the unknown field in its message.
+            invalid("(file)", message)
+        })?;
+        validate(raw)
+    }
+}
+
+/// Sets dotted `key` to `value`, typed like the key expects (numbers for byte counts).
+fn set(table: &mut toml::Table, key: &str, value: String) {
+    let typed = if key == "max_body_bytes" {
+        value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .unwrap_or(toml::Value::String(value))
+    } else {
+        toml::Value::String(value)
+    };
+    match key.split_once('.') {
+        Some((section, field)) => {
+            let entry = table
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(inner) = entry {
+                inner.insert(field.to_owned(), typed);
+            }
+        }
+        None => {
+            table.insert(key.to_owned(), typed);
+        }
+    }
+}
+
+fn addr(key: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .as_deref()
+        .unwrap_or(default)
+        .parse()
+        .map_err(|_| invalid(key, "expected host:port, e.g. 127.0.0.1:9446"))
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("coffer-data"));
+    let database_url = match raw.database_url {
+        Some(url)
+            if url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:") =>
+        {
+            url
+        }
+        Some(_) => {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite: or postgres:",
+            ));
+        }
+        None => format!("sqlite://{}?mode=rwc", data_dir.join("coffer.db").display()),
+    };
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(64 * 1024);
+    if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+        return Err(invalid(
+            "max_body_bytes",
+            "must be between 1024 and 16777216",
+        ));
+    }
+    let cache_ttl = match raw.cache_ttl {
+        Some(text) => text
+            .parse::<HumanDuration>()
+            .map_err(|e| invalid("cache_ttl", e.to_string()))?
+            .get(),
+        None => Duration::from_secs(30),
+    };
+    let pq_verify_mode = match raw.pq_verify_mode {
+        Some(text) => text
+            .parse()
+            .map_err(|_| invalid("pq_verify_mode", "expected and, or or pq_only"))?,
+        None => PqVerifyMode::And,
+    };
+    let log_format = match raw.log_format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(_) => return Err(invalid("log_format", "expected text or json")),
+    };
+    let state_file = raw
+        .custody
+        .state_file
+        .unwrap_or_else(|| data_dir.join("custody.json"));
+    let custody = match raw.custody.method.as_deref().unwrap_or("key-file") {
+        "key-file" => CustodyConfig::KeyFile {
+            state_file,
+            key_file: raw
+                .custody
+                .key_file
+                .unwrap_or_else(|| data_dir.join("unseal.key")),
+        },
+        "passphrase" => CustodyConfig::Passphrase {
+            state_file,
+            passphrase_file: raw.custody.passphrase_file,
+        },
+        "shamir" => CustodyConfig::Shamir { state_file },
+        _ => {
+            return Err(invalid(
+                "custody.method",
+                "expected key-file, passphrase or shamir",
+            ));
+        }
+    };
+    Ok(Config {
+        api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
+        metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
+        data_dir,
+        database_url,
+        max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(64 * 1024),
+        cache_ttl,
+        pq_verify_mode,
+        log_format,
+        custody,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir =
+            std::env::temp_dir().join(format!("coffer-config-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("coffer.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with(Some(&path), |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_and_environment_overrides() {
+        let config = load(
+            "data_dir = \"/srv/coffer\"\n",
+            &[
+                ("COFFER_API_ADDR", "0.0.0.0:19446"),
+                ("COFFER_CUSTODY_METHOD", "shamir"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.api_addr.port(), 19446);
+        assert_eq!(config.metrics_addr.port(), 9909);
+        assert_eq!(
+            config.database_url,
+            "sqlite:///srv/coffer/coffer.db?mode=rwc"
+        );
+        assert_eq!(
+            config.custody,
+            CustodyConfig::Shamir {
+                state_file: "/srv/coffer/custody.json".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = load("api_addr = \"nonsense\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`api_addr`"), "{err}");
+        let err = load("", &[("COFFER_MAX_BODY_BYTES", "12")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`max_body_bytes`"), "{err}");
+        let err = load("colour = \"blue\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+        let err = load("[custody]\nmethod = \"hsm\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`custody.method`"), "{err}");
+    }
+}

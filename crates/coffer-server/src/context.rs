@@ -1,0 +1,113 @@
+//! Per-request context: the request id (echoed in `x-request-id`, in error bodies and in
+//! logs), the tenant once authenticated (for metrics labels), and the middleware that
+//! logs and measures every request.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use coffer_api::ErrorCode;
+
+tokio::task_local! {
+    static REQUEST: RequestContext;
+}
+
+struct RequestContext {
+    id: String,
+    tenant: OnceLock<String>,
+}
+
+/// The current request's id ("" outside a request).
+pub fn request_id() -> String {
+    REQUEST.try_with(|c| c.id.clone()).unwrap_or_default()
+}
+
+/// Records the authenticated tenant for this request's metrics.
+pub fn set_tenant(tenant: String) {
+    let _ = REQUEST.try_with(|c| c.tenant.set(tenant));
+}
+
+/// A request id: the caller's `x-request-id` if it is short and plain, else a new one.
+fn choose_id(request: &Request) -> String {
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The operation name of a route, for metric labels (bounded set: route templates).
+fn operation(path: &str) -> &'static str {
+    match path {
+        "/v1/kms/wrap" => "wrap",
+        "/v1/kms/unwrap" => "unwrap",
+        "/v1/kms/datakey" => "datakey",
+        "/v1/kms/rewrap" => "rewrap",
+        "/v1/kms/sign" => "sign",
+        "/v1/kms/verify" => "verify",
+        "/v1/kms/mac" => "mac",
+        "/v1/kms/verify-mac" => "verify_mac",
+        "/v1/kms/keys" => "keys",
+        p if p.starts_with("/v1/kms/keys") && p.ends_with("/rotate") => "keys_rotate",
+        p if p.starts_with("/v1/kms/keys") && p.ends_with("}") => "keys_show",
+        p if p.starts_with("/v1/kms/keys") => "keys_state",
+        p if p.starts_with("/v1/admin") => "admin",
+        p if p.starts_with("/v1/sys") => "sys",
+        _ => "other",
+    }
+}
+
+/// Request id, logging and metrics around every API request.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let id = choose_id(&request);
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let op = operation(&route);
+    let context = RequestContext {
+        id: id.clone(),
+        tenant: OnceLock::new(),
+    };
+    let started = Instant::now();
+    let (mut response, tenant) = REQUEST
+        .scope(context, async move {
+            let response = next.run(request).await;
+            let tenant = REQUEST
+                .with(|c| c.tenant.get().cloned())
+                .unwrap_or_else(|| "-".to_owned());
+            (response, tenant)
+        })
+        .await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let code = response.extensions().get::<ErrorCode>().copied();
+    let outcome = match code {
+        None => "ok",
+        Some(code) if code.status() >= 500 => "error",
+        Some(_) => "rejected",
+    };
+    metrics::histogram!("kms_latency_seconds", "op" => op).record(elapsed.as_secs_f64());
+    metrics::counter!("kms_ops_total", "tenant" => tenant, "op" => op, "outcome" => outcome)
+        .increment(1);
+    if let Some(code) = code {
+        metrics::counter!("rejected_total", "reason" => code.as_str()).increment(1);
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    tracing::info!(request_id = %id, %method, route = %route, status, latency_us = elapsed.as_micros() as u64, "request");
+    response
+}

@@ -1,0 +1,81 @@
+//! Errors become HTTP in this one place: status, stable code, a message with no
+//! internals for 5xx, and the request id.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use coffer_api::{ErrorBody, ErrorCode, ErrorDetail};
+use coffer_core::kms::KmsError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The code.
+    pub code: ErrorCode,
+    /// The message shown to the caller.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The wire body, with the current request's id.
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            message: self.message.clone(),
+            request_id: crate::context::request_id(),
+        }
+    }
+}
+
+impl From<KmsError> for ApiError {
+    fn from(error: KmsError) -> Self {
+        let code = match &error {
+            KmsError::Invalid(_) => ErrorCode::InvalidRequest,
+            KmsError::InvalidCiphertext => ErrorCode::InvalidCiphertext,
+            KmsError::Unauthorized(_) => ErrorCode::Unauthorized,
+            KmsError::Forbidden(_) => ErrorCode::Forbidden,
+            KmsError::NotFound(_) => ErrorCode::NotFound,
+            KmsError::KeyDisabled(_) => ErrorCode::KeyDisabled,
+            KmsError::VersionRetired(_) => ErrorCode::VersionRetired,
+            KmsError::KeyExpired(_) => ErrorCode::KeyExpired,
+            KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
+            KmsError::Conflict(_) => ErrorCode::Conflict,
+            KmsError::Sealed => ErrorCode::Sealed,
+            KmsError::Unavailable(_) => ErrorCode::Unavailable,
+            KmsError::Internal(_) => ErrorCode::Internal,
+        };
+        // 5xx details go to the log (under the request id), never to the caller.
+        if let KmsError::Internal(detail) | KmsError::Unavailable(detail) = &error {
+            tracing::error!(error = %detail, "request failed");
+        }
+        Self::new(code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response();
+        // The observing middleware reads the code to label metrics.
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}
+
+/// Handler result.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,116 @@
+//! Extractors: JSON bodies with Coffer's error body on rejection, the authenticated
+//! caller, and the one-or-batch form of the hot operations.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use coffer_api::ErrorCode;
+use coffer_api::crypto::{Batch, MAX_BATCH_ITEMS};
+use coffer_core::kms::Caller;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body; malformed JSON, unknown fields and bad base64 answer 400 with the
+/// parser's reason, an oversized body 413.
+pub struct ApiJson<T>(pub T);
+
+async fn body_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is larger than {} bytes", state.max_body_bytes),
+                )
+            } else {
+                ApiError::new(ErrorCode::InvalidRequest, "the body could not be read")
+            }
+        })
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(request, state).await?;
+        parse(&bytes).map(Self)
+    }
+}
+
+/// One request or `{"items": [...]}`.
+pub enum OneOrBatch<T> {
+    /// A single request.
+    One(T),
+    /// A batch.
+    Batch(Vec<T>),
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OneOrBatch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(request, state).await?;
+        // The single form is the common case: try it first; a batch fails it (unknown
+        // field `items`) and parses second. If both fail, the single form's error is
+        // the helpful one.
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(one) => Ok(Self::One(one)),
+            Err(single_error) => match serde_json::from_slice::<Batch<T>>(&bytes) {
+                Ok(batch) if batch.items.len() > MAX_BATCH_ITEMS => Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("a batch takes at most {MAX_BATCH_ITEMS} items"),
+                )),
+                Ok(batch) => Ok(Self::Batch(batch.items)),
+                Err(_) => Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("invalid JSON body: {single_error}"),
+                )),
+            },
+        }
+    }
+}
+
+/// The authenticated caller (`Authorization: Bearer …`). Memory only: no store.
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "missing Authorization: Bearer token",
+                )
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "expected Authorization: Bearer <token>",
+            )
+        })?;
+        let caller = state.kms.authenticate(token)?;
+        let label = caller
+            .grants
+            .tenant()
+            .map_or_else(|| "admin".to_owned(), |t| t.to_string());
+        crate::context::set_tenant(label);
+        Ok(Authed(caller))
+    }
+}

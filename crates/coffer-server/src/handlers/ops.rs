@@ -1,0 +1,32 @@
+//! The operations port: liveness, readiness, Prometheus metrics.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use coffer_core::Custody;
+
+use crate::state::AppState;
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 200 only when unsealed, loaded and the store answers.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.kms.ready().await {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let sealed = u8::from(state.custody.status() != coffer_core::SealStatus::Unsealed);
+    metrics::gauge!("kms_sealed").set(f64::from(sealed));
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

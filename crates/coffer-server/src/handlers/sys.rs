@@ -1,0 +1,85 @@
+//! Seal status and unseal: no token (the share or passphrase is the credential).
+
+use axum::Json;
+use axum::extract::State;
+use coffer_api::ErrorCode;
+use coffer_api::admin::{SealStatusView, UnsealRequest};
+use coffer_core::{Custody, CustodyError, SealStatus};
+use coffer_custody_sealed::{Passphrase, UnsealMethod};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// The seal status as the API shows it.
+pub fn status_view(state: &AppState) -> SealStatusView {
+    let method = match state.custody.method() {
+        UnsealMethod::Shamir { .. } => "shamir",
+        UnsealMethod::Passphrase => "passphrase",
+        UnsealMethod::KeyFile => "key-file",
+    };
+    let (sealed, progress, threshold) = match state.custody.status() {
+        SealStatus::Unsealed => (false, 0, state.custody.method().threshold()),
+        SealStatus::Sealed {
+            progress,
+            threshold,
+        } => (true, progress, threshold),
+    };
+    SealStatusView {
+        sealed,
+        progress,
+        threshold,
+        method: method.to_owned(),
+    }
+}
+
+/// `GET /v1/sys/seal-status`
+pub async fn seal_status(State(state): State<AppState>) -> Json<SealStatusView> {
+    Json(status_view(&state))
+}
+
+fn unseal_error(error: CustodyError) -> ApiError {
+    match error {
+        CustodyError::UnsealFailed(why) => {
+            ApiError::new(ErrorCode::InvalidRequest, format!("unseal failed: {why}"))
+        }
+        CustodyError::Config(why) => ApiError::new(ErrorCode::InvalidRequest, why),
+        other => {
+            tracing::error!(error = %other, "unseal");
+            ApiError::new(ErrorCode::Internal, "unseal failed")
+        }
+    }
+}
+
+/// `POST /v1/sys/unseal`: one share, or the passphrase. Once unsealed, the service
+/// loads its token key and becomes ready.
+pub async fn unseal(
+    State(state): State<AppState>,
+    ApiJson(r): ApiJson<UnsealRequest>,
+) -> ApiResult<Json<SealStatusView>> {
+    let custody = state.custody.clone();
+    // Argon2id takes tens of milliseconds of CPU: off the async workers.
+    let outcome = tokio::task::spawn_blocking(move || match (r.share, r.passphrase) {
+        (Some(share), None) => {
+            let text = String::from_utf8(share.expose_secret().to_vec())
+                .map_err(|_| CustodyError::UnsealFailed("the share is not text"))?;
+            custody.submit_share(&text).map(|_| ())
+        }
+        (None, Some(passphrase)) => {
+            let text = String::from_utf8(passphrase.expose_secret().to_vec())
+                .map_err(|_| CustodyError::UnsealFailed("the passphrase is not UTF-8"))?;
+            custody.unseal_passphrase(&Passphrase::new(text))
+        }
+        _ => Err(CustodyError::Config(
+            "give exactly one of share and passphrase".into(),
+        )),
+    })
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "unseal task failed"))?;
+    outcome.map_err(unseal_error)?;
+    if state.custody.status() == SealStatus::Unsealed {
+        state.kms.load().await?;
+        tracing::info!("unsealed");
+    }
+    Ok(Json(status_view(&state)))
+}

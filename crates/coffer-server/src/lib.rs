@@ -1,0 +1,124 @@
+//! Coffer's HTTP service and composition root.
+//!
+//! Layout:
+//! - this file — the routers and [`serve`]: the server is a function of its listeners,
+//!   its state and a shutdown signal, so tests bind port 0.
+//! - [`startup`] — opening store, custody and service from a [`Config`]; first-time
+//!   [`startup::init`].
+//! - [`config`] — TOML + `COFFER_…` environment, validated.
+//! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
+//!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
+//!   logs and metrics; `convert` — domain ↔ wire.
+
+pub mod config;
+mod context;
+mod convert;
+mod error;
+mod extract;
+mod handlers;
+pub mod startup;
+mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use coffer_api::{ErrorCode, paths};
+use tokio::net::TcpListener;
+
+pub use config::{Config, ConfigError, CustodyConfig};
+pub use error::ApiError;
+pub use state::AppState;
+
+use handlers::{admin, crypto, keys, ops, sys};
+
+/// The native API router (port 9446).
+pub fn api_router(state: AppState) -> Router {
+    Router::new()
+        .route(paths::KEYS, post(keys::create).get(keys::list))
+        .route("/v1/kms/keys/alias/{name}", get(keys::show_alias))
+        .route(
+            "/v1/kms/keys/alias/{name}/{action}",
+            post(keys::alias_action),
+        )
+        .route("/v1/kms/keys/{key}", get(keys::show))
+        .route("/v1/kms/keys/{key}/{action}", post(keys::action))
+        .route(paths::WRAP, post(crypto::wrap))
+        .route(paths::UNWRAP, post(crypto::unwrap))
+        .route(paths::DATAKEY, post(crypto::datakey))
+        .route(paths::REWRAP, post(crypto::rewrap))
+        .route(paths::SIGN, post(crypto::sign))
+        .route(paths::VERIFY, post(crypto::verify))
+        .route(paths::MAC, post(crypto::mac))
+        .route(paths::VERIFY_MAC, post(crypto::verify_mac))
+        .route(
+            paths::TENANTS,
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route(paths::TOKENS, post(admin::mint_token))
+        .route(paths::TOKENS_REVOKE, post(admin::revoke_token))
+        .route(paths::SEAL_STATUS, get(sys::seal_status))
+        .route(paths::UNSEAL, post(sys::unseal))
+        .fallback(async || ApiError::new(ErrorCode::NotFound, "no such endpoint"))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(axum::middleware::from_fn(context::observe))
+        .with_state(state)
+}
+
+/// The operations router (port 9909): health, readiness, metrics.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route(paths::HEALTHZ, get(ops::healthz))
+        .route(paths::READYZ, get(ops::readyz))
+        .route(paths::METRICS, get(ops::metrics))
+        .with_state(state)
+}
+
+/// Serves both routers until `shutdown` resolves, then drains in-flight requests and
+/// returns. Also refreshes token records periodically (revocations made by other
+/// replicas sharing the database).
+pub async fn serve(
+    api: TcpListener,
+    operations: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let refresher = {
+        let kms = state.kms.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if kms.ready().await {
+                            if let Err(error) = kms.refresh_tokens().await {
+                                tracing::warn!(%error, "token refresh failed");
+                            }
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let api_server =
+        axum::serve(api, api_router(state.clone())).with_graceful_shutdown(wait(stop_rx.clone()));
+    let ops_server =
+        axum::serve(operations, ops_router(state)).with_graceful_shutdown(wait(stop_rx));
+    let trigger = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+    };
+    let (api_result, ops_result, ()) =
+        tokio::join!(api_server.into_future(), ops_server.into_future(), trigger);
+    refresher.abort();
+    api_result.and(ops_result)
+}

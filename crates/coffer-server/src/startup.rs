@@ -1,0 +1,218 @@
+//! Opening a deployment from its configuration, and initialising a new one.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use coffer_core::kms::{Kms, KmsError, KmsOptions};
+use coffer_core::{Clock, Custody, CustodyError, SealStatus, Store, StoreError, SystemClock};
+use coffer_custody_sealed::{Passphrase, SealedCustody, UnsealShare};
+use coffer_store_sql::SqlStore;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use thiserror::Error;
+
+use crate::config::{Config, CustodyConfig};
+use crate::state::AppState;
+
+/// Why the server could not start or initialise.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The database.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Custody.
+    #[error("custody: {0}")]
+    Custody(#[from] CustodyError),
+    /// The service.
+    #[error("service: {0}")]
+    Kms(#[from] KmsError),
+    /// No custody state yet.
+    #[error("not initialised: {0} does not exist (run `coffer init` first)")]
+    NotInitialized(String),
+    /// `init` on an initialised deployment.
+    #[error("already initialised: {0} exists")]
+    AlreadyInitialized(String),
+    /// Files and directories.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// How `init` protects the unseal key.
+pub enum InitMethod {
+    /// A key file (development; unseals automatically).
+    KeyFile,
+    /// A passphrase (Argon2id).
+    Passphrase(Passphrase),
+    /// `shares` Shamir shares, `threshold` of which unseal.
+    Shamir {
+        /// Number of shares.
+        shares: u8,
+        /// Shares needed.
+        threshold: u8,
+    },
+}
+
+/// What `init` hands back, once.
+pub struct Initialized {
+    /// The first admin token.
+    pub admin_token: String,
+    /// Shamir shares (empty for other methods): give one to each holder.
+    pub shares: Vec<UnsealShare>,
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every server a
+/// process starts, as tests do).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ];
+            let builder = PrometheusBuilder::new();
+            let builder = builder
+                .set_buckets_for_metric(Matcher::Full("kms_latency_seconds".into()), &buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then its handle is not ours
+            // and /metrics shows what this recorder saw (nothing), which tests notice.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+fn ensure_dir(path: &Path) -> Result<(), StartError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| StartError::Io(format!("cannot create {}: {e}", path.display())))
+}
+
+fn read_secret_file(path: &Path) -> Result<String, StartError> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(StartError::Io(format!(
+            "{} must not be readable by group or others (chmod 600)",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn kms(config: &Config, store: Arc<dyn Store>, custody: Arc<SealedCustody>) -> Arc<Kms> {
+    let options = KmsOptions {
+        pq_verify_mode: config.pq_verify_mode,
+        cache_ttl: Some(config.cache_ttl),
+    };
+    Arc::new(Kms::new(
+        store,
+        custody,
+        Arc::new(SystemClock) as Arc<dyn Clock>,
+        options,
+    ))
+}
+
+fn state(config: &Config, kms: Arc<Kms>, custody: Arc<SealedCustody>) -> AppState {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    AppState {
+        kms,
+        custody,
+        metrics: metrics_handle(),
+        max_body_bytes: config.max_body_bytes,
+        heavy: Arc::new(tokio::sync::Semaphore::new(cores)),
+    }
+}
+
+/// Initialises a new deployment: custody state, schema, token root key, first admin
+/// token. Leaves custody unsealed in this process.
+pub async fn init(
+    config: &Config,
+    method: InitMethod,
+) -> Result<(AppState, Initialized), StartError> {
+    ensure_dir(&config.data_dir)?;
+    let state_file = config.custody.state_file();
+    if state_file.exists() {
+        return Err(StartError::AlreadyInitialized(
+            state_file.display().to_string(),
+        ));
+    }
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let (custody, shares) = match (&config.custody, method) {
+        (CustodyConfig::KeyFile { key_file, .. }, InitMethod::KeyFile) => {
+            let custody = SealedCustody::init_key_file(state_file, key_file)?;
+            custody.unseal_key_file(key_file)?;
+            (custody, Vec::new())
+        }
+        (CustodyConfig::Passphrase { .. }, InitMethod::Passphrase(passphrase)) => {
+            let custody = SealedCustody::init_passphrase(state_file, &passphrase)?;
+            custody.unseal_passphrase(&passphrase)?;
+            (custody, Vec::new())
+        }
+        (CustodyConfig::Shamir { .. }, InitMethod::Shamir { shares, threshold }) => {
+            let (custody, shares) = SealedCustody::init_shamir(state_file, shares, threshold)?;
+            for share in shares.iter().take(usize::from(threshold)) {
+                custody.submit_share(share.expose_secret())?;
+            }
+            (custody, shares)
+        }
+        _ => {
+            return Err(StartError::Io(
+                "the init method must match custody.method in the configuration".into(),
+            ));
+        }
+    };
+    let custody = Arc::new(custody);
+    let kms = kms(config, store, custody.clone());
+    let admin_token = kms.initialize().await?.ok_or_else(|| {
+        StartError::AlreadyInitialized("the database already holds a token root key".into())
+    })?;
+    Ok((
+        state(config, kms, custody),
+        Initialized {
+            admin_token,
+            shares,
+        },
+    ))
+}
+
+/// Opens an initialised deployment. Key-file custody (and passphrase custody with a
+/// `passphrase_file`) unseal at once; otherwise the server starts sealed and waits for
+/// `POST /v1/sys/unseal`.
+pub async fn open(config: &Config) -> Result<AppState, StartError> {
+    let state_file = config.custody.state_file();
+    if !state_file.exists() {
+        return Err(StartError::NotInitialized(state_file.display().to_string()));
+    }
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let custody = Arc::new(SealedCustody::open(state_file)?);
+    match &config.custody {
+        CustodyConfig::KeyFile { key_file, .. } => custody.unseal_key_file(key_file)?,
+        CustodyConfig::Passphrase {
+            passphrase_file: Some(file),
+            ..
+        } => {
+            let passphrase = Passphrase::new(read_secret_file(file)?);
+            let custody = custody.clone();
+            tokio::task::spawn_blocking(move || custody.unseal_passphrase(&passphrase))
+                .await
+                .map_err(|e| StartError::Io(e.to_string()))??;
+        }
+        _ => {}
+    }
+    let kms = kms(config, store, custody.clone());
+    if custody.status() == SealStatus::Unsealed && !kms.load().await? {
+        return Err(StartError::NotInitialized(
+            "the database holds no token root key".into(),
+        ));
+    }
+    if custody.status() != SealStatus::Unsealed {
+        tracing::warn!("starting sealed: unseal with `coffer unseal`");
+    }
+    Ok(state(config, kms, custody))
+}

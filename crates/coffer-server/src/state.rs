@@ -1,0 +1,22 @@
+//! Shared state of the routers.
+
+use std::sync::Arc;
+
+use coffer_core::kms::Kms;
+use coffer_custody_sealed::SealedCustody;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service.
+    pub kms: Arc<Kms>,
+    /// Custody, for seal status and unseal.
+    pub custody: Arc<SealedCustody>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Body limit, for the 413 message.
+    pub max_body_bytes: usize,
+    /// Permits for CPU-heavy work (ML-DSA signing): one per core.
+    pub heavy: Arc<tokio::sync::Semaphore>,
+}
