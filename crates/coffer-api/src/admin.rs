@@ -54,13 +54,21 @@ pub struct MintTokenRequest {
     pub description: Option<String>,
 }
 
-/// Answer of mint.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// Answer of mint. `Debug` elides the token: it is a bearer credential.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MintTokenResponse {
     /// The bearer token. Shown once.
     pub token: String,
     /// Its id, for revocation.
     pub token_id: String,
+}
+
+impl std::fmt::Debug for MintTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintTokenResponse")
+            .field("token_id", &self.token_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /v1/admin/tokens/revoke`.

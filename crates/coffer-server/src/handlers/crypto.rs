@@ -61,7 +61,7 @@ async fn wrap_one(
     Ok(sealed(
         state
             .kms
-            .wrap(&caller, &r.key_id, r.plaintext.expose_secret(), &ctx)
+            .wrap(caller, &r.key_id, r.plaintext.expose_secret(), &ctx)
             .await?,
     ))
 }
@@ -81,7 +81,7 @@ async fn unwrap_one(
     r: UnwrapRequest,
 ) -> ApiResult<UnwrapResponse> {
     let ctx = context(&r.context)?;
-    let opened = state.kms.unwrap(&caller, &r.ciphertext.0, &ctx).await?;
+    let opened = state.kms.unwrap(caller, &r.ciphertext.0, &ctx).await?;
     Ok(UnwrapResponse {
         plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
         key_id: opened.key_id.to_string(),
@@ -105,7 +105,7 @@ async fn datakey_one(
 ) -> ApiResult<DatakeyResponse> {
     let ctx = context(&r.context)?;
     let bytes = usize::try_from(r.bytes.unwrap_or(32)).unwrap_or(usize::MAX);
-    let (key, s) = state.kms.datakey(&caller, &r.key_id, bytes, &ctx).await?;
+    let (key, s) = state.kms.datakey(caller, &r.key_id, bytes, &ctx).await?;
     let plaintext = r
         .include_plaintext
         .unwrap_or(true)
@@ -137,7 +137,7 @@ async fn rewrap_one(
     let s = state
         .kms
         .rewrap(
-            &caller,
+            caller,
             &r.ciphertext.0,
             &ctx,
             r.key_id.as_deref(),
@@ -233,7 +233,7 @@ async fn verify_one(
     let input = sign_input(&r.message, &r.digest, &mut buf)?;
     let v = state
         .kms
-        .verify(&caller, &r.key_id, r.key_version, input, &r.signature.0)
+        .verify(caller, &r.key_id, r.key_version, input, &r.signature.0)
         .await?;
     Ok(VerifyResponse {
         valid: v.valid,
@@ -252,7 +252,7 @@ pub async fn verify(
 }
 
 async fn mac_one(state: &AppState, caller: &Caller, r: MacRequest) -> ApiResult<MacResponse> {
-    let (tag, who) = state.kms.mac(&caller, &r.key_id, &r.message.0).await?;
+    let (tag, who) = state.kms.mac(caller, &r.key_id, &r.message.0).await?;
     Ok(MacResponse {
         mac: B64(tag),
         key_id: who.key_id.to_string(),
@@ -276,7 +276,7 @@ async fn verify_mac_one(
 ) -> ApiResult<VerifyResponse> {
     let v = state
         .kms
-        .verify_mac(&caller, &r.key_id, r.key_version, &r.message.0, &r.mac.0)
+        .verify_mac(caller, &r.key_id, r.key_version, &r.message.0, &r.mac.0)
         .await?;
     Ok(VerifyResponse {
         valid: v.valid,

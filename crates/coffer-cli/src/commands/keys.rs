@@ -1,0 +1,317 @@
+//! `coffer keys …`: create, list, show, rotate, enable, disable, schedule and cancel
+//! deletion.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use coffer_api::keys::{CreateKeyRequest, KeyView, ListKeysQuery, RotationPolicyView};
+use coffer_core::HumanDuration;
+
+use super::{Globals, or_dash, pairs_to_map, parse_pair, print_json, print_line, table};
+
+/// Key management.
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key.
+    Create(CreateArgs),
+    /// List keys with their primary version and its expiry.
+    List(ListArgs),
+    /// Show one key and its versions.
+    Show(KeyArg),
+    /// Make a new primary version.
+    Rotate(KeyArg),
+    /// Enable a disabled key.
+    Enable(KeyArg),
+    /// Disable a key (it refuses every operation until enabled).
+    Disable(KeyArg),
+    /// Schedule a key's destruction after a waiting period.
+    ScheduleDeletion(ScheduleDeletionArgs),
+    /// Cancel a scheduled deletion (the key returns disabled).
+    CancelDeletion(KeyArg),
+}
+
+/// One key.
+#[derive(Args)]
+pub struct KeyArg {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+}
+
+/// `keys create`.
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Key spec.
+    #[arg(long, value_parser = ["aes-256", "ed25519", "ecdsa-p256", "ml-dsa-65", "hybrid-ed25519-ml-dsa-65", "hmac-sha256"])]
+    spec: String,
+    /// Purpose (default: the spec's).
+    #[arg(long, value_parser = ["encrypt", "sign", "mac"])]
+    purpose: Option<String>,
+    /// An alias, alias/NAME or NAME.
+    #[arg(long, value_name = "NAME")]
+    alias: Option<String>,
+    /// A label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    labels: Vec<(String, String)>,
+    /// A registered purpose such as attestation-signing (repeatable).
+    #[arg(long = "registered-purpose", value_name = "PURPOSE")]
+    registered_purposes: Vec<String>,
+    /// Rotate every D (e.g. 90d).
+    #[arg(long, value_name = "D")]
+    rotation_period: Option<HumanDuration>,
+    /// Rotate this long before the primary version expires.
+    #[arg(long, value_name = "D")]
+    rotate_before_expiry: Option<HumanDuration>,
+    /// Keep a replaced version usable this long.
+    #[arg(long, value_name = "D")]
+    overlap: Option<HumanDuration>,
+    /// Validity of each version (e.g. 365d).
+    #[arg(long, value_name = "D")]
+    validity: Option<HumanDuration>,
+}
+
+/// `keys list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only this purpose.
+    #[arg(long, value_parser = ["encrypt", "sign", "mac"])]
+    purpose: Option<String>,
+    /// Only this spec.
+    #[arg(long)]
+    spec: Option<String>,
+    /// Only keys in this state.
+    #[arg(long, value_parser = ["enabled", "disabled", "pending-deletion", "destroyed"])]
+    state: Option<String>,
+}
+
+/// `keys schedule-deletion`.
+#[derive(Args)]
+pub struct ScheduleDeletionArgs {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+    /// Waiting period in days, 7–30 (default 30).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(7..=30))]
+    days: Option<u32>,
+}
+
+/// Runs a `keys` command.
+pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    let key = match command {
+        KeysCommand::Create(args) => client.create_key(&create_request(args)?).await?,
+        KeysCommand::List(args) => {
+            let query = ListKeysQuery {
+                purpose: args.purpose,
+                spec: args.spec,
+                state: args.state,
+            };
+            let answer = client.list_keys(&query).await?;
+            if global.json {
+                print_json(&answer)?;
+            } else {
+                print_line(&key_table(&answer.keys))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        KeysCommand::Rotate(KeyArg { key }) => {
+            let answer = client.rotate_key(&key).await?;
+            if global.json {
+                print_json(&answer)?;
+            } else {
+                print_line(&format!(
+                    "key_id={} primary_version={}",
+                    answer.key_id, answer.version
+                ))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        KeysCommand::Show(KeyArg { key }) => client.show_key(&key).await?,
+        KeysCommand::Enable(KeyArg { key }) => client.enable_key(&key).await?,
+        KeysCommand::Disable(KeyArg { key }) => client.disable_key(&key).await?,
+        KeysCommand::ScheduleDeletion(args) => {
+            client.schedule_deletion(&args.key, args.days).await?
+        }
+        KeysCommand::CancelDeletion(KeyArg { key }) => client.cancel_deletion(&key).await?,
+    };
+    if global.json {
+        print_json(&key)?;
+    } else {
+        print_line(&summary(&key))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn create_request(args: CreateArgs) -> anyhow::Result<CreateKeyRequest> {
+    let text = |d: Option<HumanDuration>| d.map(|d| d.to_string());
+    let rotation = RotationPolicyView {
+        period: text(args.rotation_period),
+        before_expiry: text(args.rotate_before_expiry),
+        overlap: text(args.overlap),
+    };
+    Ok(CreateKeyRequest {
+        spec: args.spec,
+        purpose: args.purpose,
+        alias: args.alias,
+        labels: pairs_to_map(args.labels, "label")?,
+        registered_purposes: args.registered_purposes.into_iter().collect(),
+        rotation: (rotation != RotationPolicyView::default()).then_some(rotation),
+        validity: text(args.validity),
+    })
+}
+
+fn key_table(keys: &[KeyView]) -> String {
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| {
+            let primary = key.versions.iter().find(|v| v.primary);
+            vec![
+                key.key_id.clone(),
+                if key.aliases.is_empty() {
+                    "-".into()
+                } else {
+                    key.aliases.join(",")
+                },
+                key.spec.clone(),
+                key.state.clone(),
+                key.primary_version.to_string(),
+                or_dash(primary.and_then(|v| v.not_after.as_deref())),
+            ]
+        })
+        .collect();
+    table(
+        &["KEY ID", "ALIASES", "SPEC", "STATE", "PRIMARY", "NOT AFTER"],
+        &rows,
+    )
+}
+
+/// The human form of one key: fields, then its versions.
+fn summary(key: &KeyView) -> String {
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let labels: Vec<String> = key.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let rotation = &key.rotation;
+    let mut state = key.state.clone();
+    if let Some(due) = &key.deletion_due {
+        state.push_str(&format!(" (deletion due {due})"));
+    }
+    let fields = [
+        ("key id", key.key_id.clone()),
+        ("aliases", list(&key.aliases)),
+        ("spec", key.spec.clone()),
+        ("purpose", key.purpose.clone()),
+        ("state", state),
+        ("primary version", key.primary_version.to_string()),
+        ("labels", list(&labels)),
+        ("registered purposes", list(&key.registered_purposes)),
+        (
+            "rotation",
+            format!(
+                "period {}, before expiry {}, overlap {}",
+                or_dash(rotation.period.as_deref()),
+                or_dash(rotation.before_expiry.as_deref()),
+                or_dash(rotation.overlap.as_deref()),
+            ),
+        ),
+        ("validity", or_dash(key.validity.as_deref())),
+        ("created", key.created_at.clone()),
+    ];
+    let mut text: String = fields
+        .iter()
+        .map(|(name, value)| format!("{:<20} {value}\n", format!("{name}:")))
+        .collect();
+    let rows: Vec<Vec<String>> = key
+        .versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                v.state.clone(),
+                if v.primary { "yes" } else { "" }.into(),
+                v.not_before.clone(),
+                or_dash(v.not_after.as_deref()),
+            ]
+        })
+        .collect();
+    text.push('\n');
+    text.push_str(&table(
+        &["VERSION", "STATE", "PRIMARY", "NOT BEFORE", "NOT AFTER"],
+        &rows,
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Command;
+    use crate::tests::parse;
+
+    fn create_args(args: &[&str]) -> Result<CreateArgs, clap::Error> {
+        let mut line = vec!["keys", "create"];
+        line.extend_from_slice(args);
+        match parse(&line)?.command {
+            Command::Keys(KeysCommand::Create(args)) => Ok(args),
+            _ => panic!("not keys create"),
+        }
+    }
+
+    #[test]
+    fn create_builds_the_request() {
+        let args = create_args(&[
+            "--spec",
+            "ed25519",
+            "--alias",
+            "signer",
+            "--label",
+            "team=pay",
+            "--label",
+            "env=prod",
+            "--registered-purpose",
+            "attestation-signing",
+            "--rotation-period",
+            "90d",
+            "--overlap",
+            "168h",
+            "--validity",
+            "365d",
+        ])
+        .unwrap();
+        let request = create_request(args).unwrap();
+        assert_eq!(request.spec, "ed25519");
+        assert_eq!(request.alias.as_deref(), Some("signer"));
+        assert_eq!(request.labels.len(), 2);
+        assert_eq!(request.labels["team"], "pay");
+        let rotation = request.rotation.unwrap();
+        assert_eq!(rotation.period.as_deref(), Some("90d"));
+        assert_eq!(rotation.overlap.as_deref(), Some("1w"), "normalized");
+        assert_eq!(rotation.before_expiry, None);
+        assert_eq!(request.validity.as_deref(), Some("365d"));
+    }
+
+    #[test]
+    fn no_rotation_flags_means_no_rotation_policy() {
+        let request = create_request(create_args(&["--spec", "aes-256"]).unwrap()).unwrap();
+        assert_eq!(request.rotation, None);
+    }
+
+    #[test]
+    fn bad_labels_and_durations_are_usage_errors() {
+        assert!(create_args(&["--spec", "aes-256", "--label", "no-equals"]).is_err());
+        assert!(create_args(&["--spec", "aes-256", "--validity", "forever"]).is_err());
+        assert!(create_args(&["--spec", "rot13"]).is_err());
+        let twice = create_args(&["--spec", "aes-256", "--label", "a=1", "--label", "a=2"]);
+        assert!(create_request(twice.unwrap()).is_err());
+    }
+
+    #[test]
+    fn deletion_days_are_bounded() {
+        assert!(parse(&["keys", "schedule-deletion", "k", "--days", "6"]).is_err());
+        assert!(parse(&["keys", "schedule-deletion", "k", "--days", "7"]).is_ok());
+    }
+}

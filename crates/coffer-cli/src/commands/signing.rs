@@ -1,0 +1,242 @@
+//! `coffer sign`, `verify`, `mac`, `verify-mac`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use coffer_api::B64;
+use coffer_api::crypto::{MacRequest, SignRequest, VerifyMacRequest, VerifyRequest};
+
+use super::{Globals, decode_b64, encode_b64, print_json, print_line, read_input};
+
+/// The message: an argument, a file, or stdin.
+#[derive(Args)]
+pub struct MessageArgs {
+    /// The message as text.
+    #[arg(long, conflicts_with = "input")]
+    message: Option<String>,
+    /// Read the message from FILE (default: stdin).
+    #[arg(long = "in", value_name = "FILE")]
+    input: Option<PathBuf>,
+}
+
+impl MessageArgs {
+    fn read(self) -> anyhow::Result<B64> {
+        Ok(B64(
+            read_input(self.input.as_deref(), self.message)?.to_vec()
+        ))
+    }
+}
+
+/// `sign`.
+#[derive(Args)]
+pub struct SignArgs {
+    /// Key id or alias/NAME.
+    #[arg(long)]
+    key: String,
+    #[command(flatten)]
+    message: MessageArgs,
+    /// Sign this SHA-256 digest (hex) instead of a message (ECDSA only).
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["message", "input"])]
+    digest_hex: Option<String>,
+}
+
+/// `verify`.
+#[derive(Args)]
+#[command(
+    after_help = "Exit status: 0 when the signature is valid, 1 when it is invalid \
+                        or on error."
+)]
+pub struct VerifyArgs {
+    /// Key id or alias/NAME.
+    #[arg(long)]
+    key: String,
+    /// Version that signed (default: the primary).
+    #[arg(long, value_name = "N")]
+    version: Option<u32>,
+    /// The signature (base64).
+    #[arg(long, value_name = "B64")]
+    signature: String,
+    #[command(flatten)]
+    message: MessageArgs,
+    /// Verify against this SHA-256 digest (hex) instead of a message (ECDSA only).
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["message", "input"])]
+    digest_hex: Option<String>,
+}
+
+/// `mac`.
+#[derive(Args)]
+pub struct MacArgs {
+    /// Key id or alias/NAME (an hmac-sha256 key).
+    #[arg(long)]
+    key: String,
+    #[command(flatten)]
+    message: MessageArgs,
+}
+
+/// `verify-mac`.
+#[derive(Args)]
+#[command(
+    after_help = "Exit status: 0 when the tag is valid, 1 when it is invalid or on \
+                        error."
+)]
+pub struct VerifyMacArgs {
+    /// Key id or alias/NAME.
+    #[arg(long)]
+    key: String,
+    /// Version that computed the tag (default: the primary).
+    #[arg(long, value_name = "N")]
+    version: Option<u32>,
+    /// The tag (base64).
+    #[arg(long, value_name = "B64")]
+    mac: String,
+    #[command(flatten)]
+    message: MessageArgs,
+}
+
+/// A message or a digest, as sign and verify take them.
+fn message_or_digest(
+    message: MessageArgs,
+    digest_hex: Option<String>,
+) -> anyhow::Result<(Option<B64>, Option<B64>)> {
+    match digest_hex {
+        Some(hex_text) => {
+            let digest = hex::decode(hex_text.trim()).context("--digest-hex is not hex")?;
+            if digest.len() != 32 {
+                bail!("--digest-hex must be a SHA-256 digest (32 bytes, 64 hex digits)");
+            }
+            Ok((None, Some(B64(digest))))
+        }
+        None => Ok((Some(message.read()?), None)),
+    }
+}
+
+/// Prints the signature (base64) on stdout; `key_version=… algorithm=…` on stderr.
+pub async fn sign(global: &Globals, args: SignArgs) -> anyhow::Result<ExitCode> {
+    let (message, digest) = message_or_digest(args.message, args.digest_hex)?;
+    let request = SignRequest {
+        key_id: args.key,
+        message,
+        digest,
+    };
+    let answer = global.client()?.sign(&request).await?;
+    if global.json {
+        print_json(&answer)?;
+    } else {
+        print_line(&encode_b64(&answer.signature.0))?;
+        eprintln!(
+            "key_version={} algorithm={}",
+            answer.key_version, answer.algorithm
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `valid` or `invalid`; exit 0 or 1.
+pub async fn verify(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let signature = B64(decode_b64(args.signature.as_bytes(), "the signature")?);
+    let (message, digest) = message_or_digest(args.message, args.digest_hex)?;
+    let request = VerifyRequest {
+        key_id: args.key,
+        key_version: args.version,
+        message,
+        digest,
+        signature,
+    };
+    let answer = global.client()?.verify(&request).await?;
+    report_validity(global, &answer)
+}
+
+/// Prints the tag (base64) on stdout; `key_version=…` on stderr.
+pub async fn mac(global: &Globals, args: MacArgs) -> anyhow::Result<ExitCode> {
+    let request = MacRequest {
+        key_id: args.key,
+        message: args.message.read()?,
+    };
+    let answer = global.client()?.mac(&request).await?;
+    if global.json {
+        print_json(&answer)?;
+    } else {
+        print_line(&encode_b64(&answer.mac.0))?;
+        eprintln!("key_version={}", answer.key_version);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `valid` or `invalid`; exit 0 or 1.
+pub async fn verify_mac(global: &Globals, args: VerifyMacArgs) -> anyhow::Result<ExitCode> {
+    let request = VerifyMacRequest {
+        key_id: args.key,
+        key_version: args.version,
+        mac: B64(decode_b64(args.mac.as_bytes(), "the tag")?),
+        message: args.message.read()?,
+    };
+    let answer = global.client()?.verify_mac(&request).await?;
+    report_validity(global, &answer)
+}
+
+/// An invalid signature is an answer, not an error: no `error:` line, but exit 1 so
+/// `coffer verify … && deploy` does the right thing.
+fn report_validity(
+    global: &Globals,
+    answer: &coffer_api::crypto::VerifyResponse,
+) -> anyhow::Result<ExitCode> {
+    if global.json {
+        print_json(answer)?;
+    } else {
+        print_line(if answer.valid { "valid" } else { "invalid" })?;
+    }
+    Ok(if answer.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Command;
+    use crate::tests::parse;
+
+    #[test]
+    fn a_digest_excludes_a_message() {
+        let digest = "ab".repeat(32);
+        assert!(parse(&["sign", "--key", "k", "--digest-hex", &digest]).is_ok());
+        assert!(
+            parse(&[
+                "sign",
+                "--key",
+                "k",
+                "--digest-hex",
+                &digest,
+                "--message",
+                "m"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["sign", "--key", "k", "--in", "f", "--message", "m"]).is_err());
+    }
+
+    #[test]
+    fn a_digest_must_be_32_bytes_of_hex() {
+        let Command::Sign(args) = parse(&["sign", "--key", "k", "--digest-hex", "abcd"])
+            .unwrap()
+            .command
+        else {
+            panic!("not sign")
+        };
+        assert!(message_or_digest(args.message, args.digest_hex).is_err());
+        let (message, digest) = message_or_digest(
+            MessageArgs {
+                message: None,
+                input: None,
+            },
+            Some("00".repeat(32)),
+        )
+        .unwrap();
+        assert!(message.is_none());
+        assert_eq!(digest.unwrap().0, vec![0u8; 32]);
+    }
+}

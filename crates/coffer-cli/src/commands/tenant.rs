@@ -1,0 +1,59 @@
+//! `coffer tenant …`: create and list tenants (admin token).
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use coffer_api::admin::CreateTenantRequest;
+
+use super::{Globals, print_json, print_line, table};
+
+/// Tenant administration.
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; prints its id and name.
+    Create {
+        /// 1–64 of a-z, 0-9, `-`, `_`.
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+/// Runs a `tenant` command.
+pub async fn run(global: &Globals, command: TenantCommand) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    match command {
+        TenantCommand::Create { name } => {
+            let tenant = client.create_tenant(&CreateTenantRequest { name }).await?;
+            if global.json {
+                print_json(&tenant)?;
+            } else {
+                print_line(&format!(
+                    "tenant_id={} name={}",
+                    tenant.tenant_id, tenant.name
+                ))?;
+            }
+        }
+        TenantCommand::List => {
+            let answer = client.list_tenants().await?;
+            if global.json {
+                print_json(&answer)?;
+            } else {
+                let rows: Vec<Vec<String>> = answer
+                    .tenants
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.tenant_id.clone(),
+                            t.name.clone(),
+                            t.state.clone(),
+                            t.created_at.clone(),
+                        ]
+                    })
+                    .collect();
+                print_line(&table(&["TENANT ID", "NAME", "STATE", "CREATED"], &rows))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

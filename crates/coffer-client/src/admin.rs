@@ -1,0 +1,51 @@
+//! Tenants, tokens, seal status and unseal.
+
+use coffer_api::admin::{
+    CreateTenantRequest, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
+    RevokeTokenRequest, SealStatusView, TenantView, UnsealRequest,
+};
+use coffer_api::paths;
+
+use crate::client::Client;
+use crate::error::ClientError;
+
+impl Client {
+    /// `POST /v1/admin/tenants` (admin token).
+    pub async fn create_tenant(
+        &self,
+        request: &CreateTenantRequest,
+    ) -> Result<TenantView, ClientError> {
+        self.post(paths::TENANTS, request).await
+    }
+
+    /// `GET /v1/admin/tenants` (admin token).
+    pub async fn list_tenants(&self) -> Result<ListTenantsResponse, ClientError> {
+        self.get(paths::TENANTS).await
+    }
+
+    /// `POST /v1/admin/tokens` (admin token). The answer holds the bearer token: show
+    /// it once, never log it (its derived `Debug` prints it).
+    pub async fn mint_token(
+        &self,
+        request: &MintTokenRequest,
+    ) -> Result<MintTokenResponse, ClientError> {
+        self.post(paths::TOKENS, request).await
+    }
+
+    /// `POST /v1/admin/tokens/revoke` (admin token). Revokes the id and every token
+    /// attenuated from it. The answer's body, if any, is not needed.
+    pub async fn revoke_token(&self, request: &RevokeTokenRequest) -> Result<(), ClientError> {
+        self.post_raw(paths::TOKENS_REVOKE, request).await.map(drop)
+    }
+
+    /// `GET /v1/sys/seal-status` (no token needed).
+    pub async fn seal_status(&self) -> Result<SealStatusView, ClientError> {
+        self.get(paths::SEAL_STATUS).await
+    }
+
+    /// `POST /v1/sys/unseal`: submits a share or the passphrase; answers the seal
+    /// status after it.
+    pub async fn unseal(&self, request: &UnsealRequest) -> Result<SealStatusView, ClientError> {
+        self.post(paths::UNSEAL, request).await
+    }
+}

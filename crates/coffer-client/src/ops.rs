@@ -1,0 +1,41 @@
+//! The operations port: health, readiness, metrics. A different base URL from the
+//! API's (`http://127.0.0.1:9909` by default), and no token.
+
+use coffer_api::paths;
+use reqwest::StatusCode;
+
+use crate::client::Client;
+use crate::error::{ClientError, api_error};
+
+impl Client {
+    /// `GET /healthz`: `Ok` when the process is alive.
+    pub async fn healthz(&self, ops_base_url: &str) -> Result<(), ClientError> {
+        let (status, body) = self.get_other(ops_base_url, paths::HEALTHZ).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(api_error(status.as_u16(), &body, None))
+        }
+    }
+
+    /// `GET /readyz`: `true` when the server can serve (unsealed, store reachable),
+    /// `false` on 503; any other status is an error.
+    pub async fn readyz(&self, ops_base_url: &str) -> Result<bool, ClientError> {
+        let (status, body) = self.get_other(ops_base_url, paths::READYZ).await?;
+        match status {
+            s if s.is_success() => Ok(true),
+            StatusCode::SERVICE_UNAVAILABLE => Ok(false),
+            s => Err(api_error(s.as_u16(), &body, None)),
+        }
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self, ops_base_url: &str) -> Result<String, ClientError> {
+        let (status, body) = self.get_other(ops_base_url, paths::METRICS).await?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &body, None));
+        }
+        String::from_utf8(body)
+            .map_err(|_| ClientError::Decode("the metrics are not UTF-8 text".into()))
+    }
+}
