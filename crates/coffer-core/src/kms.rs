@@ -107,6 +107,12 @@ impl Kms {
             && self.keys.store().ping().await.is_ok()
     }
 
+    /// Drops one key from the cache, after a change made around the service (a
+    /// background worker, an operator tool).
+    pub fn forget_key(&self, tenant: TenantId, key: KeyId) {
+        self.cache.invalidate(tenant, key);
+    }
+
     /// Forgets every cached secret (after custody was sealed).
     pub fn forget_secrets(&self) {
         self.cache.clear();

@@ -1,0 +1,12 @@
+//! The one integration-test binary of the service: real servers on ephemeral ports
+//! (SQLite in a temp dir; PostgreSQL too where `COFFER_TEST_DATABASE_URL` is set),
+//! driven through `coffer-client` and through the `coffer` binary.
+
+mod service {
+    pub mod api;
+    pub mod bad_input;
+    pub mod harness;
+    pub mod isolation;
+    pub mod sealed;
+    pub mod tokens;
+}

@@ -1,0 +1,225 @@
+//! Bad input: each gets a clear error with its status and changes nothing.
+
+use coffer_api::ErrorCode;
+use coffer_api::keys::{CreateKeyRequest, ListKeysQuery};
+use coffer_core::VersionState;
+
+use super::api::{code_of, create, unwrap_request, wrap_request};
+use super::harness::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_refused_with_400_and_413() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let key = create(&acme, "aes-256", "k").await;
+    let token = server.admin_token.clone();
+    let minted = server
+        .admin()
+        .mint_token(&coffer_api::admin::MintTokenRequest {
+            tenant: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .token;
+    let cases: [(&str, String, u16, &str); 5] = [
+        (
+            "malformed JSON",
+            "{\"key_id\": ".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "wrong base64",
+            format!("{{\"key_id\":\"{key}\",\"plaintext\":\"not base64!\"}}"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "unknown field",
+            format!("{{\"key_id\":\"{key}\",\"plaintext\":\"aGk=\",\"colour\":1}}"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "wrong type",
+            "{\"key_id\":7,\"plaintext\":\"aGk=\"}".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "oversized body",
+            format!(
+                "{{\"key_id\":\"{key}\",\"plaintext\":\"{}\"}}",
+                "A".repeat(200_000)
+            ),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let (got, json) = server.post_raw("/v1/kms/wrap", &minted, body).await;
+        assert_eq!(got, status, "{what}: {json}");
+        assert_eq!(json["error"]["code"], code, "{what}");
+        assert!(
+            !json["error"]["request_id"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty(),
+            "{what}: request id"
+        );
+    }
+    // A wrap of more than 4 KiB of plaintext is refused by the service.
+    assert_eq!(
+        code_of(acme.wrap(&wrap_request(&key, &[0u8; 4097], &[])).await),
+        ErrorCode::InvalidRequest
+    );
+    // Unknown spec, bad alias, bad duration on create; nothing created.
+    for request in [
+        CreateKeyRequest {
+            spec: "rsa-1024".into(),
+            ..Default::default()
+        },
+        CreateKeyRequest {
+            spec: "aes-256".into(),
+            alias: Some("alias/aws/x".into()),
+            ..Default::default()
+        },
+        CreateKeyRequest {
+            spec: "aes-256".into(),
+            validity: Some("soon".into()),
+            ..Default::default()
+        },
+        CreateKeyRequest {
+            spec: "ed25519".into(),
+            purpose: Some("encrypt".into()),
+            ..Default::default()
+        },
+    ] {
+        assert_eq!(
+            code_of(acme.create_key(&request).await),
+            ErrorCode::InvalidRequest
+        );
+    }
+    assert_eq!(
+        acme.list_keys(&ListKeysQuery::default())
+            .await
+            .unwrap()
+            .keys
+            .len(),
+        1
+    );
+    // Missing and garbage tokens.
+    let (status, json) = server
+        .post_raw("/v1/kms/wrap", "coffer_v1_garbage", "{}")
+        .await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let _ = token;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciphertext_errors_are_clear_and_change_nothing() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let globex = server.tenant("globex").await;
+    let key = create(&acme, "aes-256", "k").await;
+    let ctx = [("purpose", "test")];
+    let sealed = acme
+        .wrap(&wrap_request(&key, b"secret", &ctx))
+        .await
+        .unwrap();
+
+    // Tampered: one flipped bit in the body.
+    let mut tampered = sealed.ciphertext.clone();
+    let last = tampered.0.len() - 1;
+    tampered.0[last] ^= 1;
+    assert_eq!(
+        code_of(acme.unwrap(&unwrap_request(&tampered, &ctx)).await),
+        ErrorCode::InvalidCiphertext
+    );
+    // Wrong context, missing context.
+    assert_eq!(
+        code_of(
+            acme.unwrap(&unwrap_request(&sealed.ciphertext, &[("purpose", "other")]))
+                .await
+        ),
+        ErrorCode::InvalidCiphertext
+    );
+    assert_eq!(
+        code_of(acme.unwrap(&unwrap_request(&sealed.ciphertext, &[])).await),
+        ErrorCode::InvalidCiphertext
+    );
+    // Another tenant's ciphertext: its key is absent there.
+    assert_eq!(
+        code_of(
+            globex
+                .unwrap(&unwrap_request(&sealed.ciphertext, &ctx))
+                .await
+        ),
+        ErrorCode::NotFound
+    );
+    // A ciphertext from another key: header rewritten to name another key of the tenant.
+    let other = create(&acme, "aes-256", "other").await;
+    let mut moved = sealed.ciphertext.clone();
+    moved.0[1..17].copy_from_slice(uuid::Uuid::parse_str(&other).unwrap().as_bytes());
+    assert_eq!(
+        code_of(acme.unwrap(&unwrap_request(&moved, &ctx)).await),
+        ErrorCode::InvalidCiphertext
+    );
+    // Not an envelope at all.
+    assert_eq!(
+        code_of(
+            acme.unwrap(&unwrap_request(&coffer_api::B64(vec![9; 80]), &[]))
+                .await
+        ),
+        ErrorCode::InvalidCiphertext
+    );
+
+    // Disabled key: 409, and enabling again restores it (nothing was changed by the refusals).
+    acme.disable_key(&key).await.unwrap();
+    assert_eq!(
+        code_of(acme.unwrap(&unwrap_request(&sealed.ciphertext, &ctx)).await),
+        ErrorCode::KeyDisabled
+    );
+    acme.enable_key(&key).await.unwrap();
+    let opened = acme
+        .unwrap(&unwrap_request(&sealed.ciphertext, &ctx))
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext.expose_secret(), b"secret");
+
+    // A retired version: refused by name.
+    acme.rotate_key(&key).await.unwrap();
+    let kms = &server.state.kms;
+    let tenant = acme_tenant(&server).await;
+    let id = key.parse().unwrap();
+    let v1 = coffer_core::VersionNumber::new(1).unwrap();
+    kms.key_service()
+        .set_version_state(tenant, id, v1, VersionState::Retiring)
+        .await
+        .unwrap();
+    kms.key_service()
+        .set_version_state(tenant, id, v1, VersionState::Retired)
+        .await
+        .unwrap();
+    kms.forget_key(tenant, id);
+    match acme.unwrap(&unwrap_request(&sealed.ciphertext, &ctx)).await {
+        Err(coffer_client::ClientError::Api {
+            code,
+            message,
+            status,
+            ..
+        }) => {
+            assert_eq!((code, status), (ErrorCode::VersionRetired, 409));
+            assert!(message.contains("version 1"), "{message}");
+        }
+        other => panic!("expected version_retired, got {other:?}"),
+    }
+}
+
+async fn acme_tenant(server: &TestServer) -> coffer_core::TenantId {
+    server.state.kms.find_tenant("acme").await.unwrap().id
+}

@@ -1,0 +1,185 @@
+//! Starting a real server for a test.
+
+use std::path::PathBuf;
+
+use coffer_api::admin::{CreateTenantRequest, MintTokenRequest};
+use coffer_client::Client;
+use coffer_server::startup::{self, InitMethod, Initialized};
+use coffer_server::{AppState, Config};
+use sqlx::Executor;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server.
+pub struct TestServer {
+    pub api: String,
+    pub ops: String,
+    pub admin_token: String,
+    pub shares: Vec<String>,
+    /// The data directory (database, custody state).
+    pub dir: PathBuf,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn temp_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("coffer-service")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A PostgreSQL URL on a fresh schema, or `None` (skipped, said on stderr) when not
+/// configured; with `COFFER_REQUIRE_POSTGRES` set a missing database fails instead.
+pub async fn postgres_url() -> Option<String> {
+    let Ok(base) = std::env::var("COFFER_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("COFFER_REQUIRE_POSTGRES").is_none(),
+            "COFFER_REQUIRE_POSTGRES is set but COFFER_TEST_DATABASE_URL is not"
+        );
+        eprintln!("skipped: PostgreSQL test (set COFFER_TEST_DATABASE_URL to run it)");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let schema = format!("coffer_s_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+        .await
+        .unwrap();
+    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{base}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}
+
+impl TestServer {
+    /// SQLite, key-file custody.
+    pub async fn start() -> Self {
+        Self::start_with(Db::Sqlite, InitMethod::KeyFile, &[])
+            .await
+            .unwrap()
+    }
+
+    /// `None` when `db` is PostgreSQL and it is not configured.
+    pub async fn start_with(db: Db, method: InitMethod, env: &[(&str, &str)]) -> Option<Self> {
+        let dir = temp_dir();
+        let mut vars: Vec<(String, String)> = vec![
+            ("COFFER_DATA_DIR".into(), dir.display().to_string()),
+            ("COFFER_API_ADDR".into(), "127.0.0.1:0".into()),
+            ("COFFER_METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        ];
+        let custody = match method {
+            InitMethod::KeyFile => "key-file",
+            InitMethod::Passphrase(_) => "passphrase",
+            InitMethod::Shamir { .. } => "shamir",
+        };
+        vars.push(("COFFER_CUSTODY_METHOD".into(), custody.into()));
+        if db == Db::Postgres {
+            vars.push(("COFFER_DATABASE_URL".into(), postgres_url().await?));
+        }
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::load_with(None, |name| {
+            vars.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let (
+            state,
+            Initialized {
+                admin_token,
+                shares,
+            },
+        ) = startup::init(&config, method).await.unwrap();
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (api_url, ops_url) = (
+            format!("http://{}", api.local_addr().unwrap()),
+            format!("http://{}", ops.local_addr().unwrap()),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(coffer_server::serve(api, ops, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Some(Self {
+            api: api_url,
+            ops: ops_url,
+            admin_token,
+            shares: shares
+                .iter()
+                .map(|s| s.expose_secret().to_owned())
+                .collect(),
+            dir,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn client(&self, token: &str) -> Client {
+        Client::new(&self.api, Some(token.to_owned())).unwrap()
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.api, None).unwrap()
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(&self.admin_token)
+    }
+
+    /// Creates tenant `name` and returns a client holding a token for it.
+    pub async fn tenant(&self, name: &str) -> Client {
+        self.admin()
+            .create_tenant(&CreateTenantRequest { name: name.into() })
+            .await
+            .unwrap();
+        let minted = self
+            .admin()
+            .mint_token(&MintTokenRequest {
+                tenant: Some(name.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        self.client(&minted.token)
+    }
+
+    /// A raw HTTP POST (for bodies the typed client cannot produce).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.api))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+}
