@@ -18,6 +18,7 @@
 pub mod context;
 pub mod envelope;
 pub mod error;
+pub mod hash;
 pub mod mac;
 pub mod material;
 pub mod public;

@@ -1,0 +1,275 @@
+//! RFC 6962 Merkle tree hashing and proofs.
+//!
+//! `leaf = SHA-256(0x00 ‖ data)`, `node = SHA-256(0x01 ‖ left ‖ right)`; a tree of n > 1
+//! leaves splits at k, the largest power of two below n (RFC 6962 §2.1). Proof
+//! generation follows RFC 6962 §2.1.1–2.1.2; verification follows RFC 9162 §2.1.3.2 and
+//! §2.1.4.2, an independent algorithm, so the two check each other in the tests.
+
+use coffer_crypto::hash::sha256;
+
+use crate::AuditError;
+
+/// A 32-byte SHA-256 value.
+pub type Hash = [u8; 32];
+
+/// The hash of the empty tree.
+pub fn empty_root() -> Hash {
+    sha256(&[])
+}
+
+/// `SHA-256(0x00 ‖ data)`.
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    sha256(&[&[0x00], data])
+}
+
+/// `SHA-256(0x01 ‖ left ‖ right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    sha256(&[&[0x01], left, right])
+}
+
+/// The largest power of two strictly below `n` (n ≥ 2).
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// MTH over leaf hashes.
+pub fn root_of(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&root_of(&leaves[..k]), &root_of(&leaves[k..]))
+        }
+    }
+}
+
+/// PATH(m, D[n]): the inclusion proof of leaf `m` in the tree of `leaves`.
+pub fn inclusion_proof(m: usize, leaves: &[Hash]) -> Result<Vec<Hash>, AuditError> {
+    if m >= leaves.len() {
+        return Err(AuditError::OutOfRange("leaf index beyond tree size"));
+    }
+    fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
+        let n = leaves.len();
+        if n <= 1 {
+            return;
+        }
+        let k = split(n);
+        if m < k {
+            path(m, &leaves[..k], out);
+            out.push(root_of(&leaves[k..]));
+        } else {
+            path(m - k, &leaves[k..], out);
+            out.push(root_of(&leaves[..k]));
+        }
+    }
+    let mut out = Vec::new();
+    path(m, leaves, &mut out);
+    Ok(out)
+}
+
+/// PROOF(m, D[n]): the consistency proof between the trees of the first `m` and all
+/// `leaves`.
+pub fn consistency_proof(m: usize, leaves: &[Hash]) -> Result<Vec<Hash>, AuditError> {
+    if m == 0 || m > leaves.len() {
+        return Err(AuditError::OutOfRange("old size must be 1..=new size"));
+    }
+    fn subproof(m: usize, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
+        let n = leaves.len();
+        if m == n {
+            if !complete {
+                out.push(root_of(leaves));
+            }
+            return;
+        }
+        let k = split(n);
+        if m <= k {
+            subproof(m, &leaves[..k], complete, out);
+            out.push(root_of(&leaves[k..]));
+        } else {
+            subproof(m - k, &leaves[k..], false, out);
+            out.push(root_of(&leaves[..k]));
+        }
+    }
+    let mut out = Vec::new();
+    subproof(m, leaves, true, &mut out);
+    Ok(out)
+}
+
+/// RFC 9162 §2.1.3.2: verifies that `leaf` is at `index` in a tree of `size` with `root`.
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), AuditError> {
+    if index >= size {
+        return Err(AuditError::BadProof);
+    }
+    let (mut f_n, mut s_n) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if s_n == 0 {
+            return Err(AuditError::BadProof);
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            r = node_hash(p, &r);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    if s_n == 0 && &r == root {
+        Ok(())
+    } else {
+        Err(AuditError::BadProof)
+    }
+}
+
+/// RFC 9162 §2.1.4.2: verifies that the tree of `old_size` with `old_root` is a prefix
+/// of the tree of `new_size` with `new_root`.
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> Result<(), AuditError> {
+    if old_size == 0 || old_size > new_size {
+        return Err(AuditError::BadProof);
+    }
+    if old_size == new_size {
+        return if proof.is_empty() && old_root == new_root {
+            Ok(())
+        } else {
+            Err(AuditError::BadProof)
+        };
+    }
+    let mut proof = proof.to_vec();
+    if old_size.is_power_of_two() {
+        proof.insert(0, *old_root);
+    }
+    let (mut f_n, mut s_n) = (old_size - 1, new_size - 1);
+    while f_n & 1 == 1 {
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    let Some((first, rest)) = proof.split_first() else {
+        return Err(AuditError::BadProof);
+    };
+    let (mut fr, mut sr) = (*first, *first);
+    for c in rest {
+        if s_n == 0 {
+            return Err(AuditError::BadProof);
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    if s_n == 0 && &fr == old_root && &sr == new_root {
+        Ok(())
+    } else {
+        Err(AuditError::BadProof)
+    }
+}
+
+/// An append-only tree of leaf hashes.
+///
+/// Leaf hashes are kept (32 bytes per entry) to serve proofs; proof generation is
+/// O(n) hashing, fine for audit queries, not for the hot path (which only appends).
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    leaves: Vec<Hash>,
+}
+
+impl Tree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.leaves.len() as u64
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        self.leaves.push(leaf);
+    }
+
+    /// The leaf hash at `index`.
+    pub fn leaf(&self, index: u64) -> Option<Hash> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.leaves.get(i))
+            .copied()
+    }
+
+    /// The root of the first `size` leaves.
+    pub fn root_at(&self, size: u64) -> Result<Hash, AuditError> {
+        let n = usize::try_from(size).map_err(|_| AuditError::OutOfRange("size"))?;
+        let leaves = self
+            .leaves
+            .get(..n)
+            .ok_or(AuditError::OutOfRange("size beyond tree"))?;
+        Ok(root_of(leaves))
+    }
+
+    /// The current root.
+    pub fn root(&self) -> Hash {
+        root_of(&self.leaves)
+    }
+
+    /// Inclusion proof of `index` in the tree of the first `size` leaves.
+    pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
+        let n = usize::try_from(size).map_err(|_| AuditError::OutOfRange("size"))?;
+        let leaves = self
+            .leaves
+            .get(..n)
+            .ok_or(AuditError::OutOfRange("size beyond tree"))?;
+        inclusion_proof(
+            usize::try_from(index).map_err(|_| AuditError::OutOfRange("index"))?,
+            leaves,
+        )
+    }
+
+    /// Consistency proof between sizes `old` and `new`.
+    pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
+        let n = usize::try_from(new).map_err(|_| AuditError::OutOfRange("size"))?;
+        let leaves = self
+            .leaves
+            .get(..n)
+            .ok_or(AuditError::OutOfRange("size beyond tree"))?;
+        consistency_proof(
+            usize::try_from(old).map_err(|_| AuditError::OutOfRange("size"))?,
+            leaves,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;
