@@ -33,6 +33,16 @@ pub const TOKENS_REVOKE: &str = "/v1/admin/tokens/revoke";
 pub const SEAL_STATUS: &str = "/v1/sys/seal-status";
 /// Unseal (no token: the share is the credential).
 pub const UNSEAL: &str = "/v1/sys/unseal";
+/// Newest signed checkpoint (GET, public) or a new one (POST, admin).
+pub const AUDIT_CHECKPOINT: &str = "/v1/audit/checkpoint";
+/// Checkpoint verifier key (public).
+pub const AUDIT_KEY: &str = "/v1/audit/key";
+/// Audit entries as JSON lines (admin): `?from=&limit=`.
+pub const AUDIT_ENTRIES: &str = "/v1/audit/entries";
+/// Inclusion proof: `?index=&size=`.
+pub const AUDIT_INCLUSION: &str = "/v1/audit/proof/inclusion";
+/// Consistency proof: `?old=&new=`.
+pub const AUDIT_CONSISTENCY: &str = "/v1/audit/proof/consistency";
 /// OpenAPI document.
 pub const OPENAPI: &str = "/v1/openapi.json";
 /// Liveness (operations port).

@@ -7,6 +7,7 @@
 //! the in-memory cache; the store is read only on a miss.
 
 mod admin;
+mod audited;
 mod auth;
 mod cache;
 mod datakey;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 use coffer_crypto::{PqVerifyMode, VerifyingKey};
 
+use crate::audit::AuditSink;
 use crate::custody::{Custody, SealStatus};
 use crate::ids::{Alias, KeyId, TenantId};
 use crate::key::KeyPurpose;
@@ -70,6 +72,7 @@ pub struct Kms {
     custody: Arc<dyn Custody>,
     cache: KeyCache,
     tokens: auth::TokenBook,
+    audit: Arc<dyn AuditSink>,
     options: KmsOptions,
 }
 
@@ -79,9 +82,11 @@ impl Kms {
         store: Arc<dyn Store>,
         custody: Arc<dyn Custody>,
         clock: Arc<dyn Clock>,
+        audit: Arc<dyn AuditSink>,
         options: KmsOptions,
     ) -> Self {
         Self {
+            audit,
             cache: KeyCache::new(options.cache_ttl),
             keys: KeyService::new(store, custody.clone(), clock),
             custody,

@@ -14,6 +14,7 @@
 //! This crate names no database, HTTP or HSM library: backends depend on it, not the
 //! other way round.
 
+pub mod audit;
 pub mod custody;
 pub mod error;
 pub mod event;

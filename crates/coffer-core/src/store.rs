@@ -202,4 +202,14 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, id: TokenId, at: Timestamp) -> StoreResult<()>;
     /// Every token record (the server keeps them in memory).
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+
+    /// Appends audit entries `(index, leaf JSON)` in one transaction. Indices are
+    /// unique: a duplicate is a `Conflict` and nothing is written.
+    async fn append_audit(&self, entries: &[(u64, String)]) -> StoreResult<()>;
+    /// Up to `limit` audit entries from index `from`, in order.
+    async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>>;
+    /// Stores a signed checkpoint of `size` entries (idempotent per size).
+    async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()>;
+    /// Every stored checkpoint `(size, note)`, oldest first.
+    async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
 }

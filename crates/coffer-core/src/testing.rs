@@ -30,7 +30,8 @@ macro_rules! store_conformance {
             tenant_key_replacement_is_compare_and_set,
             racing_writers_cannot_both_win,
             server_secrets_are_write_once,
-            token_records_round_trip_and_revoke
+            token_records_round_trip_and_revoke,
+            audit_entries_append_and_read_in_order
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

@@ -99,6 +99,23 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Custody.
     pub custody: CustodyConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+}
+
+/// The audit log's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Record every operation (default). `false` exists only to measure the log's cost.
+    pub enabled: bool,
+    /// The log's name in its checkpoints.
+    pub origin: String,
+    /// A directory outside Coffer's own storage where every checkpoint is also written.
+    pub anchor_dir: Option<PathBuf>,
+    /// How often a checkpoint is signed (when the log grew).
+    pub checkpoint_interval: Duration,
+    /// How often the stored log is re-verified.
+    pub verify_interval: Duration,
 }
 
 /// Log output format.
@@ -123,6 +140,18 @@ struct RawConfig {
     log_format: Option<String>,
     #[serde(default)]
     custody: RawCustody,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    enabled: Option<bool>,
+    origin: Option<String>,
+    anchor_dir: Option<PathBuf>,
+    checkpoint_interval: Option<String>,
+    verify_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +177,11 @@ const KEYS: &[&str] = &[
     "custody.state_file",
     "custody.key_file",
     "custody.passphrase_file",
+    "audit.enabled",
+    "audit.origin",
+    "audit.anchor_dir",
+    "audit.checkpoint_interval",
+    "audit.verify_interval",
 ];
 
 fn env_name(key: &str) -> String {
@@ -291,7 +325,35 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
     };
+    let interval =
+        |key: &str, text: Option<String>, default: u64| -> Result<Duration, ConfigError> {
+            match text {
+                Some(t) => t
+                    .parse::<HumanDuration>()
+                    .map(HumanDuration::get)
+                    .map_err(|e| invalid(key, e.to_string())),
+                None => Ok(Duration::from_secs(default)),
+            }
+        };
+    let audit = AuditConfig {
+        enabled: raw.audit.enabled.unwrap_or(true),
+        origin: raw
+            .audit
+            .origin
+            .unwrap_or_else(|| "coffer/audit".to_owned()),
+        anchor_dir: raw.audit.anchor_dir,
+        checkpoint_interval: interval(
+            "audit.checkpoint_interval",
+            raw.audit.checkpoint_interval,
+            60,
+        )?,
+        verify_interval: interval("audit.verify_interval", raw.audit.verify_interval, 300)?,
+    };
+    if audit.origin.is_empty() || audit.origin.contains('\n') {
+        return Err(invalid("audit.origin", "must be one non-empty line"));
+    }
     Ok(Config {
+        audit,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

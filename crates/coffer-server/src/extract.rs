@@ -105,7 +105,8 @@ impl FromRequestParts<AppState> for Authed {
                 "expected Authorization: Bearer <token>",
             )
         })?;
-        let caller = state.kms.authenticate(token)?;
+        let mut caller = state.kms.authenticate(token)?;
+        caller.request_id = crate::context::request_id();
         let label = caller
             .grants
             .tenant()

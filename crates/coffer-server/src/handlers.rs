@@ -1,6 +1,7 @@
 //! Thin handlers: extract, call the service, map. One module per area.
 
 pub mod admin;
+pub mod audit;
 pub mod crypto;
 pub mod keys;
 pub mod ops;

@@ -10,6 +10,7 @@
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
 
+pub mod audit;
 pub mod config;
 mod context;
 mod convert;
@@ -32,7 +33,7 @@ pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
 pub use state::AppState;
 
-use handlers::{admin, crypto, keys, ops, sys};
+use handlers::{admin, audit as audit_api, crypto, keys, ops, sys};
 
 /// The native API router (port 9446).
 pub fn api_router(state: AppState) -> Router {
@@ -61,6 +62,14 @@ pub fn api_router(state: AppState) -> Router {
         .route(paths::TOKENS_REVOKE, post(admin::revoke_token))
         .route(paths::SEAL_STATUS, get(sys::seal_status))
         .route(paths::UNSEAL, post(sys::unseal))
+        .route(
+            paths::AUDIT_CHECKPOINT,
+            get(audit_api::latest).post(audit_api::create),
+        )
+        .route(paths::AUDIT_KEY, get(audit_api::key))
+        .route(paths::AUDIT_ENTRIES, get(audit_api::entries))
+        .route(paths::AUDIT_INCLUSION, get(audit_api::inclusion))
+        .route(paths::AUDIT_CONSISTENCY, get(audit_api::consistency))
         .fallback(async || ApiError::new(ErrorCode::NotFound, "no such endpoint"))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(axum::middleware::from_fn(context::observe))
@@ -105,6 +114,32 @@ pub async fn serve(
             }
         })
     };
+    let auditor = state.audit.clone().map(|log| {
+        let (checkpoint_every, verify_every) = (state.audit_intervals.0, state.audit_intervals.1);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut checkpoint_tick = tokio::time::interval(checkpoint_every);
+            let mut verify_tick = tokio::time::interval(verify_every);
+            let mut last_size = None;
+            loop {
+                tokio::select! {
+                    _ = checkpoint_tick.tick() => {
+                        let size = log.size();
+                        if last_size != Some(size) && log.verifier_key().is_some() {
+                            match log.checkpoint(coffer_core::Clock::now(&coffer_core::SystemClock)).await {
+                                Ok(_) => last_size = Some(size),
+                                Err(error) => tracing::warn!(%error, "periodic checkpoint failed"),
+                            }
+                        }
+                    }
+                    _ = verify_tick.tick() => {
+                        log.verify_stored().await;
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    });
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
@@ -120,5 +155,8 @@ pub async fn serve(
     let (api_result, ops_result, ()) =
         tokio::join!(api_server.into_future(), ops_server.into_future(), trigger);
     refresher.abort();
+    if let Some(auditor) = auditor {
+        auditor.abort();
+    }
     api_result.and(ops_result)
 }

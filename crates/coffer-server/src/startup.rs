@@ -11,8 +11,10 @@ use coffer_store_sql::SqlStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use thiserror::Error;
 
+use crate::audit::AuditLog;
 use crate::config::{Config, CustodyConfig};
 use crate::state::AppState;
+use coffer_core::audit::{AuditSink, NoAudit};
 
 /// Why the server could not start or initialise.
 #[derive(Debug, Error)]
@@ -105,24 +107,65 @@ fn read_secret_file(path: &Path) -> Result<String, StartError> {
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-fn kms(config: &Config, store: Arc<dyn Store>, custody: Arc<SealedCustody>) -> Arc<Kms> {
+/// The service and its audit log (opened, checked, writer started).
+async fn kms(
+    config: &Config,
+    store: Arc<dyn Store>,
+    custody: Arc<SealedCustody>,
+) -> Result<(Arc<Kms>, Option<Arc<AuditLog>>), StartError> {
     let options = KmsOptions {
         pq_verify_mode: config.pq_verify_mode,
         cache_ttl: Some(config.cache_ttl),
     };
-    Arc::new(Kms::new(
+    let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
+        let (log, _) = AuditLog::open(
+            store.clone(),
+            &config.audit.origin,
+            config.audit.anchor_dir.clone(),
+        )
+        .await?;
+        (log.clone(), Some(log))
+    } else {
+        tracing::warn!("the audit log is disabled (audit.enabled = false): for measurement only");
+        (Arc::new(NoAudit), None)
+    };
+    let kms = Kms::new(
         store,
         custody,
         Arc::new(SystemClock) as Arc<dyn Clock>,
+        sink,
         options,
-    ))
+    );
+    Ok((Arc::new(kms), log))
 }
 
-fn state(config: &Config, kms: Arc<Kms>, custody: Arc<SealedCustody>) -> AppState {
+/// After unseal: loads the service's secrets (token key, audit signing key). False when
+/// the deployment was never initialised.
+pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
+    let loaded = state.kms.load().await?;
+    if let (true, Some(log)) = (loaded, &state.audit) {
+        log.load_signer(state.custody.as_ref())
+            .await
+            .map_err(StartError::Io)?;
+    }
+    Ok(loaded)
+}
+
+fn state(
+    config: &Config,
+    kms: Arc<Kms>,
+    custody: Arc<SealedCustody>,
+    audit: Option<Arc<AuditLog>>,
+) -> AppState {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     AppState {
         kms,
         custody,
+        audit,
+        audit_intervals: (
+            config.audit.checkpoint_interval,
+            config.audit.verify_interval,
+        ),
         metrics: metrics_handle(),
         max_body_bytes: config.max_body_bytes,
         heavy: Arc::new(tokio::sync::Semaphore::new(cores)),
@@ -168,12 +211,14 @@ pub async fn init(
         }
     };
     let custody = Arc::new(custody);
-    let kms = kms(config, store, custody.clone());
+    let (kms, audit) = kms(config, store, custody.clone()).await?;
     let admin_token = kms.initialize().await?.ok_or_else(|| {
         StartError::AlreadyInitialized("the database already holds a token root key".into())
     })?;
+    let state = state(config, kms, custody, audit);
+    after_unseal(&state).await?;
     Ok((
-        state(config, kms, custody),
+        state,
         Initialized {
             admin_token,
             shares,
@@ -205,8 +250,9 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
         }
         _ => {}
     }
-    let kms = kms(config, store, custody.clone());
-    if custody.status() == SealStatus::Unsealed && !kms.load().await? {
+    let (kms, audit) = kms(config, store, custody.clone()).await?;
+    let state = state(config, kms, custody.clone(), audit);
+    if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
         return Err(StartError::NotInitialized(
             "the database holds no token root key".into(),
         ));
@@ -214,5 +260,5 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
     if custody.status() != SealStatus::Unsealed {
         tracing::warn!("starting sealed: unseal with `coffer unseal`");
     }
-    Ok(state(config, kms, custody))
+    Ok(state)
 }

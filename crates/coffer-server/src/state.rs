@@ -17,6 +17,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Body limit, for the 413 message.
     pub max_body_bytes: usize,
+    /// The audit log (absent only when `audit.enabled = false`).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// How often to sign a checkpoint and to re-verify the stored log.
+    pub audit_intervals: (std::time::Duration, std::time::Duration),
     /// Permits for CPU-heavy work (ML-DSA signing): one per core.
     pub heavy: Arc<tokio::sync::Semaphore>,
 }

@@ -15,6 +15,7 @@
 //! writes go through a single connection (SQLite has one writer anyway, and this avoids
 //! lock-upgrade deadlocks between deferred transactions), reads through a small pool.
 
+mod audit;
 mod errors;
 mod history;
 mod keys;
@@ -302,5 +303,21 @@ impl Store for SqlStore {
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         secrets::list_tokens(&self.reader).await
+    }
+
+    async fn append_audit(&self, entries: &[(u64, String)]) -> StoreResult<()> {
+        audit::append(&self.writer, entries).await
+    }
+
+    async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>> {
+        audit::entries(&self.reader, from, limit).await
+    }
+
+    async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()> {
+        audit::save_checkpoint(&self.writer, size, note, at).await
+    }
+
+    async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
+        audit::checkpoints(&self.reader).await
     }
 }

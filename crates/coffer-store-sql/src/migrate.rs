@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_tokens.sql"),
         postgres: include_str!("../migrations/postgres/0002_tokens.sql"),
     },
+    Migration {
+        version: 3,
+        name: "audit",
+        sqlite: include_str!("../migrations/sqlite/0003_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0003_audit.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

@@ -68,7 +68,11 @@ impl Kms {
     }
 
     /// Creates a tenant.
-    pub async fn create_tenant(&self, caller: &Caller, name: &str) -> KmsResult<Tenant> {
+    pub(super) async fn create_tenant_unaudited(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> KmsResult<Tenant> {
         require_admin(caller)?;
         let name: TenantName = name
             .parse()
@@ -94,7 +98,7 @@ impl Kms {
 
     /// Mints a token: an admin token, or a tenant token narrowed by operations, keys and
     /// lifetime.
-    pub async fn mint_token(
+    pub(super) async fn mint_token_unaudited(
         &self,
         caller: &Caller,
         request: MintToken,
@@ -126,7 +130,11 @@ impl Kms {
     }
 
     /// Revokes a token id (and every token attenuated from it).
-    pub async fn revoke_token(&self, caller: &Caller, id: TokenId) -> KmsResult<()> {
+    pub(super) async fn revoke_token_unaudited(
+        &self,
+        caller: &Caller,
+        id: TokenId,
+    ) -> KmsResult<()> {
         require_admin(caller)?;
         let now = self.keys.clock().now();
         self.keys.store().revoke_token(id, now).await?;

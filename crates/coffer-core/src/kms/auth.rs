@@ -17,6 +17,8 @@ pub struct Caller {
     pub token_id: TokenId,
     /// What it may do.
     pub grants: Grants,
+    /// The request id, recorded with every audit entry.
+    pub request_id: String,
 }
 
 #[derive(Default)]
@@ -121,6 +123,7 @@ impl Kms {
         Ok(Caller {
             token_id: token.id(),
             grants,
+            request_id: String::new(),
         })
     }
 

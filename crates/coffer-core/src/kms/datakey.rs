@@ -12,7 +12,7 @@ pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=64;
 
 impl Kms {
     /// Generates a `bytes`-long data key and wraps it under `reference`.
-    pub async fn datakey(
+    pub(super) async fn datakey_unaudited(
         &self,
         caller: &Caller,
         reference: &str,

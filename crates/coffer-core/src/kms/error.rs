@@ -58,6 +58,27 @@ pub enum KmsError {
     Internal(String),
 }
 
+impl KmsError {
+    /// The stable code of this error (the API's `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::InvalidCiphertext => "invalid_ciphertext",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::KeyDisabled(_) => "key_disabled",
+            Self::VersionRetired(_) => "version_retired",
+            Self::KeyExpired(_) => "key_expired",
+            Self::WrongPurpose { .. } => "wrong_key_purpose",
+            Self::Conflict(_) => "conflict",
+            Self::Sealed => "sealed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
 impl From<StoreError> for KmsError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -43,7 +43,11 @@ impl Kms {
     }
 
     /// Creates a key.
-    pub async fn create_key(&self, caller: &Caller, request: NewKey) -> KmsResult<KeyDetails> {
+    pub(super) async fn create_key_unaudited(
+        &self,
+        caller: &Caller,
+        request: NewKey,
+    ) -> KmsResult<KeyDetails> {
         if !caller.grants.allows_op(Operation::KeysCreate) {
             return Err(KmsError::Forbidden(
                 "the token does not allow creating keys",
@@ -58,7 +62,7 @@ impl Kms {
     }
 
     /// Lists the caller's keys (within its key scope).
-    pub async fn list_keys(
+    pub(super) async fn list_keys_unaudited(
         &self,
         caller: &Caller,
         filter: &KeyFilter,
@@ -81,7 +85,11 @@ impl Kms {
     }
 
     /// Shows one key.
-    pub async fn show_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+    pub(super) async fn show_key_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> KmsResult<KeyDetails> {
         let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
         // Fresh from the store: management views must not lag behind the cache TTL.
         let key = self.keys.key(entry.key.tenant, entry.key.id).await?;
@@ -89,7 +97,11 @@ impl Kms {
     }
 
     /// Rotates: a new version becomes primary.
-    pub async fn rotate_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyVersion> {
+    pub(super) async fn rotate_key_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> KmsResult<KeyVersion> {
         let entry = self
             .key_for(caller, Operation::KeysRotate, reference)
             .await?;
@@ -102,7 +114,11 @@ impl Kms {
     }
 
     /// Cancels a scheduled deletion (the key becomes `disabled`).
-    pub async fn cancel_deletion(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+    pub(super) async fn cancel_deletion_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> KmsResult<KeyDetails> {
         let entry = self
             .key_for(caller, Operation::KeysManage, reference)
             .await?;
@@ -113,7 +129,7 @@ impl Kms {
     }
 
     /// Enables, disables, schedules deletion (with a waiting period) or cancels it.
-    pub async fn set_key_state(
+    pub(super) async fn set_key_state_unaudited(
         &self,
         caller: &Caller,
         reference: &str,

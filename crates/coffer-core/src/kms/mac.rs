@@ -12,7 +12,7 @@ use crate::token::Operation;
 
 impl Kms {
     /// The HMAC-SHA256 tag of `message` under the primary version.
-    pub async fn mac(
+    pub(super) async fn mac_unaudited(
         &self,
         caller: &Caller,
         reference: &str,
@@ -40,7 +40,7 @@ impl Kms {
     }
 
     /// Checks a tag with `version` (default: the primary).
-    pub async fn verify_mac(
+    pub(super) async fn verify_mac_unaudited(
         &self,
         caller: &Caller,
         reference: &str,

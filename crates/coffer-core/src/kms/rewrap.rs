@@ -12,7 +12,7 @@ impl Kms {
     /// Opens `ciphertext` and seals its plaintext under `destination` (default: the
     /// same key) with `destination_context` (default: the same context). Needs both
     /// `rewrap` and access to both keys.
-    pub async fn rewrap(
+    pub(super) async fn rewrap_unaudited(
         &self,
         caller: &Caller,
         ciphertext: &[u8],

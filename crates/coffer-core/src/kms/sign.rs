@@ -33,7 +33,7 @@ pub struct Signed {
 impl Kms {
     /// Signs with `reference`'s primary version, refusing an expired or not-yet-valid
     /// one with its own error.
-    pub async fn sign(
+    pub(super) async fn sign_unaudited(
         &self,
         caller: &Caller,
         reference: &str,

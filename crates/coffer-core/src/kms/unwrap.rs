@@ -68,7 +68,7 @@ pub(super) fn open_with(
 impl Kms {
     /// Unwraps an envelope. The key comes from the envelope's header, within the
     /// caller's tenant: another tenant's ciphertext names a key that is absent here.
-    pub async fn unwrap(
+    pub(super) async fn unwrap_unaudited(
         &self,
         caller: &Caller,
         ciphertext: &[u8],

@@ -22,7 +22,7 @@ pub struct Verified {
 impl Kms {
     /// Verifies `signature` over `input` with `version` (default: the primary). Any
     /// active or retiring version verifies; a retired one is refused by name.
-    pub async fn verify(
+    pub(super) async fn verify_unaudited(
         &self,
         caller: &Caller,
         reference: &str,

@@ -62,7 +62,7 @@ pub(super) fn seal_primary(
 
 impl Kms {
     /// Wraps `plaintext` (at most 4096 bytes) under `reference`'s primary version.
-    pub async fn wrap(
+    pub(super) async fn wrap_unaudited(
         &self,
         caller: &Caller,
         reference: &str,

@@ -549,3 +549,31 @@ pub async fn token_records_round_trip_and_revoke(store: S) {
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(later));
 }
+
+/// Audit entries append in order, refuse a reused index, and read back in ranges.
+pub async fn audit_entries_append_and_read_in_order(store: S) {
+    let batch: Vec<(u64, String)> = (0..5).map(|i| (i, format!("{{\"i\":{i}}}"))).collect();
+    store.append_audit(&batch[..3]).await.unwrap();
+    store.append_audit(&batch[3..]).await.unwrap();
+    let err = store
+        .append_audit(&[(5, "x".into()), (2, "dup".into())])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.audit_entries(0, 100).await.unwrap(),
+        batch,
+        "the failed batch wrote nothing"
+    );
+    assert_eq!(
+        store.audit_entries(3, 1).await.unwrap(),
+        batch[3..4].to_vec()
+    );
+    store.save_checkpoint(5, "note-5", T0).await.unwrap();
+    store.save_checkpoint(5, "other", T0).await.unwrap();
+    store.save_checkpoint(3, "note-3", T0).await.unwrap();
+    assert_eq!(
+        store.checkpoints().await.unwrap(),
+        vec![(3, "note-3".to_owned()), (5, "note-5".to_owned())]
+    );
+}

@@ -78,7 +78,13 @@ pub async fn unseal(
     .map_err(|_| ApiError::new(ErrorCode::Internal, "unseal task failed"))?;
     outcome.map_err(unseal_error)?;
     if state.custody.status() == SealStatus::Unsealed {
-        state.kms.load().await?;
+        crate::startup::after_unseal(&state).await.map_err(|e| {
+            tracing::error!(error = %e, "loading after unseal");
+            ApiError::new(
+                ErrorCode::Internal,
+                "unsealed, but loading the service failed",
+            )
+        })?;
         tracing::info!("unsealed");
     }
     Ok(Json(status_view(&state)))

@@ -1,0 +1,296 @@
+//! The public operations: each runs its unaudited body, then records who did what to
+//! which key and how it ended, before the result is returned. If the entry cannot be
+//! recorded the result is dropped and the caller gets `Unavailable` (fail closed): no
+//! ciphertext or signature leaves without its audit entry.
+
+use std::time::Duration;
+
+use coffer_crypto::{EncryptionContext, SecretBytes};
+
+use super::keys::{KeyDetails, KeyFilter};
+use super::sign::{SignInput, Signed};
+use super::unwrap::Opened;
+use super::verify::Verified;
+use super::wrap::Sealed;
+use super::{Caller, Kms, KmsError, KmsResult, MintToken};
+use crate::audit::AuditEntry;
+use crate::ids::{KeyId, VersionNumber};
+use crate::key::KeyVersion;
+use crate::keys::NewKey;
+use crate::lifecycle::KeyState;
+use crate::tenant::Tenant;
+use crate::token::TokenId;
+
+/// What an outcome says about the key and version it used.
+trait Subject {
+    fn subject(&self) -> (Option<KeyId>, Option<VersionNumber>);
+}
+
+macro_rules! subject {
+    ($t:ty, |$v:ident| $e:expr) => {
+        impl Subject for $t {
+            fn subject(&self) -> (Option<KeyId>, Option<VersionNumber>) {
+                let $v = self;
+                $e
+            }
+        }
+    };
+}
+
+subject!(Sealed, |s| (Some(s.key_id), Some(s.version)));
+subject!(Opened, |o| (Some(o.key_id), Some(o.version)));
+subject!((SecretBytes, Sealed), |d| (
+    Some(d.1.key_id),
+    Some(d.1.version)
+));
+subject!(Signed, |s| (Some(s.key_id), Some(s.version)));
+subject!(Verified, |v| (Some(v.key_id), Some(v.version)));
+subject!((Vec<u8>, Verified), |m| (
+    Some(m.1.key_id),
+    Some(m.1.version)
+));
+subject!(KeyDetails, |d| (
+    Some(d.key.id),
+    d.versions.iter().find(|v| v.primary).map(|v| v.number)
+));
+subject!(Vec<KeyDetails>, |_l| (None, None));
+subject!(KeyVersion, |v| (Some(v.key), Some(v.number)));
+subject!(Tenant, |_t| (None, None));
+subject!((String, TokenId), |_t| (None, None));
+subject!((), |_u| (None, None));
+
+impl Kms {
+    async fn audited<T: Subject>(
+        &self,
+        caller: &Caller,
+        op: &str,
+        reference: Option<&str>,
+        result: KmsResult<T>,
+    ) -> KmsResult<T> {
+        let (key, version) = match &result {
+            Ok(value) => value.subject(),
+            Err(_) => (None, None),
+        };
+        let entry = AuditEntry {
+            at: self.keys.clock().now().millis(),
+            tenant: caller
+                .grants
+                .tenant()
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            principal: caller.token_id.to_string(),
+            op: op.to_owned(),
+            key: key
+                .map(|k| k.to_string())
+                .or_else(|| reference.map(str::to_owned)),
+            version: version.map(VersionNumber::get),
+            outcome: result
+                .as_ref()
+                .map_or_else(KmsError::code, |_| "ok")
+                .to_owned(),
+            request_id: caller.request_id.clone(),
+        };
+        self.audit
+            .record(entry)
+            .await
+            .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+        result
+    }
+
+    /// Wraps `plaintext` (at most 4096 bytes) under `reference`'s primary version.
+    pub async fn wrap(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Sealed> {
+        let result = self
+            .wrap_unaudited(caller, reference, plaintext, context)
+            .await;
+        self.audited(caller, "wrap", Some(reference), result).await
+    }
+
+    /// Unwraps an envelope (the key comes from its header, within the caller's tenant).
+    pub async fn unwrap(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Opened> {
+        let named = super::unwrap::header(ciphertext)
+            .ok()
+            .map(|(k, _)| k.to_string());
+        let result = self.unwrap_unaudited(caller, ciphertext, context).await;
+        self.audited(caller, "unwrap", named.as_deref(), result)
+            .await
+    }
+
+    /// Generates a data key and wraps it under `reference`.
+    pub async fn datakey(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        bytes: usize,
+        context: &EncryptionContext,
+    ) -> KmsResult<(SecretBytes, Sealed)> {
+        let result = self
+            .datakey_unaudited(caller, reference, bytes, context)
+            .await;
+        self.audited(caller, "datakey", Some(reference), result)
+            .await
+    }
+
+    /// Moves an envelope to `destination` (default: the same key's primary).
+    pub async fn rewrap(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        destination: Option<&str>,
+        destination_context: Option<&EncryptionContext>,
+    ) -> KmsResult<Sealed> {
+        let result = self
+            .rewrap_unaudited(
+                caller,
+                ciphertext,
+                context,
+                destination,
+                destination_context,
+            )
+            .await;
+        self.audited(caller, "rewrap", destination, result).await
+    }
+
+    /// Signs with `reference`'s primary version.
+    pub async fn sign(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        input: SignInput<'_>,
+    ) -> KmsResult<Signed> {
+        let result = self.sign_unaudited(caller, reference, input).await;
+        self.audited(caller, "sign", Some(reference), result).await
+    }
+
+    /// Verifies a signature.
+    pub async fn verify(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> KmsResult<Verified> {
+        let result = self
+            .verify_unaudited(caller, reference, version, input, signature)
+            .await;
+        self.audited(caller, "verify", Some(reference), result)
+            .await
+    }
+
+    /// Computes an HMAC-SHA256 tag.
+    pub async fn mac(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        message: &[u8],
+    ) -> KmsResult<(Vec<u8>, Verified)> {
+        let result = self.mac_unaudited(caller, reference, message).await;
+        self.audited(caller, "mac", Some(reference), result).await
+    }
+
+    /// Checks an HMAC-SHA256 tag.
+    pub async fn verify_mac(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        message: &[u8],
+        tag: &[u8],
+    ) -> KmsResult<Verified> {
+        let result = self
+            .verify_mac_unaudited(caller, reference, version, message, tag)
+            .await;
+        self.audited(caller, "verify_mac", Some(reference), result)
+            .await
+    }
+
+    /// Creates a key.
+    pub async fn create_key(&self, caller: &Caller, request: NewKey) -> KmsResult<KeyDetails> {
+        let result = self.create_key_unaudited(caller, request).await;
+        self.audited(caller, "keys.create", None, result).await
+    }
+
+    /// Lists the caller's keys.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        filter: &KeyFilter,
+    ) -> KmsResult<Vec<KeyDetails>> {
+        let result = self.list_keys_unaudited(caller, filter).await;
+        self.audited(caller, "keys.list", None, result).await
+    }
+
+    /// Shows one key.
+    pub async fn show_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+        let result = self.show_key_unaudited(caller, reference).await;
+        self.audited(caller, "keys.show", Some(reference), result)
+            .await
+    }
+
+    /// Rotates a key.
+    pub async fn rotate_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyVersion> {
+        let result = self.rotate_key_unaudited(caller, reference).await;
+        self.audited(caller, "keys.rotate", Some(reference), result)
+            .await
+    }
+
+    /// Changes a key's state.
+    pub async fn set_key_state(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        to: KeyState,
+        waiting: Option<Duration>,
+    ) -> KmsResult<KeyDetails> {
+        let op = match to {
+            KeyState::Enabled => "keys.enable",
+            KeyState::Disabled => "keys.disable",
+            KeyState::PendingDeletion => "keys.schedule_deletion",
+            KeyState::Destroyed => "keys.destroy",
+        };
+        let result = self
+            .set_key_state_unaudited(caller, reference, to, waiting)
+            .await;
+        self.audited(caller, op, Some(reference), result).await
+    }
+
+    /// Cancels a scheduled deletion.
+    pub async fn cancel_deletion(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+        let result = self.cancel_deletion_unaudited(caller, reference).await;
+        self.audited(caller, "keys.cancel_deletion", Some(reference), result)
+            .await
+    }
+
+    /// Creates a tenant.
+    pub async fn create_tenant(&self, caller: &Caller, name: &str) -> KmsResult<Tenant> {
+        let result = self.create_tenant_unaudited(caller, name).await;
+        self.audited(caller, "tenant.create", None, result).await
+    }
+
+    /// Mints a token.
+    pub async fn mint_token(
+        &self,
+        caller: &Caller,
+        request: MintToken,
+    ) -> KmsResult<(String, TokenId)> {
+        let result = self.mint_token_unaudited(caller, request).await;
+        self.audited(caller, "token.mint", None, result).await
+    }
+
+    /// Revokes a token.
+    pub async fn revoke_token(&self, caller: &Caller, id: TokenId) -> KmsResult<()> {
+        let result = self.revoke_token_unaudited(caller, id).await;
+        self.audited(caller, "token.revoke", None, result).await
+    }
+}

@@ -1,0 +1,81 @@
+//! Audit entries and checkpoints.
+
+use coffer_core::{StoreResult, Timestamp};
+use sqlx::{AnyPool, Row};
+
+use crate::errors::unavailable;
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub async fn append(pool: &AnyPool, entries: &[(u64, String)]) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    for (index, leaf) in entries {
+        sqlx::query("INSERT INTO audit_entries (idx, leaf) VALUES ($1, $2)")
+            .bind(to_i64(*index))
+            .bind(leaf)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+    }
+    tx.commit().await.map_err(unavailable)
+}
+
+pub async fn entries(pool: &AnyPool, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>> {
+    let rows =
+        sqlx::query("SELECT idx, leaf FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")
+            .bind(to_i64(from))
+            .bind(to_i64(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?;
+    rows.iter()
+        .map(|row| {
+            let index = row.try_get::<i64, _>("idx").map_err(unavailable)?;
+            let leaf = row.try_get::<String, _>("leaf").map_err(unavailable)?;
+            Ok((u64::try_from(index).unwrap_or(0), leaf))
+        })
+        .collect()
+}
+
+pub async fn save_checkpoint(
+    pool: &AnyPool,
+    size: u64,
+    note: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    // A second checkpoint of the same size signs the same root: keep the first.
+    let existing = sqlx::query("SELECT size FROM audit_checkpoints WHERE size = $1")
+        .bind(to_i64(size))
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
+        .bind(to_i64(size))
+        .bind(note)
+        .bind(at.millis())
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(unavailable)
+}
+
+pub async fn checkpoints(pool: &AnyPool) -> StoreResult<Vec<(u64, String)>> {
+    let rows = sqlx::query("SELECT size, note FROM audit_checkpoints ORDER BY size")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    rows.iter()
+        .map(|row| {
+            let size = row.try_get::<i64, _>("size").map_err(unavailable)?;
+            Ok((
+                u64::try_from(size).unwrap_or(0),
+                row.try_get::<String, _>("note").map_err(unavailable)?,
+            ))
+        })
+        .collect()
+}
