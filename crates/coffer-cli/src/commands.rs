@@ -1,6 +1,7 @@
 //! The global flags, and what every command shares: `k=v` pairs, input from a file,
 //! an argument or stdin, and output as JSON, lines or a table.
 
+pub mod audit;
 pub mod envelope;
 pub mod keys;
 pub mod server;

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{Globals, envelope, keys, server, signing, sys, tenant, token};
+use commands::{Globals, audit, envelope, keys, server, signing, sys, tenant, token};
 
 /// Coffer key management service: operator's tool.
 #[derive(Parser)]
@@ -66,6 +66,9 @@ enum Command {
     Status(sys::StatusArgs),
     /// Submit an unseal share or the passphrase.
     Unseal(sys::UnsealArgs),
+    /// Audit log: export, checkpoints, offline and online verification, tail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Start everything locally on the embedded default, ready to use.
     Dev(server::DevArgs),
     /// Run the server from a configuration file.
@@ -106,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => token::run(global, command).await,
         Command::Status(args) => sys::status(global, args).await,
         Command::Unseal(args) => sys::unseal(global, args).await,
+        Command::Audit(command) => audit::run(global, command).await,
         Command::Dev(args) => server::dev(args).await,
         Command::Serve(args) => server::serve(args).await,
         Command::Init(args) => server::init(global, args).await,

@@ -4,9 +4,12 @@
 
 mod service {
     pub mod api;
+    pub mod audit;
     pub mod bad_input;
+    pub mod cli;
     pub mod harness;
     pub mod isolation;
     pub mod sealed;
     pub mod tokens;
+    pub mod tour;
 }

@@ -133,6 +133,17 @@ impl Client {
         Ok((status, body.to_vec()))
     }
 
+    /// `method path` (the path may carry a query), the body as text.
+    pub(crate) async fn text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<String, ClientError> {
+        let body = self.execute(self.request(method, path)).await?;
+        String::from_utf8(body)
+            .map_err(|_| ClientError::Decode("the answer is not UTF-8 text".into()))
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         match &self.authorization {

@@ -16,6 +16,7 @@
 //! inside [`coffer_api::B64Secret`], whose `Debug` is elided.
 
 mod admin;
+mod audit;
 mod client;
 mod crypto;
 mod error;

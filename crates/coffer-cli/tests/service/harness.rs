@@ -25,6 +25,8 @@ pub struct TestServer {
     pub shares: Vec<String>,
     /// The data directory (database, custody state).
     pub dir: PathBuf,
+    /// The database the server uses (tests tamper with it directly).
+    pub database_url: String,
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -129,6 +131,7 @@ impl TestServer {
                 .map(|s| s.expose_secret().to_owned())
                 .collect(),
             dir,
+            database_url: config.database_url.clone(),
             state,
             stop: Some(stop),
         })
@@ -148,19 +151,24 @@ impl TestServer {
 
     /// Creates tenant `name` and returns a client holding a token for it.
     pub async fn tenant(&self, name: &str) -> Client {
+        self.client(&self.tenant_token(name).await)
+    }
+
+    /// Creates tenant `name` and returns a token for it, as text (for driving the
+    /// `coffer` binary, which takes it from `COFFER_TOKEN`).
+    pub async fn tenant_token(&self, name: &str) -> String {
         self.admin()
             .create_tenant(&CreateTenantRequest { name: name.into() })
             .await
             .unwrap();
-        let minted = self
-            .admin()
+        self.admin()
             .mint_token(&MintTokenRequest {
                 tenant: Some(name.into()),
                 ..Default::default()
             })
             .await
-            .unwrap();
-        self.client(&minted.token)
+            .unwrap()
+            .token
     }
 
     /// A raw HTTP POST (for bodies the typed client cannot produce).
