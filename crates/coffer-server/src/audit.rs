@@ -358,6 +358,7 @@ async fn writer(
             hashes.push(link);
             index += 1;
         }
+        metrics::histogram!("kms_audit_batch_entries").record(rows.len() as f64);
         let outcome = store.append_audit(&rows).await.map_err(|e| e.to_string());
         if outcome.is_ok() {
             let mut tree = lock_write(&tree);

@@ -227,13 +227,16 @@ impl Config {
 
 /// Sets dotted `key` to `value`, typed like the key expects (numbers for byte counts).
 fn set(table: &mut toml::Table, key: &str, value: String) {
-    let typed = if key == "max_body_bytes" {
-        value
+    let typed = match key {
+        "max_body_bytes" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
-            .unwrap_or(toml::Value::String(value))
-    } else {
-        toml::Value::String(value)
+            .unwrap_or(toml::Value::String(value)),
+        "audit.enabled" => value
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .unwrap_or(toml::Value::String(value)),
+        _ => toml::Value::String(value),
     };
     match key.split_once('.') {
         Some((section, field)) => {

@@ -117,9 +117,31 @@ impl Coffer {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+
+    /// Runs `line` (split on whitespace: no argument here holds a space) with no
+    /// stdin; any exit code.
+    pub async fn line(&self, line: &str) -> Run {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        self.run(&args, None).await
+    }
+
+    /// Runs `line`, asserting exit 0.
+    pub async fn ok(&self, line: &str) -> Run {
+        self.line(line).await.ok()
+    }
+
+    /// Runs `line`, asserting exit 0; stdout as trimmed text.
+    pub async fn out(&self, line: &str) -> String {
+        self.ok(line).await.out()
+    }
+
+    /// Runs `line`, asserting exit 0; stdout as JSON.
+    pub async fn json(&self, line: &str) -> Value {
+        self.ok(line).await.json()
+    }
 }
 
-/// The value of `name=` among the `name=value` lines (or words) of `text`.
+/// The value of `name=` among the `name=value` words of `text`.
 fn field<'t>(text: &'t str, name: &str) -> &'t str {
     text.split_whitespace()
         .find_map(|word| word.strip_prefix(&format!("{name}=")))
@@ -135,14 +157,7 @@ async fn keys_lifecycle_human_and_json() {
     let server = TestServer::start().await;
     let coffer = Coffer::new(&server, &server.tenant_token("acme").await);
 
-    let human = coffer
-        .run(
-            &["keys", "create", "--spec", "aes-256", "--alias", "kek"],
-            None,
-        )
-        .await
-        .ok()
-        .out();
+    let human = coffer.out("keys create --spec aes-256 --alias kek").await;
     let key_id = human
         .lines()
         .find_map(|line| line.strip_prefix("key id:"))
@@ -150,129 +165,56 @@ async fn keys_lifecycle_human_and_json() {
         .trim()
         .to_owned();
     assert!(human.contains("alias/kek"), "{human}");
-    let created = coffer
-        .run(
-            &["keys", "create", "--spec", "ed25519", "--alias", "signer"],
-            None,
-        )
-        .await;
-    assert_eq!(created.code, 0, "{created:?}");
+    coffer.ok("keys create --spec ed25519 --alias signer").await;
     let json = coffer
-        .run(
-            &[
-                "--json",
-                "keys",
-                "create",
-                "--spec",
-                "hmac-sha256",
-                "--label",
-                "a=b",
-            ],
-            None,
-        )
-        .await
-        .ok()
-        .json();
-    assert_eq!(json["spec"], "hmac-sha256");
-    assert_eq!(json["labels"]["a"], "b");
+        .json("--json keys create --spec hmac-sha256 --label a=b")
+        .await;
+    assert_eq!(
+        (&json["spec"], &json["labels"]["a"]),
+        (&"hmac-sha256".into(), &"b".into())
+    );
 
-    let table = coffer.run(&["keys", "list"], None).await.ok().out();
+    let table = coffer.out("keys list").await;
     assert!(table.starts_with("KEY ID"), "{table}");
     assert!(
         table.contains(&key_id) && table.contains("alias/signer"),
         "{table}"
     );
-    let listed = coffer
-        .run(&["keys", "list", "--json"], None)
-        .await
-        .ok()
-        .json();
+    let listed = coffer.json("keys list --json").await;
     assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
-    let signing = coffer
-        .run(&["keys", "list", "--purpose", "sign", "--json"], None)
-        .await
-        .ok()
-        .json();
+    let signing = coffer.json("keys list --purpose sign --json").await;
     assert_eq!(signing["keys"][0]["spec"], "ed25519");
 
-    let shown = coffer.run(&["keys", "show", "alias/kek"], None).await.ok();
-    assert!(shown.out().contains(&key_id), "{shown:?}");
-    let shown = coffer
-        .run(&["keys", "show", &key_id, "--json"], None)
-        .await
-        .ok()
-        .json();
+    assert!(coffer.out("keys show alias/kek").await.contains(&key_id));
+    let shown = coffer.json(&format!("keys show {key_id} --json")).await;
     assert_eq!(shown["aliases"][0], "alias/kek");
 
-    let rotated = coffer
-        .run(&["keys", "rotate", "alias/kek"], None)
-        .await
-        .ok();
-    assert_eq!(field(&rotated.out(), "primary_version"), "2");
-    let rotated = coffer
-        .run(&["keys", "rotate", "alias/kek", "--json"], None)
-        .await
-        .ok()
-        .json();
+    let rotated = coffer.out("keys rotate alias/kek").await;
+    assert_eq!(field(&rotated, "primary_version"), "2");
+    let rotated = coffer.json("keys rotate alias/kek --json").await;
     assert_eq!(
         (rotated["key_id"].as_str(), rotated["version"].as_u64()),
         (Some(key_id.as_str()), Some(3))
     );
 
-    let state = |run: Run| run.ok().json()["state"].as_str().unwrap().to_owned();
-    assert_eq!(
-        state(
-            coffer
-                .run(&["--json", "keys", "disable", &key_id], None)
-                .await
-        ),
-        "disabled"
-    );
-    let human = coffer
-        .run(&["keys", "enable", "alias/kek"], None)
-        .await
-        .ok()
-        .out();
+    let disabled = coffer.json(&format!("--json keys disable {key_id}")).await;
+    assert_eq!(disabled["state"], "disabled");
+    let human = coffer.out("keys enable alias/kek").await;
     assert!(human.contains("state:               enabled"), "{human}");
     let scheduled = coffer
-        .run(
-            &[
-                "keys",
-                "schedule-deletion",
-                "alias/kek",
-                "--days",
-                "7",
-                "--json",
-            ],
-            None,
-        )
-        .await
-        .ok()
-        .json();
+        .json("keys schedule-deletion alias/kek --days 7 --json")
+        .await;
     assert_eq!(scheduled["state"], "pending-deletion");
     assert!(scheduled["deletion_due"].is_string(), "{scheduled}");
-    let human = coffer
-        .run(&["keys", "show", "alias/kek"], None)
-        .await
-        .ok()
-        .out();
+    let human = coffer.out("keys show alias/kek").await;
     assert!(human.contains("pending-deletion (deletion due "), "{human}");
-    assert_eq!(
-        state(
-            coffer
-                .run(&["--json", "keys", "cancel-deletion", "alias/kek"], None)
-                .await
-        ),
-        "disabled"
-    );
-    let again = coffer
-        .run(&["keys", "cancel-deletion", "alias/kek"], None)
-        .await;
+    let cancelled = coffer.json("--json keys cancel-deletion alias/kek").await;
+    assert_eq!(cancelled["state"], "disabled");
+    let again = coffer.line("keys cancel-deletion alias/kek").await;
     assert!(
         again
             .failed(&[&coffer.token])
-            .starts_with("error: conflict: "),
-        "{again:?}"
+            .starts_with("error: conflict: ")
     );
 }
 
@@ -280,191 +222,80 @@ async fn keys_lifecycle_human_and_json() {
 async fn envelope_round_trips_through_stdin_and_stdout() {
     let server = TestServer::start().await;
     let coffer = Coffer::new(&server, &server.tenant_token("acme").await);
-    for alias in ["kek", "archive"] {
-        let args = ["keys", "create", "--spec", "aes-256", "--alias", alias];
-        coffer.run(&args, None).await.ok();
-    }
+    coffer.ok("keys create --spec aes-256 --alias kek").await;
+    coffer
+        .ok("keys create --spec aes-256 --alias archive")
+        .await;
     let secret: &[u8] = b"card-vault-master-secret\n\x00 binary tail";
 
-    let sealed = coffer
-        .run(
-            &["encrypt", "--key", "alias/kek", "--context", "app=billing"],
-            Some(secret),
-        )
-        .await
-        .ok();
+    let encrypt = ["encrypt", "--key", "alias/kek", "--context", "app=billing"];
+    let sealed = coffer.run(&encrypt, Some(secret)).await.ok();
     let ciphertext = sealed.out();
     assert_eq!(ciphertext.lines().count(), 1, "one base64 line");
-    let opened = coffer
-        .run(
-            &["decrypt", "--context", "app=billing"],
-            Some(sealed.stdout.as_slice()),
-        )
-        .await
-        .ok();
+    let decrypt = ["decrypt", "--context", "app=billing"];
+    let opened = coffer.run(&decrypt, Some(&sealed.stdout)).await.ok();
     assert_eq!(opened.stdout, secret, "raw plaintext, byte for byte");
-    let opened = coffer
-        .run(
-            &[
-                "decrypt",
-                "--json",
-                "--context",
-                "app=billing",
-                "--ciphertext",
-                &ciphertext,
-            ],
-            None,
-        )
-        .await
-        .ok()
-        .json();
+    let decrypt = format!("decrypt --context app=billing --ciphertext {ciphertext}");
+    let opened = coffer.json(&format!("--json {decrypt}")).await;
     assert_eq!(b64(opened["plaintext"].as_str().unwrap()), secret);
     assert_eq!(opened["key_version"], 1);
     let file = server.dir.join("secret.b64");
     std::fs::write(&file, &sealed.stdout).unwrap();
-    let from_file = coffer
-        .run(
-            &["decrypt", "--in", path(&file), "--context", "app=billing"],
-            None,
-        )
-        .await
-        .ok();
-    assert_eq!(from_file.stdout, secret);
+    let from_file = format!("decrypt --in {} --context app=billing", file.display());
+    assert_eq!(coffer.ok(&from_file).await.stdout, secret);
 
     // datakey: both forms on stdout, the key and version on stderr.
     let dk = coffer
-        .run(
-            &[
-                "datakey",
-                "--key",
-                "alias/kek",
-                "--bytes",
-                "16",
-                "--context",
-                "db=orders",
-            ],
-            None,
-        )
-        .await
-        .ok();
+        .ok("datakey --key alias/kek --bytes 16 --context db=orders")
+        .await;
     let (text, plaintext) = (dk.out(), b64(field(&dk.out(), "plaintext")));
     assert_eq!(plaintext.len(), 16);
     assert_eq!(field(&dk.stderr, "key_version"), "1");
-    let unwrapped = coffer
-        .run(
-            &[
-                "decrypt",
-                "--context",
-                "db=orders",
-                "--ciphertext",
-                field(&text, "ciphertext"),
-            ],
-            None,
-        )
-        .await
-        .ok();
-    assert_eq!(unwrapped.stdout, plaintext);
-    let wrapped_only = coffer
-        .run(&["datakey", "--key", "alias/kek", "--no-plaintext"], None)
-        .await
-        .ok()
-        .out();
+    let wrapped = field(&text, "ciphertext");
+    let unwrap = format!("decrypt --context db=orders --ciphertext {wrapped}");
+    assert_eq!(coffer.ok(&unwrap).await.stdout, plaintext);
+    let wrapped_only = coffer.out("datakey --key alias/kek --no-plaintext").await;
     assert!(wrapped_only.starts_with("ciphertext=") && !wrapped_only.contains("plaintext="));
-    let json = coffer
-        .run(&["datakey", "--key", "alias/kek", "--json"], None)
-        .await
-        .ok()
-        .json();
+    let json = coffer.json("datakey --key alias/kek --json").await;
     assert_eq!(b64(json["plaintext"].as_str().unwrap()).len(), 32);
 
     // rewrap: to the rotated primary of the same key, then to another key.
-    coffer
-        .run(&["keys", "rotate", "alias/kek"], None)
-        .await
-        .ok();
-    let same = coffer
-        .run(
-            &[
-                "rewrap",
-                "--context",
-                "app=billing",
-                "--ciphertext",
-                &ciphertext,
-            ],
-            None,
-        )
-        .await
-        .ok();
+    coffer.ok("keys rotate alias/kek").await;
+    let rewrap = format!("rewrap --context app=billing --ciphertext {ciphertext}");
+    let same = coffer.ok(&rewrap).await;
     assert_eq!(field(&same.stderr, "key_version"), "2");
     let moved = coffer
-        .run(
-            &[
-                "rewrap",
-                "--json",
-                "--key",
-                "alias/archive",
-                "--context",
-                "app=billing",
-                "--ciphertext",
-                &ciphertext,
-            ],
-            None,
-        )
-        .await
-        .ok()
-        .json();
+        .json(&format!("{rewrap} --json --key alias/archive"))
+        .await;
     assert_eq!(moved["key_version"], 1);
     for rewrapped in [same.out(), moved["ciphertext"].as_str().unwrap().to_owned()] {
-        let args = [
-            "decrypt",
-            "--context",
-            "app=billing",
-            "--ciphertext",
-            &rewrapped,
-        ];
-        assert_eq!(coffer.run(&args, None).await.ok().stdout, secret);
+        let decrypt = format!("decrypt --context app=billing --ciphertext {rewrapped}");
+        assert_eq!(coffer.ok(&decrypt).await.stdout, secret);
     }
-}
-
-fn path(path: &Path) -> &str {
-    path.to_str().expect("temp paths are UTF-8")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_and_macs_exit_zero_when_valid_and_one_when_not() {
     let server = TestServer::start().await;
     let coffer = Coffer::new(&server, &server.tenant_token("acme").await);
-    for (spec, algorithm) in [("ed25519", "ed25519"), ("ml-dsa-65", "ml-dsa-65")] {
-        let alias = format!("alias/{spec}");
+    for spec in ["ed25519", "ml-dsa-65"] {
         coffer
-            .run(&["keys", "create", "--spec", spec, "--alias", spec], None)
-            .await
-            .ok();
-        let signed = coffer
-            .run(
-                &["sign", "--key", &alias, "--message", "release 1.2.3"],
-                None,
-            )
-            .await
-            .ok();
-        assert_eq!(field(&signed.stderr, "algorithm"), algorithm);
-        let signature = signed.out();
-        // The message from stdin is the same message.
-        let verify = |message: &'static [u8], signature: String| {
-            let alias = alias.clone();
-            let coffer = &coffer;
-            async move {
-                let args = ["verify", "--key", &alias, "--signature", &signature];
-                coffer.run(&args, Some(message)).await
-            }
-        };
-        let valid = verify(b"release 1.2.3", signature.clone()).await;
+            .ok(&format!("keys create --spec {spec} --alias {spec}"))
+            .await;
+        let alias = format!("alias/{spec}");
+        let sign = ["sign", "--key", &alias, "--message", "release 1.2.3"];
+        let signed = coffer.run(&sign, None).await.ok();
+        assert_eq!(field(&signed.stderr, "algorithm"), spec);
+        // The message comes from stdin here: the same bytes as `--message`.
+        let verify = format!("verify --key {alias} --signature {}", signed.out());
+        let args: Vec<&str> = verify.split_whitespace().collect();
+        let valid = coffer.run(&args, Some(b"release 1.2.3")).await;
         assert_eq!(
             (valid.code, valid.out().as_str()),
             (0, "valid"),
             "{spec}: {valid:?}"
         );
-        let invalid = verify(b"release 1.2.4", signature.clone()).await;
+        let invalid = coffer.run(&args, Some(b"release 1.2.4")).await;
         assert_eq!(
             (invalid.code, invalid.out().as_str()),
             (1, "invalid"),
@@ -476,19 +307,8 @@ async fn signatures_and_macs_exit_zero_when_valid_and_one_when_not() {
         );
         let json = coffer
             .run(
-                &[
-                    "verify",
-                    "--json",
-                    "--key",
-                    &alias,
-                    "--version",
-                    "1",
-                    "--signature",
-                    &signature,
-                    "--message",
-                    "release 1.2.3",
-                ],
-                None,
+                &[&args[..], &["--json", "--version", "1"]].concat(),
+                Some(b"release 1.2.3"),
             )
             .await
             .ok()
@@ -497,48 +317,19 @@ async fn signatures_and_macs_exit_zero_when_valid_and_one_when_not() {
     }
 
     coffer
-        .run(
-            &[
-                "keys",
-                "create",
-                "--spec",
-                "hmac-sha256",
-                "--alias",
-                "hooks",
-            ],
-            None,
-        )
-        .await
-        .ok();
-    let tag = coffer
-        .run(&["mac", "--key", "alias/hooks"], Some(b"payload"))
-        .await
-        .ok();
+        .ok("keys create --spec hmac-sha256 --alias hooks")
+        .await;
+    let mac = ["mac", "--key", "alias/hooks"];
+    let tag = coffer.run(&mac, Some(b"payload")).await.ok();
     assert_eq!(field(&tag.stderr, "key_version"), "1");
-    let tag = tag.out();
-    let check = |message: &'static str| {
-        let tag = tag.clone();
-        let coffer = &coffer;
-        async move {
-            let args = [
-                "verify-mac",
-                "--key",
-                "alias/hooks",
-                "--mac",
-                &tag,
-                "--message",
-                message,
-            ];
-            coffer.run(&args, None).await
-        }
-    };
-    let valid = check("payload").await;
+    let verify = format!("verify-mac --key alias/hooks --mac {} --message", tag.out());
+    let valid = coffer.line(&format!("{verify} payload")).await;
     assert_eq!(
         (valid.code, valid.out().as_str()),
         (0, "valid"),
         "{valid:?}"
     );
-    let invalid = check("payl0ad").await;
+    let invalid = coffer.line(&format!("{verify} payl0ad")).await;
     assert_eq!(
         (invalid.code, invalid.out().as_str()),
         (1, "invalid"),
@@ -550,118 +341,65 @@ async fn signatures_and_macs_exit_zero_when_valid_and_one_when_not() {
 async fn tenants_and_tokens_with_the_admin_token() {
     let server = TestServer::start().await;
     let admin = Coffer::new(&server, &server.admin_token);
-    let created = admin
-        .run(&["tenant", "create", "globex"], None)
-        .await
-        .ok()
-        .out();
+    let created = admin.out("tenant create globex").await;
     assert_eq!(field(&created, "name"), "globex");
-    let json = admin
-        .run(&["tenant", "create", "initech", "--json"], None)
-        .await
-        .ok()
-        .json();
+    let json = admin.json("tenant create initech --json").await;
     assert_eq!(json["state"], "active");
-    let table = admin.run(&["tenant", "list"], None).await.ok().out();
+    let table = admin.out("tenant list").await;
     assert!(
         table.starts_with("TENANT ID") && table.contains("globex"),
         "{table}"
     );
-    let listed = admin
-        .run(&["tenant", "list", "--json"], None)
-        .await
-        .ok()
-        .json();
+    let listed = admin.json("tenant list --json").await;
     assert_eq!(listed["tenants"].as_array().unwrap().len(), 2);
 
-    let minted = admin
-        .run(&["token", "mint", "--tenant", "globex"], None)
-        .await
-        .ok();
+    let minted = admin.ok("token mint --tenant globex").await;
     let (token, token_id) = (minted.out(), field(&minted.stderr, "token_id").to_owned());
     assert!(
         !minted.stderr.contains(&token),
         "the token is shown once, on stdout"
     );
     let globex = Coffer::new(&server, &token);
-    globex
-        .run(
-            &["keys", "create", "--spec", "aes-256", "--alias", "k"],
-            None,
-        )
-        .await
-        .ok();
+    globex.ok("keys create --spec aes-256 --alias k").await;
     let json = admin
-        .run(
-            &[
-                "token",
-                "mint",
-                "--json",
-                "--tenant",
-                "initech",
-                "--ops",
-                "keys:read",
-                "--ttl",
-                "1h",
-            ],
-            None,
-        )
-        .await
-        .ok()
-        .json();
+        .json("token mint --json --tenant initech --ops keys:read --ttl 1h")
+        .await;
     assert_eq!(json["token_id"].as_str().unwrap().len(), 32);
 
     // Attenuation is offline: the narrowed token comes from COFFER_TOKEN.
-    let narrowed = globex
-        .run(&["token", "attenuate", "--ops", "keys:read"], None)
-        .await
-        .ok()
-        .out();
+    let narrowed = globex.out("token attenuate --ops keys:read").await;
     let reader = Coffer::new(&server, &narrowed);
-    let listed = reader
-        .run(&["keys", "list", "--json"], None)
-        .await
-        .ok()
-        .json();
+    let listed = reader.json("keys list --json").await;
     assert_eq!(listed["keys"][0]["aliases"][0], "alias/k");
-    let refused = reader
-        .run(&["keys", "create", "--spec", "aes-256"], None)
-        .await;
+    let refused = reader.line("keys create --spec aes-256").await;
     assert!(
         refused
             .failed(&[&narrowed])
-            .starts_with("error: forbidden: "),
-        "{refused:?}"
+            .starts_with("error: forbidden: ")
     );
 
     // Revoking the minted token revokes what was attenuated from it.
-    let revoked = admin
-        .run(&["token", "revoke", &token_id], None)
-        .await
-        .ok()
-        .out();
+    let revoked = admin.out(&format!("token revoke {token_id}")).await;
     assert_eq!(revoked, format!("revoked token_id={token_id}"));
     for (who, text) in [(&globex, &token), (&reader, &narrowed)] {
-        let run = who.run(&["keys", "list"], None).await;
+        let run = who.line("keys list").await;
         assert!(
             run.failed(&[text]).starts_with("error: unauthorized: "),
             "{run:?}"
         );
     }
-    let tenant_cannot = globex.run(&["tenant", "list"], None).await;
-    tenant_cannot.failed(&[&token]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_seal_and_readiness() {
     let server = TestServer::start().await;
     let coffer = Coffer::new(&server, "");
-    let human = coffer.run(&["status"], None).await.ok().out();
+    let human = coffer.out("status").await;
     assert!(
         human.contains("sealed:    no") && human.contains("ready:     yes"),
         "{human}"
     );
-    let json = coffer.run(&["status", "--json"], None).await.ok().json();
+    let json = coffer.json("status --json").await;
     assert_eq!(
         (
             json["seal_status"]["sealed"].as_bool(),
@@ -676,83 +414,47 @@ async fn failures_are_one_error_line_without_secrets() {
     let server = TestServer::start().await;
     let token = server.tenant_token("acme").await;
     let coffer = Coffer::new(&server, &token);
-    coffer
-        .run(
-            &["keys", "create", "--spec", "aes-256", "--alias", "kek"],
-            None,
-        )
-        .await
-        .ok();
+    coffer.ok("keys create --spec aes-256 --alias kek").await;
     let plaintext = "top-secret-plaintext";
-    let sealed = coffer
-        .run(
-            &[
-                "encrypt",
-                "--key",
-                "alias/kek",
-                "--context",
-                "app=billing",
-                "--plaintext",
-                plaintext,
-            ],
-            None,
-        )
-        .await
-        .ok()
-        .out();
+    let encrypt = "encrypt --key alias/kek --context app=billing --plaintext";
+    let sealed = coffer.out(&format!("{encrypt} {plaintext}")).await;
 
-    // A forged token (one character changed) and a token that is not one at all.
+    // A forged token (its last character changed) and a token that is not one at all.
     let last = if token.ends_with('A') { "B" } else { "A" };
     let forged = format!("{}{last}", &token[..token.len() - 1]);
     for bad in [forged.as_str(), "not-a-token"] {
-        let run = Coffer::new(&server, bad).run(&["keys", "list"], None).await;
-        let line = run.failed(&[bad, &token]);
-        assert!(line.starts_with("error: unauthorized: "), "{line}");
+        let run = Coffer::new(&server, bad).line("keys list").await;
+        assert!(
+            run.failed(&[bad, &token])
+                .starts_with("error: unauthorized: ")
+        );
     }
     let unknown = coffer
-        .run(
-            &[
-                "encrypt",
-                "--key",
-                "alias/missing",
-                "--plaintext",
-                plaintext,
-            ],
-            None,
-        )
+        .line(&format!(
+            "encrypt --key alias/missing --plaintext {plaintext}"
+        ))
         .await;
     assert!(
         unknown
             .failed(&[&token, plaintext])
             .starts_with("error: not_found: ")
     );
-    let wrong_context = coffer
-        .run(
-            &["decrypt", "--context", "app=other", "--ciphertext", &sealed],
-            None,
-        )
-        .await;
+    let decrypt = format!("decrypt --context app=other --ciphertext {sealed}");
+    let wrong_context = coffer.line(&decrypt).await;
     let line = wrong_context.failed(&[&token, plaintext]);
     assert!(line.starts_with("error: invalid_ciphertext: "), "{line}");
 
     // Another tenant's ciphertext names a key that does not exist for it.
     let other = server.tenant_token("globex").await;
-    let run = Coffer::new(&server, &other)
-        .run(
-            &[
-                "decrypt",
-                "--context",
-                "app=billing",
-                "--ciphertext",
-                &sealed,
-            ],
-            None,
-        )
-        .await;
+    let decrypt = format!("decrypt --context app=billing --ciphertext {sealed}");
+    let run = Coffer::new(&server, &other).line(&decrypt).await;
     assert!(
         run.failed(&[&other, &token, plaintext])
             .starts_with("error: not_found: ")
     );
+    // A tenant token on an admin command.
+    let run = coffer.line("tenant list").await;
+    assert!(run.failed(&[&token]).starts_with("error: forbidden: "));
 
     // Nothing listening: a transport error, still one line.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -761,7 +463,7 @@ async fn failures_are_one_error_line_without_secrets() {
         ..Coffer::new(&server, &token)
     };
     drop(closed);
-    let run = gone.run(&["keys", "list"], None).await;
+    let run = gone.line("keys list").await;
     assert!(
         run.failed(&[&token]).starts_with("error: transport: "),
         "{run:?}"

@@ -1,0 +1,83 @@
+//! What the load goes to: an embedded Coffer (temp dir, SQLite or PostgreSQL, key-file
+//! custody, audit on unless asked) and the no-op baseline server.
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use coffer_core::kms::MintToken;
+use coffer_server::Config;
+use coffer_server::startup::{self, InitMethod};
+use tokio::net::TcpListener;
+
+/// A running Coffer and a tenant token for it.
+pub struct Target {
+    pub api: String,
+    pub token: String,
+}
+
+/// Starts Coffer in this process on an ephemeral port.
+pub async fn start_embedded(audit_off: bool, database_url: Option<&str>) -> anyhow::Result<Target> {
+    let dir = std::env::temp_dir().join(format!("coffer-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_text = dir.display().to_string();
+    let audit = if audit_off { "false" } else { "true" };
+    let database_url = database_url.map(str::to_owned);
+    let config = Config::load_with(None, |name| match name {
+        "COFFER_DATA_DIR" => Some(dir_text.clone()),
+        "COFFER_AUDIT_ENABLED" => Some(audit.to_owned()),
+        "COFFER_DATABASE_URL" => database_url.clone(),
+        _ => None,
+    })?;
+    let (state, init) = startup::init(&config, InitMethod::KeyFile)
+        .await
+        .context("initialising the embedded server")?;
+    let admin = state.kms.authenticate(&init.admin_token)?;
+    state.kms.create_tenant(&admin, "bench").await?;
+    let (token, _) = state
+        .kms
+        .mint_token(
+            &admin,
+            MintToken {
+                tenant: Some("bench".into()),
+                ..MintToken::default()
+            },
+        )
+        .await?;
+    let api = TcpListener::bind("127.0.0.1:0").await?;
+    let ops = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", api.local_addr()?);
+    eprintln!(
+        "embedded Coffer: API {url}, operations http://{}",
+        ops.local_addr()?
+    );
+    tokio::spawn(coffer_server::serve(
+        api,
+        ops,
+        state,
+        std::future::pending(),
+    ));
+    Ok(Target { api: url, token })
+}
+
+/// The baseline's answer: the size of a wrap answer.
+static NOOP_ANSWER: &str = r#"{"ciphertext":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","key_id":"00000000-0000-0000-0000-000000000000","key_version":1}"#;
+
+/// The same HTTP stack (axum, hyper, tokio) answering a JSON request of the same size
+/// with a JSON answer of the same size: no auth, no crypto, no audit, no store.
+pub async fn start_baseline() -> anyhow::Result<String> {
+    async fn noop(body: Bytes) -> Response {
+        // Parse the body as the real handlers do, so JSON costs the same.
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(_) => ([("content-type", "application/json")], NOOP_ANSWER).into_response(),
+            Err(_) => StatusCode::BAD_REQUEST.into_response(),
+        }
+    }
+    let app = Router::new().route("/noop", post(noop));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
