@@ -73,6 +73,7 @@ pub struct Kms {
     cache: KeyCache,
     tokens: auth::TokenBook,
     audit: Arc<dyn AuditSink>,
+    offload: Arc<dyn crate::offload::Offload>,
     options: KmsOptions,
 }
 
@@ -87,12 +88,19 @@ impl Kms {
     ) -> Self {
         Self {
             audit,
+            offload: Arc::new(crate::offload::Inline),
             cache: KeyCache::new(options.cache_ttl),
             keys: KeyService::new(store, custody.clone(), clock),
             custody,
             tokens: auth::TokenBook::default(),
             options,
         }
+    }
+
+    /// Runs CPU-heavy signing on `offload` (the server's bounded pool) instead of inline.
+    pub fn with_offload(mut self, offload: Arc<dyn crate::offload::Offload>) -> Self {
+        self.offload = offload;
+        self
     }
 
     /// The key service underneath (for background workers and tests).

@@ -24,6 +24,7 @@ pub mod keyring;
 pub mod keys;
 pub mod kms;
 pub mod lifecycle;
+pub mod offload;
 pub mod store;
 pub mod tenant;
 pub mod time;

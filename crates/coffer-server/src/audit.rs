@@ -359,7 +359,9 @@ async fn writer(
             index += 1;
         }
         metrics::histogram!("kms_audit_batch_entries").record(rows.len() as f64);
+        let started = std::time::Instant::now();
         let outcome = store.append_audit(&rows).await.map_err(|e| e.to_string());
+        metrics::histogram!("kms_audit_commit_seconds").record(started.elapsed().as_secs_f64());
         if outcome.is_ok() {
             let mut tree = lock_write(&tree);
             for hash in hashes {

@@ -17,6 +17,7 @@ mod convert;
 mod error;
 mod extract;
 mod handlers;
+pub mod offload;
 pub mod startup;
 mod state;
 

@@ -157,7 +157,6 @@ fn state(
     custody: Arc<SealedCustody>,
     audit: Option<Arc<AuditLog>>,
 ) -> AppState {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     AppState {
         kms,
         custody,
@@ -168,7 +167,6 @@ fn state(
         ),
         metrics: metrics_handle(),
         max_body_bytes: config.max_body_bytes,
-        heavy: Arc::new(tokio::sync::Semaphore::new(cores)),
     }
 }
 

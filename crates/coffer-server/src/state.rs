@@ -21,6 +21,4 @@ pub struct AppState {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
-    /// Permits for CPU-heavy work (ML-DSA signing): one per core.
-    pub heavy: Arc<tokio::sync::Semaphore>,
 }

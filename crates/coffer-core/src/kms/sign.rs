@@ -1,6 +1,6 @@
 //! sign: sign a message (or an ECDSA SHA-256 digest) with the primary version.
 
-use coffer_crypto::{KeyMaterial, SignatureAlgorithm};
+use coffer_crypto::{KeyMaterial, KeySpec, SignatureAlgorithm};
 
 use super::cache::count_use;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
@@ -61,7 +61,18 @@ impl Kms {
                 "sign key without signing material".into(),
             ));
         };
+        let heavy = matches!(key.spec(), KeySpec::MlDsa65 | KeySpec::HybridEd25519MlDsa65);
         let signature = match input {
+            SignInput::Message(message) if heavy => {
+                // Off the async workers, on the bounded pool; the entry (and its
+                // material) is shared, the message copied.
+                let (entry, message) = (entry.clone(), message.to_vec());
+                let job: crate::offload::HeavyJob = Box::new(move || match entry.ready.get(&number).map(|r| &r.material) {
+                    Some(KeyMaterial::Signing(key)) => key.sign(&message),
+                    _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
+                });
+                self.offload.run(job).await?
+            }
             SignInput::Message(message) => key.sign(message)?,
             SignInput::Sha256Digest(digest) => key.sign_sha256_digest(digest)?,
         };

@@ -11,7 +11,6 @@ use coffer_api::crypto::{
 };
 use coffer_api::{B64, B64Secret, ErrorCode};
 use coffer_core::kms::{Caller, Sealed, SignInput};
-use coffer_crypto::KeySpec;
 
 use crate::convert::context;
 use crate::error::{ApiError, ApiResult};
@@ -180,39 +179,17 @@ fn sign_input<'a>(
     }
 }
 
-/// ML-DSA signing takes ~120 µs of CPU: for keys known (from the cache) to be ML-DSA or
-/// hybrid, it runs on the blocking pool, at most `heavy_permits` at a time, so it cannot
-/// stall the async workers that serve every other request.
 async fn sign_one(state: &AppState, caller: &Caller, r: SignRequest) -> ApiResult<SignResponse> {
-    let heavy = matches!(
-        state.kms.cached_spec(caller, &r.key_id),
-        Some(KeySpec::MlDsa65 | KeySpec::HybridEd25519MlDsa65)
-    );
-    let kms = state.kms.clone();
-    let caller = caller.clone();
-    let run = async move {
-        let mut buf = [0u8; 32];
-        let input = sign_input(&r.message, &r.digest, &mut buf)?;
-        let s = kms.sign(&caller, &r.key_id, input).await?;
-        Ok::<_, ApiError>(SignResponse {
-            signature: B64(s.signature),
-            key_id: s.key_id.to_string(),
-            key_version: s.version.get(),
-            algorithm: s.algorithm.as_str().to_owned(),
-        })
-    };
-    if !heavy {
-        return run.await;
-    }
-    let _permit = state
-        .heavy
-        .acquire()
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "shutting down"))?;
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(run))
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "signing task failed"))?
+    let mut buf = [0u8; 32];
+    let input = sign_input(&r.message, &r.digest, &mut buf)?;
+    // ML-DSA signing runs on the service's bounded pool (see `offload`).
+    let s = state.kms.sign(caller, &r.key_id, input).await?;
+    Ok(SignResponse {
+        signature: B64(s.signature),
+        key_id: s.key_id.to_string(),
+        key_version: s.version.get(),
+        algorithm: s.algorithm.as_str().to_owned(),
+    })
 }
 
 /// `POST /v1/kms/sign`
