@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 
 /// A job that produces signature bytes.
-pub type HeavyJob = Box<dyn FnOnce() -> Result<Vec<u8>, coffer_crypto::CryptoError> + Send + 'static>;
+pub type HeavyJob =
+    Box<dyn FnOnce() -> Result<Vec<u8>, coffer_crypto::CryptoError> + Send + 'static>;
 
 /// Runs CPU-heavy jobs.
 #[async_trait]

@@ -79,7 +79,7 @@ impl CustodyConfig {
 }
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Native API listen address (default `127.0.0.1:9446`).
     pub api_addr: SocketAddr,
@@ -116,6 +116,45 @@ pub struct AuditConfig {
     pub checkpoint_interval: Duration,
     /// How often the stored log is re-verified.
     pub verify_interval: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    // By hand: `database_url` may carry a password, which must not reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("api_addr", &self.api_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redacted_url(&self.database_url))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("pq_verify_mode", &self.pq_verify_mode)
+            .field("log_format", &self.log_format)
+            .field("custody", &self.custody)
+            .field("audit", &self.audit)
+            .finish()
+    }
+}
+
+/// `scheme://user:***@host/…`: the URL without its password.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Log output format.
@@ -410,6 +449,18 @@ mod tests {
                 state_file: "/srv/coffer/custody.json".into()
             }
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let config = load(
+            "database_url = \"postgres://coffer:hunter2@db:5432/kms\"\n",
+            &[],
+        )
+        .unwrap();
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://coffer:***@db:5432/kms"), "{text}");
     }
 
     #[test]

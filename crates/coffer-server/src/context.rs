@@ -58,12 +58,25 @@ fn operation(path: &str) -> &'static str {
         "/v1/kms/mac" => "mac",
         "/v1/kms/verify-mac" => "verify_mac",
         "/v1/kms/keys" => "keys",
-        p if p.starts_with("/v1/kms/keys") && p.ends_with("/rotate") => "keys_rotate",
-        p if p.starts_with("/v1/kms/keys") && p.ends_with("}") => "keys_show",
-        p if p.starts_with("/v1/kms/keys") => "keys_state",
+        // Action routes end in the `{action}` parameter; the action itself is read from
+        // the request path by `action_label` (a fixed set, so labels stay bounded).
+        p if p.starts_with("/v1/kms/keys") && p.ends_with("{action}") => "keys_action",
+        p if p.starts_with("/v1/kms/keys") => "keys_show",
         p if p.starts_with("/v1/admin") => "admin",
         p if p.starts_with("/v1/sys") => "sys",
         _ => "other",
+    }
+}
+
+/// `keys_rotate`, `keys_enable`, … from the last path segment of a key action.
+fn action_label(path: &str) -> &'static str {
+    match path.rsplit('/').next() {
+        Some("rotate") => "keys_rotate",
+        Some("enable") => "keys_enable",
+        Some("disable") => "keys_disable",
+        Some("schedule-deletion") => "keys_schedule_deletion",
+        Some("cancel-deletion") => "keys_cancel_deletion",
+        _ => "keys_action",
     }
 }
 
@@ -76,7 +89,10 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let op = operation(&route);
+    let op = match operation(&route) {
+        "keys_action" => action_label(request.uri().path()),
+        other => other,
+    };
     let context = RequestContext {
         id: id.clone(),
         tenant: OnceLock::new(),

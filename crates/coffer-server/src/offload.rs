@@ -18,14 +18,20 @@ impl BoundedPool {
     /// One permit per core.
     pub fn per_core() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { permits: Arc::new(Semaphore::new(cores)) }
+        Self {
+            permits: Arc::new(Semaphore::new(cores)),
+        }
     }
 }
 
 #[async_trait]
 impl Offload for BoundedPool {
     async fn run(&self, job: HeavyJob) -> Result<Vec<u8>, CryptoError> {
-        let _permit = self.permits.acquire().await.map_err(|_| CryptoError::Backend("heavy-work pool closed"))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CryptoError::Backend("heavy-work pool closed"))?;
         tokio::task::spawn_blocking(job)
             .await
             .map_err(|_| CryptoError::Backend("heavy-work task failed"))?

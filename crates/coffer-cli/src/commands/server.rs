@@ -73,20 +73,20 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// A future that resolves on SIGTERM or SIGINT. The handlers are installed when this
+/// is called, not when it is first polled, so a signal sent right after the server
+/// announced itself (in `dev.env`) still drains instead of killing the process.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    })
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -103,9 +103,10 @@ async fn run_server(
     let api = bind(config.api_addr, "api_addr").await?;
     let ops = bind(config.metrics_addr, "metrics_addr").await?;
     let (api_addr, ops_addr) = (api.local_addr()?, ops.local_addr()?);
+    let shutdown = shutdown_signal()?;
     tracing::info!(%api_addr, %ops_addr, "serving");
     on_bound(api_addr, ops_addr)?;
-    coffer_server::serve(api, ops, state, shutdown_signal()).await?;
+    coffer_server::serve(api, ops, state, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -180,7 +181,11 @@ pub async fn init(global: &Globals, args: InitArgs) -> anyhow::Result<ExitCode> 
         for (i, share) in shares.iter().enumerate() {
             print_line(&format!("unseal share {}: {share}", i + 1))?;
         }
-        eprintln!("Keep the admin token and each share apart; Coffer does not store them.");
+        if shares.is_empty() {
+            eprintln!("Keep the admin token safe; Coffer does not store it.");
+        } else {
+            eprintln!("Keep the admin token and each share apart; Coffer does not store them.");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

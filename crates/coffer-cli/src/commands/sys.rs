@@ -58,13 +58,8 @@ pub async fn status(global: &Globals, args: StatusArgs) -> anyhow::Result<ExitCo
         print_line(&seal_lines(&seal))?;
         match ready {
             Ok(ready) => print_line(&format!("ready:     {}", yes_no(ready)))?,
-            Err(error) => {
-                print_line("ready:     unknown")?;
-                eprintln!(
-                    "warning: readiness check on {} failed: {error}",
-                    args.ops_addr
-                );
-            }
+            // The warning was printed above.
+            Err(_) => print_line("ready:     unknown")?,
         }
     }
     Ok(if healthy {

@@ -67,10 +67,13 @@ impl Kms {
                 // Off the async workers, on the bounded pool; the entry (and its
                 // material) is shared, the message copied.
                 let (entry, message) = (entry.clone(), message.to_vec());
-                let job: crate::offload::HeavyJob = Box::new(move || match entry.ready.get(&number).map(|r| &r.material) {
-                    Some(KeyMaterial::Signing(key)) => key.sign(&message),
-                    _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
-                });
+                let job: crate::offload::HeavyJob =
+                    Box::new(
+                        move || match entry.ready.get(&number).map(|r| &r.material) {
+                            Some(KeyMaterial::Signing(key)) => key.sign(&message),
+                            _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
+                        },
+                    );
                 self.offload.run(job).await?
             }
             SignInput::Message(message) => key.sign(message)?,
