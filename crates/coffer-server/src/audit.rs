@@ -46,7 +46,16 @@ pub struct AuditLog {
     tree: Arc<RwLock<Tree>>,
     origin: String,
     signer: RwLock<Option<Arc<CheckpointSigner>>>,
-    anchor_dir: Option<PathBuf>,
+    anchor: Anchor,
+}
+
+/// Where checkpoints are copied outside Coffer's own storage.
+#[derive(Debug, Clone, Default)]
+pub struct Anchor {
+    /// A directory: `checkpoint-<size>.txt` and `latest`.
+    pub dir: Option<PathBuf>,
+    /// An HTTP endpoint that receives each checkpoint as a `text/plain` POST.
+    pub url: Option<String>,
 }
 
 fn lock_read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -107,7 +116,7 @@ impl AuditLog {
     pub async fn open(
         store: Arc<dyn Store>,
         origin: &str,
-        anchor_dir: Option<PathBuf>,
+        anchor: Anchor,
     ) -> Result<(Arc<Self>, Integrity), StoreError> {
         let rows = read_all(store.as_ref()).await?;
         let (leaves, failures) = check_rows(&rows);
@@ -125,7 +134,7 @@ impl AuditLog {
             tree,
             origin: origin.to_owned(),
             signer: RwLock::new(None),
-            anchor_dir,
+            anchor,
         });
         let integrity = Integrity {
             entries: rows.len() as u64,
@@ -212,8 +221,13 @@ impl AuditLog {
             .save_checkpoint(size, &note, now)
             .await
             .map_err(|e| e.to_string())?;
-        if let Some(dir) = &self.anchor_dir {
+        if let Some(dir) = &self.anchor.dir {
             anchor(dir, size, &note).map_err(|e| format!("anchoring to {}: {e}", dir.display()))?;
+        }
+        if let Some(url) = &self.anchor.url {
+            post_anchor(url, &note)
+                .await
+                .map_err(|e| format!("anchoring to {url}: {e}"))?;
         }
         Ok(note)
     }
@@ -323,12 +337,33 @@ fn report(integrity: &Integrity) {
 fn anchor(dir: &Path, size: u64, note: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for name in [format!("checkpoint-{size}.txt"), "latest".to_owned()] {
-        let tmp = dir.join(format!(".{name}.tmp"));
+        // A unique temporary name: two checkpoints may be anchored at once.
+        let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
         std::fs::write(&tmp, note)?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, dir.join(name))?;
     }
     Ok(())
+}
+
+/// POSTs a checkpoint to an HTTP anchor; any non-2xx answer is a failure.
+async fn post_anchor(url: &str, note: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(url)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(note.to_owned())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("the anchor answered {}", response.status()))
+    }
 }
 
 async fn writer(

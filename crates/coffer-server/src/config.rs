@@ -112,6 +112,8 @@ pub struct AuditConfig {
     pub origin: String,
     /// A directory outside Coffer's own storage where every checkpoint is also written.
     pub anchor_dir: Option<PathBuf>,
+    /// An HTTP(S) endpoint every checkpoint is also POSTed to (`text/plain`).
+    pub anchor_url: Option<String>,
     /// How often a checkpoint is signed (when the log grew).
     pub checkpoint_interval: Duration,
     /// How often the stored log is re-verified.
@@ -189,6 +191,7 @@ struct RawAudit {
     enabled: Option<bool>,
     origin: Option<String>,
     anchor_dir: Option<PathBuf>,
+    anchor_url: Option<String>,
     checkpoint_interval: Option<String>,
     verify_interval: Option<String>,
 }
@@ -219,6 +222,7 @@ const KEYS: &[&str] = &[
     "audit.enabled",
     "audit.origin",
     "audit.anchor_dir",
+    "audit.anchor_url",
     "audit.checkpoint_interval",
     "audit.verify_interval",
 ];
@@ -384,6 +388,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .origin
             .unwrap_or_else(|| "coffer/audit".to_owned()),
         anchor_dir: raw.audit.anchor_dir,
+        anchor_url: match raw.audit.anchor_url {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(url),
+            Some(_) => {
+                return Err(invalid(
+                    "audit.anchor_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            None => None,
+        },
         checkpoint_interval: interval(
             "audit.checkpoint_interval",
             raw.audit.checkpoint_interval,

@@ -121,7 +121,10 @@ async fn kms(
         let (log, _) = AuditLog::open(
             store.clone(),
             &config.audit.origin,
-            config.audit.anchor_dir.clone(),
+            crate::audit::Anchor {
+                dir: config.audit.anchor_dir.clone(),
+                url: config.audit.anchor_url.clone(),
+            },
         )
         .await?;
         (log.clone(), Some(log))

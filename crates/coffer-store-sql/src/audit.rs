@@ -80,23 +80,19 @@ pub async fn save_checkpoint(
     note: &str,
     at: Timestamp,
 ) -> StoreResult<()> {
-    // A second checkpoint of the same size signs the same root: keep the first.
-    let existing = sqlx::query("SELECT size FROM audit_checkpoints WHERE size = $1")
-        .bind(to_i64(size))
-        .fetch_optional(pool)
-        .await
-        .map_err(unavailable)?;
-    if existing.is_some() {
-        return Ok(());
+    // A second checkpoint of the same size signs the same root: the first one stays, and
+    // a concurrent writer of the same size is not an error.
+    let inserted =
+        sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
+            .bind(to_i64(size))
+            .bind(note)
+            .bind(at.millis())
+            .execute(pool)
+            .await;
+    match inserted.map_err(unavailable) {
+        Ok(_) | Err(coffer_core::StoreError::Conflict(_)) => Ok(()),
+        Err(other) => Err(other),
     }
-    sqlx::query("INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)")
-        .bind(to_i64(size))
-        .bind(note)
-        .bind(at.millis())
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(unavailable)
 }
 
 pub async fn checkpoints(pool: &AnyPool) -> StoreResult<Vec<(u64, String)>> {

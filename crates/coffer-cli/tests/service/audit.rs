@@ -314,6 +314,36 @@ async fn checkpoints_are_anchored_outside_the_store() {
     );
 }
 
+/// Checkpoints also go to an HTTP anchor: a second server, outside Coffer, receives each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_posted_to_an_http_anchor() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/anchor",
+        axum::routing::post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "stored"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/anchor", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = TestServer::start_with(
+        Db::Sqlite,
+        InitMethod::KeyFile,
+        &[("COFFER_AUDIT_ANCHOR_URL", &url)],
+    )
+    .await
+    .unwrap();
+    let note = server.admin().audit_new_checkpoint().await.unwrap();
+    assert_eq!(received.lock().unwrap().last(), Some(&note));
+}
+
 /// With the audit store unwritable, operations fail and return no ciphertext or
 /// signature; once it is writable again they succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

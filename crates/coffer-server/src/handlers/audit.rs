@@ -65,7 +65,10 @@ pub async fn create(State(state): State<AppState>, Authed(caller): Authed) -> Ap
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "checkpoint");
-            ApiError::new(ErrorCode::Unavailable, "the checkpoint could not be made")
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("the checkpoint could not be made: {e}"),
+            )
         })?;
     Ok((StatusCode::CREATED, text(note)).into_response())
 }
