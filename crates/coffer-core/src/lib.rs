@@ -25,6 +25,7 @@ pub mod keys;
 pub mod kms;
 pub mod lifecycle;
 pub mod offload;
+pub mod saga;
 pub mod store;
 pub mod tenant;
 pub mod time;
