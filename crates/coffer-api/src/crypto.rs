@@ -71,6 +71,10 @@ pub struct DatakeyRequest {
     /// Return the plaintext data key too (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_plaintext: Option<bool>,
+    /// Register the wrapped data key under this id (the caller's name for it, unique in
+    /// the tenant), so rotations rewrap it (seed 000's "cipher rows").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
 }
 
 /// Answer of datakey.

@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod paths;
+pub mod rotation;
 
 pub use b64::{B64, B64Secret};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

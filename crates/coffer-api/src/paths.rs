@@ -33,6 +33,15 @@ pub const TOKENS_REVOKE: &str = "/v1/admin/tokens/revoke";
 pub const SEAL_STATUS: &str = "/v1/sys/seal-status";
 /// Unseal (no token: the share is the credential).
 pub const UNSEAL: &str = "/v1/sys/unseal";
+/// Rotation sagas: start (POST); one by id: `ROTATIONS/{id}` (GET), with `/resume`,
+/// `/rollback` (POST) and `/verify` (GET).
+pub const ROTATIONS: &str = "/v1/kms/rotations";
+/// One rotation.
+pub fn rotation(id: &str) -> String {
+    format!("{ROTATIONS}/{id}")
+}
+/// A tracked data key's current wrapping: `TRACKED/{track_id}` (GET).
+pub const TRACKED: &str = "/v1/kms/tracked";
 /// Newest signed checkpoint (GET, public) or a new one (POST, admin).
 pub const AUDIT_CHECKPOINT: &str = "/v1/audit/checkpoint";
 /// Checkpoint verifier key (public).

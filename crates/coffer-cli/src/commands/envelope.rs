@@ -59,6 +59,9 @@ pub struct DatakeyArgs {
     /// Return only the wrapped data key.
     #[arg(long)]
     no_plaintext: bool,
+    /// Register the wrapped data key under this id so rotations rewrap it.
+    #[arg(long)]
+    track_id: Option<String>,
 }
 
 /// `rewrap`.
@@ -115,6 +118,7 @@ pub async fn datakey(global: &Globals, args: DatakeyArgs) -> anyhow::Result<Exit
         bytes: args.bytes,
         context: pairs_to_map(args.context, "context")?,
         include_plaintext: args.no_plaintext.then_some(false),
+        track_id: args.track_id,
     };
     let answer = global.client()?.datakey(&request).await?;
     if global.json {

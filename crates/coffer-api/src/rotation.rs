@@ -1,0 +1,134 @@
+//! The rotation saga and the reference tracker.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/kms/rotations`: start a rotation saga for a key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StartRotationRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// Stop after this step (e.g. `stage`: everything up to, not past, the switch).
+    /// Default: run every step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// `POST /v1/kms/rotations/{id}/resume`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRotationRequest {
+    /// Stop after this step (default: run to the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// A rotation saga as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotationView {
+    /// Id.
+    pub rotation_id: String,
+    /// Key.
+    pub key_id: String,
+    /// The version rotated away from.
+    pub from_version: u32,
+    /// The new version, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_version: Option<u32>,
+    /// The next step to run (`create_version`, `stage`, `switch_pointer`,
+    /// `drain_inflight`, `rewrap_tracked`, `retire_old`, `anchor`).
+    pub step: String,
+    /// `running`, `completed` or `rolled-back`.
+    pub status: String,
+    /// True once the pointer switched: from then on it can only be resumed.
+    pub switched: bool,
+    /// Failures seen.
+    pub failures: u32,
+    /// The last failure, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Tracked data keys still wrapped under the old version.
+    pub tracked_remaining: u64,
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// `GET /v1/kms/rotations/{id}/verify`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotationVerifyView {
+    /// True when every invariant holds and the rotation is completed and anchored.
+    pub ok: bool,
+    /// The rotation.
+    pub rotation: RotationView,
+    /// Broken invariants (`RetireAfterSwitch`, `NoKeyOrphans`, `ForwardOnly`,
+    /// `OnePrimary`, `OneSagaPerKey`).
+    pub violations: Vec<ViolationView>,
+    /// True when an audit checkpoint covers the rotation's last event.
+    pub anchored: bool,
+    /// Size of the newest checkpoint, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_size: Option<u64>,
+}
+
+/// A broken invariant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ViolationView {
+    /// Invariant name.
+    pub invariant: String,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// `GET /v1/kms/keys/{key}/references`: who uses which version (seed 000: "find the
+/// process holding the old KEK reference").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReferencesView {
+    /// Key.
+    pub key_id: String,
+    /// Per version.
+    pub versions: Vec<VersionReferences>,
+}
+
+/// Use of one version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersionReferences {
+    /// Number.
+    pub version: u32,
+    /// State.
+    pub state: String,
+    /// Primary?
+    pub primary: bool,
+    /// Operations using it right now.
+    pub in_flight: u64,
+    /// Tracked data keys wrapped under it.
+    pub tracked: u64,
+    /// Principals (token ids) that used it since this server started, most recent first.
+    pub principals: Vec<PrincipalUse>,
+}
+
+/// One principal's use of a version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrincipalUse {
+    /// Token id.
+    pub principal: String,
+    /// Last use (RFC 3339).
+    pub last_seen: String,
+    /// Operations.
+    pub count: u64,
+}
+
+/// `GET /v1/kms/tracked/{track_id}`: a tracked data key's current wrapping (rewrapped by
+/// rotations; the caller's copy may be older).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TrackedView {
+    /// The caller's id for it.
+    pub track_id: String,
+    /// Key.
+    pub key_id: String,
+    /// The version wrapping it now.
+    pub key_version: u32,
+    /// The current envelope.
+    pub ciphertext: crate::B64,
+}
