@@ -41,6 +41,6 @@ pub use ids::{Alias, KeyId, TenantId, VersionNumber};
 pub use key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
 pub use keys::{KeyService, NewKey};
 pub use lifecycle::{IllegalTransition, KeyState, VersionState};
-pub use store::{Change, RotationRecord, Store, StoreError, StoreResult};
+pub use store::{Change, RotationRecord, Store, StoreError, StoreResult, TrackedKey};
 pub use tenant::{Tenant, TenantName, TenantState};
 pub use time::{Clock, HumanDuration, ManualClock, SystemClock, Timestamp};

@@ -100,6 +100,35 @@ pub struct RotationRecord {
     pub status: String,
     /// Start time.
     pub started_at: Timestamp,
+    /// The version rotated away from.
+    pub from_version: u32,
+    /// The new version, once created.
+    pub to_version: Option<u32>,
+    /// True once the pointer switched.
+    pub switched: bool,
+    /// Failures seen.
+    pub failures: u32,
+    /// The last failure.
+    pub error: Option<String>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// A data key registered for rewrapping by rotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedKey {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The caller's id for it, unique in the tenant.
+    pub track_id: String,
+    /// The wrapping key.
+    pub key: KeyId,
+    /// The version wrapping it now.
+    pub version: u32,
+    /// The envelope.
+    pub ciphertext: Vec<u8>,
+    /// Its encryption context (canonical JSON object).
+    pub context: String,
 }
 
 /// Durable state. See the module docs for the rules every implementation keeps.
@@ -212,4 +241,37 @@ pub trait Store: Send + Sync + 'static {
     async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()>;
     /// Every stored checkpoint `(size, note)`, oldest first.
     async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
+
+    /// Saves a rotation's mutable fields (step, status, versions, failures, error).
+    async fn save_rotation(&self, rotation: &RotationRecord) -> StoreResult<()>;
+    /// Every running rotation, of every tenant (resumed at start).
+    async fn running_rotations(&self) -> StoreResult<Vec<RotationRecord>>;
+
+    /// Registers a tracked data key. `Conflict` if the id is taken in the tenant.
+    async fn track_key(&self, tracked: &TrackedKey) -> StoreResult<()>;
+    /// A tracked data key.
+    async fn get_tracked(
+        &self,
+        tenant: TenantId,
+        track_id: &str,
+    ) -> StoreResult<Option<TrackedKey>>;
+    /// Up to `limit` tracked data keys of `key` wrapped under `version`.
+    async fn tracked_under(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        version: u32,
+        limit: u64,
+    ) -> StoreResult<Vec<TrackedKey>>;
+    /// Count of tracked data keys of `key` per version.
+    async fn count_tracked(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<(u32, u64)>>;
+    /// Replaces a tracked key's envelope if it is still under `from_version`.
+    async fn rewrap_tracked(
+        &self,
+        tenant: TenantId,
+        track_id: &str,
+        from_version: u32,
+        to_version: u32,
+        ciphertext: &[u8],
+    ) -> StoreResult<()>;
 }

@@ -31,7 +31,9 @@ macro_rules! store_conformance {
             racing_writers_cannot_both_win,
             server_secrets_are_write_once,
             token_records_round_trip_and_revoke,
-            audit_entries_append_and_read_in_order
+            audit_entries_append_and_read_in_order,
+            rotation_records_save_the_saga_state,
+            tracked_keys_rewrap_by_compare_and_set
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

@@ -38,10 +38,15 @@ pub async fn key_events(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreRe
         .collect()
 }
 
+fn opt_u32(n: Option<u32>) -> Option<i64> {
+    n.map(i64::from)
+}
+
 pub async fn start_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO rotations (id, tenant_id, key_id, step, status, started_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO rotations (id, tenant_id, key_id, step, status, started_at, updated_at, \
+         from_version, to_version, switched, failures, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&r.id)
     .bind(r.tenant.to_string())
@@ -49,11 +54,40 @@ pub async fn start_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<(
     .bind(&r.step)
     .bind(&r.status)
     .bind(r.started_at.millis())
-    .bind(r.started_at.millis())
+    .bind(r.updated_at.millis())
+    .bind(i64::from(r.from_version))
+    .bind(opt_u32(r.to_version))
+    .bind(i64::from(r.switched))
+    .bind(i64::from(r.failures))
+    .bind(r.error.as_deref())
     .execute(pool)
     .await
     .map(|_| ())
     .map_err(unavailable)
+}
+
+pub async fn save_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE rotations SET step = $1, status = $2, updated_at = $3, to_version = $4, \
+         switched = $5, failures = $6, error = $7 WHERE id = $8 AND tenant_id = $9",
+    )
+    .bind(&r.step)
+    .bind(&r.status)
+    .bind(r.updated_at.millis())
+    .bind(opt_u32(r.to_version))
+    .bind(i64::from(r.switched))
+    .bind(i64::from(r.failures))
+    .bind(r.error.as_deref())
+    .bind(&r.id)
+    .bind(r.tenant.to_string())
+    .execute(pool)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound("rotation"))
+    }
 }
 
 pub async fn update_rotation(
@@ -78,31 +112,58 @@ pub async fn update_rotation(
     }
 }
 
+fn rotation(row: &sqlx::any::AnyRow) -> StoreResult<RotationRecord> {
+    use sqlx::Row;
+    let int = |column: &str| row.try_get::<i64, _>(column).map_err(unavailable);
+    let text = |column: &str| rows::text(row, column);
+    let to_version = row
+        .try_get::<Option<i64>, _>("to_version")
+        .map_err(unavailable)?;
+    Ok(RotationRecord {
+        id: text("id")?,
+        tenant: text("tenant_id")?
+            .parse()
+            .map_err(|_| crate::errors::corrupt("tenant_id"))?,
+        key: text("key_id")?
+            .parse()
+            .map_err(|_| crate::errors::corrupt("key_id"))?,
+        step: text("step")?,
+        status: text("status")?,
+        started_at: Timestamp::from_millis(int("started_at")?),
+        from_version: u32::try_from(int("from_version")?)
+            .map_err(|_| crate::errors::corrupt("from_version"))?,
+        to_version: to_version.and_then(|v| u32::try_from(v).ok()),
+        switched: int("switched")? == 1,
+        failures: u32::try_from(int("failures")?).unwrap_or(u32::MAX),
+        error: row
+            .try_get::<Option<String>, _>("error")
+            .map_err(unavailable)?,
+        updated_at: Timestamp::from_millis(int("updated_at")?),
+    })
+}
+
 pub async fn get_rotation(
     pool: &AnyPool,
     tenant: TenantId,
     id: &str,
 ) -> StoreResult<Option<RotationRecord>> {
-    let row = sqlx::query("SELECT * FROM rotations WHERE id = $1 AND tenant_id = $2")
+    sqlx::query("SELECT * FROM rotations WHERE id = $1 AND tenant_id = $2")
         .bind(id)
         .bind(tenant.to_string())
         .fetch_optional(pool)
         .await
-        .map_err(unavailable)?;
-    let Some(row) = row else { return Ok(None) };
-    let parse = |column: &'static str| -> StoreResult<String> { rows::text(&row, column) };
-    Ok(Some(RotationRecord {
-        id: parse("id")?,
-        tenant: parse("tenant_id")?
-            .parse()
-            .map_err(|_| crate::errors::corrupt("tenant_id"))?,
-        key: parse("key_id")?
-            .parse()
-            .map_err(|_| crate::errors::corrupt("key_id"))?,
-        step: parse("step")?,
-        status: parse("status")?,
-        started_at: Timestamp::from_millis(
-            sqlx::Row::try_get::<i64, _>(&row, "started_at").map_err(unavailable)?,
-        ),
-    }))
+        .map_err(unavailable)?
+        .as_ref()
+        .map(rotation)
+        .transpose()
+}
+
+pub async fn running_rotations(pool: &AnyPool) -> StoreResult<Vec<RotationRecord>> {
+    sqlx::query("SELECT * FROM rotations WHERE status = 'running' ORDER BY started_at")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(rotation)
+        .collect()
 }

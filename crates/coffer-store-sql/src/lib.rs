@@ -23,6 +23,7 @@ pub mod migrate;
 mod rows;
 mod secrets;
 mod tenants;
+mod tracked;
 mod versions;
 
 use std::path::Path;
@@ -30,7 +31,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use coffer_core::store::{Change, RotationRecord, Store, StoreError, StoreResult};
+use coffer_core::store::{Change, RotationRecord, Store, StoreError, StoreResult, TrackedKey};
 use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -319,5 +320,58 @@ impl Store for SqlStore {
 
     async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
         audit::checkpoints(&self.reader).await
+    }
+
+    async fn save_rotation(&self, rotation: &RotationRecord) -> StoreResult<()> {
+        history::save_rotation(&self.writer, rotation).await
+    }
+
+    async fn running_rotations(&self) -> StoreResult<Vec<RotationRecord>> {
+        history::running_rotations(&self.reader).await
+    }
+
+    async fn track_key(&self, tracked: &TrackedKey) -> StoreResult<()> {
+        tracked::insert(&self.writer, tracked).await
+    }
+
+    async fn get_tracked(
+        &self,
+        tenant: TenantId,
+        track_id: &str,
+    ) -> StoreResult<Option<TrackedKey>> {
+        tracked::get(&self.reader, tenant, track_id).await
+    }
+
+    async fn tracked_under(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        version: u32,
+        limit: u64,
+    ) -> StoreResult<Vec<TrackedKey>> {
+        tracked::under(&self.reader, tenant, key, version, limit).await
+    }
+
+    async fn count_tracked(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<(u32, u64)>> {
+        tracked::count(&self.reader, tenant, key).await
+    }
+
+    async fn rewrap_tracked(
+        &self,
+        tenant: TenantId,
+        track_id: &str,
+        from_version: u32,
+        to_version: u32,
+        ciphertext: &[u8],
+    ) -> StoreResult<()> {
+        tracked::rewrap(
+            &self.writer,
+            tenant,
+            track_id,
+            from_version,
+            to_version,
+            ciphertext,
+        )
+        .await
     }
 }

@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_audit.sql"),
         postgres: include_str!("../migrations/postgres/0003_audit.sql"),
     },
+    Migration {
+        version: 4,
+        name: "rotation_saga",
+        sqlite: include_str!("../migrations/sqlite/0004_rotation_saga.sql"),
+        postgres: include_str!("../migrations/postgres/0004_rotation_saga.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

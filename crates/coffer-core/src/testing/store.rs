@@ -414,6 +414,12 @@ pub async fn one_running_rotation_per_key(store: S) {
         step: "create_version".into(),
         status: "running".into(),
         started_at: T0,
+        from_version: 1,
+        to_version: None,
+        switched: false,
+        failures: 0,
+        error: None,
+        updated_at: T0,
     };
     store.start_rotation(&record("r1", key.id)).await.unwrap();
     let err = store
@@ -576,4 +582,73 @@ pub async fn audit_entries_append_and_read_in_order(store: S) {
         store.checkpoints().await.unwrap(),
         vec![(3, "note-3".to_owned()), (5, "note-5".to_owned())]
     );
+}
+
+/// Rotation records keep the saga's fields; running ones are listed for resumption.
+pub async fn rotation_records_save_the_saga_state(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let mut record = RotationRecord {
+        id: "r1".into(),
+        tenant: t.id,
+        key: key.id,
+        step: "create_version".into(),
+        status: "running".into(),
+        started_at: T0,
+        from_version: 1,
+        to_version: None,
+        switched: false,
+        failures: 0,
+        error: None,
+        updated_at: T0,
+    };
+    store.start_rotation(&record).await.unwrap();
+    record.step = "drain_inflight".into();
+    record.to_version = Some(2);
+    record.switched = true;
+    record.failures = 1;
+    record.error = Some("drain timed out".into());
+    store.save_rotation(&record).await.unwrap();
+    assert_eq!(
+        store.get_rotation(t.id, "r1").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(store.running_rotations().await.unwrap(), vec![record]);
+}
+
+/// Tracked data keys register once, list by version, and rewrap by compare-and-set.
+pub async fn tracked_keys_rewrap_by_compare_and_set(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let tracked = crate::store::TrackedKey {
+        tenant: t.id,
+        track_id: "blob-1".into(),
+        key: key.id,
+        version: 1,
+        ciphertext: vec![1, 2, 3],
+        context: "{}".into(),
+    };
+    store.track_key(&tracked).await.unwrap();
+    assert!(matches!(
+        store.track_key(&tracked).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.tracked_under(t.id, key.id, 1, 10).await.unwrap(),
+        vec![tracked.clone()]
+    );
+    store
+        .rewrap_tracked(t.id, "blob-1", 1, 2, &[4, 5])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.rewrap_tracked(t.id, "blob-1", 1, 2, &[6]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.count_tracked(t.id, key.id).await.unwrap(),
+        vec![(2, 1)]
+    );
+    let got = store.get_tracked(t.id, "blob-1").await.unwrap().unwrap();
+    assert_eq!((got.version, got.ciphertext), (2, vec![4, 5]));
 }
