@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod envelope;
 pub mod keys;
+pub mod rotate;
 pub mod server;
 pub mod signing;
 pub mod sys;

@@ -9,7 +9,8 @@
 //!   shares: `k=v` pairs, input from a file / argument / stdin, JSON and table output.
 //! - `commands/*.rs` — one file per command group: `keys`, `envelope` (encrypt,
 //!   decrypt, datakey, rewrap), `signing` (sign, verify, mac, verify-mac), `tenant`,
-//!   `token`, `sys` (status, unseal).
+//!   `token`, `sys` (status, unseal), `rotate` (the rotation saga for operators, with
+//!   its own submodules under `commands/rotate/`).
 //!
 //! Output contract: stdout carries the result only (a ciphertext, a signature, a
 //! table), so scripts can capture it; metadata such as `key_version=…` goes to stderr.
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{Globals, audit, envelope, keys, server, signing, sys, tenant, token};
+use commands::{Globals, audit, envelope, keys, rotate, server, signing, sys, tenant, token};
 
 /// Coffer key management service: operator's tool.
 #[derive(Parser)]
@@ -69,6 +70,8 @@ enum Command {
     /// Audit log: export, checkpoints, offline and online verification, tail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Rotation saga: preflight, stage, validate, all, rollback, resume, status, verify.
+    Rotate(rotate::RotateArgs),
     /// Start everything locally on the embedded default, ready to use.
     Dev(server::DevArgs),
     /// Run the server from a configuration file.
@@ -110,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => sys::status(global, args).await,
         Command::Unseal(args) => sys::unseal(global, args).await,
         Command::Audit(command) => audit::run(global, command).await,
+        Command::Rotate(args) => rotate::run(global, args).await,
         Command::Dev(args) => server::dev(args).await,
         Command::Serve(args) => server::serve(args).await,
         Command::Init(args) => server::init(global, args).await,

@@ -9,6 +9,7 @@ mod service {
     pub mod cli;
     pub mod harness;
     pub mod isolation;
+    pub mod rotation;
     pub mod sealed;
     pub mod tokens;
     pub mod tour;

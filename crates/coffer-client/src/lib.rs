@@ -7,6 +7,8 @@
 //! - `keys.rs`, `crypto.rs`, `admin.rs`, `ops.rs` — one method per endpoint, grouped as
 //!   in [`coffer_api`]; the request and answer types are `coffer_api`'s, so the client
 //!   and the server cannot disagree on a field.
+//! - `rotation.rs` — the rotation saga and the reference tracker, and
+//!   [`request_paths`]: the paths those calls use, for tools that print a plan first.
 //! - `reference.rs` — key references (`UUID` or `alias/NAME`) checked and turned into
 //!   paths.
 //! - [`ClientError`] (`error.rs`) — the one error type, including the server's error
@@ -23,6 +25,8 @@ mod error;
 mod keys;
 mod ops;
 mod reference;
+mod rotation;
 
 pub use client::Client;
 pub use error::ClientError;
+pub use rotation::request_paths;

@@ -16,6 +16,23 @@ pub struct AuditUnavailable(pub String);
 pub trait AuditSink: Send + Sync + 'static {
     /// Appends `entry`; `Err` means it is not recorded.
     async fn record(&self, entry: AuditEntry) -> Result<(), AuditUnavailable>;
+
+    /// Signs (and anchors) a checkpoint of everything recorded so far; returns its size.
+    async fn checkpoint_now(&self) -> Result<u64, AuditUnavailable> {
+        Err(AuditUnavailable(
+            "this audit sink makes no checkpoints".into(),
+        ))
+    }
+
+    /// The index of the last entry recorded with `request_id` and `op`, if any.
+    async fn last_index_of(&self, _request_id: &str, _op: &str) -> Option<u64> {
+        None
+    }
+
+    /// The size of the newest signed checkpoint, if any.
+    async fn checkpointed_size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Records nothing. Only for measuring the audit log's cost (`audit.enabled = false`)

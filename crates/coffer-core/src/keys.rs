@@ -224,6 +224,17 @@ impl KeyService {
         Ok(version)
     }
 
+    /// Adds a version in `state` (`pending` for a rotation saga, `inactive` for a spare).
+    pub async fn add_version_to(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        state: VersionState,
+    ) -> CoreResult<KeyVersion> {
+        let key = self.key(tenant, id).await?;
+        self.add_version(&key, state).await
+    }
+
     /// Simple rotation: a new version becomes primary; the old one stays active for
     /// decryption and verification until retired.
     pub async fn rotate(&self, tenant: TenantId, id: KeyId) -> CoreResult<KeyVersion> {

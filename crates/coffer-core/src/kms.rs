@@ -14,7 +14,9 @@ mod datakey;
 mod error;
 mod keys;
 mod mac;
+mod references;
 mod rewrap;
+mod rotation;
 mod sign;
 mod unwrap;
 mod verify;
@@ -24,6 +26,8 @@ pub use admin::MintToken;
 pub use auth::Caller;
 pub use error::{KmsError, KmsResult};
 pub use keys::{KeyDetails, KeyFilter};
+pub use references::PrincipalUse;
+pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
 pub use sign::{SignInput, Signed};
 pub use unwrap::Opened;
 pub use verify::Verified;
@@ -74,6 +78,7 @@ pub struct Kms {
     tokens: auth::TokenBook,
     audit: Arc<dyn AuditSink>,
     offload: Arc<dyn crate::offload::Offload>,
+    references: Arc<references::References>,
     options: KmsOptions,
 }
 
@@ -89,6 +94,7 @@ impl Kms {
         Self {
             audit,
             offload: Arc::new(crate::offload::Inline),
+            references: Arc::default(),
             cache: KeyCache::new(options.cache_ttl),
             keys: KeyService::new(store, custody.clone(), clock),
             custody,
@@ -141,6 +147,17 @@ impl Kms {
             Err(_) => self.cache.alias(tenant, reference)?,
         };
         self.cache.get(tenant, id).map(|entry| entry.key.spec)
+    }
+
+    /// Marks an operation by `caller` on `version` in flight (and records the use).
+    fn in_flight(
+        &self,
+        caller: &Caller,
+        key: KeyId,
+        version: crate::ids::VersionNumber,
+    ) -> references::InFlight {
+        self.references
+            .begin(key, version, caller.token_id, self.keys.clock().now())
     }
 
     fn tenant_of(caller: &Caller) -> KmsResult<TenantId> {

@@ -13,6 +13,12 @@ pub type HeavyJob =
 pub trait Offload: Send + Sync + 'static {
     /// Runs `job` and returns its result.
     async fn run(&self, job: HeavyJob) -> Result<Vec<u8>, coffer_crypto::CryptoError>;
+
+    /// Waits `duration` without holding a thread (polling loops such as the rotation's
+    /// drain). The default blocks, for callers without a runtime.
+    async fn pause(&self, duration: std::time::Duration) {
+        std::thread::sleep(duration);
+    }
 }
 
 /// Runs jobs inline on the caller's thread.

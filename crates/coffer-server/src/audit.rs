@@ -414,8 +414,41 @@ async fn writer(
 
 #[async_trait]
 impl AuditSink for AuditLog {
+    async fn checkpoint_now(&self) -> Result<u64, AuditUnavailable> {
+        let note = self
+            .checkpoint(coffer_core::Clock::now(&coffer_core::SystemClock))
+            .await
+            .map_err(AuditUnavailable)?;
+        note.lines()
+            .nth(1)
+            .and_then(|size| size.parse().ok())
+            .ok_or_else(|| AuditUnavailable("malformed checkpoint".into()))
+    }
+
+    async fn last_index_of(&self, request_id: &str, op: &str) -> Option<u64> {
+        let rows = read_all(self.store.as_ref()).await.ok()?;
+        rows.iter().rev().find_map(|(index, leaf)| {
+            let entry: ExportedEntry = serde_json::from_str(leaf).ok()?;
+            (entry.entry.request_id == request_id && entry.entry.op == op).then_some(*index)
+        })
+    }
+
+    async fn checkpointed_size(&self) -> Option<u64> {
+        self.latest_checkpoint()
+            .await
+            .ok()
+            .flatten()
+            .map(|(size, _)| size)
+    }
+
     async fn record(&self, entry: AuditEntry) -> Result<(), AuditUnavailable> {
-        if let Some(key) = &entry.key {
+        // Only outcomes that imply the key was resolved: a caller naming keys that do not
+        // exist must not be able to create metric series.
+        let resolved = matches!(
+            entry.outcome.as_str(),
+            "ok" | "version_retired" | "key_disabled" | "key_expired" | "wrong_key_purpose"
+        );
+        if let (true, Some(key)) = (resolved, &entry.key) {
             metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
         }
         let (done, wait) = oneshot::channel();

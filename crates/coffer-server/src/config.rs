@@ -405,6 +405,14 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         )?,
         verify_interval: interval("audit.verify_interval", raw.audit.verify_interval, 300)?,
     };
+    for (key, value) in [
+        ("audit.checkpoint_interval", audit.checkpoint_interval),
+        ("audit.verify_interval", audit.verify_interval),
+    ] {
+        if value.is_zero() {
+            return Err(invalid(key, "must be longer than zero"));
+        }
+    }
     if audit.origin.is_empty() || audit.origin.contains('\n') {
         return Err(invalid("audit.origin", "must be one non-empty line"));
     }

@@ -60,8 +60,12 @@ fn operation(path: &str) -> &'static str {
         "/v1/kms/keys" => "keys",
         // Action routes end in the `{action}` parameter; the action itself is read from
         // the request path by `action_label` (a fixed set, so labels stay bounded).
+        p if p.starts_with("/v1/kms/keys") && p.ends_with("/references") => "keys_references",
         p if p.starts_with("/v1/kms/keys") && p.ends_with("{action}") => "keys_action",
         p if p.starts_with("/v1/kms/keys") => "keys_show",
+        p if p.starts_with("/v1/kms/rotations") => "rotations",
+        p if p.starts_with("/v1/kms/tracked") => "tracked",
+        p if p.starts_with("/v1/audit") => "audit",
         p if p.starts_with("/v1/admin") => "admin",
         p if p.starts_with("/v1/sys") => "sys",
         _ => "other",

@@ -5,4 +5,5 @@ pub mod audit;
 pub mod crypto;
 pub mod keys;
 pub mod ops;
+pub mod rotation;
 pub mod sys;

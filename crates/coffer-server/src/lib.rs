@@ -34,13 +34,24 @@ pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
 pub use state::AppState;
 
-use handlers::{admin, audit as audit_api, crypto, keys, ops, sys};
+use handlers::{admin, audit as audit_api, crypto, keys, ops, rotation, sys};
 
 /// The native API router (port 9446).
 pub fn api_router(state: AppState) -> Router {
     Router::new()
         .route(paths::KEYS, post(keys::create).get(keys::list))
         .route("/v1/kms/keys/alias/{name}", get(keys::show_alias))
+        .route(
+            "/v1/kms/keys/alias/{name}/references",
+            get(rotation::alias_references),
+        )
+        .route("/v1/kms/keys/{key}/references", get(rotation::references))
+        .route(paths::ROTATIONS, post(rotation::start))
+        .route("/v1/kms/rotations/{id}", get(rotation::show))
+        .route("/v1/kms/rotations/{id}/resume", post(rotation::resume))
+        .route("/v1/kms/rotations/{id}/rollback", post(rotation::rollback))
+        .route("/v1/kms/rotations/{id}/verify", get(rotation::verify))
+        .route("/v1/kms/tracked/{track_id}", get(rotation::tracked))
         .route(
             "/v1/kms/keys/alias/{name}/{action}",
             post(keys::alias_action),

@@ -36,4 +36,8 @@ impl Offload for BoundedPool {
             .await
             .map_err(|_| CryptoError::Backend("heavy-work task failed"))?
     }
+
+    async fn pause(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
 }

@@ -151,6 +151,11 @@ pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
             .await
             .map_err(StartError::Io)?;
     }
+    if loaded {
+        // Rotations a crash interrupted continue from their persisted step.
+        let kms = state.kms.clone();
+        tokio::spawn(async move { kms.resume_all().await });
+    }
     Ok(loaded)
 }
 

@@ -123,10 +123,10 @@ async fn verify(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode> 
     };
     let verifier = CheckpointVerifier::parse(&key).context("the verifier key does not parse")?;
     let (log, note) = if args.online {
-        (
-            client.audit_entries(0, 100_000).await?,
-            client.audit_checkpoint().await?,
-        )
+        // The checkpoint first: entries read after it cover at least its size, so a
+        // checkpoint signed in between cannot look like a cut tail.
+        let note = client.audit_checkpoint().await?;
+        (client.audit_entries(0, 100_000).await?, note)
     } else {
         let log = read(args.log.as_ref().context("--log is required offline")?)?;
         let note = read(

@@ -132,9 +132,10 @@ impl Kms {
         reference: &str,
         bytes: usize,
         context: &EncryptionContext,
+        track_id: Option<&str>,
     ) -> KmsResult<(SecretBytes, Sealed)> {
         let result = self
-            .datakey_unaudited(caller, reference, bytes, context)
+            .datakey_unaudited(caller, reference, bytes, context, track_id)
             .await;
         self.audited(caller, "datakey", Some(reference), result)
             .await

@@ -11,6 +11,28 @@ use crate::token::Operation;
 pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=64;
 
 impl Kms {
+    /// A tracked data key's current envelope (rotations rewrap it).
+    pub async fn tracked(
+        &self,
+        caller: &Caller,
+        track_id: &str,
+    ) -> KmsResult<crate::store::TrackedKey> {
+        if !caller.grants.allows_op(Operation::Unwrap) {
+            return Err(KmsError::Forbidden(
+                "the token does not allow this operation",
+            ));
+        }
+        let tenant = Self::tenant_of(caller)?;
+        let tracked = self
+            .keys
+            .store()
+            .get_tracked(tenant, track_id)
+            .await?
+            .ok_or(KmsError::NotFound("tracked data key"))?;
+        self.entry_in_scope(caller, tenant, tracked.key).await?;
+        Ok(tracked)
+    }
+
     /// Generates a `bytes`-long data key and wraps it under `reference`.
     pub(super) async fn datakey_unaudited(
         &self,
@@ -18,6 +40,7 @@ impl Kms {
         reference: &str,
         bytes: usize,
         context: &EncryptionContext,
+        track_id: Option<&str>,
     ) -> KmsResult<(SecretBytes, Sealed)> {
         let entry = self.key_for(caller, Operation::Datakey, reference).await?;
         if !DATAKEY_BYTES.contains(&bytes) {
@@ -25,8 +48,29 @@ impl Kms {
                 "bytes must be 1 to 64, not {bytes}"
             )));
         }
+        let _in_flight = entry
+            .primary
+            .map(|v| self.in_flight(caller, entry.key.id, v));
         let key = SecretBytes::random(bytes)?;
         let sealed = seal_primary(&entry, key.expose_secret(), context)?;
+        if let Some(track_id) = track_id {
+            if track_id.is_empty() || track_id.len() > 256 {
+                return Err(KmsError::Invalid(
+                    "track_id must be 1 to 256 characters".into(),
+                ));
+            }
+            let pairs: std::collections::BTreeMap<&str, &str> = context.pairs().collect();
+            let tracked = crate::store::TrackedKey {
+                tenant: entry.key.tenant,
+                track_id: track_id.to_owned(),
+                key: entry.key.id,
+                version: sealed.version.get(),
+                ciphertext: sealed.ciphertext.clone(),
+                context: serde_json::to_string(&pairs)
+                    .map_err(|e| KmsError::Internal(e.to_string()))?,
+            };
+            self.keys.store().track_key(&tracked).await?;
+        }
         Ok((key, sealed))
     }
 }

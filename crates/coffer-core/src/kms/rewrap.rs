@@ -32,6 +32,10 @@ impl Kms {
             Some(reference) => self.key_for(caller, Operation::Rewrap, reference).await?,
             None => source.clone(),
         };
+        let _source_in_flight = self.in_flight(caller, source_id, version);
+        let _target_in_flight = target
+            .primary
+            .map(|v| self.in_flight(caller, target.key.id, v));
         let opened = open_with(&source, version, ciphertext, context)?;
         seal_primary(
             &target,

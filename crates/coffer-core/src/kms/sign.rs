@@ -61,6 +61,7 @@ impl Kms {
                 "sign key without signing material".into(),
             ));
         };
+        let _in_flight = self.in_flight(caller, entry.key.id, number);
         let heavy = matches!(key.spec(), KeySpec::MlDsa65 | KeySpec::HybridEd25519MlDsa65);
         let signature = match input {
             SignInput::Message(message) if heavy => {

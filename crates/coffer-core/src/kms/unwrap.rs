@@ -82,6 +82,7 @@ impl Kms {
         let (key_id, version) = header(ciphertext)?;
         let tenant = Self::tenant_of(caller)?;
         let entry = self.entry_in_scope(caller, tenant, key_id).await?;
+        let _in_flight = self.in_flight(caller, key_id, version);
         open_with(&entry, version, ciphertext, context)
     }
 }

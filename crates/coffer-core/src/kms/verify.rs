@@ -47,6 +47,7 @@ impl Kms {
                 None => KmsError::NotFound("key version"),
             });
         };
+        let _in_flight = self.in_flight(caller, entry.key.id, number);
         let verifier = ready
             .verifier
             .as_ref()

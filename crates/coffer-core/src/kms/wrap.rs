@@ -76,6 +76,9 @@ impl Kms {
                 plaintext.len()
             )));
         }
+        let _in_flight = entry
+            .primary
+            .map(|v| self.in_flight(caller, entry.key.id, v));
         seal_primary(&entry, plaintext, context)
     }
 }

@@ -104,7 +104,10 @@ async fn datakey_one(
 ) -> ApiResult<DatakeyResponse> {
     let ctx = context(&r.context)?;
     let bytes = usize::try_from(r.bytes.unwrap_or(32)).unwrap_or(usize::MAX);
-    let (key, s) = state.kms.datakey(caller, &r.key_id, bytes, &ctx).await?;
+    let (key, s) = state
+        .kms
+        .datakey(caller, &r.key_id, bytes, &ctx, r.track_id.as_deref())
+        .await?;
     let plaintext = r
         .include_plaintext
         .unwrap_or(true)

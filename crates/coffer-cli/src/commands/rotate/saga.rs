@@ -1,0 +1,393 @@
+//! `stage`, `all`, `resume`, `rollback`, `status` and `verify`: driving the saga.
+//!
+//! Forward-only past the switch (seed 000): once the key's pointer switched, the only
+//! way out of a failure is `resume`. The server enforces it; the commands here make
+//! sure the operator is told which command to run next, with the flags that reach the
+//! same server.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use coffer_api::paths;
+use coffer_api::rotation::{
+    ResumeRotationRequest, RotationVerifyView, RotationView, StartRotationRequest,
+};
+use coffer_client::{ClientError, request_paths};
+use serde_json::{Value, json};
+
+use super::session::{Session, Step};
+use super::{Verdict, checks, smoke};
+use crate::commands::{print_json, print_line, table};
+
+/// The saga's steps in order (`RotationView::step` names the next one to run).
+pub const STEPS: [&str; 7] = [
+    "create_version",
+    "stage",
+    "switch_pointer",
+    "drain_inflight",
+    "rewrap_tracked",
+    "retire_old",
+    "anchor",
+];
+
+/// The invariants `verify` reports, each shown even when it holds.
+const INVARIANTS: [&str; 5] = [
+    "RetireAfterSwitch",
+    "NoKeyOrphans",
+    "ForwardOnly",
+    "OnePrimary",
+    "OneSagaPerKey",
+];
+
+/// Starts a rotation up to, not past, the switch. Stdout: the rotation id.
+pub async fn stage(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
+    let request = StartRotationRequest {
+        key_id: key.to_owned(),
+        until: Some("stage".into()),
+    };
+    let Some(view) = start(s, "stage.start", &request).await? else {
+        return Ok(Verdict::Planned);
+    };
+    if s.json() {
+        print_json(&view)?;
+    } else {
+        print_line(&view.rotation_id)?;
+        eprintln!("{}", summary(&view));
+    }
+    if !reached(&view, Some("stage")) {
+        guide_after_failure(s, &view);
+        return Ok(Verdict::Failed);
+    }
+    let id = &view.rotation_id;
+    eprintln!(
+        "staged: the new version exists; the pointer has not switched.\n\
+         next, to switch and finish:  {}\n\
+         or, to undo:                 {}",
+        s.command_line(&format!("resume {id}")),
+        s.command_line(&format!("rollback {id}")),
+    );
+    Ok(Verdict::Passed)
+}
+
+/// Preflight, a rotation through every step, then validate.
+pub async fn all(s: &mut Session, key: &str, corpus: Option<&Path>) -> anyhow::Result<Verdict> {
+    if checks::preflight(s, key).await? == Verdict::Failed {
+        eprintln!("preflight failed: no rotation was started");
+        return Ok(Verdict::Failed);
+    }
+    let request = StartRotationRequest {
+        key_id: key.to_owned(),
+        until: None,
+    };
+    let rotation = start(s, "rotation.start", &request).await?;
+    if let Some(view) = &rotation {
+        print_line(&summary(view))?;
+        if !reached(view, None) {
+            guide_after_failure(s, view);
+            return Ok(Verdict::Failed);
+        }
+    }
+    let verdict = smoke::validate(s, key, corpus).await?;
+    if let (Some(view), Verdict::Failed) = (&rotation, verdict) {
+        eprintln!(
+            "rotation {} completed but validation failed; check it with:\n  {}",
+            view.rotation_id,
+            s.command_line(&format!("verify {}", view.rotation_id)),
+        );
+    }
+    Ok(verdict)
+}
+
+/// Runs a rotation on from its next step.
+pub async fn resume(s: &mut Session, id: &str, until: Option<String>) -> anyhow::Result<Verdict> {
+    let path = request_paths::rotation_action(id, "resume")?;
+    let request = ResumeRotationRequest { until };
+    let planned = s.post(&path, Some(serde_json::to_value(&request)?));
+    let client = s.client().clone();
+    let call = client.resume_rotation(id, &request);
+    let view = match s.run("resume", &planned, call, rotation_evidence).await? {
+        Step::Planned => return Ok(Verdict::Planned),
+        Step::Failed(error) => return Err(error.into()),
+        Step::Done(view) => view,
+    };
+    show(s, &view)?;
+    if reached(&view, request.until.as_deref()) {
+        Ok(Verdict::Passed)
+    } else {
+        guide_after_failure(s, &view);
+        Ok(Verdict::Failed)
+    }
+}
+
+/// Compensates a rotation before the switch; after it, says to resume.
+pub async fn rollback(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
+    let planned = s.post(&request_paths::rotation_action(id, "rollback")?, None);
+    let client = s.client().clone();
+    let call = client.rollback_rotation(id);
+    let view = match s.run("rollback", &planned, call, rotation_evidence).await? {
+        Step::Planned => return Ok(Verdict::Planned),
+        Step::Failed(ClientError::Api {
+            status: 409,
+            message,
+            ..
+        }) => {
+            eprintln!(
+                "rollback refused by the server: {message}\n\
+                 Past the switch a rotation only goes forward: do not switch back. \
+                 Resume it:\n  {}",
+                s.command_line(&format!("resume {id}"))
+            );
+            return Ok(Verdict::Failed);
+        }
+        Step::Failed(error) => return Err(error.into()),
+        Step::Done(view) => view,
+    };
+    show(s, &view)?;
+    if view.status == "rolled-back" {
+        Ok(Verdict::Passed)
+    } else {
+        eprintln!("the rotation is {}, not rolled-back", view.status);
+        Ok(Verdict::Failed)
+    }
+}
+
+/// Shows a rotation.
+pub async fn status(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
+    let planned = s.get(&request_paths::rotation(id)?);
+    let client = s.client().clone();
+    match s
+        .run("status", &planned, client.rotation(id), rotation_evidence)
+        .await?
+    {
+        Step::Planned => Ok(Verdict::Planned),
+        Step::Failed(error) => Err(error.into()),
+        Step::Done(view) => {
+            show(s, &view)?;
+            Ok(Verdict::Passed)
+        }
+    }
+}
+
+/// Every invariant, OK or violated, and the audit anchoring; passes only when the
+/// server says ok and lists no violation.
+pub async fn verify(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
+    let planned = s.get(&request_paths::rotation_action(id, "verify")?);
+    let client = s.client().clone();
+    let evidence = |v: &RotationVerifyView| {
+        json!({
+            "ok": v.ok,
+            "anchored": v.anchored,
+            "checkpoint_size": v.checkpoint_size,
+            "violations": v.violations.iter().map(|v| &v.invariant).collect::<Vec<_>>(),
+            "rotation": rotation_evidence(&v.rotation),
+        })
+    };
+    let view = match s
+        .run("verify", &planned, client.verify_rotation(id), evidence)
+        .await?
+    {
+        Step::Planned => return Ok(Verdict::Planned),
+        Step::Failed(error) => return Err(error.into()),
+        Step::Done(view) => view,
+    };
+    let ok = view.ok && view.violations.is_empty();
+    if s.json() {
+        print_json(&view)?;
+    } else {
+        print_line(&verify_report(&view, ok))?;
+    }
+    Ok(if ok { Verdict::Passed } else { Verdict::Failed })
+}
+
+fn verify_report(view: &RotationVerifyView, ok: bool) -> String {
+    let mut names: Vec<&str> = INVARIANTS.to_vec();
+    for violation in &view.violations {
+        if !names.contains(&violation.invariant.as_str()) {
+            names.push(&violation.invariant);
+        }
+    }
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let broken: Vec<&str> = view
+                .violations
+                .iter()
+                .filter(|v| v.invariant == *name)
+                .map(|v| v.detail.as_str())
+                .collect();
+            let result = if broken.is_empty() {
+                "OK".to_owned()
+            } else {
+                format!("VIOLATED: {}", broken.join("; "))
+            };
+            vec![(*name).to_owned(), result]
+        })
+        .collect();
+    let anchor = match (view.anchored, view.checkpoint_size) {
+        (true, Some(size)) => format!("yes: a checkpoint covers it (checkpoint size {size})"),
+        (true, None) => "yes: a checkpoint covers it".to_owned(),
+        (false, _) => "NO: no audit checkpoint covers the rotation's last event yet".to_owned(),
+    };
+    format!(
+        "{}\n\n{}\n\naudit anchor: {anchor}\nverdict:      {}",
+        summary(&view.rotation),
+        table(&["INVARIANT", "RESULT"], &rows),
+        if ok { "ok" } else { "NOT ok" }
+    )
+}
+
+/// `POST ROTATIONS`; `None` in a dry run.
+async fn start(
+    s: &mut Session,
+    step: &str,
+    request: &StartRotationRequest,
+) -> anyhow::Result<Option<RotationView>> {
+    let planned = s.post(paths::ROTATIONS, Some(serde_json::to_value(request)?));
+    let client = s.client().clone();
+    let call = client.start_rotation(request);
+    match s.run(step, &planned, call, rotation_evidence).await? {
+        Step::Planned => Ok(None),
+        Step::Failed(error) => Err(error).context("the rotation did not start"),
+        Step::Done(view) => Ok(Some(view)),
+    }
+}
+
+/// True when a run asked to stop after `until` (or to finish) got there.
+fn reached(view: &RotationView, until: Option<&str>) -> bool {
+    let position = |step: &str| STEPS.iter().position(|s| *s == step);
+    match (view.status.as_str(), until) {
+        ("completed", _) => true,
+        ("running", Some(until)) => match (position(&view.step), position(until)) {
+            (Some(next), Some(last)) => next > last,
+            // A step this tool does not know: trust the absence of an error.
+            _ => view.error.is_none(),
+        },
+        _ => false,
+    }
+}
+
+/// What went wrong and the command that continues from here.
+fn guide_after_failure(s: &Session, view: &RotationView) {
+    let id = &view.rotation_id;
+    let error = view.error.as_deref().unwrap_or("no error recorded");
+    let resume = s.command_line(&format!("resume {id}"));
+    match (view.status.as_str(), view.switched) {
+        ("rolled-back", _) => eprintln!(
+            "rotation {id} failed before the switch and was rolled back ({error}); \
+             nothing to resume: fix the cause and start a new rotation"
+        ),
+        (_, true) => eprintln!(
+            "rotation {id} stopped after the switch at step {} ({error}).\n\
+             Do not switch back: past the switch it only goes forward. Resume it:\n  {resume}",
+            view.step
+        ),
+        (_, false) => eprintln!(
+            "rotation {id} stopped before the switch at step {} ({error}). Resume it:\n  \
+             {resume}\nor undo it:\n  {}",
+            view.step,
+            s.command_line(&format!("rollback {id}"))
+        ),
+    }
+}
+
+fn show(s: &Session, view: &RotationView) -> anyhow::Result<()> {
+    if s.json() {
+        print_json(view)
+    } else {
+        print_line(&summary(view))
+    }
+}
+
+/// The human form of a rotation.
+pub fn summary(view: &RotationView) -> String {
+    let to = view
+        .to_version
+        .map_or_else(|| "(not created yet)".to_owned(), |v| format!("v{v}"));
+    let mut text = format!(
+        "rotation:  {}\nkey:       {}\nversions:  v{} -> {to}\nstatus:    {} (next step: {})\n\
+         switched:  {}\nfailures:  {}",
+        view.rotation_id,
+        view.key_id,
+        view.from_version,
+        view.status,
+        view.step,
+        if view.switched { "yes" } else { "no" },
+        view.failures,
+    );
+    if let Some(error) = &view.error {
+        text.push_str(&format!("\nerror:     {error}"));
+    }
+    text.push_str(&format!(
+        "\ntracked data keys still under v{}: {}\nstarted:   {}\nupdated:   {}",
+        view.from_version, view.tracked_remaining, view.started_at, view.updated_at
+    ));
+    text
+}
+
+/// What the evidence keeps of a rotation.
+pub fn rotation_evidence(view: &RotationView) -> Value {
+    json!({
+        "rotation_id": view.rotation_id,
+        "key_id": view.key_id,
+        "step": view.step,
+        "status": view.status,
+        "switched": view.switched,
+        "from_version": view.from_version,
+        "to_version": view.to_version,
+        "failures": view.failures,
+        "error": view.error,
+        "tracked_remaining": view.tracked_remaining,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: &str, step: &str) -> RotationView {
+        RotationView {
+            rotation_id: "r".into(),
+            key_id: "k".into(),
+            from_version: 1,
+            to_version: Some(2),
+            step: step.into(),
+            status: status.into(),
+            switched: false,
+            failures: 0,
+            error: None,
+            tracked_remaining: 0,
+            started_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_reached_its_goal_only_past_its_until() {
+        assert!(reached(&view("running", "switch_pointer"), Some("stage")));
+        assert!(!reached(&view("running", "stage"), Some("stage")));
+        assert!(!reached(&view("running", "retire_old"), None));
+        assert!(reached(&view("completed", "anchor"), None));
+        assert!(!reached(&view("rolled-back", "stage"), Some("stage")));
+    }
+
+    #[test]
+    fn verify_lists_every_invariant() {
+        let report = verify_report(
+            &RotationVerifyView {
+                ok: false,
+                rotation: view("completed", "anchor"),
+                violations: vec![coffer_api::rotation::ViolationView {
+                    invariant: "NoKeyOrphans".into(),
+                    detail: "3 rows under v1".into(),
+                }],
+                anchored: false,
+                checkpoint_size: None,
+            },
+            false,
+        );
+        assert!(report.contains("RetireAfterSwitch  OK"), "{report}");
+        assert!(report.contains("NoKeyOrphans       VIOLATED: 3 rows under v1"), "{report}");
+        assert!(report.contains("audit anchor: NO"), "{report}");
+        assert!(report.contains("verdict:      NOT ok"), "{report}");
+    }
+}

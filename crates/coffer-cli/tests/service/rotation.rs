@@ -1,0 +1,324 @@
+//! The rotation saga end to end: tracked data keys rewrapped, untracked ciphertexts
+//! refused by name once their version retires, one saga per key, rollback only before
+//! the switch, verification with anchoring — and a crash (SIGKILL) at every step of a
+//! real `coffer serve`, after which a restarted server finishes the saga.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coffer_api::crypto::{DatakeyRequest, RewrapRequest};
+use coffer_api::rotation::{RotationView, StartRotationRequest};
+use coffer_api::{B64, ErrorCode};
+use coffer_client::{Client, ClientError};
+use coffer_core::saga::Step;
+
+use super::api::{code_of, create, unwrap_request, wrap_request};
+use super::harness::{TestServer, temp_dir};
+
+async fn start(
+    client: &Client,
+    key: &str,
+    until: Option<&str>,
+) -> Result<RotationView, ClientError> {
+    client
+        .start_rotation(&StartRotationRequest {
+            key_id: key.into(),
+            until: until.map(str::to_owned),
+        })
+        .await
+}
+
+async fn tracked_datakey(client: &Client, key: &str, id: &str) -> Vec<u8> {
+    let request = DatakeyRequest {
+        key_id: key.into(),
+        track_id: Some(id.into()),
+        ..Default::default()
+    };
+    let answer = client.datakey(&request).await.unwrap();
+    answer.plaintext.unwrap().expose_secret().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_rewraps_tracked_keys_and_retires_the_old_version() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let key = create(&acme, "aes-256", "kek").await;
+    let dk1 = tracked_datakey(&acme, &key, "blob-1").await;
+    let dk2 = tracked_datakey(&acme, &key, "blob-2").await;
+    let untracked = acme
+        .wrap(&wrap_request(&key, b"untracked", &[]))
+        .await
+        .unwrap();
+
+    let done = start(&acme, "alias/kek", None).await.unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.from_version, done.to_version),
+        ("completed", 1, Some(2))
+    );
+    assert_eq!(done.tracked_remaining, 0);
+    for (id, plaintext) in [("blob-1", &dk1), ("blob-2", &dk2)] {
+        let tracked = acme.tracked(id).await.unwrap();
+        assert_eq!(tracked.key_version, 2);
+        let opened = acme
+            .unwrap(&unwrap_request(&tracked.ciphertext, &[]))
+            .await
+            .unwrap();
+        assert_eq!(opened.plaintext.expose_secret(), plaintext.as_slice());
+    }
+    match acme
+        .unwrap(&unwrap_request(&untracked.ciphertext, &[]))
+        .await
+    {
+        Err(ClientError::Api { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::VersionRetired);
+            assert!(message.contains("version 1"), "{message}");
+        }
+        other => panic!("expected version_retired, got {other:?}"),
+    }
+    assert_eq!(
+        acme.wrap(&wrap_request(&key, b"new", &[]))
+            .await
+            .unwrap()
+            .key_version,
+        2
+    );
+    let verified = acme.verify_rotation(&done.rotation_id).await.unwrap();
+    assert!(verified.ok, "{verified:?}");
+    assert!(verified.anchored && verified.violations.is_empty());
+    let refs = acme.references(&key).await.unwrap();
+    assert!(
+        refs.versions
+            .iter()
+            .any(|v| v.version == 2 && v.tracked == 2 && !v.principals.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_saga_per_key_and_rollback_only_before_the_switch() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let key = create(&acme, "aes-256", "kek").await;
+    let sealed = acme.wrap(&wrap_request(&key, b"x", &[])).await.unwrap();
+
+    // Staged: up to, not past, the switch.
+    let staged = start(&acme, &key, Some("stage")).await.unwrap();
+    assert_eq!(
+        (
+            staged.status.as_str(),
+            staged.step.as_str(),
+            staged.switched
+        ),
+        ("running", "switch_pointer", false)
+    );
+    assert_eq!(code_of(start(&acme, &key, None).await), ErrorCode::Conflict);
+    let rolled = acme.rollback_rotation(&staged.rotation_id).await.unwrap();
+    assert_eq!(rolled.status, "rolled-back");
+    let shown = acme.show_key(&key).await.unwrap();
+    assert_eq!(shown.primary_version, 1);
+    assert_eq!(
+        shown.versions[1].state, "destroyed",
+        "the staged version was compensated"
+    );
+    acme.unwrap(&unwrap_request(&sealed.ciphertext, &[]))
+        .await
+        .unwrap();
+
+    // Past the switch: rollback is refused and names resume.
+    let switched = start(&acme, &key, Some("switch_pointer")).await.unwrap();
+    assert!(switched.switched);
+    match acme.rollback_rotation(&switched.rotation_id).await {
+        Err(ClientError::Api { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::Conflict);
+            assert!(
+                message.contains(&format!("coffer rotate resume {}", switched.rotation_id)),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let resumed = acme
+        .resume_rotation(&switched.rotation_id, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (resumed.status.as_str(), resumed.to_version),
+        ("completed", Some(3))
+    );
+    // Rewrap moves an untracked ciphertext forward only while its version is usable.
+    assert_eq!(
+        code_of(
+            acme.rewrap(&RewrapRequest {
+                ciphertext: B64(sealed.ciphertext.0.clone()),
+                ..Default::default()
+            })
+            .await
+        ),
+        ErrorCode::VersionRetired
+    );
+}
+
+/// A `coffer serve` child process with a data directory.
+struct Served {
+    child: Child,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn coffer(dir: &std::path::Path, api: u16, ops: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("COFFER_DATA_DIR", dir)
+        .env("COFFER_API_ADDR", format!("127.0.0.1:{api}"))
+        .env("COFFER_METRICS_ADDR", format!("127.0.0.1:{ops}"))
+        .env("COFFER_AUDIT_CHECKPOINT_INTERVAL", "1h");
+    command
+}
+
+async fn serve(dir: &std::path::Path, api: u16, ops: u16, failpoint: Option<Step>) -> Served {
+    let mut command = coffer(dir, api, ops);
+    let log = std::fs::File::create(dir.join(format!(
+        "serve-{}.log",
+        failpoint.map_or("clean", Step::as_str)
+    )))
+    .unwrap();
+    command.arg("serve").stdout(Stdio::null()).stderr(log);
+    if let Some(step) = failpoint {
+        command.env("COFFER_FAILPOINT", format!("rotation:{step}"));
+    }
+    let served = Served {
+        child: command.spawn().unwrap(),
+    };
+    let ops_url = format!("http://127.0.0.1:{ops}");
+    let probe = Client::new(&format!("http://127.0.0.1:{api}"), None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(probe.readyz(&ops_url).await, Ok(true)) {
+        assert!(
+            Instant::now() < deadline,
+            "coffer serve did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    served
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_is_finished_by_the_restarted_server() {
+    for step in Step::ALL {
+        let dir = temp_dir();
+        let (api, ops) = (free_port(), free_port());
+        let init = coffer(&dir, api, ops).arg("init").output().unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&init.stdout);
+        let admin_token = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("admin token: "))
+            .unwrap()
+            .to_owned();
+        let url = format!("http://127.0.0.1:{api}");
+
+        let mut first = serve(&dir, api, ops, Some(step)).await;
+        let admin = Client::new(&url, Some(admin_token.clone())).unwrap();
+        admin
+            .create_tenant(&coffer_api::admin::CreateTenantRequest {
+                name: "acme".into(),
+            })
+            .await
+            .unwrap();
+        let minted = admin
+            .mint_token(&coffer_api::admin::MintTokenRequest {
+                tenant: Some("acme".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let acme = Client::new(&url, Some(minted.token.clone())).unwrap();
+        let key = create(&acme, "aes-256", "kek").await;
+        let data_key = tracked_datakey(&acme, &key, "row-1").await;
+        let untracked = acme
+            .wrap(&wrap_request(&key, b"untracked", &[]))
+            .await
+            .unwrap();
+
+        // The server dies (SIGKILL) as the step is about to run; the request never answers.
+        assert!(
+            start(&acme, &key, None).await.is_err(),
+            "{step}: the server should have died"
+        );
+        let status = first.child.wait().unwrap();
+        assert!(!status.success(), "{step}: killed");
+
+        let _second = serve(&dir, api, ops, None).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let rotation_id = loop {
+            let log = admin.audit_entries(0, 10_000).await.unwrap();
+            let id = log.lines().find_map(|l| {
+                let e: coffer_audit::ExportedEntry = serde_json::from_str(l).ok()?;
+                (e.entry.op == "rotation.start").then(|| {
+                    e.entry
+                        .request_id
+                        .trim_start_matches("rotation:")
+                        .to_owned()
+                })
+            });
+            if let Some(id) = id {
+                let view = acme.rotation(&id).await.unwrap();
+                if view.status != "running" {
+                    break id;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{step}: the restarted server did not finish the rotation"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let view = acme.rotation(&rotation_id).await.unwrap();
+        assert_eq!(view.status, "completed", "{step}: {view:?}");
+        let verified = acme.verify_rotation(&rotation_id).await.unwrap();
+        assert!(verified.violations.is_empty(), "{step}: {verified:?}");
+        assert!(verified.anchored, "{step}: anchored");
+        let tracked = acme.tracked("row-1").await.unwrap();
+        let opened = acme
+            .unwrap(&unwrap_request(&tracked.ciphertext, &[]))
+            .await
+            .unwrap();
+        assert_eq!(
+            opened.plaintext.expose_secret(),
+            data_key.as_slice(),
+            "{step}"
+        );
+        assert_eq!(
+            code_of(
+                acme.unwrap(&unwrap_request(&untracked.ciphertext, &[]))
+                    .await
+            ),
+            ErrorCode::VersionRetired,
+            "{step}"
+        );
+        let shown = acme.show_key(&key).await.unwrap();
+        assert_eq!(
+            shown.versions.iter().filter(|v| v.primary).count(),
+            1,
+            "{step}"
+        );
+    }
+}

@@ -1,0 +1,565 @@
+//! The rotation saga's executor: runs `saga::Saga` against the store, custody, cache and
+//! audit log, persisting the state after every step so a restarted process resumes it.
+//!
+//! Every step is idempotent, because a crash can fall between a step's effect and the
+//! record of its completion: re-running it finds the effect done and moves on.
+
+use std::time::Duration;
+
+use coffer_crypto::EncryptionContext;
+use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
+
+use super::{Caller, Kms, KmsError, KmsResult, PrincipalUse};
+use crate::audit::AuditEntry;
+use crate::ids::{KeyId, TenantId, VersionNumber};
+use crate::lifecycle::{KeyState, VersionState};
+use crate::saga::{self, Effect, Saga, SagaError, Status, Step};
+use crate::store::RotationRecord;
+use crate::token::{Operation, TokenId};
+
+/// How long `drain_inflight` waits for operations on the old version to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tracked data keys rewrapped per store round.
+const REWRAP_BATCH: u64 = 100;
+
+/// A rotation and its progress.
+#[derive(Debug, Clone)]
+pub struct RotationStatus {
+    /// The persisted record.
+    pub record: RotationRecord,
+    /// Tracked data keys still under the old version.
+    pub tracked_remaining: u64,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone)]
+pub struct RotationVerification {
+    /// The rotation.
+    pub status: RotationStatus,
+    /// Broken invariants.
+    pub violations: Vec<saga::Violation>,
+    /// True when a signed checkpoint covers the rotation's last audit entry.
+    pub anchored: bool,
+    /// The newest checkpoint's size.
+    pub checkpoint_size: Option<u64>,
+}
+
+/// Use of one version, for `references`.
+#[derive(Debug, Clone)]
+pub struct VersionReferences {
+    /// Number.
+    pub version: VersionNumber,
+    /// State.
+    pub state: VersionState,
+    /// Primary?
+    pub primary: bool,
+    /// In flight now.
+    pub in_flight: u64,
+    /// Tracked data keys under it.
+    pub tracked: u64,
+    /// Principals, most recent first.
+    pub principals: Vec<(TokenId, PrincipalUse)>,
+}
+
+fn saga_of(record: &RotationRecord) -> KmsResult<Saga> {
+    let corrupt = |_| KmsError::Internal("corrupt rotation record".into());
+    Ok(Saga {
+        step: record.step.parse().map_err(corrupt)?,
+        status: record.status.parse().map_err(corrupt)?,
+        switched: record.switched,
+        failures: record.failures,
+    })
+}
+
+fn apply(record: &mut RotationRecord, saga: Saga) {
+    record.step = saga.step.as_str().to_owned();
+    record.status = saga.status.as_str().to_owned();
+    record.switched = saga.switched;
+    record.failures = saga.failures;
+}
+
+fn version(n: u32) -> KmsResult<VersionNumber> {
+    VersionNumber::new(n).map_err(|e| KmsError::Internal(e.to_string()))
+}
+
+/// Test builds only: `COFFER_FAILPOINT=rotation:<step>` kills the process (SIGKILL) when
+/// that step is about to run, for the crash tests.
+#[cfg(feature = "failpoints")]
+fn failpoint(step: Step) {
+    if std::env::var("COFFER_FAILPOINT").ok().as_deref() == Some(&format!("rotation:{step}")) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn failpoint(_step: Step) {}
+
+impl Kms {
+    fn rotation_caller(&self, caller: &Caller) -> KmsResult<TenantId> {
+        if !caller.grants.allows_op(Operation::KeysRotate) {
+            return Err(KmsError::Forbidden(
+                "the token does not allow rotating keys",
+            ));
+        }
+        Self::tenant_of(caller)
+    }
+
+    async fn load_rotation(&self, caller: &Caller, id: &str) -> KmsResult<RotationRecord> {
+        let tenant = self.rotation_caller(caller)?;
+        let record = self
+            .keys
+            .store()
+            .get_rotation(tenant, id)
+            .await?
+            .ok_or(KmsError::NotFound("rotation"))?;
+        // The key must be within the token's key scope too.
+        self.entry_in_scope(caller, tenant, record.key).await?;
+        Ok(record)
+    }
+
+    async fn status_of(&self, record: RotationRecord) -> KmsResult<RotationStatus> {
+        let counts = self
+            .keys
+            .store()
+            .count_tracked(record.tenant, record.key)
+            .await?;
+        let tracked_remaining = counts
+            .iter()
+            .find(|(v, _)| *v == record.from_version)
+            .map_or(0, |(_, n)| *n);
+        Ok(RotationStatus {
+            record,
+            tracked_remaining,
+        })
+    }
+
+    async fn audit_step(&self, record: &RotationRecord, op: &str, outcome: &str) -> KmsResult<()> {
+        let entry = AuditEntry {
+            at: self.keys.clock().now().millis(),
+            tenant: record.tenant.to_string(),
+            principal: "coffer-rotation".into(),
+            op: op.to_owned(),
+            key: Some(record.key.to_string()),
+            version: record.to_version,
+            outcome: outcome.to_owned(),
+            request_id: format!("rotation:{}", record.id),
+        };
+        self.audit
+            .record(entry)
+            .await
+            .map_err(|e| KmsError::Unavailable(e.to_string()))
+    }
+
+    /// Starts a rotation saga of `reference` and runs it (to the end, or through `until`).
+    pub async fn start_rotation(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        until: Option<Step>,
+    ) -> KmsResult<RotationStatus> {
+        self.rotation_caller(caller)?;
+        let entry = self
+            .key_for(caller, Operation::KeysRotate, reference)
+            .await?;
+        if entry.key.state != KeyState::Enabled {
+            return Err(KmsError::KeyDisabled("not enabled"));
+        }
+        let from = entry
+            .primary
+            .ok_or(KmsError::Internal("key has no primary version".into()))?;
+        let now = self.keys.clock().now();
+        let record = RotationRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant: entry.key.tenant,
+            key: entry.key.id,
+            step: Step::CreateVersion.as_str().into(),
+            status: Status::Running.as_str().into(),
+            started_at: now,
+            from_version: from.get(),
+            to_version: None,
+            switched: false,
+            failures: 0,
+            error: None,
+            updated_at: now,
+        };
+        self.keys
+            .store()
+            .start_rotation(&record)
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::Conflict(_) => {
+                    KmsError::Conflict("a rotation is already running for this key".into())
+                }
+                other => other.into(),
+            })?;
+        self.audit_step(&record, "rotation.start", "ok").await?;
+        self.drive(record, until).await
+    }
+
+    /// Resumes a rotation from its persisted step.
+    pub async fn resume_rotation(
+        &self,
+        caller: &Caller,
+        id: &str,
+        until: Option<Step>,
+    ) -> KmsResult<RotationStatus> {
+        let record = self.load_rotation(caller, id).await?;
+        saga_of(&record)?
+            .resume()
+            .map_err(|e| KmsError::Conflict(e.to_string()))?;
+        self.drive(record, until).await
+    }
+
+    /// Rolls a rotation back: allowed before the switch only.
+    pub async fn rollback_rotation(&self, caller: &Caller, id: &str) -> KmsResult<RotationStatus> {
+        let mut record = self.load_rotation(caller, id).await?;
+        let (saga, _) = saga_of(&record)?.rollback().map_err(|e| match e {
+            SagaError::ForwardOnly(_) => KmsError::Conflict(format!(
+                "rotation {id} already switched the primary pointer, so it can only move forward; resume it with: coffer rotate resume {id}"
+            )),
+            other => KmsError::Conflict(other.to_string()),
+        })?;
+        self.compensate(&record).await?;
+        apply(&mut record, saga);
+        record.updated_at = self.keys.clock().now();
+        self.keys.store().save_rotation(&record).await?;
+        self.audit_step(&record, "rotation.rollback", "ok").await?;
+        self.status_of(record).await
+    }
+
+    /// A rotation's state.
+    pub async fn rotation_status(&self, caller: &Caller, id: &str) -> KmsResult<RotationStatus> {
+        let record = self.load_rotation(caller, id).await?;
+        self.status_of(record).await
+    }
+
+    /// Resumes every running rotation (at start, after a crash). Errors are logged.
+    pub async fn resume_all(&self) {
+        tracing::info!("resuming interrupted rotations");
+        let running = match self.keys.store().running_rotations().await {
+            Ok(running) => running,
+            Err(error) => return tracing::error!(%error, "cannot list running rotations"),
+        };
+        for record in running {
+            let id = record.id.clone();
+            match self.drive(record, None).await {
+                Ok(status) => {
+                    tracing::info!(rotation = %id, status = %status.record.status, "resumed rotation")
+                }
+                Err(error) => tracing::error!(rotation = %id, %error, "resuming rotation failed"),
+            }
+        }
+    }
+
+    async fn drive(
+        &self,
+        mut record: RotationRecord,
+        until: Option<Step>,
+    ) -> KmsResult<RotationStatus> {
+        loop {
+            let saga = saga_of(&record)?;
+            if saga.status != Status::Running {
+                break;
+            }
+            let step = saga.step;
+            tracing::info!(rotation = %record.id, %step, "rotation step");
+            failpoint(step);
+            let outcome = self.run_step(&mut record, step).await;
+            let now = self.keys.clock().now();
+            match outcome {
+                Ok(()) => {
+                    let (next, _) = saga
+                        .step_done(step)
+                        .map_err(|e| KmsError::Internal(e.to_string()))?;
+                    apply(&mut record, next);
+                    record.error = None;
+                    record.updated_at = now;
+                    self.keys.store().save_rotation(&record).await?;
+                    self.audit_step(&record, &format!("rotation.{step}"), "ok")
+                        .await?;
+                    if until == Some(step) {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let (next, effect) = saga
+                        .step_failed(step)
+                        .map_err(|e| KmsError::Internal(e.to_string()))?;
+                    if effect == Effect::Compensate {
+                        self.compensate(&record).await?;
+                    }
+                    apply(&mut record, next);
+                    record.error = Some(format!("{step}: {error}"));
+                    record.updated_at = now;
+                    self.keys.store().save_rotation(&record).await?;
+                    self.audit_step(&record, &format!("rotation.{step}"), error.code())
+                        .await?;
+                    break;
+                }
+            }
+        }
+        self.forget_key(record.tenant, record.key);
+        self.status_of(record).await
+    }
+
+    /// Destroys the new version if it was created (still pending: the switch never happened).
+    async fn compensate(&self, record: &RotationRecord) -> KmsResult<()> {
+        let Some(new) = record.to_version else {
+            return Ok(());
+        };
+        let versions = self.keys.versions(record.tenant, record.key).await?;
+        if versions
+            .iter()
+            .any(|v| v.number.get() == new && v.state == VersionState::Pending)
+        {
+            self.keys
+                .set_version_state(
+                    record.tenant,
+                    record.key,
+                    version(new)?,
+                    VersionState::Destroyed,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn run_step(&self, record: &mut RotationRecord, step: Step) -> KmsResult<()> {
+        let (tenant, key) = (record.tenant, record.key);
+        let from = version(record.from_version)?;
+        match step {
+            Step::CreateVersion => {
+                // Adopt a pending version a crashed run created but never recorded.
+                let versions = self.keys.versions(tenant, key).await?;
+                let adopted = versions
+                    .iter()
+                    .rev()
+                    .find(|v| v.number > from && v.state == VersionState::Pending);
+                let created = match adopted {
+                    Some(v) => v.number,
+                    None => {
+                        self.keys
+                            .add_version_to(tenant, key, VersionState::Pending)
+                            .await?
+                            .number
+                    }
+                };
+                record.to_version = Some(created.get());
+            }
+            Step::Stage => {
+                // Every replica can use it: its material unwraps and loads here.
+                let new = self.new_version(record)?;
+                let details = self.keys.key(tenant, key).await?;
+                let versions = self.keys.versions(tenant, key).await?;
+                let v = versions
+                    .iter()
+                    .find(|v| v.number == new)
+                    .ok_or(KmsError::NotFound("key version"))?;
+                self.keys.load_material(&details, v).await?;
+            }
+            Step::SwitchPointer => {
+                let new = self.new_version(record)?;
+                let versions = self.keys.versions(tenant, key).await?;
+                let done = versions.iter().any(|v| v.number == new && v.primary);
+                if !done {
+                    self.keys.activate(tenant, key, new).await?;
+                }
+                self.forget_key(tenant, key);
+            }
+            Step::DrainInflight => {
+                self.forget_key(tenant, key);
+                let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+                loop {
+                    let busy = self.references.in_flight(key, from);
+                    if busy == 0 {
+                        break;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(KmsError::Conflict(format!(
+                            "{busy} operations still use version {from}"
+                        )));
+                    }
+                    self.offload.pause(Duration::from_millis(5)).await;
+                }
+            }
+            Step::RewrapTracked => self.rewrap_tracked(record).await?,
+            Step::RetireOld => {
+                let versions = self.keys.versions(tenant, key).await?;
+                let state = versions.iter().find(|v| v.number == from).map(|v| v.state);
+                if state == Some(VersionState::Active) {
+                    self.keys
+                        .set_version_state(tenant, key, from, VersionState::Retiring)
+                        .await?;
+                }
+                if matches!(state, Some(VersionState::Active | VersionState::Retiring)) {
+                    self.keys
+                        .set_version_state(tenant, key, from, VersionState::Retired)
+                        .await?;
+                }
+                self.forget_key(tenant, key);
+            }
+            Step::Anchor => {
+                self.audit_step(record, "rotation.anchor_request", "ok")
+                    .await?;
+                self.audit
+                    .checkpoint_now()
+                    .await
+                    .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn new_version(&self, record: &RotationRecord) -> KmsResult<VersionNumber> {
+        version(
+            record
+                .to_version
+                .ok_or(KmsError::Internal("no new version recorded".into()))?,
+        )
+    }
+
+    async fn rewrap_tracked(&self, record: &RotationRecord) -> KmsResult<()> {
+        let (tenant, key) = (record.tenant, record.key);
+        let new = self.new_version(record)?;
+        let details = self.keys.key(tenant, key).await?;
+        let versions = self.keys.versions(tenant, key).await?;
+        let material = |n: VersionNumber| versions.iter().find(|v| v.number == n).cloned();
+        let old_v =
+            material(version(record.from_version)?).ok_or(KmsError::NotFound("key version"))?;
+        let new_v = material(new).ok_or(KmsError::NotFound("key version"))?;
+        let (
+            coffer_crypto::KeyMaterial::Aes256(old_key),
+            coffer_crypto::KeyMaterial::Aes256(new_key),
+        ) = (
+            self.keys.load_material(&details, &old_v).await?,
+            self.keys.load_material(&details, &new_v).await?,
+        )
+        else {
+            // Signing and MAC keys wrap nothing: nothing to rewrap.
+            return Ok(());
+        };
+        loop {
+            let batch = self
+                .keys
+                .store()
+                .tracked_under(tenant, key, record.from_version, REWRAP_BATCH)
+                .await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for tracked in batch {
+                let pairs: std::collections::BTreeMap<String, String> =
+                    serde_json::from_str(&tracked.context)
+                        .map_err(|_| KmsError::Internal("corrupt tracked context".into()))?;
+                let context = EncryptionContext::from_pairs(pairs)?;
+                let binding = Binding {
+                    tenant_id: tenant.as_bytes(),
+                    context: &context,
+                };
+                let plaintext = envelope::open(&old_key, &tracked.ciphertext, binding)?;
+                let header = EnvelopeHeader {
+                    key_id: *key.as_bytes(),
+                    key_version: new.get(),
+                };
+                let rewrapped =
+                    envelope::seal(&new_key, header, binding, plaintext.expose_secret())?;
+                match self
+                    .keys
+                    .store()
+                    .rewrap_tracked(
+                        tenant,
+                        &tracked.track_id,
+                        record.from_version,
+                        new.get(),
+                        &rewrapped,
+                    )
+                    .await
+                {
+                    // Rewrapped by a concurrent run: fine.
+                    Ok(()) | Err(crate::StoreError::Conflict(_)) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
+    }
+
+    /// Checks a rotation: the five invariants on the key as it is now, and whether a
+    /// signed checkpoint covers the rotation's last audit entry.
+    pub async fn verify_rotation(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> KmsResult<RotationVerification> {
+        let record = self.load_rotation(caller, id).await?;
+        let versions = self.keys.versions(record.tenant, record.key).await?;
+        let view_versions: Vec<(u32, VersionState, bool)> = versions
+            .iter()
+            .map(|v| (v.number.get(), v.state, v.primary))
+            .collect();
+        let mut tracked = Vec::new();
+        for (v, n) in self
+            .keys
+            .store()
+            .count_tracked(record.tenant, record.key)
+            .await?
+        {
+            tracked.extend(std::iter::repeat_n(
+                v,
+                usize::try_from(n.min(1)).unwrap_or(1),
+            ));
+        }
+        let sagas = vec![(saga_of(&record)?, record.from_version)];
+        let view = saga::KeyView {
+            versions: &view_versions,
+            tracked: &tracked,
+            sagas: &sagas,
+            pointer_moved_back: false,
+        };
+        let violations = saga::check(&view);
+        // The anchor step requests a checkpoint right after recording `anchor_request`;
+        // everything the rotation did is at or before that entry.
+        let last = self
+            .audit
+            .last_index_of(&format!("rotation:{id}"), "rotation.anchor_request")
+            .await;
+        let checkpoint_size = self.audit.checkpointed_size().await;
+        let anchored = matches!((last, checkpoint_size), (Some(index), Some(size)) if size > index);
+        let status = self.status_of(record).await?;
+        Ok(RotationVerification {
+            status,
+            violations,
+            anchored,
+            checkpoint_size,
+        })
+    }
+
+    /// Which principals use each version of `reference`, what is in flight, what is tracked.
+    pub async fn references(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> KmsResult<(KeyId, Vec<VersionReferences>)> {
+        let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
+        let (tenant, key) = (entry.key.tenant, entry.key.id);
+        let counts = self.keys.store().count_tracked(tenant, key).await?;
+        let versions = self.keys.versions(tenant, key).await?;
+        let out = versions
+            .iter()
+            .map(|v| VersionReferences {
+                version: v.number,
+                state: v.state,
+                primary: v.primary,
+                in_flight: self.references.in_flight(key, v.number),
+                tracked: counts
+                    .iter()
+                    .find(|(n, _)| *n == v.number.get())
+                    .map_or(0, |(_, c)| *c),
+                principals: self.references.principals(key, v.number),
+            })
+            .collect();
+        Ok((key, out))
+    }
+}

@@ -1,0 +1,178 @@
+//! Rotation sagas, the reference tracker and tracked data keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use coffer_api::rotation::{
+    PrincipalUse, ReferencesView, ResumeRotationRequest, RotationVerifyView, RotationView,
+    StartRotationRequest, TrackedView, VersionReferences, ViolationView,
+};
+use coffer_api::{B64, ErrorCode};
+use coffer_core::kms::RotationStatus;
+use coffer_core::saga::Step;
+
+use crate::convert::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Authed};
+use crate::state::AppState;
+
+fn until(text: Option<String>) -> ApiResult<Option<Step>> {
+    text.map(|t| {
+        t.parse::<Step>()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
+    })
+    .transpose()
+}
+
+/// A rotation as the API shows it.
+pub fn view(status: &RotationStatus) -> RotationView {
+    let r = &status.record;
+    RotationView {
+        rotation_id: r.id.clone(),
+        key_id: r.key.to_string(),
+        from_version: r.from_version,
+        to_version: r.to_version,
+        step: r.step.clone(),
+        status: r.status.clone(),
+        switched: r.switched,
+        failures: r.failures,
+        error: r.error.clone(),
+        tracked_remaining: status.tracked_remaining,
+        started_at: rfc3339(r.started_at),
+        updated_at: rfc3339(r.updated_at),
+    }
+}
+
+/// `POST /v1/kms/rotations`
+pub async fn start(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(r): ApiJson<StartRotationRequest>,
+) -> ApiResult<(StatusCode, Json<RotationView>)> {
+    let status = state
+        .kms
+        .start_rotation(&caller, &r.key_id, until(r.until)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&status))))
+}
+
+/// `GET /v1/kms/rotations/{id}`
+pub async fn show(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RotationView>> {
+    Ok(Json(view(&state.kms.rotation_status(&caller, &id).await?)))
+}
+
+/// `POST /v1/kms/rotations/{id}/resume`
+pub async fn resume(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<RotationView>> {
+    let request: ResumeRotationRequest = if body.is_empty() {
+        ResumeRotationRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}"))
+        })?
+    };
+    Ok(Json(view(
+        &state
+            .kms
+            .resume_rotation(&caller, &id, until(request.until)?)
+            .await?,
+    )))
+}
+
+/// `POST /v1/kms/rotations/{id}/rollback`
+pub async fn rollback(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RotationView>> {
+    Ok(Json(view(
+        &state.kms.rollback_rotation(&caller, &id).await?,
+    )))
+}
+
+/// `GET /v1/kms/rotations/{id}/verify`
+pub async fn verify(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RotationVerifyView>> {
+    let checked = state.kms.verify_rotation(&caller, &id).await?;
+    let completed = checked.status.record.status == "completed";
+    Ok(Json(RotationVerifyView {
+        ok: checked.violations.is_empty() && completed && checked.anchored,
+        rotation: view(&checked.status),
+        violations: checked
+            .violations
+            .iter()
+            .map(|v| ViolationView {
+                invariant: v.invariant.to_string(),
+                detail: v.detail.clone(),
+            })
+            .collect(),
+        anchored: checked.anchored,
+        checkpoint_size: checked.checkpoint_size,
+    }))
+}
+
+/// `GET /v1/kms/keys/{key}/references` (and the alias form)
+pub async fn references(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(key): Path<String>,
+) -> ApiResult<Json<ReferencesView>> {
+    let (key_id, versions) = state.kms.references(&caller, &key).await?;
+    Ok(Json(ReferencesView {
+        key_id: key_id.to_string(),
+        versions: versions
+            .into_iter()
+            .map(|v| VersionReferences {
+                version: v.version.get(),
+                state: v.state.as_str().to_owned(),
+                primary: v.primary,
+                in_flight: v.in_flight,
+                tracked: v.tracked,
+                principals: v
+                    .principals
+                    .into_iter()
+                    .map(|(principal, u)| PrincipalUse {
+                        principal: principal.to_string(),
+                        last_seen: rfc3339(u.last_seen),
+                        count: u.count,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /v1/kms/keys/alias/{name}/references`
+pub async fn alias_references(
+    state: State<AppState>,
+    caller: Authed,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ReferencesView>> {
+    references(state, caller, Path(format!("alias/{name}"))).await
+}
+
+/// `GET /v1/kms/tracked/{track_id}`
+pub async fn tracked(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(track_id): Path<String>,
+) -> ApiResult<Json<TrackedView>> {
+    let t = state.kms.tracked(&caller, &track_id).await?;
+    Ok(Json(TrackedView {
+        track_id: t.track_id,
+        key_id: t.key.to_string(),
+        key_version: t.version,
+        ciphertext: B64(t.ciphertext),
+    }))
+}
