@@ -17,6 +17,7 @@ mod mac;
 mod references;
 mod rewrap;
 mod rotation;
+mod schedule;
 mod sign;
 mod unwrap;
 mod verify;

@@ -126,6 +126,25 @@ pub async fn serve(
             }
         })
     };
+    let scheduler = {
+        let kms = state.kms.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if kms.ready().await {
+                            if let Err(error) = kms.rotate_due_keys().await {
+                                tracing::warn!(%error, "scheduled rotation pass failed");
+                            }
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     let auditor = state.audit.clone().map(|log| {
         let (checkpoint_every, verify_every) = (state.audit_intervals.0, state.audit_intervals.1);
         let mut stop = stop_rx.clone();
@@ -167,6 +186,7 @@ pub async fn serve(
     let (api_result, ops_result, ()) =
         tokio::join!(api_server.into_future(), ops_server.into_future(), trigger);
     refresher.abort();
+    scheduler.abort();
     if let Some(auditor) = auditor {
         auditor.abort();
     }

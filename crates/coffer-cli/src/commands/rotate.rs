@@ -38,9 +38,11 @@ use super::Globals;
 
 /// `rotate`: the flags shared by every rotate command, and the command.
 #[derive(Args)]
-#[command(after_help = "Exit status: 0 on success and for every --dry-run; 1 when a check, \
+#[command(
+    after_help = "Exit status: 0 on success and for every --dry-run; 1 when a check, \
                         step or invariant fails; 2 for usage errors, including a \
-                        production change without --confirm-production.")]
+                        production change without --confirm-production."
+)]
 pub struct RotateArgs {
     #[command(flatten)]
     options: RotateOptions,
@@ -148,9 +150,11 @@ pub struct ResumeArgs {
 
 /// `dual-unwrap`.
 #[derive(Args)]
-#[command(after_help = "FILE holds one JSON object per line: {\"ciphertext\": BASE64, \
+#[command(
+    after_help = "FILE holds one JSON object per line: {\"ciphertext\": BASE64, \
                         \"context\": {...}, \"plaintext_sha256\": HEX}; context and \
-                        plaintext_sha256 are optional.")]
+                        plaintext_sha256 are optional."
+)]
 pub struct CorpusArgs {
     /// The corpus: JSON lines of ciphertexts.
     #[arg(long, value_name = "FILE")]
@@ -317,13 +321,19 @@ fn reentry(options: &RotateOptions, api: &str) -> String {
                 flags.push_str(" --confirm-production");
             }
             if let Some(path) = &options.profiles {
-                flags.push_str(&format!(" --profiles {}", shell_word(&path.to_string_lossy())));
+                flags.push_str(&format!(
+                    " --profiles {}",
+                    shell_word(&path.to_string_lossy())
+                ));
             }
         }
         None => flags.push_str(&format!(" --addr {}", shell_word(api))),
     }
     if let Some(dir) = &options.evidence_dir {
-        flags.push_str(&format!(" --evidence-dir {}", shell_word(&dir.to_string_lossy())));
+        flags.push_str(&format!(
+            " --evidence-dir {}",
+            shell_word(&dir.to_string_lossy())
+        ));
     }
     flags
 }
@@ -378,7 +388,14 @@ mod tests {
 
     #[test]
     fn reentry_repeats_the_target_never_the_token() {
-        let args = rotate(&["--env", "production", "--profiles", "/p/my file.toml", "all", "k"]);
+        let args = rotate(&[
+            "--env",
+            "production",
+            "--profiles",
+            "/p/my file.toml",
+            "all",
+            "k",
+        ]);
         assert_eq!(
             reentry(&args.options, "http://ignored"),
             " --env production --confirm-production --profiles '/p/my file.toml'"

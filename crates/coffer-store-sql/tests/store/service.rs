@@ -285,3 +285,49 @@ async fn a_sealed_custody_refuses_to_create_keys_and_changes_nothing() {
     assert!(matches!(err, CoreError::Custody(_)), "{err}");
     assert!(f.store.list_keys(t.id).await.unwrap().is_empty());
 }
+
+/// Scheduled rotation with an injected clock: a key with a 90-day period rotates once
+/// the period has passed (not before, not twice), and keeps decrypting the old version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_when_their_period_passes() {
+    use coffer_core::kms::{Kms, KmsOptions};
+    use coffer_core::{HumanDuration, RotationPolicy};
+    let f = fixture().await;
+    let kms = Kms::new(
+        f.store.clone(),
+        f.custody.clone(),
+        Arc::new(f.clock.clone()) as Arc<dyn Clock>,
+        Arc::new(coffer_core::audit::NoAudit),
+        KmsOptions::default(),
+    );
+    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let mut request = NewKey::of(KeySpec::Aes256);
+    request.rotation = RotationPolicy {
+        period: Some(HumanDuration::days(90)),
+        ..RotationPolicy::default()
+    };
+    let (key, _) = f.keys.create_key(t.id, request).await.unwrap();
+    let (other, _) = f
+        .keys
+        .create_key(t.id, NewKey::of(KeySpec::Aes256))
+        .await
+        .unwrap();
+    f.clock.advance(Duration::from_secs(89 * 86_400));
+    assert!(kms.rotate_due_keys().await.unwrap().is_empty());
+    f.clock.advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(kms.rotate_due_keys().await.unwrap(), vec![key.id]);
+    assert!(
+        kms.rotate_due_keys().await.unwrap().is_empty(),
+        "not twice in one period"
+    );
+    let versions = f.keys.versions(t.id, key.id).await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert!(versions[1].primary && versions[0].state == VersionState::Active);
+    assert_eq!(
+        f.keys.versions(t.id, other.id).await.unwrap().len(),
+        1,
+        "keys without a period stay"
+    );
+    f.clock.advance(Duration::from_secs(91 * 86_400));
+    assert_eq!(kms.rotate_due_keys().await.unwrap(), vec![key.id]);
+}

@@ -62,7 +62,12 @@ pub async fn references(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
     let planned = s.get(&request_paths::references(key)?);
     let client = s.client().clone();
     match s
-        .run("references", &planned, client.references(key), references_evidence)
+        .run(
+            "references",
+            &planned,
+            client.references(key),
+            references_evidence,
+        )
         .await?
     {
         Step::Planned => Ok(Verdict::Planned),
@@ -153,7 +158,12 @@ async fn key_enabled(
     let planned = s.get(&request_paths::key(key)?);
     let client = s.client().clone();
     let step = s
-        .run("preflight.key", &planned, client.show_key(key), key_evidence)
+        .run(
+            "preflight.key",
+            &planned,
+            client.show_key(key),
+            key_evidence,
+        )
         .await?;
     let (outcome, detail, view) = match step {
         Step::Planned => return Ok(None),
@@ -323,8 +333,14 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
         assert!(lines[1].starts_with("1        inactive"), "{text}");
-        assert!(lines[1].ends_with("tok-a      2026-01-01T00:00:00Z  10"), "{text}");
+        assert!(
+            lines[1].ends_with("tok-a      2026-01-01T00:00:00Z  10"),
+            "{text}"
+        );
         assert!(lines[2].trim_start().starts_with("tok-b"), "{text}");
-        assert!(lines[3].ends_with("-          -                     -"), "{text}");
+        assert!(
+            lines[3].ends_with("-          -                     -"),
+            "{text}"
+        );
     }
 }

@@ -32,8 +32,8 @@ impl Evidence {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the evidence directory {}", dir.display()))?;
         let path = dir.join(LOG);
-        let log = private_append(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let log =
+            private_append(&path).with_context(|| format!("cannot open {}", path.display()))?;
         Ok(Self {
             dir: dir.to_owned(),
             log,
@@ -63,8 +63,7 @@ impl Evidence {
 /// Hashes every regular file of `dir` but the manifest into `dir/MANIFEST.sha256`.
 pub fn write_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?
-    {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         // `file_type` does not follow links.
         if !entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -78,7 +77,10 @@ pub fn write_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
         }
         if name.contains(['\n', '\r', '\\']) {
             // sha256sum escapes these; refusing is simpler than matching its escaping.
-            bail!("{} holds a file whose name has a newline or backslash", dir.display());
+            bail!(
+                "{} holds a file whose name has a newline or backslash",
+                dir.display()
+            );
         }
         names.push(name);
     }
@@ -86,7 +88,8 @@ pub fn write_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
     let mut manifest = String::new();
     for name in names {
         let path = dir.join(&name);
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         manifest.push_str(&format!("{}  {name}\n", hex::encode(sha256(&[&bytes]))));
     }
     let path = dir.join(MANIFEST);

@@ -62,7 +62,8 @@ struct ProfilesFile {
     env: BTreeMap<String, Profile>,
 }
 
-#[derive(Deserialize)]
+/// `Debug` is safe: a `token` key's value is never kept.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Profile {
     addr: String,

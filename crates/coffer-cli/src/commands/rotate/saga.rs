@@ -386,7 +386,10 @@ mod tests {
             false,
         );
         assert!(report.contains("RetireAfterSwitch  OK"), "{report}");
-        assert!(report.contains("NoKeyOrphans       VIOLATED: 3 rows under v1"), "{report}");
+        assert!(
+            report.contains("NoKeyOrphans       VIOLATED: 3 rows under v1"),
+            "{report}"
+        );
         assert!(report.contains("audit anchor: NO"), "{report}");
         assert!(report.contains("verdict:      NOT ok"), "{report}");
     }

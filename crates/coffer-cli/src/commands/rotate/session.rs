@@ -196,7 +196,13 @@ impl Session {
             Err(error) => {
                 let text = error.to_string();
                 eprintln!("  {step} failed: {text}");
-                self.write(step, Some(planned), Outcome::Failed, Value::Null, Some(text))?;
+                self.write(
+                    step,
+                    Some(planned),
+                    Outcome::Failed,
+                    Value::Null,
+                    Some(text),
+                )?;
                 Ok(Step::Failed(error))
             }
         }
@@ -215,7 +221,11 @@ impl Session {
     }
 
     /// Records the run's end and writes the manifest; answers the manifest's path.
-    pub fn close(mut self, outcome: Outcome, error: Option<String>) -> anyhow::Result<Option<PathBuf>> {
+    pub fn close(
+        mut self,
+        outcome: Outcome,
+        error: Option<String>,
+    ) -> anyhow::Result<Option<PathBuf>> {
         self.write("end", None, outcome, Value::Null, error)?;
         self.evidence.take().map(Evidence::seal).transpose()
     }

@@ -31,7 +31,11 @@ use crate::commands::{print_line, table};
 const TEST_BYTES: usize = 32;
 
 /// Smoke-tests `key`'s primary version by its purpose, then unwraps `corpus` if given.
-pub async fn validate(s: &mut Session, key: &str, corpus: Option<&Path>) -> anyhow::Result<Verdict> {
+pub async fn validate(
+    s: &mut Session,
+    key: &str,
+    corpus: Option<&Path>,
+) -> anyhow::Result<Verdict> {
     let planned = s.get(&request_paths::key(key)?);
     let client = s.client().clone();
     let view = match s
@@ -51,9 +55,7 @@ pub async fn validate(s: &mut Session, key: &str, corpus: Option<&Path>) -> anyh
             }
             Verdict::Planned
         }
-        Some(view) => {
-            smoke(s, &view.purpose, &view.key_id, Some(view.primary_version)).await?
-        }
+        Some(view) => smoke(s, &view.purpose, &view.key_id, Some(view.primary_version)).await?,
     };
     let corpus = match corpus {
         Some(path) => dual_unwrap(s, path).await?,
@@ -174,9 +176,14 @@ fn parse_corpus(text: &str) -> (Vec<(usize, CorpusLine)>, Vec<Failure>) {
 /// context value can be sensitive.
 fn corpus_error(error: &serde_json::Error) -> String {
     let text = error.to_string();
-    if ["missing field", "unknown field", "duplicate field", "invalid base64"]
-        .iter()
-        .any(|p| text.starts_with(p))
+    if [
+        "missing field",
+        "unknown field",
+        "duplicate field",
+        "invalid base64",
+    ]
+    .iter()
+    .any(|p| text.starts_with(p))
     {
         text
     } else {
@@ -321,9 +328,12 @@ async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     let planned = s.post(paths::WRAP, Some(shown));
     let client = s.client().clone();
     let step = s
-        .run("validate.wrap", &planned, client.wrap(&wrap), |c| {
-            json!({ "key_id": c.key_id, "key_version": c.key_version })
-        })
+        .run(
+            "validate.wrap",
+            &planned,
+            client.wrap(&wrap),
+            |c| json!({ "key_id": c.key_id, "key_version": c.key_version }),
+        )
         .await?;
     let wrapped = match step {
         Step::Planned => None,
@@ -331,15 +341,21 @@ async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
         Step::Done(wrapped) => Some(wrapped),
     };
     let unwrap = UnwrapRequest {
-        ciphertext: wrapped.as_ref().map(|w| w.ciphertext.clone()).unwrap_or_default(),
+        ciphertext: wrapped
+            .as_ref()
+            .map(|w| w.ciphertext.clone())
+            .unwrap_or_default(),
         context: context.clone(),
     };
     let shown = json!({ "ciphertext": "<the ciphertext wrap answered>", "context": context });
     let planned = s.post(paths::UNWRAP, Some(shown));
     let step = s
-        .run("validate.unwrap", &planned, client.unwrap(&unwrap), |u| {
-            json!({ "key_id": u.key_id, "key_version": u.key_version })
-        })
+        .run(
+            "validate.unwrap",
+            &planned,
+            client.unwrap(&unwrap),
+            |u| json!({ "key_id": u.key_id, "key_version": u.key_version }),
+        )
         .await?;
     Ok(match (step, wrapped) {
         (Step::Planned, _) | (_, None) => None,
@@ -386,13 +402,19 @@ async fn sign(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
         key_version: signed.as_ref().map(|r| r.key_version),
         message: request.message.clone(),
         digest: None,
-        signature: signed.as_ref().map(|r| r.signature.clone()).unwrap_or_default(),
+        signature: signed
+            .as_ref()
+            .map(|r| r.signature.clone())
+            .unwrap_or_default(),
     };
     let planned = s.post(paths::VERIFY, Some(serde_json::to_value(&verify)?));
     let step = s
-        .run("validate.verify", &planned, client.verify(&verify), |r| {
-            json!({ "valid": r.valid, "key_version": r.key_version })
-        })
+        .run(
+            "validate.verify",
+            &planned,
+            client.verify(&verify),
+            |r| json!({ "valid": r.valid, "key_version": r.key_version }),
+        )
         .await?;
     Ok(verified(step, signed.map(|r| r.key_version), "verify"))
 }
@@ -405,9 +427,12 @@ async fn mac(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     let planned = s.post(paths::MAC, Some(serde_json::to_value(&request)?));
     let client = s.client().clone();
     let step = s
-        .run("validate.mac", &planned, client.mac(&request), |r| {
-            json!({ "key_id": r.key_id, "key_version": r.key_version })
-        })
+        .run(
+            "validate.mac",
+            &planned,
+            client.mac(&request),
+            |r| json!({ "key_id": r.key_id, "key_version": r.key_version }),
+        )
         .await?;
     let tagged = match step {
         Step::Planned => None,
@@ -422,9 +447,12 @@ async fn mac(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     };
     let planned = s.post(paths::VERIFY_MAC, Some(serde_json::to_value(&verify)?));
     let step = s
-        .run("validate.verify-mac", &planned, client.verify_mac(&verify), |r| {
-            json!({ "valid": r.valid, "key_version": r.key_version })
-        })
+        .run(
+            "validate.verify-mac",
+            &planned,
+            client.verify_mac(&verify),
+            |r| json!({ "valid": r.valid, "key_version": r.key_version }),
+        )
         .await?;
     Ok(verified(step, tagged.map(|r| r.key_version), "verify-mac"))
 }
@@ -469,7 +497,10 @@ mod tests {
         assert_eq!(items[0].1.context["tenant"], "t1");
         let lines: Vec<usize> = failures.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [3, 4, 5]);
-        assert!(failures[0].1.starts_with("not a corpus line"), "{failures:?}");
+        assert!(
+            failures[0].1.starts_with("not a corpus line"),
+            "{failures:?}"
+        );
         assert!(failures[1].1.contains("base64"), "{failures:?}");
         assert!(failures[2].1.contains("extra"), "{failures:?}");
     }
@@ -488,7 +519,10 @@ mod tests {
                 key_version: 2,
             })
         };
-        assert_eq!(check_item(&item, answer(b"hello")).unwrap(), ("k".into(), 2));
+        assert_eq!(
+            check_item(&item, answer(b"hello")).unwrap(),
+            ("k".into(), 2)
+        );
         assert!(check_item(&item, answer(b"other")).is_err());
     }
 }

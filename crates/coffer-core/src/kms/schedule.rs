@@ -1,0 +1,69 @@
+//! Scheduled rotation: keys whose `rotation.period` has passed since their primary
+//! version was created get a new primary (simple rotation: the old version stays
+//! `active` for decryption and verification). The server runs this every minute.
+//!
+//! Multi-replica deployments run it on every replica; the store's compare-and-set on
+//! the primary pointer makes a second replica's attempt fail harmlessly (`Conflict`),
+//! so at most one new version becomes primary per period. A lease, so only one replica
+//! even tries, is left to the scheduler work of validity-driven rotation.
+
+use super::{Kms, KmsError, KmsResult};
+use crate::audit::AuditEntry;
+use crate::ids::KeyId;
+use crate::lifecycle::KeyState;
+
+impl Kms {
+    /// Rotates every enabled key whose period has passed; returns the keys rotated.
+    pub async fn rotate_due_keys(&self) -> KmsResult<Vec<KeyId>> {
+        let now = self.keys.clock().now();
+        let mut rotated = Vec::new();
+        for tenant in self.keys.store().list_tenants().await? {
+            for key in self.keys.store().list_keys(tenant.id).await? {
+                let Some(period) = key.rotation.period else {
+                    continue;
+                };
+                if key.state != KeyState::Enabled {
+                    continue;
+                }
+                let versions = self.keys.versions(tenant.id, key.id).await?;
+                let Some(primary) = versions.iter().find(|v| v.primary) else {
+                    continue;
+                };
+                if now < primary.created_at.plus(period.get()) {
+                    continue;
+                }
+                let outcome = self.keys.rotate(tenant.id, key.id).await;
+                self.forget_key(tenant.id, key.id);
+                let (version, code) = match &outcome {
+                    Ok(v) => (Some(v.number.get()), "ok"),
+                    Err(
+                        crate::CoreError::Conflict(_)
+                        | crate::CoreError::Store(crate::StoreError::Conflict(_)),
+                    ) => (None, "conflict"),
+                    Err(_) => (None, "internal"),
+                };
+                let entry = AuditEntry {
+                    at: now.millis(),
+                    tenant: tenant.id.to_string(),
+                    principal: "coffer-scheduler".into(),
+                    op: "keys.rotate.scheduled".into(),
+                    key: Some(key.id.to_string()),
+                    version,
+                    outcome: code.into(),
+                    request_id: format!("schedule:{}", now.millis()),
+                };
+                self.audit
+                    .record(entry)
+                    .await
+                    .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+                match outcome {
+                    Ok(_) => rotated.push(key.id),
+                    Err(error) => {
+                        tracing::warn!(key = %key.id, %error, "scheduled rotation failed")
+                    }
+                }
+            }
+        }
+        Ok(rotated)
+    }
+}
