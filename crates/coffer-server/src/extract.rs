@@ -115,3 +115,20 @@ impl FromRequestParts<AppState> for Authed {
         Ok(Authed(caller))
     }
 }
+
+/// A query string; a malformed one answers 400 with Coffer's error body.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| ApiError::new(ErrorCode::InvalidRequest, rejection.body_text()))
+    }
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_api::ErrorCode;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditLog;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Authed;
+use crate::extract::{ApiQuery, Authed};
 use crate::state::AppState;
 
 fn log(state: &AppState) -> ApiResult<&Arc<AuditLog>> {
@@ -99,7 +99,7 @@ fn default_limit() -> u64 {
 pub async fn entries(
     State(state): State<AppState>,
     Authed(caller): Authed,
-    Query(range): Query<Range>,
+    ApiQuery(range): ApiQuery<Range>,
 ) -> ApiResult<Response> {
     require_admin(&caller)?;
     let lines = log(&state)?
@@ -131,7 +131,7 @@ pub struct InclusionProof {
 pub async fn inclusion(
     State(state): State<AppState>,
     Authed(_caller): Authed,
-    Query(q): Query<InclusionQuery>,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> ApiResult<Json<InclusionProof>> {
     let (leaf, proof, root) = log(&state)?
         .inclusion(q.index, q.size)
@@ -167,7 +167,7 @@ pub struct ConsistencyProof {
 pub async fn consistency(
     State(state): State<AppState>,
     Authed(_caller): Authed,
-    Query(q): Query<ConsistencyQuery>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult<Json<ConsistencyProof>> {
     let (proof, old_root, new_root) = log(&state)?
         .consistency(q.old, q.new)
