@@ -11,13 +11,14 @@
 //! - `rotate/evidence.rs` — `evidence.jsonl` and `MANIFEST.sha256`.
 //! - `rotate/checks.rs` — `preflight` and `references`.
 //! - `rotate/saga.rs` — `stage`, `all`, `resume`, `rollback`, `status`, `verify`.
-//! - `rotate/smoke.rs` — `validate` and `dual-unwrap`.
+//! - `rotate/smoke.rs` — `validate`; `rotate/corpus.rs` — `dual-unwrap`.
 //!
-//! Exit status: 0 success (and every dry run); 1 a failed check, a failed step, a
-//! refused rollback, a violated invariant; 2 a usage error, including a production
-//! change without `--confirm-production`.
+//! Exit status: 0 success (and a dry run whose local inputs are valid); 1 a failed
+//! check, a failed step, a refused rollback, a violated invariant; 2 a usage error,
+//! including a production change without `--confirm-production`.
 
 mod checks;
+mod corpus;
 mod evidence;
 mod profile;
 mod saga;
@@ -39,9 +40,10 @@ use super::Globals;
 /// `rotate`: the flags shared by every rotate command, and the command.
 #[derive(Args)]
 #[command(
-    after_help = "Exit status: 0 on success and for every --dry-run; 1 when a check, \
-                        step or invariant fails; 2 for usage errors, including a \
-                        production change without --confirm-production."
+    after_help = "Exit status: 0 on success and for a --dry-run whose local inputs \
+                  (profiles, corpus) are valid; 1 when a check, step or invariant fails; \
+                  2 for usage errors, including a production change without \
+                  --confirm-production."
 )]
 pub struct RotateArgs {
     #[command(flatten)]
@@ -281,7 +283,7 @@ async fn dispatch(
         RotateCommand::Validate(args) => {
             smoke::validate(s, &args.key, args.corpus.as_deref()).await
         }
-        RotateCommand::DualUnwrap(args) => smoke::dual_unwrap(s, &args.corpus).await,
+        RotateCommand::DualUnwrap(args) => corpus::dual_unwrap(s, &args.corpus).await,
     };
     (session, result)
 }

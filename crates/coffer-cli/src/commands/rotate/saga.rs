@@ -300,17 +300,20 @@ fn show(s: &Session, view: &RotationView) -> anyhow::Result<()> {
 
 /// The human form of a rotation.
 pub fn summary(view: &RotationView) -> String {
+    let status = if view.status == "running" {
+        format!("running (next step: {})", view.step)
+    } else {
+        view.status.clone()
+    };
     let to = view
         .to_version
         .map_or_else(|| "(not created yet)".to_owned(), |v| format!("v{v}"));
     let mut text = format!(
-        "rotation:  {}\nkey:       {}\nversions:  v{} -> {to}\nstatus:    {} (next step: {})\n\
+        "rotation:  {}\nkey:       {}\nversions:  v{} -> {to}\nstatus:    {status}\n\
          switched:  {}\nfailures:  {}",
         view.rotation_id,
         view.key_id,
         view.from_version,
-        view.status,
-        view.step,
         if view.switched { "yes" } else { "no" },
         view.failures,
     );
