@@ -322,3 +322,54 @@ async fn a_crash_at_any_step_is_finished_by_the_restarted_server() {
         );
     }
 }
+
+/// Seed 001's flow with the real binary against a real server: `coffer rotate all`
+/// rotates and validates, leaves evidence with a manifest, and `verify` passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coffer_rotate_all_and_verify_against_a_server() {
+    let server = TestServer::start().await;
+    let token = server.tenant_token("acme").await;
+    let acme = server.client(&token);
+    let key = create(&acme, "aes-256", "kek").await;
+    let _ = tracked_datakey(&acme, &key, "row-1").await;
+    let evidence = temp_dir().join("evidence");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("COFFER_ADDR", &server.api)
+            .env("COFFER_OPS_ADDR", &server.ops)
+            .env("COFFER_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let all = run(&[
+        "rotate",
+        "--evidence-dir",
+        evidence.to_str().unwrap(),
+        "all",
+        "alias/kek",
+    ]);
+    let stdout = String::from_utf8_lossy(&all.stdout).to_string();
+    assert!(
+        all.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rotation:"))
+        .map(|s| s.trim().to_owned())
+        .expect("rotation id");
+    assert!(evidence.join("evidence.jsonl").exists() && evidence.join("MANIFEST.sha256").exists());
+    let verify = run(&["rotate", "verify", &id]);
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{out}");
+    assert!(out.contains("verdict:      ok"), "{out}");
+    assert!(
+        !String::from_utf8_lossy(&all.stderr).contains(&token),
+        "the token never reaches output"
+    );
+    assert_eq!(acme.tracked("row-1").await.unwrap().key_version, 2);
+}
