@@ -138,6 +138,9 @@ pub async fn serve(
                             if let Err(error) = kms.rotate_due_keys().await {
                                 tracing::warn!(%error, "scheduled rotation pass failed");
                             }
+                            if let Err(error) = kms.retire_overlapped_versions().await {
+                                tracing::warn!(%error, "overlap retirement pass failed");
+                            }
                         }
                     }
                     _ = stop.changed() => break,

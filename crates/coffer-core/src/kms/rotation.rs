@@ -422,14 +422,30 @@ impl Kms {
     }
 
     async fn rewrap_tracked(&self, record: &RotationRecord) -> KmsResult<()> {
-        let (tenant, key) = (record.tenant, record.key);
         let new = self.new_version(record)?;
+        self.rewrap_tracked_between(
+            record.tenant,
+            record.key,
+            version(record.from_version)?,
+            new,
+        )
+        .await
+    }
+
+    /// Rewraps every tracked data key of `key` from version `from` to `to`, in batches,
+    /// each by compare-and-set (a concurrent run's work is not redone or undone).
+    pub(super) async fn rewrap_tracked_between(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        from: VersionNumber,
+        to: VersionNumber,
+    ) -> KmsResult<()> {
         let details = self.keys.key(tenant, key).await?;
         let versions = self.keys.versions(tenant, key).await?;
-        let material = |n: VersionNumber| versions.iter().find(|v| v.number == n).cloned();
-        let old_v =
-            material(version(record.from_version)?).ok_or(KmsError::NotFound("key version"))?;
-        let new_v = material(new).ok_or(KmsError::NotFound("key version"))?;
+        let find = |n: VersionNumber| versions.iter().find(|v| v.number == n).cloned();
+        let old_v = find(from).ok_or(KmsError::NotFound("key version"))?;
+        let new_v = find(to).ok_or(KmsError::NotFound("key version"))?;
         let (
             coffer_crypto::KeyMaterial::Aes256(old_key),
             coffer_crypto::KeyMaterial::Aes256(new_key),
@@ -445,7 +461,7 @@ impl Kms {
             let batch = self
                 .keys
                 .store()
-                .tracked_under(tenant, key, record.from_version, REWRAP_BATCH)
+                .tracked_under(tenant, key, from.get(), REWRAP_BATCH)
                 .await?;
             if batch.is_empty() {
                 return Ok(());
@@ -462,23 +478,16 @@ impl Kms {
                 let plaintext = envelope::open(&old_key, &tracked.ciphertext, binding)?;
                 let header = EnvelopeHeader {
                     key_id: *key.as_bytes(),
-                    key_version: new.get(),
+                    key_version: to.get(),
                 };
                 let rewrapped =
                     envelope::seal(&new_key, header, binding, plaintext.expose_secret())?;
                 match self
                     .keys
                     .store()
-                    .rewrap_tracked(
-                        tenant,
-                        &tracked.track_id,
-                        record.from_version,
-                        new.get(),
-                        &rewrapped,
-                    )
+                    .rewrap_tracked(tenant, &tracked.track_id, from.get(), to.get(), &rewrapped)
                     .await
                 {
-                    // Rewrapped by a concurrent run: fine.
                     Ok(()) | Err(crate::StoreError::Conflict(_)) => {}
                     Err(other) => return Err(other.into()),
                 }

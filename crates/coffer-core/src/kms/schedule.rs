@@ -10,7 +10,7 @@
 use super::{Kms, KmsError, KmsResult};
 use crate::audit::AuditEntry;
 use crate::ids::KeyId;
-use crate::lifecycle::KeyState;
+use crate::lifecycle::{KeyState, VersionState};
 
 impl Kms {
     /// Rotates every enabled key whose period has passed; returns the keys rotated.
@@ -65,5 +65,66 @@ impl Kms {
             }
         }
         Ok(rotated)
+    }
+
+    /// Retires versions replaced more than `rotation.overlap` ago: their tracked data
+    /// keys are rewrapped to the primary first (so nothing is orphaned), then the
+    /// version goes `retiring` → `retired`. Returns `(key, version)` pairs retired.
+    pub async fn retire_overlapped_versions(&self) -> KmsResult<Vec<(KeyId, u32)>> {
+        let now = self.keys.clock().now();
+        let mut retired = Vec::new();
+        for tenant in self.keys.store().list_tenants().await? {
+            for key in self.keys.store().list_keys(tenant.id).await? {
+                let Some(overlap) = key.rotation.overlap else {
+                    continue;
+                };
+                let versions = self.keys.versions(tenant.id, key.id).await?;
+                let Some(primary) = versions.iter().find(|v| v.primary) else {
+                    continue;
+                };
+                for old in versions
+                    .iter()
+                    .filter(|v| !v.primary && v.state == VersionState::Active)
+                {
+                    // Replaced when the next version was created.
+                    let replaced_at = versions
+                        .iter()
+                        .filter(|v| v.number > old.number && v.state != VersionState::Destroyed)
+                        .map(|v| v.created_at)
+                        .min();
+                    let Some(replaced_at) = replaced_at else {
+                        continue;
+                    };
+                    if now < replaced_at.plus(overlap.get()) {
+                        continue;
+                    }
+                    self.rewrap_tracked_between(tenant.id, key.id, old.number, primary.number)
+                        .await?;
+                    self.keys
+                        .set_version_state(tenant.id, key.id, old.number, VersionState::Retiring)
+                        .await?;
+                    self.keys
+                        .set_version_state(tenant.id, key.id, old.number, VersionState::Retired)
+                        .await?;
+                    self.forget_key(tenant.id, key.id);
+                    let entry = AuditEntry {
+                        at: now.millis(),
+                        tenant: tenant.id.to_string(),
+                        principal: "coffer-scheduler".into(),
+                        op: "keys.retire.overlap".into(),
+                        key: Some(key.id.to_string()),
+                        version: Some(old.number.get()),
+                        outcome: "ok".into(),
+                        request_id: format!("schedule:{}", now.millis()),
+                    };
+                    self.audit
+                        .record(entry)
+                        .await
+                        .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+                    retired.push((key.id, old.number.get()));
+                }
+            }
+        }
+        Ok(retired)
     }
 }

@@ -331,3 +331,65 @@ async fn keys_rotate_when_their_period_passes() {
     f.clock.advance(Duration::from_secs(91 * 86_400));
     assert_eq!(kms.rotate_due_keys().await.unwrap(), vec![key.id]);
 }
+
+/// Overlap policy: a replaced version keeps decrypting for `overlap`, then its tracked
+/// data keys move to the primary and it is retired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_versions_retire_after_their_overlap() {
+    use coffer_core::kms::{Kms, KmsOptions};
+    use coffer_core::{HumanDuration, RotationPolicy};
+    let f = fixture().await;
+    let kms = Kms::new(
+        f.store.clone(),
+        f.custody.clone(),
+        Arc::new(f.clock.clone()) as Arc<dyn Clock>,
+        Arc::new(coffer_core::audit::NoAudit),
+        KmsOptions::default(),
+    );
+    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let mut request = NewKey::of(KeySpec::Aes256);
+    request.rotation = RotationPolicy {
+        overlap: Some(HumanDuration::days(14)),
+        ..RotationPolicy::default()
+    };
+    let (key, v1) = f.keys.create_key(t.id, request).await.unwrap();
+    let tracked = coffer_core::TrackedKey {
+        tenant: t.id,
+        track_id: "row-1".into(),
+        key: key.id,
+        version: 1,
+        ciphertext: {
+            let material = f.keys.load_material(&key, &v1).await.unwrap();
+            let coffer_crypto::KeyMaterial::Aes256(aes) = material else {
+                unreachable!()
+            };
+            let context = coffer_crypto::EncryptionContext::new();
+            let binding = coffer_crypto::envelope::Binding {
+                tenant_id: t.id.as_bytes(),
+                context: &context,
+            };
+            let header = coffer_crypto::envelope::EnvelopeHeader {
+                key_id: *key.id.as_bytes(),
+                key_version: 1,
+            };
+            coffer_crypto::envelope::seal(&aes, header, binding, b"data key").unwrap()
+        },
+        context: "{}".into(),
+    };
+    f.store.track_key(&tracked).await.unwrap();
+    f.keys.rotate(t.id, key.id).await.unwrap();
+    f.clock.advance(Duration::from_secs(13 * 86_400));
+    assert!(kms.retire_overlapped_versions().await.unwrap().is_empty());
+    f.clock.advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        kms.retire_overlapped_versions().await.unwrap(),
+        vec![(key.id, 1)]
+    );
+    let versions = f.keys.versions(t.id, key.id).await.unwrap();
+    assert_eq!(versions[0].state, VersionState::Retired);
+    let moved = f.store.get_tracked(t.id, "row-1").await.unwrap().unwrap();
+    assert_eq!(
+        moved.version, 2,
+        "the tracked data key moved to the primary before retirement"
+    );
+}
