@@ -7,6 +7,7 @@
 pub mod custody;
 pub mod fixtures;
 pub mod store;
+pub mod store_records;
 
 /// Generates one `#[tokio::test]` per store conformance case. `$factory` is an async
 /// fn returning `Option<Arc<dyn Store>>`.

@@ -6,12 +6,9 @@
 
 use std::time::Duration;
 
-use coffer_crypto::EncryptionContext;
-use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
-
 use super::{Caller, Kms, KmsError, KmsResult, PrincipalUse};
 use crate::audit::AuditEntry;
-use crate::ids::{KeyId, TenantId, VersionNumber};
+use crate::ids::{TenantId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
 use crate::saga::{self, Effect, Saga, SagaError, Status, Step};
 use crate::store::RotationRecord;
@@ -19,8 +16,6 @@ use crate::token::{Operation, TokenId};
 
 /// How long `drain_inflight` waits for operations on the old version to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Tracked data keys rewrapped per store round.
-const REWRAP_BATCH: u64 = 100;
 
 /// A rotation and its progress.
 #[derive(Debug, Clone)]
@@ -61,7 +56,7 @@ pub struct VersionReferences {
     pub principals: Vec<(TokenId, PrincipalUse)>,
 }
 
-fn saga_of(record: &RotationRecord) -> KmsResult<Saga> {
+pub(super) fn saga_of(record: &RotationRecord) -> KmsResult<Saga> {
     let corrupt = |_| KmsError::Internal("corrupt rotation record".into());
     Ok(Saga {
         step: record.step.parse().map_err(corrupt)?,
@@ -107,7 +102,11 @@ impl Kms {
         Self::tenant_of(caller)
     }
 
-    async fn load_rotation(&self, caller: &Caller, id: &str) -> KmsResult<RotationRecord> {
+    pub(super) async fn load_rotation(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> KmsResult<RotationRecord> {
         let tenant = self.rotation_caller(caller)?;
         let record = self
             .keys
@@ -120,7 +119,7 @@ impl Kms {
         Ok(record)
     }
 
-    async fn status_of(&self, record: RotationRecord) -> KmsResult<RotationStatus> {
+    pub(super) async fn status_of(&self, record: RotationRecord) -> KmsResult<RotationStatus> {
         let counts = self
             .keys
             .store()
@@ -430,145 +429,5 @@ impl Kms {
             new,
         )
         .await
-    }
-
-    /// Rewraps every tracked data key of `key` from version `from` to `to`, in batches,
-    /// each by compare-and-set (a concurrent run's work is not redone or undone).
-    pub(super) async fn rewrap_tracked_between(
-        &self,
-        tenant: TenantId,
-        key: KeyId,
-        from: VersionNumber,
-        to: VersionNumber,
-    ) -> KmsResult<()> {
-        let details = self.keys.key(tenant, key).await?;
-        let versions = self.keys.versions(tenant, key).await?;
-        let find = |n: VersionNumber| versions.iter().find(|v| v.number == n).cloned();
-        let old_v = find(from).ok_or(KmsError::NotFound("key version"))?;
-        let new_v = find(to).ok_or(KmsError::NotFound("key version"))?;
-        let (
-            coffer_crypto::KeyMaterial::Aes256(old_key),
-            coffer_crypto::KeyMaterial::Aes256(new_key),
-        ) = (
-            self.keys.load_material(&details, &old_v).await?,
-            self.keys.load_material(&details, &new_v).await?,
-        )
-        else {
-            // Signing and MAC keys wrap nothing: nothing to rewrap.
-            return Ok(());
-        };
-        loop {
-            let batch = self
-                .keys
-                .store()
-                .tracked_under(tenant, key, from.get(), REWRAP_BATCH)
-                .await?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            for tracked in batch {
-                let pairs: std::collections::BTreeMap<String, String> =
-                    serde_json::from_str(&tracked.context)
-                        .map_err(|_| KmsError::Internal("corrupt tracked context".into()))?;
-                let context = EncryptionContext::from_pairs(pairs)?;
-                let binding = Binding {
-                    tenant_id: tenant.as_bytes(),
-                    context: &context,
-                };
-                let plaintext = envelope::open(&old_key, &tracked.ciphertext, binding)?;
-                let header = EnvelopeHeader {
-                    key_id: *key.as_bytes(),
-                    key_version: to.get(),
-                };
-                let rewrapped =
-                    envelope::seal(&new_key, header, binding, plaintext.expose_secret())?;
-                match self
-                    .keys
-                    .store()
-                    .rewrap_tracked(tenant, &tracked.track_id, from.get(), to.get(), &rewrapped)
-                    .await
-                {
-                    Ok(()) | Err(crate::StoreError::Conflict(_)) => {}
-                    Err(other) => return Err(other.into()),
-                }
-            }
-        }
-    }
-
-    /// Checks a rotation: the five invariants on the key as it is now, and whether a
-    /// signed checkpoint covers the rotation's last audit entry.
-    pub async fn verify_rotation(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> KmsResult<RotationVerification> {
-        let record = self.load_rotation(caller, id).await?;
-        let versions = self.keys.versions(record.tenant, record.key).await?;
-        let view_versions: Vec<(u32, VersionState, bool)> = versions
-            .iter()
-            .map(|v| (v.number.get(), v.state, v.primary))
-            .collect();
-        let mut tracked = Vec::new();
-        for (v, n) in self
-            .keys
-            .store()
-            .count_tracked(record.tenant, record.key)
-            .await?
-        {
-            tracked.extend(std::iter::repeat_n(
-                v,
-                usize::try_from(n.min(1)).unwrap_or(1),
-            ));
-        }
-        let sagas = vec![(saga_of(&record)?, record.from_version)];
-        let view = saga::KeyView {
-            versions: &view_versions,
-            tracked: &tracked,
-            sagas: &sagas,
-            pointer_moved_back: false,
-        };
-        let violations = saga::check(&view);
-        // The anchor step requests a checkpoint right after recording `anchor_request`;
-        // everything the rotation did is at or before that entry.
-        let last = self
-            .audit
-            .last_index_of(&format!("rotation:{id}"), "rotation.anchor_request")
-            .await;
-        let checkpoint_size = self.audit.checkpointed_size().await;
-        let anchored = matches!((last, checkpoint_size), (Some(index), Some(size)) if size > index);
-        let status = self.status_of(record).await?;
-        Ok(RotationVerification {
-            status,
-            violations,
-            anchored,
-            checkpoint_size,
-        })
-    }
-
-    /// Which principals use each version of `reference`, what is in flight, what is tracked.
-    pub async fn references(
-        &self,
-        caller: &Caller,
-        reference: &str,
-    ) -> KmsResult<(KeyId, Vec<VersionReferences>)> {
-        let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
-        let (tenant, key) = (entry.key.tenant, entry.key.id);
-        let counts = self.keys.store().count_tracked(tenant, key).await?;
-        let versions = self.keys.versions(tenant, key).await?;
-        let out = versions
-            .iter()
-            .map(|v| VersionReferences {
-                version: v.number,
-                state: v.state,
-                primary: v.primary,
-                in_flight: self.references.in_flight(key, v.number),
-                tracked: counts
-                    .iter()
-                    .find(|(n, _)| *n == v.number.get())
-                    .map_or(0, |(_, c)| *c),
-                principals: self.references.principals(key, v.number),
-            })
-            .collect();
-        Ok((key, out))
     }
 }

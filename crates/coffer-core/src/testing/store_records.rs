@@ -1,0 +1,162 @@
+//! `Store` conformance cases for records beside the key lifecycle: server secrets,
+//! token records, the audit log, rotation records and tracked data keys.
+
+use std::sync::Arc;
+
+use crate::store::{RotationRecord, Store, StoreError};
+use crate::testing::fixtures::T0;
+use crate::time::HumanDuration;
+use crate::token::{TokenId, TokenKind, TokenRecord};
+
+use super::store::{new_key, new_tenant};
+
+type S = Arc<dyn Store>;
+
+/// Server secrets are written once and read back; a second write is refused.
+pub async fn server_secrets_are_write_once(store: S) {
+    assert_eq!(store.get_secret("token-root").await.unwrap(), None);
+    store.put_secret("token-root", b"wrapped-1").await.unwrap();
+    let err = store
+        .put_secret("token-root", b"wrapped-2")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.get_secret("token-root").await.unwrap().unwrap(),
+        b"wrapped-1"
+    );
+}
+
+/// Token records round-trip; revocation is recorded once.
+pub async fn token_records_round_trip_and_revoke(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let admin = TokenRecord {
+        id: TokenId::generate(),
+        kind: TokenKind::Admin,
+        description: "root".into(),
+        created_at: T0,
+        revoked_at: None,
+    };
+    let tenant = TokenRecord {
+        id: TokenId::generate(),
+        kind: TokenKind::Tenant(t.id),
+        description: String::new(),
+        ..admin.clone()
+    };
+    store.insert_token(&admin).await.unwrap();
+    store.insert_token(&tenant).await.unwrap();
+    let listed = store.list_tokens().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&admin) && listed.contains(&tenant));
+    let later = T0.plus(HumanDuration::days(1).get());
+    store.revoke_token(tenant.id, later).await.unwrap();
+    assert!(matches!(
+        store.revoke_token(tenant.id, later).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let revoked = store
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == tenant.id)
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(later));
+}
+
+/// Audit entries append in order, refuse a reused index, and read back in ranges.
+pub async fn audit_entries_append_and_read_in_order(store: S) {
+    let batch: Vec<(u64, String)> = (0..5).map(|i| (i, format!("{{\"i\":{i}}}"))).collect();
+    store.append_audit(&batch[..3]).await.unwrap();
+    store.append_audit(&batch[3..]).await.unwrap();
+    let err = store
+        .append_audit(&[(5, "x".into()), (2, "dup".into())])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.audit_entries(0, 100).await.unwrap(),
+        batch,
+        "the failed batch wrote nothing"
+    );
+    assert_eq!(
+        store.audit_entries(3, 1).await.unwrap(),
+        batch[3..4].to_vec()
+    );
+    store.save_checkpoint(5, "note-5", T0).await.unwrap();
+    store.save_checkpoint(5, "other", T0).await.unwrap();
+    store.save_checkpoint(3, "note-3", T0).await.unwrap();
+    assert_eq!(
+        store.checkpoints().await.unwrap(),
+        vec![(3, "note-3".to_owned()), (5, "note-5".to_owned())]
+    );
+}
+
+/// Rotation records keep the saga's fields; running ones are listed for resumption.
+pub async fn rotation_records_save_the_saga_state(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let mut record = RotationRecord {
+        id: "r1".into(),
+        tenant: t.id,
+        key: key.id,
+        step: "create_version".into(),
+        status: "running".into(),
+        started_at: T0,
+        from_version: 1,
+        to_version: None,
+        switched: false,
+        failures: 0,
+        error: None,
+        updated_at: T0,
+    };
+    store.start_rotation(&record).await.unwrap();
+    record.step = "drain_inflight".into();
+    record.to_version = Some(2);
+    record.switched = true;
+    record.failures = 1;
+    record.error = Some("drain timed out".into());
+    store.save_rotation(&record).await.unwrap();
+    assert_eq!(
+        store.get_rotation(t.id, "r1").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(store.running_rotations().await.unwrap(), vec![record]);
+}
+
+/// Tracked data keys register once, list by version, and rewrap by compare-and-set.
+pub async fn tracked_keys_rewrap_by_compare_and_set(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let tracked = crate::store::TrackedKey {
+        tenant: t.id,
+        track_id: "blob-1".into(),
+        key: key.id,
+        version: 1,
+        ciphertext: vec![1, 2, 3],
+        context: "{}".into(),
+    };
+    store.track_key(&tracked).await.unwrap();
+    assert!(matches!(
+        store.track_key(&tracked).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.tracked_under(t.id, key.id, 1, 10).await.unwrap(),
+        vec![tracked.clone()]
+    );
+    store
+        .rewrap_tracked(t.id, "blob-1", 1, 2, &[4, 5])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.rewrap_tracked(t.id, "blob-1", 1, 2, &[6]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.count_tracked(t.id, key.id).await.unwrap(),
+        vec![(2, 1)]
+    );
+    let got = store.get_tracked(t.id, "blob-1").await.unwrap().unwrap();
+    assert_eq!((got.version, got.ciphertext), (2, vec![4, 5]));
+}
