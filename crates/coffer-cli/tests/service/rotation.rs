@@ -332,6 +332,13 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
     let acme = server.client(&token);
     let key = create(&acme, "aes-256", "kek").await;
     let _ = tracked_datakey(&acme, &key, "row-1").await;
+    let old = acme
+        .wrap(&wrap_request(&key, b"made before the rotation", &[]))
+        .await
+        .unwrap();
+    let corpus = temp_dir().join("corpus.jsonl");
+    let line = serde_json::json!({ "ciphertext": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &old.ciphertext.0) });
+    std::fs::write(&corpus, format!("{line}\n")).unwrap();
     let evidence = temp_dir().join("evidence");
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_coffer"))
@@ -372,4 +379,8 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
         "the token never reaches output"
     );
     assert_eq!(acme.tracked("row-1").await.unwrap().key_version, 2);
+    assert_eq!(
+        code_of(acme.unwrap(&unwrap_request(&old.ciphertext, &[])).await),
+        ErrorCode::VersionRetired
+    );
 }

@@ -75,27 +75,36 @@ pub async fn all(s: &mut Session, key: &str, corpus: Option<&Path>) -> anyhow::R
         eprintln!("preflight failed: no rotation was started");
         return Ok(Verdict::Failed);
     }
+    // Seed 001's order: stage and switch, validate while the old version still
+    // decrypts (so a corpus can be dual-unwrapped with old and new), then the rest.
     let request = StartRotationRequest {
         key_id: key.to_owned(),
-        until: None,
+        until: Some("switch_pointer".to_owned()),
     };
     let rotation = start(s, "rotation.start", &request).await?;
     if let Some(view) = &rotation {
         print_line(&summary(view))?;
-        if !reached(view, None) {
+        if !reached(view, Some("switch_pointer")) {
             guide_after_failure(s, view);
             return Ok(Verdict::Failed);
         }
     }
     let verdict = smoke::validate(s, key, corpus).await?;
-    if let (Some(view), Verdict::Failed) = (&rotation, verdict) {
+    let Some(view) = rotation else {
+        // Dry run: plan the remaining call too (the id is only known once it runs).
+        resume(s, "ROTATION_ID", None).await?;
+        return Ok(verdict);
+    };
+    if verdict == Verdict::Failed {
         eprintln!(
-            "rotation {} completed but validation failed; check it with:\n  {}",
+            "validation failed after the switch (rotation {}); the old version still decrypts. \
+             Investigate, then finish it with:\n  {}",
             view.rotation_id,
-            s.command_line(&format!("verify {}", view.rotation_id)),
+            s.command_line(&format!("resume {}", view.rotation_id)),
         );
+        return Ok(Verdict::Failed);
     }
-    Ok(verdict)
+    resume(s, &view.rotation_id, None).await
 }
 
 /// Runs a rotation on from its next step.
