@@ -384,3 +384,36 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
         ErrorCode::VersionRetired
     );
 }
+
+/// With an overlap policy the saga leaves the old version `retiring`: untracked
+/// ciphertexts and old signatures keep working until the overlap ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_overlap_policy_the_old_version_keeps_decrypting() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let request = coffer_api::keys::CreateKeyRequest {
+        spec: "aes-256".into(),
+        alias: Some("kek".into()),
+        rotation: Some(coffer_api::keys::RotationPolicyView {
+            overlap: Some("14d".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let key = acme.create_key(&request).await.unwrap().key_id;
+    let untracked = acme
+        .wrap(&wrap_request(&key, b"untracked", &[]))
+        .await
+        .unwrap();
+    let done = start(&acme, &key, None).await.unwrap();
+    assert_eq!(done.status, "completed");
+    let shown = acme.show_key(&key).await.unwrap();
+    assert_eq!(shown.versions[0].state, "retiring");
+    let opened = acme
+        .unwrap(&unwrap_request(&untracked.ciphertext, &[]))
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext.expose_secret(), b"untracked");
+    let verified = acme.verify_rotation(&done.rotation_id).await.unwrap();
+    assert!(verified.violations.is_empty(), "{verified:?}");
+}

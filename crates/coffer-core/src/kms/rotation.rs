@@ -386,6 +386,11 @@ impl Kms {
             }
             Step::RewrapTracked => self.rewrap_tracked(record).await?,
             Step::RetireOld => {
+                // With an overlap policy the old version goes only to `retiring`: it keeps
+                // decrypting and verifying (untracked ciphertexts, old signatures) until the
+                // overlap ends and the scheduler retires it. Without one it retires now.
+                let details = self.keys.key(tenant, key).await?;
+                let overlap = details.rotation.overlap.is_some_and(|o| !o.get().is_zero());
                 let versions = self.keys.versions(tenant, key).await?;
                 let state = versions.iter().find(|v| v.number == from).map(|v| v.state);
                 if state == Some(VersionState::Active) {
@@ -393,7 +398,8 @@ impl Kms {
                         .set_version_state(tenant, key, from, VersionState::Retiring)
                         .await?;
                 }
-                if matches!(state, Some(VersionState::Active | VersionState::Retiring)) {
+                if !overlap && matches!(state, Some(VersionState::Active | VersionState::Retiring))
+                {
                     self.keys
                         .set_version_state(tenant, key, from, VersionState::Retired)
                         .await?;

@@ -82,10 +82,12 @@ impl Kms {
                 let Some(primary) = versions.iter().find(|v| v.primary) else {
                     continue;
                 };
-                for old in versions
-                    .iter()
-                    .filter(|v| !v.primary && v.state == VersionState::Active)
-                {
+                // Active non-primary versions (replaced by simple rotation) and `retiring`
+                // ones (left by a rotation saga for the overlap).
+                let candidates = versions.iter().filter(|v| {
+                    !v.primary && matches!(v.state, VersionState::Active | VersionState::Retiring)
+                });
+                for old in candidates {
                     // Replaced when the next version was created.
                     let replaced_at = versions
                         .iter()
@@ -100,9 +102,16 @@ impl Kms {
                     }
                     self.rewrap_tracked_between(tenant.id, key.id, old.number, primary.number)
                         .await?;
-                    self.keys
-                        .set_version_state(tenant.id, key.id, old.number, VersionState::Retiring)
-                        .await?;
+                    if old.state == VersionState::Active {
+                        self.keys
+                            .set_version_state(
+                                tenant.id,
+                                key.id,
+                                old.number,
+                                VersionState::Retiring,
+                            )
+                            .await?;
+                    }
                     self.keys
                         .set_version_state(tenant.id, key.id, old.number, VersionState::Retired)
                         .await?;

@@ -140,12 +140,17 @@ pub async fn rollback(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
             message,
             ..
         }) => {
-            eprintln!(
-                "rollback refused by the server: {message}\n\
-                 Past the switch a rotation only goes forward: do not switch back. \
-                 Resume it:\n  {}",
-                s.command_line(&format!("resume {id}"))
-            );
+            if message.contains("resume") {
+                eprintln!(
+                    "rollback refused by the server: {message}\n\
+                     Past the switch a rotation only goes forward: do not switch back. \
+                     Resume it:\n  {}",
+                    s.command_line(&format!("resume {id}"))
+                );
+            } else {
+                // Completed or already rolled back: there is nothing to resume either.
+                eprintln!("rollback refused by the server: {message}");
+            }
             return Ok(Verdict::Failed);
         }
         Step::Failed(error) => return Err(error.into()),
