@@ -138,3 +138,41 @@ pub struct ScheduleDeletionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_window_days: Option<u32>,
 }
+
+/// `POST /v1/kms/keys/{key}/activate`: make a spare (or pending) version primary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    /// The version.
+    pub version: u32,
+}
+
+/// `POST /v1/kms/keys/{key}/register`: register a purpose (`published` publishes a
+/// signing key in its tenant's JWKS).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The purpose, e.g. `attestation-signing`.
+    pub purpose: String,
+}
+
+/// `GET /v1/kms/keys/{key}/history`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryResponse {
+    /// Lifecycle events, oldest first.
+    pub events: Vec<EventView>,
+}
+
+/// One lifecycle event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventView {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What, e.g. `key.created`, `key.rotated`, `version.activated`.
+    pub kind: String,
+    /// The version concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Details.
+    pub detail: String,
+}

@@ -2,7 +2,9 @@
 //! an argument or stdin, and output as JSON, lines or a table.
 
 pub mod audit;
+pub mod doctor;
 pub mod envelope;
+pub mod key_lifecycle;
 pub mod keys;
 pub mod rotate;
 pub mod server;

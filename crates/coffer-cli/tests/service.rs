@@ -11,6 +11,7 @@ mod service {
     pub mod isolation;
     pub mod rotation;
     pub mod sealed;
+    pub mod seed004;
     pub mod tokens;
     pub mod tour;
 }

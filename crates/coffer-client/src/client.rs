@@ -66,6 +66,20 @@ impl Client {
         &self.base
     }
 
+    /// The server's clock as it says in the `Date` header of its answer to
+    /// `GET /v1/sys/seal-status` (any status; no token sent), or `None` when it sends
+    /// no such header. The header has one-second resolution. For clock-skew checks
+    /// (`coffer doctor`), which the typed calls cannot make: they keep only bodies.
+    pub async fn server_date(&self) -> Result<Option<String>, ClientError> {
+        let url = format!("{}{}", self.base, coffer_api::paths::SEAL_STATUS);
+        let response = self.http.get(url).send().await.map_err(transport)?;
+        Ok(response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned))
+    }
+
     /// `GET path`, decoded.
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         decode(

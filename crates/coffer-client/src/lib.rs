@@ -23,6 +23,7 @@ mod client;
 mod crypto;
 mod error;
 mod keys;
+mod lifecycle;
 mod ops;
 mod reference;
 mod rotation;

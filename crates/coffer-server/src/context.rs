@@ -61,6 +61,8 @@ fn operation(path: &str) -> &'static str {
         // Action routes end in the `{action}` parameter; the action itself is read from
         // the request path by `action_label` (a fixed set, so labels stay bounded).
         p if p.starts_with("/v1/kms/keys") && p.ends_with("/references") => "keys_references",
+        p if p.starts_with("/v1/kms/keys") && p.ends_with("/history") => "keys_history",
+        p if p.starts_with("/v1/jwks") => "jwks",
         p if p.starts_with("/v1/kms/keys") && p.ends_with("{action}") => "keys_action",
         p if p.starts_with("/v1/kms/keys") => "keys_show",
         p if p.starts_with("/v1/kms/rotations") => "rotations",
@@ -80,6 +82,10 @@ fn action_label(path: &str) -> &'static str {
         Some("disable") => "keys_disable",
         Some("schedule-deletion") => "keys_schedule_deletion",
         Some("cancel-deletion") => "keys_cancel_deletion",
+        Some("add-spare") => "keys_add_spare",
+        Some("activate") => "keys_activate",
+        Some("register") => "keys_register",
+        Some("publish") => "keys_publish",
         _ => "keys_action",
     }
 }

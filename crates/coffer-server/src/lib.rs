@@ -36,6 +36,27 @@ pub use state::AppState;
 
 use handlers::{admin, audit as audit_api, crypto, keys, ops, rotation, sys};
 
+/// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary
+/// version with a validity limit (negative once expired).
+async fn report_expiry(kms: &coffer_core::kms::Kms) {
+    let now = coffer_core::Clock::now(&coffer_core::SystemClock);
+    match kms.expiry_report().await {
+        Ok(rows) => {
+            for (tenant, key, version, not_after) in rows {
+                let seconds = (not_after.millis() - now.millis()) as f64 / 1000.0;
+                metrics::gauge!(
+                    "kms_key_version_expiry_seconds",
+                    "tenant" => tenant.to_string(),
+                    "key" => key.to_string(),
+                    "version" => version.to_string()
+                )
+                .set(seconds);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "expiry report failed"),
+    }
+}
+
 /// The native API router (port 9446).
 pub fn api_router(state: AppState) -> Router {
     Router::new()
@@ -46,6 +67,12 @@ pub fn api_router(state: AppState) -> Router {
             get(rotation::alias_references),
         )
         .route("/v1/kms/keys/{key}/references", get(rotation::references))
+        .route("/v1/kms/keys/{key}/history", get(keys::history))
+        .route(
+            "/v1/kms/keys/alias/{name}/history",
+            get(keys::alias_history),
+        )
+        .route("/v1/jwks/{tenant}", get(keys::jwks))
         .route(paths::ROTATIONS, post(rotation::start))
         .route("/v1/kms/rotations/{id}", get(rotation::show))
         .route("/v1/kms/rotations/{id}/resume", post(rotation::resume))
@@ -141,6 +168,7 @@ pub async fn serve(
                             if let Err(error) = kms.retire_overlapped_versions().await {
                                 tracing::warn!(%error, "overlap retirement pass failed");
                             }
+                            report_expiry(&kms).await;
                         }
                     }
                     _ = stop.changed() => break,

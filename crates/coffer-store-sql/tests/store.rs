@@ -5,6 +5,7 @@
 mod store {
     pub mod backends;
     pub mod durability;
+    pub mod expiry;
     pub mod service;
 }
 

@@ -28,6 +28,19 @@ pub enum KeysCommand {
     ScheduleDeletion(ScheduleDeletionArgs),
     /// Cancel a scheduled deletion (the key returns disabled).
     CancelDeletion(KeyArg),
+    /// Add a spare (inactive) version: a backup to activate later.
+    AddSpare(KeyArg),
+    /// Make a version (a spare) active and primary in one step.
+    Activate(super::key_lifecycle::ActivateArgs),
+    /// Register a purpose on a key, e.g. attestation-signing.
+    Register(super::key_lifecycle::RegisterArgs),
+    /// Publish a signing key's public keys in its tenant's JWKS (GET /v1/jwks/TENANT).
+    Publish(KeyArg),
+    /// The key's lifecycle and rotation history.
+    History(KeyArg),
+    /// Sign and verify a test message with the primary version (exit 1 on failure,
+    /// e.g. an expired signing key).
+    TestSign(KeyArg),
 }
 
 /// One key.
@@ -35,7 +48,7 @@ pub enum KeysCommand {
 pub struct KeyArg {
     /// Key id or alias/NAME.
     #[arg(value_name = "KEY")]
-    key: String,
+    pub key: String,
 }
 
 /// `keys create`.
@@ -79,9 +92,12 @@ pub struct ListArgs {
     /// Only this spec.
     #[arg(long)]
     spec: Option<String>,
-    /// Only keys in this state.
-    #[arg(long, value_parser = ["enabled", "disabled", "pending-deletion", "destroyed"])]
+    /// Only keys in this state; with --show-expiration, only versions in this state.
+    #[arg(long, value_parser = ["enabled", "disabled", "pending-deletion", "destroyed", "active", "inactive", "pending", "retiring", "retired"])]
     state: Option<String>,
+    /// One row per version with its validity and days left (seed 004).
+    #[arg(long)]
+    show_expiration: bool,
 }
 
 /// `keys schedule-deletion`.
@@ -100,6 +116,27 @@ pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitC
     let client = global.client()?;
     let key = match command {
         KeysCommand::Create(args) => client.create_key(&create_request(args)?).await?,
+        KeysCommand::AddSpare(_)
+        | KeysCommand::Activate(_)
+        | KeysCommand::Register(_)
+        | KeysCommand::Publish(_)
+        | KeysCommand::History(_)
+        | KeysCommand::TestSign(_) => {
+            return super::key_lifecycle::run(global, &client, command).await;
+        }
+        KeysCommand::List(args) if args.show_expiration => {
+            let query = ListKeysQuery {
+                purpose: args.purpose,
+                spec: args.spec,
+                state: None,
+            };
+            let answer = client.list_keys(&query).await?;
+            return super::key_lifecycle::expiration_table(
+                global,
+                &answer.keys,
+                args.state.as_deref(),
+            );
+        }
         KeysCommand::List(args) => {
             let query = ListKeysQuery {
                 purpose: args.purpose,

@@ -294,4 +294,35 @@ impl Kms {
         let result = self.revoke_token_unaudited(caller, id).await;
         self.audited(caller, "token.revoke", None, result).await
     }
+
+    /// Adds a spare (inactive) version.
+    pub async fn add_spare(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+        let result = self.add_spare_unaudited(caller, reference).await;
+        self.audited(caller, "keys.add_spare", Some(reference), result)
+            .await
+    }
+
+    /// Activates a version (makes it primary).
+    pub async fn activate(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: u32,
+    ) -> KmsResult<KeyDetails> {
+        let result = self.activate_unaudited(caller, reference, version).await;
+        self.audited(caller, "keys.activate", Some(reference), result)
+            .await
+    }
+
+    /// Registers a purpose on a key.
+    pub async fn register_purpose(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        purpose: &str,
+    ) -> KmsResult<KeyDetails> {
+        let result = self.register_unaudited(caller, reference, purpose).await;
+        self.audited(caller, "keys.register", Some(reference), result)
+            .await
+    }
 }

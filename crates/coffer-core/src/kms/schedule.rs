@@ -19,17 +19,26 @@ impl Kms {
         let mut rotated = Vec::new();
         for tenant in self.keys.store().list_tenants().await? {
             for key in self.keys.store().list_keys(tenant.id).await? {
-                let Some(period) = key.rotation.period else {
-                    continue;
-                };
-                if key.state != KeyState::Enabled {
+                if key.state != KeyState::Enabled
+                    || (key.rotation.period.is_none() && key.rotation.before_expiry.is_none())
+                {
                     continue;
                 }
                 let versions = self.keys.versions(tenant.id, key.id).await?;
                 let Some(primary) = versions.iter().find(|v| v.primary) else {
                     continue;
                 };
-                if now < primary.created_at.plus(period.get()) {
+                // Due when the period has passed since the primary was created, or when
+                // the primary expires within `before_expiry` (seed 004).
+                let period_due = key
+                    .rotation
+                    .period
+                    .is_some_and(|p| now >= primary.created_at.plus(p.get()));
+                let expiry_due = match (key.rotation.before_expiry, primary.not_after) {
+                    (Some(before), Some(not_after)) => now >= not_after.minus(before.get()),
+                    _ => false,
+                };
+                if !period_due && !expiry_due {
                     continue;
                 }
                 let outcome = self.keys.rotate(tenant.id, key.id).await;

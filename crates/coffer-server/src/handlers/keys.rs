@@ -8,8 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use coffer_api::ErrorCode;
 use coffer_api::keys::{
-    CreateKeyRequest, KeyView, ListKeysQuery, ListKeysResponse, RotateResponse,
-    ScheduleDeletionRequest,
+    ActivateRequest, CreateKeyRequest, EventView, HistoryResponse, KeyView, ListKeysQuery,
+    ListKeysResponse, RegisterRequest, RotateResponse, ScheduleDeletionRequest,
 };
 use coffer_core::kms::KeyFilter;
 use coffer_core::{KeyPurpose, KeyState, NewKey, RotationPolicy};
@@ -131,6 +131,32 @@ pub async fn action(
             };
             return Ok(Json(answer).into_response());
         }
+        "add-spare" => {
+            let details = state.kms.add_spare(&caller, &key).await?;
+            return Ok(Json(key_view(&details)).into_response());
+        }
+        "activate" => {
+            let request: ActivateRequest = serde_json::from_slice(&body)
+                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let details = state.kms.activate(&caller, &key, request.version).await?;
+            return Ok(Json(key_view(&details)).into_response());
+        }
+        "register" => {
+            let request: RegisterRequest = serde_json::from_slice(&body)
+                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let details = state
+                .kms
+                .register_purpose(&caller, &key, &request.purpose)
+                .await?;
+            return Ok(Json(key_view(&details)).into_response());
+        }
+        "publish" => {
+            let details = state
+                .kms
+                .register_purpose(&caller, &key, coffer_core::kms::PUBLISHED)
+                .await?;
+            return Ok(Json(key_view(&details)).into_response());
+        }
         "enable" => KeyState::Enabled,
         "disable" => KeyState::Disabled,
         "cancel-deletion" => {
@@ -166,4 +192,49 @@ pub async fn alias_action(
     body: Bytes,
 ) -> ApiResult<axum::response::Response> {
     action(state, caller, Path((format!("alias/{name}"), verb)), body).await
+}
+
+/// `GET /v1/kms/keys/{key}/history`
+pub async fn history(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(key): Path<String>,
+) -> ApiResult<Json<HistoryResponse>> {
+    let events = state.kms.key_history(&caller, &key).await?;
+    Ok(Json(HistoryResponse {
+        events: events
+            .into_iter()
+            .map(|e| EventView {
+                at: crate::convert::rfc3339(e.at),
+                kind: e.kind,
+                version: e.version.map(|v| v.get()),
+                detail: e.detail,
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /v1/kms/keys/alias/{name}/history`
+pub async fn alias_history(
+    state: State<AppState>,
+    caller: Authed,
+    Path(name): Path<String>,
+) -> ApiResult<Json<HistoryResponse>> {
+    history(state, caller, Path(format!("alias/{name}"))).await
+}
+
+/// `GET /v1/jwks/{tenant}`: the tenant's published public keys (no token).
+pub async fn jwks(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let keys = state.kms.published_keys(&tenant).await?;
+    let jwks: Vec<serde_json::Value> = keys
+        .into_iter()
+        .filter_map(|(key, version, der)| {
+            let public = coffer_crypto::PublicKey::from_spki_der(&der).ok()?;
+            serde_json::to_value(public.to_jwk(Some(&format!("{key}:{version}")))).ok()
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "keys": jwks })))
 }

@@ -1,0 +1,139 @@
+//! Seed 004's commands through the binary: list with expiration, register a purpose,
+//! spare + activate, history, test-sign, publish and the public JWKS.
+
+use std::process::Command;
+
+use coffer_api::keys::CreateKeyRequest;
+
+use super::harness::TestServer;
+
+fn coffer(server: &TestServer, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .env_clear()
+        .env("COFFER_ADDR", &server.api)
+        .env("COFFER_TOKEN", token)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expired_attestation_key_runbook_commands_work() {
+    let server = TestServer::start().await;
+    let token = server.tenant_token("releases").await;
+    let client = server.client(&token);
+    let request = CreateKeyRequest {
+        spec: "ed25519".into(),
+        alias: Some("attestation".into()),
+        validity: Some("365d".into()),
+        ..Default::default()
+    };
+    let key = client.create_key(&request).await.unwrap().key_id;
+
+    let (code, out, _) = coffer(
+        &server,
+        &token,
+        &[
+            "keys",
+            "list",
+            "--purpose",
+            "sign",
+            "--show-expiration",
+            "--state",
+            "active",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("DAYS LEFT")
+            && out.contains(&key)
+            && (out.contains("364") || out.contains("365")),
+        "{out}"
+    );
+
+    let (code, out, err) = coffer(
+        &server,
+        &token,
+        &[
+            "keys",
+            "register",
+            "alias/attestation",
+            "--purpose",
+            "attestation-signing",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("attestation-signing"), "{out}");
+
+    let (code, out, _) = coffer(&server, &token, &["keys", "add-spare", "alias/attestation"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("v2 inactive"), "{out}");
+    let (code, out, _) = coffer(
+        &server,
+        &token,
+        &["keys", "list", "--show-expiration", "--state", "inactive"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("inactive"), "{out}");
+    let (code, out, _) = coffer(
+        &server,
+        &token,
+        &["keys", "activate", "alias/attestation", "2"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("v2 active (primary)"), "{out}");
+
+    let (code, out, _) = coffer(&server, &token, &["keys", "test-sign", "alias/attestation"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("version 2") && out.contains("signed and verified"),
+        "{out}"
+    );
+
+    let (code, out, _) = coffer(&server, &token, &["keys", "history", "alias/attestation"]);
+    assert_eq!(code, 0);
+    for event in [
+        "key.created",
+        "key.purpose",
+        "version.created",
+        "version.activated",
+    ] {
+        assert!(out.contains(event), "{event}: {out}");
+    }
+
+    // Publishing: the tenant's JWKS (no token) lists both usable versions.
+    assert!(
+        server.anonymous().jwks("releases").await.unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (code, _, err) = coffer(&server, &token, &["keys", "publish", "alias/attestation"]);
+    assert_eq!(code, 0, "{err}");
+    let jwks = server.anonymous().jwks("releases").await.unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [format!("{key}:1"), format!("{key}:2")]);
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    // An encryption key cannot be published.
+    let aes = client
+        .create_key(&CreateKeyRequest {
+            spec: "aes-256".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .key_id;
+    let (code, _, err) = coffer(&server, &token, &["keys", "publish", &aes]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: wrong_key_purpose"), "{err}");
+}

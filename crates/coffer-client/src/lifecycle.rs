@@ -1,0 +1,67 @@
+//! Spare versions, activation, registered purposes, publication, history and the
+//! public JWKS (seed 004).
+
+use coffer_api::keys::{ActivateRequest, HistoryResponse, KeyView, RegisterRequest};
+
+use crate::client::Client;
+use crate::error::ClientError;
+use crate::reference::{key_action_path, key_path};
+
+impl Client {
+    /// Adds a spare (`inactive`) version.
+    pub async fn add_spare(&self, reference: &str) -> Result<KeyView, ClientError> {
+        self.post_empty(&key_action_path(reference, "add-spare")?)
+            .await
+    }
+
+    /// Makes `version` (a spare) active and primary in one step.
+    pub async fn activate_version(
+        &self,
+        reference: &str,
+        version: u32,
+    ) -> Result<KeyView, ClientError> {
+        self.post(
+            &key_action_path(reference, "activate")?,
+            &ActivateRequest { version },
+        )
+        .await
+    }
+
+    /// Registers a purpose such as `attestation-signing`.
+    pub async fn register_purpose(
+        &self,
+        reference: &str,
+        purpose: &str,
+    ) -> Result<KeyView, ClientError> {
+        self.post(
+            &key_action_path(reference, "register")?,
+            &RegisterRequest {
+                purpose: purpose.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Publishes a signing key in its tenant's JWKS.
+    pub async fn publish_key(&self, reference: &str) -> Result<KeyView, ClientError> {
+        self.post_empty(&key_action_path(reference, "publish")?)
+            .await
+    }
+
+    /// The key's lifecycle events (rotation history).
+    pub async fn key_history(&self, reference: &str) -> Result<HistoryResponse, ClientError> {
+        self.get(&format!("{}/history", key_path(reference)?)).await
+    }
+
+    /// A tenant's published public keys as a JWKS document (no token needed).
+    pub async fn jwks(&self, tenant: &str) -> Result<serde_json::Value, ClientError> {
+        if tenant.is_empty()
+            || !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ClientError::InvalidReference);
+        }
+        self.get(&format!("/v1/jwks/{tenant}")).await
+    }
+}

@@ -1,0 +1,142 @@
+//! Key management beyond create/rotate/state (seed 004): spare versions, activation of
+//! a spare in one step, registered purposes, publication, history, expiry reporting.
+
+use super::{Caller, Kms, KmsError, KmsResult, keys::KeyDetails};
+use crate::event::Event;
+use crate::ids::{KeyId, TenantId, VersionNumber};
+use crate::key::KeyPurpose;
+use crate::lifecycle::VersionState;
+use crate::time::Timestamp;
+use crate::token::Operation;
+
+/// The registered purpose that publishes a signing key's public keys in its tenant's
+/// JWKS document (readable without a token).
+pub const PUBLISHED: &str = "published";
+
+impl Kms {
+    /// Adds a spare (`inactive`) version: a backup to activate when needed.
+    pub(super) async fn add_spare_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> KmsResult<KeyDetails> {
+        let entry = self
+            .key_for(caller, Operation::KeysRotate, reference)
+            .await?;
+        let (tenant, id) = (entry.key.tenant, entry.key.id);
+        let result = self.keys.add_spare(tenant, id).await;
+        self.forget_key(tenant, id);
+        result?;
+        self.show_key_unaudited(caller, &id.to_string()).await
+    }
+
+    /// Makes `version` (a spare, or pending) active and primary in one step.
+    pub(super) async fn activate_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: u32,
+    ) -> KmsResult<KeyDetails> {
+        let entry = self
+            .key_for(caller, Operation::KeysRotate, reference)
+            .await?;
+        let (tenant, id) = (entry.key.tenant, entry.key.id);
+        let number = VersionNumber::new(version).map_err(|e| KmsError::Invalid(e.to_string()))?;
+        let result = self.keys.activate(tenant, id, number).await;
+        self.forget_key(tenant, id);
+        result?;
+        self.show_key_unaudited(caller, &id.to_string()).await
+    }
+
+    /// Registers a purpose on a key (e.g. `attestation-signing`, or `published`).
+    pub(super) async fn register_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        purpose: &str,
+    ) -> KmsResult<KeyDetails> {
+        let valid = !purpose.is_empty()
+            && purpose.len() <= 64
+            && purpose
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(KmsError::Invalid(
+                "a purpose is 1-64 characters of a-z, 0-9 and -".into(),
+            ));
+        }
+        let entry = self
+            .key_for(caller, Operation::KeysManage, reference)
+            .await?;
+        if purpose == PUBLISHED && entry.key.purpose != KeyPurpose::Sign {
+            return Err(KmsError::WrongPurpose {
+                purpose: entry.key.purpose.as_str(),
+                operation: "publish public keys",
+            });
+        }
+        let mut key = self.keys.key(entry.key.tenant, entry.key.id).await?;
+        key.registered_purposes.insert(purpose.to_owned());
+        let event = Event::key(
+            key.tenant,
+            key.id,
+            None,
+            "key.purpose",
+            purpose,
+            self.keys.clock().now(),
+        );
+        self.keys.store().update_metadata(&key, &event).await?;
+        self.forget_key(key.tenant, key.id);
+        self.show_key_unaudited(caller, &key.id.to_string()).await
+    }
+
+    /// The recorded lifecycle events of a key, oldest first (its rotation history).
+    pub async fn key_history(&self, caller: &Caller, reference: &str) -> KmsResult<Vec<Event>> {
+        let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
+        Ok(self
+            .keys
+            .store()
+            .key_events(entry.key.tenant, entry.key.id)
+            .await?)
+    }
+
+    /// The published signing keys of a tenant: `(key, version, SPKI DER)` for every
+    /// active or retiring version (the overlap keeps old verifiers working). No token:
+    /// only keys registered as `published` appear.
+    pub async fn published_keys(
+        &self,
+        tenant_name: &str,
+    ) -> KmsResult<Vec<(KeyId, VersionNumber, Vec<u8>)>> {
+        let tenant = self.find_tenant(tenant_name).await?;
+        let mut out = Vec::new();
+        for key in self.keys.store().list_keys(tenant.id).await? {
+            if !key.registered_purposes.contains(PUBLISHED) {
+                continue;
+            }
+            for version in self.keys.versions(tenant.id, key.id).await? {
+                if matches!(version.state, VersionState::Active | VersionState::Retiring) {
+                    if let Some(der) = version.public_key {
+                        out.push((key.id, version.number, der));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every primary version's expiry, for the expiry gauge: `(tenant, key, version, not_after)`.
+    pub async fn expiry_report(
+        &self,
+    ) -> KmsResult<Vec<(TenantId, KeyId, VersionNumber, Timestamp)>> {
+        let mut out = Vec::new();
+        for tenant in self.keys.store().list_tenants().await? {
+            for key in self.keys.store().list_keys(tenant.id).await? {
+                for version in self.keys.versions(tenant.id, key.id).await? {
+                    if let (true, Some(not_after)) = (version.primary, version.not_after) {
+                        out.push((tenant.id, key.id, version.number, not_after));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
