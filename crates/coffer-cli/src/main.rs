@@ -23,7 +23,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{Globals, audit, envelope, keys, rotate, server, signing, sys, tenant, token};
+use commands::{
+    Globals, audit, doctor, envelope, keys, rotate, server, signing, sys, tenant, token,
+};
 
 /// Coffer key management service: operator's tool.
 #[derive(Parser)]
@@ -70,6 +72,8 @@ enum Command {
     /// Audit log: export, checkpoints, offline and online verification, tail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Health checks: key expiry, store, custody, clock skew, audit (exit 0/1/2).
+    Doctor(doctor::DoctorArgs),
     /// Rotation saga: preflight, stage, validate, all, rollback, resume, status, verify.
     Rotate(rotate::RotateArgs),
     /// Start everything locally on the embedded default, ready to use.
@@ -113,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => sys::status(global, args).await,
         Command::Unseal(args) => sys::unseal(global, args).await,
         Command::Audit(command) => audit::run(global, command).await,
+        Command::Doctor(args) => doctor::run(global, args).await,
         Command::Rotate(args) => rotate::run(global, args).await,
         Command::Dev(args) => server::dev(args).await,
         Command::Serve(args) => server::serve(args).await,

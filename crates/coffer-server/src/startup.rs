@@ -75,6 +75,13 @@ pub fn metrics_handle() -> PrometheusHandle {
             let builder = builder
                 .set_buckets_for_metric(Matcher::Full("kms_latency_seconds".into()), &buckets)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
+            // Gauges not set for ten minutes disappear: the expiry gauge of a version that
+            // stopped being primary must not keep alerting (every gauge is refreshed well
+            // within that: expiry each minute, audit size each verification pass).
+            let builder = builder.idle_timeout(
+                metrics_util::MetricKindMask::GAUGE,
+                Some(std::time::Duration::from_secs(600)),
+            );
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is installed; then its handle is not ours

@@ -130,6 +130,9 @@ impl Kms {
         let mut out = Vec::new();
         for tenant in self.keys.store().list_tenants().await? {
             for key in self.keys.store().list_keys(tenant.id).await? {
+                if key.state != crate::lifecycle::KeyState::Enabled {
+                    continue;
+                }
                 for version in self.keys.versions(tenant.id, key.id).await? {
                     if let (true, Some(not_after)) = (version.primary, version.not_after) {
                         out.push((tenant.id, key.id, version.number, not_after));
