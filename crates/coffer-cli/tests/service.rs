@@ -10,6 +10,7 @@ mod service {
     pub mod harness;
     pub mod isolation;
     pub mod rotation;
+    pub mod runbook004;
     pub mod sealed;
     pub mod seed004;
     pub mod tokens;

@@ -13,7 +13,7 @@ const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
 
 /// `coffer dev` started for a test: killed (SIGKILL) when dropped if still running, so
 /// a failing assertion never leaves a server behind.
-struct DevServer {
+pub(crate) struct DevServer {
     child: Child,
     dir: PathBuf,
 }
@@ -30,7 +30,7 @@ impl Drop for DevServer {
 impl DevServer {
     /// Starts `coffer dev --data-dir <dir>/coffer-dev` on ephemeral ports; its output
     /// goes to files in `dir` (a pipe nobody reads could fill and stall it).
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         let file = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
         let child = Command::new(COFFER)
             .args(["dev", "--data-dir"])
@@ -49,7 +49,7 @@ impl DevServer {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
         format!("stdout:\n{}\nstderr:\n{}", read("dev.out"), read("dev.err"))
     }
@@ -57,7 +57,7 @@ impl DevServer {
     /// Waits (bounded) until `dev.env` is complete and the operations port says ready.
     /// The API answering also means the SIGTERM handler is installed: both are set up
     /// in the same first poll of `serve`.
-    async fn wait_ready(&mut self, within: Duration) {
+    pub(crate) async fn wait_ready(&mut self, within: Duration) {
         let env_file = self.dir.join("coffer-dev/dev.env");
         let deadline = Instant::now() + within;
         loop {
@@ -84,7 +84,7 @@ impl DevServer {
     }
 
     /// SIGTERM, then the exit status (bounded).
-    async fn terminate(&mut self, within: Duration) -> ExitStatus {
+    pub(crate) async fn terminate(&mut self, within: Duration) -> ExitStatus {
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
