@@ -176,3 +176,85 @@ pub struct EventView {
     /// Details.
     pub detail: String,
 }
+
+/// `POST /v1/kms/keys/{key}/certificate`: import a certificate chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ImportChainRequest {
+    /// PEM `CERTIFICATE` blocks, leaf first; the leaf certifies the version's key.
+    pub chain_pem: String,
+    /// The version (default: the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// `POST /v1/kms/keys/{key}/issue-certificate`: issue a certificate for the key's
+/// primary version from a CA key of the tenant (the key itself: self-signed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCertificateRequest {
+    /// The CA key: id or `alias/NAME`.
+    pub ca_key: String,
+    /// The subject's common name.
+    pub subject: String,
+    /// Validity from now, e.g. `365d`.
+    pub validity: String,
+}
+
+/// Query of `GET /v1/kms/keys/{key}/certificate` and `.../verify-chain`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainQuery {
+    /// The version (default: the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// One certificate of a chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainLinkView {
+    /// Subject name.
+    pub subject: String,
+    /// Issuer name.
+    pub issuer: String,
+    /// notBefore (RFC 3339).
+    pub not_before: String,
+    /// notAfter (RFC 3339).
+    pub not_after: String,
+    /// Within its validity now.
+    pub valid_now: bool,
+    /// The signature verified with the issuer's key; absent when not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_ok: Option<bool>,
+    /// `ok`, `invalid`, or `unverified: REASON`.
+    pub signature: String,
+}
+
+/// A version's certificate chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainView {
+    /// Key id.
+    pub key_id: String,
+    /// Version.
+    pub version: u32,
+    /// PEM, leaf first.
+    pub chain_pem: String,
+    /// The links, leaf first.
+    pub links: Vec<ChainLinkView>,
+}
+
+/// `GET /v1/kms/keys/{key}/verify-chain`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainReportView {
+    /// Key id.
+    pub key_id: String,
+    /// Version.
+    pub version: u32,
+    /// The links, leaf first (index 0).
+    pub links: Vec<ChainLinkView>,
+    /// Index of the first link past its notAfter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_expired: Option<usize>,
+    /// Every link valid now and no failing signature.
+    pub ok: bool,
+}

@@ -2,6 +2,7 @@
 //! an argument or stdin, and output as JSON, lines or a table.
 
 pub mod audit;
+pub mod certificates;
 pub mod doctor;
 pub mod envelope;
 pub mod key_lifecycle;

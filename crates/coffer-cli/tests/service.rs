@@ -6,6 +6,7 @@ mod service {
     pub mod api;
     pub mod audit;
     pub mod bad_input;
+    pub mod certificates;
     pub mod cli;
     pub mod harness;
     pub mod isolation;

@@ -4,8 +4,8 @@
 //! Layout:
 //! - [`Client`] (`client.rs`) — base URL, bearer token, and the one request path every
 //!   call goes through (send, map errors, decode).
-//! - `keys.rs`, `crypto.rs`, `admin.rs`, `ops.rs` — one method per endpoint, grouped as
-//!   in [`coffer_api`]; the request and answer types are `coffer_api`'s, so the client
+//! - `keys.rs`, `certificates.rs`, `crypto.rs`, `admin.rs`, `ops.rs` — one method per
+//!   endpoint, grouped as in [`coffer_api`]; the request and answer types are `coffer_api`'s, so the client
 //!   and the server cannot disagree on a field.
 //! - `rotation.rs` — the rotation saga and the reference tracker, and
 //!   [`request_paths`]: the paths those calls use, for tools that print a plan first.
@@ -19,6 +19,7 @@
 
 mod admin;
 mod audit;
+mod certificates;
 mod client;
 mod crypto;
 mod error;

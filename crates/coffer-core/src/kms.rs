@@ -10,6 +10,7 @@ mod admin;
 mod audited;
 mod auth;
 mod cache;
+mod certificates;
 mod datakey;
 mod error;
 mod keys;
@@ -28,6 +29,9 @@ mod wrap;
 
 pub use admin::MintToken;
 pub use auth::Caller;
+pub use certificates::{
+    CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
+};
 pub use error::{KmsError, KmsResult};
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;

@@ -208,6 +208,26 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> StoreResult<()>;
 
+    /// Replaces (or with `None` removes) the X.509 certificate chain of a version (PEM,
+    /// leaf first), with its event, in one transaction. `NotFound` if the version is
+    /// not the tenant's. The chain is public data, kept beside the version rather than
+    /// in [`KeyVersion`] so that listing versions stays as it was.
+    async fn set_cert_chain(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        version: VersionNumber,
+        chain_pem: Option<&str>,
+        event: &Event,
+    ) -> StoreResult<()>;
+    /// The certificate chain of a version, if it has one.
+    async fn get_cert_chain(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        version: VersionNumber,
+    ) -> StoreResult<Option<String>>;
+
     /// The recorded events of a key, oldest first.
     async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>>;
 

@@ -34,7 +34,8 @@ macro_rules! store_conformance {
             token_records_round_trip_and_revoke,
             audit_entries_append_and_read_in_order,
             rotation_records_save_the_saga_state,
-            tracked_keys_rewrap_by_compare_and_set
+            tracked_keys_rewrap_by_compare_and_set,
+            certificate_chains_are_kept_per_version
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod certificates;
 pub mod crypto;
 pub mod keys;
 pub mod ops;

@@ -34,7 +34,7 @@ pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
 pub use state::AppState;
 
-use handlers::{admin, audit as audit_api, crypto, keys, ops, rotation, sys};
+use handlers::{admin, audit as audit_api, certificates, crypto, keys, ops, rotation, sys};
 
 /// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary
 /// version with a validity limit (negative once expired).
@@ -71,6 +71,20 @@ pub fn api_router(state: AppState) -> Router {
         .route(
             "/v1/kms/keys/alias/{name}/history",
             get(keys::alias_history),
+        )
+        // Explicit, GET and POST: a static segment outranks `{key}/{action}`.
+        .route(
+            "/v1/kms/keys/{key}/certificate",
+            get(certificates::show).post(certificates::import),
+        )
+        .route(
+            "/v1/kms/keys/alias/{name}/certificate",
+            get(certificates::show_alias).post(certificates::import_alias),
+        )
+        .route("/v1/kms/keys/{key}/verify-chain", get(certificates::verify))
+        .route(
+            "/v1/kms/keys/alias/{name}/verify-chain",
+            get(certificates::verify_alias),
         )
         .route("/v1/jwks/{tenant}", get(keys::jwks))
         .route(paths::ROTATIONS, post(rotation::start))

@@ -33,7 +33,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use coffer_core::store::{Change, RotationRecord, Store, StoreError, StoreResult, TrackedKey};
 use coffer_core::token::{TokenId, TokenRecord};
-use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
+use coffer_core::{
+    Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp, VersionNumber,
+};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
@@ -264,6 +266,26 @@ impl Store for SqlStore {
         event: &Event,
     ) -> StoreResult<()> {
         versions::apply(&self.writer, tenant, key, changes, event).await
+    }
+
+    async fn set_cert_chain(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        version: VersionNumber,
+        chain_pem: Option<&str>,
+        event: &Event,
+    ) -> StoreResult<()> {
+        versions::set_cert_chain(&self.writer, tenant, key, version, chain_pem, event).await
+    }
+
+    async fn get_cert_chain(
+        &self,
+        tenant: TenantId,
+        key: KeyId,
+        version: VersionNumber,
+    ) -> StoreResult<Option<String>> {
+        versions::get_cert_chain(&self.reader, tenant, key, version).await
     }
 
     async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>> {

@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_rotation_saga.sql"),
         postgres: include_str!("../migrations/postgres/0004_rotation_saga.sql"),
     },
+    Migration {
+        version: 5,
+        name: "cert_chain",
+        sqlite: include_str!("../migrations/sqlite/0005_cert_chain.sql"),
+        postgres: include_str!("../migrations/postgres/0005_cert_chain.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

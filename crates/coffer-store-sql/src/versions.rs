@@ -1,7 +1,9 @@
 //! Key versions and compare-and-set lifecycle changes.
 
 use coffer_core::store::Change;
-use coffer_core::{Event, KeyId, KeyVersion, StoreError, StoreResult, TenantId, VersionState};
+use coffer_core::{
+    Event, KeyId, KeyVersion, StoreError, StoreResult, TenantId, VersionNumber, VersionState,
+};
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::errors::unavailable;
@@ -77,6 +79,51 @@ pub async fn apply(
     insert_event(&mut tx, event).await?;
     // Dropping `tx` on any early return above rolls everything back.
     tx.commit().await.map_err(unavailable)
+}
+
+pub async fn set_cert_chain(
+    pool: &AnyPool,
+    tenant: TenantId,
+    key: KeyId,
+    version: VersionNumber,
+    chain_pem: Option<&str>,
+    event: &Event,
+) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    require_key_in_tenant(&mut tx, tenant, key).await?;
+    let affected =
+        sqlx::query("UPDATE key_versions SET cert_chain = $1 WHERE key_id = $2 AND number = $3")
+            .bind(chain_pem)
+            .bind(key.to_string())
+            .bind(i64::from(version.get()))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+    if affected != 1 {
+        return Err(StoreError::NotFound("key version"));
+    }
+    insert_event(&mut tx, event).await?;
+    tx.commit().await.map_err(unavailable)
+}
+
+pub async fn get_cert_chain(
+    pool: &AnyPool,
+    tenant: TenantId,
+    key: KeyId,
+    version: VersionNumber,
+) -> StoreResult<Option<String>> {
+    let chain: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT v.cert_chain FROM key_versions v JOIN keys k ON k.id = v.key_id \
+         WHERE k.tenant_id = $1 AND v.key_id = $2 AND v.number = $3",
+    )
+    .bind(tenant.to_string())
+    .bind(key.to_string())
+    .bind(i64::from(version.get()))
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok(chain.flatten())
 }
 
 async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> StoreResult<()> {

@@ -16,8 +16,8 @@ pub enum KeysCommand {
     Create(CreateArgs),
     /// List keys with their primary version and its expiry.
     List(ListArgs),
-    /// Show one key and its versions.
-    Show(KeyArg),
+    /// Show one key and its versions (--details: public keys and certificates too).
+    Show(ShowArgs),
     /// Make a new primary version.
     Rotate(KeyArg),
     /// Enable a disabled key.
@@ -41,6 +41,24 @@ pub enum KeysCommand {
     /// Sign and verify a test message with the primary version (exit 1 on failure,
     /// e.g. an expired signing key).
     TestSign(KeyArg),
+    /// Import an X.509 certificate chain (PEM, leaf first) for a version.
+    ImportChain(super::certificates::ImportChainArgs),
+    /// Issue a certificate for the key's primary version from a CA key of the tenant.
+    IssueCertificate(super::certificates::IssueCertificateArgs),
+    /// Check every link of the key's certificate chain: validity now and signature
+    /// (exit 1 when a link is expired or a signature fails).
+    VerifyChain(super::certificates::VerifyChainArgs),
+}
+
+/// `keys show`.
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+    /// Also print each version's public key PEM and certificate subject and expiry.
+    #[arg(long)]
+    details: bool,
 }
 
 /// One key.
@@ -124,6 +142,17 @@ pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitC
         | KeysCommand::TestSign(_) => {
             return super::key_lifecycle::run(global, &client, command).await;
         }
+        KeysCommand::ImportChain(_)
+        | KeysCommand::IssueCertificate(_)
+        | KeysCommand::VerifyChain(_) => {
+            return super::certificates::run(global, &client, command).await;
+        }
+        KeysCommand::Show(ShowArgs { key, details: true }) if !global.json => {
+            let key = client.show_key(&key).await?;
+            let details = super::certificates::details(&client, &key).await?;
+            print_line(&format!("{}{details}", summary(&key)))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         KeysCommand::List(args) if args.show_expiration => {
             let query = ListKeysQuery {
                 purpose: args.purpose,
@@ -163,7 +192,7 @@ pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitC
             }
             return Ok(ExitCode::SUCCESS);
         }
-        KeysCommand::Show(KeyArg { key }) => client.show_key(&key).await?,
+        KeysCommand::Show(ShowArgs { key, .. }) => client.show_key(&key).await?,
         KeysCommand::Enable(KeyArg { key }) => client.enable_key(&key).await?,
         KeysCommand::Disable(KeyArg { key }) => client.disable_key(&key).await?,
         KeysCommand::ScheduleDeletion(args) => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use coffer_crypto::{EncryptionContext, SecretBytes};
 
+use super::certificates::{CertificateChain, ChainReport, IssueCertificate};
 use super::keys::{KeyDetails, KeyFilter};
 use super::sign::{SignInput, Signed};
 use super::unwrap::Opened;
@@ -55,6 +56,8 @@ subject!(KeyDetails, |d| (
 ));
 subject!(Vec<KeyDetails>, |_l| (None, None));
 subject!(KeyVersion, |v| (Some(v.key), Some(v.number)));
+subject!(CertificateChain, |c| (Some(c.key_id), Some(c.version)));
+subject!(ChainReport, |r| (Some(r.key_id), Some(r.version)));
 subject!(Tenant, |_t| (None, None));
 subject!((String, TokenId), |_t| (None, None));
 subject!((), |_u| (None, None));
@@ -323,6 +326,63 @@ impl Kms {
     ) -> KmsResult<KeyDetails> {
         let result = self.register_unaudited(caller, reference, purpose).await;
         self.audited(caller, "keys.register", Some(reference), result)
+            .await
+    }
+
+    /// Imports a certificate chain (PEM, leaf first) for a version (default: primary).
+    pub async fn import_chain(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        chain_pem: &str,
+    ) -> KmsResult<CertificateChain> {
+        let result = self
+            .import_chain_unaudited(caller, reference, version, chain_pem)
+            .await;
+        self.audited(caller, "keys.import_chain", Some(reference), result)
+            .await
+    }
+
+    /// Issues a certificate for a key's primary version from a tenant CA key.
+    pub async fn issue_certificate(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        request: &IssueCertificate,
+    ) -> KmsResult<CertificateChain> {
+        let result = self
+            .issue_certificate_unaudited(caller, reference, request)
+            .await;
+        self.audited(caller, "keys.issue_certificate", Some(reference), result)
+            .await
+    }
+
+    /// A version's certificate chain.
+    pub async fn certificate_chain(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+    ) -> KmsResult<CertificateChain> {
+        let result = self
+            .certificate_chain_unaudited(caller, reference, version)
+            .await;
+        self.audited(caller, "keys.certificate", Some(reference), result)
+            .await
+    }
+
+    /// Checks a version's certificate chain link by link.
+    pub async fn verify_chain(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+    ) -> KmsResult<ChainReport> {
+        let result = self
+            .verify_chain_unaudited(caller, reference, version)
+            .await;
+        self.audited(caller, "keys.verify_chain", Some(reference), result)
             .await
     }
 }

@@ -160,3 +160,59 @@ pub async fn tracked_keys_rewrap_by_compare_and_set(store: S) {
     let got = store.get_tracked(t.id, "blob-1").await.unwrap().unwrap();
     assert_eq!((got.version, got.ciphertext), (2, vec![4, 5]));
 }
+
+/// A version's certificate chain is set with its event, read back, replaced and
+/// removed; another tenant's version is out of reach.
+pub async fn certificate_chains_are_kept_per_version(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let other = new_tenant(&store, "other").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let v1 = crate::ids::VersionNumber::new(1).expect("version 1");
+    let event = || crate::testing::fixtures::event(t.id, key.id, "version.certificate");
+    assert_eq!(store.get_cert_chain(t.id, key.id, v1).await.unwrap(), None);
+    let events_before = store.key_events(t.id, key.id).await.unwrap().len();
+    store
+        .set_cert_chain(t.id, key.id, v1, Some("chain-1"), &event())
+        .await
+        .unwrap();
+    store
+        .set_cert_chain(t.id, key.id, v1, Some("chain-2"), &event())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_cert_chain(t.id, key.id, v1)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("chain-2")
+    );
+    assert_eq!(
+        store.key_events(t.id, key.id).await.unwrap().len(),
+        events_before + 2
+    );
+    assert_eq!(
+        store.get_cert_chain(other.id, key.id, v1).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .set_cert_chain(other.id, key.id, v1, Some("x"), &event())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let v9 = crate::ids::VersionNumber::new(9).expect("version 9");
+    assert!(matches!(
+        store
+            .set_cert_chain(t.id, key.id, v9, Some("x"), &event())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .set_cert_chain(t.id, key.id, v1, None, &event())
+        .await
+        .unwrap();
+    assert_eq!(store.get_cert_chain(t.id, key.id, v1).await.unwrap(), None);
+    // Listing versions is unaffected by the chain column.
+    assert_eq!(store.list_versions(t.id, key.id).await.unwrap().len(), 1);
+}

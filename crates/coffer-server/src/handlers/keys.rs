@@ -114,7 +114,8 @@ pub async fn show_alias(
 }
 
 /// `POST /v1/kms/keys/{key}/{action}`: rotate, enable, disable, schedule-deletion,
-/// cancel-deletion.
+/// cancel-deletion, add-spare, activate, register, publish, issue-certificate.
+/// (Importing a chain, `POST .../certificate`, has its own route beside its `GET`.)
 pub async fn action(
     State(state): State<AppState>,
     Authed(caller): Authed,
@@ -156,6 +157,10 @@ pub async fn action(
                 .register_purpose(&caller, &key, coffer_core::kms::PUBLISHED)
                 .await?;
             return Ok(Json(key_view(&details)).into_response());
+        }
+        "issue-certificate" => {
+            let chain = super::certificates::issue(&state, &caller, &key, &body).await?;
+            return Ok(chain.into_response());
         }
         "enable" => KeyState::Enabled,
         "disable" => KeyState::Disabled,

@@ -1,0 +1,327 @@
+//! Certificate chains of signing key versions (seed 004: an attestation key's chain
+//! expired): import a chain for a version, issue one from a tenant CA key, read it, and
+//! verify every link's validity and signature.
+//!
+//! The chain is stored as PEM, leaf first, beside the version. A CA is simply another
+//! signing key of the tenant: it gets its own self-signed certificate by issuing for
+//! itself, and a certificate it issues is stored with the CA's chain appended.
+
+mod x509;
+
+use std::time::Duration;
+
+use coffer_crypto::{KeyMaterial, PublicKey};
+
+use super::cache::CachedKey;
+use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::event::Event;
+use crate::ids::{KeyId, VersionNumber};
+use crate::key::KeyPurpose;
+use crate::time::Timestamp;
+use crate::token::Operation;
+
+/// How a link's signature checked out against its issuer's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// The issuer's key verifies it.
+    Valid,
+    /// It does not verify (or the issuer's key is of another algorithm).
+    Invalid,
+    /// Not checked, and why (an unsupported algorithm, the issuer not in the chain).
+    Unverified(&'static str),
+}
+
+impl SignatureCheck {
+    /// `Some(verdict)` when checked, `None` when not.
+    pub fn ok(self) -> Option<bool> {
+        match self {
+            Self::Valid => Some(true),
+            Self::Invalid => Some(false),
+            Self::Unverified(_) => None,
+        }
+    }
+}
+
+/// One certificate of a chain, as inspected at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    /// Subject name (RFC 4514 string).
+    pub subject: String,
+    /// Issuer name.
+    pub issuer: String,
+    /// notBefore.
+    pub not_before: Timestamp,
+    /// notAfter.
+    pub not_after: Timestamp,
+    /// True when the instant is within notBefore..=notAfter.
+    pub valid_now: bool,
+    /// The signature checked with the next link's key.
+    pub signature: SignatureCheck,
+}
+
+/// A version's stored chain and its links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateChain {
+    /// Key.
+    pub key_id: KeyId,
+    /// Version.
+    pub version: VersionNumber,
+    /// PEM, leaf first.
+    pub pem: String,
+    /// The links, leaf first.
+    pub links: Vec<ChainLink>,
+}
+
+/// The verdict on a version's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Key.
+    pub key_id: KeyId,
+    /// Version.
+    pub version: VersionNumber,
+    /// The links, leaf first (index 0).
+    pub links: Vec<ChainLink>,
+    /// The index of the first link past its notAfter.
+    pub first_expired: Option<usize>,
+    /// Every link valid now and no signature that fails.
+    pub ok: bool,
+}
+
+/// What to issue (`coffer keys issue-certificate`).
+#[derive(Debug, Clone)]
+pub struct IssueCertificate {
+    /// The CA key (id or alias): another signing key of the tenant, or the key itself
+    /// for a self-signed CA certificate.
+    pub ca_key: String,
+    /// The subject's common name.
+    pub subject_cn: String,
+    /// How long the certificate is valid from now.
+    pub validity: Duration,
+}
+
+fn version_of(entry: &CachedKey, version: Option<u32>) -> KmsResult<VersionNumber> {
+    match version {
+        Some(n) => VersionNumber::new(n).map_err(|e| KmsError::Invalid(e.to_string())),
+        None => entry
+            .primary
+            .ok_or(KmsError::Internal("key has no primary version".into())),
+    }
+}
+
+fn public_key_of(entry: &CachedKey, number: VersionNumber) -> KmsResult<Vec<u8>> {
+    entry
+        .versions
+        .get(&number)
+        .ok_or(KmsError::NotFound("key version"))?
+        .public_key
+        .clone()
+        .ok_or_else(|| KmsError::Invalid("the version has no public key".into()))
+}
+
+impl Kms {
+    async fn stored_chain(
+        &self,
+        entry: &CachedKey,
+        number: VersionNumber,
+    ) -> KmsResult<Option<Vec<Vec<u8>>>> {
+        let stored = self
+            .keys
+            .store()
+            .get_cert_chain(entry.key.tenant, entry.key.id, number)
+            .await?;
+        stored
+            .map(|pem| x509::from_pem(&pem))
+            .transpose()
+            .map_err(|_| KmsError::Internal("a stored certificate chain does not parse".into()))
+    }
+
+    async fn save_chain(
+        &self,
+        entry: &CachedKey,
+        number: VersionNumber,
+        ders: &[Vec<u8>],
+        kind: &str,
+    ) -> KmsResult<CertificateChain> {
+        let now = self.keys.clock().now();
+        let links = x509::inspect(ders, now)?;
+        let pem = x509::to_pem(ders);
+        let detail = links
+            .first()
+            .map_or_else(String::new, |l| l.subject.clone());
+        let event = Event::key(
+            entry.key.tenant,
+            entry.key.id,
+            Some(number),
+            kind,
+            detail,
+            now,
+        );
+        self.keys
+            .store()
+            .set_cert_chain(entry.key.tenant, entry.key.id, number, Some(&pem), &event)
+            .await?;
+        Ok(CertificateChain {
+            key_id: entry.key.id,
+            version: number,
+            pem,
+            links,
+        })
+    }
+
+    /// Stores `chain_pem` (leaf first) for `version` (default: the primary). The leaf
+    /// must certify that version's public key.
+    pub(super) async fn import_chain_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        chain_pem: &str,
+    ) -> KmsResult<CertificateChain> {
+        let entry = self
+            .key_for(caller, Operation::KeysManage, reference)
+            .await?;
+        if entry.key.purpose != KeyPurpose::Sign {
+            return Err(KmsError::WrongPurpose {
+                purpose: entry.key.purpose.as_str(),
+                operation: "carry a certificate",
+            });
+        }
+        let number = version_of(&entry, version)?;
+        let public = public_key_of(&entry, number)?;
+        let ders = x509::from_pem(chain_pem)?;
+        if x509::spki(&ders[0])? != public {
+            return Err(KmsError::Invalid(
+                "the certificate is for another key".into(),
+            ));
+        }
+        self.save_chain(&entry, number, &ders, "version.certificate_imported")
+            .await
+    }
+
+    /// Issues a certificate for `reference`'s primary version, signed by the CA key's
+    /// primary version, and stores it with the CA's own chain appended.
+    pub(super) async fn issue_certificate_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        request: &IssueCertificate,
+    ) -> KmsResult<CertificateChain> {
+        let entry = self
+            .key_for(caller, Operation::KeysManage, reference)
+            .await?;
+        let ca = self
+            .key_for(caller, Operation::Sign, &request.ca_key)
+            .await?;
+        require_usable(&ca, KeyPurpose::Sign, "issue a certificate")?;
+        if entry.key.purpose != KeyPurpose::Sign {
+            return Err(KmsError::WrongPurpose {
+                purpose: entry.key.purpose.as_str(),
+                operation: "carry a certificate",
+            });
+        }
+        if request.subject_cn.is_empty() || request.subject_cn.len() > 64 {
+            return Err(KmsError::Invalid(
+                "the subject is 1-64 characters (a common name)".into(),
+            ));
+        }
+        let number = version_of(&entry, None)?;
+        let subject = PublicKey::from_spki_der(&public_key_of(&entry, number)?)?;
+        let ca_number = version_of(&ca, None)?;
+        let now = self.keys.clock().now();
+        let ca_meta = ca
+            .versions
+            .get(&ca_number)
+            .ok_or(KmsError::Internal("primary missing".into()))?;
+        if now < ca_meta.not_before || ca_meta.not_after.is_some_and(|t| now >= t) {
+            return Err(KmsError::KeyExpired(ca_number.get()));
+        }
+        let self_issued = ca.key.id == entry.key.id;
+        // A self-issued certificate starts a chain; anything else hangs below the CA's.
+        let ca_chain = if self_issued {
+            Vec::new()
+        } else {
+            self.stored_chain(&ca, ca_number).await?.ok_or_else(|| {
+                KmsError::Invalid(
+                    "the CA key has no certificate: issue one for it first (with itself as CA)"
+                        .into(),
+                )
+            })?
+        };
+        let not_after = now.plus(request.validity);
+        if let Some(ca_leaf) = ca_chain.first() {
+            let limit = x509::not_after(ca_leaf)?;
+            if not_after > limit {
+                return Err(KmsError::Invalid(format!(
+                    "the validity outlasts the CA certificate, which expires at {} (unix ms)",
+                    limit.millis()
+                )));
+            }
+        }
+        let Some(KeyMaterial::Signing(ca_key)) = ca.ready.get(&ca_number).map(|r| &r.material)
+        else {
+            return Err(KmsError::Internal("CA primary version not loaded".into()));
+        };
+        let _in_flight = self.in_flight(caller, ca.key.id, ca_number);
+        let leaf = x509::issue(
+            &x509::Request {
+                subject_cn: &request.subject_cn,
+                not_before: now,
+                not_after,
+                is_ca: self_issued,
+            },
+            &subject,
+            ca_key,
+            ca_chain.first().map(Vec::as_slice),
+        )?;
+        let mut ders = vec![leaf];
+        ders.extend(ca_chain);
+        self.save_chain(&entry, number, &ders, "version.certificate_issued")
+            .await
+    }
+
+    /// The stored chain of `version` (default: the primary). `NotFound` without one.
+    pub(super) async fn certificate_chain_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+    ) -> KmsResult<CertificateChain> {
+        let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
+        let number = version_of(&entry, version)?;
+        let ders = self
+            .stored_chain(&entry, number)
+            .await?
+            .ok_or(KmsError::NotFound("certificate chain"))?;
+        Ok(CertificateChain {
+            key_id: entry.key.id,
+            version: number,
+            pem: x509::to_pem(&ders),
+            links: x509::inspect(&ders, self.keys.clock().now())?,
+        })
+    }
+
+    /// Checks every link of `version`'s chain: validity now and signature.
+    pub(super) async fn verify_chain_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+    ) -> KmsResult<ChainReport> {
+        let chain = self
+            .certificate_chain_unaudited(caller, reference, version)
+            .await?;
+        let now = self.keys.clock().now();
+        let first_expired = chain.links.iter().position(|l| now > l.not_after);
+        let ok = chain
+            .links
+            .iter()
+            .all(|l| l.valid_now && l.signature != SignatureCheck::Invalid);
+        Ok(ChainReport {
+            key_id: chain.key_id,
+            version: chain.version,
+            links: chain.links,
+            first_expired,
+            ok,
+        })
+    }
+}
