@@ -258,3 +258,16 @@ pub struct ChainReportView {
     /// Every link valid now and no failing signature.
     pub ok: bool,
 }
+
+/// `POST /v1/kms/keys/{key}/policy`: change the rotation policy and version validity.
+/// Fields given replace the current ones; fields left out stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolicyRequest {
+    /// Rotation policy fields to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationPolicyView>,
+    /// Validity of versions created from now on, e.g. `365d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<String>,
+}

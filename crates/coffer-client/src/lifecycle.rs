@@ -42,6 +42,16 @@ impl Client {
         .await
     }
 
+    /// Changes the rotation policy and validity (fields given replace the current ones).
+    pub async fn set_policy(
+        &self,
+        reference: &str,
+        request: &coffer_api::keys::SetPolicyRequest,
+    ) -> Result<KeyView, ClientError> {
+        self.post(&key_action_path(reference, "policy")?, request)
+            .await
+    }
+
     /// Publishes a signing key in its tenant's JWKS.
     pub async fn publish_key(&self, reference: &str) -> Result<KeyView, ClientError> {
         self.post_empty(&key_action_path(reference, "publish")?)

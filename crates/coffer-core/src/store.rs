@@ -294,4 +294,14 @@ pub trait Store: Send + Sync + 'static {
         to_version: u32,
         ciphertext: &[u8],
     ) -> StoreResult<()>;
+
+    /// Takes or renews the lease `name` for `holder` until `expires_at` if it is free,
+    /// expired at `now`, or already `holder`'s. True when `holder` holds it.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
 }

@@ -35,6 +35,7 @@ macro_rules! store_conformance {
             audit_entries_append_and_read_in_order,
             rotation_records_save_the_saga_state,
             tracked_keys_rewrap_by_compare_and_set,
+            leases_have_one_holder_until_they_expire,
             certificate_chains_are_kept_per_version
         );
     };

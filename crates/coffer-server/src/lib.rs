@@ -169,6 +169,8 @@ pub async fn serve(
     };
     let scheduler = {
         let kms = state.kms.clone();
+        // This replica's name for the scheduler lease.
+        let instance = uuid::Uuid::new_v4().to_string();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -176,11 +178,8 @@ pub async fn serve(
                 tokio::select! {
                     _ = tick.tick() => {
                         if kms.ready().await {
-                            if let Err(error) = kms.rotate_due_keys().await {
-                                tracing::warn!(%error, "scheduled rotation pass failed");
-                            }
-                            if let Err(error) = kms.retire_overlapped_versions().await {
-                                tracing::warn!(%error, "overlap retirement pass failed");
+                            if let Err(error) = kms.scheduled_pass(&instance).await {
+                                tracing::warn!(%error, "scheduler pass failed");
                             }
                             report_expiry(&kms).await;
                         }

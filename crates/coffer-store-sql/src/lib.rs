@@ -396,4 +396,14 @@ impl Store for SqlStore {
         )
         .await
     }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        secrets::try_lease(&self.writer, name, holder, now, expires_at).await
+    }
 }

@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_cert_chain.sql"),
         postgres: include_str!("../migrations/postgres/0005_cert_chain.sql"),
     },
+    Migration {
+        version: 6,
+        name: "leases",
+        sqlite: include_str!("../migrations/sqlite/0006_leases.sql"),
+        postgres: include_str!("../migrations/postgres/0006_leases.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

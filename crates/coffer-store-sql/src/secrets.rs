@@ -99,3 +99,27 @@ pub async fn list_tokens(pool: &AnyPool) -> StoreResult<Vec<TokenRecord>> {
         })
         .collect()
 }
+
+pub async fn try_lease(
+    pool: &AnyPool,
+    name: &str,
+    holder: &str,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> StoreResult<bool> {
+    // One statement: insert, or take over when expired or already ours; a row is
+    // written only when this holder ends up holding the lease.
+    let done = sqlx::query(
+        "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+         WHERE leases.expires_at < $4 OR leases.holder = excluded.holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(expires_at.millis())
+    .bind(now.millis())
+    .execute(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok(done.rows_affected() == 1)
+}

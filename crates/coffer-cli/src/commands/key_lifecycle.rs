@@ -34,6 +34,26 @@ pub struct RegisterArgs {
     purpose: String,
 }
 
+/// `keys set-policy`.
+#[derive(Args)]
+pub struct PolicyArgs {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+    /// Rotate every D (e.g. 90d).
+    #[arg(long, value_name = "D")]
+    rotation_period: Option<coffer_core::HumanDuration>,
+    /// Rotate automatically this long before the primary expires (e.g. 30d).
+    #[arg(long, value_name = "D")]
+    rotate_before_expiry: Option<coffer_core::HumanDuration>,
+    /// Keep a replaced version usable this long, then retire it (e.g. 14d).
+    #[arg(long, value_name = "D")]
+    overlap: Option<coffer_core::HumanDuration>,
+    /// Validity of versions created from now on (e.g. 365d).
+    #[arg(long, value_name = "D")]
+    validity: Option<coffer_core::HumanDuration>,
+}
+
 fn show(global: &Globals, key: &KeyView) -> anyhow::Result<ExitCode> {
     if global.json {
         print_json(key)?;
@@ -78,6 +98,33 @@ pub async fn run(
             &client.register_purpose(&args.key, &args.purpose).await?,
         ),
         KeysCommand::Publish(arg) => show(global, &client.publish_key(&arg.key).await?),
+        KeysCommand::SetPolicy(args) => {
+            let text = |d: Option<coffer_core::HumanDuration>| d.map(|d| d.to_string());
+            let request = coffer_api::keys::SetPolicyRequest {
+                rotation: Some(coffer_api::keys::RotationPolicyView {
+                    period: text(args.rotation_period),
+                    before_expiry: text(args.rotate_before_expiry),
+                    overlap: text(args.overlap),
+                }),
+                validity: text(args.validity),
+            };
+            let key = client.set_policy(&args.key, &request).await?;
+            if global.json {
+                print_json(&key)?;
+            } else {
+                let p = &key.rotation;
+                let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                print_line(&format!(
+                    "key {}: rotation period {}, before expiry {}, overlap {}; validity {}",
+                    key.key_id,
+                    or(&p.period),
+                    or(&p.before_expiry),
+                    or(&p.overlap),
+                    or(&key.validity)
+                ))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         KeysCommand::History(arg) => {
             let history = client.key_history(&arg.key).await?;
             if global.json {

@@ -38,6 +38,8 @@ pub enum KeysCommand {
     Publish(KeyArg),
     /// The key's lifecycle and rotation history.
     History(KeyArg),
+    /// Change the rotation policy (auto-rotation, overlap) and the validity of new versions.
+    SetPolicy(super::key_lifecycle::PolicyArgs),
     /// Sign and verify a test message with the primary version (exit 1 on failure,
     /// e.g. an expired signing key).
     TestSign(KeyArg),
@@ -139,6 +141,7 @@ pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitC
         | KeysCommand::Register(_)
         | KeysCommand::Publish(_)
         | KeysCommand::History(_)
+        | KeysCommand::SetPolicy(_)
         | KeysCommand::TestSign(_) => {
             return super::key_lifecycle::run(global, &client, command).await;
         }

@@ -88,6 +88,34 @@ async fn the_expired_attestation_key_runbook_commands_work() {
     assert_eq!(code, 0);
     assert!(out.contains("v2 active (primary)"), "{out}");
 
+    // Seed 004's "keys config set rotation.*": auto-rotation 30 days before expiry, 14 days overlap.
+    let (code, out, err) = coffer(
+        &server,
+        &token,
+        &[
+            "keys",
+            "set-policy",
+            "alias/attestation",
+            "--rotate-before-expiry",
+            "30d",
+            "--overlap",
+            "2w",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("before expiry 30d") && out.contains("overlap 2w"),
+        "{out}"
+    );
+    let shown = client.show_key("alias/attestation").await.unwrap();
+    assert_eq!(
+        (
+            shown.rotation.before_expiry.as_deref(),
+            shown.validity.as_deref()
+        ),
+        (Some("30d"), Some("365d"))
+    );
+
     let (code, out, _) = coffer(&server, &token, &["keys", "test-sign", "alias/attestation"]);
     assert_eq!(code, 0);
     assert!(

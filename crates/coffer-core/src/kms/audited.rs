@@ -385,4 +385,19 @@ impl Kms {
         self.audited(caller, "keys.verify_chain", Some(reference), result)
             .await
     }
+
+    /// Changes a key's rotation policy and validity.
+    pub async fn set_policy(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        rotation: crate::key::RotationPolicy,
+        validity: Option<crate::time::HumanDuration>,
+    ) -> KmsResult<KeyDetails> {
+        let result = self
+            .set_policy_unaudited(caller, reference, rotation, validity)
+            .await;
+        self.audited(caller, "keys.policy", Some(reference), result)
+            .await
+    }
 }

@@ -89,6 +89,43 @@ impl Kms {
         self.show_key_unaudited(caller, &key.id.to_string()).await
     }
 
+    /// Changes the rotation policy (fields given replace the current ones) and the
+    /// validity of versions created from now on.
+    pub(super) async fn set_policy_unaudited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        rotation: crate::key::RotationPolicy,
+        validity: Option<crate::time::HumanDuration>,
+    ) -> KmsResult<KeyDetails> {
+        let entry = self
+            .key_for(caller, Operation::KeysManage, reference)
+            .await?;
+        let mut key = self.keys.key(entry.key.tenant, entry.key.id).await?;
+        key.rotation.period = rotation.period.or(key.rotation.period);
+        key.rotation.before_expiry = rotation.before_expiry.or(key.rotation.before_expiry);
+        key.rotation.overlap = rotation.overlap.or(key.rotation.overlap);
+        key.validity = validity.or(key.validity);
+        let detail = format!(
+            "period {:?}, before_expiry {:?}, overlap {:?}, validity {:?}",
+            key.rotation.period.map(|d| d.to_string()),
+            key.rotation.before_expiry.map(|d| d.to_string()),
+            key.rotation.overlap.map(|d| d.to_string()),
+            key.validity.map(|d| d.to_string())
+        );
+        let event = Event::key(
+            key.tenant,
+            key.id,
+            None,
+            "key.policy",
+            detail,
+            self.keys.clock().now(),
+        );
+        self.keys.store().update_metadata(&key, &event).await?;
+        self.forget_key(key.tenant, key.id);
+        self.show_key_unaudited(caller, &key.id.to_string()).await
+    }
+
     /// The recorded lifecycle events of a key, oldest first (its rotation history).
     pub async fn key_history(&self, caller: &Caller, reference: &str) -> KmsResult<Vec<Event>> {
         let entry = self.key_for(caller, Operation::KeysRead, reference).await?;

@@ -12,7 +12,29 @@ use crate::audit::AuditEntry;
 use crate::ids::KeyId;
 use crate::lifecycle::{KeyState, VersionState};
 
+/// How long a scheduler pass's lease lasts; passes run every minute, so a crashed
+/// holder's lease is taken over within this.
+const SCHEDULER_LEASE: std::time::Duration = std::time::Duration::from_secs(90);
+
 impl Kms {
+    /// One scheduler pass, if `holder` (this replica) holds the scheduler lease: with
+    /// several replicas on one database, exactly one acts. Returns false when another
+    /// replica holds it.
+    pub async fn scheduled_pass(&self, holder: &str) -> KmsResult<bool> {
+        let now = self.keys.clock().now();
+        if !self
+            .keys
+            .store()
+            .try_lease("scheduler", holder, now, now.plus(SCHEDULER_LEASE))
+            .await?
+        {
+            return Ok(false);
+        }
+        self.rotate_due_keys().await?;
+        self.retire_overlapped_versions().await?;
+        Ok(true)
+    }
+
     /// Rotates every enabled key whose period has passed; returns the keys rotated.
     pub async fn rotate_due_keys(&self) -> KmsResult<Vec<KeyId>> {
         let now = self.keys.clock().now();

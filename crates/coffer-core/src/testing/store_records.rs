@@ -216,3 +216,48 @@ pub async fn certificate_chains_are_kept_per_version(store: S) {
     // Listing versions is unaffected by the chain column.
     assert_eq!(store.list_versions(t.id, key.id).await.unwrap().len(), 1);
 }
+
+/// A lease has one holder until it expires; its holder renews it.
+pub async fn leases_have_one_holder_until_they_expire(store: S) {
+    let later = |minutes: u64| T0.plus(std::time::Duration::from_secs(minutes * 60));
+    assert!(
+        store
+            .try_lease("scheduler", "replica-a", T0, later(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_lease("scheduler", "replica-b", T0, later(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_lease("scheduler", "replica-a", later(0), later(2))
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store
+            .try_lease("scheduler", "replica-b", later(1), later(3))
+            .await
+            .unwrap(),
+        "not yet expired"
+    );
+    assert!(
+        store
+            .try_lease("scheduler", "replica-b", later(3), later(4))
+            .await
+            .unwrap(),
+        "taken over after expiry"
+    );
+    assert!(
+        store
+            .try_lease("other", "replica-a", T0, later(1))
+            .await
+            .unwrap(),
+        "leases are independent"
+    );
+}

@@ -151,6 +151,22 @@ pub async fn action(
                 .await?;
             return Ok(Json(key_view(&details)).into_response());
         }
+        "policy" => {
+            let request: coffer_api::keys::SetPolicyRequest = serde_json::from_slice(&body)
+                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let rotation = request.rotation.unwrap_or_default();
+            let policy = RotationPolicy {
+                period: parse_duration("rotation.period", &rotation.period)?,
+                before_expiry: parse_duration("rotation.before_expiry", &rotation.before_expiry)?,
+                overlap: parse_duration("rotation.overlap", &rotation.overlap)?,
+            };
+            let validity = parse_duration("validity", &request.validity)?;
+            let details = state
+                .kms
+                .set_policy(&caller, &key, policy, validity)
+                .await?;
+            return Ok(Json(key_view(&details)).into_response());
+        }
         "publish" => {
             let details = state
                 .kms
