@@ -147,17 +147,6 @@ impl Kms {
         self.tokens.forget();
     }
 
-    /// The spec of `reference` if it is cached, without touching the store or checking
-    /// grants: a scheduling hint (is this an ML-DSA key?), never an authorisation.
-    pub fn cached_spec(&self, caller: &Caller, reference: &str) -> Option<coffer_crypto::KeySpec> {
-        let tenant = caller.grants.tenant()?;
-        let id = match reference.parse::<KeyId>() {
-            Ok(id) => id,
-            Err(_) => self.cache.alias(tenant, reference)?,
-        };
-        self.cache.get(tenant, id).map(|entry| entry.key.spec)
-    }
-
     /// Marks an operation by `caller` on `version` in flight (and records the use).
     fn in_flight(
         &self,

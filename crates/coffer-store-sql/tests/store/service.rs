@@ -20,6 +20,18 @@ struct Fixture {
     clock: ManualClock,
 }
 
+/// A `Kms` over the fixture's store, custody and clock (audit off: these tests check
+/// scheduling, not the log).
+fn kms_over(f: &Fixture) -> coffer_core::kms::Kms {
+    coffer_core::kms::Kms::new(
+        f.store.clone(),
+        f.custody.clone(),
+        Arc::new(f.clock.clone()) as Arc<dyn Clock>,
+        Arc::new(coffer_core::audit::NoAudit),
+        coffer_core::kms::KmsOptions::default(),
+    )
+}
+
 async fn fixture() -> Fixture {
     let dir = temp_dir();
     let store: Arc<dyn Store> =
@@ -290,16 +302,9 @@ async fn a_sealed_custody_refuses_to_create_keys_and_changes_nothing() {
 /// the period has passed (not before, not twice), and keeps decrypting the old version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_when_their_period_passes() {
-    use coffer_core::kms::{Kms, KmsOptions};
     use coffer_core::{HumanDuration, RotationPolicy};
     let f = fixture().await;
-    let kms = Kms::new(
-        f.store.clone(),
-        f.custody.clone(),
-        Arc::new(f.clock.clone()) as Arc<dyn Clock>,
-        Arc::new(coffer_core::audit::NoAudit),
-        KmsOptions::default(),
-    );
+    let kms = kms_over(&f);
     let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
     let mut request = NewKey::of(KeySpec::Aes256);
     request.rotation = RotationPolicy {
@@ -336,16 +341,9 @@ async fn keys_rotate_when_their_period_passes() {
 /// data keys move to the primary and it is retired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaced_versions_retire_after_their_overlap() {
-    use coffer_core::kms::{Kms, KmsOptions};
     use coffer_core::{HumanDuration, RotationPolicy};
     let f = fixture().await;
-    let kms = Kms::new(
-        f.store.clone(),
-        f.custody.clone(),
-        Arc::new(f.clock.clone()) as Arc<dyn Clock>,
-        Arc::new(coffer_core::audit::NoAudit),
-        KmsOptions::default(),
-    );
+    let kms = kms_over(&f);
     let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
     let mut request = NewKey::of(KeySpec::Aes256);
     request.rotation = RotationPolicy {
