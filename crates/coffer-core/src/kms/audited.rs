@@ -120,10 +120,13 @@ impl Kms {
         ciphertext: &[u8],
         context: &EncryptionContext,
     ) -> KmsResult<Opened> {
-        let named = super::unwrap::header(ciphertext)
-            .ok()
-            .map(|(k, _)| k.to_string());
         let result = self.unwrap_unaudited(caller, ciphertext, context).await;
+        // A success names its key itself; only a failure needs the header's word for it.
+        let named = result
+            .is_err()
+            .then(|| super::unwrap::header(ciphertext).ok())
+            .flatten()
+            .map(|(k, _)| k.to_string());
         self.audited(caller, "unwrap", named.as_deref(), result)
             .await
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use coffer_crypto::MacKey;
 
 use super::{Kms, KmsError, KmsResult};
-use crate::token::{Grants, Token, TokenId, TokenRecord};
+use crate::token::{Grants, Token, TokenId, TokenKind, TokenRecord};
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -57,11 +57,13 @@ impl TokenBook {
         }
     }
 
-    fn record(&self, id: TokenId) -> Option<TokenRecord> {
-        self.records
-            .read()
-            .ok()
-            .and_then(|map| map.get(&id).cloned())
+    /// The token's base grant and whether it was revoked; copied out under the read
+    /// lock so a request clones nothing else of the record.
+    fn standing(&self, id: TokenId) -> Option<(TokenKind, bool)> {
+        self.records.read().ok().and_then(|map| {
+            map.get(&id)
+                .map(|record| (record.kind, record.revoked_at.is_some()))
+        })
     }
 
     pub fn forget(&self) {
@@ -109,14 +111,14 @@ impl Kms {
         token
             .verify(&root)
             .map_err(|_| KmsError::Unauthorized("token does not verify"))?;
-        let record = self
+        let (kind, revoked) = self
             .tokens
-            .record(token.id())
+            .standing(token.id())
             .ok_or(KmsError::Unauthorized("unknown token"))?;
-        if record.revoked_at.is_some() {
+        if revoked {
             return Err(KmsError::Unauthorized("token revoked"));
         }
-        let grants = Grants::new(record.kind, token.caveats());
+        let grants = Grants::new(kind, token.caveats());
         if grants.expired(self.keys.clock().now()) {
             return Err(KmsError::Unauthorized("token expired"));
         }
