@@ -6,6 +6,7 @@
 //! - [`migrate`] — embedded schema migrations, run at start.
 //! - `tenants`, `keys`, `versions`, `history` — the queries, one module per table group.
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
+//! - `testing` (feature `testing`) — a fresh PostgreSQL schema per test.
 //!
 //! One query layer serves both databases through sqlx's `Any` driver: the SQL is the
 //! common subset (`$n` placeholders, BIGINT instants, TEXT UUIDs, 0/1 booleans), and the
@@ -23,6 +24,8 @@ pub mod migrate;
 mod rows;
 mod secrets;
 mod tenants;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tracked;
 mod versions;
 

@@ -6,7 +6,6 @@ use coffer_api::admin::{CreateTenantRequest, MintTokenRequest};
 use coffer_client::Client;
 use coffer_server::startup::{self, InitMethod, Initialized};
 use coffer_server::{AppState, Config};
-use sqlx::Executor;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -47,29 +46,9 @@ pub fn temp_dir() -> PathBuf {
     dir
 }
 
-/// A PostgreSQL URL on a fresh schema, or `None` (skipped, said on stderr) when not
-/// configured; with `COFFER_REQUIRE_POSTGRES` set a missing database fails instead.
+/// A URL whose connections use a fresh schema of their own (`None`: skipped).
 pub async fn postgres_url() -> Option<String> {
-    let Ok(base) = std::env::var("COFFER_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("COFFER_REQUIRE_POSTGRES").is_none(),
-            "COFFER_REQUIRE_POSTGRES is set but COFFER_TEST_DATABASE_URL is not"
-        );
-        eprintln!("skipped: PostgreSQL test (set COFFER_TEST_DATABASE_URL to run it)");
-        return None;
-    };
-    sqlx::any::install_default_drivers();
-    let schema = format!("coffer_s_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
-        .await
-        .unwrap();
-    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{base}{separator}options=-c%20search_path%3D{schema}"
-    ))
+    coffer_store_sql::testing::postgres_url("coffer_s").await
 }
 
 impl TestServer {

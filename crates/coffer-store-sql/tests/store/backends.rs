@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use coffer_core::Store;
 use coffer_store_sql::SqlStore;
-use sqlx::Executor;
 
 /// A new directory for one test.
 pub fn temp_dir() -> PathBuf {
@@ -29,26 +28,7 @@ pub async fn postgres_store() -> Option<Arc<dyn Store>> {
     Some(Arc::new(SqlStore::connect(&url).await.unwrap()))
 }
 
-/// A URL whose connections use a fresh schema of their own.
+/// A URL whose connections use a fresh schema of their own (`None`: skipped).
 pub async fn postgres_url() -> Option<String> {
-    let Ok(base) = std::env::var("COFFER_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("COFFER_REQUIRE_POSTGRES").is_none(),
-            "COFFER_REQUIRE_POSTGRES is set but COFFER_TEST_DATABASE_URL is not"
-        );
-        eprintln!("skipped: PostgreSQL test (set COFFER_TEST_DATABASE_URL to run it)");
-        return None;
-    };
-    sqlx::any::install_default_drivers();
-    let schema = format!("coffer_t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
-        .await
-        .unwrap();
-    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{base}{separator}options=-c%20search_path%3D{schema}"
-    ))
+    coffer_store_sql::testing::postgres_url("coffer_t").await
 }
