@@ -39,6 +39,12 @@ async fn server_with_history(db: Db) -> Option<(TestServer, String, String, Stri
     Some((server, log, note, key))
 }
 
+/// What the server's own integrity check finds wrong in the stored log.
+async fn self_check_failures(server: &TestServer) -> usize {
+    let audit = server.state.audit.as_ref().unwrap();
+    audit.verify_stored().await.failures.len()
+}
+
 async fn db(server: &TestServer) -> AnyConnection {
     sqlx::any::install_default_drivers();
     let mut conn = AnyConnection::connect(&server.database_url).await.unwrap();
@@ -78,17 +84,7 @@ async fn tamper_detection(db_kind: Db) {
         "{}",
         verified.checkpoint.size
     );
-    assert!(
-        server
-            .state
-            .audit
-            .as_ref()
-            .unwrap()
-            .verify_stored()
-            .await
-            .failures
-            .is_empty()
-    );
+    assert_eq!(self_check_failures(&server).await, 0);
 
     let mut conn = db(&server).await;
     let original = rows(&mut conn).await;
@@ -144,16 +140,7 @@ async fn tamper_detection(db_kind: Db) {
             3,
         ),
     ];
-    let failures_before = server
-        .state
-        .audit
-        .as_ref()
-        .unwrap()
-        .verify_stored()
-        .await
-        .failures
-        .len();
-    assert_eq!(failures_before, 0);
+    assert_eq!(self_check_failures(&server).await, 0);
     for (what, statements, first_bad) in cases {
         for statement in &statements {
             conn.execute(statement.as_str()).await.unwrap();
@@ -166,9 +153,8 @@ async fn tamper_detection(db_kind: Db) {
             "{what}: {}",
             failure.reason
         );
-        let self_check = server.state.audit.as_ref().unwrap().verify_stored().await;
         assert!(
-            !self_check.failures.is_empty(),
+            self_check_failures(&server).await > 0,
             "{what}: the server's self-check must notice"
         );
         restore(&mut conn, &original).await;
@@ -178,18 +164,7 @@ async fn tamper_detection(db_kind: Db) {
         metrics.contains("kms_audit_integrity_failed_total"),
         "{metrics}"
     );
-    assert!(
-        server
-            .state
-            .audit
-            .as_ref()
-            .unwrap()
-            .verify_stored()
-            .await
-            .failures
-            .is_empty(),
-        "restored"
-    );
+    assert_eq!(self_check_failures(&server).await, 0, "restored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
