@@ -233,14 +233,7 @@ impl Kms {
                 &version.wrapped_material,
             )?;
             let verifier = material.public_key().map(VerifyingKey::new).transpose()?;
-            ready.insert(
-                version.number,
-                ReadyVersion {
-                    material,
-                    verifier,
-                    uses: Default::default(),
-                },
-            );
+            ready.insert(version.number, ReadyVersion { material, verifier });
         }
         let entry = Arc::new(CachedKey::new(key, versions, ready));
         self.cache.insert(entry.clone());

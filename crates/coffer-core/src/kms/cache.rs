@@ -11,22 +11,20 @@
 //! `await` or a crypto call.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use coffer_crypto::{AeadKey, KeyMaterial, VerifyingKey};
 
+use super::{KmsError, KmsResult};
 use crate::ids::{KeyId, TenantId, VersionNumber};
 use crate::key::{Key, KeyVersion};
+use crate::lifecycle::VersionState;
 
 /// One usable version: material and verifier ready.
 pub(crate) struct ReadyVersion {
     pub material: KeyMaterial,
     pub verifier: Option<VerifyingKey>,
-    /// Operations served by this version since it was loaded (batched: an atomic add,
-    /// no store write on the hot path).
-    pub uses: AtomicU64,
 }
 
 /// A key as the hot path needs it.
@@ -60,6 +58,50 @@ impl CachedKey {
             ready,
             primary,
             loaded_at: Instant::now(),
+        }
+    }
+
+    /// The primary version's number.
+    pub fn primary_number(&self) -> KmsResult<VersionNumber> {
+        self.primary
+            .ok_or(KmsError::Internal("key has no primary version".into()))
+    }
+
+    /// The version a request names, or the primary when it names none.
+    pub fn version_or_primary(&self, requested: Option<u32>) -> KmsResult<VersionNumber> {
+        match requested {
+            Some(n) => VersionNumber::new(n).map_err(|e| KmsError::Invalid(e.to_string())),
+            None => self.primary_number(),
+        }
+    }
+
+    /// The primary version, loaded (what sealing, signing and MACs use).
+    pub fn ready_primary(&self) -> KmsResult<(VersionNumber, &ReadyVersion)> {
+        let number = self.primary_number()?;
+        let ready = self
+            .ready
+            .get(&number)
+            .ok_or(KmsError::Internal("primary version not loaded".into()))?;
+        Ok((number, ready))
+    }
+
+    /// The loaded version a signature or tag is checked with (default: the primary).
+    /// A version that no longer checks is refused by name: retired or destroyed, or
+    /// not active yet.
+    pub fn ready_to_check(
+        &self,
+        requested: Option<u32>,
+    ) -> KmsResult<(VersionNumber, &ReadyVersion)> {
+        let number = self.version_or_primary(requested)?;
+        match self.ready.get(&number) {
+            Some(ready) => Ok((number, ready)),
+            None => Err(match self.versions.get(&number).map(|v| v.state) {
+                Some(VersionState::Retired | VersionState::Destroyed) => {
+                    KmsError::VersionRetired(number.get())
+                }
+                Some(_) => KmsError::Conflict(format!("key version {number} is not active")),
+                None => KmsError::NotFound("key version"),
+            }),
         }
     }
 }
@@ -125,10 +167,6 @@ impl KeyCache {
         write(&self.aliases).clear();
         write(&self.tenant_keys).clear();
     }
-}
-
-pub(crate) fn count_use(version: &ReadyVersion) {
-    version.uses.fetch_add(1, Ordering::Relaxed);
 }
 
 // A poisoned lock means a panic while holding it; the maps hold no invariant a panic

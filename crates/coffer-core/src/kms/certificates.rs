@@ -99,15 +99,6 @@ pub struct IssueCertificate {
     pub validity: Duration,
 }
 
-fn version_of(entry: &CachedKey, version: Option<u32>) -> KmsResult<VersionNumber> {
-    match version {
-        Some(n) => VersionNumber::new(n).map_err(|e| KmsError::Invalid(e.to_string())),
-        None => entry
-            .primary
-            .ok_or(KmsError::Internal("key has no primary version".into())),
-    }
-}
-
 fn public_key_of(entry: &CachedKey, number: VersionNumber) -> KmsResult<Vec<u8>> {
     entry
         .versions
@@ -186,7 +177,7 @@ impl Kms {
                 operation: "carry a certificate",
             });
         }
-        let number = version_of(&entry, version)?;
+        let number = entry.version_or_primary(version)?;
         let public = public_key_of(&entry, number)?;
         let ders = x509::from_pem(chain_pem)?;
         if x509::spki(&ders[0])? != public {
@@ -224,9 +215,9 @@ impl Kms {
                 "the subject is 1-64 characters (a common name)".into(),
             ));
         }
-        let number = version_of(&entry, None)?;
+        let number = entry.primary_number()?;
         let subject = PublicKey::from_spki_der(&public_key_of(&entry, number)?)?;
-        let ca_number = version_of(&ca, None)?;
+        let ca_number = ca.primary_number()?;
         let now = self.keys.clock().now();
         let ca_meta = ca
             .versions
@@ -287,7 +278,7 @@ impl Kms {
         version: Option<u32>,
     ) -> KmsResult<CertificateChain> {
         let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
-        let number = version_of(&entry, version)?;
+        let number = entry.version_or_primary(version)?;
         let ders = self
             .stored_chain(&entry, number)
             .await?

@@ -2,12 +2,9 @@
 
 use coffer_crypto::KeyMaterial;
 
-use super::cache::count_use;
 use super::verify::Verified;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
-use crate::ids::VersionNumber;
 use crate::key::KeyPurpose;
-use crate::lifecycle::VersionState;
 use crate::token::Operation;
 
 impl Kms {
@@ -20,17 +17,10 @@ impl Kms {
     ) -> KmsResult<(Vec<u8>, Verified)> {
         let entry = self.key_for(caller, Operation::Mac, reference).await?;
         require_usable(&entry, KeyPurpose::Mac, "compute a MAC")?;
-        let number = entry
-            .primary
-            .ok_or(KmsError::Internal("key has no primary version".into()))?;
-        let ready = entry
-            .ready
-            .get(&number)
-            .ok_or(KmsError::Internal("primary version not loaded".into()))?;
+        let (number, ready) = entry.ready_primary()?;
         let KeyMaterial::HmacSha256(key) = &ready.material else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
-        count_use(ready);
         let who = Verified {
             valid: true,
             key_id: entry.key.id,
@@ -52,24 +42,10 @@ impl Kms {
             .key_for(caller, Operation::VerifyMac, reference)
             .await?;
         require_usable(&entry, KeyPurpose::Mac, "verify a MAC")?;
-        let number = match version {
-            Some(n) => VersionNumber::new(n).map_err(|e| KmsError::Invalid(e.to_string()))?,
-            None => entry
-                .primary
-                .ok_or(KmsError::Internal("key has no primary version".into()))?,
-        };
-        let Some(ready) = entry.ready.get(&number) else {
-            return Err(match entry.versions.get(&number).map(|v| v.state) {
-                Some(VersionState::Retired | VersionState::Destroyed) => {
-                    KmsError::VersionRetired(number.get())
-                }
-                _ => KmsError::NotFound("key version"),
-            });
-        };
+        let (number, ready) = entry.ready_to_check(version)?;
         let KeyMaterial::HmacSha256(key) = &ready.material else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
-        count_use(ready);
         Ok(Verified {
             valid: key.verify(message, tag).is_ok(),
             key_id: entry.key.id,

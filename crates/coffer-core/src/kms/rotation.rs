@@ -166,9 +166,7 @@ impl Kms {
         if entry.key.state != KeyState::Enabled {
             return Err(KmsError::KeyDisabled("not enabled"));
         }
-        let from = entry
-            .primary
-            .ok_or(KmsError::Internal("key has no primary version".into()))?;
+        let from = entry.primary_number()?;
         let now = self.keys.clock().now();
         let record = RotationRecord {
             id: uuid::Uuid::new_v4().to_string(),

@@ -2,7 +2,6 @@
 
 use coffer_crypto::{KeyMaterial, KeySpec, SignatureAlgorithm};
 
-use super::cache::count_use;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
@@ -41,9 +40,7 @@ impl Kms {
     ) -> KmsResult<Signed> {
         let entry = self.key_for(caller, Operation::Sign, reference).await?;
         require_usable(&entry, KeyPurpose::Sign, "sign")?;
-        let number = entry
-            .primary
-            .ok_or(KmsError::Internal("key has no primary version".into()))?;
+        let (number, ready) = entry.ready_primary()?;
         let meta = entry
             .versions
             .get(&number)
@@ -52,10 +49,6 @@ impl Kms {
         if now < meta.not_before || meta.not_after.is_some_and(|t| now >= t) {
             return Err(KmsError::KeyExpired(number.get()));
         }
-        let ready = entry
-            .ready
-            .get(&number)
-            .ok_or(KmsError::Internal("primary version not loaded".into()))?;
         let KeyMaterial::Signing(key) = &ready.material else {
             return Err(KmsError::Internal(
                 "sign key without signing material".into(),
@@ -80,7 +73,6 @@ impl Kms {
             SignInput::Message(message) => key.sign(message)?,
             SignInput::Sha256Digest(digest) => key.sign_sha256_digest(digest)?,
         };
-        count_use(ready);
         Ok(Signed {
             signature,
             key_id: entry.key.id,

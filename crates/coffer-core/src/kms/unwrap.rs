@@ -3,7 +3,7 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
 
-use super::cache::{CachedKey, count_use};
+use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
@@ -57,7 +57,6 @@ pub(super) fn open_with(
         context,
     };
     let plaintext = envelope::open(key, ciphertext, binding)?;
-    count_use(ready);
     Ok(Opened {
         plaintext,
         key_id: entry.key.id,

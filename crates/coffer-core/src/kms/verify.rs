@@ -1,11 +1,9 @@
 //! verify: check a signature against a version (default: the primary).
 
-use super::cache::count_use;
 use super::sign::SignInput;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
-use crate::lifecycle::VersionState;
 use crate::token::Operation;
 
 /// A verification outcome.
@@ -32,21 +30,7 @@ impl Kms {
     ) -> KmsResult<Verified> {
         let entry = self.key_for(caller, Operation::Verify, reference).await?;
         require_usable(&entry, KeyPurpose::Sign, "verify")?;
-        let number = match version {
-            Some(n) => VersionNumber::new(n).map_err(|e| KmsError::Invalid(e.to_string()))?,
-            None => entry
-                .primary
-                .ok_or(KmsError::Internal("key has no primary version".into()))?,
-        };
-        let Some(ready) = entry.ready.get(&number) else {
-            return Err(match entry.versions.get(&number).map(|v| v.state) {
-                Some(VersionState::Retired | VersionState::Destroyed) => {
-                    KmsError::VersionRetired(number.get())
-                }
-                Some(_) => KmsError::Conflict(format!("key version {number} is not active")),
-                None => KmsError::NotFound("key version"),
-            });
-        };
+        let (number, ready) = entry.ready_to_check(version)?;
         let _in_flight = self.in_flight(caller, entry.key.id, number);
         let verifier = ready
             .verifier
@@ -60,7 +44,6 @@ impl Kms {
                 verifier.verify_sha256_digest(digest, signature).is_ok()
             }
         };
-        count_use(ready);
         Ok(Verified {
             valid,
             key_id: entry.key.id,

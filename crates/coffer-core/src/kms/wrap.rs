@@ -3,7 +3,7 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial};
 
-use super::cache::{CachedKey, count_use};
+use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
@@ -31,13 +31,7 @@ pub(super) fn seal_primary(
     context: &EncryptionContext,
 ) -> KmsResult<Sealed> {
     require_usable(entry, KeyPurpose::Encrypt, "encrypt")?;
-    let number = entry
-        .primary
-        .ok_or(KmsError::Internal("key has no primary version".into()))?;
-    let ready = entry
-        .ready
-        .get(&number)
-        .ok_or(KmsError::Internal("primary version not loaded".into()))?;
+    let (number, ready) = entry.ready_primary()?;
     let KeyMaterial::Aes256(key) = &ready.material else {
         return Err(KmsError::Internal(
             "encrypt key without AES material".into(),
@@ -52,7 +46,6 @@ pub(super) fn seal_primary(
         context,
     };
     let ciphertext = envelope::seal(key, header, binding, plaintext)?;
-    count_use(ready);
     Ok(Sealed {
         ciphertext,
         key_id: entry.key.id,
