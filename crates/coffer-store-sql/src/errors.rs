@@ -1,6 +1,7 @@
 //! sqlx errors to `StoreError`, in one place.
 
-use coffer_core::StoreError;
+use coffer_core::{StoreError, StoreResult};
+use sqlx::any::AnyQueryResult;
 
 /// Maps a database error: constraint violations become `Conflict` (the schema's
 /// guarantees: unique alias, one primary, one running rotation, state checks), the rest
@@ -40,4 +41,14 @@ fn unique_violation(message: &str) -> &'static str {
 /// A stored value that does not decode.
 pub fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
+}
+
+/// A write meant to touch exactly one row: `otherwise` when it touched none (the row was
+/// absent, or no longer in the state the write expected).
+pub fn one_row(done: &AnyQueryResult, otherwise: StoreError) -> StoreResult<()> {
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(otherwise)
+    }
 }

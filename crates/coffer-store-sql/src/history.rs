@@ -4,7 +4,7 @@ use coffer_core::store::RotationRecord;
 use coffer_core::{Event, KeyId, StoreError, StoreResult, TenantId, Timestamp};
 use sqlx::{AnyConnection, AnyPool};
 
-use crate::errors::unavailable;
+use crate::errors::{one_row, unavailable};
 use crate::rows;
 
 /// Appends `event` inside the caller's transaction.
@@ -83,11 +83,7 @@ pub async fn save_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<()
     .execute(pool)
     .await
     .map_err(unavailable)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound("rotation"))
-    }
+    one_row(&done, StoreError::NotFound("rotation"))
 }
 
 pub async fn update_rotation(
@@ -105,11 +101,7 @@ pub async fn update_rotation(
             .execute(pool)
             .await
             .map_err(unavailable)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound("rotation"))
-    }
+    one_row(&done, StoreError::NotFound("rotation"))
 }
 
 fn rotation(row: &sqlx::any::AnyRow) -> StoreResult<RotationRecord> {

@@ -3,7 +3,7 @@
 use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, StoreError, StoreResult, TenantId};
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use crate::errors::{corrupt, unavailable};
+use crate::errors::{corrupt, one_row, unavailable};
 use crate::history::insert_event;
 use crate::rows::{self, duration_secs};
 use crate::versions::insert_version;
@@ -191,9 +191,7 @@ pub async fn remove_alias(
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::NotFound("alias"));
-    }
+    one_row(&done, StoreError::NotFound("alias"))?;
     insert_event(&mut tx, event).await?;
     tx.commit().await.map_err(unavailable)
 }
@@ -219,9 +217,7 @@ pub async fn update_metadata(pool: &AnyPool, key: &Key, event: &Event) -> StoreR
     .execute(&mut *tx)
     .await
     .map_err(unavailable)?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::NotFound("key"));
-    }
+    one_row(&done, StoreError::NotFound("key"))?;
     insert_event(&mut tx, event).await?;
     tx.commit().await.map_err(unavailable)
 }

@@ -4,7 +4,7 @@ use coffer_core::token::{TokenId, TokenKind, TokenRecord};
 use coffer_core::{StoreError, StoreResult, Timestamp};
 use sqlx::{AnyPool, Row};
 
-use crate::errors::{corrupt, unavailable};
+use crate::errors::{corrupt, one_row, unavailable};
 use crate::rows;
 
 pub async fn put(pool: &AnyPool, name: &str, wrapped: &[u8]) -> StoreResult<()> {
@@ -57,11 +57,7 @@ pub async fn revoke_token(pool: &AnyPool, id: TokenId, at: Timestamp) -> StoreRe
             .execute(pool)
             .await
             .map_err(unavailable)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound("token"))
-    }
+    one_row(&done, StoreError::NotFound("token"))
 }
 
 pub async fn list_tokens(pool: &AnyPool) -> StoreResult<Vec<TokenRecord>> {

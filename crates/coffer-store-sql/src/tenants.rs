@@ -3,7 +3,7 @@
 use coffer_core::{Event, StoreError, StoreResult, Tenant, TenantId, TenantState};
 use sqlx::{AnyPool, Row};
 
-use crate::errors::unavailable;
+use crate::errors::{one_row, unavailable};
 use crate::history::insert_event;
 use crate::rows;
 
@@ -85,11 +85,10 @@ pub async fn replace_kek(
     .execute(pool)
     .await
     .map_err(unavailable)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict("the tenant key changed underneath"))
-    }
+    one_row(
+        &done,
+        StoreError::Conflict("the tenant key changed underneath"),
+    )
 }
 
 pub async fn shred(pool: &AnyPool, id: TenantId, event: &Event) -> StoreResult<()> {
@@ -99,9 +98,7 @@ pub async fn shred(pool: &AnyPool, id: TenantId, event: &Event) -> StoreResult<(
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-    if deleted.rows_affected() != 1 {
-        return Err(StoreError::NotFound("tenant key"));
-    }
+    one_row(&deleted, StoreError::NotFound("tenant key"))?;
     sqlx::query("UPDATE tenants SET state = $1 WHERE id = $2")
         .bind(TenantState::Shredded.as_str())
         .bind(id.to_string())

@@ -4,7 +4,7 @@ use coffer_core::store::TrackedKey;
 use coffer_core::{KeyId, StoreError, StoreResult, TenantId};
 use sqlx::{AnyPool, Row};
 
-use crate::errors::{corrupt, unavailable};
+use crate::errors::{corrupt, one_row, unavailable};
 
 fn tracked(row: &sqlx::any::AnyRow) -> StoreResult<TrackedKey> {
     Ok(TrackedKey {
@@ -121,11 +121,8 @@ pub async fn rewrap(
     .execute(pool)
     .await
     .map_err(unavailable)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(
-            "the tracked data key changed underneath",
-        ))
-    }
+    one_row(
+        &done,
+        StoreError::Conflict("the tracked data key changed underneath"),
+    )
 }
