@@ -294,6 +294,13 @@ fn summary(key: &KeyView) -> String {
         .iter()
         .map(|(name, value)| format!("{:<20} {value}\n", format!("{name}:")))
         .collect();
+    text.push('\n');
+    text.push_str(&versions_table(key));
+    text
+}
+
+/// One row per version: number, state, primary, validity window.
+pub(crate) fn versions_table(key: &KeyView) -> String {
     let rows: Vec<Vec<String>> = key
         .versions
         .iter()
@@ -307,12 +314,10 @@ fn summary(key: &KeyView) -> String {
             ]
         })
         .collect();
-    text.push('\n');
-    text.push_str(&table(
+    table(
         &["VERSION", "STATE", "PRIMARY", "NOT BEFORE", "NOT AFTER"],
         &rows,
-    ));
-    text
+    )
 }
 
 #[cfg(test)]

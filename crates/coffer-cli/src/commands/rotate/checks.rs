@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::Verdict;
 use super::session::{Outcome, Session, Step};
-use crate::commands::{or_dash, print_json, print_line, table};
+use crate::commands::keys::versions_table;
+use crate::commands::{print_json, print_line, table};
 
 /// The checks a rotation needs, each recorded as evidence. Fails when any check
 /// fails; "unknown" (the running-rotation check) does not fail it.
@@ -230,26 +231,6 @@ fn references_evidence(view: &ReferencesView) -> Value {
             }))
             .collect::<Vec<_>>(),
     })
-}
-
-fn versions_table(key: &KeyView) -> String {
-    let rows: Vec<Vec<String>> = key
-        .versions
-        .iter()
-        .map(|v| {
-            vec![
-                v.version.to_string(),
-                v.state.clone(),
-                if v.primary { "yes" } else { "" }.into(),
-                v.not_before.clone(),
-                or_dash(v.not_after.as_deref()),
-            ]
-        })
-        .collect();
-    table(
-        &["VERSION", "STATE", "PRIMARY", "NOT BEFORE", "NOT AFTER"],
-        &rows,
-    )
 }
 
 /// One row per principal; a version's own cells only on its first row.
