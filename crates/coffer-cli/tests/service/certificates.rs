@@ -3,28 +3,11 @@
 //! for another key is refused; an imported chain whose CA expired is named by
 //! `verify-chain`, which exits 1.
 
-use std::process::Command;
-
 use coffer_api::keys::{CreateKeyRequest, IssueCertificateRequest};
 use coffer_client::ClientError;
 use coffer_crypto::{KeySpec, PublicKey, SigningKey};
 
 use super::harness::TestServer;
-
-fn coffer(server: &TestServer, token: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .env_clear()
-        .env("COFFER_ADDR", &server.api)
-        .env("COFFER_TOKEN", token)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 /// A local Ed25519 key (or only a public key) as rcgen's signer.
 struct Local<'a> {
@@ -124,8 +107,7 @@ async fn a_tenant_ca_issues_a_chain_that_verifies_and_an_expired_one_is_named() 
         .unwrap();
 
     // The CA certifies itself, then the leaf (10 days, within the CA's 30).
-    let (code, out, err) = coffer(
-        &server,
+    let (code, out, err) = server.cli(
         &token,
         &[
             "keys",
@@ -182,21 +164,13 @@ async fn a_tenant_ca_issues_a_chain_that_verifies_and_an_expired_one_is_named() 
             .all(|l| l.valid_now && l.signature_ok == Some(true)),
         "{report:?}"
     );
-    let (code, out, err) = coffer(
-        &server,
-        &token,
-        &["keys", "verify-chain", "alias/attestation"],
-    );
+    let (code, out, err) = server.cli(&token, &["keys", "verify-chain", "alias/attestation"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("VALID NOW") && out.contains("chain ok"),
         "{out}"
     );
-    let (code, out, _) = coffer(
-        &server,
-        &token,
-        &["keys", "show", "alias/attestation", "--details"],
-    );
+    let (code, out, _) = server.cli(&token, &["keys", "show", "alias/attestation", "--details"]);
     assert_eq!(code, 0);
     assert!(
         out.contains("BEGIN PUBLIC KEY") && out.contains("subject CN=attestation signer"),
@@ -225,8 +199,7 @@ async fn a_tenant_ca_issues_a_chain_that_verifies_and_an_expired_one_is_named() 
         PublicKey::from_pem(leaf.versions[0].public_key_pem.as_deref().unwrap()).unwrap();
     let pem_file = server.dir.join("expired-chain.pem");
     std::fs::write(&pem_file, chain_with_expired_ca(&leaf_public)).unwrap();
-    let (code, out, err) = coffer(
-        &server,
+    let (code, out, err) = server.cli(
         &token,
         &[
             "keys",
@@ -245,11 +218,7 @@ async fn a_tenant_ca_issues_a_chain_that_verifies_and_an_expired_one_is_named() 
     assert!(!report.ok);
     assert_eq!(report.first_expired, Some(1));
     assert!(report.links.iter().all(|l| l.signature_ok == Some(true)));
-    let (code, out, _) = coffer(
-        &server,
-        &token,
-        &["keys", "verify-chain", "alias/attestation"],
-    );
+    let (code, out, _) = server.cli(&token, &["keys", "verify-chain", "alias/attestation"]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("first expired: link 1 (CN=Expired Local CA)")

@@ -52,6 +52,23 @@ pub async fn postgres_url() -> Option<String> {
 }
 
 impl TestServer {
+    /// Runs the `coffer` binary against this server as `token`: exit code, stdout,
+    /// stderr. The environment is cleared, so only what is given here reaches it.
+    pub fn cli(&self, token: &str, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .env_clear()
+            .env("COFFER_ADDR", &self.api)
+            .env("COFFER_TOKEN", token)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
     /// SQLite, key-file custody.
     pub async fn start() -> Self {
         Self::start_with(Db::Sqlite, InitMethod::KeyFile, &[])

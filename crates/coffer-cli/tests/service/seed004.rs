@@ -1,26 +1,9 @@
 //! Seed 004's commands through the binary: list with expiration, register a purpose,
 //! spare + activate, history, test-sign, publish and the public JWKS.
 
-use std::process::Command;
-
 use coffer_api::keys::CreateKeyRequest;
 
 use super::harness::TestServer;
-
-fn coffer(server: &TestServer, token: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .env_clear()
-        .env("COFFER_ADDR", &server.api)
-        .env("COFFER_TOKEN", token)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_expired_attestation_key_runbook_commands_work() {
@@ -35,8 +18,7 @@ async fn the_expired_attestation_key_runbook_commands_work() {
     };
     let key = client.create_key(&request).await.unwrap().key_id;
 
-    let (code, out, _) = coffer(
-        &server,
+    let (code, out, _) = server.cli(
         &token,
         &[
             "keys",
@@ -56,8 +38,7 @@ async fn the_expired_attestation_key_runbook_commands_work() {
         "{out}"
     );
 
-    let (code, out, err) = coffer(
-        &server,
+    let (code, out, err) = server.cli(
         &token,
         &[
             "keys",
@@ -70,27 +51,21 @@ async fn the_expired_attestation_key_runbook_commands_work() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("attestation-signing"), "{out}");
 
-    let (code, out, _) = coffer(&server, &token, &["keys", "add-spare", "alias/attestation"]);
+    let (code, out, _) = server.cli(&token, &["keys", "add-spare", "alias/attestation"]);
     assert_eq!(code, 0);
     assert!(out.contains("v2 inactive"), "{out}");
-    let (code, out, _) = coffer(
-        &server,
+    let (code, out, _) = server.cli(
         &token,
         &["keys", "list", "--show-expiration", "--state", "inactive"],
     );
     assert_eq!(code, 0);
     assert!(out.contains("inactive"), "{out}");
-    let (code, out, _) = coffer(
-        &server,
-        &token,
-        &["keys", "activate", "alias/attestation", "2"],
-    );
+    let (code, out, _) = server.cli(&token, &["keys", "activate", "alias/attestation", "2"]);
     assert_eq!(code, 0);
     assert!(out.contains("v2 active (primary)"), "{out}");
 
     // Seed 004's "keys config set rotation.*": auto-rotation 30 days before expiry, 14 days overlap.
-    let (code, out, err) = coffer(
-        &server,
+    let (code, out, err) = server.cli(
         &token,
         &[
             "keys",
@@ -116,14 +91,14 @@ async fn the_expired_attestation_key_runbook_commands_work() {
         (Some("30d"), Some("365d"))
     );
 
-    let (code, out, _) = coffer(&server, &token, &["keys", "test-sign", "alias/attestation"]);
+    let (code, out, _) = server.cli(&token, &["keys", "test-sign", "alias/attestation"]);
     assert_eq!(code, 0);
     assert!(
         out.contains("version 2") && out.contains("signed and verified"),
         "{out}"
     );
 
-    let (code, out, _) = coffer(&server, &token, &["keys", "history", "alias/attestation"]);
+    let (code, out, _) = server.cli(&token, &["keys", "history", "alias/attestation"]);
     assert_eq!(code, 0);
     for event in [
         "key.created",
@@ -141,7 +116,7 @@ async fn the_expired_attestation_key_runbook_commands_work() {
             .unwrap()
             .is_empty()
     );
-    let (code, _, err) = coffer(&server, &token, &["keys", "publish", "alias/attestation"]);
+    let (code, _, err) = server.cli(&token, &["keys", "publish", "alias/attestation"]);
     assert_eq!(code, 0, "{err}");
     let jwks = server.anonymous().jwks("releases").await.unwrap();
     let kids: Vec<&str> = jwks["keys"]
@@ -161,7 +136,7 @@ async fn the_expired_attestation_key_runbook_commands_work() {
         .await
         .unwrap()
         .key_id;
-    let (code, _, err) = coffer(&server, &token, &["keys", "publish", &aes]);
+    let (code, _, err) = server.cli(&token, &["keys", "publish", &aes]);
     assert_eq!(code, 1);
     assert!(err.starts_with("error: wrong_key_purpose"), "{err}");
 }
