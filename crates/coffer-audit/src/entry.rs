@@ -32,6 +32,11 @@ pub struct AuditEntry {
     pub outcome: String,
     /// The request id.
     pub request_id: String,
+    /// What was acted on beyond the key (the token minted or revoked, the tenant
+    /// created, a rewrap's source key, a certificate's CA key, a state change). Never
+    /// secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// An entry as stored and exported: position, chain link and event.

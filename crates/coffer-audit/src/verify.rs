@@ -139,6 +139,7 @@ mod tests {
                 version: Some(1),
                 outcome: "ok".into(),
                 request_id: format!("r{i}"),
+                detail: None,
             };
             let exported = ExportedEntry::new(i, &prev, entry);
             prev = exported.leaf_hash();

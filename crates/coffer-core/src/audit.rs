@@ -6,6 +6,63 @@ use async_trait::async_trait;
 pub use coffer_audit::AuditEntry;
 use thiserror::Error;
 
+use crate::ids::{KeyId, TenantId, VersionNumber};
+use crate::time::Timestamp;
+
+/// Who asks for a change, and as which operation. A change's audit entry is built from
+/// it and committed in the change's own store transaction (see [`crate::store::Record`]),
+/// so no change exists without its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The caller's token id, or a worker's name for background work nobody asked for
+    /// (scheduled rotation, retirement after an overlap).
+    pub principal: String,
+    /// The request (or worker run) the change belongs to.
+    pub request_id: String,
+    /// The operation, e.g. `keys.create`, `rotation.switch_pointer`.
+    pub op: String,
+}
+
+impl Actor {
+    /// An actor for `op`.
+    pub fn new(principal: impl Into<String>, request_id: impl Into<String>, op: &str) -> Self {
+        Self {
+            principal: principal.into(),
+            request_id: request_id.into(),
+            op: op.to_owned(),
+        }
+    }
+
+    /// The same caller and request acting as another operation.
+    pub fn as_op(&self, op: &str) -> Self {
+        Self {
+            op: op.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The `ok` entry of a change this actor made.
+    pub fn entry(
+        &self,
+        tenant: Option<TenantId>,
+        subject: (Option<KeyId>, Option<VersionNumber>),
+        at: Timestamp,
+        detail: Option<String>,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: at.millis(),
+            tenant: tenant.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            principal: self.principal.clone(),
+            op: self.op.clone(),
+            key: subject.0.map(|k| k.to_string()),
+            version: subject.1.map(VersionNumber::get),
+            outcome: "ok".to_owned(),
+            request_id: self.request_id.clone(),
+            detail,
+        }
+    }
+}
+
 /// The entry could not be made durable; the operation must fail (fail closed).
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("the audit log cannot be written: {0}")]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use coffer_crypto::{AeadKey, KeyMaterial, KeySpec};
 
+use crate::audit::Actor;
 use crate::custody::Custody;
 use crate::error::{CoreError, CoreResult, InvalidInput};
 use crate::event::Event;
@@ -17,7 +18,7 @@ use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
 use crate::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
 use crate::keyring;
 use crate::lifecycle::{KeyState, VersionState};
-use crate::store::{Change, Store};
+use crate::store::{Change, Record, Store};
 use crate::tenant::{Tenant, TenantName, TenantState};
 use crate::time::{Clock, HumanDuration};
 
@@ -90,7 +91,7 @@ impl KeyService {
     }
 
     /// Creates a tenant and its tenant key (wrapped by custody).
-    pub async fn create_tenant(&self, name: TenantName) -> CoreResult<Tenant> {
+    pub async fn create_tenant(&self, name: TenantName, actor: &Actor) -> CoreResult<Tenant> {
         let now = self.clock.now();
         let tenant = Tenant {
             id: TenantId::generate(),
@@ -100,7 +101,9 @@ impl KeyService {
         };
         let (wrapped, _kek) = keyring::new_tenant_kek(self.custody.as_ref(), tenant.id)?;
         let event = Event::tenant(tenant.id, "tenant.created", tenant.name.as_str(), now);
-        self.store.create_tenant(&tenant, &wrapped, &event).await?;
+        self.store
+            .create_tenant(&tenant, &wrapped, &Record::event(actor, event))
+            .await?;
         Ok(tenant)
     }
 
@@ -119,6 +122,7 @@ impl KeyService {
         &self,
         tenant: TenantId,
         request: NewKey,
+        actor: &Actor,
     ) -> CoreResult<(Key, KeyVersion)> {
         request.purpose.check_spec(request.spec)?;
         let kek = self.tenant_kek(tenant).await?;
@@ -147,7 +151,9 @@ impl KeyService {
             key.spec.as_str(),
             now,
         );
-        self.store.create_key(&key, &first, &event).await?;
+        self.store
+            .create_key(&key, &first, &Record::event(actor, event))
+            .await?;
         Ok((key, first))
     }
 
@@ -202,7 +208,16 @@ impl KeyService {
         Ok(self.store.list_versions(tenant, key).await?)
     }
 
-    async fn add_version(&self, key: &Key, state: VersionState) -> CoreResult<KeyVersion> {
+    /// Adds the next version in `state`, then applies what `then` derives from it (the
+    /// primary move of a simple rotation), in one transaction recorded as `kind`.
+    async fn add_version(
+        &self,
+        key: &Key,
+        state: VersionState,
+        then: impl FnOnce(&KeyVersion, &[KeyVersion]) -> CoreResult<(Vec<Change>, String)>,
+        kind: &str,
+        actor: &Actor,
+    ) -> CoreResult<KeyVersion> {
         let versions = self.versions(key.tenant, key.id).await?;
         let next = versions
             .iter()
@@ -212,15 +227,28 @@ impl KeyService {
             .next();
         let kek = self.tenant_kek(key.tenant).await?;
         let version = self.new_version(&kek, key, next, state)?;
-        let event = Event::key(
+        let (changes, detail) = then(&version, &versions)?;
+        let now = self.clock.now();
+        let created = Event::key(
             key.tenant,
             key.id,
             Some(next),
             "version.created",
             state.as_str(),
-            self.clock.now(),
+            now,
         );
-        self.store.add_version(key.tenant, &version, &event).await?;
+        let record = if changes.is_empty() {
+            Record::event(actor, created)
+        } else {
+            // The history keeps both steps; the audit entry names the whole change.
+            let event = Event::key(key.tenant, key.id, Some(next), kind, detail, now);
+            let mut record = Record::event(actor, event);
+            record.events.insert(0, created);
+            record
+        };
+        self.store
+            .add_version(key.tenant, &version, &changes, &record)
+            .await?;
         Ok(version)
     }
 
@@ -230,18 +258,36 @@ impl KeyService {
         tenant: TenantId,
         id: KeyId,
         state: VersionState,
+        actor: &Actor,
     ) -> CoreResult<KeyVersion> {
         let key = self.key(tenant, id).await?;
-        self.add_version(&key, state).await
+        self.add_version(&key, state, nothing_more, "version.created", actor)
+            .await
     }
 
     /// Simple rotation: a new version becomes primary; the old one stays active for
     /// decryption and verification until retired.
-    pub async fn rotate(&self, tenant: TenantId, id: KeyId) -> CoreResult<KeyVersion> {
+    /// The new version, its activation and the primary move commit in one transaction.
+    pub async fn rotate(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        actor: &Actor,
+    ) -> CoreResult<KeyVersion> {
         let key = self.key(tenant, id).await?;
         require_enabled(&key)?;
-        let version = self.add_version(&key, VersionState::Pending).await?;
-        self.promote(&key, version.number, VersionState::Pending, "key.rotated")
+        let promote = |new: &KeyVersion, versions: &[KeyVersion]| {
+            let primary = versions
+                .iter()
+                .find(|v| v.primary)
+                .ok_or(CoreError::NotFound("primary version"))?;
+            Ok((
+                promotion(primary.number, new.number, VersionState::Pending),
+                format!("primary {} -> {}", primary.number, new.number),
+            ))
+        };
+        let version = self
+            .add_version(&key, VersionState::Pending, promote, "key.rotated", actor)
             .await?;
         Ok(KeyVersion {
             state: VersionState::Active,
@@ -251,10 +297,17 @@ impl KeyService {
     }
 
     /// Adds a spare `inactive` version (a backup to activate later).
-    pub async fn add_spare(&self, tenant: TenantId, id: KeyId) -> CoreResult<KeyVersion> {
+    pub async fn add_spare(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        actor: &Actor,
+    ) -> CoreResult<KeyVersion> {
         let key = self.key(tenant, id).await?;
         require_enabled(&key)?;
-        self.add_version(&key, VersionState::Inactive).await
+        let state = VersionState::Inactive;
+        self.add_version(&key, state, nothing_more, "version.created", actor)
+            .await
     }
 
     /// Makes an `inactive` (or still `pending`) version active and primary in one step.
@@ -263,10 +316,11 @@ impl KeyService {
         tenant: TenantId,
         id: KeyId,
         version: VersionNumber,
+        actor: &Actor,
     ) -> CoreResult<()> {
         let key = self.key(tenant, id).await?;
         let current = self.version(&key, version).await?;
-        self.promote(&key, version, current.state, "version.activated")
+        self.promote(&key, version, current.state, "version.activated", actor)
             .await
     }
 
@@ -276,6 +330,7 @@ impl KeyService {
         to: VersionNumber,
         from_state: VersionState,
         kind: &str,
+        actor: &Actor,
     ) -> CoreResult<()> {
         from_state.check(VersionState::Active)?;
         let versions = self.versions(key.tenant, key.id).await?;
@@ -283,22 +338,12 @@ impl KeyService {
             .iter()
             .find(|v| v.primary)
             .ok_or(CoreError::NotFound("primary version"))?;
-        let changes = [
-            Change::VersionState {
-                version: to,
-                from: from_state,
-                to: VersionState::Active,
-            },
-            Change::Primary {
-                from: primary.number,
-                to,
-            },
-        ];
+        let changes = promotion(primary.number, to, from_state);
         let detail = format!("primary {} -> {}", primary.number, to);
         let event = Event::key(key.tenant, key.id, Some(to), kind, detail, self.clock.now());
         Ok(self
             .store
-            .apply(key.tenant, key.id, &changes, &event)
+            .apply(key.tenant, key.id, &changes, &Record::event(actor, event))
             .await?)
     }
 
@@ -317,6 +362,7 @@ impl KeyService {
         id: KeyId,
         number: VersionNumber,
         to: VersionState,
+        actor: &Actor,
     ) -> CoreResult<()> {
         let key = self.key(tenant, id).await?;
         let version = self.version(&key, number).await?;
@@ -340,7 +386,10 @@ impl KeyService {
             detail,
             self.clock.now(),
         );
-        Ok(self.store.apply(tenant, id, &[change], &event).await?)
+        Ok(self
+            .store
+            .apply(tenant, id, &[change], &Record::event(actor, event))
+            .await?)
     }
 
     /// Enables, disables, schedules deletion (`waiting` 7–30 days) or cancels it.
@@ -350,6 +399,7 @@ impl KeyService {
         id: KeyId,
         to: KeyState,
         waiting: Option<Duration>,
+        actor: &Actor,
     ) -> CoreResult<Key> {
         let key = self.key(tenant, id).await?;
         key.state.check(to)?;
@@ -386,7 +436,9 @@ impl KeyService {
             format!("{} -> {}", key.state, to),
             now,
         );
-        self.store.apply(tenant, id, &[change], &event).await?;
+        self.store
+            .apply(tenant, id, &[change], &Record::event(actor, event))
+            .await?;
         Ok(Key {
             state: to,
             deletion_due,
@@ -396,12 +448,22 @@ impl KeyService {
 
     /// Cancels a scheduled deletion: the key returns to `disabled` (as AWS KMS), to be
     /// enabled deliberately. Refused unless the key is pending deletion.
-    pub async fn cancel_deletion(&self, tenant: TenantId, id: KeyId) -> CoreResult<Key> {
+    pub async fn cancel_deletion(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        actor: &Actor,
+    ) -> CoreResult<Key> {
         let key = self.key(tenant, id).await?;
         if key.state != KeyState::PendingDeletion {
             return Err(CoreError::Conflict("the key is not pending deletion"));
         }
-        self.set_key_state(tenant, id, KeyState::Disabled, None)
+        if key.deletion_due.is_some_and(|due| due <= self.clock.now()) {
+            return Err(CoreError::Conflict(
+                "the key's deletion is already due; it can no longer be cancelled",
+            ));
+        }
+        self.set_key_state(tenant, id, KeyState::Disabled, None, actor)
             .await
     }
 
@@ -419,7 +481,12 @@ impl KeyService {
 
     /// Crypto-shreds a tenant: destroys its tenant key, making all of its key material
     /// unrecoverable at once. `confirm` must repeat the tenant's name.
-    pub async fn shred_tenant(&self, tenant: TenantId, confirm: &TenantName) -> CoreResult<()> {
+    pub async fn shred_tenant(
+        &self,
+        tenant: TenantId,
+        confirm: &TenantName,
+        actor: &Actor,
+    ) -> CoreResult<()> {
         let record = self
             .store
             .get_tenant(tenant)
@@ -436,7 +503,10 @@ impl KeyService {
             "tenant key destroyed",
             self.clock.now(),
         );
-        Ok(self.store.shred_tenant(tenant, &event).await?)
+        Ok(self
+            .store
+            .shred_tenant(tenant, &Record::event(actor, event))
+            .await?)
     }
 
     /// After `Custody::rotate_root`: rewraps every tenant key still under an older root
@@ -461,6 +531,23 @@ impl KeyService {
         }
         Ok(rewrapped)
     }
+}
+
+/// The changes that make `to` (now in `from_state`) active and primary in place of `from`.
+fn promotion(from: VersionNumber, to: VersionNumber, from_state: VersionState) -> Vec<Change> {
+    vec![
+        Change::VersionState {
+            version: to,
+            from: from_state,
+            to: VersionState::Active,
+        },
+        Change::Primary { from, to },
+    ]
+}
+
+/// For [`KeyService::add_version`]: nothing more than the new version itself.
+fn nothing_more(_: &KeyVersion, _: &[KeyVersion]) -> CoreResult<(Vec<Change>, String)> {
+    Ok((Vec::new(), String::new()))
 }
 
 fn require_enabled(key: &Key) -> CoreResult<()> {

@@ -34,6 +34,7 @@ pub mod token;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::Actor;
 pub use custody::{Custody, CustodyError, SealStatus};
 pub use error::{CoreError, CoreResult, InvalidInput};
 pub use event::Event;
@@ -41,6 +42,8 @@ pub use ids::{Alias, KeyId, TenantId, VersionNumber};
 pub use key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
 pub use keys::{KeyService, NewKey};
 pub use lifecycle::{IllegalTransition, KeyState, VersionState};
-pub use store::{Change, RotationRecord, Store, StoreError, StoreResult, TrackedKey};
+pub use store::{
+    Appended, Change, Record, RotationRecord, Store, StoreError, StoreResult, TrackedKey,
+};
 pub use tenant::{Tenant, TenantName, TenantState};
 pub use time::{Clock, HumanDuration, ManualClock, SystemClock, Timestamp};

@@ -15,6 +15,7 @@
 use async_trait::async_trait;
 use thiserror::Error;
 
+use crate::audit::{Actor, AuditEntry};
 use crate::event::Event;
 use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
 use crate::key::{Key, KeyVersion};
@@ -43,6 +44,58 @@ pub enum StoreError {
 
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a change leaves behind in its own transaction: its audit entry, always, and the
+/// key's history event for lifecycle changes. The store appends the entry to the audit
+/// log (the database allocates its index) before it commits, so a change that cannot
+/// be audited does not happen, and an audited change is never lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The audit entry (outcome `ok`: the change happened if and only if it commits).
+    pub audit: AuditEntry,
+    /// The history events (`coffer keys history`), for key and tenant changes: usually
+    /// one; a simple rotation records the new version and the primary move.
+    pub events: Vec<Event>,
+}
+
+impl Record {
+    /// A history event and its audit entry, both naming `actor`.
+    pub fn event(actor: &Actor, mut event: Event) -> Self {
+        event.actor = Some(actor.principal.clone());
+        let detail = if event.detail.is_empty() {
+            event.kind.clone()
+        } else {
+            format!("{}: {}", event.kind, event.detail)
+        };
+        Self {
+            audit: actor.entry(
+                Some(event.tenant),
+                (event.key, event.version),
+                event.at,
+                Some(detail),
+            ),
+            events: vec![event],
+        }
+    }
+
+    /// An audit entry alone (changes outside a key's history: tokens, rotations).
+    pub fn audit(audit: AuditEntry) -> Self {
+        Self {
+            audit,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Where a batch of audit entries landed: the index of the first (allocated by the
+/// database) and each entry's leaf hash, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Index of the batch's first entry.
+    pub first: u64,
+    /// Leaf hashes of the batch, in index order.
+    pub leaves: Vec<[u8; 32]>,
+}
 
 /// One compare-and-set lifecycle change of a key; [`Store::apply`] applies a list of them
 /// in one transaction.
@@ -134,7 +187,9 @@ pub struct TrackedKey {
 /// Durable state. See the module docs for the rules every implementation keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Checks the database answers.
+    /// Checks the database answers and, after a write failed to commit, that a write
+    /// commits again (so readiness drops while the writer is broken and returns by
+    /// itself when the cause goes away).
     async fn ping(&self) -> StoreResult<()>;
 
     /// Creates a tenant with its wrapped tenant key. `Conflict` if the name is taken.
@@ -142,7 +197,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: &Tenant,
         wrapped_kek: &[u8],
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()>;
     /// A tenant by id.
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
@@ -160,11 +215,11 @@ pub trait Store: Send + Sync + 'static {
         new: &[u8],
     ) -> StoreResult<()>;
     /// Deletes the tenant key and marks the tenant shredded (crypto-shredding).
-    async fn shred_tenant(&self, id: TenantId, event: &Event) -> StoreResult<()>;
+    async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()>;
 
     /// Creates a key with its first version (which must be primary). `Conflict` if an
     /// alias is taken.
-    async fn create_key(&self, key: &Key, first: &KeyVersion, event: &Event) -> StoreResult<()>;
+    async fn create_key(&self, key: &Key, first: &KeyVersion, record: &Record) -> StoreResult<()>;
     /// A key of `tenant` (aliases included); `None` if absent or another tenant's.
     async fn get_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<Key>>;
     /// Resolves an alias within `tenant`.
@@ -177,7 +232,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         key: KeyId,
         alias: &Alias,
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()>;
     /// Removes an alias. `NotFound` if the tenant has no such alias for that key.
     async fn remove_alias(
@@ -185,19 +240,21 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         key: KeyId,
         alias: &Alias,
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()>;
     /// Replaces labels and registered purposes.
-    async fn update_metadata(&self, key: &Key, event: &Event) -> StoreResult<()>;
+    async fn update_metadata(&self, key: &Key, record: &Record) -> StoreResult<()>;
 
     /// All versions of a key, oldest first.
     async fn list_versions(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>>;
-    /// Adds a version (never primary on insert; use a `Primary` change).
+    /// Adds a version (never primary on insert), then applies `then` (e.g. the `Primary`
+    /// change of a simple rotation) in the same transaction.
     async fn add_version(
         &self,
         tenant: TenantId,
         version: &KeyVersion,
-        event: &Event,
+        then: &[Change],
+        record: &Record,
     ) -> StoreResult<()>;
     /// Applies `changes` to one key in one transaction, each as a compare-and-set.
     async fn apply(
@@ -205,7 +262,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         key: KeyId,
         changes: &[Change],
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()>;
 
     /// Replaces (or with `None` removes) the X.509 certificate chain of a version (PEM,
@@ -218,7 +275,7 @@ pub trait Store: Send + Sync + 'static {
         key: KeyId,
         version: VersionNumber,
         chain_pem: Option<&str>,
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()>;
     /// The certificate chain of a version, if it has one.
     async fn get_cert_chain(
@@ -232,9 +289,7 @@ pub trait Store: Send + Sync + 'static {
     async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>>;
 
     /// Records a new running rotation. `Conflict` if the key already has one.
-    async fn start_rotation(&self, rotation: &RotationRecord) -> StoreResult<()>;
-    /// Moves a rotation to `step` and `status`.
-    async fn update_rotation(&self, id: &str, step: &str, status: &str) -> StoreResult<()>;
+    async fn start_rotation(&self, rotation: &RotationRecord, record: &Record) -> StoreResult<()>;
     /// A rotation by id.
     async fn get_rotation(&self, tenant: TenantId, id: &str)
     -> StoreResult<Option<RotationRecord>>;
@@ -246,15 +301,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
 
     /// Records a minted token.
-    async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()>;
+    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()>;
     /// Marks a token revoked. `NotFound` if no such id or already revoked.
-    async fn revoke_token(&self, id: TokenId, at: Timestamp) -> StoreResult<()>;
+    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()>;
     /// Every token record (the server keeps them in memory).
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
 
-    /// Appends audit entries `(index, leaf JSON)` in one transaction. Indices are
-    /// unique: a duplicate is a `Conflict` and nothing is written.
-    async fn append_audit(&self, entries: &[(u64, String)]) -> StoreResult<()>;
+    /// Appends audit entries in one transaction. The database allocates their indices
+    /// (contiguous, shared by every replica) and chains each leaf to the one before.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended>;
     /// Up to `limit` audit entries from index `from`, in order.
     async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>>;
     /// Stores a signed checkpoint of `size` entries (idempotent per size).
@@ -262,13 +317,20 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored checkpoint `(size, note)`, oldest first.
     async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
 
-    /// Saves a rotation's mutable fields (step, status, versions, failures, error).
-    async fn save_rotation(&self, rotation: &RotationRecord) -> StoreResult<()>;
+    /// Saves a rotation's mutable fields (step, status, versions, failures, error) if
+    /// the stored record is still at `from`'s step and status (compare-and-set:
+    /// `Conflict` when another driver moved it first), with the step's audit entry.
+    async fn save_rotation(
+        &self,
+        from: &RotationRecord,
+        rotation: &RotationRecord,
+        record: &Record,
+    ) -> StoreResult<()>;
     /// Every running rotation, of every tenant (resumed at start).
     async fn running_rotations(&self) -> StoreResult<Vec<RotationRecord>>;
 
     /// Registers a tracked data key. `Conflict` if the id is taken in the tenant.
-    async fn track_key(&self, tracked: &TrackedKey) -> StoreResult<()>;
+    async fn track_key(&self, tracked: &TrackedKey, record: &Record) -> StoreResult<()>;
     /// A tracked data key.
     async fn get_tracked(
         &self,

@@ -1,13 +1,26 @@
-//! The durable audit log: group-committed appends, the Merkle tree over them, signed
-//! checkpoints, anchoring, and the self-check.
+//! The durable audit log: group-committed appends, the Merkle tree over the stored log,
+//! signed checkpoints, anchoring, and the self-check.
+//!
+//! Layout: this file — [`AuditLog`] (appends, tree, checkpoints); `chain` — checking
+//! stored rows; `anchor` — write-once copies of checkpoints outside the database.
 //!
 //! Appends: every request's entry goes to one writer task through a channel; the task
-//! takes everything queued (up to 1024), assigns indices and chain links, and writes the
-//! batch in one transaction: one durable write for a burst of concurrent requests. Each
-//! request waits for its batch to commit before it answers (fail closed: a failed write
-//! fails every request in the batch, and the log state does not advance).
+//! takes everything queued (up to 1024) and appends the batch in one store transaction,
+//! where the database allocates the indices (so replicas sharing a database append to
+//! one log). Each request waits for its batch to commit before it answers (fail closed:
+//! a failed write fails every request in the batch). State changes write their entries
+//! inside their own transactions instead (`coffer_core::store::Record`).
+//!
+//! The tree follows the stored log, not this process's appends: entries written by
+//! state changes and by other replicas are read in index order before this process's
+//! own batch is added, before every checkpoint, and every second.
 
-use std::path::{Path, PathBuf};
+mod anchor;
+mod chain;
+
+pub use anchor::{Anchor, AnchorError};
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -15,9 +28,11 @@ use coffer_audit::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier}
 use coffer_audit::entry::ExportedEntry;
 use coffer_audit::merkle::{Hash, Tree};
 use coffer_core::audit::{AuditEntry, AuditSink, AuditUnavailable};
-use coffer_core::{Custody, Store, StoreError, Timestamp};
+use coffer_core::{Appended, Custody, Store, StoreError, Timestamp};
 use coffer_crypto::{KeyMaterial, KeySpec, SigningKey};
 use tokio::sync::{mpsc, oneshot};
+
+use chain::{Position, check_rows};
 
 const SIGNING_SECRET: &str = "audit-signing-key";
 const SIGNING_AAD: &[u8] = b"coffer/audit-signing-key/v1";
@@ -27,7 +42,7 @@ const READ_CHUNK: u64 = 10_000;
 
 struct Pending {
     entry: AuditEntry,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), AuditUnavailable>>,
 }
 
 /// What a self-check found.
@@ -39,23 +54,95 @@ pub struct Integrity {
     pub failures: Vec<String>,
 }
 
+/// The tree over the stored log as far as this process has read it.
+struct Followed {
+    tree: Tree,
+    prev: Hash,
+}
+
+impl Followed {
+    fn position(&self) -> Position {
+        Position {
+            next: self.tree.size(),
+            prev: self.prev,
+        }
+    }
+
+    fn push(&mut self, leaves: &[Hash]) {
+        for leaf in leaves {
+            self.tree.push(*leaf);
+            self.prev = *leaf;
+        }
+    }
+}
+
+/// Reads the stored log into the tree, in index order, one follower at a time.
+struct Follower {
+    store: Arc<dyn Store>,
+    state: RwLock<Followed>,
+    /// Held while reading and pushing, so two followers never push the same rows.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Follower {
+    /// Reads rows `[tree size, until)` (everything stored when `until` is `None`).
+    async fn catch_up(&self, until: Option<u64>) -> Result<Vec<String>, StoreError> {
+        let mut failures = Vec::new();
+        loop {
+            let from = lock_read(&self.state).position();
+            let want = until.map_or(READ_CHUNK, |u| u.saturating_sub(from.next).min(READ_CHUNK));
+            if want == 0 {
+                return Ok(failures);
+            }
+            let rows = self.store.audit_entries(from.next, want).await?;
+            let (leaves, problems) = check_rows(from, &rows);
+            lock_write(&self.state).push(&leaves);
+            let stop = !problems.is_empty() || (rows.len() as u64) < want;
+            failures.extend(problems);
+            if stop {
+                return Ok(failures);
+            }
+        }
+    }
+
+    /// Follows everything stored.
+    async fn sync(&self) -> Result<Vec<String>, StoreError> {
+        let _turn = self.turn.lock().await;
+        self.catch_up(None).await
+    }
+
+    /// Adds this process's committed batch, after whatever others committed before it.
+    async fn absorb(&self, appended: &Appended) -> Result<Vec<String>, StoreError> {
+        let _turn = self.turn.lock().await;
+        let failures = self.catch_up(Some(appended.first)).await?;
+        let mut state = lock_write(&self.state);
+        if state.tree.size() == appended.first {
+            state.push(&appended.leaves);
+        }
+        // Otherwise a sync already read these rows (or a gap stopped it, reported).
+        Ok(failures)
+    }
+}
+
+/// The newest checkpoint known to be honest: anchored outside the database, or signed
+/// by this process. Nothing that does not extend it is ever signed.
+#[derive(Debug, Clone, Copy)]
+struct Trusted {
+    size: u64,
+    root: Hash,
+}
+
 /// The audit log.
 pub struct AuditLog {
-    store: Arc<dyn Store>,
+    follower: Arc<Follower>,
     tx: mpsc::Sender<Pending>,
-    tree: Arc<RwLock<Tree>>,
     origin: String,
     signer: RwLock<Option<Arc<CheckpointSigner>>>,
     anchor: Anchor,
-}
-
-/// Where checkpoints are copied outside Coffer's own storage.
-#[derive(Debug, Clone, Default)]
-pub struct Anchor {
-    /// A directory: `checkpoint-<size>.txt` and `latest`.
-    pub dir: Option<PathBuf>,
-    /// An HTTP endpoint that receives each checkpoint as a `text/plain` POST.
-    pub url: Option<String>,
+    trusted: RwLock<Option<Trusted>>,
+    /// Set when the stored log does not extend a trusted checkpoint: checkpoints are
+    /// refused from then on (the alarm stays raised until an operator investigates).
+    rewritten: AtomicBool,
 }
 
 fn lock_read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -81,36 +168,8 @@ async fn read_all(store: &dyn Store) -> Result<Vec<(u64, String)>, StoreError> {
     }
 }
 
-/// Checks index order and chain links of stored rows; returns leaf hashes and problems.
-fn check_rows(rows: &[(u64, String)]) -> (Vec<Hash>, Vec<String>) {
-    let mut leaves = Vec::with_capacity(rows.len());
-    let mut failures = Vec::new();
-    let mut prev = [0u8; 32];
-    for (position, (index, leaf)) in rows.iter().enumerate() {
-        let position = position as u64;
-        if *index != position {
-            failures.push(format!(
-                "audit entry {position} is missing or out of order (found {index})"
-            ));
-            break;
-        }
-        match serde_json::from_str::<ExportedEntry>(leaf) {
-            Ok(entry)
-                if entry.index == position && entry.prev == coffer_audit::entry::hex(&prev) => {}
-            Ok(_) => failures.push(format!(
-                "audit entry {} does not link to its predecessor",
-                position
-            )),
-            Err(_) => failures.push(format!("audit entry {position} does not parse")),
-        }
-        prev = coffer_audit::merkle::leaf_hash(leaf.as_bytes());
-        leaves.push(prev);
-    }
-    (leaves, failures)
-}
-
 impl AuditLog {
-    /// Opens the log: reads and checks what is stored, rebuilds the tree, starts the
+    /// Opens the log: reads and checks what is stored, builds the tree, starts the
     /// writer. Problems are reported (and counted), not fatal: the log keeps growing
     /// and operators see the alert.
     pub async fn open(
@@ -118,37 +177,43 @@ impl AuditLog {
         origin: &str,
         anchor: Anchor,
     ) -> Result<(Arc<Self>, Integrity), StoreError> {
-        let rows = read_all(store.as_ref()).await?;
-        let (leaves, failures) = check_rows(&rows);
-        let mut tree = Tree::new();
-        for leaf in &leaves {
-            tree.push(*leaf);
-        }
-        let next = (tree.size(), leaves.last().copied().unwrap_or([0; 32]));
-        let tree = Arc::new(RwLock::new(tree));
-        let (tx, rx) = mpsc::channel(8192);
-        tokio::spawn(writer(store.clone(), tree.clone(), rx, next));
-        let log = Arc::new(Self {
+        let follower = Arc::new(Follower {
             store,
+            state: RwLock::new(Followed {
+                tree: Tree::new(),
+                prev: [0; 32],
+            }),
+            turn: tokio::sync::Mutex::new(()),
+        });
+        let failures = follower.sync().await?;
+        let (tx, rx) = mpsc::channel(8192);
+        tokio::spawn(writer(follower.clone(), rx));
+        let log = Arc::new(Self {
+            follower,
             tx,
-            tree,
             origin: origin.to_owned(),
             signer: RwLock::new(None),
             anchor,
+            trusted: RwLock::new(None),
+            rewritten: AtomicBool::new(false),
         });
         let integrity = Integrity {
-            entries: rows.len() as u64,
+            entries: log.size(),
             failures,
         };
         report(&integrity);
         Ok((log, integrity))
     }
 
+    fn store(&self) -> &dyn Store {
+        self.follower.store.as_ref()
+    }
+
     /// Loads (or, the first time, creates) the checkpoint signing key; needs custody
     /// unsealed.
     pub async fn load_signer(&self, custody: &dyn Custody) -> Result<(), String> {
         let wrapped = match self
-            .store
+            .store()
             .get_secret(SIGNING_SECRET)
             .await
             .map_err(|e| e.to_string())?
@@ -161,11 +226,11 @@ impl AuditLog {
                 let wrapped = custody
                     .wrap(SIGNING_AAD, stored.expose_secret())
                     .map_err(|e| e.to_string())?;
-                match self.store.put_secret(SIGNING_SECRET, &wrapped).await {
+                match self.store().put_secret(SIGNING_SECRET, &wrapped).await {
                     Ok(()) => wrapped,
                     // Another replica created it first: use theirs.
                     Err(StoreError::Conflict(_)) => self
-                        .store
+                        .store()
                         .get_secret(SIGNING_SECRET)
                         .await
                         .map_err(|e| e.to_string())?
@@ -196,20 +261,123 @@ impl AuditLog {
         self.signer().map(|s| s.verifier_key())
     }
 
-    /// Entries committed so far.
+    /// Entries read so far (this process's and everyone else's).
     pub fn size(&self) -> u64 {
-        lock_read(&self.tree).size()
+        lock_read(&self.follower.state).tree.size()
     }
 
-    /// Signs a checkpoint of the current tree, stores it and writes it to the anchor.
+    /// Reads entries other writers (state changes, other replicas) committed since.
+    pub async fn follow(&self) {
+        match self.follower.sync().await {
+            Ok(failures) => report(&Integrity {
+                entries: self.size(),
+                failures,
+            }),
+            Err(error) => tracing::warn!(%error, "cannot read the audit log"),
+        }
+    }
+
+    /// Compares the stored log with the newest checkpoints kept outside the database
+    /// (the anchor directory) and in it. Call once the signing key is loaded. A log
+    /// that does not extend one of them was rewritten: the alarm is raised and no
+    /// checkpoint is signed from then on.
+    pub async fn check_against_checkpoints(&self) -> Integrity {
+        let mut failures = Vec::new();
+        if let Err(error) = self.follower.sync().await {
+            failures.push(format!("cannot read the audit log: {error}"));
+        }
+        let mut known = Vec::new();
+        if let Some(dir) = &self.anchor.dir {
+            match anchor::newest_in_dir(dir) {
+                Ok(Some(found)) => known.push(("anchored", found)),
+                Ok(None) => {}
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        match self.store().checkpoints().await {
+            Ok(mut stored) => known.extend(stored.pop().map(|found| ("stored", found))),
+            Err(error) => failures.push(format!("cannot read checkpoints: {error}")),
+        }
+        let verifier = self
+            .verifier_key()
+            .and_then(|key| CheckpointVerifier::parse(&key).ok());
+        for (place, (size, note)) in known {
+            let Some(checkpoint) = verifier.as_ref().and_then(|v| v.verify(&note).ok()) else {
+                failures.push(format!("the {place} checkpoint {size} does not verify"));
+                self.rewritten.store(true, Ordering::Release);
+                continue;
+            };
+            let trusted = Trusted {
+                size: checkpoint.size,
+                root: checkpoint.root,
+            };
+            match self.extends(trusted) {
+                Ok(()) => self.trust(trusted),
+                Err(problem) => {
+                    failures.push(format!("{problem} ({place})"));
+                    self.rewritten.store(true, Ordering::Release);
+                }
+            }
+        }
+        let integrity = Integrity {
+            entries: self.size(),
+            failures,
+        };
+        report(&integrity);
+        integrity
+    }
+
+    fn trust(&self, checkpoint: Trusted) {
+        let mut trusted = lock_write(&self.trusted);
+        if trusted.is_none_or(|t| t.size <= checkpoint.size) {
+            *trusted = Some(checkpoint);
+        }
+    }
+
+    /// Whether the followed tree extends `checkpoint`.
+    fn extends(&self, checkpoint: Trusted) -> Result<(), String> {
+        let state = lock_read(&self.follower.state);
+        let matches = state
+            .tree
+            .root_at(checkpoint.size)
+            .is_ok_and(|root| root == checkpoint.root);
+        if matches {
+            Ok(())
+        } else {
+            Err(format!(
+                "the audit log ({} entries) does not extend checkpoint {}",
+                state.tree.size(),
+                checkpoint.size
+            ))
+        }
+    }
+
+    /// Signs a checkpoint of the stored log, stores it and writes it to the anchors.
+    /// Refused when the log does not extend the newest trusted checkpoint.
     pub async fn checkpoint(&self, now: Timestamp) -> Result<String, String> {
         let signer = self
             .signer()
             .ok_or("the audit signing key is not loaded (sealed?)")?;
+        self.follower.sync().await.map_err(|e| e.to_string())?;
+        let refuse = "refusing to sign: the audit log does not extend the newest anchored checkpoint (see kms_audit_integrity_failed_total)";
+        if self.rewritten.load(Ordering::Acquire) {
+            return Err(refuse.into());
+        }
         let (size, root) = {
-            let tree = lock_read(&self.tree);
-            (tree.size(), tree.root())
+            let state = lock_read(&self.follower.state);
+            (state.tree.size(), state.tree.root())
         };
+        let trusted = *lock_read(&self.trusted);
+        if let Some(trusted) = trusted {
+            if let Err(problem) = self.extends(trusted) {
+                self.rewritten.store(true, Ordering::Release);
+                report(&Integrity {
+                    entries: size,
+                    failures: vec![problem],
+                });
+                return Err(refuse.into());
+            }
+        }
         let note = signer
             .sign(&Checkpoint {
                 origin: self.origin.clone(),
@@ -217,35 +385,44 @@ impl AuditLog {
                 root,
             })
             .map_err(|e| e.to_string())?;
-        self.store
+        self.store()
             .save_checkpoint(size, &note, now)
             .await
             .map_err(|e| e.to_string())?;
         if let Some(dir) = &self.anchor.dir {
-            anchor(dir, size, &note).map_err(|e| format!("anchoring to {}: {e}", dir.display()))?;
+            anchor::write_dir(dir, size, &note).map_err(|e| {
+                if matches!(e, AnchorError::Conflicting(_)) {
+                    self.rewritten.store(true, Ordering::Release);
+                    report(&Integrity {
+                        entries: size,
+                        failures: vec![e.to_string()],
+                    });
+                }
+                e.to_string()
+            })?;
         }
         if let Some(url) = &self.anchor.url {
-            post_anchor(url, &note)
-                .await
-                .map_err(|e| format!("anchoring to {url}: {e}"))?;
+            anchor::post(url, &note).await.map_err(|e| e.to_string())?;
         }
+        self.trust(Trusted { size, root });
         Ok(note)
     }
 
     /// The newest stored checkpoint.
     pub async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        Ok(self.store.checkpoints().await?.pop())
+        Ok(self.store().checkpoints().await?.pop())
     }
 
     /// Stored entries from `from`, as JSON lines.
     pub async fn export(&self, from: u64, limit: u64) -> Result<String, StoreError> {
-        let rows = self.store.audit_entries(from, limit).await?;
+        let rows = self.store().audit_entries(from, limit).await?;
         Ok(rows.into_iter().map(|(_, leaf)| leaf + "\n").collect())
     }
 
     /// Inclusion proof of `index` in the tree of `size`, with the leaf hash and root.
     pub fn inclusion(&self, index: u64, size: u64) -> Result<(Hash, Vec<Hash>, Hash), String> {
-        let tree = lock_read(&self.tree);
+        let state = lock_read(&self.follower.state);
+        let tree = &state.tree;
         let proof = tree.inclusion(index, size).map_err(|e| e.to_string())?;
         let leaf = tree.leaf(index).ok_or("index beyond the log")?;
         Ok((leaf, proof, tree.root_at(size).map_err(|e| e.to_string())?))
@@ -253,7 +430,8 @@ impl AuditLog {
 
     /// Consistency proof between sizes, with both roots.
     pub fn consistency(&self, old: u64, new: u64) -> Result<(Vec<Hash>, Hash, Hash), String> {
-        let tree = lock_read(&self.tree);
+        let state = lock_read(&self.follower.state);
+        let tree = &state.tree;
         let proof = tree.consistency(old, new).map_err(|e| e.to_string())?;
         Ok((
             proof,
@@ -262,66 +440,70 @@ impl AuditLog {
         ))
     }
 
-    /// Re-reads the stored log and checks it against what this process committed and
-    /// against every stored checkpoint. Each problem is logged and counted in
-    /// `kms_audit_integrity_failed_total`.
+    /// Re-reads the stored log and checks it against the tree and every stored
+    /// checkpoint. The tree is snapshotted before the rows are read, and only that
+    /// prefix is compared: entries committed meanwhile are not a problem. Each problem
+    /// is logged and counted in `kms_audit_integrity_failed_total`.
     pub async fn verify_stored(&self) -> Integrity {
         let mut integrity = Integrity::default();
-        match read_all(self.store.as_ref()).await {
+        let snapshot = lock_read(&self.follower.state).tree.clone();
+        match read_all(self.store()).await {
             Err(e) => integrity
                 .failures
                 .push(format!("cannot read the audit log: {e}")),
             Ok(rows) => {
                 integrity.entries = rows.len() as u64;
-                let (leaves, failures) = check_rows(&rows);
+                let (leaves, failures) = check_rows(Position::START, &rows);
                 integrity.failures.extend(failures);
-                let tree = lock_read(&self.tree).clone();
-                if (leaves.len() as u64) < tree.size() {
+                if (leaves.len() as u64) < snapshot.size() {
                     integrity.failures.push(format!(
-                        "the stored log has {} entries; {} were committed",
+                        "the stored log has {} entries; {} were read from it before",
                         leaves.len(),
-                        tree.size()
+                        snapshot.size()
                     ));
                 }
-                if let Some(index) =
-                    (0..tree.size()).find(|&i| tree.leaf(i) != leaves.get(i as usize).copied())
+                if let Some(index) = (0..snapshot.size())
+                    .find(|&i| snapshot.leaf(i) != leaves.get(i as usize).copied())
                 {
                     if index < leaves.len() as u64 {
                         integrity.failures.push(format!(
-                            "stored audit entry {index} differs from the one committed"
+                            "stored audit entry {index} differs from the one read before"
                         ));
                     }
                 }
-                if let Some(signer) = self.signer() {
-                    let verifier = CheckpointVerifier::parse(&signer.verifier_key()).ok();
-                    match self.store.checkpoints().await {
-                        Err(e) => integrity
-                            .failures
-                            .push(format!("cannot read checkpoints: {e}")),
-                        Ok(checkpoints) => {
-                            for (size, note) in checkpoints {
-                                let checked = verifier.as_ref().and_then(|v| v.verify(&note).ok());
-                                let root = (size as usize <= leaves.len()).then(|| {
-                                    coffer_audit::merkle::root_of(&leaves[..size as usize])
-                                });
-                                match (checked, root) {
-                                    (Some(cp), Some(root))
-                                        if cp.root == root && cp.size == size => {}
-                                    (None, _) => integrity
-                                        .failures
-                                        .push(format!("checkpoint {size} does not verify")),
-                                    _ => integrity.failures.push(format!(
-                                        "the log no longer matches checkpoint {size}"
-                                    )),
-                                }
-                            }
-                        }
-                    }
-                }
+                self.check_stored_checkpoints(&leaves, &mut integrity).await;
             }
         }
         report(&integrity);
         integrity
+    }
+
+    async fn check_stored_checkpoints(&self, leaves: &[Hash], integrity: &mut Integrity) {
+        let Some(signer) = self.signer() else {
+            return;
+        };
+        let verifier = CheckpointVerifier::parse(&signer.verifier_key()).ok();
+        match self.store().checkpoints().await {
+            Err(e) => integrity
+                .failures
+                .push(format!("cannot read checkpoints: {e}")),
+            Ok(checkpoints) => {
+                for (size, note) in checkpoints {
+                    let checked = verifier.as_ref().and_then(|v| v.verify(&note).ok());
+                    let root = (size as usize <= leaves.len())
+                        .then(|| coffer_audit::merkle::root_of(&leaves[..size as usize]));
+                    match (checked, root) {
+                        (Some(cp), Some(root)) if cp.root == root && cp.size == size => {}
+                        (None, _) => integrity
+                            .failures
+                            .push(format!("checkpoint {size} does not verify")),
+                        _ => integrity
+                            .failures
+                            .push(format!("the log no longer matches checkpoint {size}")),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -333,45 +515,7 @@ fn report(integrity: &Integrity) {
     }
 }
 
-/// Writes `checkpoint-<size>.txt` and `latest` into `dir`, each atomically.
-fn anchor(dir: &Path, size: u64, note: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for name in [format!("checkpoint-{size}.txt"), "latest".to_owned()] {
-        // A unique temporary name: two checkpoints may be anchored at once.
-        let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&tmp, note)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, dir.join(name))?;
-    }
-    Ok(())
-}
-
-/// POSTs a checkpoint to an HTTP anchor; any non-2xx answer is a failure.
-async fn post_anchor(url: &str, note: &str) -> Result<(), String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .post(url)
-        .header("content-type", "text/plain; charset=utf-8")
-        .body(note.to_owned())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("the anchor answered {}", response.status()))
-    }
-}
-
-async fn writer(
-    store: Arc<dyn Store>,
-    tree: Arc<RwLock<Tree>>,
-    mut rx: mpsc::Receiver<Pending>,
-    (mut next, mut prev): (u64, Hash),
-) {
+async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -380,32 +524,29 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let (mut index, mut link) = (next, prev);
-        let mut rows = Vec::with_capacity(batch.len());
-        let mut hashes = Vec::with_capacity(batch.len());
-        for pending in &batch {
-            let exported = ExportedEntry::new(index, &link, pending.entry.clone());
-            link = exported.leaf_hash();
-            rows.push((
-                index,
-                String::from_utf8(exported.leaf_bytes()).unwrap_or_default(),
-            ));
-            hashes.push(link);
-            index += 1;
-        }
-        metrics::histogram!("kms_audit_batch_entries").record(rows.len() as f64);
+        let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        metrics::histogram!("kms_audit_batch_entries").record(entries.len() as f64);
         let started = std::time::Instant::now();
-        let outcome = store.append_audit(&rows).await.map_err(|e| e.to_string());
+        let outcome = follower.store.append_audit(&entries).await;
         metrics::histogram!("kms_audit_commit_seconds").record(started.elapsed().as_secs_f64());
-        if outcome.is_ok() {
-            let mut tree = lock_write(&tree);
-            for hash in hashes {
-                tree.push(hash);
+        let outcome = match outcome {
+            Ok(appended) => {
+                match follower.absorb(&appended).await {
+                    Ok(failures) => report(&Integrity {
+                        entries: appended.first + appended.leaves.len() as u64,
+                        failures,
+                    }),
+                    // Committed all the same; the next follow reads the rows.
+                    Err(error) => tracing::warn!(%error, "cannot read the audit log"),
+                }
+                Ok(())
             }
-            (next, prev) = (index, link);
-        } else {
-            metrics::counter!("kms_audit_write_failed_total").increment(1);
-        }
+            Err(error) => {
+                metrics::counter!("kms_audit_write_failed_total").increment(1);
+                tracing::error!(%error, "audit entries could not be committed");
+                Err(AuditUnavailable("the audit log cannot be written".into()))
+            }
+        };
         for pending in batch {
             let _ = pending.done.send(outcome.clone());
         }
@@ -426,7 +567,7 @@ impl AuditSink for AuditLog {
     }
 
     async fn last_index_of(&self, request_id: &str, op: &str) -> Option<u64> {
-        let rows = read_all(self.store.as_ref()).await.ok()?;
+        let rows = read_all(self.store()).await.ok()?;
         rows.iter().rev().find_map(|(index, leaf)| {
             let entry: ExportedEntry = serde_json::from_str(leaf).ok()?;
             (entry.entry.request_id == request_id && entry.entry.op == op).then_some(*index)
@@ -458,6 +599,5 @@ impl AuditSink for AuditLog {
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?;
         wait.await
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?
-            .map_err(AuditUnavailable)
     }
 }

@@ -195,6 +195,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let mut checkpoint_tick = tokio::time::interval(checkpoint_every);
             let mut verify_tick = tokio::time::interval(verify_every);
+            let mut follow_tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut last_size = None;
             loop {
                 tokio::select! {
@@ -209,6 +210,10 @@ pub async fn serve(
                     }
                     _ = verify_tick.tick() => {
                         log.verify_stored().await;
+                    }
+                    _ = follow_tick.tick() => {
+                        // Entries of state changes and of other replicas.
+                        log.follow().await;
                     }
                     _ = stop.changed() => break,
                 }

@@ -157,6 +157,10 @@ pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
         log.load_signer(state.custody.as_ref())
             .await
             .map_err(StartError::Io)?;
+        // A log rewritten behind the server's back (tail cut, history re-chained, stored
+        // checkpoints deleted) no longer extends the anchored checkpoint: alarm, and no
+        // checkpoint is signed over it.
+        log.check_against_checkpoints().await;
     }
     if loaded {
         // Rotations a crash interrupted continue from their persisted step.

@@ -1,11 +1,22 @@
 //! Events (written inside other modules' transactions) and rotation records.
 
-use coffer_core::store::RotationRecord;
+use coffer_core::store::{Record, RotationRecord};
 use coffer_core::{Event, KeyId, StoreError, StoreResult, TenantId, Timestamp};
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::errors::{one_row, unavailable};
 use crate::rows;
+
+/// Writes a change's record inside the change's transaction: its history event, then
+/// its audit entry (last, so the audit head's row lock is held as briefly as possible).
+pub async fn record_change(conn: &mut AnyConnection, record: &Record) -> StoreResult<()> {
+    for event in &record.events {
+        insert_event(&mut *conn, event).await?;
+    }
+    crate::audit::append_in(conn, std::slice::from_ref(&record.audit))
+        .await
+        .map(|_| ())
+}
 
 /// Appends `event` inside the caller's transaction.
 pub async fn insert_event(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
@@ -42,7 +53,11 @@ fn opt_u32(n: Option<u32>) -> Option<i64> {
     n.map(i64::from)
 }
 
-pub async fn start_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<()> {
+pub async fn start_rotation(
+    conn: &mut AnyConnection,
+    r: &RotationRecord,
+    record: &Record,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO rotations (id, tenant_id, key_id, step, status, started_at, updated_at, \
          from_version, to_version, switched, failures, error) \
@@ -60,16 +75,24 @@ pub async fn start_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<(
     .bind(i64::from(r.switched))
     .bind(i64::from(r.failures))
     .bind(r.error.as_deref())
-    .execute(pool)
+    .execute(&mut *conn)
     .await
-    .map(|_| ())
-    .map_err(unavailable)
+    .map_err(unavailable)?;
+    record_change(conn, record).await
 }
 
-pub async fn save_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<()> {
+/// Compare-and-set: the stored record must still be at `from`'s step and status, so
+/// two drivers of one saga cannot both move it (the loser gets `Conflict`).
+pub async fn save_rotation(
+    conn: &mut AnyConnection,
+    from: &RotationRecord,
+    r: &RotationRecord,
+    record: &Record,
+) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE rotations SET step = $1, status = $2, updated_at = $3, to_version = $4, \
-         switched = $5, failures = $6, error = $7 WHERE id = $8 AND tenant_id = $9",
+         switched = $5, failures = $6, error = $7 WHERE id = $8 AND tenant_id = $9 \
+         AND step = $10 AND status = $11",
     )
     .bind(&r.step)
     .bind(&r.status)
@@ -80,28 +103,16 @@ pub async fn save_rotation(pool: &AnyPool, r: &RotationRecord) -> StoreResult<()
     .bind(r.error.as_deref())
     .bind(&r.id)
     .bind(r.tenant.to_string())
-    .execute(pool)
+    .bind(&from.step)
+    .bind(&from.status)
+    .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
-    one_row(&done, StoreError::NotFound("rotation"))
-}
-
-pub async fn update_rotation(
-    pool: &AnyPool,
-    id: &str,
-    step: &str,
-    status: &str,
-) -> StoreResult<()> {
-    let done =
-        sqlx::query("UPDATE rotations SET step = $1, status = $2, updated_at = $3 WHERE id = $4")
-            .bind(step)
-            .bind(status)
-            .bind(crate::now_millis())
-            .bind(id)
-            .execute(pool)
-            .await
-            .map_err(unavailable)?;
-    one_row(&done, StoreError::NotFound("rotation"))
+    one_row(
+        &done,
+        StoreError::Conflict("the rotation moved on underneath (another driver)"),
+    )?;
+    record_change(conn, record).await
 }
 
 fn rotation(row: &sqlx::any::AnyRow) -> StoreResult<RotationRecord> {

@@ -1,23 +1,23 @@
 //! Keys and aliases.
 
-use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, StoreError, StoreResult, TenantId};
+use coffer_core::store::Record;
+use coffer_core::{Alias, Key, KeyId, KeyVersion, StoreError, StoreResult, TenantId};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::errors::{corrupt, one_row, unavailable};
-use crate::history::insert_event;
+use crate::history::record_change;
 use crate::rows::{self, duration_secs};
 use crate::versions::insert_version;
 
 pub async fn create(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     key: &Key,
     first: &KeyVersion,
-    event: &Event,
+    record: &Record,
 ) -> StoreResult<()> {
     let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
     let purposes = serde_json::to_string(&key.registered_purposes)
         .map_err(|_| corrupt("registered_purposes"))?;
-    let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query(
         "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
          registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \
@@ -36,15 +36,15 @@ pub async fn create(
     .bind(duration_secs(key.rotation.overlap))
     .bind(duration_secs(key.validity))
     .bind(key.created_at.millis())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
-    insert_version(&mut tx, first).await?;
+    insert_version(&mut *conn, first).await?;
     for alias in &key.aliases {
-        insert_alias(&mut tx, key.tenant, key.id, alias).await?;
+        insert_alias(&mut *conn, key.tenant, key.id, alias).await?;
     }
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }
 
 async fn insert_alias(
@@ -162,45 +162,46 @@ pub async fn require_key_in_tenant(
 }
 
 pub async fn add_alias(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     key: KeyId,
     alias: &Alias,
-    event: &Event,
+    record: &Record,
 ) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    require_key_in_tenant(&mut tx, tenant, key).await?;
-    insert_alias(&mut tx, tenant, key, alias).await?;
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    require_key_in_tenant(&mut *conn, tenant, key).await?;
+    insert_alias(&mut *conn, tenant, key, alias).await?;
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }
 
 pub async fn remove_alias(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     key: KeyId,
     alias: &Alias,
-    event: &Event,
+    record: &Record,
 ) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
     let done =
         sqlx::query("DELETE FROM aliases WHERE tenant_id = $1 AND alias = $2 AND key_id = $3")
             .bind(tenant.to_string())
             .bind(alias.as_str())
             .bind(key.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(unavailable)?;
     one_row(&done, StoreError::NotFound("alias"))?;
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }
 
-pub async fn update_metadata(pool: &AnyPool, key: &Key, event: &Event) -> StoreResult<()> {
+pub async fn update_metadata(
+    conn: &mut AnyConnection,
+    key: &Key,
+    record: &Record,
+) -> StoreResult<()> {
     let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
     let purposes = serde_json::to_string(&key.registered_purposes)
         .map_err(|_| corrupt("registered_purposes"))?;
-    let mut tx = pool.begin().await.map_err(unavailable)?;
     let done = sqlx::query(
         "UPDATE keys SET labels = $1, registered_purposes = $2, rotation_period = $3, \
          rotation_before_expiry = $4, rotation_overlap = $5, validity = $6 \
@@ -214,10 +215,10 @@ pub async fn update_metadata(pool: &AnyPool, key: &Key, event: &Event) -> StoreR
     .bind(duration_secs(key.validity))
     .bind(key.id.to_string())
     .bind(key.tenant.to_string())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
     one_row(&done, StoreError::NotFound("key"))?;
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }

@@ -15,9 +15,17 @@
 //! SQLite runs in WAL mode with `synchronous=FULL`, so a commit that returned is on disk;
 //! writes go through a single connection (SQLite has one writer anyway, and this avoids
 //! lock-upgrade deadlocks between deferred transactions), reads through a small pool.
+//!
+//! Every write is one transaction through [`in_transaction!`]: a commit that fails
+//! (disk full, I/O error) closes the connection instead of returning it to the pool,
+//! because a connection whose COMMIT failed may still be inside its transaction, and
+//! everything written through it afterwards would be acknowledged and never committed.
+//! The `health` module keeps the writer's state for readiness: broken after a failed
+//! write, healthy again after the next commit (a probe write from `ping` finds out).
 
 mod audit;
 mod errors;
+mod health;
 mod history;
 mod keys;
 pub mod migrate;
@@ -33,14 +41,21 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use coffer_core::store::{Change, RotationRecord, Store, StoreError, StoreResult, TrackedKey};
+use coffer_core::audit::AuditEntry;
+use coffer_core::store::{
+    Appended, Change, Record, RotationRecord, Store, StoreError, StoreResult, TrackedKey,
+};
 use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{
     Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp, VersionNumber,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
+
+use health::WriterHealth;
 
 pub use errors::unavailable;
 
@@ -59,6 +74,36 @@ pub struct SqlStore {
     reader: AnyPool,
     writer: AnyPool,
     backend: Backend,
+    health: Arc<WriterHealth>,
+}
+
+/// Runs `$body` (an expression using `$conn: &mut AnyConnection`) in one transaction on
+/// a writer connection, commits it, and settles the connection: a failure of the
+/// database itself closes it and marks the writer broken; a commit marks it healthy.
+/// A macro rather than a function taking a closure: the body borrows its arguments and
+/// the connection at once, which a closure returning a `Send` future cannot express.
+macro_rules! in_transaction {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let store: &SqlStore = $store;
+        match store.writer.acquire().await {
+            Err(error) => Err(store.health.failed(errors::unavailable(error))),
+            Ok(mut pooled) => {
+                let outcome = async {
+                    let mut tx = sqlx::Connection::begin(&mut *pooled)
+                        .await
+                        .map_err(errors::unavailable)?;
+                    let value = {
+                        let $conn: &mut sqlx::AnyConnection = &mut *tx;
+                        $body.await?
+                    };
+                    tx.commit().await.map_err(errors::unavailable)?;
+                    Ok(value)
+                }
+                .await;
+                store.health.settle(pooled, outcome).await
+            }
+        }
+    }};
 }
 
 impl SqlStore {
@@ -102,6 +147,7 @@ impl SqlStore {
                     reader,
                     writer,
                     backend,
+                    health: Arc::default(),
                 }
             }
             Backend::Postgres => {
@@ -115,10 +161,12 @@ impl SqlStore {
                     reader: pool.clone(),
                     writer: pool,
                     backend,
+                    health: Arc::default(),
                 }
             }
         };
         migrate::run(&store.writer, backend).await?;
+        audit::ensure_head(&store.writer).await?;
         Ok(store)
     }
 
@@ -163,20 +211,26 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.reader
-            .execute("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+        self.reader.execute("SELECT 1").await.map_err(unavailable)?;
+        if self.health.is_broken() {
+            // Only a commit proves the writer works again (space freed, disk back).
+            in_transaction!(self, |conn| secrets::probe(conn, crate::now_millis()))?;
+        }
+        Ok(())
     }
 
     async fn create_tenant(
         &self,
         tenant: &Tenant,
         wrapped_kek: &[u8],
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()> {
-        tenants::create(&self.writer, tenant, wrapped_kek, event).await
+        in_transaction!(self, |conn| tenants::create(
+            conn,
+            tenant,
+            wrapped_kek,
+            record
+        ))
     }
 
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
@@ -201,15 +255,15 @@ impl Store for SqlStore {
         expected: &[u8],
         new: &[u8],
     ) -> StoreResult<()> {
-        tenants::replace_kek(&self.writer, id, expected, new).await
+        in_transaction!(self, |conn| tenants::replace_kek(conn, id, expected, new))
     }
 
-    async fn shred_tenant(&self, id: TenantId, event: &Event) -> StoreResult<()> {
-        tenants::shred(&self.writer, id, event).await
+    async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| tenants::shred(conn, id, record))
     }
 
-    async fn create_key(&self, key: &Key, first: &KeyVersion, event: &Event) -> StoreResult<()> {
-        keys::create(&self.writer, key, first, event).await
+    async fn create_key(&self, key: &Key, first: &KeyVersion, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| keys::create(conn, key, first, record))
     }
 
     async fn get_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<Key>> {
@@ -229,9 +283,11 @@ impl Store for SqlStore {
         tenant: TenantId,
         key: KeyId,
         alias: &Alias,
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()> {
-        keys::add_alias(&self.writer, tenant, key, alias, event).await
+        in_transaction!(self, |conn| keys::add_alias(
+            conn, tenant, key, alias, record
+        ))
     }
 
     async fn remove_alias(
@@ -239,13 +295,15 @@ impl Store for SqlStore {
         tenant: TenantId,
         key: KeyId,
         alias: &Alias,
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()> {
-        keys::remove_alias(&self.writer, tenant, key, alias, event).await
+        in_transaction!(self, |conn| keys::remove_alias(
+            conn, tenant, key, alias, record
+        ))
     }
 
-    async fn update_metadata(&self, key: &Key, event: &Event) -> StoreResult<()> {
-        keys::update_metadata(&self.writer, key, event).await
+    async fn update_metadata(&self, key: &Key, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| keys::update_metadata(conn, key, record))
     }
 
     async fn list_versions(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>> {
@@ -256,9 +314,12 @@ impl Store for SqlStore {
         &self,
         tenant: TenantId,
         version: &KeyVersion,
-        event: &Event,
+        then: &[Change],
+        record: &Record,
     ) -> StoreResult<()> {
-        versions::add(&self.writer, tenant, version, event).await
+        in_transaction!(self, |conn| versions::add(
+            conn, tenant, version, then, record
+        ))
     }
 
     async fn apply(
@@ -266,9 +327,11 @@ impl Store for SqlStore {
         tenant: TenantId,
         key: KeyId,
         changes: &[Change],
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()> {
-        versions::apply(&self.writer, tenant, key, changes, event).await
+        in_transaction!(self, |conn| versions::apply(
+            conn, tenant, key, changes, record
+        ))
     }
 
     async fn set_cert_chain(
@@ -277,9 +340,11 @@ impl Store for SqlStore {
         key: KeyId,
         version: VersionNumber,
         chain_pem: Option<&str>,
-        event: &Event,
+        record: &Record,
     ) -> StoreResult<()> {
-        versions::set_cert_chain(&self.writer, tenant, key, version, chain_pem, event).await
+        in_transaction!(self, |conn| versions::set_cert_chain(
+            conn, tenant, key, version, chain_pem, record
+        ))
     }
 
     async fn get_cert_chain(
@@ -295,12 +360,8 @@ impl Store for SqlStore {
         history::key_events(&self.reader, tenant, key).await
     }
 
-    async fn start_rotation(&self, rotation: &RotationRecord) -> StoreResult<()> {
-        history::start_rotation(&self.writer, rotation).await
-    }
-
-    async fn update_rotation(&self, id: &str, step: &str, status: &str) -> StoreResult<()> {
-        history::update_rotation(&self.writer, id, step, status).await
+    async fn start_rotation(&self, rotation: &RotationRecord, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| history::start_rotation(conn, rotation, record))
     }
 
     async fn get_rotation(
@@ -312,27 +373,27 @@ impl Store for SqlStore {
     }
 
     async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()> {
-        secrets::put(&self.writer, name, wrapped).await
+        in_transaction!(self, |conn| secrets::put(conn, name, wrapped))
     }
 
     async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         secrets::get(&self.reader, name).await
     }
 
-    async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()> {
-        secrets::insert_token(&self.writer, record).await
+    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| secrets::insert_token(conn, token, record))
     }
 
-    async fn revoke_token(&self, id: TokenId, at: Timestamp) -> StoreResult<()> {
-        secrets::revoke_token(&self.writer, id, at).await
+    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| secrets::revoke_token(conn, id, at, record))
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         secrets::list_tokens(&self.reader).await
     }
 
-    async fn append_audit(&self, entries: &[(u64, String)]) -> StoreResult<()> {
-        audit::append(&self.writer, entries).await
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended> {
+        in_transaction!(self, |conn| audit::append_in(conn, entries))
     }
 
     async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>> {
@@ -340,23 +401,30 @@ impl Store for SqlStore {
     }
 
     async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()> {
-        audit::save_checkpoint(&self.writer, size, note, at).await
+        in_transaction!(self, |conn| audit::save_checkpoint(conn, size, note, at))
     }
 
     async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
         audit::checkpoints(&self.reader).await
     }
 
-    async fn save_rotation(&self, rotation: &RotationRecord) -> StoreResult<()> {
-        history::save_rotation(&self.writer, rotation).await
+    async fn save_rotation(
+        &self,
+        from: &RotationRecord,
+        rotation: &RotationRecord,
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, |conn| history::save_rotation(
+            conn, from, rotation, record
+        ))
     }
 
     async fn running_rotations(&self) -> StoreResult<Vec<RotationRecord>> {
         history::running_rotations(&self.reader).await
     }
 
-    async fn track_key(&self, tracked: &TrackedKey) -> StoreResult<()> {
-        tracked::insert(&self.writer, tracked).await
+    async fn track_key(&self, tracked: &TrackedKey, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| tracked::insert(conn, tracked, record))
     }
 
     async fn get_tracked(
@@ -389,15 +457,14 @@ impl Store for SqlStore {
         to_version: u32,
         ciphertext: &[u8],
     ) -> StoreResult<()> {
-        tracked::rewrap(
-            &self.writer,
+        in_transaction!(self, |conn| tracked::rewrap(
+            conn,
             tenant,
             track_id,
             from_version,
             to_version,
             ciphertext,
-        )
-        .await
+        ))
     }
 
     async fn try_lease(
@@ -407,6 +474,8 @@ impl Store for SqlStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<bool> {
-        secrets::try_lease(&self.writer, name, holder, now, expires_at).await
+        in_transaction!(self, |conn| secrets::try_lease(
+            conn, name, holder, now, expires_at
+        ))
     }
 }

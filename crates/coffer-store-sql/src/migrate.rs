@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_leases.sql"),
         postgres: include_str!("../migrations/postgres/0006_leases.sql"),
     },
+    Migration {
+        version: 7,
+        name: "audit_head",
+        sqlite: include_str!("../migrations/sqlite/0007_audit_head.sql"),
+        postgres: include_str!("../migrations/postgres/0007_audit_head.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

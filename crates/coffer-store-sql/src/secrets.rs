@@ -1,18 +1,20 @@
 //! Token records and wrapped server secrets.
 
+use coffer_core::store::Record;
 use coffer_core::token::{TokenId, TokenKind, TokenRecord};
 use coffer_core::{StoreError, StoreResult, Timestamp};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::errors::{corrupt, one_row, unavailable};
+use crate::history::record_change;
 use crate::rows;
 
-pub async fn put(pool: &AnyPool, name: &str, wrapped: &[u8]) -> StoreResult<()> {
+pub async fn put(conn: &mut AnyConnection, name: &str, wrapped: &[u8]) -> StoreResult<()> {
     sqlx::query("INSERT INTO server_secrets (name, wrapped, created_at) VALUES ($1, $2, $3)")
         .bind(name)
         .bind(wrapped)
         .bind(crate::now_millis())
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map(|_| ())
         .map_err(unavailable)
@@ -28,8 +30,12 @@ pub async fn get(pool: &AnyPool, name: &str) -> StoreResult<Option<Vec<u8>>> {
         .transpose()
 }
 
-pub async fn insert_token(pool: &AnyPool, record: &TokenRecord) -> StoreResult<()> {
-    let (kind, tenant) = match record.kind {
+pub async fn insert_token(
+    conn: &mut AnyConnection,
+    token: &TokenRecord,
+    record: &Record,
+) -> StoreResult<()> {
+    let (kind, tenant) = match token.kind {
         TokenKind::Admin => ("admin", None),
         TokenKind::Tenant(t) => ("tenant", Some(t.to_string())),
     };
@@ -37,27 +43,33 @@ pub async fn insert_token(pool: &AnyPool, record: &TokenRecord) -> StoreResult<(
         "INSERT INTO tokens (id, kind, tenant_id, description, created_at, revoked_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(record.id.to_string())
+    .bind(token.id.to_string())
     .bind(kind)
     .bind(tenant)
-    .bind(&record.description)
-    .bind(record.created_at.millis())
-    .bind(record.revoked_at.map(|t| t.millis()))
-    .execute(pool)
+    .bind(&token.description)
+    .bind(token.created_at.millis())
+    .bind(token.revoked_at.map(|t| t.millis()))
+    .execute(&mut *conn)
     .await
-    .map(|_| ())
-    .map_err(unavailable)
+    .map_err(unavailable)?;
+    record_change(conn, record).await
 }
 
-pub async fn revoke_token(pool: &AnyPool, id: TokenId, at: Timestamp) -> StoreResult<()> {
+pub async fn revoke_token(
+    conn: &mut AnyConnection,
+    id: TokenId,
+    at: Timestamp,
+    record: &Record,
+) -> StoreResult<()> {
     let done =
         sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(at.millis())
             .bind(id.to_string())
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map_err(unavailable)?;
-    one_row(&done, StoreError::NotFound("token"))
+    one_row(&done, StoreError::NotFound("token"))?;
+    record_change(conn, record).await
 }
 
 pub async fn list_tokens(pool: &AnyPool) -> StoreResult<Vec<TokenRecord>> {
@@ -97,7 +109,7 @@ pub async fn list_tokens(pool: &AnyPool) -> StoreResult<Vec<TokenRecord>> {
 }
 
 pub async fn try_lease(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     name: &str,
     holder: &str,
     now: Timestamp,
@@ -114,8 +126,21 @@ pub async fn try_lease(
     .bind(holder)
     .bind(expires_at.millis())
     .bind(now.millis())
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A write that changes nothing anyone reads, to learn whether the writer commits again.
+pub async fn probe(conn: &mut AnyConnection, now_millis: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO leases (name, holder, expires_at) VALUES ('coffer/store-probe', '-', $1) \
+         ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at",
+    )
+    .bind(now_millis)
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(unavailable)
 }

@@ -1,36 +1,36 @@
 //! Tenants and their wrapped tenant keys.
 
-use coffer_core::{Event, StoreError, StoreResult, Tenant, TenantId, TenantState};
-use sqlx::{AnyPool, Row};
+use coffer_core::store::Record;
+use coffer_core::{StoreError, StoreResult, Tenant, TenantId, TenantState};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::errors::{one_row, unavailable};
-use crate::history::insert_event;
+use crate::history::record_change;
 use crate::rows;
 
 pub async fn create(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: &Tenant,
     wrapped_kek: &[u8],
-    event: &Event,
+    record: &Record,
 ) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query("INSERT INTO tenants (id, name, state, created_at) VALUES ($1, $2, $3, $4)")
         .bind(tenant.id.to_string())
         .bind(tenant.name.as_str())
         .bind(tenant.state.as_str())
         .bind(tenant.created_at.millis())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
     sqlx::query("INSERT INTO tenant_keks (tenant_id, wrapped, updated_at) VALUES ($1, $2, $3)")
         .bind(tenant.id.to_string())
         .bind(wrapped_kek)
         .bind(tenant.created_at.millis())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }
 
 /// By `id` or `name` (the column is a constant chosen by the caller, never input).
@@ -70,7 +70,7 @@ pub async fn kek(pool: &AnyPool, id: TenantId) -> StoreResult<Option<Vec<u8>>> {
 }
 
 pub async fn replace_kek(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     id: TenantId,
     expected: &[u8],
     new: &[u8],
@@ -82,7 +82,7 @@ pub async fn replace_kek(
     .bind(crate::now_millis())
     .bind(id.to_string())
     .bind(expected)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
     one_row(
@@ -91,20 +91,19 @@ pub async fn replace_kek(
     )
 }
 
-pub async fn shred(pool: &AnyPool, id: TenantId, event: &Event) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
+pub async fn shred(conn: &mut AnyConnection, id: TenantId, record: &Record) -> StoreResult<()> {
     let deleted = sqlx::query("DELETE FROM tenant_keks WHERE tenant_id = $1")
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
     one_row(&deleted, StoreError::NotFound("tenant key"))?;
     sqlx::query("UPDATE tenants SET state = $1 WHERE id = $2")
         .bind(TenantState::Shredded.as_str())
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(unavailable)?;
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }

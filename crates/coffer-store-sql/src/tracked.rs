@@ -1,8 +1,8 @@
 //! Tracked data keys.
 
-use coffer_core::store::TrackedKey;
+use coffer_core::store::{Record, TrackedKey};
 use coffer_core::{KeyId, StoreError, StoreResult, TenantId};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::errors::{corrupt, one_row, unavailable};
 
@@ -24,7 +24,7 @@ fn tracked(row: &sqlx::any::AnyRow) -> StoreResult<TrackedKey> {
     })
 }
 
-pub async fn insert(pool: &AnyPool, t: &TrackedKey) -> StoreResult<()> {
+pub async fn insert(conn: &mut AnyConnection, t: &TrackedKey, record: &Record) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO tracked_keys (tenant_id, track_id, key_id, version, ciphertext, context, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -36,13 +36,13 @@ pub async fn insert(pool: &AnyPool, t: &TrackedKey) -> StoreResult<()> {
     .bind(t.ciphertext.as_slice())
     .bind(&t.context)
     .bind(crate::now_millis())
-    .execute(pool)
+    .execute(&mut *conn)
     .await
-    .map(|_| ())
     .map_err(|e| match unavailable(e) {
         StoreError::Conflict(_) => StoreError::Conflict("the tracked data key id is already in use"),
         other => other,
-    })
+    })?;
+    crate::history::record_change(conn, record).await
 }
 
 pub async fn get(
@@ -101,7 +101,7 @@ pub async fn count(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<
 }
 
 pub async fn rewrap(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     track_id: &str,
     from: u32,
@@ -118,7 +118,7 @@ pub async fn rewrap(
     .bind(tenant.to_string())
     .bind(track_id)
     .bind(i64::from(from))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
     one_row(

@@ -1,13 +1,13 @@
 //! Key versions and compare-and-set lifecycle changes.
 
-use coffer_core::store::Change;
+use coffer_core::store::{Change, Record};
 use coffer_core::{
-    Event, KeyId, KeyVersion, StoreError, StoreResult, TenantId, VersionNumber, VersionState,
+    KeyId, KeyVersion, StoreError, StoreResult, TenantId, VersionNumber, VersionState,
 };
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::errors::unavailable;
-use crate::history::insert_event;
+use crate::history::record_change;
 use crate::keys::require_key_in_tenant;
 use crate::rows;
 
@@ -47,64 +47,65 @@ pub async fn list(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<V
 }
 
 pub async fn add(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     version: &KeyVersion,
-    event: &Event,
+    then: &[Change],
+    record: &Record,
 ) -> StoreResult<()> {
     if version.primary {
         return Err(StoreError::Conflict(
             "a new version is never primary on insert",
         ));
     }
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    require_key_in_tenant(&mut tx, tenant, version.key).await?;
-    insert_version(&mut tx, version).await?;
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    require_key_in_tenant(&mut *conn, tenant, version.key).await?;
+    insert_version(&mut *conn, version).await?;
+    for change in then {
+        apply_one(&mut *conn, version.key, change).await?;
+    }
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }
 
 pub async fn apply(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     key: KeyId,
     changes: &[Change],
-    event: &Event,
+    record: &Record,
 ) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    require_key_in_tenant(&mut tx, tenant, key).await?;
+    require_key_in_tenant(&mut *conn, tenant, key).await?;
     for change in changes {
-        apply_one(&mut tx, key, change).await?;
+        apply_one(&mut *conn, key, change).await?;
     }
-    insert_event(&mut tx, event).await?;
+    record_change(&mut *conn, record).await?;
     // Dropping `tx` on any early return above rolls everything back.
-    tx.commit().await.map_err(unavailable)
+    Ok(())
 }
 
 pub async fn set_cert_chain(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     key: KeyId,
     version: VersionNumber,
     chain_pem: Option<&str>,
-    event: &Event,
+    record: &Record,
 ) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    require_key_in_tenant(&mut tx, tenant, key).await?;
+    require_key_in_tenant(&mut *conn, tenant, key).await?;
     let affected =
         sqlx::query("UPDATE key_versions SET cert_chain = $1 WHERE key_id = $2 AND number = $3")
             .bind(chain_pem)
             .bind(key.to_string())
             .bind(i64::from(version.get()))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(unavailable)?
             .rows_affected();
     if affected != 1 {
         return Err(StoreError::NotFound("key version"));
     }
-    insert_event(&mut tx, event).await?;
-    tx.commit().await.map_err(unavailable)
+    record_change(&mut *conn, record).await?;
+    Ok(())
 }
 
 pub async fn get_cert_chain(

@@ -197,12 +197,13 @@ async fn ciphertext_errors_are_clear_and_change_nothing() {
     let tenant = acme_tenant(&server).await;
     let id = key.parse().unwrap();
     let v1 = coffer_core::VersionNumber::new(1).unwrap();
+    let operator = coffer_core::Actor::new("test-operator", "test", "keys.retire");
     kms.key_service()
-        .set_version_state(tenant, id, v1, VersionState::Retiring)
+        .set_version_state(tenant, id, v1, VersionState::Retiring, &operator)
         .await
         .unwrap();
     kms.key_service()
-        .set_version_state(tenant, id, v1, VersionState::Retired)
+        .set_version_state(tenant, id, v1, VersionState::Retired, &operator)
         .await
         .unwrap();
     kms.forget_key(tenant, id);

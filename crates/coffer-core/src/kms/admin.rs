@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use super::{Caller, Kms, KmsError, KmsResult};
+use crate::audit::Actor;
 use crate::ids::TenantId;
+use crate::store::Record;
 use crate::tenant::{Tenant, TenantName};
 use crate::time::HumanDuration;
 use crate::token::{Caveat, Operation, Token, TokenId, TokenKind, TokenRecord};
@@ -41,8 +43,9 @@ impl Kms {
             return Ok(None);
         }
         self.create_token_root().await?;
+        let actor = Actor::new("-", "init", "token.mint");
         let (token, _) = self
-            .mint(TokenKind::Admin, Vec::new(), "initial admin token")
+            .mint(TokenKind::Admin, Vec::new(), "initial admin token", &actor)
             .await?;
         Ok(Some(token))
     }
@@ -52,6 +55,7 @@ impl Kms {
         kind: TokenKind,
         caveats: Vec<Caveat>,
         description: &str,
+        actor: &Actor,
     ) -> KmsResult<(String, TokenId)> {
         let root = self.token_root()?;
         let record = TokenRecord {
@@ -61,7 +65,33 @@ impl Kms {
             created_at: self.keys.clock().now(),
             revoked_at: None,
         };
-        self.keys.store().insert_token(&record).await?;
+        let scope = match kind {
+            TokenKind::Admin => "admin".to_owned(),
+            TokenKind::Tenant(tenant) => format!("tenant {tenant}"),
+        };
+        let caveat_text: Vec<String> = caveats.iter().map(ToString::to_string).collect();
+        let tenant = match kind {
+            TokenKind::Admin => None,
+            TokenKind::Tenant(tenant) => Some(tenant),
+        };
+        let audit = actor.entry(
+            tenant,
+            (None, None),
+            record.created_at,
+            Some(format!(
+                "minted token {} ({scope}; caveats: {})",
+                record.id,
+                if caveat_text.is_empty() {
+                    "none".to_owned()
+                } else {
+                    caveat_text.join(", ")
+                }
+            )),
+        );
+        self.keys
+            .store()
+            .insert_token(&record, &Record::audit(audit))
+            .await?;
         let token = Token::mint(&root, record.id, caveats);
         self.remember_token(record.clone());
         Ok((token.encode(), record.id))
@@ -71,13 +101,14 @@ impl Kms {
     pub(super) async fn create_tenant_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         name: &str,
     ) -> KmsResult<Tenant> {
         require_admin(caller)?;
         let name: TenantName = name
             .parse()
             .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
-        Ok(self.keys.create_tenant(name).await?)
+        Ok(self.keys.create_tenant(name, actor).await?)
     }
 
     /// Lists tenants.
@@ -101,6 +132,7 @@ impl Kms {
     pub(super) async fn mint_token_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         request: MintToken,
     ) -> KmsResult<(String, TokenId)> {
         require_admin(caller)?;
@@ -126,18 +158,23 @@ impl Kms {
             let expires = self.keys.clock().now().plus(ttl.get());
             caveats.push(Caveat::Expires(expires.millis() / 1000));
         }
-        self.mint(kind, caveats, &request.description).await
+        self.mint(kind, caveats, &request.description, actor).await
     }
 
     /// Revokes a token id (and every token attenuated from it).
     pub(super) async fn revoke_token_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         id: TokenId,
     ) -> KmsResult<()> {
         require_admin(caller)?;
         let now = self.keys.clock().now();
-        self.keys.store().revoke_token(id, now).await?;
+        let audit = actor.entry(None, (None, None), now, Some(format!("revoked token {id}")));
+        self.keys
+            .store()
+            .revoke_token(id, now, &Record::audit(audit))
+            .await?;
         self.refresh_tokens().await
     }
 }

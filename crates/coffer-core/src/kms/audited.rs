@@ -2,6 +2,11 @@
 //! which key and how it ended, before the result is returned. If the entry cannot be
 //! recorded the result is dropped and the caller gets `Unavailable` (fail closed): no
 //! ciphertext or signature leaves without its audit entry.
+//!
+//! Changes are recorded differently: a change's `ok` entry is written by the store in
+//! the change's own transaction (see `store::Record`), so a change that cannot be
+//! audited does not happen. Here only their refusals and failures are recorded
+//! ([`Kms::settled`]), which changed nothing.
 
 use std::time::Duration;
 
@@ -14,7 +19,7 @@ use super::unwrap::Opened;
 use super::verify::Verified;
 use super::wrap::Sealed;
 use super::{Caller, Kms, KmsError, KmsResult, MintToken};
-use crate::audit::AuditEntry;
+use crate::audit::{Actor, AuditEntry};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyVersion;
 use crate::keys::NewKey;
@@ -63,6 +68,21 @@ subject!((String, TokenId), |_t| (None, None));
 subject!((), |_u| (None, None));
 
 impl Kms {
+    /// For changes: the success was recorded with the change itself; a failure changed
+    /// nothing and is recorded here.
+    async fn settled<T: Subject>(
+        &self,
+        caller: &Caller,
+        actor: &Actor,
+        reference: Option<&str>,
+        result: KmsResult<T>,
+    ) -> KmsResult<T> {
+        if result.is_ok() {
+            return result;
+        }
+        self.audited(caller, &actor.op, reference, result).await
+    }
+
     async fn audited<T: Subject>(
         &self,
         caller: &Caller,
@@ -91,6 +111,7 @@ impl Kms {
                 .map_or_else(KmsError::code, |_| "ok")
                 .to_owned(),
             request_id: caller.request_id.clone(),
+            detail: None,
         };
         self.audit
             .record(entry)
@@ -140,11 +161,18 @@ impl Kms {
         context: &EncryptionContext,
         track_id: Option<&str>,
     ) -> KmsResult<(SecretBytes, Sealed)> {
+        let actor = caller.actor("datakey");
         let result = self
-            .datakey_unaudited(caller, reference, bytes, context, track_id)
+            .datakey_unaudited(caller, reference, bytes, context, track_id, &actor)
             .await;
-        self.audited(caller, "datakey", Some(reference), result)
-            .await
+        match track_id {
+            // Registering the data key is a change: its entry committed with it.
+            Some(_) => self.settled(caller, &actor, Some(reference), result).await,
+            None => {
+                self.audited(caller, "datakey", Some(reference), result)
+                    .await
+            }
+        }
     }
 
     /// Moves an envelope to `destination` (default: the same key's primary).
@@ -224,8 +252,9 @@ impl Kms {
 
     /// Creates a key.
     pub async fn create_key(&self, caller: &Caller, request: NewKey) -> KmsResult<KeyDetails> {
-        let result = self.create_key_unaudited(caller, request).await;
-        self.audited(caller, "keys.create", None, result).await
+        let actor = caller.actor("keys.create");
+        let result = self.create_key_unaudited(caller, &actor, request).await;
+        self.settled(caller, &actor, None, result).await
     }
 
     /// Lists the caller's keys.
@@ -247,9 +276,9 @@ impl Kms {
 
     /// Rotates a key.
     pub async fn rotate_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyVersion> {
-        let result = self.rotate_key_unaudited(caller, reference).await;
-        self.audited(caller, "keys.rotate", Some(reference), result)
-            .await
+        let actor = caller.actor("keys.rotate");
+        let result = self.rotate_key_unaudited(caller, &actor, reference).await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Changes a key's state.
@@ -266,23 +295,27 @@ impl Kms {
             KeyState::PendingDeletion => "keys.schedule_deletion",
             KeyState::Destroyed => "keys.destroy",
         };
+        let actor = caller.actor(op);
         let result = self
-            .set_key_state_unaudited(caller, reference, to, waiting)
+            .set_key_state_unaudited(caller, &actor, reference, to, waiting)
             .await;
-        self.audited(caller, op, Some(reference), result).await
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Cancels a scheduled deletion.
     pub async fn cancel_deletion(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
-        let result = self.cancel_deletion_unaudited(caller, reference).await;
-        self.audited(caller, "keys.cancel_deletion", Some(reference), result)
-            .await
+        let actor = caller.actor("keys.cancel_deletion");
+        let result = self
+            .cancel_deletion_unaudited(caller, &actor, reference)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Creates a tenant.
     pub async fn create_tenant(&self, caller: &Caller, name: &str) -> KmsResult<Tenant> {
-        let result = self.create_tenant_unaudited(caller, name).await;
-        self.audited(caller, "tenant.create", None, result).await
+        let actor = caller.actor("tenant.create");
+        let result = self.create_tenant_unaudited(caller, &actor, name).await;
+        self.settled(caller, &actor, None, result).await
     }
 
     /// Mints a token.
@@ -291,21 +324,23 @@ impl Kms {
         caller: &Caller,
         request: MintToken,
     ) -> KmsResult<(String, TokenId)> {
-        let result = self.mint_token_unaudited(caller, request).await;
-        self.audited(caller, "token.mint", None, result).await
+        let actor = caller.actor("token.mint");
+        let result = self.mint_token_unaudited(caller, &actor, request).await;
+        self.settled(caller, &actor, None, result).await
     }
 
     /// Revokes a token.
     pub async fn revoke_token(&self, caller: &Caller, id: TokenId) -> KmsResult<()> {
-        let result = self.revoke_token_unaudited(caller, id).await;
-        self.audited(caller, "token.revoke", None, result).await
+        let actor = caller.actor("token.revoke");
+        let result = self.revoke_token_unaudited(caller, &actor, id).await;
+        self.settled(caller, &actor, None, result).await
     }
 
     /// Adds a spare (inactive) version.
     pub async fn add_spare(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
-        let result = self.add_spare_unaudited(caller, reference).await;
-        self.audited(caller, "keys.add_spare", Some(reference), result)
-            .await
+        let actor = caller.actor("keys.add_spare");
+        let result = self.add_spare_unaudited(caller, &actor, reference).await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Activates a version (makes it primary).
@@ -315,9 +350,11 @@ impl Kms {
         reference: &str,
         version: u32,
     ) -> KmsResult<KeyDetails> {
-        let result = self.activate_unaudited(caller, reference, version).await;
-        self.audited(caller, "keys.activate", Some(reference), result)
-            .await
+        let actor = caller.actor("keys.activate");
+        let result = self
+            .activate_unaudited(caller, &actor, reference, version)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Registers a purpose on a key.
@@ -327,9 +364,11 @@ impl Kms {
         reference: &str,
         purpose: &str,
     ) -> KmsResult<KeyDetails> {
-        let result = self.register_unaudited(caller, reference, purpose).await;
-        self.audited(caller, "keys.register", Some(reference), result)
-            .await
+        let actor = caller.actor("keys.register");
+        let result = self
+            .register_unaudited(caller, &actor, reference, purpose)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Imports a certificate chain (PEM, leaf first) for a version (default: primary).
@@ -340,11 +379,11 @@ impl Kms {
         version: Option<u32>,
         chain_pem: &str,
     ) -> KmsResult<CertificateChain> {
+        let actor = caller.actor("keys.import_chain");
         let result = self
-            .import_chain_unaudited(caller, reference, version, chain_pem)
+            .import_chain_unaudited(caller, &actor, reference, version, chain_pem)
             .await;
-        self.audited(caller, "keys.import_chain", Some(reference), result)
-            .await
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Issues a certificate for a key's primary version from a tenant CA key.
@@ -354,11 +393,11 @@ impl Kms {
         reference: &str,
         request: &IssueCertificate,
     ) -> KmsResult<CertificateChain> {
+        let actor = caller.actor("keys.issue_certificate");
         let result = self
-            .issue_certificate_unaudited(caller, reference, request)
+            .issue_certificate_unaudited(caller, &actor, reference, request)
             .await;
-        self.audited(caller, "keys.issue_certificate", Some(reference), result)
-            .await
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// A version's certificate chain.
@@ -397,10 +436,10 @@ impl Kms {
         rotation: crate::key::RotationPolicy,
         validity: Option<crate::time::HumanDuration>,
     ) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.policy");
         let result = self
-            .set_policy_unaudited(caller, reference, rotation, validity)
+            .set_policy_unaudited(caller, &actor, reference, rotation, validity)
             .await;
-        self.audited(caller, "keys.policy", Some(reference), result)
-            .await
+        self.settled(caller, &actor, Some(reference), result).await
     }
 }

@@ -21,6 +21,13 @@ pub struct Caller {
     pub request_id: String,
 }
 
+impl Caller {
+    /// This caller acting as `op`: the principal of every change it makes.
+    pub fn actor(&self, op: &str) -> crate::audit::Actor {
+        crate::audit::Actor::new(self.token_id.to_string(), self.request_id.clone(), op)
+    }
+}
+
 #[derive(Default)]
 pub(super) struct TokenBook {
     root: RwLock<Option<Arc<MacKey>>>,

@@ -14,9 +14,11 @@ use coffer_crypto::{KeyMaterial, PublicKey};
 
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::audit::Actor;
 use crate::event::Event;
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
+use crate::store::Record;
 use crate::time::Timestamp;
 use crate::token::Operation;
 
@@ -131,14 +133,20 @@ impl Kms {
         entry: &CachedKey,
         number: VersionNumber,
         ders: &[Vec<u8>],
-        kind: &str,
+        issuer: Option<String>,
+        actor: &Actor,
     ) -> KmsResult<CertificateChain> {
         let now = self.keys.clock().now();
         let links = x509::inspect(ders, now)?;
         let pem = x509::to_pem(ders);
-        let detail = links
+        let subject = links
             .first()
             .map_or_else(String::new, |l| l.subject.clone());
+        // The entry names the CA key that signed an issued certificate.
+        let (kind, detail) = match issuer {
+            Some(issuer) => ("version.certificate_issued", format!("{subject}, {issuer}")),
+            None => ("version.certificate_imported", subject),
+        };
         let event = Event::key(
             entry.key.tenant,
             entry.key.id,
@@ -149,7 +157,13 @@ impl Kms {
         );
         self.keys
             .store()
-            .set_cert_chain(entry.key.tenant, entry.key.id, number, Some(&pem), &event)
+            .set_cert_chain(
+                entry.key.tenant,
+                entry.key.id,
+                number,
+                Some(&pem),
+                &Record::event(actor, event),
+            )
             .await?;
         Ok(CertificateChain {
             key_id: entry.key.id,
@@ -164,6 +178,7 @@ impl Kms {
     pub(super) async fn import_chain_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
         version: Option<u32>,
         chain_pem: &str,
@@ -185,8 +200,7 @@ impl Kms {
                 "the certificate is for another key".into(),
             ));
         }
-        self.save_chain(&entry, number, &ders, "version.certificate_imported")
-            .await
+        self.save_chain(&entry, number, &ders, None, actor).await
     }
 
     /// Issues a certificate for `reference`'s primary version, signed by the CA key's
@@ -194,6 +208,7 @@ impl Kms {
     pub(super) async fn issue_certificate_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
         request: &IssueCertificate,
     ) -> KmsResult<CertificateChain> {
@@ -266,7 +281,8 @@ impl Kms {
         )?;
         let mut ders = vec![leaf];
         ders.extend(ca_chain);
-        self.save_chain(&entry, number, &ders, "version.certificate_issued")
+        let issuer = format!("issued by CA key {} version {}", ca.key.id, ca_number);
+        self.save_chain(&entry, number, &ders, Some(issuer), actor)
             .await
     }
 

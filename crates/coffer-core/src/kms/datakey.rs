@@ -5,6 +5,7 @@ use coffer_crypto::{EncryptionContext, SecretBytes};
 
 use super::wrap::{Sealed, seal_primary};
 use super::{Caller, Kms, KmsError, KmsResult};
+use crate::audit::Actor;
 use crate::token::Operation;
 
 /// Data key lengths accepted.
@@ -41,6 +42,7 @@ impl Kms {
         bytes: usize,
         context: &EncryptionContext,
         track_id: Option<&str>,
+        actor: &Actor,
     ) -> KmsResult<(SecretBytes, Sealed)> {
         let entry = self.key_for(caller, Operation::Datakey, reference).await?;
         if !DATAKEY_BYTES.contains(&bytes) {
@@ -69,7 +71,16 @@ impl Kms {
                 context: serde_json::to_string(&pairs)
                     .map_err(|e| KmsError::Internal(e.to_string()))?,
             };
-            self.keys.store().track_key(&tracked).await?;
+            let audit = actor.entry(
+                Some(entry.key.tenant),
+                (Some(entry.key.id), Some(sealed.version)),
+                self.keys.clock().now(),
+                Some(format!("tracked as {track_id}")),
+            );
+            self.keys
+                .store()
+                .track_key(&tracked, &crate::store::Record::audit(audit))
+                .await?;
         }
         Ok((key, sealed))
     }

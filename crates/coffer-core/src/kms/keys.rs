@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{Caller, Kms, KmsError, KmsResult};
+use crate::audit::Actor;
 use crate::key::{Key, KeyPurpose, KeyVersion};
 use crate::keys::NewKey;
 use crate::lifecycle::KeyState;
@@ -46,6 +47,7 @@ impl Kms {
     pub(super) async fn create_key_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         request: NewKey,
     ) -> KmsResult<KeyDetails> {
         if !caller.grants.allows_op(Operation::KeysCreate) {
@@ -54,7 +56,7 @@ impl Kms {
             ));
         }
         let tenant = Self::tenant_of(caller)?;
-        let (key, first) = self.keys.create_key(tenant, request).await?;
+        let (key, first) = self.keys.create_key(tenant, request, actor).await?;
         Ok(KeyDetails {
             key,
             versions: without_material(vec![first]),
@@ -100,13 +102,14 @@ impl Kms {
     pub(super) async fn rotate_key_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
     ) -> KmsResult<KeyVersion> {
         let entry = self
             .key_for(caller, Operation::KeysRotate, reference)
             .await?;
         let (tenant, id) = (entry.key.tenant, entry.key.id);
-        let result = self.keys.rotate(tenant, id).await;
+        let result = self.keys.rotate(tenant, id, actor).await;
         self.cache.invalidate(tenant, id);
         let mut version = result?;
         version.wrapped_material = Vec::new();
@@ -117,13 +120,14 @@ impl Kms {
     pub(super) async fn cancel_deletion_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
     ) -> KmsResult<KeyDetails> {
         let entry = self
             .key_for(caller, Operation::KeysManage, reference)
             .await?;
         let (tenant, id) = (entry.key.tenant, entry.key.id);
-        let result = self.keys.cancel_deletion(tenant, id).await;
+        let result = self.keys.cancel_deletion(tenant, id, actor).await;
         self.cache.invalidate(tenant, id);
         self.details(result?).await
     }
@@ -132,6 +136,7 @@ impl Kms {
     pub(super) async fn set_key_state_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
         to: KeyState,
         waiting: Option<Duration>,
@@ -140,7 +145,10 @@ impl Kms {
             .key_for(caller, Operation::KeysManage, reference)
             .await?;
         let (tenant, id) = (entry.key.tenant, entry.key.id);
-        let result = self.keys.set_key_state(tenant, id, to, waiting).await;
+        let result = self
+            .keys
+            .set_key_state(tenant, id, to, waiting, actor)
+            .await;
         self.cache.invalidate(tenant, id);
         self.details(result?).await
     }

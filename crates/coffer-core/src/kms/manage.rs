@@ -2,10 +2,12 @@
 //! a spare in one step, registered purposes, publication, history, expiry reporting.
 
 use super::{Caller, Kms, KmsError, KmsResult, keys::KeyDetails};
+use crate::audit::Actor;
 use crate::event::Event;
 use crate::ids::{KeyId, TenantId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::lifecycle::VersionState;
+use crate::store::Record;
 use crate::time::Timestamp;
 use crate::token::Operation;
 
@@ -18,13 +20,14 @@ impl Kms {
     pub(super) async fn add_spare_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
     ) -> KmsResult<KeyDetails> {
         let entry = self
             .key_for(caller, Operation::KeysRotate, reference)
             .await?;
         let (tenant, id) = (entry.key.tenant, entry.key.id);
-        let result = self.keys.add_spare(tenant, id).await;
+        let result = self.keys.add_spare(tenant, id, actor).await;
         self.forget_key(tenant, id);
         result?;
         self.show_key_unaudited(caller, &id.to_string()).await
@@ -34,6 +37,7 @@ impl Kms {
     pub(super) async fn activate_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
         version: u32,
     ) -> KmsResult<KeyDetails> {
@@ -42,7 +46,7 @@ impl Kms {
             .await?;
         let (tenant, id) = (entry.key.tenant, entry.key.id);
         let number = VersionNumber::new(version).map_err(|e| KmsError::Invalid(e.to_string()))?;
-        let result = self.keys.activate(tenant, id, number).await;
+        let result = self.keys.activate(tenant, id, number, actor).await;
         self.forget_key(tenant, id);
         result?;
         self.show_key_unaudited(caller, &id.to_string()).await
@@ -52,6 +56,7 @@ impl Kms {
     pub(super) async fn register_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
         purpose: &str,
     ) -> KmsResult<KeyDetails> {
@@ -84,7 +89,10 @@ impl Kms {
             purpose,
             self.keys.clock().now(),
         );
-        self.keys.store().update_metadata(&key, &event).await?;
+        self.keys
+            .store()
+            .update_metadata(&key, &Record::event(actor, event))
+            .await?;
         self.forget_key(key.tenant, key.id);
         self.show_key_unaudited(caller, &key.id.to_string()).await
     }
@@ -94,6 +102,7 @@ impl Kms {
     pub(super) async fn set_policy_unaudited(
         &self,
         caller: &Caller,
+        actor: &Actor,
         reference: &str,
         rotation: crate::key::RotationPolicy,
         validity: Option<crate::time::HumanDuration>,
@@ -121,7 +130,10 @@ impl Kms {
             detail,
             self.keys.clock().now(),
         );
-        self.keys.store().update_metadata(&key, &event).await?;
+        self.keys
+            .store()
+            .update_metadata(&key, &Record::event(actor, event))
+            .await?;
         self.forget_key(key.tenant, key.id);
         self.show_key_unaudited(caller, &key.id.to_string()).await
     }

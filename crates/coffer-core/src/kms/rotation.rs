@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use super::{Caller, Kms, KmsError, KmsResult, PrincipalUse};
-use crate::audit::AuditEntry;
+use crate::audit::{Actor, AuditEntry};
 use crate::ids::{TenantId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
 use crate::saga::{self, Effect, Saga, SagaError, Status, Step};
-use crate::store::RotationRecord;
+use crate::store::{Record, RotationRecord};
 use crate::token::{Operation, TokenId};
 
 /// How long `drain_inflight` waits for operations on the old version to finish.
@@ -135,17 +135,42 @@ impl Kms {
         })
     }
 
-    async fn audit_step(&self, record: &RotationRecord, op: &str, outcome: &str) -> KmsResult<()> {
-        let entry = AuditEntry {
-            at: self.keys.clock().now().millis(),
-            tenant: record.tenant.to_string(),
-            principal: "coffer-rotation".into(),
-            op: op.to_owned(),
-            key: Some(record.key.to_string()),
-            version: record.to_version,
-            outcome: outcome.to_owned(),
-            request_id: format!("rotation:{}", record.id),
-        };
+    /// The audit entry of a saga step (or start, or rollback) by `actor`.
+    fn step_entry(&self, actor: &Actor, record: &RotationRecord, op: &str) -> AuditEntry {
+        actor.as_op(op).entry(
+            Some(record.tenant),
+            (
+                Some(record.key),
+                record.to_version.and_then(|v| version(v).ok()),
+            ),
+            self.keys.clock().now(),
+            Some(format!("rotation {}", record.id)),
+        )
+    }
+
+    /// Saves the saga's progress from `before` to `record` by compare-and-set, with the
+    /// step's audit entry in the same transaction.
+    async fn save_progress(
+        &self,
+        before: &RotationRecord,
+        record: &RotationRecord,
+        entry: AuditEntry,
+    ) -> KmsResult<()> {
+        self.keys
+            .store()
+            .save_rotation(before, record, &Record::audit(entry))
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::Conflict(_) => KmsError::Conflict(format!(
+                    "rotation {} was moved on by another driver; see coffer rotate status {}",
+                    record.id, record.id
+                )),
+                other => other.into(),
+            })
+    }
+
+    async fn audit_step(&self, actor: &Actor, record: &RotationRecord, op: &str) -> KmsResult<()> {
+        let entry = self.step_entry(actor, record, op);
         self.audit
             .record(entry)
             .await
@@ -182,9 +207,11 @@ impl Kms {
             error: None,
             updated_at: now,
         };
+        let actor = caller.actor("rotation.start");
+        let entry = self.step_entry(&actor, &record, "rotation.start");
         self.keys
             .store()
-            .start_rotation(&record)
+            .start_rotation(&record, &Record::audit(entry))
             .await
             .map_err(|e| match e {
                 crate::StoreError::Conflict(_) => {
@@ -192,8 +219,7 @@ impl Kms {
                 }
                 other => other.into(),
             })?;
-        self.audit_step(&record, "rotation.start", "ok").await?;
-        self.drive(record, until).await
+        self.drive(record, until, &actor).await
     }
 
     /// Resumes a rotation from its persisted step.
@@ -207,7 +233,8 @@ impl Kms {
         saga_of(&record)?
             .resume()
             .map_err(|e| KmsError::Conflict(e.to_string()))?;
-        self.drive(record, until).await
+        self.drive(record, until, &caller.actor("rotation.resume"))
+            .await
     }
 
     /// Rolls a rotation back: allowed before the switch only.
@@ -219,11 +246,13 @@ impl Kms {
             )),
             other => KmsError::Conflict(other.to_string()),
         })?;
-        self.compensate(&record).await?;
+        let actor = caller.actor("rotation.rollback");
+        self.compensate(&record, &actor).await?;
+        let before = record.clone();
         apply(&mut record, saga);
         record.updated_at = self.keys.clock().now();
-        self.keys.store().save_rotation(&record).await?;
-        self.audit_step(&record, "rotation.rollback", "ok").await?;
+        let entry = self.step_entry(&actor, &record, "rotation.rollback");
+        self.save_progress(&before, &record, entry).await?;
         self.status_of(record).await
     }
 
@@ -242,7 +271,9 @@ impl Kms {
         };
         for record in running {
             let id = record.id.clone();
-            match self.drive(record, None).await {
+            // Nobody asked: the resumption names itself, and the run it continues.
+            let actor = Actor::new("coffer-rotation", format!("resume:{id}"), "rotation.resume");
+            match self.drive(record, None, &actor).await {
                 Ok(status) => {
                     tracing::info!(rotation = %id, status = %status.record.status, "resumed rotation")
                 }
@@ -255,6 +286,7 @@ impl Kms {
         &self,
         mut record: RotationRecord,
         until: Option<Step>,
+        actor: &Actor,
     ) -> KmsResult<RotationStatus> {
         loop {
             let saga = saga_of(&record)?;
@@ -264,19 +296,20 @@ impl Kms {
             let step = saga.step;
             tracing::info!(rotation = %record.id, %step, "rotation step");
             failpoint(step);
-            let outcome = self.run_step(&mut record, step).await;
+            let outcome = self.run_step(&mut record, step, actor).await;
             let now = self.keys.clock().now();
+            let op = format!("rotation.{step}");
             match outcome {
                 Ok(()) => {
                     let (next, _) = saga
                         .step_done(step)
                         .map_err(|e| KmsError::Internal(e.to_string()))?;
+                    let before = record.clone();
                     apply(&mut record, next);
                     record.error = None;
                     record.updated_at = now;
-                    self.keys.store().save_rotation(&record).await?;
-                    self.audit_step(&record, &format!("rotation.{step}"), "ok")
-                        .await?;
+                    let entry = self.step_entry(actor, &record, &op);
+                    self.save_progress(&before, &record, entry).await?;
                     if until == Some(step) {
                         break;
                     }
@@ -286,14 +319,15 @@ impl Kms {
                         .step_failed(step)
                         .map_err(|e| KmsError::Internal(e.to_string()))?;
                     if effect == Effect::Compensate {
-                        self.compensate(&record).await?;
+                        self.compensate(&record, actor).await?;
                     }
+                    let before = record.clone();
                     apply(&mut record, next);
                     record.error = Some(format!("{step}: {error}"));
                     record.updated_at = now;
-                    self.keys.store().save_rotation(&record).await?;
-                    self.audit_step(&record, &format!("rotation.{step}"), error.code())
-                        .await?;
+                    let mut entry = self.step_entry(actor, &record, &op);
+                    error.code().clone_into(&mut entry.outcome);
+                    self.save_progress(&before, &record, entry).await?;
                     break;
                 }
             }
@@ -303,7 +337,7 @@ impl Kms {
     }
 
     /// Destroys the new version if it was created (still pending: the switch never happened).
-    async fn compensate(&self, record: &RotationRecord) -> KmsResult<()> {
+    async fn compensate(&self, record: &RotationRecord, actor: &Actor) -> KmsResult<()> {
         let Some(new) = record.to_version else {
             return Ok(());
         };
@@ -318,14 +352,21 @@ impl Kms {
                     record.key,
                     version(new)?,
                     VersionState::Destroyed,
+                    &actor.as_op("rotation.compensate"),
                 )
                 .await?;
         }
         Ok(())
     }
 
-    async fn run_step(&self, record: &mut RotationRecord, step: Step) -> KmsResult<()> {
+    async fn run_step(
+        &self,
+        record: &mut RotationRecord,
+        step: Step,
+        actor: &Actor,
+    ) -> KmsResult<()> {
         let (tenant, key) = (record.tenant, record.key);
+        let actor = actor.as_op(&format!("rotation.{step}"));
         let from = version(record.from_version)?;
         match step {
             Step::CreateVersion => {
@@ -339,7 +380,7 @@ impl Kms {
                     Some(v) => v.number,
                     None => {
                         self.keys
-                            .add_version_to(tenant, key, VersionState::Pending)
+                            .add_version_to(tenant, key, VersionState::Pending, &actor)
                             .await?
                             .number
                     }
@@ -362,7 +403,7 @@ impl Kms {
                 let versions = self.keys.versions(tenant, key).await?;
                 let done = versions.iter().any(|v| v.number == new && v.primary);
                 if !done {
-                    self.keys.activate(tenant, key, new).await?;
+                    self.keys.activate(tenant, key, new, &actor).await?;
                 }
                 self.forget_key(tenant, key);
             }
@@ -393,19 +434,19 @@ impl Kms {
                 let state = versions.iter().find(|v| v.number == from).map(|v| v.state);
                 if state == Some(VersionState::Active) {
                     self.keys
-                        .set_version_state(tenant, key, from, VersionState::Retiring)
+                        .set_version_state(tenant, key, from, VersionState::Retiring, &actor)
                         .await?;
                 }
                 if !overlap && matches!(state, Some(VersionState::Active | VersionState::Retiring))
                 {
                     self.keys
-                        .set_version_state(tenant, key, from, VersionState::Retired)
+                        .set_version_state(tenant, key, from, VersionState::Retired, &actor)
                         .await?;
                 }
                 self.forget_key(tenant, key);
             }
             Step::Anchor => {
-                self.audit_step(record, "rotation.anchor_request", "ok")
+                self.audit_step(&actor, record, "rotation.anchor_request")
                     .await?;
                 self.audit
                     .checkpoint_now()

@@ -8,7 +8,7 @@
 //! even tries, is left to the scheduler work of validity-driven rotation.
 
 use super::{Kms, KmsError, KmsResult};
-use crate::audit::AuditEntry;
+use crate::audit::Actor;
 use crate::ids::KeyId;
 use crate::lifecycle::{KeyState, VersionState};
 
@@ -38,6 +38,11 @@ impl Kms {
     /// Rotates every enabled key whose period has passed; returns the keys rotated.
     pub async fn rotate_due_keys(&self) -> KmsResult<Vec<KeyId>> {
         let now = self.keys.clock().now();
+        let actor = Actor::new(
+            "coffer-scheduler",
+            format!("schedule:{}", now.millis()),
+            "keys.rotate.scheduled",
+        );
         let mut rotated = Vec::new();
         for tenant in self.keys.store().list_tenants().await? {
             for key in self.keys.store().list_keys(tenant.id).await? {
@@ -63,30 +68,22 @@ impl Kms {
                 if !period_due && !expiry_due {
                     continue;
                 }
-                let outcome = self.keys.rotate(tenant.id, key.id).await;
+                let outcome = self.keys.rotate(tenant.id, key.id, &actor).await;
                 self.forget_key(tenant.id, key.id);
-                let (version, code) = match &outcome {
-                    Ok(v) => (Some(v.number.get()), "ok"),
-                    Err(
+                // A rotation records itself with its change; a failed one is recorded here.
+                if let Err(error) = &outcome {
+                    let code = match error {
                         crate::CoreError::Conflict(_)
-                        | crate::CoreError::Store(crate::StoreError::Conflict(_)),
-                    ) => (None, "conflict"),
-                    Err(_) => (None, "internal"),
-                };
-                let entry = AuditEntry {
-                    at: now.millis(),
-                    tenant: tenant.id.to_string(),
-                    principal: "coffer-scheduler".into(),
-                    op: "keys.rotate.scheduled".into(),
-                    key: Some(key.id.to_string()),
-                    version,
-                    outcome: code.into(),
-                    request_id: format!("schedule:{}", now.millis()),
-                };
-                self.audit
-                    .record(entry)
-                    .await
-                    .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+                        | crate::CoreError::Store(crate::StoreError::Conflict(_)) => "conflict",
+                        _ => "internal",
+                    };
+                    let mut entry = actor.entry(Some(tenant.id), (Some(key.id), None), now, None);
+                    code.clone_into(&mut entry.outcome);
+                    self.audit
+                        .record(entry)
+                        .await
+                        .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+                }
                 match outcome {
                     Ok(_) => rotated.push(key.id),
                     Err(error) => {
@@ -133,6 +130,11 @@ impl Kms {
                     }
                     self.rewrap_tracked_between(tenant.id, key.id, old.number, primary.number)
                         .await?;
+                    let actor = Actor::new(
+                        "coffer-scheduler",
+                        format!("schedule:{}", now.millis()),
+                        "keys.retire.overlap",
+                    );
                     if old.state == VersionState::Active {
                         self.keys
                             .set_version_state(
@@ -140,27 +142,20 @@ impl Kms {
                                 key.id,
                                 old.number,
                                 VersionState::Retiring,
+                                &actor,
                             )
                             .await?;
                     }
                     self.keys
-                        .set_version_state(tenant.id, key.id, old.number, VersionState::Retired)
+                        .set_version_state(
+                            tenant.id,
+                            key.id,
+                            old.number,
+                            VersionState::Retired,
+                            &actor,
+                        )
                         .await?;
                     self.forget_key(tenant.id, key.id);
-                    let entry = AuditEntry {
-                        at: now.millis(),
-                        tenant: tenant.id.to_string(),
-                        principal: "coffer-scheduler".into(),
-                        op: "keys.retire.overlap".into(),
-                        key: Some(key.id.to_string()),
-                        version: Some(old.number.get()),
-                        outcome: "ok".into(),
-                        request_id: format!("schedule:{}", now.millis()),
-                    };
-                    self.audit
-                        .record(entry)
-                        .await
-                        .map_err(|e| KmsError::Unavailable(e.to_string()))?;
                     retired.push((key.id, old.number.get()));
                 }
             }

@@ -72,6 +72,21 @@ pub fn event(tenant: TenantId, key: KeyId, kind: &str) -> Event {
     Event::key(tenant, key, None, kind, "fixture", T0)
 }
 
+/// The actor of changes made directly through a store in the suites.
+pub fn actor() -> crate::audit::Actor {
+    crate::audit::Actor::new("conformance", "conformance", "test.change")
+}
+
+/// `event` with its audit entry, as a change carries it.
+pub fn record(event: &Event) -> crate::store::Record {
+    crate::store::Record::event(&actor(), event.clone())
+}
+
+/// An audit entry alone, for changes outside a key's history.
+pub fn audit_record(tenant: Option<TenantId>) -> crate::store::Record {
+    crate::store::Record::audit(actor().entry(tenant, (None, None), T0, None))
+}
+
 /// `len` random bytes.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];

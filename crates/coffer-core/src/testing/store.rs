@@ -20,7 +20,11 @@ pub(crate) async fn new_tenant(store: &S, name: &str) -> crate::tenant::Tenant {
     let tenant = fixtures::tenant(name);
     let event = Event::tenant(tenant.id, "tenant.created", name, T0);
     store
-        .create_tenant(&tenant, &fixtures::random_bytes(60), &event)
+        .create_tenant(
+            &tenant,
+            &fixtures::random_bytes(60),
+            &fixtures::record(&event),
+        )
         .await
         .unwrap();
     tenant
@@ -37,7 +41,7 @@ pub(crate) async fn new_key(
         .create_key(
             &key,
             &first,
-            &fixtures::event(tenant, key.id, "key.created"),
+            &fixtures::record(&fixtures::event(tenant, key.id, "key.created")),
         )
         .await
         .unwrap();
@@ -57,7 +61,10 @@ pub async fn tenants_are_created_listed_and_unique(store: S) {
     assert_eq!(store.list_tenants().await.unwrap().len(), 2);
     let dup = fixtures::tenant("acme");
     let event = Event::tenant(dup.id, "tenant.created", "acme", T0);
-    let err = store.create_tenant(&dup, b"kek", &event).await.unwrap_err();
+    let err = store
+        .create_tenant(&dup, b"kek", &fixtures::record(&event))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     assert_eq!(
         store.get_tenant(dup.id).await.unwrap(),
@@ -83,15 +90,18 @@ pub async fn keys_round_trip_with_aliases(store: S) {
     assert_eq!(store.list_keys(t.id).await.unwrap(), vec![key.clone()]);
     let extra: Alias = "alias/extra".parse().unwrap();
     let event = fixtures::event(t.id, key.id, "alias.added");
-    store.add_alias(t.id, key.id, &extra, &event).await.unwrap();
     store
-        .remove_alias(t.id, key.id, &alias, &event)
+        .add_alias(t.id, key.id, &extra, &fixtures::record(&event))
+        .await
+        .unwrap();
+    store
+        .remove_alias(t.id, key.id, &alias, &fixtures::record(&event))
         .await
         .unwrap();
     let again = store.get_key(t.id, key.id).await.unwrap().unwrap();
     assert!(again.aliases.contains(&extra) && !again.aliases.contains(&alias));
     let err = store
-        .remove_alias(t.id, key.id, &alias, &event)
+        .remove_alias(t.id, key.id, &alias, &fixtures::record(&event))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
@@ -108,7 +118,7 @@ pub async fn aliases_are_unique_per_tenant_only(store: S) {
         .create_key(
             &clash,
             &first,
-            &fixtures::event(a.id, clash.id, "key.created"),
+            &fixtures::record(&fixtures::event(a.id, clash.id, "key.created")),
         )
         .await
         .unwrap_err();
@@ -145,15 +155,25 @@ pub async fn another_tenants_key_is_absent(store: S) {
     };
     let event = fixtures::event(b.id, key.id, "key.state");
     let err = store
-        .apply(b.id, key.id, &[change], &event)
+        .apply(b.id, key.id, &[change], &fixtures::record(&event))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     let spare = fixtures::version(key.id, 2, VersionState::Inactive, false);
-    assert!(store.add_version(b.id, &spare, &event).await.is_err());
     assert!(
         store
-            .add_alias(b.id, key.id, &"alias/theirs".parse().unwrap(), &event)
+            .add_version(b.id, &spare, &[], &fixtures::record(&event))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .add_alias(
+                b.id,
+                key.id,
+                &"alias/theirs".parse().unwrap(),
+                &fixtures::record(&event)
+            )
             .await
             .is_err()
     );
@@ -171,8 +191,14 @@ pub async fn versions_are_listed_in_order(store: S) {
     let v3 = fixtures::version(key.id, 3, VersionState::Inactive, false);
     let v2 = fixtures::version(key.id, 2, VersionState::Pending, false);
     let event = fixtures::event(t.id, key.id, "version.created");
-    store.add_version(t.id, &v3, &event).await.unwrap();
-    store.add_version(t.id, &v2, &event).await.unwrap();
+    store
+        .add_version(t.id, &v3, &[], &fixtures::record(&event))
+        .await
+        .unwrap();
+    store
+        .add_version(t.id, &v2, &[], &fixtures::record(&event))
+        .await
+        .unwrap();
     let listed = store.list_versions(t.id, key.id).await.unwrap();
     assert_eq!(
         listed.iter().map(|v| v.number.get()).collect::<Vec<_>>(),
@@ -181,7 +207,9 @@ pub async fn versions_are_listed_in_order(store: S) {
     assert_eq!(listed[2], v3);
     let dup = fixtures::version(key.id, 2, VersionState::Pending, false);
     assert!(matches!(
-        store.add_version(t.id, &dup, &event).await,
+        store
+            .add_version(t.id, &dup, &[], &fixtures::record(&event))
+            .await,
         Err(StoreError::Conflict(_))
     ));
 }
@@ -204,7 +232,10 @@ pub async fn lifecycle_changes_are_compare_and_set(store: S) {
         },
     ];
     let event = fixtures::event(t.id, key.id, "mixed");
-    let err = store.apply(t.id, key.id, &stale, &event).await.unwrap_err();
+    let err = store
+        .apply(t.id, key.id, &stale, &fixtures::record(&event))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     // The first change of the list was rolled back with the second.
     assert_eq!(
@@ -226,7 +257,8 @@ pub async fn primary_switch_is_atomic(store: S) {
         .add_version(
             t.id,
             &fixtures::version(key.id, 2, VersionState::Pending, false),
-            &event,
+            &[],
+            &fixtures::record(&event),
         )
         .await
         .unwrap();
@@ -241,13 +273,18 @@ pub async fn primary_switch_is_atomic(store: S) {
             to: v(2),
         },
     ];
-    store.apply(t.id, key.id, &switch, &event).await.unwrap();
+    store
+        .apply(t.id, key.id, &switch, &fixtures::record(&event))
+        .await
+        .unwrap();
     let versions = store.list_versions(t.id, key.id).await.unwrap();
     assert!(!versions[0].primary && versions[1].primary);
     assert_eq!(versions[1].state, VersionState::Active);
     // Replaying the same switch finds v1 no longer primary: refused, unchanged.
     assert!(matches!(
-        store.apply(t.id, key.id, &switch, &event).await,
+        store
+            .apply(t.id, key.id, &switch, &fixtures::record(&event))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let after = store.list_versions(t.id, key.id).await.unwrap();
@@ -263,7 +300,8 @@ pub async fn schema_keeps_one_active_primary(store: S) {
         .add_version(
             t.id,
             &fixtures::version(key.id, 2, VersionState::Inactive, false),
-            &event,
+            &[],
+            &fixtures::record(&event),
         )
         .await
         .unwrap();
@@ -276,7 +314,7 @@ pub async fn schema_keeps_one_active_primary(store: S) {
                 from: v(1),
                 to: v(2),
             }],
-            &event,
+            &fixtures::record(&event),
         )
         .await
         .unwrap_err();
@@ -287,12 +325,17 @@ pub async fn schema_keeps_one_active_primary(store: S) {
         from: VersionState::Active,
         to: VersionState::Retiring,
     };
-    assert!(store.apply(t.id, key.id, &[demote], &event).await.is_err());
+    assert!(
+        store
+            .apply(t.id, key.id, &[demote], &fixtures::record(&event))
+            .await
+            .is_err()
+    );
     // A version inserted as primary next to an existing primary: refused.
     let second_primary = fixtures::version(key.id, 3, VersionState::Active, true);
     assert!(
         store
-            .add_version(t.id, &second_primary, &event)
+            .add_version(t.id, &second_primary, &[], &fixtures::record(&event))
             .await
             .is_err()
     );
@@ -313,7 +356,7 @@ pub async fn key_state_changes_record_deletion_due(store: S) {
         deletion_due: Some(due),
     };
     store
-        .apply(t.id, key.id, &[schedule], &event)
+        .apply(t.id, key.id, &[schedule], &fixtures::record(&event))
         .await
         .unwrap();
     let got = store.get_key(t.id, key.id).await.unwrap().unwrap();
@@ -326,7 +369,10 @@ pub async fn key_state_changes_record_deletion_due(store: S) {
         to: KeyState::Disabled,
         deletion_due: None,
     };
-    store.apply(t.id, key.id, &[cancel], &event).await.unwrap();
+    store
+        .apply(t.id, key.id, &[cancel], &fixtures::record(&event))
+        .await
+        .unwrap();
     let got = store.get_key(t.id, key.id).await.unwrap().unwrap();
     assert_eq!((got.state, got.deletion_due), (KeyState::Disabled, None));
     // pending-deletion without a due time breaks a schema rule.
@@ -335,7 +381,12 @@ pub async fn key_state_changes_record_deletion_due(store: S) {
         to: KeyState::PendingDeletion,
         deletion_due: None,
     };
-    assert!(store.apply(t.id, key.id, &[bad], &event).await.is_err());
+    assert!(
+        store
+            .apply(t.id, key.id, &[bad], &fixtures::record(&event))
+            .await
+            .is_err()
+    );
 }
 
 /// A destroyed version keeps no material.
@@ -347,7 +398,8 @@ pub async fn destroying_a_version_destroys_its_material(store: S) {
         .add_version(
             t.id,
             &fixtures::version(key.id, 2, VersionState::Inactive, false),
-            &event,
+            &[],
+            &fixtures::record(&event),
         )
         .await
         .unwrap();
@@ -356,7 +408,10 @@ pub async fn destroying_a_version_destroys_its_material(store: S) {
         from: VersionState::Inactive,
         to: VersionState::Destroyed,
     };
-    store.apply(t.id, key.id, &[destroy], &event).await.unwrap();
+    store
+        .apply(t.id, key.id, &[destroy], &fixtures::record(&event))
+        .await
+        .unwrap();
     let versions = store.list_versions(t.id, key.id).await.unwrap();
     assert_eq!(versions[1].state, VersionState::Destroyed);
     assert!(versions[1].wrapped_material.is_empty());
@@ -382,7 +437,7 @@ pub async fn every_change_records_one_event(store: S) {
             t.id,
             key.id,
             &[disable],
-            &fixtures::event(t.id, key.id, "key.disabled"),
+            &fixtures::record(&fixtures::event(t.id, key.id, "key.disabled")),
         )
         .await
         .unwrap();
@@ -391,7 +446,7 @@ pub async fn every_change_records_one_event(store: S) {
             t.id,
             key.id,
             &[enable],
-            &fixtures::event(t.id, key.id, "key.enabled"),
+            &fixtures::record(&fixtures::event(t.id, key.id, "key.enabled")),
         )
         .await
         .unwrap();
@@ -424,18 +479,33 @@ pub async fn one_running_rotation_per_key(store: S) {
         error: None,
         updated_at: T0,
     };
-    store.start_rotation(&record("r1", key.id)).await.unwrap();
+    let audit = fixtures::audit_record(Some(t.id));
+    store
+        .start_rotation(&record("r1", key.id), &audit)
+        .await
+        .unwrap();
     let err = store
-        .start_rotation(&record("r2", key.id))
+        .start_rotation(&record("r2", key.id), &audit)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    store.start_rotation(&record("r3", other.id)).await.unwrap();
     store
-        .update_rotation("r1", "anchor", "completed")
+        .start_rotation(&record("r3", other.id), &audit)
         .await
         .unwrap();
-    store.start_rotation(&record("r4", key.id)).await.unwrap();
+    let done = RotationRecord {
+        step: "anchor".into(),
+        status: "completed".into(),
+        ..record("r1", key.id)
+    };
+    store
+        .save_rotation(&record("r1", key.id), &done, &audit)
+        .await
+        .unwrap();
+    store
+        .start_rotation(&record("r4", key.id), &audit)
+        .await
+        .unwrap();
     let got = store.get_rotation(t.id, "r1").await.unwrap().unwrap();
     assert_eq!(
         (got.step.as_str(), got.status.as_str()),
@@ -447,14 +517,17 @@ pub async fn one_running_rotation_per_key(store: S) {
 pub async fn shredding_a_tenant_removes_its_key(store: S) {
     let t = new_tenant(&store, "acme").await;
     let event = Event::tenant(t.id, "tenant.shredded", "confirmed", T0);
-    store.shred_tenant(t.id, &event).await.unwrap();
+    store
+        .shred_tenant(t.id, &fixtures::record(&event))
+        .await
+        .unwrap();
     assert_eq!(store.get_tenant_kek(t.id).await.unwrap(), None);
     assert_eq!(
         store.get_tenant(t.id).await.unwrap().unwrap().state,
         TenantState::Shredded
     );
     assert!(matches!(
-        store.shred_tenant(t.id, &event).await,
+        store.shred_tenant(t.id, &fixtures::record(&event)).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -492,7 +565,9 @@ pub async fn racing_writers_cannot_both_win(store: S) {
                 deletion_due: None,
             };
             let event = fixtures::event(t.id, key.id, &format!("race.{i}"));
-            store.apply(t.id, key.id, &[change], &event).await
+            store
+                .apply(t.id, key.id, &[change], &fixtures::record(&event))
+                .await
         }));
     }
     let mut wins = 0;

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::event::Event;
 use crate::store::{RotationRecord, Store, StoreError};
-use crate::testing::fixtures::T0;
+use crate::testing::fixtures::{self, T0};
 use crate::time::HumanDuration;
 use crate::token::{TokenId, TokenKind, TokenRecord};
 
@@ -43,15 +44,26 @@ pub async fn token_records_round_trip_and_revoke(store: S) {
         description: String::new(),
         ..admin.clone()
     };
-    store.insert_token(&admin).await.unwrap();
-    store.insert_token(&tenant).await.unwrap();
+    store
+        .insert_token(&admin, &fixtures::audit_record(None))
+        .await
+        .unwrap();
+    store
+        .insert_token(&tenant, &fixtures::audit_record(None))
+        .await
+        .unwrap();
     let listed = store.list_tokens().await.unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&admin) && listed.contains(&tenant));
     let later = T0.plus(HumanDuration::days(1).get());
-    store.revoke_token(tenant.id, later).await.unwrap();
+    store
+        .revoke_token(tenant.id, later, &fixtures::audit_record(None))
+        .await
+        .unwrap();
     assert!(matches!(
-        store.revoke_token(tenant.id, later).await,
+        store
+            .revoke_token(tenant.id, later, &fixtures::audit_record(None))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     let revoked = store
@@ -64,24 +76,60 @@ pub async fn token_records_round_trip_and_revoke(store: S) {
     assert_eq!(revoked.revoked_at, Some(later));
 }
 
-/// Audit entries append in order, refuse a reused index, and read back in ranges.
+/// Audit entries get contiguous indices from the store, chained leaf to leaf; a change
+/// writes its entry in its own transaction, and a refused change writes none.
 pub async fn audit_entries_append_and_read_in_order(store: S) {
-    let batch: Vec<(u64, String)> = (0..5).map(|i| (i, format!("{{\"i\":{i}}}"))).collect();
-    store.append_audit(&batch[..3]).await.unwrap();
-    store.append_audit(&batch[3..]).await.unwrap();
-    let err = store
-        .append_audit(&[(5, "x".into()), (2, "dup".into())])
+    use coffer_audit::entry::{ExportedEntry, hex};
+    let entry = |op: &str| {
+        fixtures::actor()
+            .as_op(op)
+            .entry(None, (None, None), T0, None)
+    };
+    let first = store
+        .append_audit(&[entry("a"), entry("b"), entry("c")])
         .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        .unwrap();
+    assert_eq!((first.first, first.leaves.len()), (0, 3));
+    let t = new_tenant(&store, "acme").await;
+    let dup = crate::tenant::Tenant {
+        id: crate::ids::TenantId::generate(),
+        ..t.clone()
+    };
+    let event = Event::tenant(dup.id, "tenant.created", "dup", T0);
+    assert!(
+        store
+            .create_tenant(&dup, b"kek", &fixtures::record(&event))
+            .await
+            .is_err()
+    );
+    let next = store.append_audit(&[entry("d")]).await.unwrap();
     assert_eq!(
-        store.audit_entries(0, 100).await.unwrap(),
-        batch,
-        "the failed batch wrote nothing"
+        next.first, 4,
+        "the tenant's entry took index 3; the refusal none"
+    );
+    let rows = store.audit_entries(0, 100).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    let mut prev = [0u8; 32];
+    for (index, leaf) in &rows {
+        let parsed: ExportedEntry = serde_json::from_str(leaf).unwrap();
+        assert_eq!(
+            (parsed.index, parsed.prev.as_str()),
+            (*index, hex(&prev).as_str())
+        );
+        prev = coffer_audit::merkle::leaf_hash(leaf.as_bytes());
+    }
+    let created: ExportedEntry = serde_json::from_str(&rows[3].1).unwrap();
+    assert_eq!(created.entry.tenant, t.id.to_string());
+    assert_eq!(
+        next.leaves[0], prev,
+        "the returned leaf hash is the stored one"
     );
     assert_eq!(
         store.audit_entries(3, 1).await.unwrap(),
-        batch[3..4].to_vec()
+        rows[3..4].to_vec()
     );
     store.save_checkpoint(5, "note-5", T0).await.unwrap();
     store.save_checkpoint(5, "other", T0).await.unwrap();
@@ -110,13 +158,23 @@ pub async fn rotation_records_save_the_saga_state(store: S) {
         error: None,
         updated_at: T0,
     };
-    store.start_rotation(&record).await.unwrap();
+    store
+        .start_rotation(&record, &fixtures::audit_record(Some(t.id)))
+        .await
+        .unwrap();
+    let before = record.clone();
     record.step = "drain_inflight".into();
     record.to_version = Some(2);
     record.switched = true;
     record.failures = 1;
     record.error = Some("drain timed out".into());
-    store.save_rotation(&record).await.unwrap();
+    let audit = fixtures::audit_record(Some(t.id));
+    store.save_rotation(&before, &record, &audit).await.unwrap();
+    // A second driver still holding the old record loses the compare-and-set.
+    assert!(matches!(
+        store.save_rotation(&before, &record, &audit).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(
         store.get_rotation(t.id, "r1").await.unwrap(),
         Some(record.clone())
@@ -136,9 +194,10 @@ pub async fn tracked_keys_rewrap_by_compare_and_set(store: S) {
         ciphertext: vec![1, 2, 3],
         context: "{}".into(),
     };
-    store.track_key(&tracked).await.unwrap();
+    let audit = fixtures::audit_record(Some(t.id));
+    store.track_key(&tracked, &audit).await.unwrap();
     assert!(matches!(
-        store.track_key(&tracked).await,
+        store.track_key(&tracked, &audit).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -172,11 +231,23 @@ pub async fn certificate_chains_are_kept_per_version(store: S) {
     assert_eq!(store.get_cert_chain(t.id, key.id, v1).await.unwrap(), None);
     let events_before = store.key_events(t.id, key.id).await.unwrap().len();
     store
-        .set_cert_chain(t.id, key.id, v1, Some("chain-1"), &event())
+        .set_cert_chain(
+            t.id,
+            key.id,
+            v1,
+            Some("chain-1"),
+            &fixtures::record(&event()),
+        )
         .await
         .unwrap();
     store
-        .set_cert_chain(t.id, key.id, v1, Some("chain-2"), &event())
+        .set_cert_chain(
+            t.id,
+            key.id,
+            v1,
+            Some("chain-2"),
+            &fixtures::record(&event()),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -197,19 +268,19 @@ pub async fn certificate_chains_are_kept_per_version(store: S) {
     );
     assert!(matches!(
         store
-            .set_cert_chain(other.id, key.id, v1, Some("x"), &event())
+            .set_cert_chain(other.id, key.id, v1, Some("x"), &fixtures::record(&event()))
             .await,
         Err(StoreError::NotFound(_))
     ));
     let v9 = crate::ids::VersionNumber::new(9).expect("version 9");
     assert!(matches!(
         store
-            .set_cert_chain(t.id, key.id, v9, Some("x"), &event())
+            .set_cert_chain(t.id, key.id, v9, Some("x"), &fixtures::record(&event()))
             .await,
         Err(StoreError::NotFound(_))
     ));
     store
-        .set_cert_chain(t.id, key.id, v1, None, &event())
+        .set_cert_chain(t.id, key.id, v1, None, &fixtures::record(&event()))
         .await
         .unwrap();
     assert_eq!(store.get_cert_chain(t.id, key.id, v1).await.unwrap(), None);

@@ -49,12 +49,19 @@ async fn crash_child() {
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
     let keys = service(store, custody(&dir));
     let tenant = keys
-        .create_tenant("crash".parse::<TenantName>().unwrap())
+        .create_tenant(
+            "crash".parse::<TenantName>().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     loop {
         let (key, _) = keys
-            .create_key(tenant.id, NewKey::of(KeySpec::Aes256))
+            .create_key(
+                tenant.id,
+                NewKey::of(KeySpec::Aes256),
+                &coffer_core::testing::fixtures::actor(),
+            )
             .await
             .unwrap();
         use std::io::Write;
@@ -129,7 +136,13 @@ async fn postgres_acknowledged_keys_survive_sigkill() {
 
 /// Every secret the hierarchy holds for the keys created, as raw bytes.
 async fn secrets_of_every_spec(keys: &KeyService, custody: &SealedCustody) -> Vec<Vec<u8>> {
-    let tenant = keys.create_tenant("scan".parse().unwrap()).await.unwrap();
+    let tenant = keys
+        .create_tenant(
+            "scan".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let wrapped_kek = keys
         .store()
         .get_tenant_kek(tenant.id)
@@ -139,8 +152,18 @@ async fn secrets_of_every_spec(keys: &KeyService, custody: &SealedCustody) -> Ve
     let kek = keyring::open_tenant_kek(custody, tenant.id, &wrapped_kek).unwrap();
     let mut secrets = vec![kek.expose_secret().to_vec()];
     for spec in KeySpec::ALL {
-        let (key, first) = keys.create_key(tenant.id, NewKey::of(spec)).await.unwrap();
-        let spare = keys.add_spare(tenant.id, key.id).await.unwrap();
+        let (key, first) = keys
+            .create_key(
+                tenant.id,
+                NewKey::of(spec),
+                &coffer_core::testing::fixtures::actor(),
+            )
+            .await
+            .unwrap();
+        let spare = keys
+            .add_spare(tenant.id, key.id, &coffer_core::testing::fixtures::actor())
+            .await
+            .unwrap();
         for version in [first, spare] {
             let material: KeyMaterial = keys.load_material(&key, &version).await.unwrap();
             // Past the two header bytes is the key, seed or scalar; a P-256 body also
@@ -232,13 +255,27 @@ async fn material_moved_to_another_row_fails_to_unwrap() {
     let dir = temp_dir();
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&sqlite_url(&dir)).await.unwrap());
     let keys = service(store.clone(), custody(&dir));
-    let tenant = keys.create_tenant("swap".parse().unwrap()).await.unwrap();
+    let tenant = keys
+        .create_tenant(
+            "swap".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let (a, a1) = keys
-        .create_key(tenant.id, NewKey::of(KeySpec::Ed25519))
+        .create_key(
+            tenant.id,
+            NewKey::of(KeySpec::Ed25519),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let (b, b1) = keys
-        .create_key(tenant.id, NewKey::of(KeySpec::Ed25519))
+        .create_key(
+            tenant.id,
+            NewKey::of(KeySpec::Ed25519),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let event = coffer_core::Event::tenant(tenant.id, "test.swap", "", SystemClock.now());
@@ -247,12 +284,23 @@ async fn material_moved_to_another_row_fails_to_unwrap() {
         from: b1.wrapped_material.clone(),
         to: a1.wrapped_material.clone(),
     };
-    store.apply(tenant.id, b.id, &[swap], &event).await.unwrap();
+    store
+        .apply(
+            tenant.id,
+            b.id,
+            &[swap],
+            &coffer_core::testing::fixtures::record(&event),
+        )
+        .await
+        .unwrap();
     let moved = keys.versions(tenant.id, b.id).await.unwrap().remove(0);
     let err = keys.load_material(&b, &moved).await.err().unwrap();
     assert!(matches!(err, CoreError::Crypto(_)), "{err}");
     // Same key, another version number: also refused.
-    let spare = keys.add_spare(tenant.id, a.id).await.unwrap();
+    let spare = keys
+        .add_spare(tenant.id, a.id, &coffer_core::testing::fixtures::actor())
+        .await
+        .unwrap();
     let relabelled = coffer_core::KeyVersion {
         wrapped_material: a1.wrapped_material.clone(),
         ..spare

@@ -57,10 +57,20 @@ async fn fixture() -> Fixture {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_key_moved_to_another_tenant_does_not_open() {
     let f = fixture().await;
-    let a = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let a = f
+        .keys
+        .create_tenant(
+            "acme".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let b = f
         .keys
-        .create_tenant("globex".parse().unwrap())
+        .create_tenant(
+            "globex".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let a_kek = f.store.get_tenant_kek(a.id).await.unwrap().unwrap();
@@ -79,34 +89,56 @@ async fn shredding_a_tenant_makes_all_its_material_unrecoverable() {
     let f = fixture().await;
     let doomed = f
         .keys
-        .create_tenant("doomed".parse().unwrap())
+        .create_tenant(
+            "doomed".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let other = f
         .keys
-        .create_tenant("other".parse().unwrap())
+        .create_tenant(
+            "other".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let (key, v1) = f
         .keys
-        .create_key(doomed.id, NewKey::of(KeySpec::Aes256))
+        .create_key(
+            doomed.id,
+            NewKey::of(KeySpec::Aes256),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let (other_key, other_v1) = f
         .keys
-        .create_key(other.id, NewKey::of(KeySpec::Aes256))
+        .create_key(
+            other.id,
+            NewKey::of(KeySpec::Aes256),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     // Unconfirmed: refused, nothing changed.
     let err = f
         .keys
-        .shred_tenant(doomed.id, &"other".parse().unwrap())
+        .shred_tenant(
+            doomed.id,
+            &"other".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::NotConfirmed(_)));
     assert!(f.keys.load_material(&key, &v1).await.is_ok());
     f.keys
-        .shred_tenant(doomed.id, &"doomed".parse().unwrap())
+        .shred_tenant(
+            doomed.id,
+            &"doomed".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     assert!(matches!(
@@ -116,7 +148,11 @@ async fn shredding_a_tenant_makes_all_its_material_unrecoverable() {
     assert!(f.keys.load_material(&other_key, &other_v1).await.is_ok());
     assert!(
         f.keys
-            .create_key(doomed.id, NewKey::of(KeySpec::Aes256))
+            .create_key(
+                doomed.id,
+                NewKey::of(KeySpec::Aes256),
+                &coffer_core::testing::fixtures::actor()
+            )
             .await
             .is_err()
     );
@@ -125,10 +161,21 @@ async fn shredding_a_tenant_makes_all_its_material_unrecoverable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_rotation_rewraps_tenant_keys_without_downtime() {
     let f = fixture().await;
-    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let t = f
+        .keys
+        .create_tenant(
+            "acme".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let (key, v1) = f
         .keys
-        .create_key(t.id, NewKey::of(KeySpec::Ed25519))
+        .create_key(
+            t.id,
+            NewKey::of(KeySpec::Ed25519),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let before = f.keys.load_material(&key, &v1).await.unwrap().public_key();
@@ -152,10 +199,21 @@ async fn root_rotation_rewraps_tenant_keys_without_downtime() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_activation_and_refused_transitions() {
     let f = fixture().await;
-    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let t = f
+        .keys
+        .create_tenant(
+            "acme".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let mut request = NewKey::of(KeySpec::Ed25519);
     request.aliases = vec!["alias/release-signing".parse().unwrap()];
-    let (key, _) = f.keys.create_key(t.id, request).await.unwrap();
+    let (key, _) = f
+        .keys
+        .create_key(t.id, request, &coffer_core::testing::fixtures::actor())
+        .await
+        .unwrap();
     assert_eq!(
         f.keys
             .resolve(t.id, "alias/release-signing")
@@ -165,8 +223,16 @@ async fn rotation_activation_and_refused_transitions() {
         key.id
     );
 
-    let v2 = f.keys.rotate(t.id, key.id).await.unwrap();
-    let spare = f.keys.add_spare(t.id, key.id).await.unwrap();
+    let v2 = f
+        .keys
+        .rotate(t.id, key.id, &coffer_core::testing::fixtures::actor())
+        .await
+        .unwrap();
+    let spare = f
+        .keys
+        .add_spare(t.id, key.id, &coffer_core::testing::fixtures::actor())
+        .await
+        .unwrap();
     let versions = f.keys.versions(t.id, key.id).await.unwrap();
     let states: Vec<_> = versions
         .iter()
@@ -181,7 +247,15 @@ async fn rotation_activation_and_refused_transitions() {
         ]
     );
     // The backup becomes primary in one step.
-    f.keys.activate(t.id, key.id, spare.number).await.unwrap();
+    f.keys
+        .activate(
+            t.id,
+            key.id,
+            spare.number,
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let primary = f
         .keys
         .versions(t.id, key.id)
@@ -195,17 +269,35 @@ async fn rotation_activation_and_refused_transitions() {
     // The primary cannot be retired; an active non-primary can, and not twice.
     let err = f
         .keys
-        .set_version_state(t.id, key.id, spare.number, VersionState::Retiring)
+        .set_version_state(
+            t.id,
+            key.id,
+            spare.number,
+            VersionState::Retiring,
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::Conflict(_)), "{err}");
     f.keys
-        .set_version_state(t.id, key.id, v2.number, VersionState::Retiring)
+        .set_version_state(
+            t.id,
+            key.id,
+            v2.number,
+            VersionState::Retiring,
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let err = f
         .keys
-        .set_version_state(t.id, key.id, v2.number, VersionState::Active)
+        .set_version_state(
+            t.id,
+            key.id,
+            v2.number,
+            VersionState::Active,
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -221,6 +313,7 @@ async fn rotation_activation_and_refused_transitions() {
             key.id,
             KeyState::PendingDeletion,
             Some(Duration::from_secs(86_400)),
+            &coffer_core::testing::fixtures::actor(),
         )
         .await;
     assert!(matches!(too_short, Err(CoreError::Invalid(_))));
@@ -231,6 +324,7 @@ async fn rotation_activation_and_refused_transitions() {
             key.id,
             KeyState::PendingDeletion,
             Some(Duration::from_secs(7 * 86_400)),
+            &coffer_core::testing::fixtures::actor(),
         )
         .await
         .unwrap();
@@ -240,21 +334,41 @@ async fn rotation_activation_and_refused_transitions() {
     );
     assert!(matches!(
         f.keys
-            .set_key_state(t.id, key.id, KeyState::Destroyed, None)
+            .set_key_state(
+                t.id,
+                key.id,
+                KeyState::Destroyed,
+                None,
+                &coffer_core::testing::fixtures::actor()
+            )
             .await,
         Err(CoreError::Conflict(_))
     ));
     assert!(matches!(
-        f.keys.rotate(t.id, key.id).await,
+        f.keys
+            .rotate(t.id, key.id, &coffer_core::testing::fixtures::actor())
+            .await,
         Err(CoreError::Conflict(_))
     ));
     f.keys
-        .set_key_state(t.id, key.id, KeyState::Disabled, None)
+        .set_key_state(
+            t.id,
+            key.id,
+            KeyState::Disabled,
+            None,
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     let err = f
         .keys
-        .set_key_state(t.id, key.id, KeyState::Destroyed, None)
+        .set_key_state(
+            t.id,
+            key.id,
+            KeyState::Destroyed,
+            None,
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -287,11 +401,22 @@ async fn rotation_activation_and_refused_transitions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_custody_refuses_to_create_keys_and_changes_nothing() {
     let f = fixture().await;
-    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let t = f
+        .keys
+        .create_tenant(
+            "acme".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     f.custody.seal();
     let err = f
         .keys
-        .create_key(t.id, NewKey::of(KeySpec::Aes256))
+        .create_key(
+            t.id,
+            NewKey::of(KeySpec::Aes256),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::Custody(_)), "{err}");
@@ -305,16 +430,31 @@ async fn keys_rotate_when_their_period_passes() {
     use coffer_core::{HumanDuration, RotationPolicy};
     let f = fixture().await;
     let kms = kms_over(&f);
-    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let t = f
+        .keys
+        .create_tenant(
+            "acme".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let mut request = NewKey::of(KeySpec::Aes256);
     request.rotation = RotationPolicy {
         period: Some(HumanDuration::days(90)),
         ..RotationPolicy::default()
     };
-    let (key, _) = f.keys.create_key(t.id, request).await.unwrap();
+    let (key, _) = f
+        .keys
+        .create_key(t.id, request, &coffer_core::testing::fixtures::actor())
+        .await
+        .unwrap();
     let (other, _) = f
         .keys
-        .create_key(t.id, NewKey::of(KeySpec::Aes256))
+        .create_key(
+            t.id,
+            NewKey::of(KeySpec::Aes256),
+            &coffer_core::testing::fixtures::actor(),
+        )
         .await
         .unwrap();
     f.clock.advance(Duration::from_secs(89 * 86_400));
@@ -344,13 +484,24 @@ async fn replaced_versions_retire_after_their_overlap() {
     use coffer_core::{HumanDuration, RotationPolicy};
     let f = fixture().await;
     let kms = kms_over(&f);
-    let t = f.keys.create_tenant("acme".parse().unwrap()).await.unwrap();
+    let t = f
+        .keys
+        .create_tenant(
+            "acme".parse().unwrap(),
+            &coffer_core::testing::fixtures::actor(),
+        )
+        .await
+        .unwrap();
     let mut request = NewKey::of(KeySpec::Aes256);
     request.rotation = RotationPolicy {
         overlap: Some(HumanDuration::days(14)),
         ..RotationPolicy::default()
     };
-    let (key, v1) = f.keys.create_key(t.id, request).await.unwrap();
+    let (key, v1) = f
+        .keys
+        .create_key(t.id, request, &coffer_core::testing::fixtures::actor())
+        .await
+        .unwrap();
     let tracked = coffer_core::TrackedKey {
         tenant: t.id,
         track_id: "row-1".into(),
@@ -374,8 +525,17 @@ async fn replaced_versions_retire_after_their_overlap() {
         },
         context: "{}".into(),
     };
-    f.store.track_key(&tracked).await.unwrap();
-    f.keys.rotate(t.id, key.id).await.unwrap();
+    f.store
+        .track_key(
+            &tracked,
+            &coffer_core::testing::fixtures::audit_record(Some(t.id)),
+        )
+        .await
+        .unwrap();
+    f.keys
+        .rotate(t.id, key.id, &coffer_core::testing::fixtures::actor())
+        .await
+        .unwrap();
     f.clock.advance(Duration::from_secs(13 * 86_400));
     assert!(kms.retire_overlapped_versions().await.unwrap().is_empty());
     f.clock.advance(Duration::from_secs(2 * 86_400));
