@@ -5,6 +5,7 @@
 mod service {
     pub mod api;
     pub mod audit;
+    pub mod audit_pages;
     pub mod bad_input;
     pub mod certificates;
     pub mod cli;
