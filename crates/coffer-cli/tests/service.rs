@@ -10,6 +10,7 @@ mod service {
     pub mod certificates;
     pub mod cli;
     pub mod harness;
+    pub mod heavy;
     pub mod isolation;
     pub mod rotation;
     pub mod runbook004;
