@@ -6,6 +6,7 @@
 //! - [`keys`] — key management requests and views.
 //! - [`crypto`] — wrap, unwrap, datakey, rewrap, sign, verify, mac, and their batch form.
 //! - [`admin`] — tenants, tokens, seal status and unseal.
+//! - [`audit`] — the audit log's paging limit.
 //! - [`error`] — the error body and the stable error codes.
 //! - [`paths`] — the endpoint paths, so server and client cannot disagree.
 //!
@@ -13,6 +14,7 @@
 //! error, not a silently ignored option.
 
 pub mod admin;
+pub mod audit;
 pub mod b64;
 pub mod crypto;
 pub mod error;

@@ -45,13 +45,45 @@ pub fn verify_log(
     checkpoint_note: &str,
     verifier: &CheckpointVerifier,
 ) -> Result<VerifiedLog, VerifyFailure> {
-    let checkpoint = verifier
-        .verify(checkpoint_note)
-        .map_err(|e| fail(None, format!("the checkpoint is not trustworthy: {e}")))?;
-    let mut leaves: Vec<Hash> = Vec::new();
-    let mut prev: Hash = [0; 32];
-    for (position, line) in log.lines().filter(|l| !l.trim().is_empty()).enumerate() {
-        let p = position as u64;
+    let mut reader = LogVerifier::new(checkpoint_note, verifier)?;
+    for line in log.lines() {
+        reader.push(line)?;
+    }
+    reader.finish()
+}
+
+/// [`verify_log`] one line at a time, for a log read in pages: it keeps the leaf hashes
+/// (32 bytes an entry), never the entries.
+#[derive(Debug)]
+pub struct LogVerifier {
+    checkpoint: Checkpoint,
+    leaves: Vec<Hash>,
+    prev: Hash,
+}
+
+impl LogVerifier {
+    /// Starts a check against `checkpoint_note`, whose signature is checked first: a
+    /// forged checkpoint fails before any entry is read.
+    pub fn new(
+        checkpoint_note: &str,
+        verifier: &CheckpointVerifier,
+    ) -> Result<Self, VerifyFailure> {
+        let checkpoint = verifier
+            .verify(checkpoint_note)
+            .map_err(|e| fail(None, format!("the checkpoint is not trustworthy: {e}")))?;
+        Ok(Self {
+            checkpoint,
+            leaves: Vec::new(),
+            prev: [0; 32],
+        })
+    }
+
+    /// Checks the next line of the log (blank lines are skipped).
+    pub fn push(&mut self, line: &str) -> Result<(), VerifyFailure> {
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let p = self.leaves.len() as u64;
         let entry: ExportedEntry = serde_json::from_str(line)
             .map_err(|_| fail(Some(p), format!("entry {p} does not parse")))?;
         if entry.index != p {
@@ -70,7 +102,7 @@ pub fn verify_log(
                 )
             });
         }
-        if entry.prev != hex(&prev) {
+        if entry.prev != hex(&self.prev) {
             return Err(if p == 0 {
                 fail(Some(0), "entry 0 does not start the chain".into())
             } else {
@@ -83,35 +115,43 @@ pub fn verify_log(
                 )
             });
         }
-        prev = entry.leaf_hash();
-        leaves.push(prev);
+        self.prev = entry.leaf_hash();
+        self.leaves.push(self.prev);
+        Ok(())
     }
-    let size = usize::try_from(checkpoint.size).unwrap_or(usize::MAX);
-    if leaves.len() < size {
-        return Err(fail(
-            Some(leaves.len() as u64),
-            format!(
-                "the log ends after {} entries but the checkpoint covers {}: the tail was cut",
-                leaves.len(),
-                checkpoint.size
-            ),
-        ));
+
+    /// Checks the lines read so far cover the checkpoint and hash to its root.
+    pub fn finish(self) -> Result<VerifiedLog, VerifyFailure> {
+        let Self {
+            checkpoint, leaves, ..
+        } = self;
+        let size = usize::try_from(checkpoint.size).unwrap_or(usize::MAX);
+        if leaves.len() < size {
+            return Err(fail(
+                Some(leaves.len() as u64),
+                format!(
+                    "the log ends after {} entries but the checkpoint covers {}: the tail was cut",
+                    leaves.len(),
+                    checkpoint.size
+                ),
+            ));
+        }
+        if root_of(&leaves[..size]) != checkpoint.root {
+            // The chain held, so either the last covered entry was edited or the whole
+            // chain was recomputed; either way the log is not the one the checkpoint signed.
+            return Err(fail(
+                Some(checkpoint.size.saturating_sub(1)),
+                format!(
+                    "the root over the first {} entries does not match the checkpoint",
+                    checkpoint.size
+                ),
+            ));
+        }
+        Ok(VerifiedLog {
+            checkpoint,
+            entries: leaves.len() as u64,
+        })
     }
-    if root_of(&leaves[..size]) != checkpoint.root {
-        // The chain held, so either the last covered entry was edited or the whole chain
-        // was recomputed; either way the log is not the one the checkpoint signed.
-        return Err(fail(
-            Some(checkpoint.size.saturating_sub(1)),
-            format!(
-                "the root over the first {} entries does not match the checkpoint",
-                checkpoint.size
-            ),
-        ));
-    }
-    Ok(VerifiedLog {
-        checkpoint,
-        entries: leaves.len() as u64,
-    })
 }
 
 #[cfg(test)]
@@ -225,6 +265,24 @@ mod tests {
         let mut last = entries.clone();
         last[9].entry.outcome = "forbidden".into();
         check(last, 9);
+    }
+
+    #[test]
+    fn line_by_line_agrees_with_the_whole_log() {
+        let (entries, note, verifier) = build(10);
+        let mut reader = LogVerifier::new(&note, &verifier).unwrap();
+        for entry in &entries {
+            reader.push(&serde_json::to_string(entry).unwrap()).unwrap();
+        }
+        assert_eq!(
+            reader.finish().unwrap(),
+            verify_log(&lines(&entries), &note, &verifier).unwrap()
+        );
+        let mut cut = LogVerifier::new(&note, &verifier).unwrap();
+        for entry in &entries[..9] {
+            cut.push(&serde_json::to_string(entry).unwrap()).unwrap();
+        }
+        assert_eq!(cut.finish().unwrap_err().first_bad_index, Some(9));
     }
 
     #[test]

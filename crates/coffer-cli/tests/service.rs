@@ -5,10 +5,12 @@
 mod service {
     pub mod api;
     pub mod audit;
+    pub mod audit_pages;
     pub mod bad_input;
     pub mod certificates;
     pub mod cli;
     pub mod harness;
+    pub mod heavy;
     pub mod isolation;
     pub mod rotation;
     pub mod runbook004;

@@ -93,16 +93,21 @@ pub struct Kms {
 
 impl Kms {
     /// Composes the service. Call [`Kms::load`] once custody is unsealed.
+    ///
+    /// `offload` runs CPU-heavy signing (ML-DSA, hybrid): the server passes its bounded
+    /// pool; only tests and tools pass [`crate::offload::Inline`]. It is an argument, not
+    /// a builder step with a default, so the production wiring cannot be forgotten.
     pub fn new(
         store: Arc<dyn Store>,
         custody: Arc<dyn Custody>,
         clock: Arc<dyn Clock>,
         audit: Arc<dyn AuditSink>,
+        offload: Arc<dyn crate::offload::Offload>,
         options: KmsOptions,
     ) -> Self {
         Self {
             audit,
-            offload: Arc::new(crate::offload::Inline),
+            offload,
             references: Arc::default(),
             cache: KeyCache::new(options.cache_ttl),
             keys: KeyService::new(store, custody.clone(), clock),
@@ -110,12 +115,6 @@ impl Kms {
             tokens: auth::TokenBook::default(),
             options,
         }
-    }
-
-    /// Runs CPU-heavy signing on `offload` (the server's bounded pool) instead of inline.
-    pub fn with_offload(mut self, offload: Arc<dyn crate::offload::Offload>) -> Self {
-        self.offload = offload;
-        self
     }
 
     /// The key service underneath (for background workers and tests).

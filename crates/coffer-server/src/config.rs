@@ -5,6 +5,10 @@
 //! with `_` (`custody.method` → `COFFER_CUSTODY_METHOD`). Seed 002's `KMS_API_ADDR`
 //! becomes `COFFER_API_ADDR`.
 
+mod limits;
+
+pub use limits::LimitsConfig;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,6 +105,8 @@ pub struct Config {
     pub custody: CustodyConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// How much heavy work is accepted.
+    pub limits: LimitsConfig,
 }
 
 /// The audit log's settings.
@@ -134,6 +140,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("custody", &self.custody)
             .field("audit", &self.audit)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -183,6 +190,8 @@ struct RawConfig {
     custody: RawCustody,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    limits: limits::RawLimits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +234,7 @@ const KEYS: &[&str] = &[
     "audit.anchor_url",
     "audit.checkpoint_interval",
     "audit.verify_interval",
+    "limits.heavy_queue",
 ];
 
 fn env_name(key: &str) -> String {
@@ -271,7 +281,7 @@ impl Config {
 /// Sets dotted `key` to `value`, typed like the key expects (numbers for byte counts).
 fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
-        "max_body_bytes" => value
+        "max_body_bytes" | "limits.heavy_queue" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
@@ -418,6 +428,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     Ok(Config {
         audit,
+        limits: raw.limits.validate(crate::offload::cores())?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,
@@ -456,9 +467,11 @@ mod tests {
             &[
                 ("COFFER_API_ADDR", "0.0.0.0:19446"),
                 ("COFFER_CUSTODY_METHOD", "shamir"),
+                ("COFFER_LIMITS_HEAVY_QUEUE", "3"),
             ],
         )
         .unwrap();
+        assert_eq!(config.limits.heavy_queue, 3);
         assert_eq!(config.api_addr.port(), 19446);
         assert_eq!(config.metrics_addr.port(), 9909);
         assert_eq!(
@@ -497,6 +510,10 @@ mod tests {
         assert!(err.contains("`max_body_bytes`"), "{err}");
         let err = load("colour = \"blue\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("colour"), "{err}");
+        let err = load("[limits]\nheavy_workers = 4\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heavy_workers"), "{err}");
         let err = load("[custody]\nmethod = \"hsm\"\n", &[])
             .unwrap_err()
             .to_string();

@@ -1,8 +1,11 @@
 //! Errors become HTTP in this one place: status, stable code, a message with no
 //! internals for 5xx, and the request id.
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_api::{ErrorBody, ErrorCode, ErrorDetail};
 use coffer_core::kms::KmsError;
@@ -14,6 +17,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// The message shown to the caller.
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up) when the caller should retry.
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -22,6 +27,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -49,14 +55,21 @@ impl From<KmsError> for ApiError {
             KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
             KmsError::Conflict(_) => ErrorCode::Conflict,
             KmsError::Sealed => ErrorCode::Sealed,
-            KmsError::Unavailable(_) => ErrorCode::Unavailable,
+            KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,
             KmsError::Internal(_) => ErrorCode::Internal,
+        };
+        let retry_after = match &error {
+            KmsError::Saturated { retry_after } => Some(*retry_after),
+            _ => None,
         };
         // 5xx details go to the log (under the request id), never to the caller.
         if let KmsError::Internal(detail) | KmsError::Unavailable(detail) = &error {
             tracing::error!(error = %detail, "request failed");
         }
-        Self::new(code, error.to_string())
+        Self {
+            retry_after,
+            ..Self::new(code, error.to_string())
+        }
     }
 }
 
@@ -71,6 +84,13 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds (RFC 9110), never 0: "retry at once" would invite a stampede.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         // The observing middleware reads the code to label metrics.
         response.extensions_mut().insert(self.code);
         response

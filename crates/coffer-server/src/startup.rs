@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::audit::AuditLog;
 use crate::config::{Config, CustodyConfig};
+use crate::offload::BoundedPool;
 use crate::state::AppState;
 use coffer_core::audit::{AuditSink, NoAudit};
 
@@ -114,12 +115,20 @@ fn read_secret_file(path: &Path) -> Result<String, StartError> {
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-/// The service and its audit log (opened, checked, writer started).
+/// What [`kms`] composes.
+struct Service {
+    kms: Arc<Kms>,
+    audit: Option<Arc<AuditLog>>,
+    heavy: Arc<BoundedPool>,
+}
+
+/// The service, its audit log (opened, checked, writer started) and the bounded pool its
+/// heavy signing runs on: the one place production wires the pool into `Kms`.
 async fn kms(
     config: &Config,
     store: Arc<dyn Store>,
     custody: Arc<SealedCustody>,
-) -> Result<(Arc<Kms>, Option<Arc<AuditLog>>), StartError> {
+) -> Result<Service, StartError> {
     let options = KmsOptions {
         pq_verify_mode: config.pq_verify_mode,
         cache_ttl: Some(config.cache_ttl),
@@ -139,14 +148,20 @@ async fn kms(
         tracing::warn!("the audit log is disabled (audit.enabled = false): for measurement only");
         (Arc::new(NoAudit), None)
     };
+    let heavy = Arc::new(BoundedPool::per_core(config.limits.heavy_queue));
     let kms = Kms::new(
         store,
         custody,
         Arc::new(SystemClock) as Arc<dyn Clock>,
         sink,
+        heavy.clone(),
         options,
     );
-    Ok((Arc::new(kms), log))
+    Ok(Service {
+        kms: Arc::new(kms),
+        audit: log,
+        heavy,
+    })
 }
 
 /// After unseal: loads the service's secrets (token key, audit signing key). False when
@@ -172,12 +187,12 @@ pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
 
 fn state(
     config: &Config,
-    kms: Arc<Kms>,
+    Service { kms, audit, heavy }: Service,
     custody: Arc<SealedCustody>,
-    audit: Option<Arc<AuditLog>>,
 ) -> AppState {
     AppState {
         kms,
+        heavy,
         custody,
         audit,
         audit_intervals: (
@@ -228,11 +243,11 @@ pub async fn init(
         }
     };
     let custody = Arc::new(custody);
-    let (kms, audit) = kms(config, store, custody.clone()).await?;
-    let admin_token = kms.initialize().await?.ok_or_else(|| {
+    let service = kms(config, store, custody.clone()).await?;
+    let admin_token = service.kms.initialize().await?.ok_or_else(|| {
         StartError::AlreadyInitialized("the database already holds a token root key".into())
     })?;
-    let state = state(config, kms, custody, audit);
+    let state = state(config, service, custody);
     after_unseal(&state).await?;
     Ok((
         state,
@@ -267,8 +282,8 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
         }
         _ => {}
     }
-    let (kms, audit) = kms(config, store, custody.clone()).await?;
-    let state = state(config, kms, custody.clone(), audit);
+    let service = kms(config, store, custody.clone()).await?;
+    let state = state(config, service, custody.clone());
     if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
         return Err(StartError::NotInitialized(
             "the database holds no token root key".into(),

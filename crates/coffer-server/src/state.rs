@@ -11,6 +11,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub struct AppState {
     /// The service.
     pub kms: Arc<Kms>,
+    /// The bounded pool the service's heavy signing runs on (the same one `kms` holds;
+    /// here for its counters).
+    pub heavy: Arc<crate::offload::BoundedPool>,
     /// Custody, for seal status and unseal.
     pub custody: Arc<SealedCustody>,
     /// Renders `/metrics`.

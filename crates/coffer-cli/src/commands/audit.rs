@@ -1,5 +1,9 @@
-//! `coffer audit`: export, checkpoint, key, verify (offline or online), tail.
+//! `coffer audit`: export, checkpoint, key, verify (offline or online), tail. Export,
+//! tail and online verification read the whole log, page by page (`pages`).
 
+mod pages;
+
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,10 +12,11 @@ use clap::{Args, Subcommand};
 use coffer_audit::checkpoint::CheckpointVerifier;
 use coffer_audit::entry::ExportedEntry;
 use coffer_audit::merkle::{Hash, verify_consistency};
-use coffer_audit::verify::verify_log;
+use coffer_audit::verify::{LogVerifier, VerifiedLog, VerifyFailure, verify_log};
 use coffer_core::HumanDuration;
 
 use super::{Globals, or_dash, print_json, print_line, table};
+use pages::{PageArgs, Pages};
 
 /// `coffer audit …`
 #[derive(Subcommand)]
@@ -35,9 +40,11 @@ pub struct ExportArgs {
     /// First index.
     #[arg(long, default_value_t = 0)]
     from: u64,
-    /// Most entries.
-    #[arg(long, default_value_t = 100_000)]
-    limit: u64,
+    /// Most entries (default: every entry to the end of the log).
+    #[arg(long)]
+    limit: Option<u64>,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 /// `coffer audit checkpoint`.
@@ -64,6 +71,8 @@ pub struct VerifyArgs {
     /// Verify the live log and the server's newest checkpoint.
     #[arg(long, conflicts_with = "log")]
     online: bool,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 /// `coffer audit tail`.
@@ -81,6 +90,8 @@ pub struct TailArgs {
     /// Show the last N matching entries.
     #[arg(short = 'n', long, default_value_t = 20)]
     lines: usize,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 /// Runs `coffer audit …`.
@@ -88,12 +99,11 @@ pub async fn run(global: &Globals, command: AuditCommand) -> anyhow::Result<Exit
     let client = global.client()?;
     match command {
         AuditCommand::Export(args) => {
-            super::print_bytes(
-                client
-                    .audit_entries(args.from, args.limit)
-                    .await?
-                    .as_bytes(),
-            )?;
+            // Each page is written as it arrives: the export never holds the whole log.
+            let mut pages = Pages::new(&client, args.from, args.limit, args.page);
+            while let Some(page) = pages.next().await? {
+                super::print_bytes(page.as_bytes())?;
+            }
         }
         AuditCommand::Checkpoint(args) => {
             let note = if args.new {
@@ -122,11 +132,11 @@ async fn verify(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode> 
         (None, false) => bail!("--key is required offline (get it once with `coffer audit key`)"),
     };
     let verifier = CheckpointVerifier::parse(&key).context("the verifier key does not parse")?;
-    let (log, note) = if args.online {
+    let outcome = if args.online {
         // The checkpoint first: entries read after it cover at least its size, so a
         // checkpoint signed in between cannot look like a cut tail.
         let note = client.audit_checkpoint().await?;
-        (client.audit_entries(0, 100_000).await?, note)
+        verify_pages(Pages::new(&client, 0, None, args.page), &note, &verifier).await?
     } else {
         let log = read(args.log.as_ref().context("--log is required offline")?)?;
         let note = read(
@@ -134,9 +144,8 @@ async fn verify(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode> 
                 .as_ref()
                 .context("--checkpoint is required offline")?,
         )?;
-        (log, note)
+        verify_log(&log, &note, &verifier)
     };
-    let outcome = verify_log(&log, &note, &verifier);
     let consistency = match (args.online, &args.checkpoint, &outcome) {
         (true, Some(old), Ok(verified)) => {
             Some(check_extends(&client, &verifier, &read(old)?, verified.checkpoint.size).await)
@@ -175,6 +184,27 @@ async fn verify(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode> 
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Verifies the whole live log against `note`, a page at a time. The outer error is a
+/// failed request; the inner one a log that does not match.
+async fn verify_pages(
+    mut pages: Pages<'_>,
+    note: &str,
+    verifier: &CheckpointVerifier,
+) -> anyhow::Result<Result<VerifiedLog, VerifyFailure>> {
+    let mut reader = match LogVerifier::new(note, verifier) {
+        Ok(reader) => reader,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    while let Some(page) = pages.next().await? {
+        for line in page.lines() {
+            if let Err(failure) = reader.push(line) {
+                return Ok(Err(failure));
+            }
+        }
+    }
+    Ok(reader.finish())
 }
 
 /// Checks that the server's tree of `new_size` extends an older trusted checkpoint.
@@ -226,26 +256,40 @@ fn hex_decode(text: &str) -> Option<Hash> {
 }
 
 async fn tail(global: &Globals, args: TailArgs) -> anyhow::Result<()> {
-    let log = global.client()?.audit_entries(0, 100_000).await?;
+    let client = global.client()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let since = args.since.map(|d| now - d.get().as_millis() as i64);
-    let entries: Vec<ExportedEntry> = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<ExportedEntry>(line).ok())
-        .filter(|e| since.is_none_or(|t| e.entry.at >= t))
-        .filter(|e| {
-            args.key
+    let wanted = |e: &ExportedEntry| {
+        since.is_none_or(|t| e.entry.at >= t)
+            && args
+                .key
                 .as_ref()
                 .is_none_or(|k| e.entry.key.as_ref() == Some(k))
-        })
-        .filter(|e| args.op.as_ref().is_none_or(|op| &e.entry.op == op))
-        .collect();
-    let shown = &entries[entries.len().saturating_sub(args.lines)..];
+            && args.op.as_ref().is_none_or(|op| &e.entry.op == op)
+    };
+    // The newest entries are at the end of the log: read it all, keeping only the last
+    // `lines` matches.
+    let mut shown: VecDeque<ExportedEntry> = VecDeque::with_capacity(args.lines);
+    let mut pages = Pages::new(&client, 0, None, args.page);
+    while let Some(page) = pages.next().await? {
+        let matches = page
+            .lines()
+            .filter_map(|line| serde_json::from_str::<ExportedEntry>(line).ok())
+            .filter(|e| wanted(e));
+        for entry in matches {
+            if shown.len() == args.lines {
+                shown.pop_front();
+            }
+            if args.lines > 0 {
+                shown.push_back(entry);
+            }
+        }
+    }
     if global.json {
-        return print_json(&shown.iter().collect::<Vec<_>>());
+        return print_json(&shown);
     }
     let rows: Vec<Vec<String>> = shown
         .iter()

@@ -53,6 +53,12 @@ pub enum KmsError {
     /// The store is unreachable.
     #[error("storage unavailable")]
     Unavailable(String),
+    /// The heavy-work pool is full; the caller should retry after `retry_after`.
+    #[error("the server is busy; retry shortly")]
+    Saturated {
+        /// When a retry has a fair chance (the HTTP layer's `Retry-After`).
+        retry_after: std::time::Duration,
+    },
     /// An internal failure (details logged, not returned).
     #[error("internal error")]
     Internal(String),
@@ -73,7 +79,7 @@ impl KmsError {
             Self::WrongPurpose { .. } => "wrong_key_purpose",
             Self::Conflict(_) => "conflict",
             Self::Sealed => "sealed",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -110,6 +116,17 @@ impl From<coffer_crypto::CryptoError> for KmsError {
             } => Self::InvalidCiphertext,
             C::Backend(what) => Self::Internal(format!("crypto backend: {what}")),
             other => Self::Invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::offload::OffloadError> for KmsError {
+    fn from(error: crate::offload::OffloadError) -> Self {
+        use crate::offload::OffloadError as O;
+        match error {
+            O::Saturated { retry_after } => Self::Saturated { retry_after },
+            O::Failed(what) => Self::Internal(format!("heavy-work pool: {what}")),
+            O::Crypto(e) => e.into(),
         }
     }
 }

@@ -4,9 +4,16 @@
 //!
 //! One mutex over small maps, taken twice per operation (start, end) for a hash update;
 //! never held across an await or a crypto call.
+//!
+//! The drain waits on a `Notify` signalled when a version's in-flight count reaches
+//! zero, not on a polling loop: it ends as soon as the last operation does, and holds no
+//! thread while it waits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use crate::ids::{KeyId, VersionNumber};
 use crate::time::Timestamp;
@@ -30,6 +37,9 @@ struct VersionUse {
 #[derive(Default)]
 pub(crate) struct References {
     versions: Mutex<HashMap<(KeyId, VersionNumber), VersionUse>>,
+    /// Signalled when some version's in-flight count drops to zero. One for every
+    /// version: drains are rare, so a waiter woken for another version just re-checks.
+    idle: Notify,
 }
 
 /// Marks one operation in flight on a version until dropped.
@@ -40,8 +50,16 @@ pub(crate) struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(entry) = self.references.lock().get_mut(&self.at) {
-            entry.in_flight = entry.in_flight.saturating_sub(1);
+        let now_idle = match self.references.lock().get_mut(&self.at) {
+            Some(entry) => {
+                entry.in_flight = entry.in_flight.saturating_sub(1);
+                entry.in_flight == 0
+            }
+            None => false,
+        };
+        // Outside the lock; only on reaching zero, the one change a drain waits for.
+        if now_idle {
+            self.references.idle.notify_waiters();
         }
     }
 }
@@ -80,6 +98,35 @@ impl References {
         self.lock().get(&(key, version)).map_or(0, |e| e.in_flight)
     }
 
+    /// Waits until no operation is in flight on a version, for at most `timeout`.
+    /// `Err` carries how many operations were still in flight when it gave up.
+    pub async fn drained(
+        &self,
+        key: KeyId,
+        version: VersionNumber,
+        timeout: Duration,
+    ) -> Result<(), u64> {
+        let wait = async {
+            loop {
+                // Registered before the count is read: an operation that ends between
+                // the read and the await still wakes this waiter.
+                let mut idle = std::pin::pin!(self.idle.notified());
+                idle.as_mut().enable();
+                if self.in_flight(key, version) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        if tokio::time::timeout(timeout, wait).await.is_ok() {
+            return Ok(());
+        }
+        match self.in_flight(key, version) {
+            0 => Ok(()),
+            busy => Err(busy),
+        }
+    }
+
     /// Principals that used a version, most recent first.
     pub fn principals(&self, key: KeyId, version: VersionNumber) -> Vec<(TokenId, PrincipalUse)> {
         let mut out: Vec<_> = self
@@ -89,5 +136,77 @@ impl References {
             .unwrap_or_default();
         out.sort_by_key(|entry| std::cmp::Reverse(entry.1.last_seen));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn at() -> (KeyId, VersionNumber) {
+        (KeyId::generate(), VersionNumber::new(1).unwrap())
+    }
+
+    fn principal() -> TokenId {
+        TokenId::generate()
+    }
+
+    #[tokio::test]
+    async fn a_drain_ends_when_the_last_operation_does() {
+        let references = Arc::new(References::default());
+        let (key, version) = at();
+        let first = references.begin(key, version, principal(), Timestamp::from_millis(0));
+        let second = references.begin(key, version, principal(), Timestamp::from_millis(0));
+        let ending = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(first);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(second);
+        });
+        let started = Instant::now();
+        references
+            .drained(key, version, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let waited = started.elapsed();
+        // Not before the second operation ended, and long before the timeout.
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+        assert_eq!(references.in_flight(key, version), 0);
+        ending.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_drain_times_out_while_an_operation_stays_in_flight() {
+        let references = Arc::new(References::default());
+        let (key, version) = at();
+        let _held = references.begin(key, version, principal(), Timestamp::from_millis(0));
+        // Another version's operation ending wakes the waiter, which must wait on.
+        let other = references.begin(
+            key,
+            VersionNumber::new(2).unwrap(),
+            principal(),
+            Timestamp::from_millis(0),
+        );
+        drop(other);
+        let started = Instant::now();
+        let busy = references
+            .drained(key, version, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert_eq!(busy, 1);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn an_idle_version_drains_at_once() {
+        let references = References::default();
+        let (key, version) = at();
+        references
+            .drained(key, version, Duration::from_millis(1))
+            .await
+            .unwrap();
     }
 }

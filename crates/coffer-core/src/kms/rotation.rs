@@ -409,19 +409,12 @@ impl Kms {
             }
             Step::DrainInflight => {
                 self.forget_key(tenant, key);
-                let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
-                loop {
-                    let busy = self.references.in_flight(key, from);
-                    if busy == 0 {
-                        break;
-                    }
-                    if std::time::Instant::now() >= deadline {
-                        return Err(KmsError::Conflict(format!(
-                            "{busy} operations still use version {from}"
-                        )));
-                    }
-                    self.offload.pause(Duration::from_millis(5)).await;
-                }
+                self.references
+                    .drained(key, from, DRAIN_TIMEOUT)
+                    .await
+                    .map_err(|busy| {
+                        KmsError::Conflict(format!("{busy} operations still use version {from}"))
+                    })?;
             }
             Step::RewrapTracked => self.rewrap_tracked(record).await?,
             Step::RetireOld => {

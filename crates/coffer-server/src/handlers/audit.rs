@@ -92,10 +92,11 @@ pub struct Range {
 }
 
 fn default_limit() -> u64 {
-    100_000
+    coffer_api::audit::MAX_PAGE
 }
 
-/// `GET /v1/audit/entries?from=&limit=`: entries as JSON lines (admin).
+/// `GET /v1/audit/entries?from=&limit=`: entries as JSON lines (admin), at most
+/// [`coffer_api::audit::MAX_PAGE`] a request.
 pub async fn entries(
     State(state): State<AppState>,
     Authed(caller): Authed,

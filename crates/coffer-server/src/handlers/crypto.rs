@@ -185,7 +185,8 @@ fn sign_input<'a>(
 async fn sign_one(state: &AppState, caller: &Caller, r: SignRequest) -> ApiResult<SignResponse> {
     let mut buf = [0u8; 32];
     let input = sign_input(&r.message, &r.digest, &mut buf)?;
-    // ML-DSA signing runs on the service's bounded pool (see `offload`).
+    // ML-DSA and hybrid signing run on the bounded pool `startup` gives the service
+    // (`crate::offload`); a full queue answers 503 with `Retry-After`.
     let s = state.kms.sign(caller, &r.key_id, input).await?;
     Ok(SignResponse {
         signature: B64(s.signature),

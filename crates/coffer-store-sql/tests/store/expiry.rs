@@ -36,6 +36,7 @@ async fn world() -> World {
         Arc::new(custody),
         Arc::new(clock.clone()) as Arc<dyn Clock>,
         Arc::new(coffer_core::audit::NoAudit),
+        Arc::new(coffer_core::offload::Inline),
         KmsOptions::default(),
     );
     let admin = kms

@@ -28,6 +28,7 @@ fn kms_over(f: &Fixture) -> coffer_core::kms::Kms {
         f.custody.clone(),
         Arc::new(f.clock.clone()) as Arc<dyn Clock>,
         Arc::new(coffer_core::audit::NoAudit),
+        Arc::new(coffer_core::offload::Inline),
         coffer_core::kms::KmsOptions::default(),
     )
 }
