@@ -10,7 +10,10 @@
 // The service suite's harness, shared as a file so that both binaries start servers the
 // same way; this binary uses only part of it.
 #[path = "service/harness.rs"]
-#[allow(dead_code, reason = "shared with the service suite, which uses the rest")]
+#[allow(
+    dead_code,
+    reason = "shared with the service suite, which uses the rest"
+)]
 mod harness;
 
 mod faults {

@@ -169,7 +169,12 @@ async fn prepare(setup: &Setup) -> Vec<Call> {
             k(&schedule, "schedule-deletion"),
             Some(json!({"pending_window_days": 7})),
         ),
-        call("cancel deletion", Tenant, k(&cancel, "cancel-deletion"), None),
+        call(
+            "cancel deletion",
+            Tenant,
+            k(&cancel, "cancel-deletion"),
+            None,
+        ),
         call(
             "issue certificate",
             Tenant,

@@ -52,7 +52,10 @@ pub async fn snapshot(conn: &mut AnyConnection, url: &str) -> BTreeMap<&'static 
                     .iter()
                     .map(|row| format!("quote({})", row.get::<String, _>(0)))
                     .collect();
-            format!("SELECT {} FROM {table} ORDER BY 1", columns.join(" || '|' || "))
+            format!(
+                "SELECT {} FROM {table} ORDER BY 1",
+                columns.join(" || '|' || ")
+            )
         } else {
             format!("SELECT CAST(t AS TEXT) FROM {table} AS t ORDER BY 1")
         };

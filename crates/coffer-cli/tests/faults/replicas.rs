@@ -215,6 +215,25 @@ async fn round(
     failures
 }
 
+/// Failures of one kind, counted, with the first shown.
+#[derive(Default)]
+pub struct Tally {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Tally {
+    pub fn add(&mut self, failure: String) {
+        self.count += 1;
+        self.first.get_or_insert(failure);
+    }
+
+    pub fn report(self, what: &str) -> Option<String> {
+        self.first
+            .map(|first| format!("{} {what}; the first: {first}", self.count))
+    }
+}
+
 fn must(answer: Result<http::Answer, reqwest::Error>, what: &str) -> http::Answer {
     let answer = answer.unwrap();
     assert!(answer.ok(), "{what}: {answer:?}");
@@ -234,10 +253,9 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
             std::fs::copy(dirs[0].join(file), dir.join(file)).unwrap();
         }
     }
-    let mut replicas = Vec::new();
-    for dir in &dirs {
-        replicas.push(serve(dir, &database_url).await);
-    }
+    // The tenant and its token exist before replicas 1 and 2 start, so that they know
+    // the token at once (tokens minted later reach other replicas within 10 s).
+    let mut replicas = vec![serve(&dirs[0], &database_url).await];
     let http = http::client();
     let mut ledger = Ledger::default();
     let admin_api = replicas[0].api.clone();
@@ -268,7 +286,14 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
         let (http, api, token) = (http.clone(), admin_api.clone(), token.clone());
         async move {
             must(
-                http::post(&http, &api, "/v1/kms/keys", &token, Some(&json!({"spec": spec}))).await,
+                http::post(
+                    &http,
+                    &api,
+                    "/v1/kms/keys",
+                    &token,
+                    Some(&json!({"spec": spec})),
+                )
+                .await,
                 "create key",
             )
             .field("key_id")
@@ -276,6 +301,9 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
     };
     let keys = (key("aes-256").await, key("ed25519").await);
     ledger.acknowledged += 4;
+    for dir in &dirs[1..] {
+        replicas.push(serve(dir, &database_url).await);
+    }
 
     let mut wrong = Vec::new();
     let all: Vec<(usize, String)> = replicas.iter().map(|r| r.api.clone()).enumerate().collect();
@@ -317,22 +345,24 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
 
     // The survivors carry on.
     let survivors: Vec<(usize, String)> = all[..2].to_vec();
+    let mut after_kill = Tally::default();
     for n in 61..121 {
-        wrong.extend(
-            round(&http, &survivors, &token, &keys, n, &mut ledger)
-                .await
-                .into_iter()
-                .map(|(i, e)| format!("survivor {i} failed after the kill: {e}")),
-        );
+        for (i, e) in round(&http, &survivors, &token, &keys, n, &mut ledger).await {
+            after_kill.add(format!("survivor {i}: {e}"));
+        }
     }
-    wrong.truncate(40);
+    wrong.extend(after_kill.report("requests to survivors failed after the kill"));
 
     // Everything acknowledged is there, through either survivor.
+    let mut missing = Tally::default();
     for (n, key) in ledger.keys.iter().enumerate() {
         let api = &survivors[n % 2].1;
         let shown = http::get(&http, api, &format!("/v1/kms/keys/{key}"), &token).await;
         if !matches!(&shown, Ok(a) if a.ok()) {
-            wrong.push(format!("acknowledged key {key} is lost: {shown:?}"));
+            missing.add(format!(
+                "acknowledged key {key} (via survivor {}): {shown:?}",
+                n % 2
+            ));
         }
     }
     for (n, (ct, pt)) in ledger.ciphertexts.iter().enumerate() {
@@ -340,12 +370,23 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
         let body = json!({"ciphertext": ct});
         match http::post(&http, api, "/v1/kms/unwrap", &token, Some(&body)).await {
             Ok(a) if a.ok() && a.field("plaintext") == *pt => {}
-            other => wrong.push(format!("an acknowledged ciphertext does not decrypt: {other:?}")),
+            other => missing.add(format!(
+                "acknowledged ciphertext (via survivor {}): {other:?}",
+                n % 2
+            )),
         }
     }
+    wrong.extend(missing.report("acknowledged keys and ciphertexts not readable"));
 
     // One log: contiguous, an entry per acknowledged operation, and it verifies.
-    let signed = http::post(&http, &admin_api, "/v1/audit/checkpoint", &admin_token, None).await;
+    let signed = http::post(
+        &http,
+        &admin_api,
+        "/v1/audit/checkpoint",
+        &admin_token,
+        None,
+    )
+    .await;
     if !matches!(&signed, Ok(a) if a.ok()) {
         wrong.push(format!("signing a checkpoint: {signed:?}"));
     }
@@ -365,10 +406,17 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
     };
     let indices: Vec<u64> = text
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["index"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["index"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     if let Some(at) = indices.iter().enumerate().position(|(n, &i)| i != n as u64) {
-        wrong.push(format!("audit index {at} holds entry {}: a hole", indices[at]));
+        wrong.push(format!(
+            "audit index {at} holds entry {}: a hole",
+            indices[at]
+        ));
     }
     if indices.len() < ledger.acknowledged {
         wrong.push(format!(
