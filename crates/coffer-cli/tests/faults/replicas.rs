@@ -308,7 +308,7 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
     let mut wrong = Vec::new();
     let all: Vec<(usize, String)> = replicas.iter().map(|r| r.api.clone()).enumerate().collect();
     // All three healthy: every replica serves every request.
-    let mut healthy_failures = vec![0; 3];
+    let mut healthy_failures = [0; 3];
     let mut examples = vec![String::new(); 3];
     for n in 0..60 {
         for (i, e) in round(&http, &all, &token, &keys, n, &mut ledger).await {
@@ -327,12 +327,11 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
     }
 
     // Replica 2 is killed while a round is in flight; what it acknowledged must last.
-    let victim = replicas.pop().unwrap();
-    let mut killer = victim;
+    let mut victim = replicas.pop().unwrap();
     let in_flight = round(&http, &all, &token, &keys, 60, &mut ledger);
     let kill = async {
         tokio::time::sleep(Duration::from_millis(2)).await;
-        killer.child.kill().unwrap();
+        victim.child.kill().unwrap();
     };
     let (failures, ()) = tokio::join!(in_flight, kill);
     wrong.extend(
@@ -341,7 +340,7 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
             .filter(|(i, _)| *i != 2)
             .map(|(i, e)| format!("replica {i} failed during the kill: {e}")),
     );
-    let _ = killer.child.wait();
+    let _ = victim.child.wait();
 
     // The survivors carry on.
     let survivors: Vec<(usize, String)> = all[..2].to_vec();
