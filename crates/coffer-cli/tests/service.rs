@@ -9,6 +9,8 @@ mod service {
     pub mod bad_input;
     pub mod certificates;
     pub mod cli;
+    // Shared with the faults binary, which alone restarts servers.
+    #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;
     pub mod heavy;
     pub mod isolation;

@@ -8,6 +8,7 @@ use coffer_server::startup::{self, InitMethod, Initialized};
 use coffer_server::{AppState, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// Which database a test server uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,10 @@ pub struct TestServer {
     /// The database the server uses (tests tamper with it directly).
     pub database_url: String,
     pub state: AppState,
+    /// The configuration variables it started with (a restart reuses them).
+    vars: Vec<(String, String)>,
     stop: Option<oneshot::Sender<()>>,
+    served: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestServer {
@@ -36,6 +40,17 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// The configuration `vars` give (later variables win).
+fn config(vars: &[(String, String)]) -> Config {
+    Config::load_with(None, |name| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
 }
 
 pub fn temp_dir() -> PathBuf {
@@ -78,7 +93,17 @@ impl TestServer {
 
     /// `None` when `db` is PostgreSQL and it is not configured.
     pub async fn start_with(db: Db, method: InitMethod, env: &[(&str, &str)]) -> Option<Self> {
-        let dir = temp_dir();
+        Self::start_in(temp_dir(), db, method, env).await
+    }
+
+    /// As [`Self::start_with`], with the data directory `dir` (which may exist, but
+    /// must hold no deployment yet).
+    pub async fn start_in(
+        dir: PathBuf,
+        db: Db,
+        method: InitMethod,
+        env: &[(&str, &str)],
+    ) -> Option<Self> {
         let mut vars: Vec<(String, String)> = vec![
             ("COFFER_DATA_DIR".into(), dir.display().to_string()),
             ("COFFER_API_ADDR".into(), "127.0.0.1:0".into()),
@@ -94,13 +119,7 @@ impl TestServer {
             vars.push(("COFFER_DATABASE_URL".into(), postgres_url().await?));
         }
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::load_with(None, |name| {
-            vars.iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
-        .unwrap();
+        let config = config(&vars);
         let (
             state,
             Initialized {
@@ -108,6 +127,40 @@ impl TestServer {
                 shares,
             },
         ) = startup::init(&config, method).await.unwrap();
+        let shares = shares
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect();
+        Some(Self::serve(state, vars, admin_token, shares).await)
+    }
+
+    /// Stops this server (draining its requests) and opens its deployment again, as
+    /// `coffer serve` does after a restart: same data directory and database, new
+    /// ports. Key-file custody unseals at once; other methods start sealed.
+    pub async fn restart(mut self) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.unwrap().unwrap();
+        }
+        let (vars, admin_token, shares) = (
+            std::mem::take(&mut self.vars),
+            std::mem::take(&mut self.admin_token),
+            std::mem::take(&mut self.shares),
+        );
+        drop(self);
+        let state = startup::open(&config(&vars)).await.unwrap();
+        Self::serve(state, vars, admin_token, shares).await
+    }
+
+    async fn serve(
+        state: AppState,
+        vars: Vec<(String, String)>,
+        admin_token: String,
+        shares: Vec<String>,
+    ) -> Self {
+        let config = config(&vars);
         let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (api_url, ops_url) = (
@@ -115,22 +168,21 @@ impl TestServer {
             format!("http://{}", ops.local_addr().unwrap()),
         );
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(coffer_server::serve(api, ops, state.clone(), async move {
+        let served = tokio::spawn(coffer_server::serve(api, ops, state.clone(), async move {
             let _ = stopped.await;
         }));
-        Some(Self {
+        Self {
             api: api_url,
             ops: ops_url,
             admin_token,
-            shares: shares
-                .iter()
-                .map(|s| s.expose_secret().to_owned())
-                .collect(),
-            dir,
+            shares,
+            dir: config.data_dir.clone(),
             database_url: config.database_url.clone(),
             state,
+            vars,
             stop: Some(stop),
-        })
+            served: Some(served),
+        }
     }
 
     pub fn client(&self, token: &str) -> Client {
