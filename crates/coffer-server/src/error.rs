@@ -60,6 +60,9 @@ impl From<KmsError> for ApiError {
         };
         let retry_after = match &error {
             KmsError::Saturated { retry_after } => Some(*retry_after),
+            // Nothing was done (no change without its audit entry, no answer without
+            // it either): the caller may simply try again once the store recovers.
+            KmsError::Unavailable(_) => Some(Duration::from_secs(1)),
             _ => None,
         };
         // 5xx details go to the log (under the request id), never to the caller.
