@@ -417,3 +417,31 @@ async fn with_an_overlap_policy_the_old_version_keeps_decrypting() {
     let verified = acme.verify_rotation(&done.rotation_id).await.unwrap();
     assert!(verified.violations.is_empty(), "{verified:?}");
 }
+
+/// `POST /v1/sys/unseal` needs no token, so on an unsealed server it must do nothing:
+/// a rotation paused with `until` stays where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unseal_call_on_an_unsealed_server_leaves_paused_rotations_alone() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let key = create(&acme, "aes-256", "paused").await;
+    let paused = start(&acme, &key, Some("stage")).await.unwrap();
+    assert_eq!(
+        (paused.status.as_str(), paused.step.as_str()),
+        ("running", "switch_pointer")
+    );
+    let anonymous = server.anonymous();
+    let request = coffer_api::admin::UnsealRequest {
+        share: None,
+        passphrase: Some(coffer_api::B64Secret::new(b"guess".to_vec())),
+    };
+    let status = anonymous.unseal(&request).await.unwrap();
+    assert!(!status.sealed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = acme.rotation(&paused.rotation_id).await.unwrap();
+    assert_eq!(
+        (after.status.as_str(), after.step.as_str()),
+        ("running", "switch_pointer"),
+        "the unseal call drove the paused rotation on"
+    );
+}

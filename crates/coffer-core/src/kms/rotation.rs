@@ -135,17 +135,21 @@ impl Kms {
         })
     }
 
-    /// The audit entry of a saga step (or start, or rollback) by `actor`.
+    /// The audit entry of a saga step (or start, or rollback) by `actor`. It names the
+    /// caller (principal) and, as its request id, the rotation (`rotation:<ID>`, which
+    /// runbooks search for); the caller's own request id goes in the detail.
     fn step_entry(&self, actor: &Actor, record: &RotationRecord, op: &str) -> AuditEntry {
-        actor.as_op(op).entry(
+        let mut entry = actor.as_op(op).entry(
             Some(record.tenant),
             (
                 Some(record.key),
                 record.to_version.and_then(|v| version(v).ok()),
             ),
             self.keys.clock().now(),
-            Some(format!("rotation {}", record.id)),
-        )
+            Some(format!("request {}", actor.request_id)),
+        );
+        entry.request_id = format!("rotation:{}", record.id);
+        entry
     }
 
     /// Saves the saga's progress from `before` to `record` by compare-and-set, with the
@@ -288,6 +292,11 @@ impl Kms {
         until: Option<Step>,
         actor: &Actor,
     ) -> KmsResult<RotationStatus> {
+        // The saga's own changes carry the rotation as their request id, like its steps.
+        let saga_actor = Actor {
+            request_id: format!("rotation:{}", record.id),
+            ..actor.clone()
+        };
         loop {
             let saga = saga_of(&record)?;
             if saga.status != Status::Running {
@@ -296,7 +305,7 @@ impl Kms {
             let step = saga.step;
             tracing::info!(rotation = %record.id, %step, "rotation step");
             failpoint(step);
-            let outcome = self.run_step(&mut record, step, actor).await;
+            let outcome = self.run_step(&mut record, step, &saga_actor).await;
             let now = self.keys.clock().now();
             let op = format!("rotation.{step}");
             match outcome {

@@ -52,11 +52,18 @@ fn unseal_error(error: CustodyError) -> ApiError {
 }
 
 /// `POST /v1/sys/unseal`: one share, or the passphrase. Once unsealed, the service
-/// loads its token key and becomes ready.
+/// loads its token key and becomes ready. On an unsealed server it only answers the
+/// status: the work that follows unsealing happens on the sealed → unsealed step alone.
 pub async fn unseal(
     State(state): State<AppState>,
     ApiJson(r): ApiJson<UnsealRequest>,
 ) -> ApiResult<Json<SealStatusView>> {
+    // Unauthenticated by design, so it must do nothing once unsealed: no Argon2 run
+    // for a guessed passphrase, and no second start of the work that follows unsealing
+    // (resuming rotations, loading secrets).
+    if state.custody.status() == SealStatus::Unsealed {
+        return Ok(Json(status_view(&state)));
+    }
     let custody = state.custody.clone();
     // Argon2id takes tens of milliseconds of CPU: off the async workers.
     let outcome = tokio::task::spawn_blocking(move || match (r.share, r.passphrase) {
