@@ -7,7 +7,6 @@
 //! the in-memory cache; the store is read only on a miss.
 
 mod admin;
-mod audited;
 mod auth;
 mod cache;
 mod certificates;
@@ -23,6 +22,7 @@ mod rotation;
 mod rotation_views;
 mod schedule;
 mod sign;
+mod trail;
 mod unwrap;
 mod verify;
 mod wrap;

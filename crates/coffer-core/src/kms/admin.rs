@@ -98,6 +98,13 @@ impl Kms {
     }
 
     /// Creates a tenant.
+    pub async fn create_tenant(&self, caller: &Caller, name: &str) -> KmsResult<Tenant> {
+        let actor = caller.actor("tenant.create");
+        let result = self.create_tenant_unaudited(caller, &actor, name).await;
+        self.settled(caller, &actor, None, result).await
+    }
+
+    /// Creates a tenant.
     pub(super) async fn create_tenant_unaudited(
         &self,
         caller: &Caller,
@@ -125,6 +132,17 @@ impl Kms {
             Err(_) => store.get_tenant_by_name(reference).await?,
         };
         found.ok_or(KmsError::NotFound("tenant"))
+    }
+
+    /// Mints a token.
+    pub async fn mint_token(
+        &self,
+        caller: &Caller,
+        request: MintToken,
+    ) -> KmsResult<(String, TokenId)> {
+        let actor = caller.actor("token.mint");
+        let result = self.mint_token_unaudited(caller, &actor, request).await;
+        self.settled(caller, &actor, None, result).await
     }
 
     /// Mints a token: an admin token, or a tenant token narrowed by operations, keys and
@@ -159,6 +177,13 @@ impl Kms {
             caveats.push(Caveat::Expires(expires.millis() / 1000));
         }
         self.mint(kind, caveats, &request.description, actor).await
+    }
+
+    /// Revokes a token.
+    pub async fn revoke_token(&self, caller: &Caller, id: TokenId) -> KmsResult<()> {
+        let actor = caller.actor("token.revoke");
+        let result = self.revoke_token_unaudited(caller, &actor, id).await;
+        self.settled(caller, &actor, None, result).await
     }
 
     /// Revokes a token id (and every token attenuated from it).

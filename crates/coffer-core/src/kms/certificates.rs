@@ -173,6 +173,21 @@ impl Kms {
         })
     }
 
+    /// Imports a certificate chain (PEM, leaf first) for a version (default: primary).
+    pub async fn import_chain(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        chain_pem: &str,
+    ) -> KmsResult<CertificateChain> {
+        let actor = caller.actor("keys.import_chain");
+        let result = self
+            .import_chain_unaudited(caller, &actor, reference, version, chain_pem)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
+    }
+
     /// Stores `chain_pem` (leaf first) for `version` (default: the primary). The leaf
     /// must certify that version's public key.
     pub(super) async fn import_chain_unaudited(
@@ -201,6 +216,20 @@ impl Kms {
             ));
         }
         self.save_chain(&entry, number, &ders, None, actor).await
+    }
+
+    /// Issues a certificate for a key's primary version from a tenant CA key.
+    pub async fn issue_certificate(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        request: &IssueCertificate,
+    ) -> KmsResult<CertificateChain> {
+        let actor = caller.actor("keys.issue_certificate");
+        let result = self
+            .issue_certificate_unaudited(caller, &actor, reference, request)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Issues a certificate for `reference`'s primary version, signed by the CA key's
@@ -286,6 +315,20 @@ impl Kms {
             .await
     }
 
+    /// A version's certificate chain.
+    pub async fn certificate_chain(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+    ) -> KmsResult<CertificateChain> {
+        let result = self
+            .certificate_chain_unaudited(caller, reference, version)
+            .await;
+        self.audited(caller, "keys.certificate", Some(reference), result)
+            .await
+    }
+
     /// The stored chain of `version` (default: the primary). `NotFound` without one.
     pub(super) async fn certificate_chain_unaudited(
         &self,
@@ -305,6 +348,20 @@ impl Kms {
             pem: x509::to_pem(&ders),
             links: x509::inspect(&ders, self.keys.clock().now())?,
         })
+    }
+
+    /// Checks a version's certificate chain link by link.
+    pub async fn verify_chain(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+    ) -> KmsResult<ChainReport> {
+        let result = self
+            .verify_chain_unaudited(caller, reference, version)
+            .await;
+        self.audited(caller, "keys.verify_chain", Some(reference), result)
+            .await
     }
 
     /// Checks every link of `version`'s chain: validity now and signature.

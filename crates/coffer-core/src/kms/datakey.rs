@@ -34,6 +34,29 @@ impl Kms {
         Ok(tracked)
     }
 
+    /// Generates a data key and wraps it under `reference`.
+    pub async fn datakey(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        bytes: usize,
+        context: &EncryptionContext,
+        track_id: Option<&str>,
+    ) -> KmsResult<(SecretBytes, Sealed)> {
+        let actor = caller.actor("datakey");
+        let result = self
+            .datakey_unaudited(caller, reference, bytes, context, track_id, &actor)
+            .await;
+        match track_id {
+            // Registering the data key is a change: its entry committed with it.
+            Some(_) => self.settled(caller, &actor, Some(reference), result).await,
+            None => {
+                self.audited(caller, "datakey", Some(reference), result)
+                    .await
+            }
+        }
+    }
+
     /// Generates a `bytes`-long data key and wraps it under `reference`.
     pub(super) async fn datakey_unaudited(
         &self,

@@ -44,6 +44,13 @@ impl Kms {
     }
 
     /// Creates a key.
+    pub async fn create_key(&self, caller: &Caller, request: NewKey) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.create");
+        let result = self.create_key_unaudited(caller, &actor, request).await;
+        self.settled(caller, &actor, None, result).await
+    }
+
+    /// Creates a key.
     pub(super) async fn create_key_unaudited(
         &self,
         caller: &Caller,
@@ -61,6 +68,16 @@ impl Kms {
             key,
             versions: without_material(vec![first]),
         })
+    }
+
+    /// Lists the caller's keys.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        filter: &KeyFilter,
+    ) -> KmsResult<Vec<KeyDetails>> {
+        let result = self.list_keys_unaudited(caller, filter).await;
+        self.audited(caller, "keys.list", None, result).await
     }
 
     /// Lists the caller's keys (within its key scope).
@@ -87,6 +104,13 @@ impl Kms {
     }
 
     /// Shows one key.
+    pub async fn show_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+        let result = self.show_key_unaudited(caller, reference).await;
+        self.audited(caller, "keys.show", Some(reference), result)
+            .await
+    }
+
+    /// Shows one key.
     pub(super) async fn show_key_unaudited(
         &self,
         caller: &Caller,
@@ -96,6 +120,13 @@ impl Kms {
         // Fresh from the store: management views must not lag behind the cache TTL.
         let key = self.keys.key(entry.key.tenant, entry.key.id).await?;
         self.details(key).await
+    }
+
+    /// Rotates a key.
+    pub async fn rotate_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyVersion> {
+        let actor = caller.actor("keys.rotate");
+        let result = self.rotate_key_unaudited(caller, &actor, reference).await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Rotates: a new version becomes primary.
@@ -116,6 +147,15 @@ impl Kms {
         Ok(version)
     }
 
+    /// Cancels a scheduled deletion.
+    pub async fn cancel_deletion(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.cancel_deletion");
+        let result = self
+            .cancel_deletion_unaudited(caller, &actor, reference)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
+    }
+
     /// Cancels a scheduled deletion (the key becomes `disabled`).
     pub(super) async fn cancel_deletion_unaudited(
         &self,
@@ -130,6 +170,27 @@ impl Kms {
         let result = self.keys.cancel_deletion(tenant, id, actor).await;
         self.cache.invalidate(tenant, id);
         self.details(result?).await
+    }
+
+    /// Changes a key's state.
+    pub async fn set_key_state(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        to: KeyState,
+        waiting: Option<Duration>,
+    ) -> KmsResult<KeyDetails> {
+        let op = match to {
+            KeyState::Enabled => "keys.enable",
+            KeyState::Disabled => "keys.disable",
+            KeyState::PendingDeletion => "keys.schedule_deletion",
+            KeyState::Destroyed => "keys.destroy",
+        };
+        let actor = caller.actor(op);
+        let result = self
+            .set_key_state_unaudited(caller, &actor, reference, to, waiting)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Enables, disables, schedules deletion (with a waiting period) or cancels it.

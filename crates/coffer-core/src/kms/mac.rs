@@ -8,6 +8,17 @@ use crate::key::KeyPurpose;
 use crate::token::Operation;
 
 impl Kms {
+    /// Computes an HMAC-SHA256 tag.
+    pub async fn mac(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        message: &[u8],
+    ) -> KmsResult<(Vec<u8>, Verified)> {
+        let result = self.mac_unaudited(caller, reference, message).await;
+        self.audited(caller, "mac", Some(reference), result).await
+    }
+
     /// The HMAC-SHA256 tag of `message` under the primary version.
     pub(super) async fn mac_unaudited(
         &self,
@@ -27,6 +38,22 @@ impl Kms {
             version: number,
         };
         Ok((key.sign(message).to_vec(), who))
+    }
+
+    /// Checks an HMAC-SHA256 tag.
+    pub async fn verify_mac(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        message: &[u8],
+        tag: &[u8],
+    ) -> KmsResult<Verified> {
+        let result = self
+            .verify_mac_unaudited(caller, reference, version, message, tag)
+            .await;
+        self.audited(caller, "verify_mac", Some(reference), result)
+            .await
     }
 
     /// Checks a tag with `version` (default: the primary).

@@ -16,6 +16,13 @@ use crate::token::Operation;
 pub const PUBLISHED: &str = "published";
 
 impl Kms {
+    /// Adds a spare (inactive) version.
+    pub async fn add_spare(&self, caller: &Caller, reference: &str) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.add_spare");
+        let result = self.add_spare_unaudited(caller, &actor, reference).await;
+        self.settled(caller, &actor, Some(reference), result).await
+    }
+
     /// Adds a spare (`inactive`) version: a backup to activate when needed.
     pub(super) async fn add_spare_unaudited(
         &self,
@@ -31,6 +38,20 @@ impl Kms {
         self.forget_key(tenant, id);
         result?;
         self.show_key_unaudited(caller, &id.to_string()).await
+    }
+
+    /// Activates a version (makes it primary).
+    pub async fn activate(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: u32,
+    ) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.activate");
+        let result = self
+            .activate_unaudited(caller, &actor, reference, version)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Makes `version` (a spare, or pending) active and primary in one step.
@@ -50,6 +71,20 @@ impl Kms {
         self.forget_key(tenant, id);
         result?;
         self.show_key_unaudited(caller, &id.to_string()).await
+    }
+
+    /// Registers a purpose on a key.
+    pub async fn register_purpose(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        purpose: &str,
+    ) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.register");
+        let result = self
+            .register_unaudited(caller, &actor, reference, purpose)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Registers a purpose on a key (e.g. `attestation-signing`, or `published`).
@@ -95,6 +130,21 @@ impl Kms {
             .await?;
         self.forget_key(key.tenant, key.id);
         self.show_key_unaudited(caller, &key.id.to_string()).await
+    }
+
+    /// Changes a key's rotation policy and validity.
+    pub async fn set_policy(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        rotation: crate::key::RotationPolicy,
+        validity: Option<crate::time::HumanDuration>,
+    ) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.policy");
+        let result = self
+            .set_policy_unaudited(caller, &actor, reference, rotation, validity)
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
     }
 
     /// Changes the rotation policy (fields given replace the current ones) and the

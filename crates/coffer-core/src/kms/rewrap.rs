@@ -9,6 +9,27 @@ use super::{Caller, Kms, KmsError, KmsResult};
 use crate::token::Operation;
 
 impl Kms {
+    /// Moves an envelope to `destination` (default: the same key's primary).
+    pub async fn rewrap(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        destination: Option<&str>,
+        destination_context: Option<&EncryptionContext>,
+    ) -> KmsResult<Sealed> {
+        let result = self
+            .rewrap_unaudited(
+                caller,
+                ciphertext,
+                context,
+                destination,
+                destination_context,
+            )
+            .await;
+        self.audited(caller, "rewrap", destination, result).await
+    }
+
     /// Opens `ciphertext` and seals its plaintext under `destination` (default: the
     /// same key) with `destination_context` (default: the same context). Needs both
     /// `rewrap` and access to both keys.

@@ -30,6 +30,17 @@ pub struct Signed {
 }
 
 impl Kms {
+    /// Signs with `reference`'s primary version.
+    pub async fn sign(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        input: SignInput<'_>,
+    ) -> KmsResult<Signed> {
+        let result = self.sign_unaudited(caller, reference, input).await;
+        self.audited(caller, "sign", Some(reference), result).await
+    }
+
     /// Signs with `reference`'s primary version, refusing an expired or not-yet-valid
     /// one with its own error.
     pub(super) async fn sign_unaudited(

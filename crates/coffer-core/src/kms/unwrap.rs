@@ -65,6 +65,24 @@ pub(super) fn open_with(
 }
 
 impl Kms {
+    /// Unwraps an envelope (the key comes from its header, within the caller's tenant).
+    pub async fn unwrap(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Opened> {
+        let result = self.unwrap_unaudited(caller, ciphertext, context).await;
+        // A success names its key itself; only a failure needs the header's word for it.
+        let named = result
+            .is_err()
+            .then(|| super::unwrap::header(ciphertext).ok())
+            .flatten()
+            .map(|(k, _)| k.to_string());
+        self.audited(caller, "unwrap", named.as_deref(), result)
+            .await
+    }
+
     /// Unwraps an envelope. The key comes from the envelope's header, within the
     /// caller's tenant: another tenant's ciphertext names a key that is absent here.
     pub(super) async fn unwrap_unaudited(

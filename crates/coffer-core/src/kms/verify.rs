@@ -18,6 +18,22 @@ pub struct Verified {
 }
 
 impl Kms {
+    /// Verifies a signature.
+    pub async fn verify(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> KmsResult<Verified> {
+        let result = self
+            .verify_unaudited(caller, reference, version, input, signature)
+            .await;
+        self.audited(caller, "verify", Some(reference), result)
+            .await
+    }
+
     /// Verifies `signature` over `input` with `version` (default: the primary). Any
     /// active or retiring version verifies; a retired one is refused by name.
     pub(super) async fn verify_unaudited(

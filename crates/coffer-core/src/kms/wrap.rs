@@ -55,6 +55,20 @@ pub(super) fn seal_primary(
 
 impl Kms {
     /// Wraps `plaintext` (at most 4096 bytes) under `reference`'s primary version.
+    pub async fn wrap(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Sealed> {
+        let result = self
+            .wrap_unaudited(caller, reference, plaintext, context)
+            .await;
+        self.audited(caller, "wrap", Some(reference), result).await
+    }
+
+    /// Wraps `plaintext` (at most 4096 bytes) under `reference`'s primary version.
     pub(super) async fn wrap_unaudited(
         &self,
         caller: &Caller,

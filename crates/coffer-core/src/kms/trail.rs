@@ -1,0 +1,119 @@
+//! How an operation's outcome is recorded. Each operation's own file holds its public
+//! entry, which runs the operation and then records who did what to which key and how it
+//! ended, before the result is returned. If the entry cannot be recorded the result is
+//! dropped and the caller gets `Unavailable` (fail closed): no ciphertext or signature
+//! leaves without its audit entry.
+//!
+//! Changes are recorded differently: a change's `ok` entry is written by the store in
+//! the change's own transaction (see `store::Record`), so a change that cannot be
+//! audited does not happen. Their entries call [`Kms::settled`], which records only
+//! refusals and failures (which changed nothing).
+
+use coffer_crypto::SecretBytes;
+
+use super::certificates::{CertificateChain, ChainReport};
+use super::keys::KeyDetails;
+use super::sign::Signed;
+use super::unwrap::Opened;
+use super::verify::Verified;
+use super::wrap::Sealed;
+use super::{Caller, Kms, KmsError, KmsResult};
+use crate::audit::{Actor, AuditEntry};
+use crate::ids::{KeyId, VersionNumber};
+use crate::key::KeyVersion;
+use crate::tenant::Tenant;
+use crate::token::TokenId;
+
+/// What an outcome says about the key and version it used.
+pub(super) trait Subject {
+    fn subject(&self) -> (Option<KeyId>, Option<VersionNumber>);
+}
+
+macro_rules! subject {
+    ($t:ty, |$v:ident| $e:expr) => {
+        impl Subject for $t {
+            fn subject(&self) -> (Option<KeyId>, Option<VersionNumber>) {
+                let $v = self;
+                $e
+            }
+        }
+    };
+}
+
+subject!(Sealed, |s| (Some(s.key_id), Some(s.version)));
+subject!(Opened, |o| (Some(o.key_id), Some(o.version)));
+subject!((SecretBytes, Sealed), |d| (
+    Some(d.1.key_id),
+    Some(d.1.version)
+));
+subject!(Signed, |s| (Some(s.key_id), Some(s.version)));
+subject!(Verified, |v| (Some(v.key_id), Some(v.version)));
+subject!((Vec<u8>, Verified), |m| (
+    Some(m.1.key_id),
+    Some(m.1.version)
+));
+subject!(KeyDetails, |d| (
+    Some(d.key.id),
+    d.versions.iter().find(|v| v.primary).map(|v| v.number)
+));
+subject!(Vec<KeyDetails>, |_l| (None, None));
+subject!(KeyVersion, |v| (Some(v.key), Some(v.number)));
+subject!(CertificateChain, |c| (Some(c.key_id), Some(c.version)));
+subject!(ChainReport, |r| (Some(r.key_id), Some(r.version)));
+subject!(Tenant, |_t| (None, None));
+subject!((String, TokenId), |_t| (None, None));
+subject!((), |_u| (None, None));
+
+impl Kms {
+    /// For changes: the success was recorded with the change itself; a failure changed
+    /// nothing and is recorded here.
+    pub(super) async fn settled<T: Subject>(
+        &self,
+        caller: &Caller,
+        actor: &Actor,
+        reference: Option<&str>,
+        result: KmsResult<T>,
+    ) -> KmsResult<T> {
+        if result.is_ok() {
+            return result;
+        }
+        self.audited(caller, &actor.op, reference, result).await
+    }
+
+    pub(super) async fn audited<T: Subject>(
+        &self,
+        caller: &Caller,
+        op: &str,
+        reference: Option<&str>,
+        result: KmsResult<T>,
+    ) -> KmsResult<T> {
+        let (key, version) = match &result {
+            Ok(value) => value.subject(),
+            Err(_) => (None, None),
+        };
+        let entry = AuditEntry {
+            at: self.keys.clock().now().millis(),
+            tenant: caller
+                .grants
+                .tenant()
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            principal: caller.token_id.to_string(),
+            op: op.to_owned(),
+            key: key
+                .map(|k| k.to_string())
+                .or_else(|| reference.map(str::to_owned)),
+            version: version.map(VersionNumber::get),
+            outcome: result
+                .as_ref()
+                .map_or_else(KmsError::code, |_| "ok")
+                .to_owned(),
+            request_id: caller.request_id.clone(),
+            detail: None,
+        };
+        self.audit
+            .record(entry)
+            .await
+            .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+        result
+    }
+}
