@@ -422,3 +422,91 @@ async fn the_cli_verifies_offline_and_names_the_first_bad_entry() {
         String::from_utf8_lossy(&online.stderr)
     );
 }
+
+/// Entries name what was acted on and by whom: the tenant created, the token minted and
+/// revoked, a rewrap's source key; and reads that reveal history are recorded too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_name_the_caller_and_what_was_acted_on() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let acme = server.tenant("acme").await;
+    let minted = admin
+        .mint_token(&coffer_api::admin::MintTokenRequest {
+            tenant: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin
+        .revoke_token(&coffer_api::admin::RevokeTokenRequest {
+            token_id: minted.token_id.clone(),
+        })
+        .await
+        .unwrap();
+    let from = create(&acme, "aes-256", "from").await;
+    let to = create(&acme, "aes-256", "to").await;
+    let sealed = acme.wrap(&wrap_request(&from, b"x", &[])).await.unwrap();
+    acme.rewrap(&coffer_api::crypto::RewrapRequest {
+        ciphertext: sealed.ciphertext.clone(),
+        context: Default::default(),
+        key_id: Some(to.clone()),
+        destination_context: None,
+    })
+    .await
+    .unwrap();
+    acme.key_history(&from).await.unwrap();
+
+    let log = admin.audit_entries(0, 1000).await.unwrap();
+    let entries: Vec<ExportedEntry> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |op: &str| {
+        entries
+            .iter()
+            .filter(|e| e.entry.op == op)
+            .map(|e| e.entry.clone())
+            .collect::<Vec<_>>()
+    };
+    let created = find("tenant.create");
+    assert!(
+        created
+            .iter()
+            .any(|e| e.detail.as_deref().is_some_and(|d| d.contains("acme"))),
+        "{created:?}"
+    );
+    let mints = find("token.mint");
+    assert!(
+        mints.iter().any(|e| e
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains(&minted.token_id))),
+        "{mints:?}"
+    );
+    let revokes = find("token.revoke");
+    assert!(
+        revokes.iter().any(|e| e
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains(&minted.token_id))),
+        "{revokes:?}"
+    );
+    let rewraps = find("rewrap");
+    let source = format!("from key {from}");
+    assert!(
+        rewraps
+            .iter()
+            .any(|e| e.detail.as_deref().is_some_and(|d| d.starts_with(&source))),
+        "{rewraps:?}"
+    );
+    assert_eq!(find("keys.history").len(), 1);
+    // Every change names a token as its principal, never a service name.
+    for change in ["tenant.create", "token.mint", "token.revoke", "keys.create"] {
+        for entry in find(change) {
+            assert!(
+                entry.principal.len() == 32 || entry.principal == "-",
+                "{change}: {entry:?}"
+            );
+        }
+    }
+}

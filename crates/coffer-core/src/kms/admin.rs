@@ -120,8 +120,11 @@ impl Kms {
 
     /// Lists tenants.
     pub async fn list_tenants(&self, caller: &Caller) -> KmsResult<Vec<Tenant>> {
-        require_admin(caller)?;
-        Ok(self.keys.store().list_tenants().await?)
+        let result = match require_admin(caller) {
+            Ok(()) => self.keys.store().list_tenants().await.map_err(Into::into),
+            Err(refused) => Err(refused),
+        };
+        self.audited(caller, "tenant.list", None, result).await
     }
 
     /// A tenant by name or id.

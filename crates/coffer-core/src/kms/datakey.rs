@@ -12,8 +12,18 @@ use crate::token::Operation;
 pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=64;
 
 impl Kms {
-    /// A tracked data key's current envelope (rotations rewrap it).
+    /// A tracked data key's current envelope (rotations rewrap it). Audited: it hands
+    /// out a wrapped data key.
     pub async fn tracked(
+        &self,
+        caller: &Caller,
+        track_id: &str,
+    ) -> KmsResult<crate::store::TrackedKey> {
+        let result = self.tracked_unaudited(caller, track_id).await;
+        self.audited(caller, "datakey.tracked", None, result).await
+    }
+
+    async fn tracked_unaudited(
         &self,
         caller: &Caller,
         track_id: &str,

@@ -189,13 +189,21 @@ impl Kms {
     }
 
     /// The recorded lifecycle events of a key, oldest first (its rotation history).
+    /// Audited: it shows who changed the key and when.
     pub async fn key_history(&self, caller: &Caller, reference: &str) -> KmsResult<Vec<Event>> {
-        let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
-        Ok(self
-            .keys
-            .store()
-            .key_events(entry.key.tenant, entry.key.id)
-            .await?)
+        let result = async {
+            let entry = self.key_for(caller, Operation::KeysRead, reference).await?;
+            let events = self
+                .keys
+                .store()
+                .key_events(entry.key.tenant, entry.key.id)
+                .await?;
+            Ok((entry.key.id, events))
+        }
+        .await;
+        self.audited(caller, "keys.history", Some(reference), result)
+            .await
+            .map(|(_, events)| events)
     }
 
     /// The published signing keys of a tenant: `(key, version, SPKI DER)` for every

@@ -27,7 +27,12 @@ impl Kms {
                 destination_context,
             )
             .await;
-        self.audited(caller, "rewrap", destination, result).await
+        // The entry names the destination; the detail names the source (its header).
+        let source = super::unwrap::header(ciphertext)
+            .ok()
+            .map(|(key, version)| format!("from key {key} version {version}"));
+        self.audited_with(caller, "rewrap", destination, source, result)
+            .await
     }
 
     /// Opens `ciphertext` and seals its plaintext under `destination` (default: the

@@ -63,6 +63,12 @@ subject!(ChainReport, |r| (Some(r.key_id), Some(r.version)));
 subject!(Tenant, |_t| (None, None));
 subject!((String, TokenId), |_t| (None, None));
 subject!((), |_u| (None, None));
+subject!(Vec<Tenant>, |_t| (None, None));
+subject!((KeyId, Vec<crate::event::Event>), |h| (Some(h.0), None));
+subject!(crate::store::TrackedKey, |t| (
+    Some(t.key),
+    VersionNumber::new(t.version).ok()
+));
 
 impl Kms {
     /// For changes: the success was recorded with the change itself; a failure changed
@@ -87,6 +93,18 @@ impl Kms {
         reference: Option<&str>,
         result: KmsResult<T>,
     ) -> KmsResult<T> {
+        self.audited_with(caller, op, reference, None, result).await
+    }
+
+    /// [`Kms::audited`] with a `detail` naming what else was acted on.
+    pub(super) async fn audited_with<T: Subject>(
+        &self,
+        caller: &Caller,
+        op: &str,
+        reference: Option<&str>,
+        detail: Option<String>,
+        result: KmsResult<T>,
+    ) -> KmsResult<T> {
         let (key, version) = match &result {
             Ok(value) => value.subject(),
             Err(_) => (None, None),
@@ -108,7 +126,7 @@ impl Kms {
                 .map_or_else(KmsError::code, |_| "ok")
                 .to_owned(),
             request_id: caller.request_id.clone(),
-            detail: None,
+            detail,
         };
         self.audit
             .record(entry)
