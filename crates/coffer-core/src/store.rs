@@ -1,4 +1,8 @@
-//! The `Store` trait: durable state of tenants, keys, versions and their history.
+//! The store: durable state of tenants, keys, versions and their history, as one small
+//! trait per aggregate ([`TenantStore`], [`KeyStore`], [`VersionStore`],
+//! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`]) and [`Store`],
+//! which is all of them plus the database's health. Every state-changing method takes
+//! the change's [`Record`] and commits it in the change's own transaction.
 //!
 //! Required behaviour, which the conformance suite (`testing::store`) checks for every
 //! implementation:
@@ -184,14 +188,9 @@ pub struct TrackedKey {
     pub context: String,
 }
 
-/// Durable state. See the module docs for the rules every implementation keeps.
+/// Tenants and their wrapped tenant keys.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Checks the database answers and, after a write failed to commit, that a write
-    /// commits again (so readiness drops while the writer is broken and returns by
-    /// itself when the cause goes away).
-    async fn ping(&self) -> StoreResult<()>;
-
+pub trait TenantStore: Send + Sync {
     /// Creates a tenant with its wrapped tenant key. `Conflict` if the name is taken.
     async fn create_tenant(
         &self,
@@ -199,14 +198,19 @@ pub trait Store: Send + Sync + 'static {
         wrapped_kek: &[u8],
         record: &Record,
     ) -> StoreResult<()>;
+
     /// A tenant by id.
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+
     /// A tenant by name.
     async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+
     /// All tenants.
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+
     /// The tenant's wrapped key; `None` once shredded.
     async fn get_tenant_kek(&self, id: TenantId) -> StoreResult<Option<Vec<u8>>>;
+
     /// Replaces the wrapped tenant key if it is still `expected` (root-key rotation).
     async fn replace_tenant_kek(
         &self,
@@ -214,18 +218,27 @@ pub trait Store: Send + Sync + 'static {
         expected: &[u8],
         new: &[u8],
     ) -> StoreResult<()>;
+
     /// Deletes the tenant key and marks the tenant shredded (crypto-shredding).
     async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()>;
+}
 
+/// Keys, their aliases, metadata and history.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     /// Creates a key with its first version (which must be primary). `Conflict` if an
     /// alias is taken.
     async fn create_key(&self, key: &Key, first: &KeyVersion, record: &Record) -> StoreResult<()>;
+
     /// A key of `tenant` (aliases included); `None` if absent or another tenant's.
     async fn get_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<Key>>;
+
     /// Resolves an alias within `tenant`.
     async fn resolve_alias(&self, tenant: TenantId, alias: &Alias) -> StoreResult<Option<KeyId>>;
+
     /// All keys of `tenant`.
     async fn list_keys(&self, tenant: TenantId) -> StoreResult<Vec<Key>>;
+
     /// Adds an alias. `Conflict` if taken in the tenant.
     async fn add_alias(
         &self,
@@ -234,6 +247,7 @@ pub trait Store: Send + Sync + 'static {
         alias: &Alias,
         record: &Record,
     ) -> StoreResult<()>;
+
     /// Removes an alias. `NotFound` if the tenant has no such alias for that key.
     async fn remove_alias(
         &self,
@@ -242,11 +256,20 @@ pub trait Store: Send + Sync + 'static {
         alias: &Alias,
         record: &Record,
     ) -> StoreResult<()>;
+
     /// Replaces labels and registered purposes.
     async fn update_metadata(&self, key: &Key, record: &Record) -> StoreResult<()>;
 
+    /// The recorded events of a key, oldest first.
+    async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>>;
+}
+
+/// Key versions: added, changed by compare-and-set, certificate chains.
+#[async_trait]
+pub trait VersionStore: Send + Sync {
     /// All versions of a key, oldest first.
     async fn list_versions(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>>;
+
     /// Adds a version (never primary on insert), then applies `then` (e.g. the `Primary`
     /// change of a simple rotation) in the same transaction.
     async fn add_version(
@@ -256,6 +279,7 @@ pub trait Store: Send + Sync + 'static {
         then: &[Change],
         record: &Record,
     ) -> StoreResult<()>;
+
     /// Applies `changes` to one key in one transaction, each as a compare-and-set.
     async fn apply(
         &self,
@@ -277,6 +301,7 @@ pub trait Store: Send + Sync + 'static {
         chain_pem: Option<&str>,
         record: &Record,
     ) -> StoreResult<()>;
+
     /// The certificate chain of a version, if it has one.
     async fn get_cert_chain(
         &self,
@@ -284,38 +309,17 @@ pub trait Store: Send + Sync + 'static {
         key: KeyId,
         version: VersionNumber,
     ) -> StoreResult<Option<String>>;
+}
 
-    /// The recorded events of a key, oldest first.
-    async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>>;
-
+/// Rotation saga records and the tracked data keys a saga rewraps.
+#[async_trait]
+pub trait RotationStore: Send + Sync {
     /// Records a new running rotation. `Conflict` if the key already has one.
     async fn start_rotation(&self, rotation: &RotationRecord, record: &Record) -> StoreResult<()>;
+
     /// A rotation by id.
     async fn get_rotation(&self, tenant: TenantId, id: &str)
     -> StoreResult<Option<RotationRecord>>;
-
-    /// Stores a wrapped server secret under `name`. `Conflict` if it exists: secrets
-    /// are created once (at init) and never silently replaced.
-    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()>;
-    /// A wrapped server secret.
-    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
-
-    /// Records a minted token.
-    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()>;
-    /// Marks a token revoked. `NotFound` if no such id or already revoked.
-    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()>;
-    /// Every token record (the server keeps them in memory).
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
-
-    /// Appends audit entries in one transaction. The database allocates their indices
-    /// (contiguous, shared by every replica) and chains each leaf to the one before.
-    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended>;
-    /// Up to `limit` audit entries from index `from`, in order.
-    async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>>;
-    /// Stores a signed checkpoint of `size` entries (idempotent per size).
-    async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()>;
-    /// Every stored checkpoint `(size, note)`, oldest first.
-    async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
 
     /// Saves a rotation's mutable fields (step, status, versions, failures, error) if
     /// the stored record is still at `from`'s step and status (compare-and-set:
@@ -326,17 +330,20 @@ pub trait Store: Send + Sync + 'static {
         rotation: &RotationRecord,
         record: &Record,
     ) -> StoreResult<()>;
+
     /// Every running rotation, of every tenant (resumed at start).
     async fn running_rotations(&self) -> StoreResult<Vec<RotationRecord>>;
 
     /// Registers a tracked data key. `Conflict` if the id is taken in the tenant.
     async fn track_key(&self, tracked: &TrackedKey, record: &Record) -> StoreResult<()>;
+
     /// A tracked data key.
     async fn get_tracked(
         &self,
         tenant: TenantId,
         track_id: &str,
     ) -> StoreResult<Option<TrackedKey>>;
+
     /// Up to `limit` tracked data keys of `key` wrapped under `version`.
     async fn tracked_under(
         &self,
@@ -345,8 +352,10 @@ pub trait Store: Send + Sync + 'static {
         version: u32,
         limit: u64,
     ) -> StoreResult<Vec<TrackedKey>>;
+
     /// Count of tracked data keys of `key` per version.
     async fn count_tracked(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<(u32, u64)>>;
+
     /// Replaces a tracked key's envelope if it is still under `from_version`.
     async fn rewrap_tracked(
         &self,
@@ -356,7 +365,48 @@ pub trait Store: Send + Sync + 'static {
         to_version: u32,
         ciphertext: &[u8],
     ) -> StoreResult<()>;
+}
 
+/// Server secrets (wrapped) and token records.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a wrapped server secret under `name`. `Conflict` if it exists: secrets
+    /// are created once (at init) and never silently replaced.
+    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()>;
+
+    /// A wrapped server secret.
+    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Records a minted token.
+    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()>;
+
+    /// Marks a token revoked. `NotFound` if no such id or already revoked.
+    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()>;
+
+    /// Every token record (the server keeps them in memory).
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+}
+
+/// The audit log: entries (indices allocated by the database) and checkpoints.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends audit entries in one transaction. The database allocates their indices
+    /// (contiguous, shared by every replica) and chains each leaf to the one before.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended>;
+
+    /// Up to `limit` audit entries from index `from`, in order.
+    async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>>;
+
+    /// Stores a signed checkpoint of `size` entries (idempotent per size).
+    async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()>;
+
+    /// Every stored checkpoint `(size, note)`, oldest first.
+    async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
+}
+
+/// Leases: which replica runs a background job.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
     /// Takes or renews the lease `name` for `holder` until `expires_at` if it is free,
     /// expired at `now`, or already `holder`'s. True when `holder` holds it.
     async fn try_lease(
@@ -366,4 +416,23 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
+}
+
+/// Durable state: every aggregate's trait, and the database's health. See the module
+/// docs for the rules every implementation keeps.
+#[async_trait]
+pub trait Store:
+    TenantStore
+    + KeyStore
+    + VersionStore
+    + RotationStore
+    + TokenStore
+    + AuditStore
+    + LeaseStore
+    + 'static
+{
+    /// Checks the database answers and, after a write failed to commit, that a write
+    /// commits again (so readiness drops while the writer is broken and returns by
+    /// itself when the cause goes away).
+    async fn ping(&self) -> StoreResult<()>;
 }

@@ -46,7 +46,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
-    Appended, Change, Record, RotationRecord, Store, StoreError, StoreResult, TrackedKey,
+    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, RotationRecord, RotationStore,
+    Store, StoreError, StoreResult, TenantStore, TokenStore, TrackedKey, VersionStore,
 };
 use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{
@@ -218,7 +219,10 @@ impl Store for SqlStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl TenantStore for SqlStore {
     async fn create_tenant(
         &self,
         tenant: &Tenant,
@@ -261,7 +265,10 @@ impl Store for SqlStore {
     async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()> {
         in_transaction!(self, |conn| tenants::shred(conn, id, record))
     }
+}
 
+#[async_trait]
+impl KeyStore for SqlStore {
     async fn create_key(&self, key: &Key, first: &KeyVersion, record: &Record) -> StoreResult<()> {
         in_transaction!(self, |conn| keys::create(conn, key, first, record))
     }
@@ -306,6 +313,13 @@ impl Store for SqlStore {
         in_transaction!(self, |conn| keys::update_metadata(conn, key, record))
     }
 
+    async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>> {
+        history::key_events(&self.reader, tenant, key).await
+    }
+}
+
+#[async_trait]
+impl VersionStore for SqlStore {
     async fn list_versions(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>> {
         versions::list(&self.reader, tenant, key).await
     }
@@ -355,11 +369,10 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<String>> {
         versions::get_cert_chain(&self.reader, tenant, key, version).await
     }
+}
 
-    async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>> {
-        history::key_events(&self.reader, tenant, key).await
-    }
-
+#[async_trait]
+impl RotationStore for SqlStore {
     async fn start_rotation(&self, rotation: &RotationRecord, record: &Record) -> StoreResult<()> {
         in_transaction!(self, |conn| history::start_rotation(conn, rotation, record))
     }
@@ -370,42 +383,6 @@ impl Store for SqlStore {
         id: &str,
     ) -> StoreResult<Option<RotationRecord>> {
         history::get_rotation(&self.reader, tenant, id).await
-    }
-
-    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()> {
-        in_transaction!(self, |conn| secrets::put(conn, name, wrapped))
-    }
-
-    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
-        secrets::get(&self.reader, name).await
-    }
-
-    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()> {
-        in_transaction!(self, |conn| secrets::insert_token(conn, token, record))
-    }
-
-    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()> {
-        in_transaction!(self, |conn| secrets::revoke_token(conn, id, at, record))
-    }
-
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        secrets::list_tokens(&self.reader).await
-    }
-
-    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended> {
-        in_transaction!(self, |conn| audit::append_in(conn, entries))
-    }
-
-    async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>> {
-        audit::entries(&self.reader, from, limit).await
-    }
-
-    async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()> {
-        in_transaction!(self, |conn| audit::save_checkpoint(conn, size, note, at))
-    }
-
-    async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
-        audit::checkpoints(&self.reader).await
     }
 
     async fn save_rotation(
@@ -466,7 +443,52 @@ impl Store for SqlStore {
             ciphertext,
         ))
     }
+}
 
+#[async_trait]
+impl TokenStore for SqlStore {
+    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()> {
+        in_transaction!(self, |conn| secrets::put(conn, name, wrapped))
+    }
+
+    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        secrets::get(&self.reader, name).await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| secrets::insert_token(conn, token, record))
+    }
+
+    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()> {
+        in_transaction!(self, |conn| secrets::revoke_token(conn, id, at, record))
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        secrets::list_tokens(&self.reader).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended> {
+        in_transaction!(self, |conn| audit::append_in(conn, entries))
+    }
+
+    async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>> {
+        audit::entries(&self.reader, from, limit).await
+    }
+
+    async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()> {
+        in_transaction!(self, |conn| audit::save_checkpoint(conn, size, note, at))
+    }
+
+    async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
+        audit::checkpoints(&self.reader).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqlStore {
     async fn try_lease(
         &self,
         name: &str,
