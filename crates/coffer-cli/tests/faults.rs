@@ -18,8 +18,10 @@ mod harness;
 
 mod faults {
     pub mod audit_refused;
+    pub mod audit_rewrite;
     pub mod db;
     pub mod disk_full;
     pub mod http;
     pub mod replicas;
+    pub mod self_check;
 }
