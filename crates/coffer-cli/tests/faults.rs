@@ -1,5 +1,6 @@
-//! Fault tests of the durable core: real servers whose storage fails under them, and
-//! several replicas sharing one PostgreSQL database.
+//! Fault tests of the durable core: real servers whose storage fails under them,
+//! several replicas sharing one PostgreSQL database, a database rewritten while its
+//! server is down (the audit log, a deletion's due time), and the self-check under load.
 //!
 //! A binary of its own, beside `service`, because these tests need what an ordinary
 //! test does not: root to mount a small filesystem, a PostgreSQL server, and seconds of
@@ -18,8 +19,11 @@ mod harness;
 
 mod faults {
     pub mod audit_refused;
+    pub mod audit_rewrite;
     pub mod db;
+    pub mod deletion;
     pub mod disk_full;
     pub mod http;
     pub mod replicas;
+    pub mod self_check;
 }

@@ -22,6 +22,8 @@ use crate::store::{Change, Record, Store};
 use crate::tenant::{Tenant, TenantName, TenantState};
 use crate::time::{Clock, HumanDuration};
 
+mod deletion;
+
 /// Shortest and longest waiting period before a scheduled deletion (as AWS KMS).
 pub const DELETION_WINDOW: (Duration, Duration) = (
     Duration::from_secs(7 * 86_400),
@@ -416,11 +418,8 @@ impl KeyService {
                 }
                 Some(now.plus(waiting))
             }
-            KeyState::Destroyed if key.deletion_due.is_some_and(|due| due > now) => {
-                return Err(CoreError::Conflict(
-                    "the key's deletion waiting period has not ended",
-                ));
-            }
+            // Destroying is more than a state: every version's material goes with it.
+            KeyState::Destroyed => return self.destroy_due_key(tenant, id, actor).await,
             _ => None,
         };
         let change = Change::KeyState {
@@ -444,27 +443,6 @@ impl KeyService {
             deletion_due,
             ..key
         })
-    }
-
-    /// Cancels a scheduled deletion: the key returns to `disabled` (as AWS KMS), to be
-    /// enabled deliberately. Refused unless the key is pending deletion.
-    pub async fn cancel_deletion(
-        &self,
-        tenant: TenantId,
-        id: KeyId,
-        actor: &Actor,
-    ) -> CoreResult<Key> {
-        let key = self.key(tenant, id).await?;
-        if key.state != KeyState::PendingDeletion {
-            return Err(CoreError::Conflict("the key is not pending deletion"));
-        }
-        if key.deletion_due.is_some_and(|due| due <= self.clock.now()) {
-            return Err(CoreError::Conflict(
-                "the key's deletion is already due; it can no longer be cancelled",
-            ));
-        }
-        self.set_key_state(tenant, id, KeyState::Disabled, None, actor)
-            .await
     }
 
     /// Loads and unwraps one version's material.

@@ -11,6 +11,7 @@ mod auth;
 mod cache;
 mod certificates;
 mod datakey;
+mod deletion;
 mod error;
 mod keys;
 mod mac;
@@ -32,6 +33,7 @@ pub use auth::Caller;
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
 };
+pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
@@ -259,7 +261,8 @@ fn require_usable(
         KeyState::Enabled => {}
         KeyState::Disabled => return Err(KmsError::KeyDisabled("disabled")),
         KeyState::PendingDeletion => return Err(KmsError::KeyDisabled("pending deletion")),
-        KeyState::Destroyed => return Err(KmsError::KeyDisabled("destroyed")),
+        // As AWS KMS answers for a deleted key: it is gone (404), not merely disabled.
+        KeyState::Destroyed => return Err(KmsError::KeyDestroyed),
     }
     if entry.key.purpose != purpose {
         return Err(KmsError::WrongPurpose {

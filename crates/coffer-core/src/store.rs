@@ -130,6 +130,18 @@ pub enum Change {
         /// New primary (must be active once the transaction ends).
         to: VersionNumber,
     },
+    /// Destroys the key: `pending-deletion` → `destroyed`, only if its deletion is due at
+    /// or before `due_by` (so a deletion cancelled and scheduled again meanwhile is not
+    /// carried out early), and in the same statement group every version goes
+    /// `destroyed` with its material cleared and none stays primary.
+    ///
+    /// Versions skip the version table here on purpose: that table governs one version
+    /// changing while its key lives on; destroying the key ends all of them at once,
+    /// from any state, and leaves a key with no primary (the schema allows it).
+    DestroyKey {
+        /// The destruction time: the key's `deletion_due` must not be later.
+        due_by: Timestamp,
+    },
     /// Replaces the stored material of a version (rewrap under a new tenant key).
     Material {
         /// The version.

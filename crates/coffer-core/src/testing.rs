@@ -7,6 +7,7 @@
 pub mod custody;
 pub mod fixtures;
 pub mod store;
+pub mod store_deletion;
 pub mod store_records;
 
 /// Generates one `#[tokio::test]` per store conformance case. `$factory` is an async
@@ -25,6 +26,7 @@ macro_rules! store_conformance {
             schema_keeps_one_active_primary,
             key_state_changes_record_deletion_due,
             destroying_a_version_destroys_its_material,
+            destroying_a_key_erases_every_version,
             every_change_records_one_event,
             one_running_rotation_per_key,
             shredding_a_tenant_removes_its_key,

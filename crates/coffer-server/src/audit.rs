@@ -20,7 +20,7 @@ mod chain;
 
 pub use anchor::{Anchor, AnchorError};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -143,6 +143,10 @@ pub struct AuditLog {
     /// Set when the stored log does not extend a trusted checkpoint: checkpoints are
     /// refused from then on (the alarm stays raised until an operator investigates).
     rewritten: AtomicBool,
+    /// Problems this log has reported (its share of `kms_audit_integrity_failed_total`,
+    /// which is process-wide: several logs in one process, as in tests, each keep their
+    /// own count here).
+    alarms: Arc<AtomicU64>,
 }
 
 fn lock_read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -186,8 +190,9 @@ impl AuditLog {
             turn: tokio::sync::Mutex::new(()),
         });
         let failures = follower.sync().await?;
+        let alarms = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(8192);
-        tokio::spawn(writer(follower.clone(), rx));
+        tokio::spawn(writer(follower.clone(), rx, alarms.clone()));
         let log = Arc::new(Self {
             follower,
             tx,
@@ -196,12 +201,13 @@ impl AuditLog {
             anchor,
             trusted: RwLock::new(None),
             rewritten: AtomicBool::new(false),
+            alarms,
         });
         let integrity = Integrity {
             entries: log.size(),
             failures,
         };
-        report(&integrity);
+        log.report(&integrity);
         Ok((log, integrity))
     }
 
@@ -269,7 +275,7 @@ impl AuditLog {
     /// Reads entries other writers (state changes, other replicas) committed since.
     pub async fn follow(&self) {
         match self.follower.sync().await {
-            Ok(failures) => report(&Integrity {
+            Ok(failures) => self.report(&Integrity {
                 entries: self.size(),
                 failures,
             }),
@@ -323,7 +329,7 @@ impl AuditLog {
             entries: self.size(),
             failures,
         };
-        report(&integrity);
+        self.report(&integrity);
         integrity
     }
 
@@ -371,7 +377,7 @@ impl AuditLog {
         if let Some(trusted) = trusted {
             if let Err(problem) = self.extends(trusted) {
                 self.rewritten.store(true, Ordering::Release);
-                report(&Integrity {
+                self.report(&Integrity {
                     entries: size,
                     failures: vec![problem],
                 });
@@ -393,7 +399,7 @@ impl AuditLog {
             anchor::write_dir(dir, size, &note).map_err(|e| {
                 if matches!(e, AnchorError::Conflicting(_)) {
                     self.rewritten.store(true, Ordering::Release);
-                    report(&Integrity {
+                    self.report(&Integrity {
                         entries: size,
                         failures: vec![e.to_string()],
                     });
@@ -441,12 +447,15 @@ impl AuditLog {
     }
 
     /// Re-reads the stored log and checks it against the tree and every stored
-    /// checkpoint. The tree is snapshotted before the rows are read, and only that
-    /// prefix is compared: entries committed meanwhile are not a problem. Each problem
-    /// is logged and counted in `kms_audit_integrity_failed_total`.
+    /// checkpoint. The tree is snapshotted and the checkpoints are read before the
+    /// rows, and only that much is compared: entries committed and checkpoints signed
+    /// meanwhile are not a problem (a checkpoint read after the rows could cover
+    /// entries committed after them, and look like a log that shrank). Each problem is
+    /// logged and counted in `kms_audit_integrity_failed_total`.
     pub async fn verify_stored(&self) -> Integrity {
         let mut integrity = Integrity::default();
         let snapshot = lock_read(&self.follower.state).tree.clone();
+        let checkpoints = self.store().checkpoints().await;
         match read_all(self.store()).await {
             Err(e) => integrity
                 .failures
@@ -471,19 +480,24 @@ impl AuditLog {
                         ));
                     }
                 }
-                self.check_stored_checkpoints(&leaves, &mut integrity).await;
+                self.check_stored_checkpoints(checkpoints, &leaves, &mut integrity);
             }
         }
-        report(&integrity);
+        self.report(&integrity);
         integrity
     }
 
-    async fn check_stored_checkpoints(&self, leaves: &[Hash], integrity: &mut Integrity) {
+    fn check_stored_checkpoints(
+        &self,
+        checkpoints: Result<Vec<(u64, String)>, StoreError>,
+        leaves: &[Hash],
+        integrity: &mut Integrity,
+    ) {
         let Some(signer) = self.signer() else {
             return;
         };
         let verifier = CheckpointVerifier::parse(&signer.verifier_key()).ok();
-        match self.store().checkpoints().await {
+        match checkpoints {
             Err(e) => integrity
                 .failures
                 .push(format!("cannot read checkpoints: {e}")),
@@ -507,7 +521,20 @@ impl AuditLog {
     }
 }
 
-fn report(integrity: &Integrity) {
+impl AuditLog {
+    /// How many integrity problems this log has reported since it was opened (0: the
+    /// alarm was never raised by it).
+    pub fn integrity_failures(&self) -> u64 {
+        self.alarms.load(Ordering::Acquire)
+    }
+
+    fn report(&self, integrity: &Integrity) {
+        report(&self.alarms, integrity);
+    }
+}
+
+fn report(alarms: &AtomicU64, integrity: &Integrity) {
+    alarms.fetch_add(integrity.failures.len() as u64, Ordering::AcqRel);
     metrics::gauge!("kms_audit_entries").set(integrity.entries as f64);
     for failure in &integrity.failures {
         tracing::error!(target: "coffer::audit", %failure, "audit log integrity check failed");
@@ -515,7 +542,7 @@ fn report(integrity: &Integrity) {
     }
 }
 
-async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -532,10 +559,13 @@ async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>) {
         let outcome = match outcome {
             Ok(appended) => {
                 match follower.absorb(&appended).await {
-                    Ok(failures) => report(&Integrity {
-                        entries: appended.first + appended.leaves.len() as u64,
-                        failures,
-                    }),
+                    Ok(failures) => report(
+                        &alarms,
+                        &Integrity {
+                            entries: appended.first + appended.leaves.len() as u64,
+                            failures,
+                        },
+                    ),
                     // Committed all the same; the next follow reads the rows.
                     Err(error) => tracing::warn!(%error, "cannot read the audit log"),
                 }

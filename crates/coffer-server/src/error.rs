@@ -48,7 +48,7 @@ impl From<KmsError> for ApiError {
             KmsError::InvalidCiphertext => ErrorCode::InvalidCiphertext,
             KmsError::Unauthorized(_) => ErrorCode::Unauthorized,
             KmsError::Forbidden(_) => ErrorCode::Forbidden,
-            KmsError::NotFound(_) => ErrorCode::NotFound,
+            KmsError::NotFound(_) | KmsError::KeyDestroyed => ErrorCode::NotFound,
             KmsError::KeyDisabled(_) => ErrorCode::KeyDisabled,
             KmsError::VersionRetired(_) => ErrorCode::VersionRetired,
             KmsError::KeyExpired(_) => ErrorCode::KeyExpired,

@@ -2,7 +2,8 @@
 
 use coffer_core::store::{Change, Record};
 use coffer_core::{
-    KeyId, KeyVersion, StoreError, StoreResult, TenantId, VersionNumber, VersionState,
+    KeyId, KeyState, KeyVersion, StoreError, StoreResult, TenantId, Timestamp, VersionNumber,
+    VersionState,
 };
 use sqlx::{AnyConnection, AnyPool};
 
@@ -188,6 +189,7 @@ async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> Sto
                 .map_err(unavailable)?
                 .rows_affected()
         }
+        Change::DestroyKey { due_by } => destroy_key(&mut *conn, &key_id, *due_by).await?,
         Change::Material { version, from, to } => sqlx::query(
             "UPDATE key_versions SET wrapped_material = $1 \
                  WHERE key_id = $2 AND number = $3 AND wrapped_material = $4",
@@ -208,11 +210,47 @@ async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> Sto
     }
 }
 
+/// [`Change::DestroyKey`]: the key's state first, as the compare-and-set (its count is
+/// what the caller checks), then every version at once. Clearing `is_primary` in the
+/// same statement keeps the schema's "only an active version is primary" rule, and
+/// clearing the material keeps "a destroyed version keeps no material".
+async fn destroy_key(
+    conn: &mut AnyConnection,
+    key_id: &str,
+    due_by: Timestamp,
+) -> StoreResult<u64> {
+    let destroyed = sqlx::query(
+        "UPDATE keys SET state = $1, deletion_due = NULL \
+         WHERE id = $2 AND state = $3 AND deletion_due <= $4",
+    )
+    .bind(KeyState::Destroyed.as_str())
+    .bind(key_id)
+    .bind(KeyState::PendingDeletion.as_str())
+    .bind(due_by.millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?
+    .rows_affected();
+    if destroyed == 1 {
+        sqlx::query(
+            "UPDATE key_versions SET state = $1, wrapped_material = NULL, is_primary = 0 \
+             WHERE key_id = $2",
+        )
+        .bind(VersionState::Destroyed.as_str())
+        .bind(key_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(destroyed)
+}
+
 fn conflict_reason(change: &Change) -> &'static str {
     match change {
         Change::KeyState { .. } => "the key's state changed underneath",
         Change::VersionState { .. } => "the version's state changed underneath",
         Change::Primary { .. } => "the new primary version is not active",
+        Change::DestroyKey { .. } => "the key is not pending deletion, or not yet due",
         Change::Material { .. } => "the version's material changed underneath",
     }
 }

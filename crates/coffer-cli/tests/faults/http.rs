@@ -86,3 +86,23 @@ pub async fn readyz(http: &reqwest::Client, ops: &str) -> u16 {
         Err(_) => 0,
     }
 }
+
+/// The value of counter `name` on an operations port's `/metrics`, summed over its
+/// labels; 0 when absent (a counter never incremented is not exported).
+pub async fn metric(http: &reqwest::Client, ops: &str, name: &str) -> f64 {
+    let text = http
+        .get(format!("{ops}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

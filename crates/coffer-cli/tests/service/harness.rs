@@ -34,6 +34,26 @@ pub struct TestServer {
     served: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+/// A deployment whose server was stopped.
+pub struct Stopped {
+    vars: Vec<(String, String)>,
+    admin_token: String,
+    shares: Vec<String>,
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The database (tests tamper with it while no server runs).
+    pub database_url: String,
+}
+
+impl Stopped {
+    /// Opens the deployment again, as `coffer serve` does: new ports, key-file custody
+    /// unsealed at once.
+    pub async fn start(self) -> TestServer {
+        let state = startup::open(&config(&self.vars)).await.unwrap();
+        TestServer::serve(state, self.vars, self.admin_token, self.shares).await
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -137,21 +157,28 @@ impl TestServer {
     /// Stops this server (draining its requests) and opens its deployment again, as
     /// `coffer serve` does after a restart: same data directory and database, new
     /// ports. Key-file custody unseals at once; other methods start sealed.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.stop().await.start().await
+    }
+
+    /// Stops this server, draining its requests; its deployment stays on disk (and in
+    /// the database) for [`Stopped::start`], so a test can change it in between.
+    pub async fn stop(mut self) -> Stopped {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(served) = self.served.take() {
             served.await.unwrap().unwrap();
         }
-        let (vars, admin_token, shares) = (
-            std::mem::take(&mut self.vars),
-            std::mem::take(&mut self.admin_token),
-            std::mem::take(&mut self.shares),
-        );
+        let stopped = Stopped {
+            vars: std::mem::take(&mut self.vars),
+            admin_token: std::mem::take(&mut self.admin_token),
+            shares: std::mem::take(&mut self.shares),
+            dir: self.dir.clone(),
+            database_url: self.database_url.clone(),
+        };
         drop(self);
-        let state = startup::open(&config(&vars)).await.unwrap();
-        Self::serve(state, vars, admin_token, shares).await
+        stopped
     }
 
     async fn serve(

@@ -30,6 +30,11 @@ pub enum KmsError {
     /// The key is disabled or pending deletion.
     #[error("the key is {0}")]
     KeyDisabled(&'static str),
+    /// The key was destroyed after its scheduled deletion: its material is gone, so
+    /// every cryptographic operation answers as for an absent key (404), while
+    /// management views still show the destroyed key.
+    #[error("the key was destroyed: its material no longer exists")]
+    KeyDestroyed,
     /// The version is retired or destroyed.
     #[error("key version {0} is retired and no longer decrypts or verifies")]
     VersionRetired(u32),
@@ -72,7 +77,7 @@ impl KmsError {
             Self::InvalidCiphertext => "invalid_ciphertext",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
+            Self::NotFound(_) | Self::KeyDestroyed => "not_found",
             Self::KeyDisabled(_) => "key_disabled",
             Self::VersionRetired(_) => "version_retired",
             Self::KeyExpired(_) => "key_expired",

@@ -1,3 +1,6 @@
+//! The scheduler pass: scheduled rotation, retirement after an overlap, and scheduled
+//! deletion (`deletion.rs`).
+//!
 //! Scheduled rotation: keys whose `rotation.period` has passed since their primary
 //! version was created get a new primary (simple rotation: the old version stays
 //! `active` for decryption and verification). The server runs this every minute.
@@ -32,6 +35,7 @@ impl Kms {
         }
         self.rotate_due_keys().await?;
         self.retire_overlapped_versions().await?;
+        self.destroy_due_keys().await?;
         Ok(true)
     }
 
