@@ -46,7 +46,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
-    Appended, Change, Record, RotationRecord, Store, StoreError, StoreResult, TrackedKey,
+    Appended, Change, Record, RotationFilter, RotationRecord, Store, StoreError, StoreResult,
+    TrackedKey,
 };
 use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{
@@ -370,6 +371,14 @@ impl Store for SqlStore {
         id: &str,
     ) -> StoreResult<Option<RotationRecord>> {
         history::get_rotation(&self.reader, tenant, id).await
+    }
+
+    async fn list_rotations(
+        &self,
+        tenant: TenantId,
+        filter: RotationFilter,
+    ) -> StoreResult<Vec<RotationRecord>> {
+        history::list_rotations(&self.reader, tenant, filter).await
     }
 
     async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()> {
