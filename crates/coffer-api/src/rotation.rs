@@ -46,6 +46,9 @@ pub struct RotationView {
     /// once past it, the rotation stays `running` until resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_after: Option<String>,
+    /// Set while a running rotation waits for `resume` (the worker leaves it alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<RotationHold>,
     /// Failures seen.
     pub failures: u32,
     /// The last failure, if any.
@@ -57,6 +60,16 @@ pub struct RotationView {
     pub started_at: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+}
+
+/// Why a running rotation waits for `resume`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationHold {
+    /// It ran through its `paused_after` step.
+    Paused,
+    /// A step failed after the switch (see `error`).
+    Failed,
 }
 
 /// `GET /v1/kms/rotations?key=K&status=S`: filters of the tenant's rotations.

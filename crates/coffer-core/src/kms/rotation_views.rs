@@ -5,9 +5,9 @@
 use super::rotation::{RotationStatus, RotationVerification, VersionReferences};
 use super::{Caller, Kms, KmsResult};
 use crate::ids::KeyId;
-use crate::store::RotationFilter;
 use crate::lifecycle::VersionState;
 use crate::saga::{self, Status};
+use crate::store::RotationFilter;
 use crate::token::Operation;
 
 impl Kms {

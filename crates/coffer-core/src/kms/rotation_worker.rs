@@ -99,11 +99,8 @@ impl RotationWorker {
             }
             self.driving_set().insert(record.id.clone());
             started.push(record.id.clone());
-            let (kms, holder, driving) = (
-                self.kms.clone(),
-                self.holder.clone(),
-                self.driving.clone(),
-            );
+            let (kms, holder, driving) =
+                (self.kms.clone(), self.holder.clone(), self.driving.clone());
             drivers.spawn(async move {
                 let id = record.id.clone();
                 drive_leased(&kms, &holder, record).await;
@@ -155,7 +152,9 @@ async fn drive_leased(kms: &Kms, holder: &str, record: RotationRecord) {
                 Ok(true) => {}
                 Ok(false) => return,
                 // The store is failing: the saga's own next write fails too.
-                Err(error) => tracing::warn!(rotation = %id, %error, "renewing the rotation lease failed"),
+                Err(error) => {
+                    tracing::warn!(rotation = %id, %error, "renewing the rotation lease failed")
+                }
             }
         }
     };

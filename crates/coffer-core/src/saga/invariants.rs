@@ -155,7 +155,12 @@ pub fn check_record(record: &RecordView, versions: &[(u32, VersionState, bool)])
             detail,
         });
     };
-    let state_of = |n: u32| versions.iter().find(|(v, _, _)| *v == n).map(|(_, s, _)| *s);
+    let state_of = |n: u32| {
+        versions
+            .iter()
+            .find(|(v, _, _)| *v == n)
+            .map(|(_, s, _)| *s)
+    };
     let primary = versions.iter().find(|(_, _, p)| *p).map(|(v, _, _)| *v);
     let saga = record.saga;
     match (record.to, saga.switched()) {
@@ -167,7 +172,9 @@ pub fn check_record(record: &RecordView, versions: &[(u32, VersionState, bool)])
             "the record says the pointer switched to version {to}, but the primary is {}",
             primary.map_or_else(|| "missing".to_owned(), |p| format!("version {p}"))
         )),
-        (None, true) => violate("the record says the pointer switched, but names no new version".into()),
+        (None, true) => {
+            violate("the record says the pointer switched, but names no new version".into())
+        }
         _ => {}
     }
     if saga.status == Status::RolledBack {

@@ -103,12 +103,24 @@ mod record_check {
     #[test]
     fn a_record_that_agrees_with_the_key_passes() {
         let done = at(Step::Anchor, Status::Completed);
-        assert_eq!(broken(done, false, &[(1, Retired, false), (2, Active, true)]), 0);
-        assert_eq!(broken(done, true, &[(1, Retiring, false), (2, Active, true)]), 0);
+        assert_eq!(
+            broken(done, false, &[(1, Retired, false), (2, Active, true)]),
+            0
+        );
+        assert_eq!(
+            broken(done, true, &[(1, Retiring, false), (2, Active, true)]),
+            0
+        );
         let staged = at(Step::SwitchPointer, Status::Running);
-        assert_eq!(broken(staged, false, &[(1, Active, true), (2, Pending, false)]), 0);
+        assert_eq!(
+            broken(staged, false, &[(1, Active, true), (2, Pending, false)]),
+            0
+        );
         let rolled = at(Step::SwitchPointer, Status::RolledBack);
-        assert_eq!(broken(rolled, false, &[(1, Active, true), (2, Destroyed, false)]), 0);
+        assert_eq!(
+            broken(rolled, false, &[(1, Active, true), (2, Destroyed, false)]),
+            0
+        );
     }
 
     #[test]
@@ -127,15 +139,30 @@ mod record_check {
         );
         // Running before the switch, yet the pointer moved.
         let staged = at(Step::SwitchPointer, Status::Running);
-        assert_eq!(broken(staged, false, &[(1, Active, false), (2, Active, true)]), 1);
+        assert_eq!(
+            broken(staged, false, &[(1, Active, false), (2, Active, true)]),
+            1
+        );
         // Past the switch, yet the old version is primary.
         let draining = at(Step::DrainInflight, Status::Running);
-        assert_eq!(broken(draining, false, &[(1, Active, true), (2, Active, false)]), 1);
+        assert_eq!(
+            broken(draining, false, &[(1, Active, true), (2, Active, false)]),
+            1
+        );
         // Completed while the old version is still active (no overlap policy), or
         // still retiring without one.
         let done = at(Step::Anchor, Status::Completed);
-        assert_eq!(broken(done, false, &[(1, Active, false), (2, Active, true)]), 1);
-        assert_eq!(broken(done, false, &[(1, Retiring, false), (2, Active, true)]), 1);
-        assert_eq!(broken(done, true, &[(1, Active, false), (2, Active, true)]), 1);
+        assert_eq!(
+            broken(done, false, &[(1, Active, false), (2, Active, true)]),
+            1
+        );
+        assert_eq!(
+            broken(done, false, &[(1, Retiring, false), (2, Active, true)]),
+            1
+        );
+        assert_eq!(
+            broken(done, true, &[(1, Active, false), (2, Active, true)]),
+            1
+        );
     }
 }

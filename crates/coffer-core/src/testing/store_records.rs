@@ -244,7 +244,10 @@ pub async fn rotations_list_by_tenant_key_and_status(store: S) {
         .unwrap();
     let ids = |rows: Vec<RotationRecord>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let list = |filter| store.list_rotations(t.id, filter);
-    assert_eq!(ids(list(RotationFilter::default()).await.unwrap()), ["c", "b", "a"]);
+    assert_eq!(
+        ids(list(RotationFilter::default()).await.unwrap()),
+        ["c", "b", "a"]
+    );
     let by_key = RotationFilter {
         key: Some(key.id),
         ..Default::default()

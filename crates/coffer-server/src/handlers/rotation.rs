@@ -4,13 +4,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use coffer_api::rotation::{
-    ListRotationsQuery, PrincipalUse, ReferencesView, ResumeRotationRequest, RotationList,
-    RotationVerifyView, RotationView, StartRotationRequest, TrackedView, VersionReferences,
-    ViolationView,
+    ListRotationsQuery, PrincipalUse, ReferencesView, ResumeRotationRequest, RotationHold,
+    RotationList, RotationVerifyView, RotationView, StartRotationRequest, TrackedView,
+    VersionReferences, ViolationView,
 };
 use coffer_api::{B64, ErrorCode};
 use coffer_core::kms::RotationStatus;
 use coffer_core::saga::{Status, Step};
+use coffer_core::store::Hold;
 
 use crate::convert::rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -44,6 +45,10 @@ pub fn view(status: &RotationStatus) -> RotationView {
         status: r.status.as_str().to_owned(),
         switched: r.switched(),
         paused_after: r.paused_after.map(|s| s.as_str().to_owned()),
+        held: r.hold().map(|hold| match hold {
+            Hold::Paused(_) => RotationHold::Paused,
+            Hold::Failed(_) => RotationHold::Failed,
+        }),
         failures: r.failures,
         error: r.error.clone(),
         tracked_remaining: status.tracked_remaining,
