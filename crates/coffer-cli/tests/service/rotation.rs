@@ -401,6 +401,19 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
     let out = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{out}");
     assert!(out.contains("verdict:      ok"), "{out}");
+    let listed = run(&[
+        "rotate",
+        "list",
+        "--key",
+        "alias/kek",
+        "--status",
+        "completed",
+    ]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success() && table.contains(&id), "{table}");
+    let listed = run(&["--json", "rotate", "list", "--status", "running"]);
+    let none: coffer_api::rotation::RotationList = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(none.rotations.is_empty(), "{none:?}");
     assert!(
         !String::from_utf8_lossy(&all.stderr).contains(&token),
         "the token never reaches output"
