@@ -33,7 +33,7 @@ pub const TOKENS_REVOKE: &str = "/v1/admin/tokens/revoke";
 pub const SEAL_STATUS: &str = "/v1/sys/seal-status";
 /// Unseal (no token: the share is the credential).
 pub const UNSEAL: &str = "/v1/sys/unseal";
-/// Rotation sagas: start (POST); one by id: `ROTATIONS/{id}` (GET), with `/resume`,
+/// Rotation sagas: start (POST, 202), list (GET, `?key=&status=`); one by id: `ROTATIONS/{id}` (GET), with `/resume`,
 /// `/rollback` (POST) and `/verify` (GET).
 pub const ROTATIONS: &str = "/v1/kms/rotations";
 /// One rotation.

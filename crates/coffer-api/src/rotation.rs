@@ -42,6 +42,13 @@ pub struct RotationView {
     pub status: String,
     /// True once the pointer switched: from then on it can only be resumed.
     pub switched: bool,
+    /// The step the rotation stops after (the `until` of its start or last resume);
+    /// once past it, the rotation stays `running` until resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_after: Option<String>,
+    /// Set while a running rotation waits for `resume` (the worker leaves it alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<RotationHold>,
     /// Failures seen.
     pub failures: u32,
     /// The last failure, if any.
@@ -55,6 +62,35 @@ pub struct RotationView {
     pub updated_at: String,
 }
 
+/// Why a running rotation waits for `resume`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationHold {
+    /// It ran through its `paused_after` step.
+    Paused,
+    /// A step failed after the switch (see `error`).
+    Failed,
+}
+
+/// `GET /v1/kms/rotations?key=K&status=S`: filters of the tenant's rotations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListRotationsQuery {
+    /// Only this key's (id or `alias/NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Only those in this status (`running`, `completed`, `rolled-back`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// `GET /v1/kms/rotations`: the tenant's rotations, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotationList {
+    /// The rotations.
+    pub rotations: Vec<RotationView>,
+}
+
 /// `GET /v1/kms/rotations/{id}/verify`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RotationVerifyView {
@@ -63,7 +99,7 @@ pub struct RotationVerifyView {
     /// The rotation.
     pub rotation: RotationView,
     /// Broken invariants (`RetireAfterSwitch`, `NoKeyOrphans`, `ForwardOnly`,
-    /// `OnePrimary`, `OneSagaPerKey`).
+    /// `OnePrimary`, `OneSagaPerKey`, `RecordMatchesKey`).
     pub violations: Vec<ViolationView>,
     /// True when an audit checkpoint covers the rotation's last event.
     pub anchored: bool,

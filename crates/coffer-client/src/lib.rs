@@ -31,4 +31,4 @@ mod rotation;
 
 pub use client::Client;
 pub use error::ClientError;
-pub use rotation::request_paths;
+pub use rotation::{Waited, request_paths, settled};

@@ -6,10 +6,12 @@
 //! name and the dot segments (`.`, `..`, which URL parsing would resolve away) are
 //! refused.
 
+use std::time::{Duration, Instant};
+
 use coffer_api::paths;
 use coffer_api::rotation::{
-    ReferencesView, ResumeRotationRequest, RotationVerifyView, RotationView, StartRotationRequest,
-    TrackedView,
+    ListRotationsQuery, ReferencesView, ResumeRotationRequest, RotationList, RotationVerifyView,
+    RotationView, StartRotationRequest, TrackedView,
 };
 
 use crate::client::Client;
@@ -18,9 +20,37 @@ use crate::error::ClientError;
 /// Longer than any id the server hands out or accepts.
 const MAX_LEN: usize = 512;
 
+/// How often [`Client::wait_rotation`] asks.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+
+/// The outcome of [`Client::wait_rotation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    /// Completed, rolled back, or running but held (paused after its `until`, or
+    /// failed after the switch and waiting for `resume`).
+    Settled(RotationView),
+    /// Still being driven when the time ran out: the last view seen.
+    StillRunning(RotationView),
+}
+
+impl Waited {
+    /// The last view seen, settled or not.
+    pub fn view(&self) -> &RotationView {
+        match self {
+            Self::Settled(view) | Self::StillRunning(view) => view,
+        }
+    }
+}
+
+/// True when the server's worker will not move the rotation without a new request.
+pub fn settled(view: &RotationView) -> bool {
+    view.status != "running" || view.held.is_some()
+}
+
 impl Client {
-    /// `POST /v1/kms/rotations`: starts a rotation saga, running every step or up to
-    /// `request.until`.
+    /// `POST /v1/kms/rotations`: records a rotation saga, to run every step or up to
+    /// `request.until`. The server answers 202 at once and drives the saga in the
+    /// background: follow it with [`Client::wait_rotation`].
     pub async fn start_rotation(
         &self,
         request: &StartRotationRequest,
@@ -33,8 +63,46 @@ impl Client {
         self.get(&request_paths::rotation(id)?).await
     }
 
-    /// `POST .../resume`: runs the saga on from its next step (to the end, or up to
-    /// `request.until`).
+    /// `GET /v1/kms/rotations`: the tenant's rotations, newest first, filtered.
+    pub async fn list_rotations(
+        &self,
+        query: &ListRotationsQuery,
+    ) -> Result<RotationList, ClientError> {
+        self.get_query(paths::ROTATIONS, query).await
+    }
+
+    /// Polls `GET /v1/kms/rotations/{id}` until the rotation settles (see [`Waited`])
+    /// or `timeout` passes, calling `progress` with every view whose step or status
+    /// differs from the one before.
+    pub async fn wait_rotation(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut progress: impl FnMut(&RotationView),
+    ) -> Result<Waited, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut last: Option<RotationView> = None;
+        loop {
+            let view = self.rotation(id).await?;
+            if last
+                .as_ref()
+                .is_none_or(|l| (&l.step, &l.status) != (&view.step, &view.status))
+            {
+                progress(&view);
+            }
+            if settled(&view) {
+                return Ok(Waited::Settled(view));
+            }
+            if Instant::now() >= deadline {
+                return Ok(Waited::StillRunning(view));
+            }
+            last = Some(view);
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// `POST .../resume`: lets the saga run on from its next step (to the end, or up
+    /// to `request.until`); answered 202, like a start.
     pub async fn resume_rotation(
         &self,
         id: &str,

@@ -21,6 +21,7 @@ mod rewrap;
 mod rewrap_tracked;
 mod rotation;
 mod rotation_views;
+mod rotation_worker;
 mod schedule;
 mod sign;
 mod trail;
@@ -39,6 +40,7 @@ pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use references::PrincipalUse;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
+pub use rotation_worker::RotationWorker;
 pub use sign::{SignInput, Signed};
 pub use unwrap::Opened;
 pub use verify::Verified;
@@ -91,6 +93,9 @@ pub struct Kms {
     offload: Arc<dyn crate::offload::Offload>,
     references: Arc<references::References>,
     options: KmsOptions,
+    /// Wakes this process's rotation worker when a request starts or resumes a saga,
+    /// so it need not wait for its next tick.
+    rotation_wake: tokio::sync::Notify,
 }
 
 impl Kms {
@@ -116,6 +121,7 @@ impl Kms {
             custody,
             tokens: auth::TokenBook::default(),
             options,
+            rotation_wake: tokio::sync::Notify::new(),
         }
     }
 

@@ -16,7 +16,7 @@
 
 mod invariants;
 
-pub use invariants::{Invariant, KeyView, Violation, check};
+pub use invariants::{Invariant, KeyView, RecordView, Violation, check, check_record};
 
 use std::fmt;
 use std::str::FromStr;
@@ -150,14 +150,15 @@ pub enum SagaError {
 }
 
 /// The persisted state of one saga.
+///
+/// Whether the pointer switched is not a field: it follows from the step and status
+/// (see [`Saga::switched`]), so a stored record cannot contradict itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Saga {
     /// The next step to run (the failed one, after a failure past the switch).
     pub step: Step,
     /// Running, completed or rolled back.
     pub status: Status,
-    /// True once `switch_pointer` completed.
-    pub switched: bool,
     /// Failures seen (for status output).
     pub failures: u32,
 }
@@ -187,8 +188,19 @@ impl Saga {
         Self {
             step: Step::CreateVersion,
             status: Status::Running,
-            switched: false,
             failures: 0,
+        }
+    }
+
+    /// True once `switch_pointer` completed. A running saga's due step is past the
+    /// switch exactly then (a failure past it keeps the failed step, which is later
+    /// still); a completed saga switched; a rolled-back one never did, since rollback
+    /// and compensation are refused once it has.
+    pub fn switched(&self) -> bool {
+        match self.status {
+            Status::Running => self.step > Step::SwitchPointer,
+            Status::Completed => true,
+            Status::RolledBack => false,
         }
     }
 
@@ -208,20 +220,11 @@ impl Saga {
                 got: step,
             });
         }
-        let switched = self.switched || step == Step::SwitchPointer;
         Ok(match step.next() {
-            Some(next) => (
-                Self {
-                    step: next,
-                    switched,
-                    ..self
-                },
-                Effect::Run(next),
-            ),
+            Some(next) => (Self { step: next, ..self }, Effect::Run(next)),
             None => (
                 Self {
                     status: Status::Completed,
-                    switched,
                     ..self
                 },
                 Effect::Done,
@@ -239,7 +242,7 @@ impl Saga {
             });
         }
         let failures = self.failures + 1;
-        if self.switched {
+        if self.switched() {
             Ok((Self { failures, ..self }, Effect::AwaitResume(step)))
         } else {
             Ok((
@@ -256,7 +259,7 @@ impl Saga {
     /// An operator's rollback: allowed only before the switch.
     pub fn rollback(self) -> Result<(Self, Effect), SagaError> {
         self.require_running()?;
-        if self.switched {
+        if self.switched() {
             return Err(SagaError::ForwardOnly(Step::SwitchPointer));
         }
         Ok((

@@ -24,6 +24,7 @@ use crate::event::Event;
 use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
 use crate::key::{Key, KeyVersion};
 use crate::lifecycle::{KeyState, VersionState};
+use crate::saga::{Saga, Status, Step};
 use crate::tenant::Tenant;
 use crate::time::Timestamp;
 use crate::token::{TokenId, TokenRecord};
@@ -153,7 +154,7 @@ pub enum Change {
     },
 }
 
-/// A rotation record; the saga fills in more later. The store guarantees at most one
+/// A rotation record: the saga's persisted state. The store guarantees at most one
 /// `running` rotation per key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RotationRecord {
@@ -163,24 +164,83 @@ pub struct RotationRecord {
     pub tenant: TenantId,
     /// Key.
     pub key: KeyId,
-    /// Current step name.
-    pub step: String,
-    /// `running`, `completed`, `rolled-back`, `failed`.
-    pub status: String,
+    /// The next step to run (the failed one, after a failure past the switch).
+    pub step: Step,
+    /// Running, completed or rolled back.
+    pub status: Status,
     /// Start time.
     pub started_at: Timestamp,
     /// The version rotated away from.
     pub from_version: u32,
     /// The new version, once created.
     pub to_version: Option<u32>,
-    /// True once the pointer switched.
-    pub switched: bool,
     /// Failures seen.
     pub failures: u32,
-    /// The last failure.
+    /// The last failure; while set on a running saga, the saga waits for `resume`.
     pub error: Option<String>,
+    /// The `until` given at start or at the last resume: the worker stops after this
+    /// step and leaves the saga running until it is resumed.
+    pub paused_after: Option<Step>,
+    /// The principal that started the rotation (`-` for records older than the field);
+    /// the worker's audit entries name it.
+    pub started_by: String,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+/// Why a running saga is left alone until someone resumes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// It ran through the step its `until` named.
+    Paused(Step),
+    /// A step failed past the switch (the saga machine's `AwaitResume`).
+    Failed(Step),
+}
+
+impl RotationRecord {
+    /// The saga machine's view of the record.
+    pub fn saga(&self) -> Saga {
+        Saga {
+            step: self.step,
+            status: self.status,
+            failures: self.failures,
+        }
+    }
+
+    /// Takes the saga machine's new state.
+    pub fn apply(&mut self, saga: Saga) {
+        self.step = saga.step;
+        self.status = saga.status;
+        self.failures = saga.failures;
+    }
+
+    /// True once the pointer switched (derived from step and status).
+    pub fn switched(&self) -> bool {
+        self.saga().switched()
+    }
+
+    /// Why the rotation waits for a resume, if it does; `None` for a running saga a
+    /// worker should drive, and for a finished one.
+    pub fn hold(&self) -> Option<Hold> {
+        if self.status != Status::Running {
+            return None;
+        }
+        if self.error.is_some() {
+            return Some(Hold::Failed(self.step));
+        }
+        self.paused_after
+            .filter(|until| self.step > *until)
+            .map(Hold::Paused)
+    }
+}
+
+/// Which rotations `Store::list_rotations` returns (within one tenant).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationFilter {
+    /// Only this key's.
+    pub key: Option<KeyId>,
+    /// Only those in this status.
+    pub status: Option<Status>,
 }
 
 /// A data key registered for rewrapping by rotations.
@@ -332,10 +392,17 @@ pub trait RotationStore: Send + Sync {
     /// A rotation by id.
     async fn get_rotation(&self, tenant: TenantId, id: &str)
     -> StoreResult<Option<RotationRecord>>;
+    /// The tenant's rotations matching `filter`, newest first.
+    async fn list_rotations(
+        &self,
+        tenant: TenantId,
+        filter: RotationFilter,
+    ) -> StoreResult<Vec<RotationRecord>>;
 
-    /// Saves a rotation's mutable fields (step, status, versions, failures, error) if
-    /// the stored record is still at `from`'s step and status (compare-and-set:
-    /// `Conflict` when another driver moved it first), with the step's audit entry.
+    /// Saves a rotation's mutable fields (step, status, versions, failures, error,
+    /// pause) if the stored record is still at `from`'s step, status and pause
+    /// (compare-and-set: `Conflict` when another driver moved it, or a resume re-paused
+    /// it, first), with the step's audit entry. `started_by` is never changed.
     async fn save_rotation(
         &self,
         from: &RotationRecord,
@@ -343,7 +410,7 @@ pub trait RotationStore: Send + Sync {
         record: &Record,
     ) -> StoreResult<()>;
 
-    /// Every running rotation, of every tenant (resumed at start).
+    /// Every running rotation, of every tenant (the rotation worker drives them).
     async fn running_rotations(&self) -> StoreResult<Vec<RotationRecord>>;
 
     /// Registers a tracked data key. `Conflict` if the id is taken in the tenant.

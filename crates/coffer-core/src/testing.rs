@@ -36,6 +36,7 @@ macro_rules! store_conformance {
             token_records_round_trip_and_revoke,
             audit_entries_append_and_read_in_order,
             rotation_records_save_the_saga_state,
+            rotations_list_by_tenant_key_and_status,
             tracked_keys_rewrap_by_compare_and_set,
             leases_have_one_holder_until_they_expire,
             certificate_chains_are_kept_per_version

@@ -87,7 +87,7 @@ pub fn api_router(state: AppState) -> Router {
             get(certificates::verify_alias),
         )
         .route("/v1/jwks/{tenant}", get(keys::jwks))
-        .route(paths::ROTATIONS, post(rotation::start))
+        .route(paths::ROTATIONS, post(rotation::start).get(rotation::list))
         .route("/v1/kms/rotations/{id}", get(rotation::show))
         .route("/v1/kms/rotations/{id}/resume", post(rotation::resume))
         .route("/v1/kms/rotations/{id}/rollback", post(rotation::rollback))
@@ -138,9 +138,14 @@ pub fn ops_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+async fn wait_for_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.changed().await;
+}
+
 /// Serves both routers until `shutdown` resolves, then drains in-flight requests and
 /// returns. Also refreshes token records periodically (revocations made by other
-/// replicas sharing the database).
+/// replicas sharing the database), runs the scheduler, and runs the rotation worker
+/// (`coffer_core::kms::RotationWorker`), which drives every running saga not paused.
 pub async fn serve(
     api: TcpListener,
     operations: TcpListener,
@@ -167,10 +172,16 @@ pub async fn serve(
             }
         })
     };
+    // This replica's name in the store's leases (scheduler, rotation sagas).
+    let instance = uuid::Uuid::new_v4().to_string();
+    // Rotation sagas run here, never in the request that started them; a saga paused
+    // with `until` stays paused across restarts and unseals, as the worker skips it.
+    let rotations = {
+        let worker = coffer_core::kms::RotationWorker::new(state.kms.clone(), instance.clone());
+        tokio::spawn(worker.run(wait_for_stop(stop_rx.clone())))
+    };
     let scheduler = {
         let kms = state.kms.clone();
-        // This replica's name for the scheduler lease.
-        let instance = uuid::Uuid::new_v4().to_string();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -220,13 +231,10 @@ pub async fn serve(
             }
         })
     });
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.changed().await;
-    };
-    let api_server =
-        axum::serve(api, api_router(state.clone())).with_graceful_shutdown(wait(stop_rx.clone()));
+    let api_server = axum::serve(api, api_router(state.clone()))
+        .with_graceful_shutdown(wait_for_stop(stop_rx.clone()));
     let ops_server =
-        axum::serve(operations, ops_router(state)).with_graceful_shutdown(wait(stop_rx));
+        axum::serve(operations, ops_router(state)).with_graceful_shutdown(wait_for_stop(stop_rx));
     let trigger = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
@@ -236,6 +244,9 @@ pub async fn serve(
         tokio::join!(api_server.into_future(), ops_server.into_future(), trigger);
     refresher.abort();
     scheduler.abort();
+    // The worker stops its drivers on the signal; a saga cut mid-step continues from its
+    // persisted step (the steps are idempotent).
+    let _ = rotations.await;
     if let Some(auditor) = auditor {
         auditor.abort();
     }

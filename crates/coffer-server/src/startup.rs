@@ -177,11 +177,8 @@ pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
         // checkpoint is signed over it.
         log.check_against_checkpoints().await;
     }
-    if loaded {
-        // Rotations a crash interrupted continue from their persisted step.
-        let kms = state.kms.clone();
-        tokio::spawn(async move { kms.resume_all().await });
-    }
+    // Rotations a crash interrupted are not resumed here: the rotation worker `serve`
+    // runs picks them up once the service is ready, and leaves paused ones paused.
     Ok(loaded)
 }
 

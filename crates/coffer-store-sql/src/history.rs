@@ -1,10 +1,11 @@
 //! Events (written inside other modules' transactions) and rotation records.
 
-use coffer_core::store::{Record, RotationRecord};
+use coffer_core::saga::{Status, Step};
+use coffer_core::store::{Record, RotationFilter, RotationRecord};
 use coffer_core::{Event, KeyId, StoreError, StoreResult, TenantId, Timestamp};
 use sqlx::{AnyConnection, AnyPool};
 
-use crate::errors::{one_row, unavailable};
+use crate::errors::{corrupt, one_row, unavailable};
 use crate::rows;
 
 /// Writes a change's record inside the change's transaction: its history event, then
@@ -60,29 +61,33 @@ pub async fn start_rotation(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO rotations (id, tenant_id, key_id, step, status, started_at, updated_at, \
-         from_version, to_version, switched, failures, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         from_version, to_version, switched, failures, error, paused_after, started_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&r.id)
     .bind(r.tenant.to_string())
     .bind(r.key.to_string())
-    .bind(&r.step)
-    .bind(&r.status)
+    .bind(r.step.as_str())
+    .bind(r.status.as_str())
     .bind(r.started_at.millis())
     .bind(r.updated_at.millis())
     .bind(i64::from(r.from_version))
     .bind(opt_u32(r.to_version))
-    .bind(i64::from(r.switched))
+    .bind(i64::from(r.switched()))
     .bind(i64::from(r.failures))
     .bind(r.error.as_deref())
+    .bind(r.paused_after.map(Step::as_str))
+    .bind(&r.started_by)
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
     record_change(conn, record).await
 }
 
-/// Compare-and-set: the stored record must still be at `from`'s step and status, so
-/// two drivers of one saga cannot both move it (the loser gets `Conflict`).
+/// Compare-and-set: the stored record must still be at `from`'s step, status and
+/// pause, so two drivers of one saga cannot both move it, and a driver that loaded the
+/// record before a resume changed its pause cannot undo that change (the loser gets
+/// `Conflict`). `COALESCE` compares a missing pause the same way on both engines.
 pub async fn save_rotation(
     conn: &mut AnyConnection,
     from: &RotationRecord,
@@ -91,20 +96,23 @@ pub async fn save_rotation(
 ) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE rotations SET step = $1, status = $2, updated_at = $3, to_version = $4, \
-         switched = $5, failures = $6, error = $7 WHERE id = $8 AND tenant_id = $9 \
-         AND step = $10 AND status = $11",
+         switched = $5, failures = $6, error = $7, paused_after = $8 \
+         WHERE id = $9 AND tenant_id = $10 AND step = $11 AND status = $12 \
+         AND COALESCE(paused_after, '') = $13",
     )
-    .bind(&r.step)
-    .bind(&r.status)
+    .bind(r.step.as_str())
+    .bind(r.status.as_str())
     .bind(r.updated_at.millis())
     .bind(opt_u32(r.to_version))
-    .bind(i64::from(r.switched))
+    .bind(i64::from(r.switched()))
     .bind(i64::from(r.failures))
     .bind(r.error.as_deref())
+    .bind(r.paused_after.map(Step::as_str))
     .bind(&r.id)
     .bind(r.tenant.to_string())
-    .bind(&from.step)
-    .bind(&from.status)
+    .bind(from.step.as_str())
+    .bind(from.status.as_str())
+    .bind(from.paused_after.map_or("", Step::as_str))
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
@@ -115,6 +123,8 @@ pub async fn save_rotation(
     record_change(conn, record).await
 }
 
+/// Decodes a row; a step or status this build does not know is `Corrupt`, so nothing
+/// past the store sees saga state as text.
 fn rotation(row: &sqlx::any::AnyRow) -> StoreResult<RotationRecord> {
     use sqlx::Row;
     let int = |column: &str| row.try_get::<i64, _>(column).map_err(unavailable);
@@ -122,25 +132,28 @@ fn rotation(row: &sqlx::any::AnyRow) -> StoreResult<RotationRecord> {
     let to_version = row
         .try_get::<Option<i64>, _>("to_version")
         .map_err(unavailable)?;
+    let paused_after = row
+        .try_get::<Option<String>, _>("paused_after")
+        .map_err(unavailable)?
+        .map(|step| step.parse::<Step>().map_err(|_| corrupt("paused_after")))
+        .transpose()?;
     Ok(RotationRecord {
         id: text("id")?,
         tenant: text("tenant_id")?
             .parse()
-            .map_err(|_| crate::errors::corrupt("tenant_id"))?,
-        key: text("key_id")?
-            .parse()
-            .map_err(|_| crate::errors::corrupt("key_id"))?,
-        step: text("step")?,
-        status: text("status")?,
+            .map_err(|_| corrupt("tenant_id"))?,
+        key: text("key_id")?.parse().map_err(|_| corrupt("key_id"))?,
+        step: text("step")?.parse().map_err(|_| corrupt("step"))?,
+        status: text("status")?.parse().map_err(|_| corrupt("status"))?,
         started_at: Timestamp::from_millis(int("started_at")?),
-        from_version: u32::try_from(int("from_version")?)
-            .map_err(|_| crate::errors::corrupt("from_version"))?,
+        from_version: u32::try_from(int("from_version")?).map_err(|_| corrupt("from_version"))?,
         to_version: to_version.and_then(|v| u32::try_from(v).ok()),
-        switched: int("switched")? == 1,
         failures: u32::try_from(int("failures")?).unwrap_or(u32::MAX),
         error: row
             .try_get::<Option<String>, _>("error")
             .map_err(unavailable)?,
+        paused_after,
+        started_by: text("started_by")?,
         updated_at: Timestamp::from_millis(int("updated_at")?),
     })
 }
@@ -159,6 +172,28 @@ pub async fn get_rotation(
         .as_ref()
         .map(rotation)
         .transpose()
+}
+
+/// A filter left out binds the empty string, which matches every row: one statement
+/// for every combination.
+pub async fn list_rotations(
+    pool: &AnyPool,
+    tenant: TenantId,
+    filter: RotationFilter,
+) -> StoreResult<Vec<RotationRecord>> {
+    sqlx::query(
+        "SELECT * FROM rotations WHERE tenant_id = $1 AND ($2 = '' OR key_id = $2) \
+         AND ($3 = '' OR status = $3) ORDER BY started_at DESC, id",
+    )
+    .bind(tenant.to_string())
+    .bind(filter.key.map(|k| k.to_string()).unwrap_or_default())
+    .bind(filter.status.map_or("", Status::as_str))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?
+    .iter()
+    .map(rotation)
+    .collect()
 }
 
 pub async fn running_rotations(pool: &AnyPool) -> StoreResult<Vec<RotationRecord>> {

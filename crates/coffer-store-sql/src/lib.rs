@@ -46,8 +46,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
-    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, RotationRecord, RotationStore,
-    Store, StoreError, StoreResult, TenantStore, TokenStore, TrackedKey, VersionStore,
+    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, RotationFilter, RotationRecord,
+    RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore, TrackedKey,
+    VersionStore,
 };
 use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{
@@ -383,6 +384,14 @@ impl RotationStore for SqlStore {
         id: &str,
     ) -> StoreResult<Option<RotationRecord>> {
         history::get_rotation(&self.reader, tenant, id).await
+    }
+
+    async fn list_rotations(
+        &self,
+        tenant: TenantId,
+        filter: RotationFilter,
+    ) -> StoreResult<Vec<RotationRecord>> {
+        history::list_rotations(&self.reader, tenant, filter).await
     }
 
     async fn save_rotation(

@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_audit_head.sql"),
         postgres: include_str!("../migrations/postgres/0007_audit_head.sql"),
     },
+    Migration {
+        version: 8,
+        name: "rotation_worker",
+        sqlite: include_str!("../migrations/sqlite/0008_rotation_worker.sql"),
+        postgres: include_str!("../migrations/postgres/0008_rotation_worker.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

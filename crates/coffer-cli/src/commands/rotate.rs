@@ -10,7 +10,9 @@
 //!   (redacted), records it as evidence and, unless `--dry-run`, performs it.
 //! - `rotate/evidence.rs` — `evidence.jsonl` and `MANIFEST.sha256`.
 //! - `rotate/checks.rs` — `preflight` and `references`.
-//! - `rotate/saga.rs` — `stage`, `all`, `resume`, `rollback`, `status`, `verify`.
+//! - `rotate/saga.rs` — `stage`, `all`, `resume`, `rollback`, `status`, `verify`,
+//!   `list`. The server runs a saga in its rotation worker and answers a start or
+//!   resume with 202; these commands then poll the rotation until it settles.
 //! - `rotate/smoke.rs` — `validate`; `rotate/corpus.rs` — `dual-unwrap`.
 //!
 //! Exit status: 0 success (and a dry run whose local inputs are valid); 1 a failed
@@ -31,6 +33,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use coffer_client::Client;
+use coffer_core::HumanDuration;
 
 use self::evidence::Evidence;
 use self::profile::Environment;
@@ -77,6 +80,10 @@ pub struct RotateOptions {
     /// Show request bodies in printed commands and evidence (tokens never are).
     #[arg(long, global = true)]
     show_commands: bool,
+    /// How long stage, all and resume wait for the server to run the saga (it answers
+    /// at once and runs it in the background), e.g. 90s, 10m.
+    #[arg(long, value_name = "DURATION", default_value = "10m", global = true)]
+    wait_timeout: HumanDuration,
     /// Address of the operations port (readiness), without --env.
     #[arg(
         long,
@@ -104,6 +111,8 @@ pub enum RotateCommand {
     Resume(ResumeArgs),
     /// Show a rotation.
     Status(IdArg),
+    /// List the tenant's rotations, newest first.
+    List(ListArgs),
     /// Check a rotation's invariants and audit anchoring; exit 0 only when all hold.
     Verify(IdArg),
     /// Who uses which version of a key: in flight, tracked, principals.
@@ -137,6 +146,17 @@ pub struct ValidateArgs {
     /// Also unwrap every ciphertext of this corpus (see dual-unwrap).
     #[arg(long, value_name = "FILE")]
     corpus: Option<PathBuf>,
+}
+
+/// `list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only this key's rotations (id or alias/NAME).
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// Only rotations in this status.
+    #[arg(long, value_name = "STATUS", value_parser = ["running", "completed", "rolled-back"])]
+    status: Option<String>,
 }
 
 /// `resume`.
@@ -173,6 +193,7 @@ impl RotateCommand {
             Self::Rollback(_) => "rollback",
             Self::Resume(_) => "resume",
             Self::Status(_) => "status",
+            Self::List(_) => "list",
             Self::Verify(_) => "verify",
             Self::References(_) => "references",
             Self::DualUnwrap(_) => "dual-unwrap",
@@ -243,6 +264,7 @@ pub async fn run(global: &Globals, args: RotateArgs) -> anyhow::Result<ExitCode>
         command: name,
         evidence,
         json: global.json,
+        wait: options.wait_timeout.get(),
     };
     let (session, result) = dispatch(session, command).await;
     let (outcome, error) = match &result {
@@ -279,6 +301,7 @@ async fn dispatch(
         RotateCommand::Resume(args) => saga::resume(s, &args.id, args.until).await,
         RotateCommand::Rollback(IdArg { id }) => saga::rollback(s, &id).await,
         RotateCommand::Status(IdArg { id }) => saga::status(s, &id).await,
+        RotateCommand::List(ListArgs { key, status }) => saga::list(s, key, status).await,
         RotateCommand::Verify(IdArg { id }) => saga::verify(s, &id).await,
         RotateCommand::Validate(args) => {
             smoke::validate(s, &args.key, args.corpus.as_deref()).await

@@ -116,14 +116,32 @@ async fn prepare(setup: &Setup) -> Vec<Call> {
     let datakey = setup.key("aes-256").await;
     let saga = setup.key("aes-256").await;
     let staged = |key: String| async move {
-        setup
+        let id = setup
             .must(
                 Tenant,
                 "/v1/kms/rotations",
                 Some(json!({"key_id": key, "until": "stage"})),
             )
             .await
-            .field("rotation_id")
+            .field("rotation_id");
+        // The server's worker runs the saga after the 202: wait until it has paused,
+        // so the snapshot below is taken with nothing moving.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let view = http::get(
+                &setup.http,
+                &setup.server.api,
+                &format!("/v1/kms/rotations/{id}"),
+                &setup.tenant_token,
+            )
+            .await
+            .unwrap();
+            if view.json["held"] == "paused" {
+                break id;
+            }
+            assert!(std::time::Instant::now() < deadline, "{view:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     };
     let resume = staged(setup.key("aes-256").await).await;
     let rollback = staged(setup.key("aes-256").await).await;

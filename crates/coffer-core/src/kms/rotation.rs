@@ -1,6 +1,11 @@
 //! The rotation saga's executor: runs `saga::Saga` against the store, custody, cache and
 //! audit log, persisting the state after every step so a restarted process resumes it.
 //!
+//! Requests only record intent: `start_rotation` stores a running record and
+//! `resume_rotation` sets its pause; the rotation worker (`rotation_worker.rs`) drives
+//! the saga, so no client connection holds it. Rollback stays in the request: it only
+//! destroys a pending version and is refused past the switch.
+//!
 //! Every step is idempotent, because a crash can fall between a step's effect and the
 //! record of its completion: re-running it finds the effect done and moves on.
 
@@ -10,7 +15,7 @@ use super::{Caller, Kms, KmsError, KmsResult, PrincipalUse};
 use crate::audit::{Actor, AuditEntry};
 use crate::ids::{TenantId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
-use crate::saga::{self, Effect, Saga, SagaError, Status, Step};
+use crate::saga::{self, Effect, SagaError, Status, Step};
 use crate::store::{Record, RotationRecord};
 use crate::token::{Operation, TokenId};
 
@@ -56,23 +61,6 @@ pub struct VersionReferences {
     pub principals: Vec<(TokenId, PrincipalUse)>,
 }
 
-pub(super) fn saga_of(record: &RotationRecord) -> KmsResult<Saga> {
-    let corrupt = |_| KmsError::Internal("corrupt rotation record".into());
-    Ok(Saga {
-        step: record.step.parse().map_err(corrupt)?,
-        status: record.status.parse().map_err(corrupt)?,
-        switched: record.switched,
-        failures: record.failures,
-    })
-}
-
-fn apply(record: &mut RotationRecord, saga: Saga) {
-    record.step = saga.step.as_str().to_owned();
-    record.status = saga.status.as_str().to_owned();
-    record.switched = saga.switched;
-    record.failures = saga.failures;
-}
-
 fn version(n: u32) -> KmsResult<VersionNumber> {
     VersionNumber::new(n).map_err(|e| KmsError::Internal(e.to_string()))
 }
@@ -93,7 +81,7 @@ fn failpoint(step: Step) {
 fn failpoint(_step: Step) {}
 
 impl Kms {
-    fn rotation_caller(&self, caller: &Caller) -> KmsResult<TenantId> {
+    pub(super) fn rotation_caller(&self, caller: &Caller) -> KmsResult<TenantId> {
         if !caller.grants.allows_op(Operation::KeysRotate) {
             return Err(KmsError::Forbidden(
                 "the token does not allow rotating keys",
@@ -181,7 +169,8 @@ impl Kms {
             .map_err(|e| KmsError::Unavailable(e.to_string()))
     }
 
-    /// Starts a rotation saga of `reference` and runs it (to the end, or through `until`).
+    /// Records a rotation saga of `reference`, to run to the end or through `until`.
+    /// It returns at once: the rotation worker drives the saga.
     pub async fn start_rotation(
         &self,
         caller: &Caller,
@@ -201,14 +190,15 @@ impl Kms {
             id: uuid::Uuid::new_v4().to_string(),
             tenant: entry.key.tenant,
             key: entry.key.id,
-            step: Step::CreateVersion.as_str().into(),
-            status: Status::Running.as_str().into(),
+            step: Step::CreateVersion,
+            status: Status::Running,
             started_at: now,
             from_version: from.get(),
             to_version: None,
-            switched: false,
             failures: 0,
             error: None,
+            paused_after: until,
+            started_by: caller.token_id.to_string(),
             updated_at: now,
         };
         let actor = caller.actor("rotation.start");
@@ -223,28 +213,55 @@ impl Kms {
                 }
                 other => other.into(),
             })?;
-        self.drive(record, until, &actor).await
+        self.rotation_wake.notify_one();
+        self.status_of(record).await
     }
 
-    /// Resumes a rotation from its persisted step.
+    /// Lets a rotation run on from its persisted step, to the end or through `until`
+    /// (which becomes its new pause), and clears a failure it waits on. It returns at
+    /// once: the rotation worker drives the saga.
     pub async fn resume_rotation(
         &self,
         caller: &Caller,
         id: &str,
         until: Option<Step>,
     ) -> KmsResult<RotationStatus> {
-        let record = self.load_rotation(caller, id).await?;
-        saga_of(&record)?
-            .resume()
-            .map_err(|e| KmsError::Conflict(e.to_string()))?;
-        self.drive(record, until, &caller.actor("rotation.resume"))
-            .await
+        let actor = caller.actor("rotation.resume");
+        // A driver that moves the saga between our read and our write makes the
+        // compare-and-set fail; read again and re-check rather than refuse the caller.
+        let mut attempts = 0;
+        loop {
+            let record = self.load_rotation(caller, id).await?;
+            record
+                .saga()
+                .resume()
+                .map_err(|e| KmsError::Conflict(e.to_string()))?;
+            if let Some(until) = until.filter(|until| *until < record.step) {
+                return Err(KmsError::Invalid(format!(
+                    "until {until} names a step rotation {id} has already passed (its next step is {})",
+                    record.step
+                )));
+            }
+            let mut resumed = record.clone();
+            resumed.paused_after = until;
+            resumed.error = None;
+            resumed.updated_at = self.keys.clock().now();
+            let entry = self.step_entry(&actor, &resumed, "rotation.resume");
+            match self.save_progress(&record, &resumed, entry).await {
+                Ok(()) => {
+                    self.rotation_wake.notify_one();
+                    return self.status_of(resumed).await;
+                }
+                Err(KmsError::Conflict(_)) if attempts < 3 => attempts += 1,
+                Err(other) => return Err(other),
+            }
+        }
     }
 
     /// Rolls a rotation back: allowed before the switch only.
     pub async fn rollback_rotation(&self, caller: &Caller, id: &str) -> KmsResult<RotationStatus> {
         let mut record = self.load_rotation(caller, id).await?;
-        let (saga, _) = saga_of(&record)?.rollback().map_err(|e| match e {
+        let (saga, _) = record.saga().rollback().map_err(|e| match e {
             SagaError::ForwardOnly(_) => KmsError::Conflict(format!(
                 "rotation {id} already switched the primary pointer, so it can only move forward; resume it with: coffer rotate resume {id}"
             )),
@@ -253,7 +270,7 @@ impl Kms {
         let actor = caller.actor("rotation.rollback");
         self.compensate(&record, &actor).await?;
         let before = record.clone();
-        apply(&mut record, saga);
+        record.apply(saga);
         record.updated_at = self.keys.clock().now();
         let entry = self.step_entry(&actor, &record, "rotation.rollback");
         self.save_progress(&before, &record, entry).await?;
@@ -266,30 +283,12 @@ impl Kms {
         self.status_of(record).await
     }
 
-    /// Resumes every running rotation (at start, after a crash). Errors are logged.
-    pub async fn resume_all(&self) {
-        tracing::info!("resuming interrupted rotations");
-        let running = match self.keys.store().running_rotations().await {
-            Ok(running) => running,
-            Err(error) => return tracing::error!(%error, "cannot list running rotations"),
-        };
-        for record in running {
-            let id = record.id.clone();
-            // Nobody asked: the resumption names itself, and the run it continues.
-            let actor = Actor::new("coffer-rotation", format!("resume:{id}"), "rotation.resume");
-            match self.drive(record, None, &actor).await {
-                Ok(status) => {
-                    tracing::info!(rotation = %id, status = %status.record.status, "resumed rotation")
-                }
-                Err(error) => tracing::error!(rotation = %id, %error, "resuming rotation failed"),
-            }
-        }
-    }
-
-    async fn drive(
+    /// Runs the saga's steps until it finishes or holds (paused after its `until`, or
+    /// failed past the switch). The rotation worker calls it under the rotation's
+    /// lease; the compare-and-set save keeps a second driver from moving it twice.
+    pub(super) async fn drive(
         &self,
         mut record: RotationRecord,
-        until: Option<Step>,
         actor: &Actor,
     ) -> KmsResult<RotationStatus> {
         // The saga's own changes carry the rotation as their request id, like its steps.
@@ -297,11 +296,8 @@ impl Kms {
             request_id: format!("rotation:{}", record.id),
             ..actor.clone()
         };
-        loop {
-            let saga = saga_of(&record)?;
-            if saga.status != Status::Running {
-                break;
-            }
+        while record.status == Status::Running && record.hold().is_none() {
+            let saga = record.saga();
             let step = saga.step;
             tracing::info!(rotation = %record.id, %step, "rotation step");
             failpoint(step);
@@ -314,14 +310,11 @@ impl Kms {
                         .step_done(step)
                         .map_err(|e| KmsError::Internal(e.to_string()))?;
                     let before = record.clone();
-                    apply(&mut record, next);
+                    record.apply(next);
                     record.error = None;
                     record.updated_at = now;
                     let entry = self.step_entry(actor, &record, &op);
                     self.save_progress(&before, &record, entry).await?;
-                    if until == Some(step) {
-                        break;
-                    }
                 }
                 Err(error) => {
                     let (next, effect) = saga
@@ -331,13 +324,12 @@ impl Kms {
                         self.compensate(&record, actor).await?;
                     }
                     let before = record.clone();
-                    apply(&mut record, next);
+                    record.apply(next);
                     record.error = Some(format!("{step}: {error}"));
                     record.updated_at = now;
                     let mut entry = self.step_entry(actor, &record, &op);
                     error.code().clone_into(&mut entry.outcome);
                     self.save_progress(&before, &record, entry).await?;
-                    break;
                 }
             }
         }

@@ -1,14 +1,58 @@
-//! Read-side views of rotation: `verify` (the invariants on a live key and the audit
-//! anchoring) and the reference tracker's per-version answer.
+//! Read-side views of rotation: the tenant's list, `verify` (the invariants on a live
+//! key, the record against the key's versions, and the audit anchoring) and the
+//! reference tracker's per-version answer.
 
-use super::rotation::{RotationVerification, VersionReferences, saga_of};
+use super::rotation::{RotationStatus, RotationVerification, VersionReferences};
 use super::{Caller, Kms, KmsResult};
 use crate::ids::KeyId;
 use crate::lifecycle::VersionState;
-use crate::saga;
+use crate::saga::{self, Status};
+use crate::store::RotationFilter;
 use crate::token::Operation;
 
 impl Kms {
+    /// The caller's tenant's rotations, of the key `reference` (id or alias) if given,
+    /// in `status` if given, newest first; rotations of keys outside the token's key
+    /// scope are left out, as `rotation_status` refuses them.
+    pub async fn list_rotations(
+        &self,
+        caller: &Caller,
+        reference: Option<&str>,
+        status: Option<Status>,
+    ) -> KmsResult<Vec<RotationStatus>> {
+        let tenant = self.rotation_caller(caller)?;
+        let key = match reference {
+            Some(reference) => Some(
+                self.key_for(caller, Operation::KeysRotate, reference)
+                    .await?
+                    .key
+                    .id,
+            ),
+            None => None,
+        };
+        let filter = RotationFilter { key, status };
+        let store = self.keys.store();
+        let mut in_scope = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for record in store.list_rotations(tenant, filter).await? {
+            let allowed = match in_scope.get(&record.key) {
+                Some(allowed) => *allowed,
+                None => {
+                    let allowed = store
+                        .get_key(tenant, record.key)
+                        .await?
+                        .is_some_and(|key| caller.grants.allows_key(&key));
+                    in_scope.insert(record.key, allowed);
+                    allowed
+                }
+            };
+            if allowed {
+                out.push(self.status_of(record).await?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Checks a rotation: the five invariants on the key as it is now, and whether a
     /// signed checkpoint covers the rotation's last audit entry.
     pub async fn verify_rotation(
@@ -34,14 +78,25 @@ impl Kms {
                 usize::try_from(n.min(1)).unwrap_or(1),
             ));
         }
-        let sagas = vec![(saga_of(&record)?, record.from_version)];
+        let sagas = vec![(record.saga(), record.from_version)];
         let view = saga::KeyView {
             versions: &view_versions,
             tracked: &tracked,
             sagas: &sagas,
             pointer_moved_back: false,
         };
-        let violations = saga::check(&view);
+        let mut violations = saga::check(&view);
+        let details = self.keys.key(record.tenant, record.key).await?;
+        let overlap = details.rotation.overlap.is_some_and(|o| !o.get().is_zero());
+        violations.extend(saga::check_record(
+            &saga::RecordView {
+                saga: record.saga(),
+                from: record.from_version,
+                to: record.to_version,
+                overlap,
+            },
+            &view_versions,
+        ));
         // The anchor step requests a checkpoint right after recording `anchor_request`;
         // everything the rotation did is at or before that entry.
         let last = self

@@ -32,6 +32,9 @@ pub enum Invariant {
     OnePrimary,
     /// At most one running saga.
     OneSagaPerKey,
+    /// The saga's record agrees with the key's versions: where the pointer is, what
+    /// became of the new version, and of the old one once completed.
+    RecordMatchesKey,
 }
 
 impl fmt::Display for Invariant {
@@ -42,6 +45,7 @@ impl fmt::Display for Invariant {
             Self::ForwardOnly => "ForwardOnly",
             Self::OnePrimary => "OnePrimary",
             Self::OneSagaPerKey => "OneSagaPerKey",
+            Self::RecordMatchesKey => "RecordMatchesKey",
         })
     }
 }
@@ -79,7 +83,7 @@ pub fn check(view: &KeyView<'_>) -> Vec<Violation> {
             let switched_away = view
                 .sagas
                 .iter()
-                .any(|(saga, from)| *from == *number && saga.switched);
+                .any(|(saga, from)| *from == *number && saga.switched());
             let manual = view.sagas.iter().all(|(_, from)| *from != *number);
             if !switched_away && !manual {
                 violate(
@@ -121,6 +125,81 @@ pub fn check(view: &KeyView<'_>) -> Vec<Violation> {
             Invariant::OneSagaPerKey,
             format!("{running} running rotations"),
         );
+    }
+    out
+}
+
+/// One saga's record, as [`check_record`] compares it with the key.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView {
+    /// The saga's state.
+    pub saga: Saga,
+    /// The version it rotates away from.
+    pub from: u32,
+    /// The version it created, once it did.
+    pub to: Option<u32>,
+    /// True when the key keeps old versions `retiring` for an overlap after a rotation.
+    pub overlap: bool,
+}
+
+/// Every way the record of one saga contradicts the key's `versions`
+/// (`(number, state, primary)`): a record that says the pointer has not switched (or
+/// was rolled back) while the new version is primary, one that says it switched while
+/// another version is, a rollback that left its new version usable, and a completed
+/// rotation whose old version still encrypts (or, without an overlap, still decrypts).
+pub fn check_record(record: &RecordView, versions: &[(u32, VersionState, bool)]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut violate = |detail: String| {
+        out.push(Violation {
+            invariant: Invariant::RecordMatchesKey,
+            detail,
+        });
+    };
+    let state_of = |n: u32| {
+        versions
+            .iter()
+            .find(|(v, _, _)| *v == n)
+            .map(|(_, s, _)| *s)
+    };
+    let primary = versions.iter().find(|(_, _, p)| *p).map(|(v, _, _)| *v);
+    let saga = record.saga;
+    match (record.to, saga.switched()) {
+        (Some(to), false) if primary == Some(to) => violate(format!(
+            "the record says the pointer has not switched ({}), but the new version {to} is primary",
+            saga.status.as_str()
+        )),
+        (Some(to), true) if primary != Some(to) => violate(format!(
+            "the record says the pointer switched to version {to}, but the primary is {}",
+            primary.map_or_else(|| "missing".to_owned(), |p| format!("version {p}"))
+        )),
+        (None, true) => {
+            violate("the record says the pointer switched, but names no new version".into())
+        }
+        _ => {}
+    }
+    if saga.status == Status::RolledBack {
+        if let Some(to) = record.to {
+            match state_of(to) {
+                None | Some(VersionState::Destroyed) => {}
+                Some(state) => violate(format!(
+                    "the record says rolled-back, but its new version {to} is {state}, not destroyed"
+                )),
+            }
+        }
+    }
+    if saga.status == Status::Completed {
+        let allowed: &[VersionState] = if record.overlap {
+            &[VersionState::Retiring, VersionState::Retired]
+        } else {
+            &[VersionState::Retired]
+        };
+        match state_of(record.from) {
+            Some(state) if !allowed.contains(&state) => violate(format!(
+                "the record says completed, but the old version {} is {state}",
+                record.from
+            )),
+            _ => {}
+        }
     }
     out
 }

@@ -9,7 +9,7 @@ fn a_saga_runs_every_step_in_order() {
         saga = next;
     }
     assert_eq!(saga.status, Status::Completed);
-    assert!(saga.switched);
+    assert!(saga.switched());
     assert_eq!(
         saga.step_done(Step::Anchor),
         Err(SagaError::Finished("completed"))
@@ -23,7 +23,9 @@ fn failures_before_the_switch_compensate_and_after_it_wait_for_resume() {
         for step in Step::ALL.iter().copied().take_while(|s| *s != failing) {
             saga = saga.step_done(step).unwrap().0;
         }
+        assert_eq!(saga.switched(), failing > Step::SwitchPointer, "{failing}");
         let (after, effect) = saga.step_failed(failing).unwrap();
+        assert_eq!(after.switched(), saga.switched(), "{failing}");
         if failing <= Step::SwitchPointer {
             assert_eq!(
                 (after.status, effect),
@@ -69,5 +71,98 @@ fn names_round_trip() {
     }
     for status in [Status::Running, Status::Completed, Status::RolledBack] {
         assert_eq!(status.as_str().parse::<Status>().unwrap(), status);
+    }
+}
+
+mod record_check {
+    use super::super::{RecordView, check_record};
+    use super::*;
+    use crate::lifecycle::VersionState::{self, Active, Destroyed, Pending, Retired, Retiring};
+
+    fn at(step: Step, status: Status) -> Saga {
+        Saga {
+            step,
+            status,
+            failures: 0,
+        }
+    }
+
+    fn record(saga: Saga, overlap: bool) -> RecordView {
+        RecordView {
+            saga,
+            from: 1,
+            to: Some(2),
+            overlap,
+        }
+    }
+
+    fn broken(saga: Saga, overlap: bool, versions: &[(u32, VersionState, bool)]) -> usize {
+        check_record(&record(saga, overlap), versions).len()
+    }
+
+    #[test]
+    fn a_record_that_agrees_with_the_key_passes() {
+        let done = at(Step::Anchor, Status::Completed);
+        assert_eq!(
+            broken(done, false, &[(1, Retired, false), (2, Active, true)]),
+            0
+        );
+        assert_eq!(
+            broken(done, true, &[(1, Retiring, false), (2, Active, true)]),
+            0
+        );
+        let staged = at(Step::SwitchPointer, Status::Running);
+        assert_eq!(
+            broken(staged, false, &[(1, Active, true), (2, Pending, false)]),
+            0
+        );
+        let rolled = at(Step::SwitchPointer, Status::RolledBack);
+        assert_eq!(
+            broken(rolled, false, &[(1, Active, true), (2, Destroyed, false)]),
+            0
+        );
+    }
+
+    #[test]
+    fn a_record_that_contradicts_the_key_is_a_violation() {
+        // Rolled back, but the new version is primary.
+        let rolled = at(Step::SwitchPointer, Status::RolledBack);
+        let violations = check_record(
+            &record(rolled, false),
+            &[(1, Active, false), (2, Active, true)],
+        );
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(
+            violations
+                .iter()
+                .all(|v| v.invariant == Invariant::RecordMatchesKey)
+        );
+        // Running before the switch, yet the pointer moved.
+        let staged = at(Step::SwitchPointer, Status::Running);
+        assert_eq!(
+            broken(staged, false, &[(1, Active, false), (2, Active, true)]),
+            1
+        );
+        // Past the switch, yet the old version is primary.
+        let draining = at(Step::DrainInflight, Status::Running);
+        assert_eq!(
+            broken(draining, false, &[(1, Active, true), (2, Active, false)]),
+            1
+        );
+        // Completed while the old version is still active (no overlap policy), or
+        // still retiring without one.
+        let done = at(Step::Anchor, Status::Completed);
+        assert_eq!(
+            broken(done, false, &[(1, Active, false), (2, Active, true)]),
+            1
+        );
+        assert_eq!(
+            broken(done, false, &[(1, Retiring, false), (2, Active, true)]),
+            1
+        );
+        assert_eq!(
+            broken(done, true, &[(1, Active, false), (2, Active, true)]),
+            1
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::ids::{Alias, KeyId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
+use crate::saga::{Status, Step};
 use crate::store::{Change, RotationRecord, Store, StoreError};
 use crate::tenant::TenantState;
 use crate::testing::fixtures::{self, T0};
@@ -469,14 +470,15 @@ pub async fn one_running_rotation_per_key(store: S) {
         id: id.into(),
         tenant: t.id,
         key,
-        step: "create_version".into(),
-        status: "running".into(),
+        step: Step::CreateVersion,
+        status: Status::Running,
         started_at: T0,
         from_version: 1,
         to_version: None,
-        switched: false,
         failures: 0,
         error: None,
+        paused_after: None,
+        started_by: "-".into(),
         updated_at: T0,
     };
     let audit = fixtures::audit_record(Some(t.id));
@@ -494,8 +496,8 @@ pub async fn one_running_rotation_per_key(store: S) {
         .await
         .unwrap();
     let done = RotationRecord {
-        step: "anchor".into(),
-        status: "completed".into(),
+        step: Step::Anchor,
+        status: Status::Completed,
         ..record("r1", key.id)
     };
     store
@@ -507,10 +509,7 @@ pub async fn one_running_rotation_per_key(store: S) {
         .await
         .unwrap();
     let got = store.get_rotation(t.id, "r1").await.unwrap().unwrap();
-    assert_eq!(
-        (got.step.as_str(), got.status.as_str()),
-        ("anchor", "completed")
-    );
+    assert_eq!((got.step, got.status), (Step::Anchor, Status::Completed));
 }
 
 /// Shredding deletes the tenant key and marks the tenant.

@@ -4,24 +4,33 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use coffer_api::rotation::{
-    PrincipalUse, ReferencesView, ResumeRotationRequest, RotationVerifyView, RotationView,
-    StartRotationRequest, TrackedView, VersionReferences, ViolationView,
+    ListRotationsQuery, PrincipalUse, ReferencesView, ResumeRotationRequest, RotationHold,
+    RotationList, RotationVerifyView, RotationView, StartRotationRequest, TrackedView,
+    VersionReferences, ViolationView,
 };
 use coffer_api::{B64, ErrorCode};
 use coffer_core::kms::RotationStatus;
-use coffer_core::saga::Step;
+use coffer_core::saga::{Status, Step};
+use coffer_core::store::Hold;
 
 use crate::convert::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Authed};
+use crate::extract::{ApiJson, ApiQuery, Authed};
 use crate::state::AppState;
 
-fn until(text: Option<String>) -> ApiResult<Option<Step>> {
+/// Parses an optional wire name (`until`, `status`) into its enum, or a 400.
+fn parsed<T: std::str::FromStr<Err = coffer_core::error::InvalidInput>>(
+    text: Option<String>,
+) -> ApiResult<Option<T>> {
     text.map(|t| {
-        t.parse::<Step>()
+        t.parse::<T>()
             .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
     })
     .transpose()
+}
+
+fn until(text: Option<String>) -> ApiResult<Option<Step>> {
+    parsed(text)
 }
 
 /// A rotation as the API shows it.
@@ -32,9 +41,14 @@ pub fn view(status: &RotationStatus) -> RotationView {
         key_id: r.key.to_string(),
         from_version: r.from_version,
         to_version: r.to_version,
-        step: r.step.clone(),
-        status: r.status.clone(),
-        switched: r.switched,
+        step: r.step.as_str().to_owned(),
+        status: r.status.as_str().to_owned(),
+        switched: r.switched(),
+        paused_after: r.paused_after.map(|s| s.as_str().to_owned()),
+        held: r.hold().map(|hold| match hold {
+            Hold::Paused(_) => RotationHold::Paused,
+            Hold::Failed(_) => RotationHold::Failed,
+        }),
         failures: r.failures,
         error: r.error.clone(),
         tracked_remaining: status.tracked_remaining,
@@ -43,7 +57,8 @@ pub fn view(status: &RotationStatus) -> RotationView {
     }
 }
 
-/// `POST /v1/kms/rotations`
+/// `POST /v1/kms/rotations`: records the rotation and answers 202; the rotation worker
+/// runs it, so the client's connection does not hold it.
 pub async fn start(
     State(state): State<AppState>,
     Authed(caller): Authed,
@@ -53,7 +68,23 @@ pub async fn start(
         .kms
         .start_rotation(&caller, &r.key_id, until(r.until)?)
         .await?;
-    Ok((StatusCode::CREATED, Json(view(&status))))
+    Ok((StatusCode::ACCEPTED, Json(view(&status))))
+}
+
+/// `GET /v1/kms/rotations?key=K&status=S`
+pub async fn list(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<ListRotationsQuery>,
+) -> ApiResult<Json<RotationList>> {
+    let status: Option<Status> = parsed(q.status)?;
+    let rotations = state
+        .kms
+        .list_rotations(&caller, q.key.as_deref(), status)
+        .await?;
+    Ok(Json(RotationList {
+        rotations: rotations.iter().map(view).collect(),
+    }))
 }
 
 /// `GET /v1/kms/rotations/{id}`
@@ -65,13 +96,14 @@ pub async fn show(
     Ok(Json(view(&state.kms.rotation_status(&caller, &id).await?)))
 }
 
-/// `POST /v1/kms/rotations/{id}/resume`
+/// `POST /v1/kms/rotations/{id}/resume`: sets the pause (`until`, or none), clears a
+/// failure, answers 202; the rotation worker runs the rest.
 pub async fn resume(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<RotationView>> {
+) -> ApiResult<(StatusCode, Json<RotationView>)> {
     let request: ResumeRotationRequest = if body.is_empty() {
         ResumeRotationRequest::default()
     } else {
@@ -79,12 +111,11 @@ pub async fn resume(
             ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}"))
         })?
     };
-    Ok(Json(view(
-        &state
-            .kms
-            .resume_rotation(&caller, &id, until(request.until)?)
-            .await?,
-    )))
+    let status = state
+        .kms
+        .resume_rotation(&caller, &id, until(request.until)?)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&status))))
 }
 
 /// `POST /v1/kms/rotations/{id}/rollback`
@@ -105,7 +136,7 @@ pub async fn verify(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RotationVerifyView>> {
     let checked = state.kms.verify_rotation(&caller, &id).await?;
-    let completed = checked.status.record.status == "completed";
+    let completed = checked.status.record.status == Status::Completed;
     Ok(Json(RotationVerifyView {
         ok: checked.violations.is_empty() && completed && checked.anchored,
         rotation: view(&checked.status),

@@ -1,4 +1,9 @@
-//! `stage`, `all`, `resume`, `rollback`, `status` and `verify`: driving the saga.
+//! `stage`, `all`, `resume`, `rollback`, `status`, `verify` and `list`: driving the
+//! saga.
+//!
+//! The server answers a start or a resume with 202 and runs the saga in its rotation
+//! worker, so the commands that move a saga then poll it (`wait`) until it completes,
+//! rolls back, or stops where it was asked to (or fails), within `--wait-timeout`.
 //!
 //! Forward-only past the switch (seed 000): once the key's pointer switched, the only
 //! way out of a failure is `resume`. The server enforces it; the commands here make
@@ -10,9 +15,10 @@ use std::path::Path;
 use anyhow::Context as _;
 use coffer_api::paths;
 use coffer_api::rotation::{
-    ResumeRotationRequest, RotationVerifyView, RotationView, StartRotationRequest,
+    ListRotationsQuery, ResumeRotationRequest, RotationList, RotationVerifyView, RotationView,
+    StartRotationRequest,
 };
-use coffer_client::{ClientError, request_paths};
+use coffer_client::{ClientError, Waited, request_paths};
 use serde_json::{Value, json};
 
 use super::session::{Session, Step};
@@ -31,12 +37,13 @@ pub const STEPS: [&str; 7] = [
 ];
 
 /// The invariants `verify` reports, each shown even when it holds.
-const INVARIANTS: [&str; 5] = [
+const INVARIANTS: [&str; 6] = [
     "RetireAfterSwitch",
     "NoKeyOrphans",
     "ForwardOnly",
     "OnePrimary",
     "OneSagaPerKey",
+    "RecordMatchesKey",
 ];
 
 /// Starts a rotation up to, not past, the switch. Stdout: the rotation id.
@@ -118,6 +125,9 @@ pub async fn resume(s: &mut Session, id: &str, until: Option<String>) -> anyhow:
         Step::Planned => return Ok(Verdict::Planned),
         Step::Failed(error) => return Err(error.into()),
         Step::Done(view) => view,
+    };
+    let Some(view) = wait(s, &view.rotation_id).await? else {
+        return Ok(Verdict::Failed);
     };
     show(s, &view)?;
     if reached(&view, request.until.as_deref()) {
@@ -259,10 +269,116 @@ async fn start(
     let planned = s.post(paths::ROTATIONS, Some(serde_json::to_value(request)?));
     let client = s.client().clone();
     let call = client.start_rotation(request);
-    match s.run(step, &planned, call, rotation_evidence).await? {
+    let view = match s.run(step, &planned, call, rotation_evidence).await? {
+        Step::Planned => return Ok(None),
+        Step::Failed(error) => return Err(error).context("the rotation did not start"),
+        Step::Done(view) => view,
+    };
+    match wait(s, &view.rotation_id).await? {
+        Some(view) => Ok(Some(view)),
+        None => anyhow::bail!(
+            "rotation {} did not settle within --wait-timeout",
+            view.rotation_id
+        ),
+    }
+}
+
+/// Polls a rotation the server accepted until it settles, printing each step it
+/// reaches to stderr. `None` (after saying what to run next) when `--wait-timeout`
+/// passed first: the server goes on running it regardless.
+async fn wait(s: &mut Session, id: &str) -> anyhow::Result<Option<RotationView>> {
+    let planned = s.get(&request_paths::rotation(id)?);
+    let client = s.client().clone();
+    let progress = |view: &RotationView| {
+        if view.status == "running" && view.held.is_none() {
+            eprintln!("rotation {}: running step {}", view.rotation_id, view.step);
+        }
+    };
+    let call = client.wait_rotation(id, s.wait(), progress);
+    let evidence = |waited: &Waited| rotation_evidence(waited.view());
+    match s.run("wait", &planned, call, evidence).await? {
+        // Unreachable after a performed start; a dry run stops before.
         Step::Planned => Ok(None),
-        Step::Failed(error) => Err(error).context("the rotation did not start"),
-        Step::Done(view) => Ok(Some(view)),
+        Step::Failed(error) => Err(error).context("following the rotation failed"),
+        Step::Done(Waited::Settled(view)) => Ok(Some(view)),
+        Step::Done(Waited::StillRunning(view)) => {
+            eprintln!(
+                "rotation {id} is still running (next step: {}) after {}; the server \
+                 goes on with it. Follow it with:\n  {}",
+                view.step,
+                coffer_core::HumanDuration::new(s.wait()),
+                s.command_line(&format!("status {id}")),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The tenant's rotations, newest first: a table, or the API's answer with `--json`.
+pub async fn list(
+    s: &mut Session,
+    key: Option<String>,
+    status: Option<String>,
+) -> anyhow::Result<Verdict> {
+    // The printed request names the filters as given; the client encodes them.
+    let filters: Vec<String> = [("key", &key), ("status", &status)]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+        .collect();
+    let path = if filters.is_empty() {
+        paths::ROTATIONS.to_owned()
+    } else {
+        format!("{}?{}", paths::ROTATIONS, filters.join("&"))
+    };
+    let planned = s.get(&path);
+    let query = ListRotationsQuery { key, status };
+    let client = s.client().clone();
+    let evidence = |list: &RotationList| json!({ "rotations": list.rotations.iter().map(rotation_evidence).collect::<Vec<_>>() });
+    let list = match s
+        .run("list", &planned, client.list_rotations(&query), evidence)
+        .await?
+    {
+        Step::Planned => return Ok(Verdict::Planned),
+        Step::Failed(error) => return Err(error.into()),
+        Step::Done(list) => list,
+    };
+    if s.json() {
+        print_json(&list)?;
+        return Ok(Verdict::Passed);
+    }
+    let rows: Vec<Vec<String>> = list
+        .rotations
+        .iter()
+        .map(|r| {
+            vec![
+                r.rotation_id.clone(),
+                r.key_id.clone(),
+                state_of(r),
+                format!(
+                    "v{} -> {}",
+                    r.from_version,
+                    r.to_version
+                        .map_or_else(|| "-".to_owned(), |v| format!("v{v}"))
+                ),
+                r.started_at.clone(),
+            ]
+        })
+        .collect();
+    print_line(&table(
+        &["ROTATION", "KEY", "STATUS", "VERSIONS", "STARTED"],
+        &rows,
+    ))?;
+    Ok(Verdict::Passed)
+}
+
+/// `running (next step: X)`, `paused before X`, `failed at X`, or the final status.
+fn state_of(view: &RotationView) -> String {
+    use coffer_api::rotation::RotationHold;
+    match (view.status.as_str(), view.held) {
+        ("running", Some(RotationHold::Paused)) => format!("paused before {}", view.step),
+        ("running", Some(RotationHold::Failed)) => format!("failed at {}", view.step),
+        ("running", None) => format!("running (next step: {})", view.step),
+        (status, _) => status.to_owned(),
     }
 }
 
@@ -314,11 +430,7 @@ fn show(s: &Session, view: &RotationView) -> anyhow::Result<()> {
 
 /// The human form of a rotation.
 pub fn summary(view: &RotationView) -> String {
-    let status = if view.status == "running" {
-        format!("running (next step: {})", view.step)
-    } else {
-        view.status.clone()
-    };
+    let status = state_of(view);
     let to = view
         .to_version
         .map_or_else(|| "(not created yet)".to_owned(), |v| format!("v{v}"));
@@ -370,6 +482,8 @@ mod tests {
             step: step.into(),
             status: status.into(),
             switched: false,
+            paused_after: None,
+            held: None,
             failures: 0,
             error: None,
             tracked_remaining: 0,

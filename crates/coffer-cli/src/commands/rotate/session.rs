@@ -103,6 +103,8 @@ pub struct Session {
     /// (` --env production --confirm-production`, ` --addr URL`), for the commands
     /// this one tells the operator to run next.
     pub(super) reentry: String,
+    /// How long to wait for a 202'd rotation to settle (`--wait-timeout`).
+    pub(super) wait: std::time::Duration,
 }
 
 impl Session {
@@ -124,6 +126,11 @@ impl Session {
     /// The exact command line for `coffer rotate ARGS` against the same server.
     pub fn command_line(&self, args: &str) -> String {
         format!("coffer rotate {args}{}", self.reentry)
+    }
+
+    /// How long to wait for a rotation the server runs in the background.
+    pub fn wait(&self) -> std::time::Duration {
+        self.wait
     }
 
     /// True with `--json`.
