@@ -10,7 +10,6 @@
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
 
-pub mod audit;
 pub mod config;
 mod context;
 mod convert;

@@ -11,10 +11,10 @@ use coffer_store_sql::SqlStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use thiserror::Error;
 
-use crate::audit::AuditLog;
 use crate::config::{Config, CustodyConfig};
 use crate::offload::BoundedPool;
 use crate::state::AppState;
+use coffer_audit_log::AuditLog;
 use coffer_core::audit::{AuditSink, NoAudit};
 
 /// Why the server could not start or initialise.
@@ -137,7 +137,7 @@ async fn kms(
         let (log, _) = AuditLog::open(
             store.clone(),
             &config.audit.origin,
-            crate::audit::Anchor {
+            coffer_audit_log::Anchor {
                 dir: config.audit.anchor_dir.clone(),
                 url: config.audit.anchor_url.clone(),
             },

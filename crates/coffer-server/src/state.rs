@@ -21,7 +21,7 @@ pub struct AppState {
     /// Body limit, for the 413 message.
     pub max_body_bytes: usize,
     /// The audit log (absent only when `audit.enabled = false`).
-    pub audit: Option<Arc<crate::audit::AuditLog>>,
+    pub audit: Option<Arc<coffer_audit_log::AuditLog>>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
 }

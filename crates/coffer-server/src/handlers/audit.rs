@@ -13,10 +13,10 @@ use coffer_core::kms::Caller;
 use coffer_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditLog;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Authed};
 use crate::state::AppState;
+use coffer_audit_log::AuditLog;
 
 fn log(state: &AppState) -> ApiResult<&Arc<AuditLog>> {
     state.audit.as_ref().ok_or_else(|| {

@@ -1,5 +1,6 @@
 //! The durable audit log: group-committed appends, the Merkle tree over the stored log,
-//! signed checkpoints, anchoring, and the self-check.
+//! signed checkpoints, anchoring, and the self-check. It implements core's `AuditSink`
+//! over any `Store`; the server only composes it and serves its endpoints.
 //!
 //! Layout: this file — [`AuditLog`] (appends, tree, checkpoints); `chain` — checking
 //! stored rows; `anchor` — write-once copies of checkpoints outside the database.
