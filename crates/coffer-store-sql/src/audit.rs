@@ -2,8 +2,15 @@
 //!
 //! Appends happen inside a caller's transaction ([`append_in`]): the group-committed
 //! batches of the hot path and every state change, which writes its entry beside its
-//! rows. The `audit_head` row allocates indices: updating it first takes its row lock
-//! until the transaction ends, so replicas append one after another, never interleaved.
+//! rows. [`AuditHead`] allocates the indices:
+//! - PostgreSQL (any number of replicas): the `audit_head` row. Updating it first takes
+//!   its row lock until the transaction ends, so replicas append one after another,
+//!   never interleaved, and a rolled-back append leaves no gap.
+//! - SQLite (one process, one writer connection): the head is kept in memory, read from
+//!   the stored log at start. Transactions on the single writer connection run one at a
+//!   time, so the head a transaction staged is published only when it commits. Saves
+//!   the hot path two round trips per batch. Another process appending to the same file
+//!   would collide on an index (the primary key refuses it: fail closed, never a gap).
 
 use coffer_audit::entry::{ExportedEntry, hex};
 use coffer_audit::merkle::{Hash, leaf_hash};
@@ -20,7 +27,116 @@ fn to_i64(n: u64) -> i64 {
 
 /// Rows per INSERT statement: one statement (one round trip to the database) per
 /// group-committed batch, within both engines' bound-parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
+pub const ROWS_PER_STATEMENT: usize = 500;
+
+/// Where the next entry goes: its index and the previous leaf's hash.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head {
+    next: u64,
+    prev: Hash,
+}
+
+/// What allocates audit indices (see the module docs).
+#[derive(Debug)]
+pub enum AuditHead {
+    /// The `audit_head` row, locked by each appending transaction (PostgreSQL).
+    Row,
+    /// In memory (SQLite): the committed head, and what the running transaction staged.
+    Memory(std::sync::Mutex<(Option<Head>, Option<Head>)>),
+}
+
+impl AuditHead {
+    /// An in-memory head, to [`AuditHead::load`] before use.
+    pub fn memory() -> Self {
+        Self::Memory(std::sync::Mutex::new((None, None)))
+    }
+
+    /// True for the in-memory head.
+    pub fn in_memory(&self) -> bool {
+        matches!(self, Self::Memory(_))
+    }
+
+    fn slots(&self) -> Option<std::sync::MutexGuard<'_, (Option<Head>, Option<Head>)>> {
+        match self {
+            Self::Row => None,
+            Self::Memory(slots) => Some(
+                slots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+        }
+    }
+
+    /// Reads the in-memory head from the stored log.
+    pub async fn load(&self, pool: &AnyPool) -> StoreResult<()> {
+        if !self.in_memory() {
+            return Ok(());
+        }
+        let head = stored_head(pool).await?;
+        if let Some(mut slots) = self.slots() {
+            *slots = (Some(head), None);
+        }
+        Ok(())
+    }
+
+    /// The head a transaction appends at: what it staged, else the committed one.
+    /// `None` for the row head (read inside the transaction instead).
+    fn current(&self) -> StoreResult<Option<Head>> {
+        match self.slots() {
+            None => Ok(None),
+            Some(slots) => slots
+                .1
+                .or(slots.0)
+                .map(Some)
+                .ok_or_else(|| corrupt("audit head not loaded")),
+        }
+    }
+
+    fn stage(&self, head: Head) {
+        if let Some(mut slots) = self.slots() {
+            slots.1 = Some(head);
+        }
+    }
+
+    /// A transaction starts: nothing is staged (an abandoned one's staging is void).
+    pub fn begin(&self) {
+        if let Some(mut slots) = self.slots() {
+            slots.1 = None;
+        }
+    }
+
+    /// A transaction ended: what it staged becomes the head if it committed.
+    pub fn settle(&self, committed: bool) {
+        if let Some(mut slots) = self.slots() {
+            if let (true, Some(staged)) = (committed, slots.1.take()) {
+                slots.0 = Some(staged);
+            }
+            slots.1 = None;
+        }
+    }
+}
+
+/// The head as the stored entries say: after the last one.
+async fn stored_head(pool: &AnyPool) -> StoreResult<Head> {
+    let last = sqlx::query("SELECT idx, leaf FROM audit_entries ORDER BY idx DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?;
+    Ok(match last {
+        None => Head {
+            next: 0,
+            prev: [0u8; 32],
+        },
+        Some(row) => {
+            let index = row.try_get::<i64, _>("idx").map_err(unavailable)?;
+            let leaf = row.try_get::<String, _>("leaf").map_err(unavailable)?;
+            Head {
+                next: u64::try_from(index + 1).map_err(|_| corrupt("audit index"))?,
+                prev: leaf_hash(leaf.as_bytes()),
+            }
+        }
+    })
+}
 
 fn insert_statement(rows: usize) -> String {
     let mut sql = String::from("INSERT INTO audit_entries (idx, leaf) VALUES ");
@@ -48,19 +164,15 @@ fn parse_hash(text: &str) -> StoreResult<Hash> {
 
 /// Appends `entries` inside the caller's transaction: takes indices from the head,
 /// chains each leaf to the previous one, inserts the rows and moves the head.
-pub async fn append_in(conn: &mut AnyConnection, entries: &[AuditEntry]) -> StoreResult<Appended> {
-    let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
-    let head = sqlx::query(
-        "UPDATE audit_head SET next_idx = next_idx + $1 WHERE id = 1 RETURNING next_idx, prev",
-    )
-    .bind(count)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(unavailable)?
-    .ok_or_else(|| corrupt("audit head row"))?;
-    let next = head.try_get::<i64, _>("next_idx").map_err(unavailable)?;
-    let first = u64::try_from(next - count).map_err(|_| corrupt("audit head index"))?;
-    let mut link = parse_hash(&head.try_get::<String, _>("prev").map_err(unavailable)?)?;
+pub async fn append_in(
+    conn: &mut AnyConnection,
+    head: &AuditHead,
+    entries: &[AuditEntry],
+) -> StoreResult<Appended> {
+    let (first, mut link) = match head.current()? {
+        Some(current) => (current.next, current.prev),
+        None => take_row_head(&mut *conn, entries.len()).await?,
+    };
     let mut rows = Vec::with_capacity(entries.len());
     let mut leaves = Vec::with_capacity(entries.len());
     for (offset, entry) in entries.iter().enumerate() {
@@ -81,7 +193,12 @@ pub async fn append_in(conn: &mut AnyConnection, entries: &[AuditEntry]) -> Stor
         }
         query.execute(&mut *conn).await.map_err(unavailable)?;
     }
-    if !entries.is_empty() {
+    if head.in_memory() {
+        head.stage(Head {
+            next: first + entries.len() as u64,
+            prev: link,
+        });
+    } else if !entries.is_empty() {
         sqlx::query("UPDATE audit_head SET prev = $1 WHERE id = 1")
             .bind(hex(&link))
             .execute(&mut *conn)
@@ -89,6 +206,24 @@ pub async fn append_in(conn: &mut AnyConnection, entries: &[AuditEntry]) -> Stor
             .map_err(unavailable)?;
     }
     Ok(Appended { first, leaves })
+}
+
+/// Takes `count` indices from the `audit_head` row (locking it until the transaction
+/// ends): the first index and the previous leaf's hash.
+async fn take_row_head(conn: &mut AnyConnection, count: usize) -> StoreResult<(u64, Hash)> {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let head = sqlx::query(
+        "UPDATE audit_head SET next_idx = next_idx + $1 WHERE id = 1 RETURNING next_idx, prev",
+    )
+    .bind(count)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(unavailable)?
+    .ok_or_else(|| corrupt("audit head row"))?;
+    let next = head.try_get::<i64, _>("next_idx").map_err(unavailable)?;
+    let first = u64::try_from(next - count).map_err(|_| corrupt("audit head index"))?;
+    let prev = parse_hash(&head.try_get::<String, _>("prev").map_err(unavailable)?)?;
+    Ok((first, prev))
 }
 
 /// Writes the head row if it is missing (a new database, or one from before the head

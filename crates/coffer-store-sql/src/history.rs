@@ -8,15 +8,14 @@ use sqlx::{AnyConnection, AnyPool};
 use crate::errors::{corrupt, one_row, unavailable};
 use crate::rows;
 
-/// Writes a change's record inside the change's transaction: its history event, then
-/// its audit entry (last, so the audit head's row lock is held as briefly as possible).
+/// Writes a change's history events inside the change's transaction. Its audit entry
+/// is appended by the transaction wrapper (`in_transaction!` in `lib.rs`) after the
+/// change, last, so the audit head is held as briefly as possible.
 pub async fn record_change(conn: &mut AnyConnection, record: &Record) -> StoreResult<()> {
     for event in &record.events {
         insert_event(&mut *conn, event).await?;
     }
-    crate::audit::append_in(conn, std::slice::from_ref(&record.audit))
-        .await
-        .map(|_| ())
+    Ok(())
 }
 
 /// Appends `event` inside the caller's transaction.
