@@ -10,6 +10,7 @@ use coffer_audit::entry::ExportedEntry;
 use coffer_core::kms::{
     Caller, DELETION_PRINCIPAL, Kms, KmsError, KmsOptions, MintToken, SignInput,
 };
+use coffer_core::testing::fixtures::record;
 use coffer_core::{Clock, KeyState, ManualClock, NewKey, Store, Timestamp, VersionState};
 use coffer_crypto::{EncryptionContext, KeySpec};
 use coffer_custody_sealed::SealedCustody;
@@ -258,7 +259,7 @@ async fn a_rescheduled_deletion_is_not_carried_out_early() {
                     deletion_due: Some(rescheduled),
                 },
             ],
-            &coffer_core::testing::fixtures::record(&coffer_core::Event::key(
+            &record(&coffer_core::Event::key(
                 tenant,
                 id,
                 None,
@@ -277,7 +278,7 @@ async fn a_rescheduled_deletion_is_not_carried_out_early() {
             &[coffer_core::store::Change::DestroyKey {
                 due_by: w.clock.now(),
             }],
-            &coffer_core::testing::fixtures::record(&coffer_core::Event::key(
+            &record(&coffer_core::Event::key(
                 tenant,
                 id,
                 None,

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use coffer_core::store::Change;
+use coffer_core::testing::fixtures::{actor, record};
 use coffer_core::{Clock, CoreError, KeyService, NewKey, Store, SystemClock, TenantName, keyring};
 use coffer_crypto::{KeyMaterial, KeySpec};
 use coffer_custody_sealed::SealedCustody;
@@ -49,19 +50,12 @@ async fn crash_child() {
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
     let keys = service(store, custody(&dir));
     let tenant = keys
-        .create_tenant(
-            "crash".parse::<TenantName>().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("crash".parse::<TenantName>().unwrap(), &actor())
         .await
         .unwrap();
     loop {
         let (key, _) = keys
-            .create_key(
-                tenant.id,
-                NewKey::of(KeySpec::Aes256),
-                &coffer_core::testing::fixtures::actor(),
-            )
+            .create_key(tenant.id, NewKey::of(KeySpec::Aes256), &actor())
             .await
             .unwrap();
         use std::io::Write;
@@ -137,10 +131,7 @@ async fn postgres_acknowledged_keys_survive_sigkill() {
 /// Every secret the hierarchy holds for the keys created, as raw bytes.
 async fn secrets_of_every_spec(keys: &KeyService, custody: &SealedCustody) -> Vec<Vec<u8>> {
     let tenant = keys
-        .create_tenant(
-            "scan".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("scan".parse().unwrap(), &actor())
         .await
         .unwrap();
     let wrapped_kek = keys
@@ -153,17 +144,10 @@ async fn secrets_of_every_spec(keys: &KeyService, custody: &SealedCustody) -> Ve
     let mut secrets = vec![kek.expose_secret().to_vec()];
     for spec in KeySpec::ALL {
         let (key, first) = keys
-            .create_key(
-                tenant.id,
-                NewKey::of(spec),
-                &coffer_core::testing::fixtures::actor(),
-            )
+            .create_key(tenant.id, NewKey::of(spec), &actor())
             .await
             .unwrap();
-        let spare = keys
-            .add_spare(tenant.id, key.id, &coffer_core::testing::fixtures::actor())
-            .await
-            .unwrap();
+        let spare = keys.add_spare(tenant.id, key.id, &actor()).await.unwrap();
         for version in [first, spare] {
             let material: KeyMaterial = keys.load_material(&key, &version).await.unwrap();
             // Past the two header bytes is the key, seed or scalar; a P-256 body also
@@ -256,26 +240,15 @@ async fn material_moved_to_another_row_fails_to_unwrap() {
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&sqlite_url(&dir)).await.unwrap());
     let keys = service(store.clone(), custody(&dir));
     let tenant = keys
-        .create_tenant(
-            "swap".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("swap".parse().unwrap(), &actor())
         .await
         .unwrap();
     let (a, a1) = keys
-        .create_key(
-            tenant.id,
-            NewKey::of(KeySpec::Ed25519),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_key(tenant.id, NewKey::of(KeySpec::Ed25519), &actor())
         .await
         .unwrap();
     let (b, b1) = keys
-        .create_key(
-            tenant.id,
-            NewKey::of(KeySpec::Ed25519),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_key(tenant.id, NewKey::of(KeySpec::Ed25519), &actor())
         .await
         .unwrap();
     let event = coffer_core::Event::tenant(tenant.id, "test.swap", "", SystemClock.now());
@@ -285,22 +258,14 @@ async fn material_moved_to_another_row_fails_to_unwrap() {
         to: a1.wrapped_material.clone(),
     };
     store
-        .apply(
-            tenant.id,
-            b.id,
-            &[swap],
-            &coffer_core::testing::fixtures::record(&event),
-        )
+        .apply(tenant.id, b.id, &[swap], &record(&event))
         .await
         .unwrap();
     let moved = keys.versions(tenant.id, b.id).await.unwrap().remove(0);
     let err = keys.load_material(&b, &moved).await.err().unwrap();
     assert!(matches!(err, CoreError::Crypto(_)), "{err}");
     // Same key, another version number: also refused.
-    let spare = keys
-        .add_spare(tenant.id, a.id, &coffer_core::testing::fixtures::actor())
-        .await
-        .unwrap();
+    let spare = keys.add_spare(tenant.id, a.id, &actor()).await.unwrap();
     let relabelled = coffer_core::KeyVersion {
         wrapped_material: a1.wrapped_material.clone(),
         ..spare

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_core::testing::fixtures::{actor, audit_record};
 use coffer_core::{
     Clock, CoreError, Custody, KeyService, KeyState, ManualClock, NewKey, Store, Timestamp,
     VersionState, keyring,
@@ -60,18 +61,12 @@ async fn a_tenant_key_moved_to_another_tenant_does_not_open() {
     let f = fixture().await;
     let a = f
         .keys
-        .create_tenant(
-            "acme".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("acme".parse().unwrap(), &actor())
         .await
         .unwrap();
     let b = f
         .keys
-        .create_tenant(
-            "globex".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("globex".parse().unwrap(), &actor())
         .await
         .unwrap();
     let a_kek = f.store.get_tenant_kek(a.id).await.unwrap().unwrap();
@@ -90,56 +85,34 @@ async fn shredding_a_tenant_makes_all_its_material_unrecoverable() {
     let f = fixture().await;
     let doomed = f
         .keys
-        .create_tenant(
-            "doomed".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("doomed".parse().unwrap(), &actor())
         .await
         .unwrap();
     let other = f
         .keys
-        .create_tenant(
-            "other".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("other".parse().unwrap(), &actor())
         .await
         .unwrap();
     let (key, v1) = f
         .keys
-        .create_key(
-            doomed.id,
-            NewKey::of(KeySpec::Aes256),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_key(doomed.id, NewKey::of(KeySpec::Aes256), &actor())
         .await
         .unwrap();
     let (other_key, other_v1) = f
         .keys
-        .create_key(
-            other.id,
-            NewKey::of(KeySpec::Aes256),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_key(other.id, NewKey::of(KeySpec::Aes256), &actor())
         .await
         .unwrap();
     // Unconfirmed: refused, nothing changed.
     let err = f
         .keys
-        .shred_tenant(
-            doomed.id,
-            &"other".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .shred_tenant(doomed.id, &"other".parse().unwrap(), &actor())
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::NotConfirmed(_)));
     assert!(f.keys.load_material(&key, &v1).await.is_ok());
     f.keys
-        .shred_tenant(
-            doomed.id,
-            &"doomed".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .shred_tenant(doomed.id, &"doomed".parse().unwrap(), &actor())
         .await
         .unwrap();
     assert!(matches!(
@@ -149,11 +122,7 @@ async fn shredding_a_tenant_makes_all_its_material_unrecoverable() {
     assert!(f.keys.load_material(&other_key, &other_v1).await.is_ok());
     assert!(
         f.keys
-            .create_key(
-                doomed.id,
-                NewKey::of(KeySpec::Aes256),
-                &coffer_core::testing::fixtures::actor()
-            )
+            .create_key(doomed.id, NewKey::of(KeySpec::Aes256), &actor())
             .await
             .is_err()
     );
@@ -164,19 +133,12 @@ async fn root_rotation_rewraps_tenant_keys_without_downtime() {
     let f = fixture().await;
     let t = f
         .keys
-        .create_tenant(
-            "acme".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("acme".parse().unwrap(), &actor())
         .await
         .unwrap();
     let (key, v1) = f
         .keys
-        .create_key(
-            t.id,
-            NewKey::of(KeySpec::Ed25519),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_key(t.id, NewKey::of(KeySpec::Ed25519), &actor())
         .await
         .unwrap();
     let before = f.keys.load_material(&key, &v1).await.unwrap().public_key();
@@ -202,19 +164,12 @@ async fn rotation_activation_and_refused_transitions() {
     let f = fixture().await;
     let t = f
         .keys
-        .create_tenant(
-            "acme".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("acme".parse().unwrap(), &actor())
         .await
         .unwrap();
     let mut request = NewKey::of(KeySpec::Ed25519);
     request.aliases = vec!["alias/release-signing".parse().unwrap()];
-    let (key, _) = f
-        .keys
-        .create_key(t.id, request, &coffer_core::testing::fixtures::actor())
-        .await
-        .unwrap();
+    let (key, _) = f.keys.create_key(t.id, request, &actor()).await.unwrap();
     assert_eq!(
         f.keys
             .resolve(t.id, "alias/release-signing")
@@ -224,16 +179,8 @@ async fn rotation_activation_and_refused_transitions() {
         key.id
     );
 
-    let v2 = f
-        .keys
-        .rotate(t.id, key.id, &coffer_core::testing::fixtures::actor())
-        .await
-        .unwrap();
-    let spare = f
-        .keys
-        .add_spare(t.id, key.id, &coffer_core::testing::fixtures::actor())
-        .await
-        .unwrap();
+    let v2 = f.keys.rotate(t.id, key.id, &actor()).await.unwrap();
+    let spare = f.keys.add_spare(t.id, key.id, &actor()).await.unwrap();
     let versions = f.keys.versions(t.id, key.id).await.unwrap();
     let states: Vec<_> = versions
         .iter()
@@ -249,12 +196,7 @@ async fn rotation_activation_and_refused_transitions() {
     );
     // The backup becomes primary in one step.
     f.keys
-        .activate(
-            t.id,
-            key.id,
-            spare.number,
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .activate(t.id, key.id, spare.number, &actor())
         .await
         .unwrap();
     let primary = f
@@ -270,35 +212,17 @@ async fn rotation_activation_and_refused_transitions() {
     // The primary cannot be retired; an active non-primary can, and not twice.
     let err = f
         .keys
-        .set_version_state(
-            t.id,
-            key.id,
-            spare.number,
-            VersionState::Retiring,
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .set_version_state(t.id, key.id, spare.number, VersionState::Retiring, &actor())
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::Conflict(_)), "{err}");
     f.keys
-        .set_version_state(
-            t.id,
-            key.id,
-            v2.number,
-            VersionState::Retiring,
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .set_version_state(t.id, key.id, v2.number, VersionState::Retiring, &actor())
         .await
         .unwrap();
     let err = f
         .keys
-        .set_version_state(
-            t.id,
-            key.id,
-            v2.number,
-            VersionState::Active,
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .set_version_state(t.id, key.id, v2.number, VersionState::Active, &actor())
         .await
         .unwrap_err();
     assert_eq!(
@@ -314,7 +238,7 @@ async fn rotation_activation_and_refused_transitions() {
             key.id,
             KeyState::PendingDeletion,
             Some(Duration::from_secs(86_400)),
-            &coffer_core::testing::fixtures::actor(),
+            &actor(),
         )
         .await;
     assert!(matches!(too_short, Err(CoreError::Invalid(_))));
@@ -325,7 +249,7 @@ async fn rotation_activation_and_refused_transitions() {
             key.id,
             KeyState::PendingDeletion,
             Some(Duration::from_secs(7 * 86_400)),
-            &coffer_core::testing::fixtures::actor(),
+            &actor(),
         )
         .await
         .unwrap();
@@ -335,41 +259,21 @@ async fn rotation_activation_and_refused_transitions() {
     );
     assert!(matches!(
         f.keys
-            .set_key_state(
-                t.id,
-                key.id,
-                KeyState::Destroyed,
-                None,
-                &coffer_core::testing::fixtures::actor()
-            )
+            .set_key_state(t.id, key.id, KeyState::Destroyed, None, &actor())
             .await,
         Err(CoreError::Conflict(_))
     ));
     assert!(matches!(
-        f.keys
-            .rotate(t.id, key.id, &coffer_core::testing::fixtures::actor())
-            .await,
+        f.keys.rotate(t.id, key.id, &actor()).await,
         Err(CoreError::Conflict(_))
     ));
     f.keys
-        .set_key_state(
-            t.id,
-            key.id,
-            KeyState::Disabled,
-            None,
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .set_key_state(t.id, key.id, KeyState::Disabled, None, &actor())
         .await
         .unwrap();
     let err = f
         .keys
-        .set_key_state(
-            t.id,
-            key.id,
-            KeyState::Destroyed,
-            None,
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .set_key_state(t.id, key.id, KeyState::Destroyed, None, &actor())
         .await
         .unwrap_err();
     assert_eq!(
@@ -404,20 +308,13 @@ async fn a_sealed_custody_refuses_to_create_keys_and_changes_nothing() {
     let f = fixture().await;
     let t = f
         .keys
-        .create_tenant(
-            "acme".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("acme".parse().unwrap(), &actor())
         .await
         .unwrap();
     f.custody.seal();
     let err = f
         .keys
-        .create_key(
-            t.id,
-            NewKey::of(KeySpec::Aes256),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_key(t.id, NewKey::of(KeySpec::Aes256), &actor())
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::Custody(_)), "{err}");
@@ -433,10 +330,7 @@ async fn keys_rotate_when_their_period_passes() {
     let kms = kms_over(&f);
     let t = f
         .keys
-        .create_tenant(
-            "acme".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("acme".parse().unwrap(), &actor())
         .await
         .unwrap();
     let mut request = NewKey::of(KeySpec::Aes256);
@@ -444,18 +338,10 @@ async fn keys_rotate_when_their_period_passes() {
         period: Some(HumanDuration::days(90)),
         ..RotationPolicy::default()
     };
-    let (key, _) = f
-        .keys
-        .create_key(t.id, request, &coffer_core::testing::fixtures::actor())
-        .await
-        .unwrap();
+    let (key, _) = f.keys.create_key(t.id, request, &actor()).await.unwrap();
     let (other, _) = f
         .keys
-        .create_key(
-            t.id,
-            NewKey::of(KeySpec::Aes256),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_key(t.id, NewKey::of(KeySpec::Aes256), &actor())
         .await
         .unwrap();
     f.clock.advance(Duration::from_secs(89 * 86_400));
@@ -487,10 +373,7 @@ async fn replaced_versions_retire_after_their_overlap() {
     let kms = kms_over(&f);
     let t = f
         .keys
-        .create_tenant(
-            "acme".parse().unwrap(),
-            &coffer_core::testing::fixtures::actor(),
-        )
+        .create_tenant("acme".parse().unwrap(), &actor())
         .await
         .unwrap();
     let mut request = NewKey::of(KeySpec::Aes256);
@@ -498,11 +381,7 @@ async fn replaced_versions_retire_after_their_overlap() {
         overlap: Some(HumanDuration::days(14)),
         ..RotationPolicy::default()
     };
-    let (key, v1) = f
-        .keys
-        .create_key(t.id, request, &coffer_core::testing::fixtures::actor())
-        .await
-        .unwrap();
+    let (key, v1) = f.keys.create_key(t.id, request, &actor()).await.unwrap();
     let tracked = coffer_core::TrackedKey {
         tenant: t.id,
         track_id: "row-1".into(),
@@ -527,16 +406,10 @@ async fn replaced_versions_retire_after_their_overlap() {
         context: "{}".into(),
     };
     f.store
-        .track_key(
-            &tracked,
-            &coffer_core::testing::fixtures::audit_record(Some(t.id)),
-        )
+        .track_key(&tracked, &audit_record(Some(t.id)))
         .await
         .unwrap();
-    f.keys
-        .rotate(t.id, key.id, &coffer_core::testing::fixtures::actor())
-        .await
-        .unwrap();
+    f.keys.rotate(t.id, key.id, &actor()).await.unwrap();
     f.clock.advance(Duration::from_secs(13 * 86_400));
     assert!(kms.retire_overlapped_versions().await.unwrap().is_empty());
     f.clock.advance(Duration::from_secs(2 * 86_400));
