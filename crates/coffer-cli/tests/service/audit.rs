@@ -510,3 +510,68 @@ async fn entries_name_the_caller_and_what_was_acted_on() {
         }
     }
 }
+
+/// Rotation views (status, list, verify, references) reveal who uses which version and
+/// are recorded; a refused rotation call is recorded with its refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_views_and_refused_rotation_calls_are_recorded() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let key = create(&acme, "aes-256", "viewed").await;
+    let started = acme
+        .start_rotation(&coffer_api::rotation::StartRotationRequest {
+            key_id: key.clone(),
+            until: Some("stage".into()),
+        })
+        .await
+        .unwrap();
+    let id = started.rotation_id.clone();
+    acme.rotation(&id).await.unwrap();
+    acme.list_rotations(&Default::default()).await.unwrap();
+    acme.verify_rotation(&id).await.unwrap();
+    acme.references(&key).await.unwrap();
+    // A token that may only wrap cannot start a rotation.
+    let narrow = server
+        .admin()
+        .mint_token(&coffer_api::admin::MintTokenRequest {
+            tenant: Some("acme".into()),
+            operations: vec!["wrap".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let refused = server
+        .client(&narrow.token)
+        .start_rotation(&coffer_api::rotation::StartRotationRequest {
+            key_id: key.clone(),
+            until: None,
+        })
+        .await;
+    assert_eq!(code_of(refused), ErrorCode::Forbidden);
+
+    let log = server.admin().audit_entries(0, 1000).await.unwrap();
+    let entries: Vec<ExportedEntry> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcomes = |op: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e.entry.op == op)
+            .map(|e| e.entry.outcome.clone())
+            .collect()
+    };
+    for op in [
+        "rotation.status",
+        "rotation.list",
+        "rotation.verify",
+        "keys.references",
+    ] {
+        assert_eq!(outcomes(op), vec!["ok".to_owned()], "{op}");
+    }
+    assert!(
+        outcomes("rotation.start").contains(&"forbidden".to_owned()),
+        "{:?}",
+        outcomes("rotation.start")
+    );
+}

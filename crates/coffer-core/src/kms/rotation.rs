@@ -171,7 +171,21 @@ impl Kms {
 
     /// Records a rotation saga of `reference`, to run to the end or through `until`.
     /// It returns at once: the rotation worker drives the saga.
+    /// A refusal changes nothing and is recorded here; the change records itself.
     pub async fn start_rotation(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        until: Option<Step>,
+    ) -> KmsResult<RotationStatus> {
+        let result = self
+            .start_rotation_unaudited(caller, reference, until)
+            .await;
+        let actor = caller.actor("rotation.start");
+        self.settled(caller, &actor, Some(reference), result).await
+    }
+
+    async fn start_rotation_unaudited(
         &self,
         caller: &Caller,
         reference: &str,
@@ -220,7 +234,19 @@ impl Kms {
     /// Lets a rotation run on from its persisted step, to the end or through `until`
     /// (which becomes its new pause), and clears a failure it waits on. It returns at
     /// once: the rotation worker drives the saga.
+    /// A refusal changes nothing and is recorded here; the change records itself.
     pub async fn resume_rotation(
+        &self,
+        caller: &Caller,
+        id: &str,
+        until: Option<Step>,
+    ) -> KmsResult<RotationStatus> {
+        let result = self.resume_rotation_unaudited(caller, id, until).await;
+        let actor = caller.actor("rotation.resume");
+        self.settled(caller, &actor, None, result).await
+    }
+
+    async fn resume_rotation_unaudited(
         &self,
         caller: &Caller,
         id: &str,
@@ -259,7 +285,18 @@ impl Kms {
     }
 
     /// Rolls a rotation back: allowed before the switch only.
+    /// A refusal changes nothing and is recorded here; the change records itself.
     pub async fn rollback_rotation(&self, caller: &Caller, id: &str) -> KmsResult<RotationStatus> {
+        let result = self.rollback_rotation_unaudited(caller, id).await;
+        let actor = caller.actor("rotation.rollback");
+        self.settled(caller, &actor, None, result).await
+    }
+
+    async fn rollback_rotation_unaudited(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> KmsResult<RotationStatus> {
         let mut record = self.load_rotation(caller, id).await?;
         let (saga, _) = record.saga().rollback().map_err(|e| match e {
             SagaError::ForwardOnly(_) => KmsError::Conflict(format!(
@@ -279,6 +316,15 @@ impl Kms {
 
     /// A rotation's state.
     pub async fn rotation_status(&self, caller: &Caller, id: &str) -> KmsResult<RotationStatus> {
+        let result = self.rotation_status_unaudited(caller, id).await;
+        self.audited(caller, "rotation.status", None, result).await
+    }
+
+    async fn rotation_status_unaudited(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> KmsResult<RotationStatus> {
         let record = self.load_rotation(caller, id).await?;
         self.status_of(record).await
     }

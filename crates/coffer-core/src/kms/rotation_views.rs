@@ -20,6 +20,19 @@ impl Kms {
         reference: Option<&str>,
         status: Option<Status>,
     ) -> KmsResult<Vec<RotationStatus>> {
+        let result = self
+            .list_rotations_unaudited(caller, reference, status)
+            .await;
+        self.audited(caller, "rotation.list", reference, result)
+            .await
+    }
+
+    async fn list_rotations_unaudited(
+        &self,
+        caller: &Caller,
+        reference: Option<&str>,
+        status: Option<Status>,
+    ) -> KmsResult<Vec<RotationStatus>> {
         let tenant = self.rotation_caller(caller)?;
         let key = match reference {
             Some(reference) => Some(
@@ -56,6 +69,15 @@ impl Kms {
     /// Checks a rotation: the five invariants on the key as it is now, and whether a
     /// signed checkpoint covers the rotation's last audit entry.
     pub async fn verify_rotation(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> KmsResult<RotationVerification> {
+        let result = self.verify_rotation_unaudited(caller, id).await;
+        self.audited(caller, "rotation.verify", None, result).await
+    }
+
+    async fn verify_rotation_unaudited(
         &self,
         caller: &Caller,
         id: &str,
@@ -116,6 +138,16 @@ impl Kms {
 
     /// Which principals use each version of `reference`, what is in flight, what is tracked.
     pub async fn references(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> KmsResult<(KeyId, Vec<VersionReferences>)> {
+        let result = self.references_unaudited(caller, reference).await;
+        self.audited(caller, "keys.references", Some(reference), result)
+            .await
+    }
+
+    async fn references_unaudited(
         &self,
         caller: &Caller,
         reference: &str,

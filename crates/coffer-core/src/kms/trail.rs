@@ -65,6 +65,19 @@ subject!((String, TokenId), |_t| (None, None));
 subject!((), |_u| (None, None));
 subject!(Vec<Tenant>, |_t| (None, None));
 subject!((KeyId, Vec<crate::event::Event>), |h| (Some(h.0), None));
+subject!(super::RotationStatus, |r| (
+    Some(r.record.key),
+    r.record.to_version.and_then(|v| VersionNumber::new(v).ok())
+));
+subject!(super::RotationVerification, |v| (
+    Some(v.status.record.key),
+    None
+));
+subject!(Vec<super::RotationStatus>, |_l| (None, None));
+subject!((KeyId, Vec<super::VersionReferences>), |r| (
+    Some(r.0),
+    None
+));
 subject!(crate::store::TrackedKey, |t| (
     Some(t.key),
     VersionNumber::new(t.version).ok()
