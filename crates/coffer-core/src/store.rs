@@ -30,7 +30,7 @@ use crate::time::Timestamp;
 use crate::token::{TokenId, TokenRecord};
 
 /// Failures of a store.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     /// A uniqueness rule or an expected state did not hold (alias taken, state changed
     /// underneath, a rotation already running, …). Nothing was written.

@@ -38,6 +38,7 @@ macro_rules! store_conformance {
             rotation_records_save_the_saga_state,
             rotations_list_by_tenant_key_and_status,
             tracked_keys_rewrap_by_compare_and_set,
+            concurrent_key_creations_commit_independently,
             leases_have_one_holder_until_they_expire,
             certificate_chains_are_kept_per_version
         );

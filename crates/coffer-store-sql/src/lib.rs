@@ -24,6 +24,7 @@
 //! write, healthy again after the next commit (a probe write from `ping` finds out).
 
 mod audit;
+mod batch;
 mod errors;
 mod health;
 mod history;
@@ -78,6 +79,8 @@ pub struct SqlStore {
     backend: Backend,
     health: Arc<WriterHealth>,
     head: Arc<audit::AuditHead>,
+    /// SQLite: key creations group-committed (see `batch`).
+    creations: Option<batch::KeyCreations>,
 }
 
 /// Runs `$body` (an expression using `$conn: &mut AnyConnection`) in one transaction on
@@ -172,6 +175,7 @@ impl SqlStore {
                     health: Arc::default(),
                     // Filled from the stored log below, once migrated.
                     head: Arc::new(audit::AuditHead::memory()),
+                    creations: None,
                 }
             }
             Backend::Postgres => {
@@ -187,12 +191,21 @@ impl SqlStore {
                     backend,
                     health: Arc::default(),
                     head: Arc::new(audit::AuditHead::Row),
+                    creations: None,
                 }
             }
         };
         migrate::run(&store.writer, backend).await?;
         audit::ensure_head(&store.writer).await?;
         store.head.load(&store.writer).await?;
+        let mut store = store;
+        if backend == Backend::Sqlite {
+            store.creations = Some(batch::KeyCreations::start(
+                store.writer.clone(),
+                store.head.clone(),
+                store.health.clone(),
+            ));
+        }
         Ok(store)
     }
 
@@ -314,6 +327,9 @@ impl TenantStore for SqlStore {
 #[async_trait]
 impl KeyStore for SqlStore {
     async fn create_key(&self, key: &Key, first: &KeyVersion, record: &Record) -> StoreResult<()> {
+        if let Some(creations) = &self.creations {
+            return creations.create(key, first, record).await;
+        }
         in_transaction!(self, audit = record, |conn| keys::create(
             conn, key, first, record
         ))

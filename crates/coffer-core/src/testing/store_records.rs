@@ -415,3 +415,49 @@ pub async fn leases_have_one_holder_until_they_expire(store: S) {
         "leases are independent"
     );
 }
+
+/// Concurrent key creations each commit or fail on their own: one whose alias is taken
+/// is refused and leaves nothing (no key, no audit entry), the others all commit, and
+/// the audit log stays contiguous with exactly one entry per created key.
+pub async fn concurrent_key_creations_commit_independently(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    new_key(&store, t.id, &["alias/taken"]).await;
+    let before = store.audit_entries(0, 10_000).await.unwrap().len();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let alias = if i == 7 {
+                "alias/taken".to_owned()
+            } else {
+                format!("alias/k{i}")
+            };
+            let key = fixtures::key(t.id, &[alias.as_str()]);
+            let first = fixtures::version(key.id, 1, crate::lifecycle::VersionState::Active, true);
+            let record = fixtures::record(&fixtures::event(t.id, key.id, "key.created"));
+            (key.id, store.create_key(&key, &first, &record).await)
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (id, outcome) = task.await.unwrap();
+        match outcome {
+            Ok(()) => {
+                created += 1;
+                assert!(store.get_key(t.id, id).await.unwrap().is_some());
+            }
+            Err(StoreError::Conflict(_)) => {
+                assert!(store.get_key(t.id, id).await.unwrap().is_none());
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(created, 23);
+    let rows = store.audit_entries(0, 10_000).await.unwrap();
+    assert_eq!(rows.len(), before + 23);
+    assert!(
+        rows.iter()
+            .enumerate()
+            .all(|(i, (index, _))| *index == i as u64)
+    );
+}
