@@ -86,6 +86,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before anything holds a secret (unseal keys, plaintexts, tokens): no core dumps.
+    if let Err(error) = coffer_server::hardening::forbid_core_dumps() {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
     // Usage errors exit here with clap's message and code 2.
     let cli = Cli::parse();
     match run(cli).await {

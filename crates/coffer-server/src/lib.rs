@@ -6,6 +6,7 @@
 //! - [`startup`] — opening store, custody and service from a [`Config`]; first-time
 //!   [`startup::init`].
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
+//! - [`hardening`] — no core dumps of a process that holds secrets.
 //! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
@@ -16,6 +17,7 @@ mod convert;
 mod error;
 mod extract;
 mod handlers;
+pub mod hardening;
 pub mod offload;
 pub mod startup;
 mod state;

@@ -84,6 +84,18 @@ async fn serve(dir: &Path, database_url: &str) -> Replica {
     replica
 }
 
+/// A server holding keys writes no core: its core-size limit is zero, soft and hard
+/// (`coffer_server::hardening`, applied before anything is loaded).
+fn assert_no_core_dumps(replica: &Replica) {
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", replica.child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("a core limit line");
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core}");
+}
+
 /// Initialises the deployment in `dir`; the admin token.
 fn init(dir: &Path, database_url: &str) -> String {
     let out = coffer(dir, database_url, free_port(), free_port())
@@ -256,6 +268,7 @@ async fn three_replicas_share_one_verifiable_log_through_a_kill() {
     // The tenant and its token exist before replicas 1 and 2 start, so that they know
     // the token at once (tokens minted later reach other replicas within 10 s).
     let mut replicas = vec![serve(&dirs[0], &database_url).await];
+    assert_no_core_dumps(&replicas[0]);
     let http = http::client();
     let mut ledger = Ledger::default();
     let admin_api = replicas[0].api.clone();
