@@ -2,8 +2,9 @@
 //! signed checkpoints, anchoring, and the self-check. It implements core's `AuditSink`
 //! over any `Store`; the server only composes it and serves its endpoints.
 //!
-//! Layout: this file — [`AuditLog`] (appends, tree, checkpoints); `chain` — checking
-//! stored rows; `anchor` — write-once copies of checkpoints outside the database.
+//! Layout: this file — [`AuditLog`] (appends, checkpoints, self-check); `follow` — the
+//! tree following the stored log; `chain` — checking stored rows; `anchor` — write-once
+//! copies of checkpoints outside the database; `signer` — the checkpoint signing key.
 //!
 //! Appends: every request's entry goes to one writer task through a channel; the task
 //! takes everything queued (up to 1024) and appends the batch in one store transaction,
@@ -18,6 +19,8 @@
 
 mod anchor;
 mod chain;
+mod follow;
+mod signer;
 
 pub use anchor::{Anchor, AnchorError};
 
@@ -29,17 +32,13 @@ use coffer_audit::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier}
 use coffer_audit::entry::ExportedEntry;
 use coffer_audit::merkle::{Hash, Tree};
 use coffer_core::audit::{AuditEntry, AuditSink, AuditUnavailable};
-use coffer_core::{Appended, Custody, Store, StoreError, Timestamp};
-use coffer_crypto::{KeyMaterial, KeySpec, SigningKey};
+use coffer_core::{Custody, Store, StoreError, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use chain::{Position, check_rows};
+use follow::{Followed, Follower, lock_read, lock_write, read_all};
 
-const SIGNING_SECRET: &str = "audit-signing-key";
-const SIGNING_AAD: &[u8] = b"coffer/audit-signing-key/v1";
-const KEY_NAME: &str = "coffer-audit";
 const BATCH: usize = 1024;
-const READ_CHUNK: u64 = 10_000;
 
 struct Pending {
     entry: AuditEntry,
@@ -53,76 +52,6 @@ pub struct Integrity {
     pub entries: u64,
     /// Problems found (each counted in `kms_audit_integrity_failed_total`).
     pub failures: Vec<String>,
-}
-
-/// The tree over the stored log as far as this process has read it.
-struct Followed {
-    tree: Tree,
-    prev: Hash,
-}
-
-impl Followed {
-    fn position(&self) -> Position {
-        Position {
-            next: self.tree.size(),
-            prev: self.prev,
-        }
-    }
-
-    fn push(&mut self, leaves: &[Hash]) {
-        for leaf in leaves {
-            self.tree.push(*leaf);
-            self.prev = *leaf;
-        }
-    }
-}
-
-/// Reads the stored log into the tree, in index order, one follower at a time.
-struct Follower {
-    store: Arc<dyn Store>,
-    state: RwLock<Followed>,
-    /// Held while reading and pushing, so two followers never push the same rows.
-    turn: tokio::sync::Mutex<()>,
-}
-
-impl Follower {
-    /// Reads rows `[tree size, until)` (everything stored when `until` is `None`).
-    async fn catch_up(&self, until: Option<u64>) -> Result<Vec<String>, StoreError> {
-        let mut failures = Vec::new();
-        loop {
-            let from = lock_read(&self.state).position();
-            let want = until.map_or(READ_CHUNK, |u| u.saturating_sub(from.next).min(READ_CHUNK));
-            if want == 0 {
-                return Ok(failures);
-            }
-            let rows = self.store.audit_entries(from.next, want).await?;
-            let (leaves, problems) = check_rows(from, &rows);
-            lock_write(&self.state).push(&leaves);
-            let stop = !problems.is_empty() || (rows.len() as u64) < want;
-            failures.extend(problems);
-            if stop {
-                return Ok(failures);
-            }
-        }
-    }
-
-    /// Follows everything stored.
-    async fn sync(&self) -> Result<Vec<String>, StoreError> {
-        let _turn = self.turn.lock().await;
-        self.catch_up(None).await
-    }
-
-    /// Adds this process's committed batch, after whatever others committed before it.
-    async fn absorb(&self, appended: &Appended) -> Result<Vec<String>, StoreError> {
-        let _turn = self.turn.lock().await;
-        let failures = self.catch_up(Some(appended.first)).await?;
-        let mut state = lock_write(&self.state);
-        if state.tree.size() == appended.first {
-            state.push(&appended.leaves);
-        }
-        // Otherwise a sync already read these rows (or a gap stopped it, reported).
-        Ok(failures)
-    }
 }
 
 /// The newest checkpoint known to be honest: anchored outside the database, or signed
@@ -148,29 +77,6 @@ pub struct AuditLog {
     /// which is process-wide: several logs in one process, as in tests, each keep their
     /// own count here).
     alarms: Arc<AtomicU64>,
-}
-
-fn lock_read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn lock_write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Reads every stored entry, in chunks.
-async fn read_all(store: &dyn Store) -> Result<Vec<(u64, String)>, StoreError> {
-    let mut all = Vec::new();
-    loop {
-        let chunk = store.audit_entries(all.len() as u64, READ_CHUNK).await?;
-        let done = (chunk.len() as u64) < READ_CHUNK;
-        all.extend(chunk);
-        if done {
-            return Ok(all);
-        }
-    }
 }
 
 impl AuditLog {
@@ -219,42 +125,7 @@ impl AuditLog {
     /// Loads (or, the first time, creates) the checkpoint signing key; needs custody
     /// unsealed.
     pub async fn load_signer(&self, custody: &dyn Custody) -> Result<(), String> {
-        let wrapped = match self
-            .store()
-            .get_secret(SIGNING_SECRET)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(wrapped) => wrapped,
-            None => {
-                let material =
-                    KeyMaterial::generate(KeySpec::Ed25519).map_err(|e| e.to_string())?;
-                let stored = material.to_stored().map_err(|e| e.to_string())?;
-                let wrapped = custody
-                    .wrap(SIGNING_AAD, stored.expose_secret())
-                    .map_err(|e| e.to_string())?;
-                match self.store().put_secret(SIGNING_SECRET, &wrapped).await {
-                    Ok(()) => wrapped,
-                    // Another replica created it first: use theirs.
-                    Err(StoreError::Conflict(_)) => self
-                        .store()
-                        .get_secret(SIGNING_SECRET)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or("audit key vanished")?,
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-        };
-        let stored = custody
-            .unwrap(SIGNING_AAD, &wrapped)
-            .map_err(|e| e.to_string())?;
-        let KeyMaterial::Signing(key @ SigningKey::Ed25519(_)) =
-            KeyMaterial::from_stored(stored.expose_secret()).map_err(|e| e.to_string())?
-        else {
-            return Err("the audit signing key is not Ed25519".into());
-        };
-        let signer = CheckpointSigner::new(KEY_NAME, key).map_err(|e| e.to_string())?;
+        let signer = signer::load(self.store(), custody).await?;
         *lock_write(&self.signer) = Some(Arc::new(signer));
         Ok(())
     }
@@ -552,7 +423,9 @@ async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms
                 Err(_) => break,
             }
         }
-        let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        // The entries move to the store; the waiters stay to hear how it went.
+        let (entries, waiters): (Vec<AuditEntry>, Vec<_>) =
+            batch.into_iter().map(|p| (p.entry, p.done)).unzip();
         metrics::histogram!("kms_audit_batch_entries").record(entries.len() as f64);
         let started = std::time::Instant::now();
         let outcome = follower.store.append_audit(&entries).await;
@@ -578,8 +451,8 @@ async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms
                 Err(AuditUnavailable("the audit log cannot be written".into()))
             }
         };
-        for pending in batch {
-            let _ = pending.done.send(outcome.clone());
+        for done in waiters {
+            let _ = done.send(outcome.clone());
         }
     }
 }
