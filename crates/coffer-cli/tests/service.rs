@@ -18,6 +18,7 @@ mod service {
     pub mod rotation_worker;
     pub mod runbook004;
     pub mod sealed;
+    pub mod seed001;
     pub mod seed004;
     pub mod tokens;
     pub mod tour;

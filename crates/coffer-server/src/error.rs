@@ -53,6 +53,7 @@ impl From<KmsError> for ApiError {
             KmsError::VersionRetired(_) => ErrorCode::VersionRetired,
             KmsError::KeyExpired(_) => ErrorCode::KeyExpired,
             KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
+            KmsError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
             KmsError::Conflict(_) => ErrorCode::Conflict,
             KmsError::Sealed => ErrorCode::Sealed,
             KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,

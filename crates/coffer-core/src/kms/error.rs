@@ -49,6 +49,15 @@ pub enum KmsError {
         /// The operation.
         operation: &'static str,
     },
+    /// A rotation was started on the condition that the key's primary version is
+    /// `expected` (`--expect-version`), and it is `primary`.
+    #[error("the key's primary version is {primary}, not {expected} as the request expects")]
+    VersionMismatch {
+        /// The version the caller named.
+        expected: u32,
+        /// The key's primary version.
+        primary: u32,
+    },
     /// A state conflict.
     #[error("{0}")]
     Conflict(String),
@@ -82,6 +91,7 @@ impl KmsError {
             Self::VersionRetired(_) => "version_retired",
             Self::KeyExpired(_) => "key_expired",
             Self::WrongPurpose { .. } => "wrong_key_purpose",
+            Self::VersionMismatch { .. } => "version_mismatch",
             Self::Conflict(_) => "conflict",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
