@@ -47,7 +47,7 @@ impl From<KmsError> for ApiError {
             KmsError::Invalid(_) => ErrorCode::InvalidRequest,
             KmsError::InvalidCiphertext => ErrorCode::InvalidCiphertext,
             KmsError::Unauthorized(_) => ErrorCode::Unauthorized,
-            KmsError::Forbidden(_) => ErrorCode::Forbidden,
+            KmsError::Forbidden(_) | KmsError::Exceeds(_) => ErrorCode::Forbidden,
             KmsError::NotFound(_) | KmsError::KeyDestroyed => ErrorCode::NotFound,
             KmsError::KeyDisabled(_) => ErrorCode::KeyDisabled,
             KmsError::VersionRetired(_) => ErrorCode::VersionRetired,

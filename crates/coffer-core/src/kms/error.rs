@@ -24,6 +24,10 @@ pub enum KmsError {
     /// The token does not allow the operation.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The request asks for more than the token has (a token minted wider or longer
+    /// than its minter); the message names what is beyond it.
+    #[error("{0}")]
+    Exceeds(String),
     /// Absent in the caller's tenant (or another tenant's: the two look the same).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -85,7 +89,7 @@ impl KmsError {
             Self::Invalid(_) => "invalid_request",
             Self::InvalidCiphertext => "invalid_ciphertext",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
+            Self::Forbidden(_) | Self::Exceeds(_) => "forbidden",
             Self::NotFound(_) | Self::KeyDestroyed => "not_found",
             Self::KeyDisabled(_) => "key_disabled",
             Self::VersionRetired(_) => "version_retired",
