@@ -4,8 +4,9 @@
 //! - [`xaes`] — XAES-256-GCM, the AEAD under every ciphertext (why: see the module).
 //! - [`envelope`] and [`context`] — ciphertext envelope v1 and the canonical encryption
 //!   context it authenticates.
-//! - [`sign`] — Ed25519, ECDSA P-256, ML-DSA-65 and composite ML-DSA-65 + Ed25519, with
-//!   the hybrid verification modes; `sign::mldsa_ffi` is the crate's only `unsafe`.
+//! - [`sign`] — Ed25519, ECDSA (P-256, P-384, P-521, secp256k1), RSA (PSS, PKCS #1 v1.5
+//!   and OAEP decryption), ML-DSA-44/65/87 and composite ML-DSA-65 + Ed25519, with the
+//!   hybrid verification modes; `sign::mldsa_ffi` is the crate's only `unsafe`.
 //! - [`mac`] — HMAC-SHA256.
 //! - [`material`] — one key version's secret, generated and (de)serialised for custody.
 //! - [`public`] — public keys as SPKI DER, PEM and JWK.
@@ -34,6 +35,9 @@ pub use mac::MacKey;
 pub use material::KeyMaterial;
 pub use public::{Jwk, PublicKey};
 pub use secret::SecretBytes;
-pub use sign::{PqVerifyMode, SignatureAlgorithm, SigningKey, VerifyingKey};
+pub use sign::{
+    DigestAlgorithm, EncryptionAlgorithm, PqVerifyMode, SignatureAlgorithm, SigningKey,
+    VerifyingKey,
+};
 pub use spec::KeySpec;
 pub use xaes::AeadKey;

@@ -4,10 +4,13 @@
 //!
 //! ```text
 //! 0x01 (format) ‖ spec code (1 byte) ‖ body
-//! body: aes-256, hmac-sha256   32-byte key
-//!       ed25519, ml-dsa-65     32-byte seed
-//!       ecdsa-p256             32-byte scalar ‖ 65-byte uncompressed point
-//!       hybrid                 ML-DSA seed (32) ‖ Ed25519 seed (32)
+//! body: aes-256, hmac-sha256        32-byte key
+//!       ed25519, ml-dsa-44/65/87    32-byte seed
+//!       ecdsa-p256, -secp256k1      32-byte scalar ‖ 65-byte uncompressed point
+//!       ecdsa-p384                  48-byte scalar ‖ 97-byte uncompressed point
+//!       ecdsa-p521                  66-byte scalar ‖ 133-byte uncompressed point
+//!       hybrid                      ML-DSA seed (32) ‖ Ed25519 seed (32)
+//!       rsa-2048/3072/4096          PKCS #8 DER (RFC 5208) of the private key
 //! ```
 //!
 //! Seeds rather than expanded keys keep the stored form small and let aws-lc re-derive
@@ -17,7 +20,7 @@ use std::fmt;
 
 use crate::mac::MacKey;
 use crate::secret::SecretBytes;
-use crate::sign::{CompositeKey, EcdsaP256Key, Ed25519Key, MlDsa65Key, SigningKey};
+use crate::sign::{CompositeKey, Curve, EcdsaKey, Ed25519Key, MlDsaKey, RsaKey, SigningKey};
 use crate::spec::KeySpec;
 use crate::xaes::AeadKey;
 use crate::{CryptoError, PublicKey, Result};
@@ -35,7 +38,7 @@ pub enum KeyMaterial {
     Aes256(AeadKey),
     /// An HMAC-SHA256 key.
     HmacSha256(MacKey),
-    /// A signing key.
+    /// A signing key; for RSA specs also the key that decrypts, as the key's purpose says.
     Signing(SigningKey),
 }
 
@@ -68,18 +71,28 @@ impl KeyMaterial {
 
     /// Serialises into the stored form (see the module docs).
     pub fn to_stored(&self) -> Result<SecretBytes> {
-        let mut out = vec![MATERIAL_FORMAT_V1, self.spec().code()];
+        // Zeroizing from the first byte: a growing Vec would leave copies behind.
+        let mut out = SecretBytes::new(Vec::with_capacity(8192));
+        self.write_stored(out.expose_secret_mut())?;
+        Ok(out)
+    }
+
+    fn write_stored(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&[MATERIAL_FORMAT_V1, self.spec().code()]);
         match self {
             Self::Aes256(key) => out.extend_from_slice(key.expose_secret()),
             Self::HmacSha256(key) => out.extend_from_slice(key.expose_secret()),
             Self::Signing(SigningKey::Ed25519(key)) => out.extend_from_slice(key.seed()),
-            Self::Signing(SigningKey::MlDsa65(key)) => out.extend_from_slice(key.seed()),
-            Self::Signing(SigningKey::EcdsaP256(key)) => {
+            Self::Signing(SigningKey::MlDsa(key)) => out.extend_from_slice(key.seed()),
+            Self::Signing(SigningKey::Ecdsa(key)) => {
                 out.extend_from_slice(key.to_stored()?.expose_secret())
             }
-            Self::Signing(SigningKey::Composite(key)) => key.write_seeds(&mut out),
+            Self::Signing(SigningKey::Rsa(key)) => {
+                out.extend_from_slice(key.to_stored()?.expose_secret())
+            }
+            Self::Signing(SigningKey::Composite(key)) => key.write_seeds(out),
         }
-        Ok(SecretBytes::new(out))
+        Ok(())
     }
 
     /// Parses the stored form. Any input gives a typed error, never a panic.
@@ -98,11 +111,18 @@ impl KeyMaterial {
             KeySpec::Ed25519 => {
                 Self::Signing(SigningKey::Ed25519(Ed25519Key::from_seed_bytes(body)?))
             }
-            KeySpec::EcdsaP256 => {
-                Self::Signing(SigningKey::EcdsaP256(EcdsaP256Key::from_stored(body)?))
+            KeySpec::EcdsaP256
+            | KeySpec::EcdsaP384
+            | KeySpec::EcdsaP521
+            | KeySpec::EcdsaSecp256k1 => {
+                let curve = Curve::of(spec).ok_or(CryptoError::malformed(WHAT, "no curve"))?;
+                Self::Signing(SigningKey::Ecdsa(EcdsaKey::from_stored(curve, body)?))
             }
-            KeySpec::MlDsa65 => {
-                Self::Signing(SigningKey::MlDsa65(MlDsa65Key::from_seed_bytes(body)?))
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
+                Self::Signing(SigningKey::MlDsa(MlDsaKey::from_seed_bytes(spec, body)?))
+            }
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                Self::Signing(SigningKey::Rsa(RsaKey::from_stored(spec, body)?))
             }
             KeySpec::HybridEd25519MlDsa65 => {
                 Self::Signing(SigningKey::Composite(CompositeKey::from_seeds(body)?))

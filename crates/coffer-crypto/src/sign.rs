@@ -1,29 +1,37 @@
-//! Signing and verification: Ed25519, ECDSA P-256, ML-DSA-65 and the composite
-//! ML-DSA-65 + Ed25519 hybrid.
+//! Signing and verification: Ed25519, ECDSA (P-256, P-384, P-521, secp256k1), RSA
+//! (PSS and PKCS #1 v1.5), ML-DSA-44/65/87 and the composite ML-DSA-65 + Ed25519 hybrid.
 //!
 //! [`SigningKey`] holds parsed private keys ready to sign (no per-call parsing on the hot
 //! path); [`VerifyingKey`] holds parsed public keys. Both come from
 //! [`crate::KeyMaterial`] / [`crate::PublicKey`], never from loose bytes.
 
+mod algorithm;
 mod composite;
 mod ecdsa;
 mod ed25519;
 mod mldsa;
 pub(crate) mod mldsa_ffi;
+mod rsa;
+mod verifier;
 
+pub use algorithm::{DigestAlgorithm, SignatureAlgorithm};
 pub use composite::{COMPOSITE_LABEL, COMPOSITE_PREFIX};
-pub use mldsa_ffi::MAX_CONTEXT_LEN;
+pub use mldsa_ffi::{MAX_CONTEXT_LEN, MU_LEN};
+pub use rsa::EncryptionAlgorithm;
+pub use verifier::VerifyingKey;
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::secret::SecretBytes;
 use crate::spec::KeySpec;
 use crate::{CryptoError, PublicKey, Result};
 
 pub(crate) use composite::CompositeKey;
-pub(crate) use ecdsa::EcdsaP256Key;
+pub(crate) use ecdsa::{Curve, EcdsaKey};
 pub(crate) use ed25519::Ed25519Key;
-pub(crate) use mldsa::MlDsa65Key;
+pub(crate) use mldsa::{MlDsaKey, params as ml_dsa_params};
+pub(crate) use rsa::{RsaKey, encrypt as rsa_oaep_encrypt};
 
 /// How a hybrid (composite) signature is accepted; seed 002's `KMS_PQ_VERIFY_MODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,52 +72,36 @@ impl FromStr for PqVerifyMode {
     }
 }
 
-/// The algorithm a signature was made with, as named in API answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureAlgorithm {
-    /// Ed25519 (RFC 8032), raw 64-byte signatures.
-    Ed25519,
-    /// ECDSA over P-256 with SHA-256, DER-encoded signatures.
-    EcdsaP256Sha256,
-    /// ML-DSA-65 (FIPS 204), raw 3309-byte signatures, empty context.
-    MlDsa65,
-    /// Composite ML-DSA-65 + Ed25519 with SHA-512 pre-hash (draft-ietf-lamps-pq-composite-sigs).
-    MlDsa65Ed25519,
-}
-
-impl SignatureAlgorithm {
-    /// Stable name used on the wire.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ed25519 => "ed25519",
-            Self::EcdsaP256Sha256 => "ecdsa-p256-sha256",
-            Self::MlDsa65 => "ml-dsa-65",
-            Self::MlDsa65Ed25519 => "ml-dsa-65-ed25519-sha512",
-        }
-    }
-}
-
 /// A private signing key, parsed and ready. Never printed, zeroized by its backend on drop.
 pub enum SigningKey {
     /// Ed25519.
     Ed25519(Ed25519Key),
-    /// ECDSA P-256.
-    EcdsaP256(EcdsaP256Key),
-    /// ML-DSA-65.
-    MlDsa65(MlDsa65Key),
+    /// ECDSA on one of the supported curves.
+    Ecdsa(EcdsaKey),
+    /// ML-DSA-44, -65 or -87.
+    MlDsa(MlDsaKey),
     /// Composite ML-DSA-65 + Ed25519.
     Composite(CompositeKey),
+    /// RSA (signs, or decrypts OAEP, as its key's purpose allows).
+    Rsa(RsaKey),
 }
 
 impl SigningKey {
     /// A new key of `spec` from the OS random generator.
     pub fn generate(spec: KeySpec) -> Result<Self> {
+        if let Some(curve) = Curve::of(spec) {
+            return Ok(Self::Ecdsa(EcdsaKey::generate(curve)?));
+        }
         match spec {
             KeySpec::Ed25519 => Ok(Self::Ed25519(Ed25519Key::generate()?)),
-            KeySpec::EcdsaP256 => Ok(Self::EcdsaP256(EcdsaP256Key::generate()?)),
-            KeySpec::MlDsa65 => Ok(Self::MlDsa65(MlDsa65Key::generate()?)),
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
+                Ok(Self::MlDsa(MlDsaKey::generate(spec)?))
+            }
             KeySpec::HybridEd25519MlDsa65 => Ok(Self::Composite(CompositeKey::generate()?)),
-            KeySpec::Aes256 | KeySpec::HmacSha256 => Err(CryptoError::WrongKeyType {
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                Ok(Self::Rsa(RsaKey::generate(spec)?))
+            }
+            _ => Err(CryptoError::WrongKeyType {
                 operation: "sign",
                 spec: spec.as_str(),
             }),
@@ -120,39 +112,79 @@ impl SigningKey {
     pub fn spec(&self) -> KeySpec {
         match self {
             Self::Ed25519(_) => KeySpec::Ed25519,
-            Self::EcdsaP256(_) => KeySpec::EcdsaP256,
-            Self::MlDsa65(_) => KeySpec::MlDsa65,
+            Self::Ecdsa(k) => k.spec(),
+            Self::MlDsa(k) => k.spec(),
             Self::Composite(_) => KeySpec::HybridEd25519MlDsa65,
+            Self::Rsa(k) => k.spec(),
         }
     }
 
-    /// The algorithm its signatures use.
+    /// The algorithm its signatures use by default (the only one, except for RSA).
     pub fn algorithm(&self) -> SignatureAlgorithm {
         match self {
-            Self::Ed25519(_) => SignatureAlgorithm::Ed25519,
-            Self::EcdsaP256(_) => SignatureAlgorithm::EcdsaP256Sha256,
-            Self::MlDsa65(_) => SignatureAlgorithm::MlDsa65,
-            Self::Composite(_) => SignatureAlgorithm::MlDsa65Ed25519,
+            Self::Ecdsa(k) => k.algorithm(),
+            // Every signing spec offers at least one algorithm.
+            other => SignatureAlgorithm::for_spec(other.spec())
+                .first()
+                .copied()
+                .unwrap_or(SignatureAlgorithm::Ed25519),
         }
     }
 
-    /// Signs `message`.
+    /// Signs `message` with the default algorithm.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.sign_with(self.algorithm(), message)
+    }
+
+    /// Signs `message` with `algorithm`, which the key's spec must offer.
+    pub fn sign_with(&self, algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        let algorithm = SignatureAlgorithm::choose(self.spec(), Some(algorithm))?;
         match self {
             Self::Ed25519(k) => Ok(k.sign(message)),
-            Self::EcdsaP256(k) => k.sign(message),
-            Self::MlDsa65(k) => k.sign(&[], message),
+            Self::Ecdsa(k) => k.sign(message),
+            Self::MlDsa(k) => k.sign(&[], message),
             Self::Composite(k) => k.sign(&[], message),
+            Self::Rsa(k) => k.sign(algorithm, message),
         }
     }
 
-    /// Signs a precomputed SHA-256 digest. Only ECDSA P-256 signs digests; the other
-    /// algorithms sign whole messages by design.
-    pub fn sign_sha256_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>> {
+    /// Signs a precomputed digest of the hash `algorithm` names. Only ECDSA and RSA sign
+    /// digests; the other algorithms sign whole messages by design.
+    pub fn sign_digest(&self, algorithm: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
+        let algorithm = SignatureAlgorithm::choose(self.spec(), Some(algorithm))?;
         match self {
-            Self::EcdsaP256(k) => k.sign_digest(digest),
+            Self::Ecdsa(k) => k.sign_digest(digest),
+            Self::Rsa(k) => k.sign_digest(algorithm, digest),
             other => Err(CryptoError::WrongKeyType {
                 operation: "sign a digest",
+                spec: other.spec().as_str(),
+            }),
+        }
+    }
+
+    /// Signs a precomputed SHA-256 digest (ECDSA P-256 and secp256k1, RSA with its
+    /// default algorithm).
+    pub fn sign_sha256_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>> {
+        let algorithm = self.algorithm();
+        if algorithm.digest() != Some(DigestAlgorithm::Sha256) {
+            return Err(CryptoError::WrongKeyType {
+                operation: "sign a SHA-256 digest",
+                spec: self.spec().as_str(),
+            });
+        }
+        self.sign_digest(algorithm, digest)
+    }
+
+    /// RSA-OAEP decryption (RSA keys only). Any failure is [`CryptoError::DecryptFailed`].
+    pub fn decrypt(
+        &self,
+        algorithm: EncryptionAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes> {
+        match self {
+            Self::Rsa(k) => k.decrypt(algorithm, ciphertext),
+            other => Err(CryptoError::WrongKeyType {
+                operation: "decrypt",
                 spec: other.spec().as_str(),
             }),
         }
@@ -162,9 +194,14 @@ impl SigningKey {
     pub fn public_key(&self) -> PublicKey {
         match self {
             Self::Ed25519(k) => PublicKey::Ed25519(k.public_key()),
-            Self::EcdsaP256(k) => PublicKey::EcdsaP256(k.public_key()),
-            Self::MlDsa65(k) => PublicKey::MlDsa65(k.public_key().to_vec()),
+            // The backend's own point and encodings are always well-formed for the spec.
+            Self::Ecdsa(k) => PublicKey::ec_unchecked(k.spec(), k.public_point()),
+            Self::MlDsa(k) => PublicKey::ml_dsa_unchecked(k.spec(), k.public_key()),
             Self::Composite(k) => k.public_key(),
+            Self::Rsa(k) => PublicKey::Rsa {
+                spec: k.spec(),
+                der: k.public_key_der(),
+            },
         }
     }
 }
@@ -172,96 +209,5 @@ impl SigningKey {
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SigningKey({}, [secret elided])", self.spec().as_str())
-    }
-}
-
-/// A parsed public key, ready to verify.
-pub struct VerifyingKey {
-    inner: VerifierInner,
-    public: PublicKey,
-}
-
-enum VerifierInner {
-    Classical(aws_lc_rs::signature::ParsedPublicKey),
-    MlDsa65(mldsa_ffi::MlDsaHandle),
-    Composite(composite::CompositeVerifier),
-}
-
-impl VerifyingKey {
-    /// Parses `public` once so each verification skips decoding.
-    pub fn new(public: PublicKey) -> Result<Self> {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ED25519, ParsedPublicKey};
-        let inner = match &public {
-            PublicKey::Ed25519(pk) => VerifierInner::Classical(
-                ParsedPublicKey::new(&ED25519, pk)
-                    .map_err(|_| CryptoError::KeyRejected("Ed25519 public key"))?,
-            ),
-            PublicKey::EcdsaP256(pk) => VerifierInner::Classical(
-                ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, pk)
-                    .map_err(|_| CryptoError::KeyRejected("P-256 public key"))?,
-            ),
-            PublicKey::MlDsa65(pk) => {
-                VerifierInner::MlDsa65(mldsa_ffi::MlDsaHandle::from_public_key(pk)?)
-            }
-            PublicKey::Composite { ml_dsa, ed25519 } => {
-                VerifierInner::Composite(composite::CompositeVerifier::new(ml_dsa, ed25519)?)
-            }
-        };
-        Ok(Self { inner, public })
-    }
-
-    /// The public key this verifier checks against.
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public
-    }
-
-    /// Verifies `signature` over `message`. `mode` applies to composite keys only.
-    pub fn verify(&self, message: &[u8], signature: &[u8], mode: PqVerifyMode) -> Result<()> {
-        let valid = match &self.inner {
-            VerifierInner::Classical(key) => key.verify_sig(message, signature).is_ok(),
-            VerifierInner::MlDsa65(key) => key.verify(&[], message, signature),
-            VerifierInner::Composite(key) => key.verify(&[], message, signature, mode),
-        };
-        if valid {
-            Ok(())
-        } else {
-            Err(CryptoError::InvalidSignature)
-        }
-    }
-
-    /// Verifies an ML-DSA-65 signature made with a FIPS 204 context string.
-    pub fn verify_ml_dsa_with_context(
-        &self,
-        context: &[u8],
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<()> {
-        match &self.inner {
-            VerifierInner::MlDsa65(key) if key.verify(context, message, signature) => Ok(()),
-            VerifierInner::MlDsa65(_) => Err(CryptoError::InvalidSignature),
-            _ => Err(CryptoError::WrongKeyType {
-                operation: "verify with an ML-DSA context",
-                spec: self.public.spec().as_str(),
-            }),
-        }
-    }
-
-    /// Verifies a signature over a precomputed SHA-256 digest (ECDSA P-256 only).
-    pub fn verify_sha256_digest(&self, digest: &[u8; 32], signature: &[u8]) -> Result<()> {
-        match &self.inner {
-            VerifierInner::Classical(key) if matches!(self.public, PublicKey::EcdsaP256(_)) => {
-                ecdsa::verify_digest(key, digest, signature)
-            }
-            _ => Err(CryptoError::WrongKeyType {
-                operation: "verify a digest",
-                spec: self.public.spec().as_str(),
-            }),
-        }
-    }
-}
-
-impl fmt::Debug for VerifyingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VerifyingKey({})", self.public.spec().as_str())
     }
 }

@@ -20,17 +20,41 @@ pub enum KeySpec {
     HybridEd25519MlDsa65,
     /// HMAC-SHA256 MACs.
     HmacSha256,
+    /// RSA with a 2048-bit modulus: PSS or PKCS #1 v1.5 signatures, or OAEP encryption.
+    Rsa2048,
+    /// RSA with a 3072-bit modulus.
+    Rsa3072,
+    /// RSA with a 4096-bit modulus.
+    Rsa4096,
+    /// ECDSA P-384 SHA-384 signatures.
+    EcdsaP384,
+    /// ECDSA P-521 SHA-512 signatures.
+    EcdsaP521,
+    /// ECDSA secp256k1 SHA-256 signatures.
+    EcdsaSecp256k1,
+    /// ML-DSA-44 signatures.
+    MlDsa44,
+    /// ML-DSA-87 signatures.
+    MlDsa87,
 }
 
 impl KeySpec {
     /// Every spec, for tests and listings.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 14] = [
         Self::Aes256,
         Self::Ed25519,
         Self::EcdsaP256,
         Self::MlDsa65,
         Self::HybridEd25519MlDsa65,
         Self::HmacSha256,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+        Self::EcdsaP384,
+        Self::EcdsaP521,
+        Self::EcdsaSecp256k1,
+        Self::MlDsa44,
+        Self::MlDsa87,
     ];
 
     /// The wire name.
@@ -42,6 +66,14 @@ impl KeySpec {
             Self::MlDsa65 => "ml-dsa-65",
             Self::HybridEd25519MlDsa65 => "hybrid-ed25519-ml-dsa-65",
             Self::HmacSha256 => "hmac-sha256",
+            Self::Rsa2048 => "rsa-2048",
+            Self::Rsa3072 => "rsa-3072",
+            Self::Rsa4096 => "rsa-4096",
+            Self::EcdsaP384 => "ecdsa-p384",
+            Self::EcdsaP521 => "ecdsa-p521",
+            Self::EcdsaSecp256k1 => "ecdsa-secp256k1",
+            Self::MlDsa44 => "ml-dsa-44",
+            Self::MlDsa87 => "ml-dsa-87",
         }
     }
 
@@ -54,6 +86,14 @@ impl KeySpec {
             Self::MlDsa65 => 4,
             Self::HybridEd25519MlDsa65 => 5,
             Self::HmacSha256 => 6,
+            Self::Rsa2048 => 7,
+            Self::Rsa3072 => 8,
+            Self::Rsa4096 => 9,
+            Self::EcdsaP384 => 10,
+            Self::EcdsaP521 => 11,
+            Self::EcdsaSecp256k1 => 12,
+            Self::MlDsa44 => 13,
+            Self::MlDsa87 => 14,
         }
     }
 
@@ -63,10 +103,22 @@ impl KeySpec {
 
     /// True for specs that sign and verify.
     pub const fn is_signing(self) -> bool {
-        matches!(
-            self,
-            Self::Ed25519 | Self::EcdsaP256 | Self::MlDsa65 | Self::HybridEd25519MlDsa65
-        )
+        !matches!(self, Self::Aes256 | Self::HmacSha256)
+    }
+
+    /// True for RSA specs, the only ones with asymmetric encryption (OAEP).
+    pub const fn is_rsa(self) -> bool {
+        matches!(self, Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096)
+    }
+
+    /// The RSA modulus size in bits, for RSA specs.
+    pub const fn rsa_bits(self) -> Option<usize> {
+        match self {
+            Self::Rsa2048 => Some(2048),
+            Self::Rsa3072 => Some(3072),
+            Self::Rsa4096 => Some(4096),
+            _ => None,
+        }
     }
 }
 

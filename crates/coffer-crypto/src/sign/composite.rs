@@ -17,8 +17,9 @@ use aws_lc_rs::signature::{ED25519, ParsedPublicKey};
 
 use super::PqVerifyMode;
 use super::ed25519::Ed25519Key;
-use super::mldsa::MlDsa65Key;
-use super::mldsa_ffi::{self, MlDsaHandle};
+use super::mldsa::MlDsaKey;
+use super::mldsa_ffi::{self, ML_DSA_65, MlDsaHandle};
+use crate::spec::KeySpec;
 use crate::{CryptoError, PublicKey, Result};
 
 /// The composite domain separator "CompositeAlgorithmSignatures2025".
@@ -47,14 +48,14 @@ fn message_representative(context: &[u8], message: &[u8]) -> Result<Vec<u8>> {
 
 /// A composite private key: an ML-DSA-65 key and an Ed25519 key.
 pub struct CompositeKey {
-    ml_dsa: MlDsa65Key,
+    ml_dsa: MlDsaKey,
     ed25519: Ed25519Key,
 }
 
 impl CompositeKey {
     pub(crate) fn generate() -> Result<Self> {
         Ok(Self {
-            ml_dsa: MlDsa65Key::generate()?,
+            ml_dsa: MlDsaKey::generate(KeySpec::MlDsa65)?,
             ed25519: Ed25519Key::generate()?,
         })
     }
@@ -69,7 +70,7 @@ impl CompositeKey {
         }
         let (ml_dsa, ed25519) = bytes.split_at(32);
         Ok(Self {
-            ml_dsa: MlDsa65Key::from_seed_bytes(ml_dsa)?,
+            ml_dsa: MlDsaKey::from_seed_bytes(KeySpec::MlDsa65, ml_dsa)?,
             ed25519: Ed25519Key::from_seed_bytes(ed25519)?,
         })
     }
@@ -102,7 +103,7 @@ pub(crate) struct CompositeVerifier {
 impl CompositeVerifier {
     pub(crate) fn new(ml_dsa: &[u8], ed25519: &[u8; 32]) -> Result<Self> {
         Ok(Self {
-            ml_dsa: MlDsaHandle::from_public_key(ml_dsa)?,
+            ml_dsa: MlDsaHandle::from_public_key(&ML_DSA_65, ml_dsa)?,
             ed25519: ParsedPublicKey::new(&ED25519, ed25519)
                 .map_err(|_| CryptoError::KeyRejected("Ed25519 public key"))?,
         })
@@ -115,13 +116,13 @@ impl CompositeVerifier {
         signature: &[u8],
         mode: PqVerifyMode,
     ) -> bool {
-        if signature.len() != mldsa_ffi::SIGNATURE_LEN + ED25519_SIGNATURE_LEN {
+        if signature.len() != ML_DSA_65.signature_len + ED25519_SIGNATURE_LEN {
             return false;
         }
         let Ok(m) = message_representative(context, message) else {
             return false;
         };
-        let (pq, classical) = signature.split_at(mldsa_ffi::SIGNATURE_LEN);
+        let (pq, classical) = signature.split_at(ML_DSA_65.signature_len);
         let pq_ok = || self.ml_dsa.verify(COMPOSITE_LABEL, &m, pq);
         let classical_ok = || self.ed25519.verify_sig(&m, classical).is_ok();
         match mode {

@@ -1,46 +1,112 @@
-//! ECDSA over P-256 with SHA-256, DER signatures. Stored as the private scalar and
-//! the uncompressed public point, which aws-lc checks belong together when loading.
+//! ECDSA over P-256, P-384, P-521 and secp256k1, each with its one hash, DER signatures.
+//! Stored as the private scalar and the uncompressed public point, which aws-lc checks
+//! belong together when loading.
 
-use aws_lc_rs::digest::{Digest, SHA256};
 use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, ParsedPublicKey,
+    self as sig, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair,
+    ParsedPublicKey,
 };
 
+use super::{DigestAlgorithm, SignatureAlgorithm};
 use crate::secret::SecretBytes;
+use crate::spec::KeySpec;
 use crate::{CryptoError, Result};
 
-/// Length of an uncompressed P-256 point (0x04 ‖ X ‖ Y).
-pub const PUBLIC_KEY_LEN: usize = 65;
-/// Length of the private scalar.
-pub const SCALAR_LEN: usize = 32;
+/// One curve's sizes and aws-lc algorithms.
+pub(crate) struct Curve {
+    pub(crate) spec: KeySpec,
+    /// Length of the private scalar.
+    pub(crate) scalar_len: usize,
+    /// Length of an uncompressed point (0x04 ‖ X ‖ Y).
+    pub(crate) point_len: usize,
+    signing: &'static EcdsaSigningAlgorithm,
+    pub(crate) verifying: &'static EcdsaVerificationAlgorithm,
+    pub(crate) algorithm: SignatureAlgorithm,
+}
 
-/// An ECDSA P-256 private key.
-pub struct EcdsaP256Key {
+static P256: Curve = Curve {
+    spec: KeySpec::EcdsaP256,
+    scalar_len: 32,
+    point_len: 65,
+    signing: &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+    verifying: &sig::ECDSA_P256_SHA256_ASN1,
+    algorithm: SignatureAlgorithm::EcdsaP256Sha256,
+};
+static P384: Curve = Curve {
+    spec: KeySpec::EcdsaP384,
+    scalar_len: 48,
+    point_len: 97,
+    signing: &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+    verifying: &sig::ECDSA_P384_SHA384_ASN1,
+    algorithm: SignatureAlgorithm::EcdsaP384Sha384,
+};
+static P521: Curve = Curve {
+    spec: KeySpec::EcdsaP521,
+    scalar_len: 66,
+    point_len: 133,
+    signing: &sig::ECDSA_P521_SHA512_ASN1_SIGNING,
+    verifying: &sig::ECDSA_P521_SHA512_ASN1,
+    algorithm: SignatureAlgorithm::EcdsaP521Sha512,
+};
+static SECP256K1: Curve = Curve {
+    spec: KeySpec::EcdsaSecp256k1,
+    scalar_len: 32,
+    point_len: 65,
+    signing: &sig::ECDSA_P256K1_SHA256_ASN1_SIGNING,
+    verifying: &sig::ECDSA_P256K1_SHA256_ASN1,
+    algorithm: SignatureAlgorithm::EcdsaSecp256k1Sha256,
+};
+
+impl Curve {
+    /// The curve of an ECDSA spec.
+    pub(crate) fn of(spec: KeySpec) -> Option<&'static Self> {
+        match spec {
+            KeySpec::EcdsaP256 => Some(&P256),
+            KeySpec::EcdsaP384 => Some(&P384),
+            KeySpec::EcdsaP521 => Some(&P521),
+            KeySpec::EcdsaSecp256k1 => Some(&SECP256K1),
+            _ => None,
+        }
+    }
+
+    fn digest(&self) -> DigestAlgorithm {
+        // Every curve's algorithm has a hash; SHA-256 is never reached as a fallback.
+        self.algorithm.digest().unwrap_or(DigestAlgorithm::Sha256)
+    }
+}
+
+/// An ECDSA private key on one of the supported curves.
+pub struct EcdsaKey {
+    curve: &'static Curve,
     pair: EcdsaKeyPair,
 }
 
-impl EcdsaP256Key {
-    pub(crate) fn generate() -> Result<Self> {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
-            .map_err(|_| CryptoError::Backend("P-256 key generation"))?;
-        Ok(Self { pair })
+impl EcdsaKey {
+    pub(crate) fn generate(curve: &'static Curve) -> Result<Self> {
+        let pair = EcdsaKeyPair::generate(curve.signing)
+            .map_err(|_| CryptoError::Backend("ECDSA key generation"))?;
+        Ok(Self { curve, pair })
     }
 
-    /// Loads `scalar ‖ public point` as written by [`EcdsaP256Key::to_stored`].
-    pub(crate) fn from_stored(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() != SCALAR_LEN + PUBLIC_KEY_LEN {
-            return Err(CryptoError::malformed("P-256 key material", "wrong length"));
+    /// Loads `scalar ‖ public point` as written by [`EcdsaKey::to_stored`].
+    pub(crate) fn from_stored(curve: &'static Curve, bytes: &[u8]) -> Result<Self> {
+        if bytes.len() != curve.scalar_len + curve.point_len {
+            return Err(CryptoError::malformed("ECDSA key material", "wrong length"));
         }
-        let (scalar, point) = bytes.split_at(SCALAR_LEN);
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(
-            &ECDSA_P256_SHA256_ASN1_SIGNING,
-            scalar,
-            point,
-        )
-        .map_err(|_| CryptoError::KeyRejected("P-256 key material"))?;
-        Ok(Self { pair })
+        let (scalar, point) = bytes.split_at(curve.scalar_len);
+        let pair = EcdsaKeyPair::from_private_key_and_public_key(curve.signing, scalar, point)
+            .map_err(|_| CryptoError::KeyRejected("ECDSA key material"))?;
+        Ok(Self { curve, pair })
+    }
+
+    pub(crate) fn spec(&self) -> KeySpec {
+        self.curve.spec
+    }
+
+    pub(crate) fn algorithm(&self) -> SignatureAlgorithm {
+        self.curve.algorithm
     }
 
     pub(crate) fn to_stored(&self) -> Result<SecretBytes> {
@@ -48,8 +114,8 @@ impl EcdsaP256Key {
             .pair
             .private_key()
             .as_be_bytes()
-            .map_err(|_| CryptoError::Backend("P-256 key export"))?;
-        let mut out = Vec::with_capacity(SCALAR_LEN + PUBLIC_KEY_LEN);
+            .map_err(|_| CryptoError::Backend("ECDSA key export"))?;
+        let mut out = Vec::with_capacity(self.curve.scalar_len + self.curve.point_len);
         out.extend_from_slice(scalar.as_ref());
         out.extend_from_slice(self.pair.public_key().as_ref());
         Ok(SecretBytes::new(out))
@@ -62,29 +128,26 @@ impl EcdsaP256Key {
             .map_err(|_| CryptoError::Backend("ECDSA sign"))
     }
 
-    pub(crate) fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>> {
-        let digest = Digest::import_less_safe(digest, &SHA256)
-            .map_err(|_| CryptoError::malformed("SHA-256 digest", "wrong length"))?;
+    pub(crate) fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        let digest = self.curve.digest().import(digest)?;
         self.pair
             .sign_digest(&digest)
             .map(|sig| sig.as_ref().to_vec())
             .map_err(|_| CryptoError::Backend("ECDSA sign"))
     }
 
-    pub(crate) fn public_key(&self) -> [u8; PUBLIC_KEY_LEN] {
-        let mut out = [0u8; PUBLIC_KEY_LEN];
-        out.copy_from_slice(self.pair.public_key().as_ref());
-        out
+    pub(crate) fn public_point(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
     }
 }
 
 pub(crate) fn verify_digest(
     key: &ParsedPublicKey,
-    digest: &[u8; 32],
+    digest: DigestAlgorithm,
+    digest_bytes: &[u8],
     signature: &[u8],
 ) -> Result<()> {
-    let digest = Digest::import_less_safe(digest, &SHA256)
-        .map_err(|_| CryptoError::malformed("SHA-256 digest", "wrong length"))?;
+    let digest = digest.import(digest_bytes)?;
     key.verify_digest_sig(&digest, signature)
         .map_err(|_| CryptoError::InvalidSignature)
 }

@@ -1,7 +1,11 @@
 //! Public-key encodings, stored material and signatures, end to end.
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ED25519, ML_DSA_65, ParsedPublicKey};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P256K1_SHA256_ASN1, ECDSA_P384_SHA384_ASN1,
+    ECDSA_P521_SHA512_ASN1, ED25519, ML_DSA_44, ML_DSA_65, ML_DSA_87, ParsedPublicKey,
+    RSA_PSS_2048_8192_SHA256,
+};
 use coffer_crypto::sign::{COMPOSITE_LABEL, COMPOSITE_PREFIX};
 use coffer_crypto::{CryptoError, KeyMaterial, KeySpec, PqVerifyMode, PublicKey, VerifyingKey};
 
@@ -19,7 +23,14 @@ fn spki_matches_an_independent_encoder() {
             &ED25519 as &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
         ),
         (KeySpec::EcdsaP256, &ECDSA_P256_SHA256_ASN1),
+        (KeySpec::EcdsaP384, &ECDSA_P384_SHA384_ASN1),
+        (KeySpec::EcdsaP521, &ECDSA_P521_SHA512_ASN1),
+        (KeySpec::EcdsaSecp256k1, &ECDSA_P256K1_SHA256_ASN1),
+        (KeySpec::MlDsa44, &ML_DSA_44),
         (KeySpec::MlDsa65, &ML_DSA_65),
+        (KeySpec::MlDsa87, &ML_DSA_87),
+        (KeySpec::Rsa2048, &RSA_PSS_2048_8192_SHA256),
+        (KeySpec::Rsa3072, &RSA_PSS_2048_8192_SHA256),
     ] {
         let public = KeyMaterial::generate(spec).unwrap().public_key().unwrap();
         let theirs = ParsedPublicKey::new(alg, public.raw()).unwrap();

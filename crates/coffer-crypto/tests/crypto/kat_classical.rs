@@ -1,7 +1,10 @@
-//! Wycheproof known answers for Ed25519, ECDSA P-256 SHA-256 and HMAC-SHA256, run
-//! through Coffer's public types (including their SPKI, PEM and JWK decoders).
+//! Wycheproof known answers for Ed25519, ECDSA (P-256 SHA-256, P-384 SHA-384, P-521
+//! SHA-512, secp256k1 SHA-256) and HMAC-SHA256, run through Coffer's public types
+//! (including their SPKI, PEM and JWK decoders).
 
-use coffer_crypto::{MacKey, PqVerifyMode, PublicKey, VerifyingKey};
+use coffer_crypto::{
+    DigestAlgorithm, KeySpec, MacKey, PqVerifyMode, PublicKey, SignatureAlgorithm, VerifyingKey,
+};
 
 use super::vectors::{hex_field, is_valid, wycheproof_cases};
 
@@ -31,23 +34,72 @@ fn wycheproof_ed25519() {
 }
 
 #[test]
-fn wycheproof_ecdsa_p256_sha256() {
-    let mut ran = 0;
-    for (group, case) in wycheproof_cases("wycheproof_ecdsa_secp256r1_sha256_test.json") {
-        let der = hex_field(&group, "publicKeyDer");
-        let key = PublicKey::from_spki_der(&der).expect("Wycheproof P-256 SPKI");
-        assert_eq!(key.to_spki_der(), der);
-        let verifier = VerifyingKey::new(key).unwrap();
-        let result = verifier.verify(
-            &hex_field(&case, "msg"),
-            &hex_field(&case, "sig"),
-            PqVerifyMode::And,
-        );
-        assert_eq!(result.is_ok(), is_valid(&case), "tcId {}", case["tcId"]);
-        ran += 1;
+fn wycheproof_ecdsa() {
+    for (file, spec) in [
+        (
+            "wycheproof_ecdsa_secp256r1_sha256_test.json",
+            KeySpec::EcdsaP256,
+        ),
+        (
+            "wycheproof_ecdsa_secp384r1_sha384_test.json",
+            KeySpec::EcdsaP384,
+        ),
+        (
+            "wycheproof_ecdsa_secp521r1_sha512_test.json",
+            KeySpec::EcdsaP521,
+        ),
+        (
+            "wycheproof_ecdsa_secp256k1_sha256_test.json",
+            KeySpec::EcdsaSecp256k1,
+        ),
+    ] {
+        let mut ran = 0;
+        for (group, case) in wycheproof_cases(file) {
+            let der = hex_field(&group, "publicKeyDer");
+            let key = PublicKey::from_spki_der(&der).expect("Wycheproof EC SPKI");
+            assert_eq!(key.spec(), spec);
+            assert_eq!(key.to_spki_der(), der);
+            if let Some(pem) = group["publicKeyPem"].as_str() {
+                assert_eq!(PublicKey::from_pem(pem).unwrap(), key);
+            }
+            if group["publicKeyJwk"].is_object() {
+                let jwk = group["publicKeyJwk"].to_string();
+                assert_eq!(PublicKey::from_jwk_json(&jwk).unwrap(), key, "{file}");
+            }
+            let verifier = VerifyingKey::new(key).unwrap();
+            let (msg, sig) = (hex_field(&case, "msg"), hex_field(&case, "sig"));
+            let result = verifier.verify(&msg, &sig, PqVerifyMode::And);
+            assert_eq!(
+                result.is_ok(),
+                is_valid(&case),
+                "{file} tcId {}",
+                case["tcId"]
+            );
+            // The same verdict over the message's digest (the digest signing path).
+            let algorithm = SignatureAlgorithm::for_spec(spec)[0];
+            let digest = digest_of(algorithm, &msg);
+            let result = verifier.verify_digest(algorithm, &digest, &sig);
+            assert_eq!(
+                result.is_ok(),
+                is_valid(&case),
+                "{file} tcId {}",
+                case["tcId"]
+            );
+            ran += 1;
+        }
+        assert!(ran > 300, "{file}");
+        println!("Wycheproof {file}: {ran} ran");
     }
-    assert!(ran > 300);
-    println!("Wycheproof ECDSA P-256 SHA-256 vectors: {ran} ran");
+}
+
+pub fn digest_of(algorithm: SignatureAlgorithm, message: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::digest::{SHA256, SHA384, SHA512, digest};
+    let hash = match algorithm.digest().unwrap() {
+        DigestAlgorithm::Sha256 => &SHA256,
+        DigestAlgorithm::Sha384 => &SHA384,
+        DigestAlgorithm::Sha512 => &SHA512,
+    };
+    digest(hash, message).as_ref().to_vec()
 }
 
 #[test]

@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{
-    AeadKey, EncryptionContext, KeyMaterial, KeySpec, PqVerifyMode, PublicKey, SigningKey,
-    VerifyingKey,
+    AeadKey, EncryptionAlgorithm, EncryptionContext, KeyMaterial, KeySpec, PqVerifyMode, PublicKey,
+    SignatureAlgorithm, SigningKey, VerifyingKey,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -98,6 +98,8 @@ proptest! {
         let _ = PublicKey::from_jwk_json(&text);
         let _ = text.parse::<KeySpec>();
         let _ = text.parse::<PqVerifyMode>();
+        let _ = text.parse::<SignatureAlgorithm>();
+        let _ = text.parse::<EncryptionAlgorithm>();
         for spec in KeySpec::ALL {
             let _ = PublicKey::from_raw(spec, &bytes);
         }
@@ -105,7 +107,7 @@ proptest! {
 
     #[test]
     fn stored_material_with_a_valid_header_never_panics(
-        code in 0u8..10,
+        code in 0u8..16,
         body in vec(any::<u8>(), 0..140),
     ) {
         let mut stored = vec![1, code];
@@ -149,4 +151,64 @@ proptest! {
             }
         }
     }
+}
+
+/// A real RSA key's SPKI, stored PKCS #8 and JWK, to mutate.
+fn rsa_encodings() -> &'static (Vec<u8>, Vec<u8>, String) {
+    static ENCODINGS: OnceLock<(Vec<u8>, Vec<u8>, String)> = OnceLock::new();
+    ENCODINGS.get_or_init(|| {
+        let material = KeyMaterial::generate(KeySpec::Rsa2048).unwrap();
+        let public = material.public_key().unwrap();
+        let jwk = serde_json::to_string(&public.to_jwk(None)).unwrap();
+        let stored = material.to_stored().unwrap().expose_secret().to_vec();
+        (public.to_spki_der(), stored, jwk)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The RSA decoders (SPKI, PEM, stored PKCS #8, JWK) on a real key with bytes
+    /// changed, cut or appended: a typed error or the key itself, never a panic, and
+    /// whatever decodes re-encodes to exactly the bytes given (one key, one SPKI).
+    #[test]
+    fn mutated_rsa_encodings_never_panic(
+        at in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+        extra in vec(any::<u8>(), 0..4),
+        text_at in any::<prop::sample::Index>(),
+        ch in any::<char>(),
+    ) {
+        let (spki, stored, jwk) = rsa_encodings();
+        let mut der = spki.clone();
+        let i = at.index(der.len());
+        der[i] = value;
+        if let Ok(key) = PublicKey::from_spki_der(&der) {
+            prop_assert_eq!(key.to_spki_der(), der.clone());
+        }
+        let short = &spki[..cut.index(spki.len())];
+        prop_assert!(PublicKey::from_spki_der(short).is_err());
+        let mut long = spki.clone();
+        long.extend_from_slice(&extra);
+        prop_assert_eq!(PublicKey::from_spki_der(&long).is_ok(), extra.is_empty());
+        let _ = PublicKey::from_pem(&format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64_of(&der)
+        ));
+        let mut material = stored.clone();
+        let j = 2 + at.index(material.len() - 2);
+        material[j] ^= value | 1;
+        let _ = KeyMaterial::from_stored(&material);
+        let _ = KeyMaterial::from_stored(&stored[..cut.index(stored.len())]);
+        let mut text: Vec<char> = jwk.chars().collect();
+        let k = text_at.index(text.len());
+        text[k] = ch;
+        let _ = PublicKey::from_jwk_json(&text.into_iter().collect::<String>());
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
