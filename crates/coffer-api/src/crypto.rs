@@ -108,7 +108,8 @@ pub struct RewrapRequest {
     pub destination_context: Option<Context>,
 }
 
-/// `POST /v1/kms/sign`: exactly one of `message` or `digest` (SHA-256, ECDSA only).
+/// `POST /v1/kms/sign`: exactly one of `message`, `digest` (by the algorithm's hash;
+/// ECDSA and RSA only) or `mu` (ML-DSA's 64-byte μ, computed by the caller).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
@@ -117,9 +118,16 @@ pub struct SignRequest {
     /// The message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<B64>,
-    /// A SHA-256 digest of the message.
+    /// A digest of the message by the algorithm's hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<B64>,
+    /// ML-DSA's μ (FIPS 204 external μ), 64 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mu: Option<B64>,
+    /// Signature algorithm, for keys that offer several (RSA: `rsa-pss-sha256` by
+    /// default, `rsa-pss-sha384`, `rsa-pss-sha512`, `rsa-pkcs1-sha256`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
 }
 
 /// Answer of sign.
@@ -147,11 +155,47 @@ pub struct VerifyRequest {
     /// The message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<B64>,
-    /// Or its SHA-256 digest (ECDSA only).
+    /// Or its digest by the algorithm's hash (ECDSA and RSA only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<B64>,
+    /// Or ML-DSA's μ, 64 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mu: Option<B64>,
+    /// Signature algorithm, as for sign (default: the spec's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
     /// The signature.
     pub signature: B64,
+}
+
+/// `POST /v1/kms/encrypt`: RSA-OAEP encryption with an RSA key of purpose encrypt.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// Version to encrypt to (default: the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    /// `rsa-oaep-sha256` or `rsa-oaep-sha1`.
+    pub algorithm: String,
+    /// Bytes to encrypt (at most k − 2·hLen − 2 bytes: 190 for RSA-2048 with SHA-256).
+    pub plaintext: B64Secret,
+}
+
+/// `POST /v1/kms/decrypt`: RSA-OAEP decryption with an RSA key of purpose encrypt.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecryptRequest {
+    /// Key id or `alias/NAME`.
+    pub key_id: String,
+    /// Version that encrypted (default: the primary; the ciphertext does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    /// `rsa-oaep-sha256` or `rsa-oaep-sha1`, as encrypted.
+    pub algorithm: String,
+    /// The OAEP ciphertext.
+    pub ciphertext: B64,
 }
 
 /// Answer of verify and verify-mac.

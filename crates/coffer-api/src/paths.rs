@@ -19,6 +19,10 @@ pub const REWRAP: &str = "/v1/kms/rewrap";
 pub const SIGN: &str = "/v1/kms/sign";
 /// Verify.
 pub const VERIFY: &str = "/v1/kms/verify";
+/// Asymmetric (RSA-OAEP) encryption.
+pub const ENCRYPT: &str = "/v1/kms/encrypt";
+/// Asymmetric (RSA-OAEP) decryption.
+pub const DECRYPT: &str = "/v1/kms/decrypt";
 /// MAC.
 pub const MAC: &str = "/v1/kms/mac";
 /// Verify a MAC.

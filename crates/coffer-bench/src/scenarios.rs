@@ -62,6 +62,8 @@ async fn signature(client: &Client, key: &str, message: &[u8]) -> anyhow::Result
         key_id: key.into(),
         message: Some(B64(message.to_vec())),
         digest: None,
+        mu: None,
+        algorithm: None,
     };
     Ok(b64(&client.sign(&request).await?.signature.0))
 }

@@ -43,7 +43,8 @@ enum Command {
     /// Create, list, show, rotate, enable, disable and delete keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Encrypt up to 4 KiB under a key; prints the ciphertext (base64).
+    /// Encrypt up to 4 KiB under a key (or RSA-OAEP with --algorithm); prints the
+    /// ciphertext (base64).
     Encrypt(envelope::EncryptArgs),
     /// Decrypt a ciphertext; writes the raw plaintext to stdout.
     Decrypt(envelope::DecryptArgs),
@@ -51,7 +52,7 @@ enum Command {
     Datakey(envelope::DatakeyArgs),
     /// Re-encrypt a ciphertext under another key or the key's primary version.
     Rewrap(envelope::RewrapArgs),
-    /// Sign a message or a SHA-256 digest; prints the signature (base64).
+    /// Sign a message, a digest or an ML-DSA μ; prints the signature (base64).
     Sign(signing::SignArgs),
     /// Verify a signature; prints valid or invalid.
     Verify(signing::VerifyArgs),

@@ -4,6 +4,7 @@
 
 mod service {
     pub mod admin_powers;
+    pub mod algorithms;
     pub mod api;
     pub mod audit;
     pub mod audit_pages;

@@ -4,9 +4,9 @@
 //! the body; each item of the answer is its own success or error.
 
 use coffer_api::crypto::{
-    Batch, CiphertextResponse, DatakeyRequest, DatakeyResponse, ItemResult, MacRequest,
-    MacResponse, RewrapRequest, SignRequest, SignResponse, UnwrapRequest, UnwrapResponse,
-    VerifyMacRequest, VerifyRequest, VerifyResponse, WrapRequest,
+    Batch, CiphertextResponse, DatakeyRequest, DatakeyResponse, DecryptRequest, EncryptRequest,
+    ItemResult, MacRequest, MacResponse, RewrapRequest, SignRequest, SignResponse, UnwrapRequest,
+    UnwrapResponse, VerifyMacRequest, VerifyRequest, VerifyResponse, WrapRequest,
 };
 use coffer_api::paths;
 
@@ -44,6 +44,22 @@ impl Client {
     /// `POST /v1/kms/verify`. An invalid signature is `Ok` with `valid: false`.
     pub async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, ClientError> {
         self.post(paths::VERIFY, request).await
+    }
+
+    /// `POST /v1/kms/encrypt`: RSA-OAEP encryption with an RSA key made for encryption.
+    pub async fn encrypt_asymmetric(
+        &self,
+        request: &EncryptRequest,
+    ) -> Result<CiphertextResponse, ClientError> {
+        self.post(paths::ENCRYPT, request).await
+    }
+
+    /// `POST /v1/kms/decrypt`: RSA-OAEP decryption.
+    pub async fn decrypt_asymmetric(
+        &self,
+        request: &DecryptRequest,
+    ) -> Result<UnwrapResponse, ClientError> {
+        self.post(paths::DECRYPT, request).await
     }
 
     /// `POST /v1/kms/mac`.

@@ -11,10 +11,12 @@ use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
 use crate::time::{HumanDuration, Timestamp};
 
-/// What a key is for. Each spec belongs to exactly one purpose.
+/// What a key is for. Each spec has one natural purpose; RSA keys are made for either
+/// signing (the default) or encryption (OAEP), as AWS KMS's key usage chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyPurpose {
-    /// Envelope encryption: wrap, unwrap, datakey, rewrap.
+    /// Encryption: envelope wrap, unwrap, datakey and rewrap for AES keys; OAEP
+    /// encrypt and decrypt for RSA keys.
     Encrypt,
     /// Signatures: sign, verify.
     Sign,
@@ -32,21 +34,26 @@ impl KeyPurpose {
         }
     }
 
-    /// The purpose a spec serves.
+    /// The natural purpose of a spec (for RSA, signing).
     pub const fn of(spec: KeySpec) -> Self {
         match spec {
             KeySpec::Aes256 => Self::Encrypt,
             KeySpec::HmacSha256 => Self::Mac,
-            KeySpec::Ed25519
-            | KeySpec::EcdsaP256
-            | KeySpec::MlDsa65
-            | KeySpec::HybridEd25519MlDsa65 => Self::Sign,
+            _ => Self::Sign,
         }
+    }
+
+    /// True when a key of `spec` may be made for this purpose.
+    pub const fn serves(self, spec: KeySpec) -> bool {
+        matches!(
+            (self, Self::of(spec)),
+            (Self::Encrypt, Self::Encrypt) | (Self::Sign, Self::Sign) | (Self::Mac, Self::Mac)
+        ) || (matches!(self, Self::Encrypt) && spec.is_rsa())
     }
 
     /// `Ok` when `spec` serves this purpose.
     pub fn check_spec(self, spec: KeySpec) -> Result<(), InvalidInput> {
-        if Self::of(spec) == self {
+        if self.serves(spec) {
             Ok(())
         } else {
             Err(InvalidInput::new(

@@ -7,6 +7,7 @@
 //! the in-memory cache; the store is read only on a miss.
 
 mod admin;
+mod asymmetric;
 mod auth;
 mod cache;
 mod certificates;
@@ -263,18 +264,32 @@ fn require_usable(
     purpose: KeyPurpose,
     operation: &'static str,
 ) -> KmsResult<()> {
+    require_enabled(entry)?;
+    if entry.key.purpose != purpose {
+        return Err(KmsError::WrongPurpose {
+            purpose: entry.key.purpose.as_str(),
+            operation,
+        });
+    }
+    // Encrypt keys are AES (the envelope operations) or RSA (OAEP, in `asymmetric`,
+    // which checks for itself); an RSA key has no envelope to wrap with.
+    if purpose == KeyPurpose::Encrypt && entry.key.spec.is_rsa() {
+        return Err(KmsError::WrongPurpose {
+            purpose: entry.key.spec.as_str(),
+            operation,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the key is enabled (not disabled, pending deletion or destroyed).
+fn require_enabled(entry: &CachedKey) -> KmsResult<()> {
     match entry.key.state {
         KeyState::Enabled => {}
         KeyState::Disabled => return Err(KmsError::KeyDisabled("disabled")),
         KeyState::PendingDeletion => return Err(KmsError::KeyDisabled("pending deletion")),
         // As AWS KMS answers for a deleted key: it is gone (404), not merely disabled.
         KeyState::Destroyed => return Err(KmsError::KeyDestroyed),
-    }
-    if entry.key.purpose != purpose {
-        return Err(KmsError::WrongPurpose {
-            purpose: entry.key.purpose.as_str(),
-            operation,
-        });
     }
     Ok(())
 }

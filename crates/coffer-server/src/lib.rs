@@ -106,6 +106,8 @@ pub fn api_router(state: AppState) -> Router {
         .route(paths::REWRAP, post(crypto::rewrap))
         .route(paths::SIGN, post(crypto::sign))
         .route(paths::VERIFY, post(crypto::verify))
+        .route(paths::ENCRYPT, post(crypto::encrypt))
+        .route(paths::DECRYPT, post(crypto::decrypt))
         .route(paths::MAC, post(crypto::mac))
         .route(paths::VERIFY_MAC, post(crypto::verify_mac))
         .route(

@@ -1,10 +1,13 @@
-//! `coffer encrypt`, `decrypt`, `datakey`, `rewrap`: envelope operations.
+//! `coffer encrypt`, `decrypt`, `datakey`, `rewrap`: envelope operations, and with
+//! `--algorithm` RSA-OAEP encryption and decryption with an RSA key.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use coffer_api::crypto::{DatakeyRequest, RewrapRequest, UnwrapRequest, WrapRequest};
+use coffer_api::crypto::{
+    DatakeyRequest, DecryptRequest, EncryptRequest, RewrapRequest, UnwrapRequest, WrapRequest,
+};
 use coffer_api::{B64, B64Secret};
 use zeroize::Zeroizing;
 
@@ -28,11 +31,27 @@ pub struct EncryptArgs {
     /// The plaintext as an argument (visible in `ps` and shell history).
     #[arg(long)]
     plaintext: Option<String>,
+    /// RSA-OAEP with an RSA key made for encryption: rsa-oaep-sha256 or rsa-oaep-sha1
+    /// (no context).
+    #[arg(long, value_name = "ALG", conflicts_with = "context")]
+    algorithm: Option<String>,
+    /// With --algorithm: the version to encrypt to (default: the primary).
+    #[arg(long, value_name = "N", requires = "algorithm")]
+    version: Option<u32>,
 }
 
 /// `decrypt`.
 #[derive(Args)]
 pub struct DecryptArgs {
+    /// With --algorithm: the RSA key (an envelope names its own key).
+    #[arg(long, requires = "algorithm")]
+    key: Option<String>,
+    /// RSA-OAEP decryption (rsa-oaep-sha256 or rsa-oaep-sha1), as encrypted.
+    #[arg(long, value_name = "ALG", requires = "key", conflicts_with = "context")]
+    algorithm: Option<String>,
+    /// With --algorithm: the version that encrypted (default: the primary).
+    #[arg(long, value_name = "N", requires = "algorithm")]
+    version: Option<u32>,
     /// Encryption context KEY=VALUE (repeatable), as given to encrypt.
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
     context: Vec<(String, String)>,
@@ -81,12 +100,22 @@ pub struct RewrapArgs {
 /// Prints the ciphertext (base64) on stdout.
 pub async fn encrypt(global: &Globals, args: EncryptArgs) -> anyhow::Result<ExitCode> {
     let plaintext = read_input(args.input.as_deref(), args.plaintext)?;
-    let request = WrapRequest {
-        key_id: args.key,
-        plaintext: B64Secret::new(plaintext.to_vec()),
-        context: pairs_to_map(args.context, "context")?,
+    let answer = if let Some(algorithm) = args.algorithm {
+        let request = EncryptRequest {
+            key_id: args.key,
+            key_version: args.version,
+            algorithm,
+            plaintext: B64Secret::new(plaintext.to_vec()),
+        };
+        global.client()?.encrypt_asymmetric(&request).await?
+    } else {
+        let request = WrapRequest {
+            key_id: args.key,
+            plaintext: B64Secret::new(plaintext.to_vec()),
+            context: pairs_to_map(args.context, "context")?,
+        };
+        global.client()?.wrap(&request).await?
     };
-    let answer = global.client()?.wrap(&request).await?;
     if global.json {
         print_json(&answer)?;
     } else {
@@ -98,11 +127,25 @@ pub async fn encrypt(global: &Globals, args: EncryptArgs) -> anyhow::Result<Exit
 /// Writes the raw plaintext on stdout.
 pub async fn decrypt(global: &Globals, args: DecryptArgs) -> anyhow::Result<ExitCode> {
     let text = read_input(args.input.as_deref(), args.ciphertext)?;
-    let request = UnwrapRequest {
-        ciphertext: B64(decode_b64(&text, "the ciphertext")?),
-        context: pairs_to_map(args.context, "context")?,
+    let ciphertext = B64(decode_b64(&text, "the ciphertext")?);
+    let answer = match (args.algorithm, args.key) {
+        (Some(algorithm), Some(key_id)) => {
+            let request = DecryptRequest {
+                key_id,
+                key_version: args.version,
+                algorithm,
+                ciphertext,
+            };
+            global.client()?.decrypt_asymmetric(&request).await?
+        }
+        _ => {
+            let request = UnwrapRequest {
+                ciphertext,
+                context: pairs_to_map(args.context, "context")?,
+            };
+            global.client()?.unwrap(&request).await?
+        }
     };
-    let answer = global.client()?.unwrap(&request).await?;
     if global.json {
         print_json(&answer)?;
     } else {

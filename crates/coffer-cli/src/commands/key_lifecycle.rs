@@ -159,6 +159,8 @@ async fn test_sign(global: &Globals, client: &Client, key: &str) -> anyhow::Resu
             key_id: key.to_owned(),
             message: Some(message.clone()),
             digest: None,
+            mu: None,
+            algorithm: None,
         })
         .await?;
     let verified = client
@@ -167,6 +169,8 @@ async fn test_sign(global: &Globals, client: &Client, key: &str) -> anyhow::Resu
             key_version: Some(signed.key_version),
             message: Some(message),
             digest: None,
+            mu: None,
+            algorithm: None,
             signature: signed.signature.clone(),
         })
         .await?;

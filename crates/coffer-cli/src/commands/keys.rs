@@ -75,9 +75,11 @@ pub struct KeyArg {
 #[derive(Args)]
 pub struct CreateArgs {
     /// Key spec.
-    #[arg(long, value_parser = ["aes-256", "ed25519", "ecdsa-p256", "ml-dsa-65", "hybrid-ed25519-ml-dsa-65", "hmac-sha256"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+        coffer_crypto::KeySpec::ALL.map(coffer_crypto::KeySpec::as_str)
+    ))]
     spec: String,
-    /// Purpose (default: the spec's).
+    /// Purpose (default: the spec's; RSA keys sign by default, or encrypt).
     #[arg(long, value_parser = ["encrypt", "sign", "mac"])]
     purpose: Option<String>,
     /// An alias, alias/NAME or NAME.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
 use coffer_api::B64;
 use coffer_api::crypto::{MacRequest, SignRequest, VerifyMacRequest, VerifyRequest};
@@ -37,9 +37,16 @@ pub struct SignArgs {
     key: String,
     #[command(flatten)]
     message: MessageArgs,
-    /// Sign this SHA-256 digest (hex) instead of a message (ECDSA only).
+    /// Sign this digest (hex, by the algorithm's hash) instead of a message (ECDSA, RSA).
     #[arg(long, value_name = "HEX", conflicts_with_all = ["message", "input"])]
     digest_hex: Option<String>,
+    /// Sign this ML-DSA μ (hex, 64 bytes) instead of a message (ML-DSA external μ).
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["message", "input", "digest_hex"])]
+    mu_hex: Option<String>,
+    /// Signature algorithm for keys with several (RSA: rsa-pss-sha256 by default,
+    /// rsa-pss-sha384, rsa-pss-sha512, rsa-pkcs1-sha256, rsa-pkcs1-sha384, rsa-pkcs1-sha512).
+    #[arg(long, value_name = "ALG")]
+    algorithm: Option<String>,
 }
 
 /// `verify`.
@@ -60,9 +67,15 @@ pub struct VerifyArgs {
     signature: String,
     #[command(flatten)]
     message: MessageArgs,
-    /// Verify against this SHA-256 digest (hex) instead of a message (ECDSA only).
+    /// Verify against this digest (hex) instead of a message (ECDSA, RSA).
     #[arg(long, value_name = "HEX", conflicts_with_all = ["message", "input"])]
     digest_hex: Option<String>,
+    /// Verify against this ML-DSA μ (hex, 64 bytes) instead of a message.
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["message", "input", "digest_hex"])]
+    mu_hex: Option<String>,
+    /// Signature algorithm, as signed (default: the key's default).
+    #[arg(long, value_name = "ALG")]
+    algorithm: Option<String>,
 }
 
 /// `mac`.
@@ -95,30 +108,52 @@ pub struct VerifyMacArgs {
     message: MessageArgs,
 }
 
-/// A message or a digest, as sign and verify take them.
-fn message_or_digest(
+/// What sign and verify take: a message, a digest or an ML-DSA μ (the server checks
+/// their lengths against the key's algorithm).
+struct SignedInput {
+    message: Option<B64>,
+    digest: Option<B64>,
+    mu: Option<B64>,
+}
+
+fn signed_input(
     message: MessageArgs,
     digest_hex: Option<String>,
-) -> anyhow::Result<(Option<B64>, Option<B64>)> {
-    match digest_hex {
-        Some(hex_text) => {
-            let digest = hex::decode(hex_text.trim()).context("--digest-hex is not hex")?;
-            if digest.len() != 32 {
-                bail!("--digest-hex must be a SHA-256 digest (32 bytes, 64 hex digits)");
-            }
-            Ok((None, Some(B64(digest))))
-        }
-        None => Ok((Some(message.read()?), None)),
-    }
+    mu_hex: Option<String>,
+) -> anyhow::Result<SignedInput> {
+    let hex_arg = |text: String, name: &str| {
+        hex::decode(text.trim())
+            .map(B64)
+            .with_context(|| format!("{name} is not hex"))
+    };
+    Ok(match (digest_hex, mu_hex) {
+        (Some(digest), _) => SignedInput {
+            message: None,
+            digest: Some(hex_arg(digest, "--digest-hex")?),
+            mu: None,
+        },
+        (None, Some(mu)) => SignedInput {
+            message: None,
+            digest: None,
+            mu: Some(hex_arg(mu, "--mu-hex")?),
+        },
+        (None, None) => SignedInput {
+            message: Some(message.read()?),
+            digest: None,
+            mu: None,
+        },
+    })
 }
 
 /// Prints the signature (base64) on stdout; `key_version=… algorithm=…` on stderr.
 pub async fn sign(global: &Globals, args: SignArgs) -> anyhow::Result<ExitCode> {
-    let (message, digest) = message_or_digest(args.message, args.digest_hex)?;
+    let input = signed_input(args.message, args.digest_hex, args.mu_hex)?;
     let request = SignRequest {
         key_id: args.key,
-        message,
-        digest,
+        message: input.message,
+        digest: input.digest,
+        mu: input.mu,
+        algorithm: args.algorithm,
     };
     let answer = global.client()?.sign(&request).await?;
     if global.json {
@@ -136,12 +171,14 @@ pub async fn sign(global: &Globals, args: SignArgs) -> anyhow::Result<ExitCode> 
 /// Prints `valid` or `invalid`; exit 0 or 1.
 pub async fn verify(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let signature = B64(decode_b64(args.signature.as_bytes(), "the signature")?);
-    let (message, digest) = message_or_digest(args.message, args.digest_hex)?;
+    let input = signed_input(args.message, args.digest_hex, args.mu_hex)?;
     let request = VerifyRequest {
         key_id: args.key,
         key_version: args.version,
-        message,
-        digest,
+        message: input.message,
+        digest: input.digest,
+        mu: input.mu,
+        algorithm: args.algorithm,
         signature,
     };
     let answer = global.client()?.verify(&request).await?;

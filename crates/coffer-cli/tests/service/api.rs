@@ -164,6 +164,8 @@ async fn every_operation(db: Db) {
                 key_id: key.clone(),
                 message: Some(message.clone()),
                 digest: None,
+                mu: None,
+                algorithm: None,
             })
             .await
             .unwrap();
@@ -173,6 +175,8 @@ async fn every_operation(db: Db) {
             key_version: Some(signed.key_version),
             message: Some(B64(message.to_vec())),
             digest: None,
+            mu: None,
+            algorithm: None,
             signature: signature.clone(),
         };
         assert!(

@@ -338,6 +338,8 @@ async fn operations_fail_closed_when_the_log_cannot_be_written() {
         key_id: signing.clone(),
         message: Some(coffer_api::B64(b"m".to_vec())),
         digest: None,
+        mu: None,
+        algorithm: None,
     };
     assert_eq!(code_of(acme.sign(&sign).await), ErrorCode::Unavailable);
     let (status, body) = server

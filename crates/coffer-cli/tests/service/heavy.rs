@@ -14,6 +14,8 @@ async fn sign(client: &Client, key: &str) {
             key_id: key.to_owned(),
             message: Some(B64(b"release-1.2.3.tar.gz".to_vec())),
             digest: None,
+            mu: None,
+            algorithm: None,
         })
         .await
         .unwrap();

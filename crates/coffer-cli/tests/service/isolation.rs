@@ -45,6 +45,8 @@ async fn every_endpoint_treats_another_tenants_key_as_absent() {
             key_id: sig.clone(),
             message: Some(B64(b"m".to_vec())),
             digest: None,
+            mu: None,
+            algorithm: None,
         })
         .await
         .unwrap();
@@ -82,6 +84,8 @@ async fn every_endpoint_treats_another_tenants_key_as_absent() {
                     key_id: reference.into(),
                     message: Some(B64(b"m".to_vec())),
                     digest: None,
+                    mu: None,
+                    algorithm: None,
                 })
                 .await,
         );
@@ -90,6 +94,8 @@ async fn every_endpoint_treats_another_tenants_key_as_absent() {
             key_version: None,
             message: Some(B64(b"m".to_vec())),
             digest: None,
+            mu: None,
+            algorithm: None,
             signature: signed.signature.clone(),
         };
         not_found("verify", globex.verify(&verify).await);

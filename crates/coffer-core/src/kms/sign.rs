@@ -1,6 +1,6 @@
-//! sign: sign a message (or an ECDSA SHA-256 digest) with the primary version.
+//! sign: sign a message (or a digest, or an ML-DSA external μ) with the primary version.
 
-use coffer_crypto::{KeyMaterial, KeySpec, SignatureAlgorithm};
+use coffer_crypto::{KeyMaterial, KeySpec, SignatureAlgorithm, SigningKey};
 
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
@@ -12,8 +12,34 @@ use crate::token::Operation;
 pub enum SignInput<'a> {
     /// The message itself.
     Message(&'a [u8]),
-    /// A SHA-256 digest (ECDSA P-256 keys only).
-    Sha256Digest(&'a [u8; 32]),
+    /// A digest by the hash of the signing algorithm (ECDSA and RSA keys only).
+    Digest(&'a [u8]),
+    /// ML-DSA's μ, computed by the caller (AWS KMS's EXTERNAL_MU; ML-DSA keys only).
+    MlDsaMu(&'a [u8]),
+}
+
+impl SignInput<'_> {
+    /// Signs with `key` under `algorithm` (already checked against the key's spec).
+    pub(super) fn sign(
+        self,
+        key: &SigningKey,
+        algorithm: SignatureAlgorithm,
+    ) -> coffer_crypto::Result<Vec<u8>> {
+        match self {
+            Self::Message(message) => key.sign_with(algorithm, message),
+            Self::Digest(digest) => key.sign_digest(algorithm, digest),
+            Self::MlDsaMu(mu) => key.sign_ml_dsa_external_mu(mu),
+        }
+    }
+}
+
+/// Signing is heavy (run on the bounded pool) for ML-DSA, the hybrid and RSA.
+fn heavy(spec: KeySpec) -> bool {
+    spec.is_rsa()
+        || matches!(
+            spec,
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 | KeySpec::HybridEd25519MlDsa65
+        )
 }
 
 /// A signature and who made it.
@@ -30,14 +56,28 @@ pub struct Signed {
 }
 
 impl Kms {
-    /// Signs with `reference`'s primary version.
+    /// Signs with `reference`'s primary version and the spec's default algorithm.
     pub async fn sign(
         &self,
         caller: &Caller,
         reference: &str,
         input: SignInput<'_>,
     ) -> KmsResult<Signed> {
-        let result = self.sign_unaudited(caller, reference, input).await;
+        self.sign_with(caller, reference, None, input).await
+    }
+
+    /// Signs with `reference`'s primary version under `algorithm` (default: the spec's
+    /// first, see [`SignatureAlgorithm::for_spec`]).
+    pub async fn sign_with(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        algorithm: Option<SignatureAlgorithm>,
+        input: SignInput<'_>,
+    ) -> KmsResult<Signed> {
+        let result = self
+            .sign_unaudited(caller, reference, algorithm, input)
+            .await;
         self.audited(caller, "sign", Some(reference), result).await
     }
 
@@ -47,6 +87,7 @@ impl Kms {
         &self,
         caller: &Caller,
         reference: &str,
+        algorithm: Option<SignatureAlgorithm>,
         input: SignInput<'_>,
     ) -> KmsResult<Signed> {
         let entry = self.key_for(caller, Operation::Sign, reference).await?;
@@ -65,30 +106,55 @@ impl Kms {
                 "sign key without signing material".into(),
             ));
         };
+        let algorithm = SignatureAlgorithm::choose(key.spec(), algorithm)?;
         let _in_flight = self.in_flight(caller, entry.key.id, number);
-        let heavy = matches!(key.spec(), KeySpec::MlDsa65 | KeySpec::HybridEd25519MlDsa65);
-        let signature = match input {
-            SignInput::Message(message) if heavy => {
-                // Off the async workers, on the bounded pool; the entry (and its
-                // material) is shared, the message copied.
-                let (entry, message) = (entry.clone(), message.to_vec());
-                let job: crate::offload::HeavyJob =
-                    Box::new(
-                        move || match entry.ready.get(&number).map(|r| &r.material) {
-                            Some(KeyMaterial::Signing(key)) => key.sign(&message),
-                            _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
-                        },
-                    );
-                self.offload.run(job).await?
-            }
-            SignInput::Message(message) => key.sign(message)?,
-            SignInput::Sha256Digest(digest) => key.sign_sha256_digest(digest)?,
+        let signature = if heavy(key.spec()) {
+            // Off the async workers, on the bounded pool; the entry (and its material)
+            // is shared, the input copied.
+            let (entry, owned) = (entry.clone(), OwnedInput::from(input));
+            let job: crate::offload::HeavyJob =
+                Box::new(
+                    move || match entry.ready.get(&number).map(|r| &r.material) {
+                        Some(KeyMaterial::Signing(key)) => owned.borrow().sign(key, algorithm),
+                        _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
+                    },
+                );
+            self.offload.run(job).await?
+        } else {
+            input.sign(key, algorithm)?
         };
         Ok(Signed {
             signature,
             key_id: entry.key.id,
             version: number,
-            algorithm: key.algorithm(),
+            algorithm,
         })
+    }
+}
+
+/// A [`SignInput`] copied for the heavy-work pool.
+enum OwnedInput {
+    Message(Vec<u8>),
+    Digest(Vec<u8>),
+    MlDsaMu(Vec<u8>),
+}
+
+impl From<SignInput<'_>> for OwnedInput {
+    fn from(input: SignInput<'_>) -> Self {
+        match input {
+            SignInput::Message(m) => Self::Message(m.to_vec()),
+            SignInput::Digest(d) => Self::Digest(d.to_vec()),
+            SignInput::MlDsaMu(mu) => Self::MlDsaMu(mu.to_vec()),
+        }
+    }
+}
+
+impl OwnedInput {
+    fn borrow(&self) -> SignInput<'_> {
+        match self {
+            Self::Message(m) => SignInput::Message(m),
+            Self::Digest(d) => SignInput::Digest(d),
+            Self::MlDsaMu(mu) => SignInput::MlDsaMu(mu),
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! verify: check a signature against a version (default: the primary).
 
+use coffer_crypto::SignatureAlgorithm;
+
 use super::sign::SignInput;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
@@ -18,7 +20,7 @@ pub struct Verified {
 }
 
 impl Kms {
-    /// Verifies a signature.
+    /// Verifies a signature made with the spec's default algorithm.
     pub async fn verify(
         &self,
         caller: &Caller,
@@ -27,8 +29,22 @@ impl Kms {
         input: SignInput<'_>,
         signature: &[u8],
     ) -> KmsResult<Verified> {
+        self.verify_with(caller, reference, version, None, input, signature)
+            .await
+    }
+
+    /// Verifies a signature made with `algorithm` (default: the spec's first).
+    pub async fn verify_with(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        algorithm: Option<SignatureAlgorithm>,
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> KmsResult<Verified> {
         let result = self
-            .verify_unaudited(caller, reference, version, input, signature)
+            .verify_unaudited(caller, reference, version, algorithm, input, signature)
             .await;
         self.audited(caller, "verify", Some(reference), result)
             .await
@@ -41,6 +57,7 @@ impl Kms {
         caller: &Caller,
         reference: &str,
         version: Option<u32>,
+        algorithm: Option<SignatureAlgorithm>,
         input: SignInput<'_>,
         signature: &[u8],
     ) -> KmsResult<Verified> {
@@ -52,13 +69,20 @@ impl Kms {
             .verifier
             .as_ref()
             .ok_or(KmsError::Internal("no verifier".into()))?;
-        let valid = match input {
-            SignInput::Message(message) => verifier
-                .verify(message, signature, self.options.pq_verify_mode)
-                .is_ok(),
-            SignInput::Sha256Digest(digest) => {
-                verifier.verify_sha256_digest(digest, signature).is_ok()
+        let algorithm = SignatureAlgorithm::choose(entry.key.spec, algorithm)?;
+        // A refused combination (a digest for Ed25519, a μ for ECDSA, a digest of the
+        // wrong length) is the caller's error, not an invalid signature.
+        let outcome = match input {
+            SignInput::Message(message) => {
+                verifier.verify_with(algorithm, message, signature, self.options.pq_verify_mode)
             }
+            SignInput::Digest(digest) => verifier.verify_digest(algorithm, digest, signature),
+            SignInput::MlDsaMu(mu) => verifier.verify_ml_dsa_external_mu(mu, signature),
+        };
+        let valid = match outcome {
+            Ok(()) => true,
+            Err(coffer_crypto::CryptoError::InvalidSignature) => false,
+            Err(other) => return Err(other.into()),
         };
         Ok(Verified {
             valid,

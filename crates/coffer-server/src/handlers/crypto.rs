@@ -1,16 +1,18 @@
-//! The hot operations: wrap, unwrap, datakey, rewrap, sign, verify, mac, verify-mac.
+//! The hot operations: wrap, unwrap, datakey, rewrap, sign, verify, encrypt, decrypt,
+//! mac, verify-mac.
 //! Each takes one request or `{"items": [...]}` and answers in the same form.
 
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use coffer_api::crypto::{
-    Batch, CiphertextResponse, DatakeyRequest, DatakeyResponse, ItemResult, MacRequest,
-    MacResponse, RewrapRequest, SignRequest, SignResponse, UnwrapRequest, UnwrapResponse,
-    VerifyMacRequest, VerifyRequest, VerifyResponse, WrapRequest,
+    Batch, CiphertextResponse, DatakeyRequest, DatakeyResponse, DecryptRequest, EncryptRequest,
+    ItemResult, MacRequest, MacResponse, RewrapRequest, SignRequest, SignResponse, UnwrapRequest,
+    UnwrapResponse, VerifyMacRequest, VerifyRequest, VerifyResponse, WrapRequest,
 };
 use coffer_api::{B64, B64Secret, ErrorCode};
 use coffer_core::kms::{Caller, Sealed, SignInput};
+use coffer_crypto::{EncryptionAlgorithm, SignatureAlgorithm};
 
 use crate::convert::context;
 use crate::error::{ApiError, ApiResult};
@@ -158,36 +160,43 @@ pub async fn rewrap(
     answer!(input, |r| rewrap_one(&state, &caller, r).await)
 }
 
-/// Exactly one of `message` and `digest`; a digest must be 32 bytes.
+/// Exactly one of `message`, `digest` and `mu`; the key's algorithm checks the length.
 fn sign_input<'a>(
     message: &'a Option<B64>,
     digest: &'a Option<B64>,
-    digest_buf: &'a mut [u8; 32],
+    mu: &'a Option<B64>,
 ) -> ApiResult<SignInput<'a>> {
-    match (message, digest) {
-        (Some(m), None) => Ok(SignInput::Message(&m.0)),
-        (None, Some(d)) => {
-            *digest_buf = d.0.as_slice().try_into().map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    "digest must be a 32-byte SHA-256 digest",
-                )
-            })?;
-            Ok(SignInput::Sha256Digest(digest_buf))
-        }
+    match (message, digest, mu) {
+        (Some(m), None, None) => Ok(SignInput::Message(&m.0)),
+        (None, Some(d), None) => Ok(SignInput::Digest(&d.0)),
+        (None, None, Some(mu)) => Ok(SignInput::MlDsaMu(&mu.0)),
         _ => Err(ApiError::new(
             ErrorCode::InvalidRequest,
-            "give exactly one of message and digest",
+            "give exactly one of message, digest and mu",
         )),
     }
 }
 
+fn parse<T: std::str::FromStr>(name: Option<&str>) -> ApiResult<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    name.map(|name| {
+        name.parse::<T>()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
+    })
+    .transpose()
+}
+
 async fn sign_one(state: &AppState, caller: &Caller, r: SignRequest) -> ApiResult<SignResponse> {
-    let mut buf = [0u8; 32];
-    let input = sign_input(&r.message, &r.digest, &mut buf)?;
-    // ML-DSA and hybrid signing run on the bounded pool `startup` gives the service
+    let input = sign_input(&r.message, &r.digest, &r.mu)?;
+    let algorithm = parse::<SignatureAlgorithm>(r.algorithm.as_deref())?;
+    // ML-DSA, hybrid and RSA signing run on the bounded pool `startup` gives the service
     // (`crate::offload`); a full queue answers 503 with `Retry-After`.
-    let s = state.kms.sign(caller, &r.key_id, input).await?;
+    let s = state
+        .kms
+        .sign_with(caller, &r.key_id, algorithm, input)
+        .await?;
     Ok(SignResponse {
         signature: B64(s.signature),
         key_id: s.key_id.to_string(),
@@ -210,11 +219,18 @@ async fn verify_one(
     caller: &Caller,
     r: VerifyRequest,
 ) -> ApiResult<VerifyResponse> {
-    let mut buf = [0u8; 32];
-    let input = sign_input(&r.message, &r.digest, &mut buf)?;
+    let input = sign_input(&r.message, &r.digest, &r.mu)?;
+    let algorithm = parse::<SignatureAlgorithm>(r.algorithm.as_deref())?;
     let v = state
         .kms
-        .verify(caller, &r.key_id, r.key_version, input, &r.signature.0)
+        .verify_with(
+            caller,
+            &r.key_id,
+            r.key_version,
+            algorithm,
+            input,
+            &r.signature.0,
+        )
         .await?;
     Ok(VerifyResponse {
         valid: v.valid,
@@ -230,6 +246,67 @@ pub async fn verify(
     input: OneOrBatch<VerifyRequest>,
 ) -> Response {
     answer!(input, |r| verify_one(&state, &caller, r).await)
+}
+
+async fn encrypt_one(
+    state: &AppState,
+    caller: &Caller,
+    r: EncryptRequest,
+) -> ApiResult<CiphertextResponse> {
+    let algorithm = parse::<EncryptionAlgorithm>(Some(&r.algorithm))?.ok_or(ApiError::new(
+        ErrorCode::InvalidRequest,
+        "algorithm is required",
+    ))?;
+    Ok(sealed(
+        state
+            .kms
+            .encrypt_asymmetric(
+                caller,
+                &r.key_id,
+                r.key_version,
+                algorithm,
+                r.plaintext.expose_secret(),
+            )
+            .await?,
+    ))
+}
+
+/// `POST /v1/kms/encrypt`
+pub async fn encrypt(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    input: OneOrBatch<EncryptRequest>,
+) -> Response {
+    answer!(input, |r| encrypt_one(&state, &caller, r).await)
+}
+
+async fn decrypt_one(
+    state: &AppState,
+    caller: &Caller,
+    r: DecryptRequest,
+) -> ApiResult<UnwrapResponse> {
+    let algorithm = parse::<EncryptionAlgorithm>(Some(&r.algorithm))?.ok_or(ApiError::new(
+        ErrorCode::InvalidRequest,
+        "algorithm is required",
+    ))?;
+    let opened = state
+        .kms
+        .decrypt_asymmetric(caller, &r.key_id, r.key_version, algorithm, &r.ciphertext.0)
+        .await?;
+    Ok(UnwrapResponse {
+        plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
+        key_id: opened.key_id.to_string(),
+        key_version: opened.version.get(),
+    })
+}
+
+/// `POST /v1/kms/decrypt`
+pub async fn decrypt(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    input: OneOrBatch<DecryptRequest>,
+) -> Response {
+    answer!(input, |r| decrypt_one(&state, &caller, r).await)
 }
 
 async fn mac_one(state: &AppState, caller: &Caller, r: MacRequest) -> ApiResult<MacResponse> {

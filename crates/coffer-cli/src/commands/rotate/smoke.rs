@@ -189,6 +189,8 @@ async fn sign(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
         key_id: key.to_owned(),
         message: Some(test_message()),
         digest: None,
+        mu: None,
+        algorithm: None,
     };
     let planned = s.post(paths::SIGN, Some(serde_json::to_value(&request)?));
     let client = s.client().clone();
@@ -207,6 +209,8 @@ async fn sign(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
         key_version: signed.as_ref().map(|r| r.key_version),
         message: request.message.clone(),
         digest: None,
+        mu: None,
+        algorithm: None,
         signature: signed
             .as_ref()
             .map(|r| r.signature.clone())

@@ -17,6 +17,8 @@ use crate::time::Timestamp;
 
 const ED25519: &str = "1.3.101.112";
 const ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
+/// ecdsa-with-SHA384 (RFC 5758).
+const ECDSA_WITH_SHA384: &str = "1.2.840.10045.4.3.3";
 const SUBJECT_KEY_IDENTIFIER: &str = "2.5.29.14";
 
 fn invalid(message: impl Into<String>) -> KmsError {
@@ -119,6 +121,7 @@ fn check_signature(cert: &X509Certificate<'_>, issuer_spki: &[u8]) -> SignatureC
     let expected = match algorithm.as_str() {
         ED25519 => coffer_crypto::KeySpec::Ed25519,
         ECDSA_WITH_SHA256 => coffer_crypto::KeySpec::EcdsaP256,
+        ECDSA_WITH_SHA384 => coffer_crypto::KeySpec::EcdsaP384,
         _ => return SignatureCheck::Unverified("unsupported algorithm"),
     };
     let Ok(public) = PublicKey::from_spki_der(issuer_spki) else {
@@ -159,8 +162,9 @@ fn rcgen_algorithm(public: &PublicKey) -> KmsResult<&'static rcgen::SignatureAlg
     match public {
         PublicKey::Ed25519(_) => Ok(&rcgen::PKCS_ED25519),
         PublicKey::EcdsaP256(_) => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),
+        PublicKey::EcdsaP384(_) => Ok(&rcgen::PKCS_ECDSA_P384_SHA384),
         _ => Err(invalid(
-            "certificates are issued for Ed25519 and ECDSA P-256 keys only",
+            "certificates are issued for Ed25519, ECDSA P-256 and ECDSA P-384 keys only",
         )),
     }
 }
@@ -170,6 +174,7 @@ impl rcgen::PublicKeyData for CofferKey<'_> {
         match self.public {
             PublicKey::Ed25519(raw) => raw,
             PublicKey::EcdsaP256(raw) => raw,
+            PublicKey::EcdsaP384(raw) => raw,
             // `rcgen_algorithm` refuses every other spec before a `CofferKey` is used.
             _ => &[],
         }
