@@ -55,6 +55,8 @@ fn operation(path: &str) -> &'static str {
         "/v1/kms/rewrap" => "rewrap",
         "/v1/kms/sign" => "sign",
         "/v1/kms/verify" => "verify",
+        "/v1/kms/encrypt" => "encrypt",
+        "/v1/kms/decrypt" => "decrypt",
         "/v1/kms/mac" => "mac",
         "/v1/kms/verify-mac" => "verify_mac",
         "/v1/kms/keys" => "keys",

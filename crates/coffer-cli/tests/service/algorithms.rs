@@ -5,7 +5,7 @@
 
 use coffer_api::admin::MintTokenRequest;
 use coffer_api::crypto::{DecryptRequest, EncryptRequest, SignRequest, VerifyRequest};
-use coffer_api::keys::CreateKeyRequest;
+use coffer_api::keys::{CreateKeyRequest, IssueCertificateRequest};
 use coffer_api::{B64, B64Secret, ErrorCode};
 use coffer_client::Client;
 use coffer_crypto::{
@@ -383,6 +383,19 @@ async fn rsa_encrypt_keys_encrypt_and_decrypt_and_nothing_else() {
         ))
         .await;
     assert_eq!(code_of(disabled), ErrorCode::KeyDisabled);
+
+    // Audited like every key operation, refusals included.
+    let log = server.admin().audit_entries(0, 1000).await.unwrap();
+    let ops = |op: &str, outcome: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("\"op\":\"{op}\"")))
+            .filter(|l| l.contains(&format!("\"outcome\":\"{outcome}\"")))
+            .count()
+    };
+    assert!(ops("encrypt", "ok") >= 4, "{log}");
+    assert!(ops("decrypt", "ok") >= 4);
+    assert!(ops("decrypt", "invalid_ciphertext") >= 3);
+    assert!(ops("decrypt", "forbidden") >= 1);
 }
 
 /// The commands a user runs: `coffer keys create --spec rsa-3072`, `coffer sign
@@ -461,4 +474,46 @@ async fn the_cli_creates_signs_verifies_encrypts_and_decrypts() {
     let (code, _, err) = run(&["encrypt", "--key", "alias/inbox", "--plaintext", "hello"]);
     assert_eq!(code, 1);
     assert!(err.contains("wrong_key_purpose"), "{err}");
+}
+
+/// Certificates: a P-384 CA certifies itself and a P-384 leaf, and the chain verifies;
+/// the specs rcgen cannot sign for (RSA, P-521, secp256k1, ML-DSA) are refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p384_keys_issue_and_verify_certificates_other_new_specs_are_refused() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let ca = create_key(&acme, "ecdsa-p384", None).await;
+    let leaf = create_key(&acme, "ecdsa-p384", None).await;
+    let issue = |subject: &str, ca: &str, validity: &str| IssueCertificateRequest {
+        ca_key: ca.into(),
+        subject: subject.into(),
+        validity: validity.into(),
+    };
+    acme.issue_certificate(&ca, &issue("P-384 CA", &ca, "30d"))
+        .await
+        .unwrap();
+    let issued = acme
+        .issue_certificate(&leaf, &issue("leaf", &ca, "10d"))
+        .await
+        .unwrap();
+    assert_eq!(issued.links.len(), 2);
+    let report = acme.verify_chain(&leaf, None).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    assert!(
+        report.links.iter().all(|l| l.signature_ok == Some(true)),
+        "{report:?}"
+    );
+    for spec in ["rsa-2048", "ecdsa-p521", "ecdsa-secp256k1", "ml-dsa-44"] {
+        let key = create_key(&acme, spec, None).await;
+        let refused = acme.issue_certificate(&key, &issue("x", &ca, "10d")).await;
+        match refused {
+            Err(coffer_client::ClientError::Api {
+                status, message, ..
+            }) => {
+                assert_eq!(status, 400, "{spec}");
+                assert!(message.contains("P-384 keys only"), "{spec}: {message}");
+            }
+            other => panic!("{spec}: {other:?}"),
+        }
+    }
 }
