@@ -10,7 +10,8 @@ use std::hint::black_box;
 
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{
-    AeadKey, EncryptionContext, KeyMaterial, KeySpec, MacKey, PqVerifyMode, VerifyingKey,
+    AeadKey, EncryptionAlgorithm, EncryptionContext, KeyMaterial, KeySpec, MacKey, PqVerifyMode,
+    VerifyingKey,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -63,6 +64,22 @@ fn signatures(c: &mut Criterion) {
                     .verify(black_box(&message), &signature, PqVerifyMode::And)
                     .unwrap()
             })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("rsa_oaep");
+    for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
+        let KeyMaterial::Signing(key) = KeyMaterial::generate(spec).unwrap() else {
+            unreachable!()
+        };
+        let public = key.public_key();
+        let algorithm = EncryptionAlgorithm::RsaOaepSha256;
+        let ciphertext = public.encrypt(algorithm, &[0x17; 32]).unwrap();
+        group.bench_function(format!("encrypt_{spec}"), |b| {
+            b.iter(|| public.encrypt(algorithm, black_box(&[0x17; 32])).unwrap())
+        });
+        group.bench_function(format!("decrypt_{spec}"), |b| {
+            b.iter(|| key.decrypt(algorithm, black_box(&ciphertext)).unwrap())
         });
     }
     group.finish();

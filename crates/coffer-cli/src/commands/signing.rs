@@ -257,23 +257,41 @@ mod tests {
     }
 
     #[test]
-    fn a_digest_must_be_32_bytes_of_hex() {
-        let Command::Sign(args) = parse(&["sign", "--key", "k", "--digest-hex", "abcd"])
+    fn a_digest_or_mu_must_be_hex_and_excludes_the_other() {
+        // The length is the algorithm's to check (SHA-256, -384, -512): the server's.
+        let Command::Sign(args) = parse(&["sign", "--key", "k", "--digest-hex", "abcz"])
             .unwrap()
             .command
         else {
             panic!("not sign")
         };
-        assert!(message_or_digest(args.message, args.digest_hex).is_err());
-        let (message, digest) = message_or_digest(
+        assert!(signed_input(args.message, args.digest_hex, args.mu_hex).is_err());
+        let input = signed_input(
             MessageArgs {
                 message: None,
                 input: None,
             },
-            Some("00".repeat(32)),
+            Some("00".repeat(48)),
+            None,
         )
         .unwrap();
-        assert!(message.is_none());
-        assert_eq!(digest.unwrap().0, vec![0u8; 32]);
+        assert!(input.message.is_none() && input.mu.is_none());
+        assert_eq!(input.digest.unwrap().0, vec![0u8; 48]);
+        let mu = "11".repeat(64);
+        let digest = "ab".repeat(32);
+        assert!(parse(&["sign", "--key", "k", "--mu-hex", &mu]).is_ok());
+        assert!(
+            parse(&[
+                "sign",
+                "--key",
+                "k",
+                "--mu-hex",
+                &mu,
+                "--digest-hex",
+                &digest
+            ])
+            .is_err()
+        );
+        assert!(parse(&["sign", "--key", "k", "--mu-hex", &mu, "--message", "m"]).is_err());
     }
 }

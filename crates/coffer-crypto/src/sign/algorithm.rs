@@ -57,7 +57,7 @@ pub enum DigestAlgorithm {
 
 impl DigestAlgorithm {
     /// Digest length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn output_len(self) -> usize {
         match self {
             Self::Sha256 => 32,
             Self::Sha384 => 48,
