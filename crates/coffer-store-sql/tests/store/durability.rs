@@ -150,13 +150,24 @@ async fn secrets_of_every_spec(keys: &KeyService, custody: &SealedCustody) -> Ve
         let spare = keys.add_spare(tenant.id, key.id, &actor()).await.unwrap();
         for version in [first, spare] {
             let material: KeyMaterial = keys.load_material(&key, &version).await.unwrap();
-            // Past the two header bytes is the key, seed or scalar; a P-256 body also
-            // carries its public point, which is public (and stored), so only the
-            // scalar counts.
+            // Past the two header bytes is the key, seed, scalar or PKCS #8. Public
+            // parts are stored in the clear on purpose, so they do not count: an ECDSA
+            // body ends with its public point; an RSA PKCS #8 carries the modulus, so
+            // only what follows it (the exponents and primes) counts.
             let stored = material.to_stored().unwrap();
             let body = &stored.expose_secret()[2..];
-            let secret = if spec == KeySpec::EcdsaP256 {
-                &body[..32]
+            let public = material.public_key().map(|p| p.raw()).unwrap_or_default();
+            let secret = if spec.is_rsa() {
+                // RSAPublicKey DER: SEQUENCE and INTEGER headers (4 + 5 bytes with the
+                // sign byte), the modulus, then e = 65537 (5 bytes).
+                let modulus = &public[9..public.len() - 5];
+                let at = body
+                    .windows(modulus.len())
+                    .position(|w| w == modulus)
+                    .unwrap();
+                &body[at + modulus.len()..]
+            } else if spec.as_str().starts_with("ecdsa-") {
+                &body[..body.len() - public.len()]
             } else {
                 body
             };
