@@ -43,6 +43,9 @@ pub enum ErrorCode {
     KeyExpired,
     /// 409: the key's purpose does not allow this operation.
     WrongKeyPurpose,
+    /// 409: a rotation would retire a version recently used for untracked material
+    /// (start it with `retire_untracked` to accept that).
+    UntrackedUse,
     /// 409: another state conflict (alias taken, concurrent change, illegal transition).
     Conflict,
     /// 413: the body is larger than the server accepts.
@@ -69,6 +72,7 @@ impl ErrorCode {
             | Self::VersionRetired
             | Self::KeyExpired
             | Self::WrongKeyPurpose
+            | Self::UntrackedUse
             | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
@@ -89,6 +93,7 @@ impl ErrorCode {
             Self::VersionRetired => "version_retired",
             Self::KeyExpired => "key_expired",
             Self::WrongKeyPurpose => "wrong_key_purpose",
+            Self::UntrackedUse => "untracked_use",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::TooManyRequests => "too_many_requests",

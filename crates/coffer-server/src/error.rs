@@ -54,6 +54,7 @@ impl From<KmsError> for ApiError {
             KmsError::KeyExpired(_) => ErrorCode::KeyExpired,
             KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
             KmsError::Conflict(_) => ErrorCode::Conflict,
+            KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
             KmsError::Sealed => ErrorCode::Sealed,
             KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,
             KmsError::Internal(_) => ErrorCode::Internal,

@@ -97,14 +97,15 @@ pub struct RotateOptions {
 /// The rotate commands.
 #[derive(Subcommand)]
 pub enum RotateCommand {
-    /// Check the server is ready and the key enabled; show its versions and users.
-    Preflight(KeyArg),
+    /// Check the server is ready, the key enabled and its primary not recently used for
+    /// untracked material; show its versions and users.
+    Preflight(StartArgs),
     /// Start a rotation and run it up to, not past, the switch; prints its id.
-    Stage(KeyArg),
+    Stage(StartArgs),
     /// Smoke-test the key's primary version (wrap+unwrap, sign+verify, mac+verify).
     Validate(ValidateArgs),
     /// Preflight, then a rotation through every step, then validate.
-    All(ValidateArgs),
+    All(AllArgs),
     /// Undo a rotation that has not switched (after the switch: resume it).
     Rollback(IdArg),
     /// Run a rotation on from its next step.
@@ -127,6 +128,47 @@ pub struct KeyArg {
     /// Key id or alias/NAME.
     #[arg(value_name = "KEY")]
     key: String,
+}
+
+/// A key about to be rotated.
+#[derive(Args)]
+pub struct StartArgs {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+    #[command(flatten)]
+    untracked: UntrackedArg,
+}
+
+/// `--retire-untracked`.
+#[derive(Args)]
+pub struct UntrackedArg {
+    /// Rotate even though the primary version was used for untracked material (plain
+    /// encrypt/decrypt, data keys without --track-id) within the server's
+    /// rotation.untracked_window. Rotation never rewraps such ciphertexts; the old
+    /// version stays retiring (decrypt-only) until unused for rotation.retire_after_quiet.
+    /// Recorded in the evidence and in the rotation's audit entry.
+    #[arg(long)]
+    retire_untracked: bool,
+}
+
+impl UntrackedArg {
+    fn policy(&self) -> checks::Untracked {
+        if self.retire_untracked {
+            checks::Untracked::Retire
+        } else {
+            checks::Untracked::Refuse
+        }
+    }
+}
+
+/// `all`.
+#[derive(Args)]
+pub struct AllArgs {
+    #[command(flatten)]
+    target: ValidateArgs,
+    #[command(flatten)]
+    untracked: UntrackedArg,
 }
 
 /// One rotation.
@@ -294,10 +336,15 @@ async fn dispatch(
 ) -> (Session, anyhow::Result<Verdict>) {
     let s = &mut session;
     let result = match command {
-        RotateCommand::Preflight(KeyArg { key }) => checks::preflight(s, &key).await,
+        RotateCommand::Preflight(args) => {
+            checks::preflight(s, &args.key, args.untracked.policy()).await
+        }
         RotateCommand::References(KeyArg { key }) => checks::references(s, &key).await,
-        RotateCommand::Stage(KeyArg { key }) => saga::stage(s, &key).await,
-        RotateCommand::All(args) => saga::all(s, &args.key, args.corpus.as_deref()).await,
+        RotateCommand::Stage(args) => saga::stage(s, &args.key, args.untracked.policy()).await,
+        RotateCommand::All(args) => {
+            let policy = args.untracked.policy();
+            saga::all(s, &args.target.key, args.target.corpus.as_deref(), policy).await
+        }
         RotateCommand::Resume(args) => saga::resume(s, &args.id, args.until).await,
         RotateCommand::Rollback(IdArg { id }) => saga::rollback(s, &id).await,
         RotateCommand::Status(IdArg { id }) => saga::status(s, &id).await,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use coffer_crypto::{KeyMaterial, PublicKey};
 
+use crate::usage::UseKind;
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::audit::Actor;
@@ -296,7 +297,7 @@ impl Kms {
         else {
             return Err(KmsError::Internal("CA primary version not loaded".into()));
         };
-        let _in_flight = self.in_flight(caller, ca.key.id, ca_number);
+        let _in_flight = self.in_flight(caller, &ca.key, ca_number, UseKind::Sign);
         let leaf = x509::issue(
             &x509::Request {
                 subject_cn: &request.subject_cn,

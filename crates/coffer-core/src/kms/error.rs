@@ -52,6 +52,10 @@ pub enum KmsError {
     /// A state conflict.
     #[error("{0}")]
     Conflict(String),
+    /// A rotation would retire a version recently used for material Coffer does not
+    /// track (the message names the principals, counts and last use).
+    #[error("{0}")]
+    UntrackedUse(String),
     /// Custody is sealed.
     #[error("the server is sealed")]
     Sealed,
@@ -83,6 +87,7 @@ impl KmsError {
             Self::KeyExpired(_) => "key_expired",
             Self::WrongPurpose { .. } => "wrong_key_purpose",
             Self::Conflict(_) => "conflict",
+            Self::UntrackedUse(_) => "untracked_use",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
             Self::Internal(_) => "internal",

@@ -3,6 +3,7 @@
 
 use coffer_crypto::EncryptionContext;
 
+use crate::usage::UseKind;
 use super::unwrap::{header, open_with};
 use super::wrap::{Sealed, seal_primary};
 use super::{Caller, Kms, KmsError, KmsResult};
@@ -58,10 +59,10 @@ impl Kms {
             Some(reference) => self.key_for(caller, Operation::Rewrap, reference).await?,
             None => source.clone(),
         };
-        let _source_in_flight = self.in_flight(caller, source_id, version);
+        let _source_in_flight = self.in_flight(caller, &source.key, version, UseKind::Decrypt);
         let _target_in_flight = target
             .primary
-            .map(|v| self.in_flight(caller, target.key.id, v));
+            .map(|v| self.in_flight(caller, &target.key, v, UseKind::Encrypt));
         let opened = open_with(&source, version, ciphertext, context)?;
         seal_primary(
             &target,

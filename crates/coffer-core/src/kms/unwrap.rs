@@ -3,6 +3,7 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
 
+use crate::usage::UseKind;
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
@@ -99,7 +100,7 @@ impl Kms {
         let (key_id, version) = header(ciphertext)?;
         let tenant = Self::tenant_of(caller)?;
         let entry = self.entry_in_scope(caller, tenant, key_id).await?;
-        let _in_flight = self.in_flight(caller, key_id, version);
+        let _in_flight = self.in_flight(caller, &entry.key, version, UseKind::Decrypt);
         open_with(&entry, version, ciphertext, context)
     }
 }

@@ -1,5 +1,6 @@
 //! verify: check a signature against a version (default: the primary).
 
+use crate::usage::UseKind;
 use super::sign::SignInput;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
@@ -47,7 +48,7 @@ impl Kms {
         let entry = self.key_for(caller, Operation::Verify, reference).await?;
         require_usable(&entry, KeyPurpose::Sign, "verify")?;
         let (number, ready) = entry.ready_to_check(version)?;
-        let _in_flight = self.in_flight(caller, entry.key.id, number);
+        let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Verify);
         let verifier = ready
             .verifier
             .as_ref()

@@ -3,6 +3,7 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial};
 
+use crate::usage::UseKind;
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
@@ -85,7 +86,7 @@ impl Kms {
         }
         let _in_flight = entry
             .primary
-            .map(|v| self.in_flight(caller, entry.key.id, v));
+            .map(|v| self.in_flight(caller, &entry.key, v, UseKind::Encrypt));
         seal_primary(&entry, plaintext, context)
     }
 }

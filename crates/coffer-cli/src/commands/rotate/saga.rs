@@ -47,10 +47,15 @@ const INVARIANTS: [&str; 6] = [
 ];
 
 /// Starts a rotation up to, not past, the switch. Stdout: the rotation id.
-pub async fn stage(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
+pub async fn stage(
+    s: &mut Session,
+    key: &str,
+    untracked: checks::Untracked,
+) -> anyhow::Result<Verdict> {
     let request = StartRotationRequest {
         key_id: key.to_owned(),
         until: Some("stage".into()),
+        retire_untracked: untracked == checks::Untracked::Retire,
     };
     let Some(view) = start(s, "stage.start", &request).await? else {
         return Ok(Verdict::Planned);
@@ -77,8 +82,13 @@ pub async fn stage(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
 }
 
 /// Preflight, a rotation through every step, then validate.
-pub async fn all(s: &mut Session, key: &str, corpus: Option<&Path>) -> anyhow::Result<Verdict> {
-    if checks::preflight(s, key).await? == Verdict::Failed {
+pub async fn all(
+    s: &mut Session,
+    key: &str,
+    corpus: Option<&Path>,
+    untracked: checks::Untracked,
+) -> anyhow::Result<Verdict> {
+    if checks::preflight(s, key, untracked).await? == Verdict::Failed {
         eprintln!("preflight failed: no rotation was started");
         return Ok(Verdict::Failed);
     }
@@ -87,6 +97,7 @@ pub async fn all(s: &mut Session, key: &str, corpus: Option<&Path>) -> anyhow::R
     let request = StartRotationRequest {
         key_id: key.to_owned(),
         until: Some("switch_pointer".to_owned()),
+        retire_untracked: untracked == checks::Untracked::Retire,
     };
     let rotation = start(s, "rotation.start", &request).await?;
     if let Some(view) = &rotation {
