@@ -140,10 +140,7 @@ mod tests {
             assert_eq!(kind.as_str().parse::<UseKind>().unwrap(), kind);
         }
         assert!("wrap".parse::<UseKind>().is_err());
-        let untracked: Vec<_> = UseKind::ALL
-            .iter()
-            .filter(|k| k.is_untracked())
-            .collect();
+        let untracked: Vec<_> = UseKind::ALL.iter().filter(|k| k.is_untracked()).collect();
         assert_eq!(untracked, [&UseKind::Encrypt, &UseKind::Decrypt]);
     }
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use coffer_crypto::{KeyMaterial, PublicKey};
 
-use crate::usage::UseKind;
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::audit::Actor;
@@ -22,6 +21,7 @@ use crate::key::KeyPurpose;
 use crate::store::Record;
 use crate::time::Timestamp;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// How a link's signature checked out against its issuer's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

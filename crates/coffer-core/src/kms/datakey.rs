@@ -3,11 +3,11 @@
 
 use coffer_crypto::{EncryptionContext, SecretBytes};
 
-use crate::usage::UseKind;
 use super::wrap::{Sealed, seal_primary};
 use super::{Caller, Kms, KmsError, KmsResult};
 use crate::audit::Actor;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// Data key lengths accepted.
 pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=64;

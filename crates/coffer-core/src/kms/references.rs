@@ -91,7 +91,11 @@ impl References {
 
     /// Operations in flight on a version.
     pub fn in_flight(&self, key: KeyId, version: VersionNumber) -> u64 {
-        self.lock().in_flight.get(&(key, version)).copied().unwrap_or(0)
+        self.lock()
+            .in_flight
+            .get(&(key, version))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Moves the deltas accumulated since the last flush to `store`, in one
@@ -155,12 +159,18 @@ impl References {
             .collect();
         // Per version, most recent use first.
         out.sort_by(|a, b| {
-            (a.of.version, std::cmp::Reverse(a.count.last_seen), a.of.principal, a.of.kind).cmp(&(
-                b.of.version,
-                std::cmp::Reverse(b.count.last_seen),
-                b.of.principal,
-                b.of.kind,
-            ))
+            (
+                a.of.version,
+                std::cmp::Reverse(a.count.last_seen),
+                a.of.principal,
+                a.of.kind,
+            )
+                .cmp(&(
+                    b.of.version,
+                    std::cmp::Reverse(b.count.last_seen),
+                    b.of.principal,
+                    b.of.kind,
+                ))
         });
         Ok(out)
     }

@@ -3,11 +3,11 @@
 
 use coffer_crypto::EncryptionContext;
 
-use crate::usage::UseKind;
 use super::unwrap::{header, open_with};
 use super::wrap::{Sealed, seal_primary};
 use super::{Caller, Kms, KmsError, KmsResult};
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 impl Kms {
     /// Moves an envelope to `destination` (default: the same key's primary).

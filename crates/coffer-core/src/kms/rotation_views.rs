@@ -158,11 +158,7 @@ impl Kms {
             .references
             .key_use(self.keys.store().as_ref(), tenant, key)
             .await?;
-        let untracked_since = self
-            .keys
-            .clock()
-            .now()
-            .minus(self.options.untracked_window);
+        let untracked_since = self.keys.clock().now().minus(self.options.untracked_window);
         let out = versions
             .iter()
             .map(|v| VersionReferences {

@@ -2,11 +2,11 @@
 
 use coffer_crypto::{KeyMaterial, KeySpec, SignatureAlgorithm};
 
-use crate::usage::UseKind;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// What to sign.
 #[derive(Debug, Clone, Copy)]

@@ -45,11 +45,7 @@ impl Kms {
         key: KeyId,
         version: VersionNumber,
     ) -> KmsResult<Vec<VersionUse>> {
-        let since = self
-            .keys
-            .clock()
-            .now()
-            .minus(self.options.untracked_window);
+        let since = self.keys.clock().now().minus(self.options.untracked_window);
         let mut uses: Vec<VersionUse> = self
             .references
             .key_use(self.keys.store().as_ref(), tenant, key)

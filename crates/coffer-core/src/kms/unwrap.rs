@@ -3,13 +3,13 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
 
-use crate::usage::UseKind;
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::lifecycle::VersionState;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// A decrypted envelope.
 #[derive(Debug)]

@@ -1,11 +1,11 @@
 //! verify: check a signature against a version (default: the primary).
 
-use crate::usage::UseKind;
 use super::sign::SignInput;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// A verification outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

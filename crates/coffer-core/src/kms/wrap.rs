@@ -3,12 +3,12 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial};
 
-use crate::usage::UseKind;
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// Largest plaintext wrap accepts (as AWS KMS `Encrypt`): wrap is for keys and small
 /// secrets; bulk data is encrypted locally under a data key.

@@ -23,7 +23,11 @@ pub enum Untracked {
 
 /// The checks a rotation needs, each recorded as evidence. Fails when any check
 /// fails; "unknown" (the running-rotation check) does not fail it.
-pub async fn preflight(s: &mut Session, key: &str, untracked: Untracked) -> anyhow::Result<Verdict> {
+pub async fn preflight(
+    s: &mut Session,
+    key: &str,
+    untracked: Untracked,
+) -> anyhow::Result<Verdict> {
     let mut checks = Checks::default();
     ready(s, &mut checks).await?;
     let key_view = key_enabled(s, key, &mut checks).await?;
@@ -397,7 +401,8 @@ mod tests {
         assert_eq!(lines.len(), 4, "{text}");
         assert!(lines[1].starts_with("1        inactive"), "{text}");
         assert!(
-            lines[1].ends_with("tok-a      encrypt  2025-12-01T00:00:00Z  2026-01-01T00:00:00Z  10"),
+            lines[1]
+                .ends_with("tok-a      encrypt  2025-12-01T00:00:00Z  2026-01-01T00:00:00Z  10"),
             "{text}"
         );
         assert!(lines[2].trim_start().starts_with("tok-b"), "{text}");
