@@ -269,13 +269,10 @@ impl Model for SagaModel {
             Property::sometimes("a quiet version is retired", |_, w: &World| {
                 w.versions.iter().any(|v| v.1 == VersionState::Retired)
             }),
-            Property::sometimes(
-                "a reactivated version is retiring again",
-                |_, w: &World| {
-                    w.reactivations_left == 0
-                        && w.versions.iter().any(|v| v.1 == VersionState::Retiring)
-                },
-            ),
+            Property::sometimes("a reactivated version is retiring again", |_, w: &World| {
+                w.reactivations_left == 0
+                    && w.versions.iter().any(|v| v.1 == VersionState::Retiring)
+            }),
             Property::sometimes(
                 "a second request is refused while one runs",
                 |_, w: &World| {
