@@ -479,6 +479,10 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
         evidence.contains("accepted with --retire-untracked") && evidence.contains(&principal),
         "{evidence}"
     );
+    assert!(
+        evidence.contains("\"rotation.retire-untracked\""),
+        "{evidence}"
+    );
     // The start's audit entry records the choice and the use it accepted.
     let log = server.admin().audit_entries(0, 10_000).await.unwrap();
     assert!(

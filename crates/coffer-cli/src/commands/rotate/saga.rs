@@ -21,7 +21,7 @@ use coffer_api::rotation::{
 use coffer_client::{ClientError, Waited, request_paths};
 use serde_json::{Value, json};
 
-use super::session::{Session, Step};
+use super::session::{Outcome, Session, Step};
 use super::{Verdict, checks, smoke};
 use crate::commands::{print_json, print_line, table};
 
@@ -278,6 +278,18 @@ async fn start(
     request: &StartRotationRequest,
 ) -> anyhow::Result<Option<RotationView>> {
     let planned = s.post(paths::ROTATIONS, Some(serde_json::to_value(request)?));
+    if request.retire_untracked && !s.dry_run() {
+        // The operator's choice is evidence in itself, whatever the request body shows.
+        s.record(
+            "rotation.retire-untracked",
+            Outcome::Ok,
+            json!({
+                "key_id": request.key_id,
+                "detail": "--retire-untracked: recent untracked use of the primary accepted;                            the old version stays retiring (decrypt-only) until quiet",
+            }),
+            None,
+        )?;
+    }
     let client = s.client().clone();
     let call = client.start_rotation(request);
     let view = match s.run(step, &planned, call, rotation_evidence).await? {
