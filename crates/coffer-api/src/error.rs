@@ -43,6 +43,9 @@ pub enum ErrorCode {
     KeyExpired,
     /// 409: the key's purpose does not allow this operation.
     WrongKeyPurpose,
+    /// 409: the key's primary version is not the one the request names
+    /// (`expect_version` of a rotation start).
+    VersionMismatch,
     /// 409: a rotation would retire a version recently used for untracked material
     /// (start it with `retire_untracked` to accept that).
     UntrackedUse,
@@ -72,6 +75,7 @@ impl ErrorCode {
             | Self::VersionRetired
             | Self::KeyExpired
             | Self::WrongKeyPurpose
+            | Self::VersionMismatch
             | Self::UntrackedUse
             | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
@@ -93,6 +97,7 @@ impl ErrorCode {
             Self::VersionRetired => "version_retired",
             Self::KeyExpired => "key_expired",
             Self::WrongKeyPurpose => "wrong_key_purpose",
+            Self::VersionMismatch => "version_mismatch",
             Self::UntrackedUse => "untracked_use",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",

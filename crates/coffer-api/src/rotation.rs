@@ -12,6 +12,12 @@ pub struct StartRotationRequest {
     /// Default: run every step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// Start only if the key's primary version is this one (seed 001's
+    /// `KMS_KEY_VERSION`); otherwise `409 version_mismatch` and nothing changes. The
+    /// store checks it in the transaction that records the rotation, so a rotation
+    /// that switches the key at the same moment cannot slip between check and start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_version: Option<u32>,
     /// Start even though the current primary was used for untracked material (plain
     /// `wrap`/`unwrap`, untracked data keys) within `rotation.untracked_window`; without
     /// it such a start is refused with `untracked_use` (409). The start's audit entry
@@ -158,7 +164,8 @@ pub struct PrincipalUse {
     /// Token id.
     pub principal: String,
     /// `encrypt` or `decrypt` (untracked material: what a rotation cannot rewrap),
-    /// `tracked-datakey`, `sign` or `verify`.
+    /// `tracked-datakey`, `sign`, `verify`, or `probe` (a ciphertext whose context
+    /// carries `coffer:probe`, e.g. `coffer rotate validate`'s round trip).
     pub kind: String,
     /// First use (RFC 3339).
     pub first_seen: String,

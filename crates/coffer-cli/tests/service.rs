@@ -3,6 +3,7 @@
 //! driven through `coffer-client` and through the `coffer` binary.
 
 mod service {
+    pub mod admin_powers;
     pub mod api;
     pub mod audit;
     pub mod audit_pages;
@@ -18,6 +19,7 @@ mod service {
     pub mod rotation_worker;
     pub mod runbook004;
     pub mod sealed;
+    pub mod seed001;
     pub mod seed004;
     pub mod tokens;
     pub mod tour;

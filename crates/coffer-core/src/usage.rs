@@ -29,7 +29,16 @@ pub enum UseKind {
     Sign,
     /// Verified a signature.
     Verify,
+    /// Sealed or opened a ciphertext whose encryption context carries
+    /// [`PROBE_CONTEXT_KEY`]: a test round trip (`coffer rotate validate`) that keeps
+    /// nothing. The key is bound into the ciphertext, so no other ciphertext can be
+    /// opened as a probe. Use for the quiet period; not untracked use for preflight.
+    Probe,
 }
+
+/// The encryption-context key that declares a ciphertext disposable (see
+/// [`UseKind::Probe`]). Its value is free (the smoke test names itself).
+pub const PROBE_CONTEXT_KEY: &str = "coffer:probe";
 
 impl UseKind {
     /// Every kind.
@@ -39,6 +48,7 @@ impl UseKind {
         Self::TrackedDatakey,
         Self::Sign,
         Self::Verify,
+        Self::Probe,
     ];
 
     /// The stored and displayed name.
@@ -49,12 +59,23 @@ impl UseKind {
             Self::TrackedDatakey => "tracked-datakey",
             Self::Sign => "sign",
             Self::Verify => "verify",
+            Self::Probe => "probe",
         }
     }
 
     /// True for use of material only the caller holds: retiring the version strands it.
     pub const fn is_untracked(self) -> bool {
         matches!(self, Self::Encrypt | Self::Decrypt)
+    }
+
+    /// `untracked` (`Encrypt` or `Decrypt`), unless `context` declares the ciphertext a
+    /// probe.
+    pub fn of_ciphertext(untracked: Self, context: &coffer_crypto::EncryptionContext) -> Self {
+        if context.pairs().any(|(key, _)| key == PROBE_CONTEXT_KEY) {
+            Self::Probe
+        } else {
+            untracked
+        }
     }
 }
 
@@ -142,6 +163,26 @@ mod tests {
         assert!("wrap".parse::<UseKind>().is_err());
         let untracked: Vec<_> = UseKind::ALL.iter().filter(|k| k.is_untracked()).collect();
         assert_eq!(untracked, [&UseKind::Encrypt, &UseKind::Decrypt]);
+    }
+
+    #[test]
+    fn only_a_context_with_the_probe_key_makes_a_probe() {
+        use coffer_crypto::EncryptionContext;
+        let probe =
+            EncryptionContext::from_pairs([(PROBE_CONTEXT_KEY, "rotate-validate")]).unwrap();
+        let plain = EncryptionContext::from_pairs([("purpose", "coffer:probe")]).unwrap();
+        assert_eq!(
+            UseKind::of_ciphertext(UseKind::Encrypt, &probe),
+            UseKind::Probe
+        );
+        assert_eq!(
+            UseKind::of_ciphertext(UseKind::Decrypt, &plain),
+            UseKind::Decrypt
+        );
+        assert_eq!(
+            UseKind::of_ciphertext(UseKind::Encrypt, &EncryptionContext::new()),
+            UseKind::Encrypt
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!   `list`. The server runs a saga in its rotation worker and answers a start or
 //!   resume with 202; these commands then poll the rotation until it settles.
 //! - `rotate/smoke.rs` — `validate`; `rotate/corpus.rs` — `dual-unwrap`.
+//! - `rotate/health.rs`, `rotate/hooks.rs` (with `hook_process.rs` and `scrub.rs`) —
+//!   the profile's health-check URLs and hook commands (seed 001), run at their points
+//!   of `preflight`, `stage`, `all`, `validate` and `rollback`.
 //!
 //! Exit status: 0 success (and a dry run whose local inputs are valid); 1 a failed
 //! check, a failed step, a refused rollback, a violated invariant; 2 a usage error,
@@ -22,10 +25,15 @@
 mod checks;
 mod corpus;
 mod evidence;
+mod health;
+mod hook_process;
+mod hooks;
 mod profile;
 mod saga;
+mod scrub;
 mod session;
 mod smoke;
+mod versions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,7 +109,7 @@ pub enum RotateCommand {
     /// untracked material; show its versions and users.
     Preflight(StartArgs),
     /// Start a rotation and run it up to, not past, the switch; prints its id.
-    Stage(StartArgs),
+    Stage(StageArgs),
     /// Smoke-test the key's primary version (wrap+unwrap, sign+verify, mac+verify).
     Validate(ValidateArgs),
     /// Preflight, then a rotation through every step, then validate.
@@ -130,7 +138,7 @@ pub struct KeyArg {
     key: String,
 }
 
-/// A key about to be rotated.
+/// `preflight`.
 #[derive(Args)]
 pub struct StartArgs {
     /// Key id or alias/NAME.
@@ -162,15 +170,6 @@ impl UntrackedArg {
     }
 }
 
-/// `all`.
-#[derive(Args)]
-pub struct AllArgs {
-    #[command(flatten)]
-    target: ValidateArgs,
-    #[command(flatten)]
-    untracked: UntrackedArg,
-}
-
 /// One rotation.
 #[derive(Args)]
 pub struct IdArg {
@@ -188,6 +187,43 @@ pub struct ValidateArgs {
     /// Also unwrap every ciphertext of this corpus (see dual-unwrap).
     #[arg(long, value_name = "FILE")]
     corpus: Option<PathBuf>,
+}
+
+/// `stage`.
+#[derive(Args)]
+pub struct StageArgs {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+    #[command(flatten)]
+    versions: VersionChecks,
+    #[command(flatten)]
+    untracked: UntrackedArg,
+}
+
+/// `all`.
+#[derive(Args)]
+pub struct AllArgs {
+    #[command(flatten)]
+    validate: ValidateArgs,
+    #[command(flatten)]
+    versions: VersionChecks,
+    #[command(flatten)]
+    untracked: UntrackedArg,
+}
+
+/// Seed 001's `KMS_KEY_VERSION` and `NEXT_KMS_KEY_VERSION`, as checks.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct VersionChecks {
+    /// Start only if the key's primary version is N (the server checks it as the
+    /// rotation starts, so a concurrent rotation cannot slip in); otherwise exit 1
+    /// with nothing changed.
+    #[arg(long, value_name = "N")]
+    pub expect_version: Option<u32>,
+    /// Fail the run unless the switch makes version M the primary (stage, which stops
+    /// before the switch: unless the staged version is M).
+    #[arg(long, value_name = "M")]
+    pub next_version: Option<u32>,
 }
 
 /// `list`.
@@ -292,7 +328,13 @@ pub async fn run(global: &Globals, args: RotateArgs) -> anyhow::Result<ExitCode>
         .map(Evidence::open)
         .transpose()?;
     let client = Client::new(&target.api, target.token)?;
+    let mut hook_env = std::collections::BTreeMap::new();
+    if let Some(env) = options.env {
+        hook_env.insert("COFFER_ENV", env.name().to_owned());
+    }
     let session = Session {
+        runbook: target.runbook,
+        hook_env,
         reentry: reentry(&options, client.base_url()),
         client,
         ops: target.ops,
@@ -340,10 +382,25 @@ async fn dispatch(
             checks::preflight(s, &args.key, args.untracked.policy()).await
         }
         RotateCommand::References(KeyArg { key }) => checks::references(s, &key).await,
-        RotateCommand::Stage(args) => saga::stage(s, &args.key, args.untracked.policy()).await,
-        RotateCommand::All(args) => {
-            let policy = args.untracked.policy();
-            saga::all(s, &args.target.key, args.target.corpus.as_deref(), policy).await
+        RotateCommand::Stage(StageArgs {
+            key,
+            versions,
+            untracked,
+        }) => saga::stage(s, &key, versions, untracked.policy()).await,
+        RotateCommand::All(AllArgs {
+            validate,
+            versions,
+            untracked,
+        }) => {
+            let policy = untracked.policy();
+            saga::all(
+                s,
+                &validate.key,
+                validate.corpus.as_deref(),
+                versions,
+                policy,
+            )
+            .await
         }
         RotateCommand::Resume(args) => saga::resume(s, &args.id, args.until).await,
         RotateCommand::Rollback(IdArg { id }) => saga::rollback(s, &id).await,

@@ -545,6 +545,7 @@ async fn rotation_views_and_refused_rotation_calls_are_recorded() {
         .client(&narrow.token)
         .start_rotation(&coffer_api::rotation::StartRotationRequest {
             key_id: key.clone(),
+            until: None,
             ..Default::default()
         })
         .await;

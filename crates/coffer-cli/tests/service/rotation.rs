@@ -34,6 +34,7 @@ pub async fn accepted(
             key_id: key.into(),
             until: until.map(str::to_owned),
             retire_untracked: true,
+            ..Default::default()
         })
         .await
 }
@@ -483,6 +484,18 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
         evidence.contains("\"rotation.retire-untracked\""),
         "{evidence}"
     );
+    // `all`'s validation round trip on version 2 is a probe, not untracked use: the
+    // next rotation's preflight passes.
+    let refs = acme.references(&key).await.unwrap();
+    let v2 = refs.versions.iter().find(|v| v.version == 2).unwrap();
+    let kinds: Vec<&str> = v2.principals.iter().map(|p| p.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"probe") && !kinds.contains(&"encrypt"),
+        "{kinds:?}"
+    );
+    let again = run(&["rotate", "preflight", "alias/kek"]);
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{said}");
     // The start's audit entry records the choice and the use it accepted.
     let log = server.admin().audit_entries(0, 10_000).await.unwrap();
     assert!(

@@ -59,10 +59,21 @@ impl Kms {
             Some(reference) => self.key_for(caller, Operation::Rewrap, reference).await?,
             None => source.clone(),
         };
-        let _source_in_flight = self.in_flight(caller, &source.key, version, UseKind::Decrypt);
-        let _target_in_flight = target
-            .primary
-            .map(|v| self.in_flight(caller, &target.key, v, UseKind::Encrypt));
+        let _source_in_flight = self.in_flight(
+            caller,
+            &source.key,
+            version,
+            UseKind::of_ciphertext(UseKind::Decrypt, context),
+        );
+        let _target_in_flight = target.primary.map(|v| {
+            let sealed = destination_context.unwrap_or(context);
+            self.in_flight(
+                caller,
+                &target.key,
+                v,
+                UseKind::of_ciphertext(UseKind::Encrypt, sealed),
+            )
+        });
         let opened = open_with(&source, version, ciphertext, context)?;
         seal_primary(
             &target,

@@ -100,7 +100,12 @@ impl Kms {
         let (key_id, version) = header(ciphertext)?;
         let tenant = Self::tenant_of(caller)?;
         let entry = self.entry_in_scope(caller, tenant, key_id).await?;
-        let _in_flight = self.in_flight(caller, &entry.key, version, UseKind::Decrypt);
+        let _in_flight = self.in_flight(
+            caller,
+            &entry.key,
+            version,
+            UseKind::of_ciphertext(UseKind::Decrypt, context),
+        );
         open_with(&entry, version, ciphertext, context)
     }
 }

@@ -84,9 +84,14 @@ impl Kms {
                 plaintext.len()
             )));
         }
-        let _in_flight = entry
-            .primary
-            .map(|v| self.in_flight(caller, &entry.key, v, UseKind::Encrypt));
+        let _in_flight = entry.primary.map(|v| {
+            self.in_flight(
+                caller,
+                &entry.key,
+                v,
+                UseKind::of_ciphertext(UseKind::Encrypt, context),
+            )
+        });
         seal_primary(&entry, plaintext, context)
     }
 }

@@ -70,6 +70,7 @@ pub async fn start(
             &caller,
             &r.key_id,
             until(r.until)?,
+            r.expect_version,
             if r.retire_untracked {
                 RetireUntracked::Accept
             } else {

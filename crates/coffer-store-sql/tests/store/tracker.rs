@@ -293,7 +293,7 @@ async fn untracked_use_refuses_a_rotation_unless_accepted_and_the_old_version_re
 
     let refused = r
         .kms
-        .start_rotation(&r.caller, &key, None, RetireUntracked::Refuse)
+        .start_rotation(&r.caller, &key, None, None, RetireUntracked::Refuse)
         .await
         .unwrap_err();
     let message = refused.to_string();
@@ -310,6 +310,7 @@ async fn untracked_use_refuses_a_rotation_unless_accepted_and_the_old_version_re
             &r.caller,
             &key,
             Some(Step::RetireOld),
+            None,
             RetireUntracked::Accept,
         )
         .await

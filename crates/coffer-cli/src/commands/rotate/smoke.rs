@@ -21,6 +21,8 @@ use zeroize::Zeroizing;
 use super::Verdict;
 use super::checks::key_evidence;
 use super::corpus::dual_unwrap;
+use super::health::{self, Moment};
+use super::hooks::{self, Hook};
 use super::session::{Outcome, Session, Step};
 use crate::commands::print_line;
 
@@ -57,7 +59,19 @@ pub async fn validate(
         Some(path) => dual_unwrap(s, path).await?,
         None => verdict,
     };
-    Ok(worst(verdict, corpus))
+    // Then the profile's own checks (seed 001): the validate hook and the health
+    // checks, whatever the smoke test found, so the evidence has them all.
+    if let Some(view) = &view {
+        s.learn("KMS_KEY_ID", &view.key_id);
+    }
+    let hook = hooks::run(s, Hook::Validate).await?;
+    let healthy = health::check(s, Moment::AfterValidation).await?;
+    let health = match health::report(Moment::AfterValidation, &healthy) {
+        _ if s.dry_run() => Verdict::Planned,
+        true => Verdict::Passed,
+        false => Verdict::Failed,
+    };
+    Ok(worst(worst(verdict, corpus), worst(hook, health)))
 }
 
 /// Runs (or plans) the smoke test for `purpose`. `primary` is `None` in a dry run.
@@ -105,7 +119,13 @@ type Smoke = Option<Result<u32, String>>;
 async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     let mut value = Zeroizing::new(vec![0u8; TEST_BYTES]);
     coffer_crypto::rng::fill(&mut value).context("the random generator failed")?;
-    let context = Context::from([("purpose".into(), "coffer-rotate-validate".into())]);
+    // `coffer:probe` declares the test ciphertext disposable: the server counts this
+    // round trip as `probe` use, which does not refuse the next rotation as untracked
+    // use would (it still counts as use for the quiet period).
+    let context = Context::from([
+        ("purpose".into(), "coffer-rotate-validate".into()),
+        ("coffer:probe".into(), "rotate-validate".into()),
+    ]);
     let wrap = WrapRequest {
         key_id: key.to_owned(),
         plaintext: B64Secret::new(value.to_vec()),
