@@ -13,6 +13,7 @@ use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, Opened, Sealed, require_enabled};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// Enabled, of purpose encrypt, and RSA.
 fn require_rsa_encryption(entry: &CachedKey, operation: &'static str) -> KmsResult<()> {
@@ -64,7 +65,8 @@ impl Kms {
             .material
             .public_key()
             .ok_or(KmsError::Internal("RSA key without a public key".into()))?;
-        let _in_flight = self.in_flight(caller, entry.key.id, number);
+        // Untracked use, as wrap's is: Coffer cannot rewrap an OAEP ciphertext.
+        let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Encrypt);
         Ok(Sealed {
             ciphertext: public.encrypt(algorithm, plaintext)?,
             key_id: entry.key.id,
@@ -100,7 +102,7 @@ impl Kms {
         let entry = self.key_for(caller, Operation::Unwrap, reference).await?;
         require_rsa_encryption(&entry, "decrypt")?;
         let (number, _) = entry.ready_to_check(version)?;
-        let _in_flight = self.in_flight(caller, entry.key.id, number);
+        let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Decrypt);
         // RSA private-key operations are heavy: on the bounded pool, as signing is.
         let (shared, ciphertext) = (entry.clone(), ciphertext.to_vec());
         let job: crate::offload::HeavyJob = Box::new(move || {

@@ -6,6 +6,7 @@ use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// What to sign.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +108,7 @@ impl Kms {
             ));
         };
         let algorithm = SignatureAlgorithm::choose(key.spec(), algorithm)?;
-        let _in_flight = self.in_flight(caller, entry.key.id, number);
+        let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Sign);
         let signature = if heavy(key.spec()) {
             // Off the async workers, on the bounded pool; the entry (and its material)
             // is shared, the input copied.
