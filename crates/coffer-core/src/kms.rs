@@ -18,6 +18,8 @@ mod mac;
 mod manage;
 mod references;
 mod rewrap;
+mod rewrap_policy;
+mod rewrap_progress;
 mod rewrap_tracked;
 mod rotation;
 mod rotation_views;
@@ -39,6 +41,8 @@ pub use error::{KmsError, KmsResult};
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use references::PrincipalUse;
+pub use rewrap_policy::{DailyWindow, RewrapPolicy};
+pub use rewrap_progress::RewrapProgress;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
 pub use rotation_worker::RotationWorker;
 pub use sign::{SignInput, Signed};
@@ -72,6 +76,8 @@ pub struct KmsOptions {
     /// How long a cached key may serve before it is reloaded (bounds how long another
     /// replica's change stays unseen). `None`: until invalidated by this process.
     pub cache_ttl: Option<Duration>,
+    /// Pace and window of the rotation saga's tracked-key rewrap.
+    pub rewrap: RewrapPolicy,
 }
 
 impl Default for KmsOptions {
@@ -79,6 +85,7 @@ impl Default for KmsOptions {
         Self {
             pq_verify_mode: PqVerifyMode::And,
             cache_ttl: Some(Duration::from_secs(30)),
+            rewrap: RewrapPolicy::default(),
         }
     }
 }
@@ -92,6 +99,8 @@ pub struct Kms {
     audit: Arc<dyn AuditSink>,
     offload: Arc<dyn crate::offload::Offload>,
     references: Arc<references::References>,
+    /// Progress of the tracked-key rewraps this process drives.
+    rewrap_board: Arc<rewrap_progress::RewrapBoard>,
     options: KmsOptions,
     /// Wakes this process's rotation worker when a request starts or resumes a saga,
     /// so it need not wait for its next tick.
@@ -116,6 +125,7 @@ impl Kms {
             audit,
             offload,
             references: Arc::default(),
+            rewrap_board: Arc::default(),
             cache: KeyCache::new(options.cache_ttl),
             keys: KeyService::new(store, custody.clone(), clock),
             custody,

@@ -260,6 +260,15 @@ pub struct TrackedKey {
     pub context: String,
 }
 
+/// A tracked data key's envelope under the version it moves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// The caller's id for it.
+    pub track_id: String,
+    /// The new envelope.
+    pub ciphertext: Vec<u8>,
+}
+
 /// Tenants and their wrapped tenant keys.
 #[async_trait]
 pub trait TenantStore: Send + Sync {
@@ -435,15 +444,16 @@ pub trait RotationStore: Send + Sync {
     /// Count of tracked data keys of `key` per version.
     async fn count_tracked(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<(u32, u64)>>;
 
-    /// Replaces a tracked key's envelope if it is still under `from_version`.
+    /// Replaces the envelopes of `items` still under `from_version` with theirs under
+    /// `to_version`, in one transaction, each by compare-and-set: an item another run
+    /// moved meanwhile is left alone. Returns how many moved.
     async fn rewrap_tracked(
         &self,
         tenant: TenantId,
-        track_id: &str,
         from_version: u32,
         to_version: u32,
-        ciphertext: &[u8],
-    ) -> StoreResult<()>;
+        items: &[Rewrapped],
+    ) -> StoreResult<u64>;
 }
 
 /// Server secrets (wrapped) and token records.

@@ -48,7 +48,7 @@ use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
     Appended, AuditStore, Change, KeyStore, LeaseStore, Record, RotationFilter, RotationRecord,
-    RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore, TrackedKey,
+    Rewrapped, RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore, TrackedKey,
     VersionStore,
 };
 use coffer_core::token::{TokenId, TokenRecord};
@@ -505,18 +505,16 @@ impl RotationStore for SqlStore {
     async fn rewrap_tracked(
         &self,
         tenant: TenantId,
-        track_id: &str,
         from_version: u32,
         to_version: u32,
-        ciphertext: &[u8],
-    ) -> StoreResult<()> {
+        items: &[Rewrapped],
+    ) -> StoreResult<u64> {
         in_transaction!(self, |conn| tracked::rewrap(
             conn,
             tenant,
-            track_id,
             from_version,
             to_version,
-            ciphertext,
+            items,
         ))
     }
 }

@@ -7,6 +7,7 @@ mod store {
     pub mod deletion;
     pub mod durability;
     pub mod expiry;
+    pub mod rewrap;
     pub mod service;
 }
 
