@@ -15,6 +15,7 @@ mod service {
     pub mod heavy;
     pub mod isolation;
     pub mod rotation;
+    pub mod rewrap_watch;
     pub mod rotation_worker;
     pub mod runbook004;
     pub mod sealed;

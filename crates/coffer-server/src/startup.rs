@@ -132,6 +132,7 @@ async fn kms(
     let options = KmsOptions {
         pq_verify_mode: config.pq_verify_mode,
         cache_ttl: Some(config.cache_ttl),
+        rewrap: config.rotation.rewrap,
     };
     let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
         let (log, _) = AuditLog::open(

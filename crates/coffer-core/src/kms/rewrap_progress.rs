@@ -53,18 +53,22 @@ struct Run {
 }
 
 impl Run {
+    /// Items moved since the oldest batch within the span, over the time since it
+    /// ended. Measured from a batch's end, not the step's start: the first batch of a
+    /// paced run goes at once, and counting it over its own few milliseconds would
+    /// report a burst as the rate.
     fn rate(&self, now: Instant) -> f64 {
-        let Some(&(oldest, at_oldest)) = self
+        let mut recent = self
             .samples
             .iter()
-            .find(|(t, _)| now.duration_since(*t) <= RATE_SPAN)
-        else {
+            .filter(|(t, _)| now.duration_since(*t) <= RATE_SPAN);
+        let Some(&(oldest, at_oldest)) = recent.next() else {
             return 0.0;
         };
-        let elapsed = now.duration_since(oldest).as_secs_f64();
-        if elapsed < 0.05 {
+        if recent.next().is_none() {
             return 0.0;
         }
+        let elapsed = now.duration_since(oldest).as_secs_f64();
         #[expect(
             clippy::cast_precision_loss,
             reason = "item counts stay far below 2^52"
@@ -102,7 +106,7 @@ impl RewrapBoard {
             key,
             done: 0,
             remaining,
-            samples: VecDeque::from([(Instant::now(), 0)]),
+            samples: VecDeque::new(),
             waiting_for_window: None,
         };
         run.gauge();
@@ -145,12 +149,10 @@ impl RunHandle {
             run.remaining = run.remaining.saturating_sub(moved);
             let now = Instant::now();
             run.samples.push_back((now, run.done));
-            // Keep one sample older than the span, so the rate covers all of it.
-            while run.samples.len() > 2
-                && run
-                    .samples
-                    .get(1)
-                    .is_some_and(|(t, _)| now.duration_since(*t) > RATE_SPAN)
+            while run
+                .samples
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > RATE_SPAN)
             {
                 run.samples.pop_front();
             }
@@ -172,11 +174,8 @@ impl RunHandle {
     pub(super) fn waiting(&self, window: Option<DailyWindow>) {
         self.with(|run| {
             run.waiting_for_window = window;
-            if window.is_none() {
-                // The wait is no part of the rate.
-                run.samples.clear();
-                run.samples.push_back((Instant::now(), run.done));
-            }
+            // The wait is no part of the rate.
+            run.samples.clear();
         });
     }
 }
