@@ -3,6 +3,7 @@
 //! driven through `coffer-client` and through the `coffer` binary.
 
 mod service {
+    pub mod alias_move;
     pub mod api;
     pub mod audit;
     pub mod audit_pages;

@@ -7,6 +7,7 @@
 //! the in-memory cache; the store is read only on a miss.
 
 mod admin;
+mod alias;
 mod auth;
 mod cache;
 mod certificates;
@@ -32,6 +33,7 @@ mod verify;
 mod wrap;
 
 pub use admin::MintToken;
+pub use alias::AliasMove;
 pub use auth::Caller;
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
@@ -234,6 +236,7 @@ impl Kms {
     }
 
     async fn load_entry(&self, tenant: TenantId, id: KeyId) -> KmsResult<Arc<CachedKey>> {
+        let epoch = self.cache.epoch();
         let key = self.keys.store().get_key(tenant, id).await?.ok_or_else(|| {
             tracing::warn!(target: "coffer::access", %tenant, key = %id, "key absent in the caller's tenant");
             KmsError::NotFound("key")
@@ -253,7 +256,7 @@ impl Kms {
             ready.insert(version.number, ReadyVersion { material, verifier });
         }
         let entry = Arc::new(CachedKey::new(key, versions, ready));
-        self.cache.insert(entry.clone());
+        self.cache.insert(entry.clone(), epoch);
         Ok(entry)
     }
 

@@ -338,6 +338,18 @@ pub trait KeyStore: Send + Sync {
         record: &Record,
     ) -> StoreResult<()>;
 
+    /// Moves `alias` from key `from` to key `to` (both of `tenant`) in one transaction,
+    /// by compare-and-set on its current key: `Conflict` if it names another key by
+    /// now, `NotFound` if the tenant has no such alias or no key `to`.
+    async fn move_alias(
+        &self,
+        tenant: TenantId,
+        alias: &Alias,
+        from: KeyId,
+        to: KeyId,
+        record: &Record,
+    ) -> StoreResult<()>;
+
     /// Replaces labels and registered purposes.
     async fn update_metadata(&self, key: &Key, record: &Record) -> StoreResult<()>;
 

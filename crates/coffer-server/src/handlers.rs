@@ -1,6 +1,7 @@
 //! Thin handlers: extract, call the service, map. One module per area.
 
 pub mod admin;
+pub mod aliases;
 pub mod audit;
 pub mod certificates;
 pub mod crypto;

@@ -371,6 +371,19 @@ impl KeyStore for SqlStore {
         ))
     }
 
+    async fn move_alias(
+        &self,
+        tenant: TenantId,
+        alias: &Alias,
+        from: KeyId,
+        to: KeyId,
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, audit = record, |conn| keys::move_alias(
+            conn, tenant, alias, from, to, record
+        ))
+    }
+
     async fn update_metadata(&self, key: &Key, record: &Record) -> StoreResult<()> {
         in_transaction!(self, audit = record, |conn| keys::update_metadata(
             conn, key, record

@@ -1,5 +1,5 @@
 //! `coffer keys …`: create, list, show, rotate, enable, disable, schedule and cancel
-//! deletion.
+//! deletion (`alias set`: `key_alias.rs`).
 
 use std::process::ExitCode;
 
@@ -38,6 +38,9 @@ pub enum KeysCommand {
     Publish(KeyArg),
     /// The key's lifecycle and rotation history.
     History(KeyArg),
+    /// Aliases: move one to another key (`keys alias set alias/NAME KEY`).
+    #[command(subcommand)]
+    Alias(super::key_alias::AliasCommand),
     /// Change the rotation policy (auto-rotation, overlap) and the validity of new versions.
     SetPolicy(super::key_lifecycle::PolicyArgs),
     /// Sign and verify a test message with the primary version (exit 1 on failure,
@@ -135,6 +138,9 @@ pub struct ScheduleDeletionArgs {
 pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
     let key = match command {
+        KeysCommand::Alias(command) => {
+            return super::key_alias::run(global, &client, command).await;
+        }
         KeysCommand::Create(args) => client.create_key(&create_request(args)?).await?,
         KeysCommand::AddSpare(_)
         | KeysCommand::Activate(_)

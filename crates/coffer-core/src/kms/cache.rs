@@ -7,10 +7,17 @@
 //! through this process invalidates the key's entry at once; entries also expire after
 //! `ttl`, which bounds how long a change made by another replica stays unseen.
 //!
+//! Aliases are cached beside the keys, each mapping for `ttl` too, so an alias another
+//! replica moved (`alias set`) is followed within `ttl`; a move made here invalidates
+//! both keys at once. An entry loaded while an invalidation happened is not cached
+//! (the cache's epoch moved): a load that read the store before a change must not put
+//! the old state back after the change invalidated it.
+//!
 //! Locks: one `RwLock` per map, held only for a hash lookup or insert, never across an
 //! `await` or a crypto call.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -109,9 +116,12 @@ impl CachedKey {
 #[derive(Default)]
 pub(crate) struct KeyCache {
     keys: RwLock<HashMap<(TenantId, KeyId), Arc<CachedKey>>>,
-    aliases: RwLock<HashMap<(TenantId, String), KeyId>>,
+    /// Alias → key, with when the mapping was loaded.
+    aliases: RwLock<HashMap<(TenantId, String), (KeyId, Instant)>>,
     tenant_keys: RwLock<HashMap<TenantId, Arc<AeadKey>>>,
     ttl: Option<Duration>,
+    /// Bumped by every invalidation; a load that began in an older epoch is not cached.
+    epoch: AtomicU64,
 }
 
 impl KeyCache {
@@ -131,26 +141,48 @@ impl KeyCache {
     }
 
     pub fn alias(&self, tenant: TenantId, alias: &str) -> Option<KeyId> {
-        read(&self.aliases)
+        let (id, loaded_at) = read(&self.aliases)
             .get(&(tenant, alias.to_owned()))
-            .copied()
+            .copied()?;
+        match self.ttl {
+            Some(ttl) if loaded_at.elapsed() > ttl => None,
+            _ => Some(id),
+        }
     }
 
-    pub fn insert(&self, entry: Arc<CachedKey>) {
+    /// The current epoch: read it before loading an entry from the store, and pass it
+    /// to [`KeyCache::insert`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches `entry`, loaded in epoch `loaded_in`, unless something was invalidated
+    /// since (then the next request loads again).
+    pub fn insert(&self, entry: Arc<CachedKey>, loaded_in: u64) {
         let tenant = entry.key.tenant;
+        let mut keys = write(&self.keys);
+        // Checked under the keys lock, which every invalidation also takes.
+        if self.epoch() != loaded_in {
+            return;
+        }
         {
             let mut aliases = write(&self.aliases);
-            aliases.retain(|(t, _), id| !(*t == tenant && *id == entry.key.id));
+            aliases.retain(|(t, _), (id, _)| !(*t == tenant && *id == entry.key.id));
             for alias in &entry.key.aliases {
-                aliases.insert((tenant, alias.as_str().to_owned()), entry.key.id);
+                aliases.insert(
+                    (tenant, alias.as_str().to_owned()),
+                    (entry.key.id, entry.loaded_at),
+                );
             }
         }
-        write(&self.keys).insert((tenant, entry.key.id), entry);
+        keys.insert((tenant, entry.key.id), entry);
     }
 
     pub fn invalidate(&self, tenant: TenantId, key: KeyId) {
-        write(&self.keys).remove(&(tenant, key));
-        write(&self.aliases).retain(|(t, _), id| !(*t == tenant && *id == key));
+        let mut keys = write(&self.keys);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        keys.remove(&(tenant, key));
+        write(&self.aliases).retain(|(t, _), (id, _)| !(*t == tenant && *id == key));
     }
 
     pub fn tenant_key(&self, tenant: TenantId) -> Option<Arc<AeadKey>> {
@@ -163,7 +195,10 @@ impl KeyCache {
 
     /// Drops everything (on seal, or after a tenant is shredded).
     pub fn clear(&self) {
-        write(&self.keys).clear();
+        let mut keys = write(&self.keys);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        keys.clear();
+        drop(keys);
         write(&self.aliases).clear();
         write(&self.tenant_keys).clear();
     }

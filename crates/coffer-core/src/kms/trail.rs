@@ -78,6 +78,7 @@ subject!((KeyId, Vec<super::VersionReferences>), |r| (
     Some(r.0),
     None
 ));
+subject!(super::AliasMove, |m| (Some(m.to), None));
 subject!(crate::store::TrackedKey, |t| (
     Some(t.key),
     VersionNumber::new(t.version).ok()
