@@ -215,3 +215,60 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{KeyPurpose, RotationPolicy};
+    use crate::lifecycle::KeyState;
+    use crate::time::Timestamp;
+
+    fn entry(tenant: TenantId, alias: &str) -> Arc<CachedKey> {
+        let key = Key {
+            tenant,
+            id: KeyId::generate(),
+            spec: coffer_crypto::KeySpec::Ed25519,
+            purpose: KeyPurpose::Sign,
+            state: KeyState::Enabled,
+            deletion_due: None,
+            aliases: [alias.parse().unwrap()].into(),
+            labels: crate::key::Labels::new(),
+            registered_purposes: Default::default(),
+            rotation: RotationPolicy::default(),
+            validity: None,
+            created_at: Timestamp::from_millis(0),
+        };
+        Arc::new(CachedKey::new(key, Vec::new(), BTreeMap::new()))
+    }
+
+    #[test]
+    fn an_alias_mapping_expires_with_the_ttl() {
+        let cache = KeyCache::new(Some(Duration::from_millis(50)));
+        let tenant = TenantId::generate();
+        let e = entry(tenant, "alias/signer");
+        cache.insert(e.clone(), cache.epoch());
+        assert_eq!(cache.alias(tenant, "alias/signer"), Some(e.key.id));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            cache.alias(tenant, "alias/signer"),
+            None,
+            "another replica's alias move is followed within the ttl"
+        );
+    }
+
+    #[test]
+    fn a_load_that_raced_an_invalidation_is_not_cached() {
+        let cache = KeyCache::new(None);
+        let tenant = TenantId::generate();
+        let stale = entry(tenant, "alias/signer");
+        let loaded_in = cache.epoch();
+        // The alias moves (and both keys are invalidated) while the load is under way.
+        cache.invalidate(tenant, stale.key.id);
+        cache.insert(stale.clone(), loaded_in);
+        assert_eq!(cache.alias(tenant, "alias/signer"), None);
+        assert!(cache.get(tenant, stale.key.id).is_none());
+        // A load that began after the change is cached.
+        cache.insert(stale.clone(), cache.epoch());
+        assert!(cache.get(tenant, stale.key.id).is_some());
+    }
+}
