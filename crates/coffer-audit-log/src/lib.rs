@@ -6,8 +6,9 @@
 //! tree following the stored log; `chain` — checking stored rows; `anchor` — write-once
 //! copies of checkpoints outside the database; `signer` — the checkpoint signing key.
 //!
-//! Appends: every request's entry goes to one writer task through a channel; the task
-//! takes everything queued (up to 1024) and appends the batch in one store transaction,
+//! Appends: every request's entry (or a batch request's group of entries) goes to one
+//! writer task through a channel; the task takes everything queued (about 1024 entries;
+//! a group is never split) and appends the batch in one store transaction,
 //! where the database allocates the indices (so replicas sharing a database append to
 //! one log). Each request waits for its batch to commit before it answers (fail closed:
 //! a failed write fails every request in the batch). State changes write their entries
@@ -40,8 +41,9 @@ use follow::{Followed, Follower, lock_read, lock_write, read_all};
 
 const BATCH: usize = 1024;
 
+/// A request's entries (one, or a batch request's group), committed together.
 struct Pending {
-    entry: AuditEntry,
+    entries: Vec<AuditEntry>,
     done: oneshot::Sender<Result<(), AuditUnavailable>>,
 }
 
@@ -416,16 +418,19 @@ fn report(alarms: &AtomicU64, integrity: &Integrity) {
 
 async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
+        // A group is never split: it goes whole into this commit (which may then hold
+        // somewhat more than BATCH entries).
+        let mut entries = first.entries;
+        let mut waiters = vec![first.done];
+        while entries.len() < BATCH {
             match rx.try_recv() {
-                Ok(pending) => batch.push(pending),
+                Ok(pending) => {
+                    entries.extend(pending.entries);
+                    waiters.push(pending.done);
+                }
                 Err(_) => break,
             }
         }
-        // The entries move to the store; the waiters stay to hear how it went.
-        let (entries, waiters): (Vec<AuditEntry>, Vec<_>) =
-            batch.into_iter().map(|p| (p.entry, p.done)).unzip();
         metrics::histogram!("kms_audit_batch_entries").record(entries.len() as f64);
         let started = std::time::Instant::now();
         let outcome = follower.store.append_audit(&entries).await;
@@ -487,21 +492,31 @@ impl AuditSink for AuditLog {
     }
 
     async fn record(&self, entry: AuditEntry) -> Result<(), AuditUnavailable> {
-        // Only outcomes that imply the key was resolved: a caller naming keys that do not
-        // exist must not be able to create metric series.
-        let resolved = matches!(
-            entry.outcome.as_str(),
-            "ok" | "version_retired" | "key_disabled" | "key_expired" | "wrong_key_purpose"
-        );
-        if let (true, Some(key)) = (resolved, &entry.key) {
-            metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
+        self.record_group(vec![entry]).await
+    }
+
+    async fn record_group(&self, entries: Vec<AuditEntry>) -> Result<(), AuditUnavailable> {
+        for entry in &entries {
+            count_key_op(entry);
         }
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Pending { entry, done })
+            .send(Pending { entries, done })
             .await
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?;
         wait.await
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?
+    }
+}
+
+/// `kms_key_ops_total{key,op,outcome}`, for outcomes that imply the key was resolved:
+/// a caller naming keys that do not exist must not be able to create metric series.
+fn count_key_op(entry: &AuditEntry) {
+    let resolved = matches!(
+        entry.outcome.as_str(),
+        "ok" | "version_retired" | "key_disabled" | "key_expired" | "wrong_key_purpose"
+    );
+    if let (true, Some(key)) = (resolved, &entry.key) {
+        metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
     }
 }

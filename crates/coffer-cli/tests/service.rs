@@ -8,6 +8,7 @@ mod service {
     pub mod audit;
     pub mod audit_pages;
     pub mod bad_input;
+    pub mod batch_rewrap;
     pub mod certificates;
     pub mod cli;
     // Shared with the faults binary, which alone restarts servers.

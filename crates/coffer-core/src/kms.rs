@@ -9,6 +9,7 @@
 mod admin;
 mod alias;
 mod auth;
+mod batch;
 mod cache;
 mod certificates;
 mod datakey;
@@ -35,6 +36,7 @@ mod wrap;
 pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use auth::Caller;
+pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
 };

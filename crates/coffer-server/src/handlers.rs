@@ -5,6 +5,7 @@ pub mod aliases;
 pub mod audit;
 pub mod certificates;
 pub mod crypto;
+mod crypto_batch;
 pub mod keys;
 pub mod ops;
 pub mod rotation;

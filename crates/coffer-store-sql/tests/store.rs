@@ -4,6 +4,7 @@
 
 mod store {
     pub mod backends;
+    pub mod batch_audit;
     pub mod deletion;
     pub mod durability;
     pub mod expiry;

@@ -45,7 +45,7 @@ impl Kms {
         let Some(subject) = self.rewrap_subject(tenant, key, from, to).await? else {
             return Ok(());
         };
-        while self.rewrap_batch(&subject, REWRAP_BATCH).await?.is_some() {}
+        while self.rewrap_tracked_batch(&subject, REWRAP_BATCH).await?.is_some() {}
         Ok(())
     }
 
@@ -75,7 +75,7 @@ impl Kms {
                 }
             }
             pacer.admit(policy.batch()).await;
-            match self.rewrap_batch(&subject, policy.batch()).await? {
+            match self.rewrap_tracked_batch(&subject, policy.batch()).await? {
                 Some(moved) => run.moved(moved),
                 None => {
                     run.remaining(0);
@@ -157,7 +157,7 @@ impl Kms {
     /// Rewraps up to `limit` tracked keys still under the old version in one store
     /// transaction. `None` when none are left; else how many this batch moved (fewer
     /// than it read when another run moved some first).
-    async fn rewrap_batch(&self, subject: &Move, limit: u64) -> KmsResult<Option<u64>> {
+    async fn rewrap_tracked_batch(&self, subject: &Move, limit: u64) -> KmsResult<Option<u64>> {
         let (tenant, key) = (subject.tenant, subject.key);
         let batch = self
             .keys
