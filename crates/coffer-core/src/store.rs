@@ -143,6 +143,18 @@ pub enum Change {
         /// The destruction time: the key's `deletion_due` must not be later.
         due_by: Timestamp,
     },
+    /// Moves a version's validity window (a spare's, to start at its activation), if
+    /// its `not_before` is still `from`.
+    Validity {
+        /// The version.
+        version: VersionNumber,
+        /// Expected current `not_before`.
+        from: Timestamp,
+        /// New start.
+        not_before: Timestamp,
+        /// New end, if limited.
+        not_after: Option<Timestamp>,
+    },
     /// Replaces the stored material of a version (rewrap under a new tenant key).
     Material {
         /// The version.

@@ -499,6 +499,7 @@ mod tests {
             failures: 0,
             error: None,
             tracked_remaining: 0,
+            rewrap: None,
             started_at: String::new(),
             updated_at: String::new(),
         }
