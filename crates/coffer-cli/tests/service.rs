@@ -16,8 +16,8 @@ mod service {
     pub mod harness;
     pub mod heavy;
     pub mod isolation;
-    pub mod rotation;
     pub mod rewrap_watch;
+    pub mod rotation;
     pub mod rotation_worker;
     pub mod runbook004;
     pub mod sealed;

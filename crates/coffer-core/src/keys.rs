@@ -326,9 +326,11 @@ impl KeyService {
         // come into service half expired. It keeps the length it was given.
         let restart = (current.state == VersionState::Inactive).then(|| {
             let now = self.clock.now();
-            let length = current
-                .not_after
-                .map(|end| Duration::from_millis(u64::try_from(end.millis() - current.not_before.millis()).unwrap_or(0)));
+            let length = current.not_after.map(|end| {
+                Duration::from_millis(
+                    u64::try_from(end.millis() - current.not_before.millis()).unwrap_or(0),
+                )
+            });
             Change::Validity {
                 version,
                 from: current.not_before,
@@ -336,8 +338,15 @@ impl KeyService {
                 not_after: length.map(|l| now.plus(l)),
             }
         });
-        self.promote(&key, version, current.state, restart, "version.activated", actor)
-            .await
+        self.promote(
+            &key,
+            version,
+            current.state,
+            restart,
+            "version.activated",
+            actor,
+        )
+        .await
     }
 
     async fn promote(

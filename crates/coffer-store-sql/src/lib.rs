@@ -47,9 +47,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
-    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, RotationFilter, RotationRecord,
-    Rewrapped, RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore, TrackedKey,
-    VersionStore,
+    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, Rewrapped, RotationFilter,
+    RotationRecord, RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore,
+    TrackedKey, VersionStore,
 };
 use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{

@@ -70,17 +70,19 @@ pub async fn under(
 ) -> StoreResult<Vec<TrackedKey>> {
     // No ORDER BY: any batch will do (moved rows leave the selection), and sorting
     // every remaining row for each batch made a large rewrap quadratic.
-    sqlx::query("SELECT * FROM tracked_keys WHERE tenant_id = $1 AND key_id = $2 AND version = $3 LIMIT $4")
-        .bind(tenant.to_string())
-        .bind(key.to_string())
-        .bind(i64::from(version))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(tracked)
-        .collect()
+    sqlx::query(
+        "SELECT * FROM tracked_keys WHERE tenant_id = $1 AND key_id = $2 AND version = $3 LIMIT $4",
+    )
+    .bind(tenant.to_string())
+    .bind(key.to_string())
+    .bind(i64::from(version))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?
+    .iter()
+    .map(tracked)
+    .collect()
 }
 
 pub async fn count(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<Vec<(u32, u64)>> {

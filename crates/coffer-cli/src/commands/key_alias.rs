@@ -32,7 +32,11 @@ pub struct SetArgs {
 }
 
 /// Runs `keys alias …`.
-pub async fn run(global: &Globals, client: &Client, command: AliasCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    global: &Globals,
+    client: &Client,
+    command: AliasCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         AliasCommand::Set(args) => {
             let moved = client

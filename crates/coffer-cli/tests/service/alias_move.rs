@@ -137,8 +137,10 @@ async fn an_alias_moved_under_concurrent_signing_only_ever_signs_with_the_old_or
         public_keys(&acme, &bystander).await,
     );
     let verifies = |keys: &[VerifyingKey], s: &Signed| {
-        keys.iter()
-            .any(|k| k.verify(&s.message, &s.signature, PqVerifyMode::And).is_ok())
+        keys.iter().any(|k| {
+            k.verify(&s.message, &s.signature, PqVerifyMode::And)
+                .is_ok()
+        })
     };
     let (mut by_old, mut by_new) = (0, 0);
     for s in &signed {
@@ -157,7 +159,10 @@ async fn an_alias_moved_under_concurrent_signing_only_ever_signs_with_the_old_or
             by_new += 1;
         }
         if s.sent > moved_at {
-            assert_eq!(s.key_id, new, "signed with the old key after the move, on the same server");
+            assert_eq!(
+                s.key_id, new,
+                "signed with the old key after the move, on the same server"
+            );
         }
     }
     assert!(by_old > 0 && by_new > 0, "old {by_old}, new {by_new}");
@@ -181,5 +186,8 @@ async fn an_alias_moved_under_concurrent_signing_only_ever_signs_with_the_old_or
             "{history:?}"
         );
     }
-    assert_eq!(acme.show_key("alias/release-signer").await.unwrap().key_id, new);
+    assert_eq!(
+        acme.show_key("alias/release-signer").await.unwrap().key_id,
+        new
+    );
 }

@@ -19,7 +19,11 @@ async fn a_rewrap_batch_answers_per_item_and_audits_every_item() {
     let mut ciphertexts = Vec::new();
     for i in 0..5 {
         let sealed = acme
-            .wrap(&wrap_request(&key, format!("dek {i}").as_bytes(), &[("blob", "b")]))
+            .wrap(&wrap_request(
+                &key,
+                format!("dek {i}").as_bytes(),
+                &[("blob", "b")],
+            ))
             .await
             .unwrap();
         ciphertexts.push(STANDARD.encode(&sealed.ciphertext.0));
@@ -30,9 +34,16 @@ async fn a_rewrap_batch_answers_per_item_and_audits_every_item() {
         .map(|c| serde_json::json!({ "ciphertext": c, "context": { "blob": "b" } }))
         .collect();
     // Wrong context: that item fails alone.
-    items.insert(2, serde_json::json!({ "ciphertext": ciphertexts[0], "context": { "blob": "x" } }));
+    items.insert(
+        2,
+        serde_json::json!({ "ciphertext": ciphertexts[0], "context": { "blob": "x" } }),
+    );
     let (status, body) = server
-        .post_raw(paths::REWRAP, &token, serde_json::json!({ "items": items }).to_string())
+        .post_raw(
+            paths::REWRAP,
+            &token,
+            serde_json::json!({ "items": items }).to_string(),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let answers = body["items"].as_array().unwrap();
@@ -46,21 +57,38 @@ async fn a_rewrap_batch_answers_per_item_and_audits_every_item() {
     }
 
     let log = server.admin().audit_entries(0, 100_000).await.unwrap();
-    let rewraps: Vec<&str> = log.lines().filter(|l| l.contains("\"op\":\"rewrap\"")).collect();
+    let rewraps: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"op\":\"rewrap\""))
+        .collect();
     assert_eq!(rewraps.len(), 6, "one entry per item");
     assert_eq!(
-        rewraps.iter().filter(|l| l.contains("\"outcome\":\"ok\"")).count(),
+        rewraps
+            .iter()
+            .filter(|l| l.contains("\"outcome\":\"ok\""))
+            .count(),
         5
     );
-    assert!(rewraps.iter().all(|l| l.contains("from key") && l.contains("version 1")));
+    assert!(
+        rewraps
+            .iter()
+            .all(|l| l.contains("from key") && l.contains("version 1"))
+    );
 
     let too_many: Vec<serde_json::Value> = (0..257).map(|_| items[0].clone()).collect();
     let (status, body) = server
-        .post_raw(paths::REWRAP, &token, serde_json::json!({ "items": too_many }).to_string())
+        .post_raw(
+            paths::REWRAP,
+            &token,
+            serde_json::json!({ "items": too_many }).to_string(),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap_or_default().contains("at most 256 items"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 256 items"),
         "{body}"
     );
 }

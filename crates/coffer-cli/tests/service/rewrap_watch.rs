@@ -50,7 +50,10 @@ async fn a_paced_rewrap_shows_its_progress_in_status_watch_and_metrics() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let progress = loop {
         let view = acme.rotation(&id).await.unwrap();
-        if let Some(rewrap) = view.rewrap.filter(|r| r.done > 0 && r.rate_per_second > 0.0) {
+        if let Some(rewrap) = view
+            .rewrap
+            .filter(|r| r.done > 0 && r.rate_per_second > 0.0)
+        {
             break (rewrap, view.tracked_remaining);
         }
         assert!(Instant::now() < deadline, "no progress reported");

@@ -45,7 +45,11 @@ pub struct RewrapItem<'a> {
 
 impl Kms {
     /// Wraps every item; one audit group for the batch.
-    pub async fn wrap_batch(&self, caller: &Caller, items: &[WrapItem<'_>]) -> Vec<KmsResult<Sealed>> {
+    pub async fn wrap_batch(
+        &self,
+        caller: &Caller,
+        items: &[WrapItem<'_>],
+    ) -> Vec<KmsResult<Sealed>> {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let result = self
@@ -69,7 +73,10 @@ impl Kms {
                 .unwrap_unaudited(caller, item.ciphertext, item.context)
                 .await;
             let named = Named::header(item.ciphertext);
-            outcomes.push((self.entry_of(caller, "unwrap", named, None, &result), result));
+            outcomes.push((
+                self.entry_of(caller, "unwrap", named, None, &result),
+                result,
+            ));
         }
         self.audited_group(outcomes).await
     }
@@ -94,7 +101,10 @@ impl Kms {
                 .await;
             let source = super::rewrap::source_detail(item.ciphertext);
             let named = Named::reference(item.destination);
-            outcomes.push((self.entry_of(caller, "rewrap", named, source, &result), result));
+            outcomes.push((
+                self.entry_of(caller, "rewrap", named, source, &result),
+                result,
+            ));
         }
         self.audited_group(outcomes).await
     }

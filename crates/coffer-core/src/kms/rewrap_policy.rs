@@ -70,7 +70,12 @@ impl FromStr for DailyWindow {
     type Err = InvalidInput;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || InvalidInput::new("rewrap window", "expected a UTC window HH:MM-HH:MM, e.g. 22:00-06:00");
+        let bad = || {
+            InvalidInput::new(
+                "rewrap window",
+                "expected a UTC window HH:MM-HH:MM, e.g. 22:00-06:00",
+            )
+        };
         let (start, end) = text.split_once('-').ok_or_else(bad)?;
         let (start, end) = (
             parse_minute(start).ok_or_else(bad)?,
@@ -179,12 +184,22 @@ mod tests {
         assert!(!w.contains(at(1, 29)));
         assert!(w.contains(at(1, 30)));
         assert!(!w.contains(at(2, 0)));
-        assert_eq!(w.opens_in(at(2, 0)), Duration::from_secs(23 * 3600 + 30 * 60));
+        assert_eq!(
+            w.opens_in(at(2, 0)),
+            Duration::from_secs(23 * 3600 + 30 * 60)
+        );
     }
 
     #[test]
     fn malformed_windows_are_refused() {
-        for bad in ["", "22:00", "22-06", "24:00-06:00", "22:60-06:00", "7:00-8:00"] {
+        for bad in [
+            "",
+            "22:00",
+            "22-06",
+            "24:00-06:00",
+            "22:60-06:00",
+            "7:00-8:00",
+        ] {
             assert!(bad.parse::<DailyWindow>().is_err(), "{bad}");
         }
         let err = "05:00-05:00".parse::<DailyWindow>().unwrap_err();

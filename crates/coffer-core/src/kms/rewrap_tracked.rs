@@ -45,7 +45,11 @@ impl Kms {
         let Some(subject) = self.rewrap_subject(tenant, key, from, to).await? else {
             return Ok(());
         };
-        while self.rewrap_tracked_batch(&subject, REWRAP_BATCH).await?.is_some() {}
+        while self
+            .rewrap_tracked_batch(&subject, REWRAP_BATCH)
+            .await?
+            .is_some()
+        {}
         Ok(())
     }
 
@@ -63,9 +67,9 @@ impl Kms {
             return Ok(());
         };
         let policy = self.options.rewrap;
-        let run = self
-            .rewrap_board
-            .begin(&record.id, key, self.tracked_under_count(&subject).await?);
+        let run =
+            self.rewrap_board
+                .begin(&record.id, key, self.tracked_under_count(&subject).await?);
         let mut pacer = policy.pacer();
         loop {
             if let Some(window) = policy.window {
@@ -182,12 +186,8 @@ impl Kms {
                 key_id: *key.as_bytes(),
                 key_version: subject.to.get(),
             };
-            let ciphertext = envelope::seal(
-                &subject.new_key,
-                header,
-                binding,
-                plaintext.expose_secret(),
-            )?;
+            let ciphertext =
+                envelope::seal(&subject.new_key, header, binding, plaintext.expose_secret())?;
             items.push(Rewrapped {
                 track_id: tracked.track_id,
                 ciphertext,

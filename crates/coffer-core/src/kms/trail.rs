@@ -124,7 +124,11 @@ impl Kms {
     }
 
     /// Records `entry`, then answers `result` (or `Unavailable` if it cannot be recorded).
-    pub(super) async fn recorded<T>(&self, entry: AuditEntry, result: KmsResult<T>) -> KmsResult<T> {
+    pub(super) async fn recorded<T>(
+        &self,
+        entry: AuditEntry,
+        result: KmsResult<T>,
+    ) -> KmsResult<T> {
         self.audit
             .record(entry)
             .await
@@ -139,8 +143,7 @@ impl Kms {
         &self,
         outcomes: Vec<(AuditEntry, KmsResult<T>)>,
     ) -> Vec<KmsResult<T>> {
-        let (entries, results): (Vec<AuditEntry>, Vec<KmsResult<T>>) =
-            outcomes.into_iter().unzip();
+        let (entries, results): (Vec<AuditEntry>, Vec<KmsResult<T>>) = outcomes.into_iter().unzip();
         match self.audit.record_group(entries).await {
             Ok(()) => results,
             Err(e) => results

@@ -27,7 +27,10 @@ pub async fn an_alias_moves_by_compare_and_set(store: S) {
         .move_alias(t.id, &alias, old.id, new.id, &record)
         .await
         .unwrap();
-    assert_eq!(store.resolve_alias(t.id, &alias).await.unwrap(), Some(new.id));
+    assert_eq!(
+        store.resolve_alias(t.id, &alias).await.unwrap(),
+        Some(new.id)
+    );
     let old_now = store.get_key(t.id, old.id).await.unwrap().unwrap();
     let new_now = store.get_key(t.id, new.id).await.unwrap().unwrap();
     assert!(!old_now.aliases.contains(&alias) && new_now.aliases.contains(&alias));
@@ -40,7 +43,10 @@ pub async fn an_alias_moves_by_compare_and_set(store: S) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    assert_eq!(store.resolve_alias(t.id, &alias).await.unwrap(), Some(new.id));
+    assert_eq!(
+        store.resolve_alias(t.id, &alias).await.unwrap(),
+        Some(new.id)
+    );
 
     let absent: Alias = "alias/absent".parse().unwrap();
     let err = store
@@ -53,7 +59,10 @@ pub async fn an_alias_moves_by_compare_and_set(store: S) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-    assert_eq!(store.resolve_alias(t.id, &alias).await.unwrap(), Some(new.id));
+    assert_eq!(
+        store.resolve_alias(t.id, &alias).await.unwrap(),
+        Some(new.id)
+    );
 }
 
 /// A version's validity window moves by compare-and-set on its `not_before` (a spare's

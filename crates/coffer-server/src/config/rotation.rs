@@ -23,20 +23,18 @@ pub(super) struct RawRotation {
 
 impl RawRotation {
     pub(super) fn validate(self) -> Result<RotationConfig, ConfigError> {
-        let rate = match self.rewrap_rate {
-            None => None,
-            Some(n) => Some(
-                u32::try_from(n)
-                    .ok()
-                    .and_then(NonZeroU32::new)
-                    .ok_or_else(|| {
+        let rate =
+            match self.rewrap_rate {
+                None => None,
+                Some(n) => Some(u32::try_from(n).ok().and_then(NonZeroU32::new).ok_or_else(
+                    || {
                         invalid(
                             "rotation.rewrap_rate",
                             "must be between 1 and 4294967295 items per second",
                         )
-                    })?,
-            ),
-        };
+                    },
+                )?),
+            };
         let window = self
             .rewrap_window
             .map(|text| text.parse::<DailyWindow>())
@@ -77,6 +75,9 @@ mod tests {
             rewrap_window: Some("night".into()),
         };
         let err = bad.validate().unwrap_err().to_string();
-        assert!(err.contains("`rotation.rewrap_window`") && err.contains("HH:MM-HH:MM"), "{err}");
+        assert!(
+            err.contains("`rotation.rewrap_window`") && err.contains("HH:MM-HH:MM"),
+            "{err}"
+        );
     }
 }

@@ -6,8 +6,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use coffer_api::B64Secret;
 use coffer_api::crypto::{
-    Batch, ItemResult, RewrapRequest, UnwrapRequest, UnwrapResponse,
-    WrapRequest,
+    Batch, ItemResult, RewrapRequest, UnwrapRequest, UnwrapResponse, WrapRequest,
 };
 use coffer_core::kms::{Caller, KmsResult, RewrapItem, UnwrapItem, WrapItem};
 use coffer_crypto::EncryptionContext;

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use coffer_api::rotation::{
-    ListRotationsQuery, PrincipalUse, ReferencesView, ResumeRotationRequest, RewrapView, RotationHold,
-    RotationList, RotationVerifyView, RotationView, StartRotationRequest, TrackedView,
-    VersionReferences, ViolationView,
+    ListRotationsQuery, PrincipalUse, ReferencesView, ResumeRotationRequest, RewrapView,
+    RotationHold, RotationList, RotationVerifyView, RotationView, StartRotationRequest,
+    TrackedView, VersionReferences, ViolationView,
 };
 use coffer_api::{B64, ErrorCode};
 use coffer_core::kms::RotationStatus;

@@ -123,7 +123,10 @@ async fn a_batch_is_one_audit_group_with_one_result_per_item() {
         .filter(|(i, _)| *i != 1)
         .map(|(_, r)| r.unwrap())
         .collect();
-    assert!(moved.iter().all(|s| s.version.get() == 2), "under the new primary");
+    assert!(
+        moved.iter().all(|s| s.version.get() == 2),
+        "under the new primary"
+    );
 
     let unwraps: Vec<UnwrapItem<'_>> = moved
         .iter()
@@ -142,7 +145,11 @@ async fn a_batch_is_one_audit_group_with_one_result_per_item() {
 
     let groups = sink.groups.lock().unwrap();
     let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [3, 4, 3], "one group per batch: wrap, rewrap, unwrap");
+    assert_eq!(
+        sizes,
+        [3, 4, 3],
+        "one group per batch: wrap, rewrap, unwrap"
+    );
     let rewraps = &groups[1];
     let outcomes: Vec<&str> = rewraps.iter().map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, ["ok", "invalid_ciphertext", "ok", "ok"]);
@@ -180,7 +187,10 @@ async fn a_refused_unwrap_of_a_retired_version_names_that_version() {
             .unwrap();
     }
     kms.forget_key(tenant, key);
-    let err = kms.unwrap(&caller, &old.ciphertext, &context).await.unwrap_err();
+    let err = kms
+        .unwrap(&caller, &old.ciphertext, &context)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "version_retired");
     let singles = sink.singles.lock().unwrap();
     let refused = singles.last().unwrap();

@@ -87,8 +87,8 @@ async fn key_with_tracked(w: &World, kms: &Kms, caller: &Caller, n: u64) -> Stri
         .key
         .id
         .to_string();
-    let context = EncryptionContext::from_pairs([("table".to_owned(), "invoices".to_owned())])
-        .unwrap();
+    let context =
+        EncryptionContext::from_pairs([("table".to_owned(), "invoices".to_owned())]).unwrap();
     kms.datakey(caller, &key, 32, &context, Some("seed"))
         .await
         .unwrap();
@@ -200,7 +200,11 @@ async fn a_100k_rewrap_reports_progress_keeps_its_rate_and_survives_a_crash() {
         }
     }
     let last = samples.last().unwrap();
-    assert!(last.done.unwrap() >= 2 * u64::from(RATE), "the rewrap ran: {:?}", last.done);
+    assert!(
+        last.done.unwrap() >= 2 * u64::from(RATE),
+        "the rewrap ran: {:?}",
+        last.done
+    );
     // Counted a moment apart: a batch may commit between the two reads.
     let seen = last.remaining + last.done.unwrap();
     assert!((TOTAL..=TOTAL + BATCH).contains(&seen), "{seen}");
@@ -210,7 +214,11 @@ async fn a_100k_rewrap_reports_progress_keeps_its_rate_and_survives_a_crash() {
         "reported rate {rate}"
     );
     let eta = last.eta.unwrap();
-    assert!(eta > Duration::from_secs(60), "ETA {eta:?} for {} left", last.remaining);
+    assert!(
+        eta > Duration::from_secs(60),
+        "ETA {eta:?} for {} left",
+        last.remaining
+    );
 
     // What phase 1 moved stays as it was: the restarted rewrap does not redo it.
     let moved_before = w
@@ -236,12 +244,18 @@ async fn a_100k_rewrap_reports_progress_keeps_its_rate_and_survives_a_crash() {
         if s.step != Step::RewrapTracked {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "rewrap too slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "rewrap too slow"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = started.elapsed();
     assert!(remaining.windows(2).all(|p| p[1] <= p[0]), "{remaining:?}");
-    assert!(remaining.len() > 3, "progress seen along the way: {remaining:?}");
+    assert!(
+        remaining.len() > 3,
+        "progress seen along the way: {remaining:?}"
+    );
     assert_eq!(*remaining.last().unwrap(), 0);
     let tenant = caller.grants.tenant().unwrap();
     let counts = w
@@ -249,7 +263,11 @@ async fn a_100k_rewrap_reports_progress_keeps_its_rate_and_survives_a_crash() {
         .count_tracked(tenant, key.parse().unwrap())
         .await
         .unwrap();
-    assert_eq!(counts, vec![(2, TOTAL)], "every tracked key moved, none lost");
+    assert_eq!(
+        counts,
+        vec![(2, TOTAL)],
+        "every tracked key moved, none lost"
+    );
     for before in moved_before {
         let now = w
             .store
@@ -297,7 +315,10 @@ async fn outside_its_window_the_rewrap_waits_and_resumes_inside_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let (record, remaining, progress) = waiting;
-    assert_eq!((record.step, record.status), (Step::RewrapTracked, Status::Running));
+    assert_eq!(
+        (record.step, record.status),
+        (Step::RewrapTracked, Status::Running)
+    );
     assert_eq!(remaining, 500);
     assert_eq!(progress.done, 0);
     assert_eq!(progress.eta(remaining), None);
@@ -307,7 +328,10 @@ async fn outside_its_window_the_rewrap_waits_and_resumes_inside_it() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let still = windowed.rotation_status(&caller, &id).await.unwrap();
-    assert_eq!(still.tracked_remaining, 500, "nothing moves outside the window");
+    assert_eq!(
+        still.tracked_remaining, 500,
+        "nothing moves outside the window"
+    );
     assert_eq!(still.record.step, Step::RewrapTracked);
 
     // 22:00: the window opens, the step resumes and finishes.
@@ -320,7 +344,10 @@ async fn outside_its_window_the_rewrap_waits_and_resumes_inside_it() {
             assert_eq!(status.record.paused_after, Some(Step::RewrapTracked));
             break;
         }
-        assert!(Instant::now() < deadline, "the step did not resume in its window");
+        assert!(
+            Instant::now() < deadline,
+            "the step did not resume in its window"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drivers.shutdown().await;

@@ -100,7 +100,11 @@ mod tests {
         let report = spares_report(&keys);
         assert_eq!(report.status, Status::Warning);
         assert!(report.detail.contains("1 of 2"), "{}", report.detail);
-        assert!(report.detail.contains("bare (alias/bare)"), "{}", report.detail);
+        assert!(
+            report.detail.contains("bare (alias/bare)"),
+            "{}",
+            report.detail
+        );
         assert!(!report.detail.contains("covered"), "{}", report.detail);
 
         let ok = spares_report(&keys[..1]);

@@ -456,7 +456,10 @@ pub fn summary(view: &RotationView) -> String {
         view.from_version, view.tracked_remaining
     ));
     if view.rewrap.is_some() {
-        text.push_str(&format!("\nrewrap:    {}", super::watch::progress_line(view)));
+        text.push_str(&format!(
+            "\nrewrap:    {}",
+            super::watch::progress_line(view)
+        ));
     }
     text.push_str(&format!(
         "\nstarted:   {}\nupdated:   {}",

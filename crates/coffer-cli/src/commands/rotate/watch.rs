@@ -147,7 +147,10 @@ mod tests {
             }),
         );
         let line = progress_line(&v);
-        assert!(line.starts_with("[#######.......................]  25%"), "{line}");
+        assert!(
+            line.starts_with("[#######.......................]  25%"),
+            "{line}"
+        );
         assert!(line.contains("25000 done, 75000 left"), "{line}");
         assert!(line.contains("1000/s"), "{line}");
         assert!(line.contains("ETA 1m15s"), "{line}");
@@ -174,7 +177,10 @@ mod tests {
             }),
         );
         let line = progress_line(&v);
-        assert!(line.contains("waits for its window 22:00-06:00 UTC"), "{line}");
+        assert!(
+            line.contains("waits for its window 22:00-06:00 UTC"),
+            "{line}"
+        );
     }
 
     #[test]
