@@ -44,8 +44,11 @@ const BATCH: usize = 1024;
 /// A request's entries (one, or a batch request's group), committed together.
 struct Pending {
     entries: Vec<AuditEntry>,
-    done: oneshot::Sender<Result<(), AuditUnavailable>>,
+    done: Waiter,
 }
+
+/// Told how the commit holding a request's entries went.
+type Waiter = oneshot::Sender<Result<(), AuditUnavailable>>;
 
 /// What a self-check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -416,21 +419,27 @@ fn report(alarms: &AtomicU64, integrity: &Integrity) {
     }
 }
 
+/// `first` and whatever else is queued, up to about [`BATCH`] entries: one commit. A
+/// group (a batch request's entries) is never split: it goes whole into one commit,
+/// which may then hold somewhat more than `BATCH` entries.
+fn gather(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> (Vec<AuditEntry>, Vec<Waiter>) {
+    let mut entries = first.entries;
+    let mut waiters = vec![first.done];
+    while entries.len() < BATCH {
+        match rx.try_recv() {
+            Ok(pending) => {
+                entries.extend(pending.entries);
+                waiters.push(pending.done);
+            }
+            Err(_) => break,
+        }
+    }
+    (entries, waiters)
+}
+
 async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
-        // A group is never split: it goes whole into this commit (which may then hold
-        // somewhat more than BATCH entries).
-        let mut entries = first.entries;
-        let mut waiters = vec![first.done];
-        while entries.len() < BATCH {
-            match rx.try_recv() {
-                Ok(pending) => {
-                    entries.extend(pending.entries);
-                    waiters.push(pending.done);
-                }
-                Err(_) => break,
-            }
-        }
+        let (entries, waiters) = gather(first, &mut rx);
         metrics::histogram!("kms_audit_batch_entries").record(entries.len() as f64);
         let started = std::time::Instant::now();
         let outcome = follower.store.append_audit(&entries).await;
@@ -518,5 +527,55 @@ fn count_key_op(entry: &AuditEntry) {
     );
     if let (true, Some(key)) = (resolved, &entry.key) {
         metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> AuditEntry {
+        AuditEntry {
+            at: 0,
+            tenant: "-".into(),
+            principal: "test".into(),
+            op: "wrap".into(),
+            key: None,
+            version: None,
+            outcome: "ok".into(),
+            request_id: format!("r{n}"),
+            detail: None,
+        }
+    }
+
+    fn pending(size: usize) -> Pending {
+        let (done, _) = oneshot::channel();
+        Pending {
+            entries: (0..size).map(entry).collect(),
+            done,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_goes_whole_into_one_commit() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for size in [1, 256, 3] {
+            tx.send(pending(size)).await.unwrap();
+        }
+        let (entries, waiters) = gather(rx.recv().await.unwrap(), &mut rx);
+        assert_eq!((entries.len(), waiters.len()), (260, 3));
+
+        // Past BATCH entries the commit closes, but never inside a group.
+        for size in [1000, 256, 256, 1] {
+            tx.send(pending(size)).await.unwrap();
+        }
+        let (first, _) = gather(rx.recv().await.unwrap(), &mut rx);
+        assert_eq!(
+            first.len(),
+            1256,
+            "the group that crosses BATCH is not split"
+        );
+        let (rest, _) = gather(rx.recv().await.unwrap(), &mut rx);
+        assert_eq!(rest.len(), 257);
     }
 }

@@ -170,6 +170,12 @@ impl RunHandle {
         });
     }
 
+    /// Sets the gauge again without a change: the server drops gauges left unset for
+    /// ten minutes, and a wait for the window can last hours.
+    pub(super) fn refresh(&self) {
+        self.with(|run| run.gauge());
+    }
+
     /// Marks the run as waiting for `window` (or, with `None`, working again).
     pub(super) fn waiting(&self, window: Option<DailyWindow>) {
         self.with(|run| {

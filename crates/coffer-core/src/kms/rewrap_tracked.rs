@@ -107,6 +107,7 @@ impl Kms {
                 run.waiting(Some(window));
                 waited = true;
             }
+            run.refresh();
             tokio::time::sleep(WINDOW_POLL.min(window.opens_in(now))).await;
         }
         if waited {
