@@ -43,6 +43,9 @@ pub enum ErrorCode {
     KeyExpired,
     /// 409: the key's purpose does not allow this operation.
     WrongKeyPurpose,
+    /// 409: the key's primary version is not the one the request names
+    /// (`expect_version` of a rotation start).
+    VersionMismatch,
     /// 409: another state conflict (alias taken, concurrent change, illegal transition).
     Conflict,
     /// 413: the body is larger than the server accepts.
@@ -69,6 +72,7 @@ impl ErrorCode {
             | Self::VersionRetired
             | Self::KeyExpired
             | Self::WrongKeyPurpose
+            | Self::VersionMismatch
             | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
@@ -89,6 +93,7 @@ impl ErrorCode {
             Self::VersionRetired => "version_retired",
             Self::KeyExpired => "key_expired",
             Self::WrongKeyPurpose => "wrong_key_purpose",
+            Self::VersionMismatch => "version_mismatch",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::TooManyRequests => "too_many_requests",

@@ -12,6 +12,12 @@ pub struct StartRotationRequest {
     /// Default: run every step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// Start only if the key's primary version is this one (seed 001's
+    /// `KMS_KEY_VERSION`); otherwise `409 version_mismatch` and nothing changes. The
+    /// store checks it in the transaction that records the rotation, so a rotation
+    /// that switches the key at the same moment cannot slip between check and start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_version: Option<u32>,
 }
 
 /// `POST /v1/kms/rotations/{id}/resume`.

@@ -463,3 +463,82 @@ fn a_token_in_the_profiles_file_is_refused_without_echo() {
     assert!(run.stderr.contains("token_env"), "{}", run.stderr);
     assert!(!run.all().contains(TOKEN), "{}", run.all());
 }
+
+#[test]
+fn dry_runs_run_no_hook_and_probe_no_health_check() {
+    let wire = Tripwire::new();
+    let dir = temp_dir();
+    let marker = dir.join("hook-ran");
+    let hook = format!("touch {}", marker.display());
+    let file = dir.join("hooks.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[env.staging]\naddr = \"{addr}\"\nops_addr = \"{addr}\"\ntoken_env = \"STAGING_TOKEN\"\n\
+             api_healthcheck_url = \"{addr}/healthz?key=HEALTH-SECRET\"\n\
+             stage_cmd = \"{hook}\"\nvalidate_cmd = \"{hook}\"\nrollback_cmd = \"{hook}\"\n",
+            addr = wire.addr
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["stage", "k"], &["health.before.api", "hook.stage"]),
+        (
+            &["all", "k"],
+            &[
+                "health.before.api",
+                "hook.stage",
+                "hook.validate",
+                "health.after-validation.api",
+            ],
+        ),
+        (
+            &["validate", "k"],
+            &["hook.validate", "health.after-validation.api"],
+        ),
+        (
+            &["rollback", "rot-1"],
+            &["hook.rollback", "health.after-rollback.api"],
+        ),
+    ];
+    for (args, steps) in cases {
+        for shown in [false, true] {
+            let mut line = vec![
+                "rotate",
+                "--env",
+                "staging",
+                "--profiles",
+                file,
+                "--dry-run",
+            ];
+            if shown {
+                line.push("--show-commands");
+            }
+            line.extend_from_slice(args);
+            let run = Run::new(coffer(&line, &[])).expect(0);
+            for step in steps {
+                assert!(
+                    run.stdout.contains(&format!("[dry-run] {step}: ")),
+                    "{args:?} {step}\n{}",
+                    run.stdout
+                );
+            }
+            if shown {
+                assert!(
+                    run.stdout.contains(&format!("sh -c {hook}")),
+                    "{}",
+                    run.stdout
+                );
+                assert!(run.stdout.contains("HEALTH-SECRET"), "{}", run.stdout);
+            } else {
+                assert!(run.stdout.contains("sh -c <redacted>"), "{}", run.stdout);
+                assert!(!run.all().contains(&hook), "{}", run.all());
+                assert!(!run.all().contains("HEALTH-SECRET"), "{}", run.all());
+                assert!(run.stdout.contains("/healthz?<redacted>"), "{}", run.stdout);
+            }
+            assert!(!marker.exists(), "{args:?}: a dry run ran a hook");
+            wire.assert_untouched();
+        }
+    }
+}

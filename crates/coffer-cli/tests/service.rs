@@ -3,6 +3,7 @@
 //! driven through `coffer-client` and through the `coffer` binary.
 
 mod service {
+    pub mod admin_powers;
     pub mod alias_move;
     pub mod api;
     pub mod audit;
@@ -21,6 +22,7 @@ mod service {
     pub mod rotation_worker;
     pub mod runbook004;
     pub mod sealed;
+    pub mod seed001;
     pub mod seed004;
     pub mod tokens;
     pub mod tour;

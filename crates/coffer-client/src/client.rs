@@ -61,6 +61,11 @@ impl Client {
         })
     }
 
+    /// The connection pool, for requests to other origins (no token attached).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The base URL of the native API, without a trailing `/`.
     pub fn base_url(&self) -> &str {
         &self.base
@@ -231,7 +236,7 @@ pub(crate) fn check_base_url(text: &str) -> Result<String, ClientError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-fn transport(error: reqwest::Error) -> ClientError {
+pub(crate) fn transport(error: reqwest::Error) -> ClientError {
     ClientError::Transport(describe(&error))
 }
 

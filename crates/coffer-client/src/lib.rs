@@ -31,4 +31,5 @@ mod rotation;
 
 pub use client::Client;
 pub use error::ClientError;
+pub use ops::Probe;
 pub use rotation::{Waited, request_paths, settled};

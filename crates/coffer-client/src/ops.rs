@@ -1,11 +1,22 @@
 //! The operations port: health, readiness, metrics. A different base URL from the
 //! API's (`http://127.0.0.1:9909` by default), and no token.
 
+use std::time::{Duration, Instant};
+
 use coffer_api::paths;
 use reqwest::StatusCode;
 
-use crate::client::Client;
+use crate::client::{Client, transport};
 use crate::error::{ClientError, api_error};
+
+/// What a health probe saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// From sending the request to the answer's headers.
+    pub latency: Duration,
+}
 
 impl Client {
     /// `GET /healthz`: `Ok` when the process is alive.
@@ -37,5 +48,23 @@ impl Client {
         }
         String::from_utf8(body)
             .map_err(|_| ClientError::Decode("the metrics are not UTF-8 text".into()))
+    }
+
+    /// `GET url` on any origin (a health-check URL a rotation profile names), without
+    /// the token, which is for Coffer alone. The body is never read: only the status
+    /// and the time to the answer's headers. A transport error after `timeout`.
+    pub async fn probe(&self, url: &str, timeout: Duration) -> Result<Probe, ClientError> {
+        let started = Instant::now();
+        let response = self
+            .http()
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(transport)?;
+        Ok(Probe {
+            status: response.status().as_u16(),
+            latency: started.elapsed(),
+        })
     }
 }

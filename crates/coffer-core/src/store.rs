@@ -419,7 +419,9 @@ pub trait VersionStore: Send + Sync {
 /// Rotation saga records and the tracked data keys a saga rewraps.
 #[async_trait]
 pub trait RotationStore: Send + Sync {
-    /// Records a new running rotation. `Conflict` if the key already has one.
+    /// Records a new running rotation. `Conflict` if the key already has one, or if
+    /// the rotation's `from_version` is not (any more) the key's primary version: the
+    /// check is part of the transaction, so a start cannot act on a stale primary.
     async fn start_rotation(&self, rotation: &RotationRecord, record: &Record) -> StoreResult<()>;
 
     /// A rotation by id.

@@ -39,6 +39,7 @@ macro_rules! store_conformance {
             token_records_round_trip_and_revoke,
             audit_entries_append_and_read_in_order,
             rotation_records_save_the_saga_state,
+            a_rotation_starts_only_from_the_primary,
             rotations_list_by_tenant_key_and_status,
             tracked_keys_rewrap_by_compare_and_set,
             concurrent_key_creations_commit_independently,

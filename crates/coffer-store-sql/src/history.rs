@@ -80,6 +80,20 @@ pub async fn start_rotation(
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
+    // Checked after the insert has claimed the key's one running rotation: no other
+    // saga can move the primary from here to the commit, and any that moved it before
+    // has committed (or the insert would have waited for it), so this read sees it.
+    let primary: Option<i64> =
+        sqlx::query_scalar("SELECT number FROM key_versions WHERE key_id = $1 AND is_primary = 1")
+            .bind(r.key.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    if primary != Some(i64::from(r.from_version)) {
+        return Err(StoreError::Conflict(
+            "the key's primary version is not the one the rotation starts from (it changed)",
+        ));
+    }
     record_change(conn, record).await
 }
 

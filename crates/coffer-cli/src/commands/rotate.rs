@@ -15,6 +15,9 @@
 //!   resume with 202; these commands then poll the rotation until it settles.
 //! - `rotate/watch.rs` — `status --watch`: the rewrap's progress bar.
 //! - `rotate/smoke.rs` — `validate`; `rotate/corpus.rs` — `dual-unwrap`.
+//! - `rotate/health.rs`, `rotate/hooks.rs` (with `hook_process.rs` and `scrub.rs`) —
+//!   the profile's health-check URLs and hook commands (seed 001), run at their points
+//!   of `preflight`, `stage`, `all`, `validate` and `rollback`.
 //!
 //! Exit status: 0 success (and a dry run whose local inputs are valid); 1 a failed
 //! check, a failed step, a refused rollback, a violated invariant; 2 a usage error,
@@ -23,10 +26,15 @@
 mod checks;
 mod corpus;
 mod evidence;
+mod health;
+mod hook_process;
+mod hooks;
 mod profile;
 mod saga;
+mod scrub;
 mod session;
 mod smoke;
+mod versions;
 mod watch;
 
 use std::path::PathBuf;
@@ -102,11 +110,11 @@ pub enum RotateCommand {
     /// Check the server is ready and the key enabled; show its versions and users.
     Preflight(KeyArg),
     /// Start a rotation and run it up to, not past, the switch; prints its id.
-    Stage(KeyArg),
+    Stage(StageArgs),
     /// Smoke-test the key's primary version (wrap+unwrap, sign+verify, mac+verify).
     Validate(ValidateArgs),
     /// Preflight, then a rotation through every step, then validate.
-    All(ValidateArgs),
+    All(AllArgs),
     /// Undo a rotation that has not switched (after the switch: resume it).
     Rollback(IdArg),
     /// Run a rotation on from its next step.
@@ -160,6 +168,39 @@ pub struct ValidateArgs {
     /// Also unwrap every ciphertext of this corpus (see dual-unwrap).
     #[arg(long, value_name = "FILE")]
     corpus: Option<PathBuf>,
+}
+
+/// `stage`.
+#[derive(Args)]
+pub struct StageArgs {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+    #[command(flatten)]
+    versions: VersionChecks,
+}
+
+/// `all`.
+#[derive(Args)]
+pub struct AllArgs {
+    #[command(flatten)]
+    validate: ValidateArgs,
+    #[command(flatten)]
+    versions: VersionChecks,
+}
+
+/// Seed 001's `KMS_KEY_VERSION` and `NEXT_KMS_KEY_VERSION`, as checks.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct VersionChecks {
+    /// Start only if the key's primary version is N (the server checks it as the
+    /// rotation starts, so a concurrent rotation cannot slip in); otherwise exit 1
+    /// with nothing changed.
+    #[arg(long, value_name = "N")]
+    pub expect_version: Option<u32>,
+    /// Fail the run unless the switch makes version M the primary (stage, which stops
+    /// before the switch: unless the staged version is M).
+    #[arg(long, value_name = "M")]
+    pub next_version: Option<u32>,
 }
 
 /// `list`.
@@ -264,7 +305,13 @@ pub async fn run(global: &Globals, args: RotateArgs) -> anyhow::Result<ExitCode>
         .map(Evidence::open)
         .transpose()?;
     let client = Client::new(&target.api, target.token)?;
+    let mut hook_env = std::collections::BTreeMap::new();
+    if let Some(env) = options.env {
+        hook_env.insert("COFFER_ENV", env.name().to_owned());
+    }
     let session = Session {
+        runbook: target.runbook,
+        hook_env,
         reentry: reentry(&options, client.base_url()),
         client,
         ops: target.ops,
@@ -310,8 +357,10 @@ async fn dispatch(
     let result = match command {
         RotateCommand::Preflight(KeyArg { key }) => checks::preflight(s, &key).await,
         RotateCommand::References(KeyArg { key }) => checks::references(s, &key).await,
-        RotateCommand::Stage(KeyArg { key }) => saga::stage(s, &key).await,
-        RotateCommand::All(args) => saga::all(s, &args.key, args.corpus.as_deref()).await,
+        RotateCommand::Stage(StageArgs { key, versions }) => saga::stage(s, &key, versions).await,
+        RotateCommand::All(AllArgs { validate, versions }) => {
+            saga::all(s, &validate.key, validate.corpus.as_deref(), versions).await
+        }
         RotateCommand::Resume(args) => saga::resume(s, &args.id, args.until).await,
         RotateCommand::Rollback(IdArg { id }) => saga::rollback(s, &id).await,
         RotateCommand::Status(StatusArgs { id, watch }) => saga::status(s, &id, watch).await,

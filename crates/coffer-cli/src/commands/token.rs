@@ -51,7 +51,9 @@ pub struct MintArgs {
 #[derive(Args)]
 pub struct Scope {
     /// Only these operations (comma-separated): wrap, unwrap, datakey, rewrap, sign,
-    /// verify, mac, verify-mac, keys:create, keys:read, keys:rotate, keys:manage.
+    /// verify, mac, verify-mac, keys:create, keys:read, keys:rotate, keys:manage; and
+    /// the admin powers admin:tenants, admin:tokens, audit:read, audit:checkpoint. A
+    /// minted token never gets more than the minting token has.
     #[arg(long, value_name = "OPS", value_delimiter = ',', value_parser = parse_operation)]
     ops: Vec<Operation>,
     /// Only these keys (comma-separated ids or alias/NAME).

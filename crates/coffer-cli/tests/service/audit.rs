@@ -522,6 +522,7 @@ async fn rotation_views_and_refused_rotation_calls_are_recorded() {
         .start_rotation(&coffer_api::rotation::StartRotationRequest {
             key_id: key.clone(),
             until: Some("stage".into()),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -545,6 +546,7 @@ async fn rotation_views_and_refused_rotation_calls_are_recorded() {
         .start_rotation(&coffer_api::rotation::StartRotationRequest {
             key_id: key.clone(),
             until: None,
+            ..Default::default()
         })
         .await;
     assert_eq!(code_of(refused), ErrorCode::Forbidden);

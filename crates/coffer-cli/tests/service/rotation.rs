@@ -30,6 +30,7 @@ pub async fn accepted(
         .start_rotation(&StartRotationRequest {
             key_id: key.into(),
             until: until.map(str::to_owned),
+            ..Default::default()
         })
         .await
 }

@@ -1,4 +1,6 @@
-//! Administration: first initialisation, tenants, tokens. Admin tokens only.
+//! Administration: first initialisation, tenants, tokens. Admin tokens only, and only
+//! those whose caveats allow the power (`admin:tenants`, `admin:tokens`); a minted
+//! token never outlives or out-powers the token that minted it.
 
 use std::collections::BTreeSet;
 
@@ -27,11 +29,10 @@ pub struct MintToken {
     pub description: String,
 }
 
-fn require_admin(caller: &Caller) -> KmsResult<()> {
-    if caller.grants.is_admin() {
-        Ok(())
-    } else {
-        Err(KmsError::Forbidden("this operation needs an admin token"))
+fn require_admin(caller: &Caller, power: Operation) -> KmsResult<()> {
+    match caller.grants.refuses_admin(power) {
+        None => Ok(()),
+        Some(why) => Err(KmsError::Forbidden(why)),
     }
 }
 
@@ -111,7 +112,7 @@ impl Kms {
         actor: &Actor,
         name: &str,
     ) -> KmsResult<Tenant> {
-        require_admin(caller)?;
+        require_admin(caller, Operation::AdminTenants)?;
         let name: TenantName = name
             .parse()
             .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
@@ -120,7 +121,7 @@ impl Kms {
 
     /// Lists tenants.
     pub async fn list_tenants(&self, caller: &Caller) -> KmsResult<Vec<Tenant>> {
-        let result = match require_admin(caller) {
+        let result = match require_admin(caller, Operation::AdminTenants) {
             Ok(()) => self.keys.store().list_tenants().await.map_err(Into::into),
             Err(refused) => Err(refused),
         };
@@ -149,14 +150,14 @@ impl Kms {
     }
 
     /// Mints a token: an admin token, or a tenant token narrowed by operations, keys and
-    /// lifetime.
+    /// lifetime, and never beyond the caller's own (see `Grants::child`).
     pub(super) async fn mint_token_unaudited(
         &self,
         caller: &Caller,
         actor: &Actor,
         request: MintToken,
     ) -> KmsResult<(String, TokenId)> {
-        require_admin(caller)?;
+        require_admin(caller, Operation::AdminTokens)?;
         let kind = match (request.admin, request.tenant.as_deref()) {
             (true, None) => TokenKind::Admin,
             (false, Some(tenant)) => TokenKind::Tenant(self.find_tenant(tenant).await?.id),
@@ -166,19 +167,17 @@ impl Kms {
                 ));
             }
         };
-        let mut caveats = Vec::new();
-        if !request.operations.is_empty() {
-            caveats.push(Caveat::Ops(
+        let expires = request
+            .ttl
+            .map(|ttl| self.keys.clock().now().plus(ttl.get()));
+        let caveats = caller
+            .grants
+            .child(
                 request.operations.into_iter().collect::<BTreeSet<_>>(),
-            ));
-        }
-        if !request.keys.is_empty() {
-            caveats.push(Caveat::Keys(request.keys.into_iter().collect()));
-        }
-        if let Some(ttl) = request.ttl {
-            let expires = self.keys.clock().now().plus(ttl.get());
-            caveats.push(Caveat::Expires(expires.millis() / 1000));
-        }
+                request.keys.into_iter().collect(),
+                expires,
+            )
+            .map_err(KmsError::Exceeds)?;
         self.mint(kind, caveats, &request.description, actor).await
     }
 
@@ -196,7 +195,7 @@ impl Kms {
         actor: &Actor,
         id: TokenId,
     ) -> KmsResult<()> {
-        require_admin(caller)?;
+        require_admin(caller, Operation::AdminTokens)?;
         let now = self.keys.clock().now();
         let audit = actor.entry(None, (None, None), now, Some(format!("revoked token {id}")));
         self.keys

@@ -24,6 +24,10 @@ pub enum KmsError {
     /// The token does not allow the operation.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The request asks for more than the token has (a token minted wider or longer
+    /// than its minter); the message names what is beyond it.
+    #[error("{0}")]
+    Exceeds(String),
     /// Absent in the caller's tenant (or another tenant's: the two look the same).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -48,6 +52,15 @@ pub enum KmsError {
         purpose: &'static str,
         /// The operation.
         operation: &'static str,
+    },
+    /// A rotation was started on the condition that the key's primary version is
+    /// `expected` (`--expect-version`), and it is `primary`.
+    #[error("the key's primary version is {primary}, not {expected} as the request expects")]
+    VersionMismatch {
+        /// The version the caller named.
+        expected: u32,
+        /// The key's primary version.
+        primary: u32,
     },
     /// A state conflict.
     #[error("{0}")]
@@ -76,12 +89,13 @@ impl KmsError {
             Self::Invalid(_) => "invalid_request",
             Self::InvalidCiphertext => "invalid_ciphertext",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
+            Self::Forbidden(_) | Self::Exceeds(_) => "forbidden",
             Self::NotFound(_) | Self::KeyDestroyed => "not_found",
             Self::KeyDisabled(_) => "key_disabled",
             Self::VersionRetired(_) => "version_retired",
             Self::KeyExpired(_) => "key_expired",
             Self::WrongPurpose { .. } => "wrong_key_purpose",
+            Self::VersionMismatch { .. } => "version_mismatch",
             Self::Conflict(_) => "conflict",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",

@@ -176,16 +176,20 @@ impl Kms {
     }
 
     /// Records a rotation saga of `reference`, to run to the end or through `until`.
-    /// It returns at once: the rotation worker drives the saga.
+    /// With `expect_version`, only if that is the key's primary version
+    /// (`VersionMismatch` otherwise); the store re-checks the primary in the
+    /// transaction that records the start, so no other rotation can switch it between
+    /// the check and the start. It returns at once: the rotation worker drives the saga.
     /// A refusal changes nothing and is recorded here; the change records itself.
     pub async fn start_rotation(
         &self,
         caller: &Caller,
         reference: &str,
         until: Option<Step>,
+        expect_version: Option<u32>,
     ) -> KmsResult<RotationStatus> {
         let result = self
-            .start_rotation_unaudited(caller, reference, until)
+            .start_rotation_unaudited(caller, reference, until, expect_version)
             .await;
         let actor = caller.actor("rotation.start");
         self.settled(caller, &actor, Some(reference), result).await
@@ -196,6 +200,7 @@ impl Kms {
         caller: &Caller,
         reference: &str,
         until: Option<Step>,
+        expect_version: Option<u32>,
     ) -> KmsResult<RotationStatus> {
         self.rotation_caller(caller)?;
         let entry = self
@@ -205,6 +210,12 @@ impl Kms {
             return Err(KmsError::KeyDisabled("not enabled"));
         }
         let from = entry.primary_number()?;
+        if let Some(expected) = expect_version.filter(|v| *v != from.get()) {
+            return Err(KmsError::VersionMismatch {
+                expected,
+                primary: from.get(),
+            });
+        }
         let now = self.keys.clock().now();
         let record = RotationRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -227,12 +238,7 @@ impl Kms {
             .store()
             .start_rotation(&record, &Record::audit(entry))
             .await
-            .map_err(|e| match e {
-                crate::StoreError::Conflict(_) => {
-                    KmsError::Conflict("a rotation is already running for this key".into())
-                }
-                other => other.into(),
-            })?;
+            .map_err(KmsError::from)?;
         self.rotation_wake.notify_one();
         self.status_of(record).await
     }

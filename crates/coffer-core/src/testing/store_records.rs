@@ -200,6 +200,44 @@ pub async fn rotation_records_save_the_saga_state(store: S) {
     assert_eq!(store.running_rotations().await.unwrap(), vec![record]);
 }
 
+/// A rotation starts only from the key's primary version: a start recorded with
+/// another `from_version` (the primary moved after the caller read it) is refused
+/// whole, and leaves the key free for a start from the real primary.
+pub async fn a_rotation_starts_only_from_the_primary(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let record = |id: &str, from_version: u32| RotationRecord {
+        id: id.into(),
+        tenant: t.id,
+        key: key.id,
+        step: Step::CreateVersion,
+        status: Status::Running,
+        started_at: T0,
+        from_version,
+        to_version: None,
+        failures: 0,
+        error: None,
+        paused_after: None,
+        started_by: "-".into(),
+        updated_at: T0,
+    };
+    let audit = fixtures::audit_record(Some(t.id));
+    let audited = || async { store.audit_entries(0, 100_000).await.unwrap().len() };
+    let entries = audited().await;
+    let err = store
+        .start_rotation(&record("stale", 2), &audit)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.get_rotation(t.id, "stale").await.unwrap(), None);
+    assert_eq!(audited().await, entries, "no audit entry");
+    store
+        .start_rotation(&record("fresh", 1), &audit)
+        .await
+        .unwrap();
+    assert!(store.get_rotation(t.id, "fresh").await.unwrap().is_some());
+}
+
 /// Listing is per tenant, newest first, filtered by key and status.
 pub async fn rotations_list_by_tenant_key_and_status(store: S) {
     let t = new_tenant(&store, "acme").await;

@@ -36,11 +36,19 @@ pub enum Operation {
     KeysRotate,
     /// enable, disable, schedule and cancel deletion
     KeysManage,
+    /// create and list tenants (admin tokens)
+    AdminTenants,
+    /// mint and revoke tokens (admin tokens)
+    AdminTokens,
+    /// read the audit log: its entries (admin tokens), proofs (any token)
+    AuditRead,
+    /// sign an audit checkpoint now (admin tokens)
+    AuditCheckpoint,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 16] = [
         Self::Wrap,
         Self::Unwrap,
         Self::Datakey,
@@ -53,6 +61,10 @@ impl Operation {
         Self::KeysRead,
         Self::KeysRotate,
         Self::KeysManage,
+        Self::AdminTenants,
+        Self::AdminTokens,
+        Self::AuditRead,
+        Self::AuditCheckpoint,
     ];
 
     /// The caveat and CLI spelling.
@@ -70,6 +82,10 @@ impl Operation {
             Self::KeysRead => "keys:read",
             Self::KeysRotate => "keys:rotate",
             Self::KeysManage => "keys:manage",
+            Self::AdminTenants => "admin:tenants",
+            Self::AdminTokens => "admin:tokens",
+            Self::AuditRead => "audit:read",
+            Self::AuditCheckpoint => "audit:checkpoint",
         }
     }
 }
@@ -212,6 +228,78 @@ impl Grants {
     /// True when `op` is allowed at all (before knowing the key).
     pub fn allows_op(&self, op: Operation) -> bool {
         !self.contradictory && self.ops.as_ref().is_none_or(|ops| ops.contains(&op))
+    }
+
+    /// Why an admin power is refused, or `None` when `op` is allowed: an admin grant
+    /// whose caveats allow `op` and, except for `admin:tokens` (whose children stay
+    /// within the key scope, see `child`), carry no key scope, since tenants and the
+    /// audit log span every key.
+    pub fn refuses_admin(&self, op: Operation) -> Option<&'static str> {
+        if !self.is_admin() {
+            Some("this operation needs an admin token")
+        } else if !self.allows_op(op) {
+            Some("the token's operations do not include this admin power")
+        } else if op != Operation::AdminTokens && self.keys.is_some() {
+            Some("a key-scoped token cannot use this admin power")
+        } else {
+            None
+        }
+    }
+
+    /// The caveats of a token minted by a holder of these grants, asking for `ops`,
+    /// `keys` (empty: as many as allowed) and `expires`: never more than the minter
+    /// has. An empty request inherits the minter's restriction; a request outside it
+    /// is refused, naming what is missing; the expiry is the earlier of the request's
+    /// and the minter's, so a child never outlives its minter.
+    pub fn child(
+        &self,
+        ops: BTreeSet<Operation>,
+        keys: BTreeSet<String>,
+        expires: Option<Timestamp>,
+    ) -> Result<Vec<Caveat>, String> {
+        let mut caveats = Vec::new();
+        // `None`: no caveat of that kind, which is all of them. A minter restricted to
+        // nothing (an empty intersection) passes on an empty set, not `None`.
+        let ops = match &self.ops {
+            None if ops.is_empty() => None,
+            None => Some(ops),
+            Some(own) if ops.is_empty() => Some(own.clone()),
+            Some(own) => {
+                let beyond: Vec<&str> = ops.difference(own).map(|op| op.as_str()).collect();
+                if !beyond.is_empty() {
+                    return Err(format!(
+                        "a token cannot grant operations it does not have: {}",
+                        beyond.join(",")
+                    ));
+                }
+                Some(ops)
+            }
+        };
+        caveats.extend(ops.map(Caveat::Ops));
+        let keys = match &self.keys {
+            None if keys.is_empty() => None,
+            None => Some(keys),
+            Some(own) if keys.is_empty() => Some(own.clone()),
+            Some(own) => {
+                let beyond: Vec<&str> = keys.difference(own).map(String::as_str).collect();
+                if !beyond.is_empty() {
+                    return Err(format!(
+                        "a token cannot grant keys outside its own key scope: {}",
+                        beyond.join(",")
+                    ));
+                }
+                Some(keys)
+            }
+        };
+        caveats.extend(keys.map(Caveat::Keys));
+        let expires = match (expires, self.expires) {
+            (Some(asked), Some(own)) => Some(asked.min(own)),
+            (asked, own) => asked.or(own),
+        };
+        if let Some(at) = expires {
+            caveats.push(Caveat::Expires(at.millis().div_euclid(1000)));
+        }
+        Ok(caveats)
     }
 
     /// True when `key` is within the key scope (by id or any alias).

@@ -88,3 +88,102 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn admin_powers_are_operations_caveats_can_name() {
+    let admin = |caveats: &[Caveat]| Grants::new(TokenKind::Admin, caveats);
+    assert_eq!(admin(&[]).refuses_admin(Operation::AdminTenants), None);
+    let verify_only = admin(&[Caveat::Ops(BTreeSet::from([Operation::Verify]))]);
+    for power in [
+        Operation::AdminTenants,
+        Operation::AdminTokens,
+        Operation::AuditRead,
+        Operation::AuditCheckpoint,
+    ] {
+        assert!(verify_only.refuses_admin(power).is_some(), "{power:?}");
+        assert_eq!(power.as_str().parse::<Operation>().unwrap(), power);
+    }
+    let scoped = admin(&[Caveat::Keys(BTreeSet::from(["alias/k".to_owned()]))]);
+    assert!(scoped.refuses_admin(Operation::AuditRead).is_some());
+    assert_eq!(scoped.refuses_admin(Operation::AdminTokens), None);
+    let tenant = Grants::new(TokenKind::Tenant(TenantId::generate()), &[]);
+    assert!(tenant.refuses_admin(Operation::AdminTokens).is_some());
+}
+
+#[test]
+fn a_child_never_outlives_or_out_powers_its_minter() {
+    let ops = |list: &[Operation]| list.iter().copied().collect::<BTreeSet<_>>();
+    let keys = |list: &[&str]| {
+        list.iter()
+            .map(|k| (*k).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    let at = |secs: i64| Timestamp::from_millis(secs * 1000);
+    let minter = Grants::new(
+        TokenKind::Admin,
+        &[
+            Caveat::Ops(ops(&[Operation::AdminTokens, Operation::Wrap])),
+            Caveat::Keys(keys(&["alias/a", "alias/b"])),
+            Caveat::Expires(100),
+        ],
+    );
+    // Asking for nothing inherits every restriction.
+    assert_eq!(
+        minter
+            .child(BTreeSet::new(), BTreeSet::new(), None)
+            .unwrap(),
+        [
+            Caveat::Ops(ops(&[Operation::AdminTokens, Operation::Wrap])),
+            Caveat::Keys(keys(&["alias/a", "alias/b"])),
+            Caveat::Expires(100),
+        ]
+    );
+    // Narrower is kept; a later expiry is cut to the minter's, an earlier one kept.
+    assert_eq!(
+        minter
+            .child(ops(&[Operation::Wrap]), keys(&["alias/a"]), Some(at(5_000)))
+            .unwrap(),
+        [
+            Caveat::Ops(ops(&[Operation::Wrap])),
+            Caveat::Keys(keys(&["alias/a"])),
+            Caveat::Expires(100),
+        ]
+    );
+    assert_eq!(
+        minter
+            .child(BTreeSet::new(), BTreeSet::new(), Some(at(50)))
+            .unwrap()[2],
+        Caveat::Expires(50)
+    );
+    // Wider is refused, naming what is missing.
+    let err = minter
+        .child(
+            ops(&[Operation::Wrap, Operation::AdminTenants]),
+            BTreeSet::new(),
+            None,
+        )
+        .unwrap_err();
+    assert!(err.contains("admin:tenants"), "{err}");
+    let err = minter
+        .child(BTreeSet::new(), keys(&["alias/c"]), None)
+        .unwrap_err();
+    assert!(err.contains("alias/c"), "{err}");
+    // A minter restricted to nothing passes on nothing, not everything.
+    let empty = Grants::new(
+        TokenKind::Admin,
+        &[
+            Caveat::Ops(ops(&[Operation::Wrap])),
+            Caveat::Ops(ops(&[Operation::Sign])),
+        ],
+    );
+    assert_eq!(
+        empty.child(BTreeSet::new(), BTreeSet::new(), None).unwrap(),
+        [Caveat::Ops(BTreeSet::new())]
+    );
+    // An unrestricted minter gives what is asked.
+    let root = Grants::new(TokenKind::Admin, &[]);
+    assert_eq!(
+        root.child(BTreeSet::new(), BTreeSet::new(), None).unwrap(),
+        []
+    );
+}

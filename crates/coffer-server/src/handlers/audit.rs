@@ -1,6 +1,7 @@
 //! The audit log over HTTP: checkpoints and the verifier key (public, like any
-//! transparency log), proofs (any valid token), entries and on-demand checkpoints
-//! (admin tokens).
+//! transparency log), proofs (any valid token whose operations include `audit:read`),
+//! entries (`audit:read`) and on-demand checkpoints (`audit:checkpoint`), both for admin
+//! tokens without a key scope.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_api::ErrorCode;
 use coffer_core::kms::Caller;
+use coffer_core::token::Operation;
 use coffer_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 
@@ -27,13 +29,22 @@ fn log(state: &AppState) -> ApiResult<&Arc<AuditLog>> {
     })
 }
 
-fn require_admin(caller: &Caller) -> ApiResult<()> {
-    if caller.grants.is_admin() {
+fn require_admin(caller: &Caller, power: Operation) -> ApiResult<()> {
+    match caller.grants.refuses_admin(power) {
+        None => Ok(()),
+        Some(why) => Err(ApiError::new(ErrorCode::Forbidden, why)),
+    }
+}
+
+/// Proofs reveal hashes only, so any token may have them, unless its caveats name
+/// operations without `audit:read`.
+fn require_proofs(caller: &Caller) -> ApiResult<()> {
+    if caller.grants.allows_op(Operation::AuditRead) {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorCode::Forbidden,
-            "this operation needs an admin token",
+            "the token's operations do not include audit:read",
         ))
     }
 }
@@ -59,7 +70,7 @@ pub async fn latest(State(state): State<AppState>) -> ApiResult<Response> {
 
 /// `POST /v1/audit/checkpoint`: sign one now (admin).
 pub async fn create(State(state): State<AppState>, Authed(caller): Authed) -> ApiResult<Response> {
-    require_admin(&caller)?;
+    require_admin(&caller, Operation::AuditCheckpoint)?;
     let note = log(&state)?
         .checkpoint(SystemClock.now())
         .await
@@ -102,7 +113,7 @@ pub async fn entries(
     Authed(caller): Authed,
     ApiQuery(range): ApiQuery<Range>,
 ) -> ApiResult<Response> {
-    require_admin(&caller)?;
+    require_admin(&caller, Operation::AuditRead)?;
     let lines = log(&state)?
         .export(range.from, range.limit.min(default_limit()))
         .await
@@ -131,9 +142,10 @@ pub struct InclusionProof {
 /// `GET /v1/audit/proof/inclusion?index=&size=`
 pub async fn inclusion(
     State(state): State<AppState>,
-    Authed(_caller): Authed,
+    Authed(caller): Authed,
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> ApiResult<Json<InclusionProof>> {
+    require_proofs(&caller)?;
     let (leaf, proof, root) = log(&state)?
         .inclusion(q.index, q.size)
         .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e))?;
@@ -167,9 +179,10 @@ pub struct ConsistencyProof {
 /// `GET /v1/audit/proof/consistency?old=&new=`
 pub async fn consistency(
     State(state): State<AppState>,
-    Authed(_caller): Authed,
+    Authed(caller): Authed,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult<Json<ConsistencyProof>> {
+    require_proofs(&caller)?;
     let (proof, old_root, new_root) = log(&state)?
         .consistency(q.old, q.new)
         .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e))?;

@@ -72,7 +72,7 @@ pub async fn start(
 ) -> ApiResult<(StatusCode, Json<RotationView>)> {
     let status = state
         .kms
-        .start_rotation(&caller, &r.key_id, until(r.until)?)
+        .start_rotation(&caller, &r.key_id, until(r.until)?, r.expect_version)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(view(&status))))
 }

@@ -167,7 +167,7 @@ async fn a_100k_rewrap_reports_progress_keeps_its_rate_and_survives_a_crash() {
     let caller = tenant_caller(&limited).await;
     let key = key_with_tracked(&w, &limited, &caller, TOTAL).await;
     let id = limited
-        .start_rotation(&caller, &key, Some(Step::RewrapTracked))
+        .start_rotation(&caller, &key, Some(Step::RewrapTracked), None)
         .await
         .unwrap()
         .record
@@ -296,7 +296,7 @@ async fn outside_its_window_the_rewrap_waits_and_resumes_inside_it() {
     let caller = tenant_caller(&windowed).await;
     let key = key_with_tracked(&w, &windowed, &caller, 500).await;
     let id = windowed
-        .start_rotation(&caller, &key, Some(Step::RewrapTracked))
+        .start_rotation(&caller, &key, Some(Step::RewrapTracked), None)
         .await
         .unwrap()
         .record

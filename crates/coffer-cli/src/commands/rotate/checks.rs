@@ -8,6 +8,7 @@ use coffer_client::request_paths;
 use serde_json::{Value, json};
 
 use super::Verdict;
+use super::health::{self, Moment};
 use super::session::{Outcome, Session, Step};
 use crate::commands::keys::versions_table;
 use crate::commands::{print_json, print_line, table};
@@ -17,6 +18,11 @@ use crate::commands::{print_json, print_line, table};
 pub async fn preflight(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
     let mut checks = Checks::default();
     ready(s, &mut checks).await?;
+    // The profile's health-check URLs (seed 001), before the change.
+    for checked in health::check(s, Moment::Before).await? {
+        let name = format!("{} health", checked.name);
+        checks.add(s, &name, checked.outcome, &checked.detail)?;
+    }
     let key_view = key_enabled(s, key, &mut checks).await?;
     // The API has no list of rotations. A running one is not missed for long: the
     // server refuses a second saga for a key (OneSagaPerKey) when the start is sent.

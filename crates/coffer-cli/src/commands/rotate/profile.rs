@@ -12,11 +12,19 @@
 //!
 //! A token is never read from the file, only from the variable it names: the file is
 //! shared and versioned, the token is not. A `token` key is refused with that reason.
+//!
+//! A profile may also name what seed 001's script runs around a rotation: health-check
+//! URLs (`api_healthcheck_url`, `enclave_healthcheck_url`, fetched with
+//! `healthcheck_timeout`, see `health.rs`) and hook commands (`stage_cmd`,
+//! `validate_cmd`, `rollback_cmd`, run with `hook_timeout`, see `hooks.rs`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use coffer_core::HumanDuration;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -53,7 +61,36 @@ pub struct Target {
     pub token: Option<String>,
     /// Where the token comes from, for messages (`$STAGING_TOKEN`, `--token`).
     pub token_source: String,
+    /// The profile's health checks and hooks (none without `--env`).
+    pub runbook: Runbook,
 }
+
+/// What a profile runs around a rotation besides Coffer's own calls (seed 001's
+/// health-check URLs and `*_STAGE_CMD`, `*_VALIDATE_CMD`, `*_ROLLBACK_CMD`).
+///
+/// No `Debug`: a hook command line can carry a secret.
+#[derive(Default)]
+pub struct Runbook {
+    /// `(name, url)`: `api`, then `enclave`.
+    pub health: Vec<(&'static str, String)>,
+    /// How long each health check may take.
+    pub health_timeout: Duration,
+    /// Run once the new version is staged, before the switch.
+    pub stage_cmd: Option<String>,
+    /// Run by `validate` (and `all`) after the smoke test.
+    pub validate_cmd: Option<String>,
+    /// Run by `rollback` once the rotation is rolled back.
+    pub rollback_cmd: Option<String>,
+    /// How long a hook may run before it and its process group are killed.
+    pub hook_timeout: Duration,
+    /// The variable that holds the token: removed from the hooks' environment.
+    pub token_env: Option<String>,
+}
+
+/// A health check that answers slower than this fails.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A hook still running after this is killed.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,8 +99,7 @@ struct ProfilesFile {
     env: BTreeMap<String, Profile>,
 }
 
-/// `Debug` is safe: a `token` key's value is never kept.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Profile {
     addr: String,
@@ -74,6 +110,63 @@ struct Profile {
     /// Present only to refuse it by name: its value is never kept.
     #[serde(default)]
     token: Option<IgnoredAny>,
+    #[serde(default)]
+    api_healthcheck_url: Option<String>,
+    #[serde(default)]
+    enclave_healthcheck_url: Option<String>,
+    #[serde(default)]
+    healthcheck_timeout: Option<String>,
+    #[serde(default)]
+    stage_cmd: Option<String>,
+    #[serde(default)]
+    validate_cmd: Option<String>,
+    #[serde(default)]
+    rollback_cmd: Option<String>,
+    #[serde(default)]
+    hook_timeout: Option<String>,
+}
+
+/// Addresses only: hook commands can carry secrets.
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("addr", &self.addr)
+            .field("ops_addr", &self.ops_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Profile {
+    fn runbook(&self, env: Environment) -> anyhow::Result<Runbook> {
+        let duration = |value: &Option<String>, key: &str, default: Duration| match value {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<HumanDuration>()
+                .map(HumanDuration::get)
+                .with_context(|| format!("[env.{}] {key}", env.name())),
+        };
+        let health = [
+            ("api", &self.api_healthcheck_url),
+            ("enclave", &self.enclave_healthcheck_url),
+        ]
+        .into_iter()
+        .filter_map(|(name, url)| url.clone().map(|url| (name, url)))
+        .collect();
+        let command = |value: &Option<String>| value.clone().filter(|c| !c.trim().is_empty());
+        Ok(Runbook {
+            health,
+            health_timeout: duration(
+                &self.healthcheck_timeout,
+                "healthcheck_timeout",
+                HEALTHCHECK_TIMEOUT,
+            )?,
+            stage_cmd: command(&self.stage_cmd),
+            validate_cmd: command(&self.validate_cmd),
+            rollback_cmd: command(&self.rollback_cmd),
+            hook_timeout: duration(&self.hook_timeout, "hook_timeout", HOOK_TIMEOUT)?,
+            token_env: self.token_env.clone(),
+        })
+    }
 }
 
 /// Without `--env`: `--addr`, `--token` and `--ops-addr`. With it: the profile's
@@ -91,6 +184,7 @@ pub fn resolve(
             ops: Some(ops_addr.to_owned()),
             token: global.token.clone(),
             token_source: "--token / COFFER_TOKEN".into(),
+            runbook: Runbook::default(),
         });
     };
     let path = match profiles {
@@ -104,7 +198,11 @@ pub fn resolve(
         Some(name) => std::env::var(name).ok().filter(|t| !t.trim().is_empty()),
         None => None,
     };
+    let runbook = profile
+        .runbook(env)
+        .with_context(|| format!("in {}", path.display()))?;
     Ok(Target {
+        runbook,
         api: profile.addr,
         ops: profile.ops_addr,
         token,
@@ -181,6 +279,38 @@ addr = "http://prod:9446"
         assert_eq!(production.ops_addr, None);
         let err = parse("[env.staging]\naddr = \"x\"\n", Environment::Production).unwrap_err();
         assert!(err.to_string().contains("[env.production]"), "{err}");
+    }
+
+    #[test]
+    fn hooks_and_health_checks_are_read_with_their_timeouts() {
+        let text = "[env.staging]\naddr = \"x\"\ntoken_env = \"T\"\n\
+                    enclave_healthcheck_url = \"http://enclave/healthz\"\n\
+                    api_healthcheck_url = \"http://api/healthz\"\n\
+                    healthcheck_timeout = \"2s\"\nstage_cmd = \"./stage.sh\"\n\
+                    validate_cmd = \"  \"\n";
+        let runbook = parse(text, Environment::Staging)
+            .unwrap()
+            .runbook(Environment::Staging)
+            .unwrap();
+        assert_eq!(
+            runbook.health,
+            [
+                ("api", "http://api/healthz".to_owned()),
+                ("enclave", "http://enclave/healthz".to_owned())
+            ]
+        );
+        assert_eq!(runbook.health_timeout, Duration::from_secs(2));
+        assert_eq!(runbook.stage_cmd.as_deref(), Some("./stage.sh"));
+        assert_eq!(runbook.validate_cmd, None, "a blank command is no hook");
+        assert_eq!(runbook.hook_timeout, HOOK_TIMEOUT);
+        assert_eq!(runbook.token_env.as_deref(), Some("T"));
+        let bad = "[env.staging]\naddr = \"x\"\nhook_timeout = \"soon\"\n";
+        let err = parse(bad, Environment::Staging)
+            .unwrap()
+            .runbook(Environment::Staging)
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("hook_timeout"), "{err:#}");
     }
 
     #[test]

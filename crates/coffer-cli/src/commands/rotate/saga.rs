@@ -21,8 +21,10 @@ use coffer_api::rotation::{
 use coffer_client::{ClientError, Waited, request_paths};
 use serde_json::{Value, json};
 
+use super::health;
+use super::hooks::{self, Hook};
 use super::session::{Session, Step};
-use super::{Verdict, checks, smoke};
+use super::{Verdict, VersionChecks, checks, smoke, versions};
 use crate::commands::{print_json, print_line, table};
 
 /// The saga's steps in order (`RotationView::step` names the next one to run).
@@ -46,14 +48,25 @@ const INVARIANTS: [&str; 6] = [
     "RecordMatchesKey",
 ];
 
-/// Starts a rotation up to, not past, the switch. Stdout: the rotation id.
-pub async fn stage(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
+/// Starts a rotation up to, not past, the switch, then runs the stage hook. Stdout:
+/// the rotation id.
+pub async fn stage(s: &mut Session, key: &str, checks: VersionChecks) -> anyhow::Result<Verdict> {
+    s.learn("KMS_KEY_ID", key);
+    if !health::before_change(s).await? {
+        return Ok(Verdict::Failed);
+    }
     let request = StartRotationRequest {
         key_id: key.to_owned(),
         until: Some("stage".into()),
+        expect_version: checks.expect_version,
     };
-    let Some(view) = start(s, "stage.start", &request).await? else {
-        return Ok(Verdict::Planned);
+    let view = match start(s, "stage.start", &request).await? {
+        Started::Planned => {
+            hooks::run(s, Hook::Stage).await?;
+            return Ok(Verdict::Planned);
+        }
+        Started::Refused => return Ok(Verdict::Failed),
+        Started::Running(view) => *view,
     };
     if s.json() {
         print_json(&view)?;
@@ -62,6 +75,12 @@ pub async fn stage(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
         eprintln!("{}", summary(&view));
     }
     if !reached(&view, Some("stage")) {
+        guide_after_failure(s, &view);
+        return Ok(Verdict::Failed);
+    }
+    if versions::staged_is(s, checks.next_version, &view)? == Verdict::Failed
+        || hooks::run(s, Hook::Stage).await? == Verdict::Failed
+    {
         guide_after_failure(s, &view);
         return Ok(Verdict::Failed);
     }
@@ -77,24 +96,60 @@ pub async fn stage(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
 }
 
 /// Preflight, a rotation through every step, then validate.
-pub async fn all(s: &mut Session, key: &str, corpus: Option<&Path>) -> anyhow::Result<Verdict> {
+pub async fn all(
+    s: &mut Session,
+    key: &str,
+    corpus: Option<&Path>,
+    checks: VersionChecks,
+) -> anyhow::Result<Verdict> {
+    s.learn("KMS_KEY_ID", key);
     if checks::preflight(s, key).await? == Verdict::Failed {
         eprintln!("preflight failed: no rotation was started");
         return Ok(Verdict::Failed);
     }
-    // Seed 001's order: stage and switch, validate while the old version still
-    // decrypts (so a corpus can be dual-unwrapped with old and new), then the rest.
+    // Seed 001's order: stage (and the stage hook), switch, validate while the old
+    // version still decrypts (so a corpus can be dual-unwrapped with old and new),
+    // then the rest.
+    let stage_hook = hooks::configured(s, Hook::Stage);
+    let until = if stage_hook {
+        "stage"
+    } else {
+        "switch_pointer"
+    };
     let request = StartRotationRequest {
         key_id: key.to_owned(),
-        until: Some("switch_pointer".to_owned()),
+        until: Some(until.to_owned()),
+        expect_version: checks.expect_version,
     };
-    let rotation = start(s, "rotation.start", &request).await?;
+    let rotation = match start(s, "rotation.start", &request).await? {
+        Started::Planned => None,
+        Started::Refused => return Ok(Verdict::Failed),
+        Started::Running(view) => Some(*view),
+    };
     if let Some(view) = &rotation {
         print_line(&summary(view))?;
-        if !reached(view, Some("switch_pointer")) {
+        if !reached(view, Some(until)) {
             guide_after_failure(s, view);
             return Ok(Verdict::Failed);
         }
+    }
+    if stage_hook {
+        if hooks::run(s, Hook::Stage).await? == Verdict::Failed {
+            rotation
+                .iter()
+                .for_each(|view| guide_after_failure(s, view));
+            return Ok(Verdict::Failed);
+        }
+        let id = rotation.as_ref().map_or("ROTATION_ID", |v| &v.rotation_id);
+        if resume(s, id, Some("switch_pointer".to_owned())).await? == Verdict::Failed {
+            return Ok(Verdict::Failed);
+        }
+    }
+    if let Some(view) = &rotation
+        && versions::primary_is(s, key, checks.next_version, &view.rotation_id).await?
+            == Verdict::Failed
+    {
+        return Ok(Verdict::Failed);
     }
     let verdict = smoke::validate(s, key, corpus).await?;
     let Some(view) = rotation else {
@@ -144,7 +199,7 @@ pub async fn rollback(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
     let client = s.client().clone();
     let call = client.rollback_rotation(id);
     let view = match s.run("rollback", &planned, call, rotation_evidence).await? {
-        Step::Planned => return Ok(Verdict::Planned),
+        Step::Planned => return hooks::after_rollback(s).await,
         Step::Failed(ClientError::Api {
             status: 409,
             message,
@@ -167,12 +222,12 @@ pub async fn rollback(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
         Step::Done(view) => view,
     };
     show(s, &view)?;
-    if view.status == "rolled-back" {
-        Ok(Verdict::Passed)
-    } else {
+    if view.status != "rolled-back" {
         eprintln!("the rotation is {}, not rolled-back", view.status);
-        Ok(Verdict::Failed)
+        return Ok(Verdict::Failed);
     }
+    hooks::learn(s, &view);
+    hooks::after_rollback(s).await
 }
 
 /// Shows a rotation.
@@ -265,22 +320,39 @@ fn verify_report(view: &RotationVerifyView, ok: bool) -> String {
     )
 }
 
-/// `POST ROTATIONS`; `None` in a dry run.
+/// What became of a start.
+enum Started {
+    /// Dry run.
+    Planned,
+    /// `--expect-version` did not hold (reported and recorded as a failed check).
+    Refused,
+    /// Started, and settled where it was asked to stop (or failed).
+    Running(Box<RotationView>),
+}
+
+/// `POST ROTATIONS`, then waits for the rotation to settle.
 async fn start(
     s: &mut Session,
     step: &str,
     request: &StartRotationRequest,
-) -> anyhow::Result<Option<RotationView>> {
+) -> anyhow::Result<Started> {
     let planned = s.post(paths::ROTATIONS, Some(serde_json::to_value(request)?));
     let client = s.client().clone();
     let call = client.start_rotation(request);
     let view = match s.run(step, &planned, call, rotation_evidence).await? {
-        Step::Planned => return Ok(None),
+        Step::Planned => return Ok(Started::Planned),
+        Step::Failed(error) if versions::expected_refused(s, request.expect_version, &error)? => {
+            return Ok(Started::Refused);
+        }
         Step::Failed(error) => return Err(error).context("the rotation did not start"),
         Step::Done(view) => view,
     };
+    versions::expected_held(s, request.expect_version, &view)?;
     match wait(s, &view.rotation_id).await? {
-        Some(view) => Ok(Some(view)),
+        Some(view) => {
+            hooks::learn(s, &view);
+            Ok(Started::Running(Box::new(view)))
+        }
         None => anyhow::bail!(
             "rotation {} did not settle within --wait-timeout",
             view.rotation_id

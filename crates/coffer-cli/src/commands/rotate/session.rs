@@ -6,6 +6,7 @@
 //! `run` as a future that has not been polled, and an `async fn` does nothing (no
 //! connection, no DNS lookup) until it is. In a dry run the future is dropped unpolled.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
@@ -15,7 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::evidence::Evidence;
-use super::profile::Environment;
+use super::profile::{Environment, Runbook};
 use crate::commands::print_line;
 
 /// The stand-in for anything secret in printed commands and evidence.
@@ -105,6 +106,10 @@ pub struct Session {
     pub(super) reentry: String,
     /// How long to wait for a 202'd rotation to settle (`--wait-timeout`).
     pub(super) wait: std::time::Duration,
+    /// The profile's health checks and hooks.
+    pub(super) runbook: Runbook,
+    /// What the run learned for the hooks' environment (`KMS_KEY_ID`, …).
+    pub(super) hook_env: BTreeMap<&'static str, String>,
 }
 
 impl Session {
@@ -136,6 +141,38 @@ impl Session {
     /// True with `--json`.
     pub fn json(&self) -> bool {
         self.json
+    }
+
+    /// True with `--show-commands`.
+    pub fn shows_commands(&self) -> bool {
+        self.disclosure == Disclosure::Bodies
+    }
+
+    /// The profile's health checks and hooks.
+    pub fn runbook(&self) -> &Runbook {
+        &self.runbook
+    }
+
+    /// Notes `value` for the hooks' environment variable `name`.
+    pub fn learn(&mut self, name: &'static str, value: impl ToString) {
+        self.hook_env.insert(name, value.to_string());
+    }
+
+    /// The hooks' environment as learned so far.
+    pub fn hook_env(&self) -> BTreeMap<&'static str, String> {
+        self.hook_env.clone()
+    }
+
+    /// `GET url` on another origin (a health check), without the token. `shown` is
+    /// the URL as printed and recorded.
+    pub fn probe_get(&self, shown: &str) -> Planned {
+        Planned {
+            method: "GET",
+            url: shown.to_owned(),
+            body: None,
+            authorized: false,
+            read_only: true,
+        }
     }
 
     /// `GET path` on the native API.
@@ -225,6 +262,19 @@ impl Session {
         error: Option<String>,
     ) -> anyhow::Result<()> {
         self.write(step, None, outcome, summary, error)
+    }
+
+    /// Records a request performed outside [`Session::run`], whose outcome depends on
+    /// its answer rather than on its success (a health check answering 503).
+    pub fn record_request(
+        &mut self,
+        step: &str,
+        planned: &Planned,
+        outcome: Outcome,
+        response: Value,
+        error: Option<String>,
+    ) -> anyhow::Result<()> {
+        self.write(step, Some(planned), outcome, response, error)
     }
 
     /// Records the run's end and writes the manifest; answers the manifest's path.

@@ -21,6 +21,8 @@ use zeroize::Zeroizing;
 use super::Verdict;
 use super::checks::key_evidence;
 use super::corpus::dual_unwrap;
+use super::health::{self, Moment};
+use super::hooks::{self, Hook};
 use super::session::{Outcome, Session, Step};
 use crate::commands::print_line;
 
@@ -57,7 +59,19 @@ pub async fn validate(
         Some(path) => dual_unwrap(s, path).await?,
         None => verdict,
     };
-    Ok(worst(verdict, corpus))
+    // Then the profile's own checks (seed 001): the validate hook and the health
+    // checks, whatever the smoke test found, so the evidence has them all.
+    if let Some(view) = &view {
+        s.learn("KMS_KEY_ID", &view.key_id);
+    }
+    let hook = hooks::run(s, Hook::Validate).await?;
+    let healthy = health::check(s, Moment::AfterValidation).await?;
+    let health = match health::report(Moment::AfterValidation, &healthy) {
+        _ if s.dry_run() => Verdict::Planned,
+        true => Verdict::Passed,
+        false => Verdict::Failed,
+    };
+    Ok(worst(worst(verdict, corpus), worst(hook, health)))
 }
 
 /// Runs (or plans) the smoke test for `purpose`. `primary` is `None` in a dry run.
