@@ -191,3 +191,66 @@ async fn an_alias_moved_under_concurrent_signing_only_ever_signs_with_the_old_or
         new
     );
 }
+
+/// Another replica follows a moved alias within its `cache_ttl` (2 s here), signing
+/// only ever with the old or the new key meanwhile; the replica that moved it follows
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replica_follows_a_moved_alias_within_its_cache_ttl() {
+    const TTL: Duration = Duration::from_secs(2);
+    let Some(a) = TestServer::start_with(
+        super::harness::Db::Postgres,
+        coffer_server::startup::InitMethod::KeyFile,
+        &[("COFFER_CACHE_TTL", "2s")],
+    )
+    .await
+    else {
+        return;
+    };
+    let token = a.tenant_token("releases").await;
+    let on_a = a.client(&token);
+    let old = create(&on_a, "ed25519", "release-signer").await;
+    let new = create(&on_a, "ed25519", "release-signer-backup").await;
+    // Opened after the token was minted, so it knows it at once.
+    let b = a.replica().await;
+    let on_b = b.client(&token);
+    let sign = |client: coffer_client::Client| async move {
+        client
+            .sign(&SignRequest {
+                key_id: "alias/release-signer".into(),
+                message: Some(B64(b"release".to_vec())),
+                digest: None,
+            })
+            .await
+            .unwrap()
+            .key_id
+    };
+    assert_eq!(sign(on_b.clone()).await, old, "replica b caches the alias");
+
+    on_a.set_alias(&SetAliasRequest {
+        alias: "alias/release-signer".into(),
+        key_id: new.clone(),
+        expected_key_id: Some(old.clone()),
+    })
+    .await
+    .unwrap();
+    let moved = Instant::now();
+    assert_eq!(
+        sign(on_a.clone()).await,
+        new,
+        "the replica that moved it, at once"
+    );
+    let followed = loop {
+        let key = sign(on_b.clone()).await;
+        assert!(key == old || key == new, "signed with {key}");
+        if key == new {
+            break moved.elapsed();
+        }
+        assert!(
+            moved.elapsed() < TTL + Duration::from_secs(2),
+            "replica b still signs with the old key after its cache_ttl"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(followed <= TTL + Duration::from_secs(1), "{followed:?}");
+}
