@@ -2,9 +2,10 @@
 //! items per second (`rotation.rewrap_rate`) and a daily UTC window
 //! (`rotation.rewrap_window`, seed 003's off-peak rewrap).
 //!
-//! The rate paces whole batches rather than sleeping per item: before each batch the
-//! step waits until the batches before it fit the rate, so a runtime thread is never
-//! held and any one-second span sees at most the rate plus one batch.
+//! The rate paces whole batches rather than sleeping per item: each batch starts at
+//! least one batch's worth of time (batch / rate) after the one before, waiting on a
+//! timer, so no runtime thread is held. Time lost to a slow batch is not made up with
+//! a burst, so any one-second span sees at most the rate plus the batch in progress.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -120,37 +121,35 @@ impl RewrapPolicy {
     pub(super) fn pacer(&self) -> Pacer {
         Pacer {
             rate: self.rate.map(|r| f64::from(r.get())),
-            since: tokio::time::Instant::now(),
-            admitted: 0,
+            next: tokio::time::Instant::now(),
         }
     }
 }
 
-/// Paces batches to a rate: batch `k` may start once the `k` batches before it fit it.
+/// Spaces batches to a rate: a batch of `n` items holds the next one back `n / rate`.
 pub(super) struct Pacer {
     rate: Option<f64>,
-    since: tokio::time::Instant,
-    admitted: u64,
+    /// When the next batch may start.
+    next: tokio::time::Instant,
 }
 
 impl Pacer {
-    /// Waits (without holding a thread) until `n` more items fit the rate, and counts them.
+    /// Waits (on a timer, holding no thread) until a batch of `n` items may start.
     pub(super) async fn admit(&mut self, n: u64) {
         if let Some(rate) = self.rate {
+            tokio::time::sleep_until(self.next).await;
             #[expect(
                 clippy::cast_precision_loss,
-                reason = "item counts stay far below 2^52"
+                reason = "batch sizes stay far below 2^52"
             )]
-            let due = self.since + Duration::from_secs_f64(self.admitted as f64 / rate);
-            tokio::time::sleep_until(due).await;
+            let spacing = Duration::from_secs_f64(n as f64 / rate);
+            self.next = tokio::time::Instant::now() + spacing;
         }
-        self.admitted += n;
     }
 
-    /// Starts counting afresh (after waiting for the window: the wait earns no burst).
+    /// Lets the next batch start at once (after a wait for the window).
     pub(super) fn restart(&mut self) {
-        self.since = tokio::time::Instant::now();
-        self.admitted = 0;
+        self.next = tokio::time::Instant::now();
     }
 }
 
@@ -214,6 +213,25 @@ mod tests {
         };
         assert_eq!(policy.batch(), 40);
         assert_eq!(RewrapPolicy::default().batch(), REWRAP_BATCH);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_batch_is_not_made_up_with_a_burst() {
+        let policy = RewrapPolicy {
+            rate: NonZeroU32::new(100),
+            window: None,
+        };
+        let mut pacer = policy.pacer();
+        pacer.admit(policy.batch()).await;
+        // The batch takes three seconds (a stalled disk, say).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let resumed = tokio::time::Instant::now();
+        pacer.admit(policy.batch()).await;
+        pacer.admit(policy.batch()).await;
+        assert!(
+            resumed.elapsed() >= Duration::from_secs(1),
+            "the batch after the stall still waits its spacing"
+        );
     }
 
     #[tokio::test(start_paused = true)]
