@@ -178,7 +178,7 @@ impl Kms {
                 .map_or_else(|| "-".to_owned(), |t| t.to_string()),
             principal: caller.token_id.to_string(),
             op: op.to_owned(),
-            key: key.or_else(|| reference_of(&named)),
+            key: key.or_else(|| named.reference.map(str::to_owned)),
             version: version.map(VersionNumber::get),
             outcome: result
                 .as_ref()
@@ -188,10 +188,6 @@ impl Kms {
             detail,
         }
     }
-}
-
-fn reference_of(named: &Named<'_>) -> Option<String> {
-    named.reference.map(str::to_owned)
 }
 
 /// What a request named, for the entry of its failure: the reference as given, or the
