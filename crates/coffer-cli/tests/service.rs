@@ -26,4 +26,5 @@ mod service {
     pub mod seed004;
     pub mod tokens;
     pub mod tour;
+    pub mod tracker;
 }

@@ -2,7 +2,8 @@
 //! JWKS and moving an alias (seed 004).
 
 use coffer_api::keys::{
-    ActivateRequest, AliasView, HistoryResponse, KeyView, RegisterRequest, SetAliasRequest,
+    ActivateRequest, AliasView, HistoryResponse, KeyView, ReactivateRequest, RegisterRequest,
+    SetAliasRequest,
 };
 use coffer_api::paths;
 
@@ -31,6 +32,20 @@ impl Client {
         self.post(
             &key_action_path(reference, "activate")?,
             &ActivateRequest { version },
+        )
+        .await
+    }
+
+    /// Moves retired `version` back to `retiring`: it decrypts and verifies again (it
+    /// never encrypts or signs again).
+    pub async fn reactivate_version(
+        &self,
+        reference: &str,
+        version: u32,
+    ) -> Result<KeyView, ClientError> {
+        self.post(
+            &key_action_path(reference, "reactivate")?,
+            &ReactivateRequest { version },
         )
         .await
     }

@@ -109,7 +109,7 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
-    /// How the rotation saga's tracked-key rewrap is paced.
+    /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
 }
 
@@ -242,6 +242,8 @@ const KEYS: &[&str] = &[
     "audit.checkpoint_interval",
     "audit.verify_interval",
     "limits.heavy_queue",
+    "rotation.untracked_window",
+    "rotation.retire_after_quiet",
     "rotation.rewrap_rate",
     "rotation.rewrap_window",
 ];

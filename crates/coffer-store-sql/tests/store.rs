@@ -10,6 +10,7 @@ mod store {
     pub mod expiry;
     pub mod rewrap;
     pub mod service;
+    pub mod tracker;
 }
 
 use store::backends::{postgres_store, sqlite_store};

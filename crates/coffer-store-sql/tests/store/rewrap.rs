@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coffer_core::kms::{Caller, Kms, KmsOptions, MintToken, RewrapPolicy, RotationWorker};
+use coffer_core::kms::{
+    Caller, Kms, KmsOptions, MintToken, RetireUntracked, RewrapPolicy, RotationWorker,
+};
 use coffer_core::saga::{Status, Step};
 use coffer_core::{Clock, ManualClock, NewKey, Store, Timestamp};
 use coffer_crypto::{EncryptionContext, KeySpec};
@@ -167,7 +169,13 @@ async fn a_100k_rewrap_reports_progress_keeps_its_rate_and_survives_a_crash() {
     let caller = tenant_caller(&limited).await;
     let key = key_with_tracked(&w, &limited, &caller, TOTAL).await;
     let id = limited
-        .start_rotation(&caller, &key, Some(Step::RewrapTracked), None)
+        .start_rotation(
+            &caller,
+            &key,
+            Some(Step::RewrapTracked),
+            None,
+            RetireUntracked::default(),
+        )
         .await
         .unwrap()
         .record
@@ -296,7 +304,13 @@ async fn outside_its_window_the_rewrap_waits_and_resumes_inside_it() {
     let caller = tenant_caller(&windowed).await;
     let key = key_with_tracked(&w, &windowed, &caller, 500).await;
     let id = windowed
-        .start_rotation(&caller, &key, Some(Step::RewrapTracked), None)
+        .start_rotation(
+            &caller,
+            &key,
+            Some(Step::RewrapTracked),
+            None,
+            RetireUntracked::default(),
+        )
         .await
         .unwrap()
         .record
