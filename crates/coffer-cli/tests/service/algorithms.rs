@@ -5,7 +5,7 @@
 
 use coffer_api::admin::MintTokenRequest;
 use coffer_api::crypto::{DecryptRequest, EncryptRequest, SignRequest, VerifyRequest};
-use coffer_api::keys::{CreateKeyRequest, IssueCertificateRequest};
+use coffer_api::keys::{CreateKeyRequest, IssueCertificateRequest, SetAliasRequest};
 use coffer_api::{B64, B64Secret, ErrorCode};
 use coffer_client::Client;
 use coffer_crypto::{
@@ -308,6 +308,22 @@ async fn rsa_encrypt_keys_encrypt_and_decrypt_and_nothing_else() {
             .await;
         assert_eq!(code_of(result), ErrorCode::WrongKeyPurpose);
     }
+    // An alias on the AES key cannot move to the RSA encrypt key, nor back: same
+    // purpose, but none of one's operations works on the other.
+    let aes_alias = CreateKeyRequest {
+        spec: "aes-256".into(),
+        alias: Some("kek".into()),
+        ..Default::default()
+    };
+    acme.create_key(&aes_alias).await.unwrap();
+    let moved = acme
+        .set_alias(&SetAliasRequest {
+            alias: "alias/kek".into(),
+            key_id: rsa.clone(),
+            expected_key_id: None,
+        })
+        .await;
+    assert_eq!(code_of(moved), ErrorCode::InvalidRequest);
     let mac_purpose = CreateKeyRequest {
         spec: "rsa-2048".into(),
         purpose: Some("mac".into()),
