@@ -56,6 +56,9 @@ pub enum ErrorCode {
     Sealed,
     /// 503: the server cannot serve now (store down, saturated).
     Unavailable,
+    /// 503: custody's backend (an HSM) is unreachable; signing and unwrapping resume
+    /// when it is back.
+    BackendUnavailable,
     /// 500: an internal failure; details are in the server log under the request id.
     Internal,
 }
@@ -76,7 +79,7 @@ impl ErrorCode {
             | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
-            Self::Sealed | Self::Unavailable => 503,
+            Self::Sealed | Self::Unavailable | Self::BackendUnavailable => 503,
             Self::Internal => 500,
         }
     }
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::TooManyRequests => "too_many_requests",
             Self::Sealed => "sealed",
             Self::Unavailable => "unavailable",
+            Self::BackendUnavailable => "backend_unavailable",
             Self::Internal => "internal",
         }
     }

@@ -71,6 +71,10 @@ pub enum KmsError {
     /// The store is unreachable.
     #[error("storage unavailable")]
     Unavailable(String),
+    /// Custody's backend (an HSM) is unreachable: signing and unwrapping wait until it
+    /// is back; nothing was done.
+    #[error("the key backend is unavailable; retry shortly")]
+    BackendUnavailable(String),
     /// The heavy-work pool is full; the caller should retry after `retry_after`.
     #[error("the server is busy; retry shortly")]
     Saturated {
@@ -99,6 +103,7 @@ impl KmsError {
             Self::Conflict(_) => "conflict",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
+            Self::BackendUnavailable(_) => "backend_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -119,6 +124,7 @@ impl From<CustodyError> for KmsError {
     fn from(error: CustodyError) -> Self {
         match error {
             CustodyError::Sealed(_) => Self::Sealed,
+            CustodyError::Unavailable(why) => Self::BackendUnavailable(why),
             other => Self::Internal(other.to_string()),
         }
     }
