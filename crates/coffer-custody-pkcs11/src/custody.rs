@@ -216,6 +216,7 @@ impl Pkcs11Custody {
                 let failures = failures.saturating_add(1);
                 let delay = backoff(failures, self.config.backoff_min, self.config.backoff_max);
                 tracing::warn!(%error, ?delay, "HSM reconnect failed");
+                module::forget(&self.config.module);
                 *link = Link::Down {
                     reason: error.to_string(),
                     failures,

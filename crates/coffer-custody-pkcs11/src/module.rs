@@ -68,3 +68,10 @@ pub(crate) fn reload(module: &Path, load: u64) {
         registry.loaded.remove(module);
     }
 }
+
+/// Forgets whatever context `module` has: after a failed reconnect, so the next attempt
+/// initialises the module again and sees a token that came back meanwhile.
+pub(crate) fn forget(module: &Path) {
+    let mut registry = registry().lock().unwrap_or_else(PoisonError::into_inner);
+    registry.loaded.remove(module);
+}
