@@ -14,6 +14,7 @@ mod service {
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;
     pub mod heavy;
+    pub mod hsm;
     pub mod isolation;
     pub mod rotation;
     pub mod rotation_worker;

@@ -6,6 +6,7 @@
 //! - [`startup`] — opening store, custody and service from a [`Config`]; first-time
 //!   [`startup::init`].
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
+//! - [`custody`] — the custody a server runs with: sealed or PKCS#11.
 //! - [`hardening`] — no core dumps of a process that holds secrets.
 //! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
@@ -14,6 +15,7 @@
 pub mod config;
 mod context;
 mod convert;
+pub mod custody;
 mod error;
 mod extract;
 mod handlers;

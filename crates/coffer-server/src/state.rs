@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use coffer_core::kms::Kms;
-use coffer_custody_sealed::SealedCustody;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What every handler may use.
@@ -15,7 +14,7 @@ pub struct AppState {
     /// here for its counters).
     pub heavy: Arc<crate::offload::BoundedPool>,
     /// Custody, for seal status and unseal.
-    pub custody: Arc<SealedCustody>,
+    pub custody: crate::custody::ServerCustody,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Body limit, for the 413 message.

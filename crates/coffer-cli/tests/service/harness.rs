@@ -133,6 +133,7 @@ impl TestServer {
             InitMethod::KeyFile => "key-file",
             InitMethod::Passphrase(_) => "passphrase",
             InitMethod::Shamir { .. } => "shamir",
+            InitMethod::Pkcs11 => "pkcs11",
         };
         vars.push(("COFFER_CUSTODY_METHOD".into(), custody.into()));
         if db == Db::Postgres {

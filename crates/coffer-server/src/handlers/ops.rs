@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use coffer_core::Custody;
 
 use crate::state::AppState;
 
@@ -12,9 +11,10 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: 200 only when unsealed, loaded and the store answers.
+/// `GET /readyz`: 200 only when unsealed, loaded, the store answers and custody's
+/// backend (an HSM) is reachable.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.kms.ready().await {
+    if state.custody.as_dyn().available() && state.kms.ready().await {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use coffer_api::ErrorCode;
 use coffer_api::admin::{SealStatusView, UnsealRequest};
-use coffer_core::{Custody, CustodyError, SealStatus};
+use coffer_core::{CustodyError, SealStatus};
 use coffer_custody_sealed::{Passphrase, UnsealMethod};
 
 use crate::error::{ApiError, ApiResult};
@@ -13,13 +13,15 @@ use crate::state::AppState;
 
 /// The seal status as the API shows it.
 pub fn status_view(state: &AppState) -> SealStatusView {
-    let method = match state.custody.method() {
-        UnsealMethod::Shamir { .. } => "shamir",
-        UnsealMethod::Passphrase => "passphrase",
-        UnsealMethod::KeyFile => "key-file",
+    let (method, unsealed_threshold) = match state.custody.sealed().map(|c| c.method()) {
+        Some(method @ UnsealMethod::Shamir { .. }) => ("shamir", method.threshold()),
+        Some(method @ UnsealMethod::Passphrase) => ("passphrase", method.threshold()),
+        Some(method @ UnsealMethod::KeyFile) => ("key-file", method.threshold()),
+        // The root is in the token: nothing to unseal.
+        None => ("pkcs11", 0),
     };
     let (sealed, progress, threshold) = match state.custody.status() {
-        SealStatus::Unsealed => (false, 0, state.custody.method().threshold()),
+        SealStatus::Unsealed => (false, 0, unsealed_threshold),
         SealStatus::Sealed {
             progress,
             threshold,
@@ -64,7 +66,9 @@ pub async fn unseal(
     if state.custody.status() == SealStatus::Unsealed {
         return Ok(Json(status_view(&state)));
     }
-    let custody = state.custody.clone();
+    let Some(custody) = state.custody.sealed().cloned() else {
+        return Ok(Json(status_view(&state)));
+    };
     // Argon2id takes tens of milliseconds of CPU: off the async workers.
     let outcome = tokio::task::spawn_blocking(move || match (r.share, r.passphrase) {
         (Some(share), None) => {

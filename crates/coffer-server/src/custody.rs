@@ -1,0 +1,41 @@
+//! The custody a server runs with: sealed (a state file, unsealed by shares, passphrase
+//! or key file) or PKCS#11 (the root in an HSM token). The service sees only the
+//! `Custody` trait; unseal and health need the concrete kind.
+
+use std::sync::Arc;
+
+use coffer_core::{Custody, SealStatus};
+use coffer_custody_pkcs11::Pkcs11Custody;
+use coffer_custody_sealed::SealedCustody;
+
+/// Custody, by kind.
+#[derive(Clone)]
+pub enum ServerCustody {
+    /// Sealed custody.
+    Sealed(Arc<SealedCustody>),
+    /// PKCS#11 custody.
+    Pkcs11(Arc<Pkcs11Custody>),
+}
+
+impl ServerCustody {
+    /// The custody as the service uses it.
+    pub fn as_dyn(&self) -> Arc<dyn Custody> {
+        match self {
+            Self::Sealed(c) => c.clone(),
+            Self::Pkcs11(c) => c.clone(),
+        }
+    }
+
+    /// The seal status.
+    pub fn status(&self) -> SealStatus {
+        self.as_dyn().status()
+    }
+
+    /// Sealed custody, for unseal.
+    pub fn sealed(&self) -> Option<&Arc<SealedCustody>> {
+        match self {
+            Self::Sealed(c) => Some(c),
+            Self::Pkcs11(_) => None,
+        }
+    }
+}
