@@ -270,14 +270,28 @@ impl Pkcs11Custody {
         })
     }
 
-    /// A cheap liveness check: asks the token for its session state.
+    /// A liveness check that reaches the token itself: the current root key seals an
+    /// empty value. (Asking for session or token info is not enough: a module may
+    /// answer those from memory after the token is gone.)
     pub fn probe(&self) -> bool {
-        let result = self.with_session(|_, lent| lent.session().get_session_info().map(|_| ()));
+        let result = self.with_session(|connection, lent| {
+            let (generation, key) = connection.current().ok_or(missing_root())?;
+            roots::seal(lent.session(), key, generation, b"probe", b"").map(|_| ())
+        });
         result.is_ok()
     }
 }
 
-/// Checks the token every second while this custody lives: a lost token is noticed
+/// The error a connection without a root answers with: treated as a lost link, since
+/// a token that had a root at connect time and has none now was swapped or wiped.
+fn missing_root() -> cryptoki::error::Error {
+    cryptoki::error::Error::Pkcs11(
+        cryptoki::error::RvError::KeyHandleInvalid,
+        cryptoki::context::Function::Encrypt,
+    )
+}
+
+/// Checks the token every 250 ms while this custody lives: a lost token is noticed
 /// (and `/readyz` turns) without waiting for traffic, and one that came back is
 /// reconnected once the backoff allows.
 fn spawn_watchdog(custody: &Arc<Pkcs11Custody>) {

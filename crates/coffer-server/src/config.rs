@@ -87,6 +87,21 @@ pub struct Pkcs11Settings {
     pub key_label: String,
     /// Sessions kept open at most.
     pub pool_size: usize,
+    /// What the server serves while the token is unreachable.
+    pub failover: Failover,
+}
+
+/// What the server serves while custody's token is unreachable (`custody.failover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failover {
+    /// Requests run as usual: those that need the token answer `backend_unavailable`,
+    /// those served from keys in memory succeed.
+    #[default]
+    None,
+    /// Only verification runs; every secret-key operation (wrap, unwrap, datakey,
+    /// rewrap, sign, mac, verify-mac) answers `backend_unavailable`, even for keys in
+    /// memory, until the token is back.
+    VerifyOnly,
 }
 
 impl Pkcs11Settings {
@@ -263,6 +278,7 @@ struct RawCustody {
     pin_file: Option<PathBuf>,
     key_label: Option<String>,
     pool_size: Option<u64>,
+    failover: Option<String>,
 }
 
 /// Every key an environment variable may override, dotted.
@@ -285,6 +301,7 @@ const KEYS: &[&str] = &[
     "custody.pin_file",
     "custody.key_label",
     "custody.pool_size",
+    "custody.failover",
     "audit.enabled",
     "audit.origin",
     "audit.anchor_dir",
@@ -396,6 +413,13 @@ fn pkcs11(raw: RawCustody) -> Result<Pkcs11Settings, ConfigError> {
         pin_file: raw.pin_file,
         key_label: raw.key_label.unwrap_or_else(|| "coffer-root".to_owned()),
         pool_size: usize::try_from(pool_size).unwrap_or(4),
+        failover: match raw.failover.as_deref() {
+            None | Some("none") => Failover::None,
+            Some("verify-only") => Failover::VerifyOnly,
+            Some(_) => {
+                return Err(invalid("custody.failover", "expected none or verify-only"));
+            }
+        },
     })
 }
 
@@ -624,16 +648,21 @@ mod tests {
         );
         assert_eq!(settings.pool_size, 8);
         assert_eq!(settings.key_label, "coffer-root");
+        assert_eq!(settings.failover, Failover::None);
         assert!(config.custody.state_file().is_none());
         let slot = load(
             "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\n",
-            &[("COFFER_CUSTODY_SLOT", "7")],
+            &[
+                ("COFFER_CUSTODY_SLOT", "7"),
+                ("COFFER_CUSTODY_FAILOVER", "verify-only"),
+            ],
         )
         .unwrap();
         assert!(matches!(
             slot.custody,
             CustodyConfig::Pkcs11(Pkcs11Settings {
                 token: coffer_custody_pkcs11::TokenSelector::Slot(7),
+                failover: Failover::VerifyOnly,
                 ..
             })
         ));
@@ -646,6 +675,10 @@ mod tests {
             (
                 "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\nslot = 1\ntoken_label = \"x\"\n",
                 "custody.token_label",
+            ),
+            (
+                "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\nslot = 1\nfailover = \"read-only\"\n",
+                "custody.failover",
             ),
         ] {
             let err = load(text, &[]).unwrap_err().to_string();

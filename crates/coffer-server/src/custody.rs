@@ -8,13 +8,15 @@ use coffer_core::{Custody, SealStatus};
 use coffer_custody_pkcs11::Pkcs11Custody;
 use coffer_custody_sealed::SealedCustody;
 
+use crate::config::Failover;
+
 /// Custody, by kind.
 #[derive(Clone)]
 pub enum ServerCustody {
     /// Sealed custody.
     Sealed(Arc<SealedCustody>),
-    /// PKCS#11 custody.
-    Pkcs11(Arc<Pkcs11Custody>),
+    /// PKCS#11 custody, and what to serve while its token is away.
+    Pkcs11(Arc<Pkcs11Custody>, Failover),
 }
 
 impl ServerCustody {
@@ -22,7 +24,16 @@ impl ServerCustody {
     pub fn as_dyn(&self) -> Arc<dyn Custody> {
         match self {
             Self::Sealed(c) => c.clone(),
-            Self::Pkcs11(c) => c.clone(),
+            Self::Pkcs11(c, _) => c.clone(),
+        }
+    }
+
+    /// False while the failover policy refuses secret-key operations: the token is
+    /// away and `custody.failover = "verify-only"`.
+    pub fn serves_secret_operations(&self) -> bool {
+        match self {
+            Self::Sealed(_) | Self::Pkcs11(_, Failover::None) => true,
+            Self::Pkcs11(custody, Failover::VerifyOnly) => custody.is_up(),
         }
     }
 
@@ -35,7 +46,7 @@ impl ServerCustody {
     pub fn sealed(&self) -> Option<&Arc<SealedCustody>> {
         match self {
             Self::Sealed(c) => Some(c),
-            Self::Pkcs11(_) => None,
+            Self::Pkcs11(..) => None,
         }
     }
 }

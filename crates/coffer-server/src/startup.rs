@@ -225,7 +225,10 @@ pub async fn init(
             let custody = tokio::task::spawn_blocking(move || Pkcs11Custody::init(pkcs11))
                 .await
                 .map_err(|e| StartError::Io(e.to_string()))??;
-            (ServerCustody::Pkcs11(custody), Vec::new())
+            (
+                ServerCustody::Pkcs11(custody, settings.failover),
+                Vec::new(),
+            )
         }
         (_, InitMethod::Pkcs11) | (CustodyConfig::Pkcs11(_), _) => {
             return Err(StartError::Io(
@@ -302,7 +305,7 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
             let custody = tokio::task::spawn_blocking(move || Pkcs11Custody::open(pkcs11))
                 .await
                 .map_err(|e| StartError::Io(e.to_string()))??;
-            ServerCustody::Pkcs11(custody)
+            ServerCustody::Pkcs11(custody, settings.failover)
         }
         (_, Some(state_file)) if state_file.exists() => {
             ServerCustody::Sealed(Arc::new(SealedCustody::open(state_file)?))

@@ -43,6 +43,22 @@ macro_rules! answer {
     };
 }
 
+/// The failover policy's gate for secret-key operations, checked after authentication
+/// and before any key is loaded (`custody.failover = "verify-only"`).
+fn secret_operations_served(state: &AppState) -> Result<(), Response> {
+    if state.custody.serves_secret_operations() {
+        return Ok(());
+    }
+    Err(ApiError {
+        retry_after: Some(std::time::Duration::from_secs(1)),
+        ..ApiError::new(
+            ErrorCode::BackendUnavailable,
+            "the HSM is unavailable: only verification is served until it is back",
+        )
+    }
+    .into_response())
+}
+
 fn sealed(s: Sealed) -> CiphertextResponse {
     CiphertextResponse {
         ciphertext: B64(s.ciphertext),
@@ -71,6 +87,9 @@ pub async fn wrap(
     Authed(caller): Authed,
     input: OneOrBatch<WrapRequest>,
 ) -> Response {
+    if let Err(refused) = secret_operations_served(&state) {
+        return refused;
+    }
     answer!(input, |r| wrap_one(&state, &caller, r).await)
 }
 
@@ -94,6 +113,9 @@ pub async fn unwrap(
     Authed(caller): Authed,
     input: OneOrBatch<UnwrapRequest>,
 ) -> Response {
+    if let Err(refused) = secret_operations_served(&state) {
+        return refused;
+    }
     answer!(input, |r| unwrap_one(&state, &caller, r).await)
 }
 
@@ -126,6 +148,9 @@ pub async fn datakey(
     Authed(caller): Authed,
     input: OneOrBatch<DatakeyRequest>,
 ) -> Response {
+    if let Err(refused) = secret_operations_served(&state) {
+        return refused;
+    }
     answer!(input, |r| datakey_one(&state, &caller, r).await)
 }
 
@@ -155,6 +180,9 @@ pub async fn rewrap(
     Authed(caller): Authed,
     input: OneOrBatch<RewrapRequest>,
 ) -> Response {
+    if let Err(refused) = secret_operations_served(&state) {
+        return refused;
+    }
     answer!(input, |r| rewrap_one(&state, &caller, r).await)
 }
 
@@ -202,6 +230,9 @@ pub async fn sign(
     Authed(caller): Authed,
     input: OneOrBatch<SignRequest>,
 ) -> Response {
+    if let Err(refused) = secret_operations_served(&state) {
+        return refused;
+    }
     answer!(input, |r| sign_one(&state, &caller, r).await)
 }
 
@@ -247,6 +278,9 @@ pub async fn mac(
     Authed(caller): Authed,
     input: OneOrBatch<MacRequest>,
 ) -> Response {
+    if let Err(refused) = secret_operations_served(&state) {
+        return refused;
+    }
     answer!(input, |r| mac_one(&state, &caller, r).await)
 }
 
@@ -272,5 +306,8 @@ pub async fn verify_mac(
     Authed(caller): Authed,
     input: OneOrBatch<VerifyMacRequest>,
 ) -> Response {
+    if let Err(refused) = secret_operations_served(&state) {
+        return refused;
+    }
     answer!(input, |r| verify_mac_one(&state, &caller, r).await)
 }
