@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use coffer_api::admin::{CustodyView, Pkcs11View, RootKeyView, SessionPoolView};
 use coffer_core::{Custody, SealStatus};
 use coffer_custody_pkcs11::Pkcs11Custody;
 use coffer_custody_sealed::SealedCustody;
@@ -47,6 +48,47 @@ impl ServerCustody {
         match self {
             Self::Sealed(c) => Some(c),
             Self::Pkcs11(..) => None,
+        }
+    }
+}
+
+impl ServerCustody {
+    /// What `GET /custody` answers.
+    pub fn view(&self) -> CustodyView {
+        let Self::Pkcs11(custody, failover) = self else {
+            return CustodyView {
+                kind: "sealed".into(),
+                available: true,
+                pkcs11: None,
+            };
+        };
+        let health = custody.health();
+        CustodyView {
+            kind: "pkcs11".into(),
+            available: health.up,
+            pkcs11: Some(Pkcs11View {
+                module: health.module,
+                token: health.token,
+                slot: health.slot,
+                token_label: health.token_label,
+                reason: health.reason,
+                reconnects: health.reconnects,
+                root_keys: health
+                    .roots
+                    .into_iter()
+                    .map(|(generation, handle)| RootKeyView { generation, handle })
+                    .collect(),
+                pool: health.pool.map(|p| SessionPoolView {
+                    open: p.open,
+                    idle: p.idle,
+                    max: p.max,
+                }),
+                failover: match failover {
+                    Failover::None => "none",
+                    Failover::VerifyOnly => "verify-only",
+                }
+                .into(),
+            }),
         }
     }
 }

@@ -132,12 +132,13 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The operations router (port 9909): health, readiness, metrics.
+/// The operations router (port 9909): health, readiness, metrics, custody's backend.
 pub fn ops_router(state: AppState) -> Router {
     Router::new()
         .route(paths::HEALTHZ, get(ops::healthz))
         .route(paths::READYZ, get(ops::readyz))
         .route(paths::METRICS, get(ops::metrics))
+        .route(paths::CUSTODY, get(ops::custody))
         .with_state(state)
 }
 

@@ -73,3 +73,51 @@ async fn a_server_keeps_its_root_in_the_hsm() {
         .unwrap();
     assert_eq!(opened.plaintext.expose_secret(), b"kept under an HSM root");
 }
+
+/// `coffer init --custody pkcs11` makes the root in the configured token; a second
+/// init on the same token is refused rather than making a second root.
+#[tokio::test]
+async fn coffer_init_sets_up_pkcs11_custody() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let label = hsm.new_token();
+    let dir = temp_dir();
+    let pin_file = dir.join("pin");
+    std::fs::write(&pin_file, softhsm::PIN).unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.join("coffer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[custody]\nmethod = \"pkcs11\"\nmodule = {:?}\ntoken_label = {label:?}\npin_file = {:?}\n",
+            dir.join("data"),
+            hsm.module,
+            pin_file
+        ),
+    )
+    .unwrap();
+    let init = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .env_clear()
+            .env("SOFTHSM2_CONF", &hsm.conf)
+            .args(["init", "--config"])
+            .arg(&config)
+            .args(["--custody", "pkcs11"])
+            .output()
+            .unwrap()
+    };
+    let first = init();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.starts_with("admin token: "), "{stdout}");
+    assert!(!stdout.contains("unseal share"));
+    let second = init();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("already holds a root key"), "{stderr}");
+}

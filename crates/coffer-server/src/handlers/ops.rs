@@ -1,8 +1,10 @@
-//! The operations port: liveness, readiness, Prometheus metrics.
+//! The operations port: liveness, readiness, Prometheus metrics, custody's backend.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+
+use coffer_api::admin::CustodyView;
 
 use crate::state::AppState;
 
@@ -29,4 +31,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// `GET /custody`: custody's kind and reachability; for PKCS#11 the module, token, root
+/// key handles and session pool (never the PIN).
+pub async fn custody(State(state): State<AppState>) -> axum::Json<CustodyView> {
+    axum::Json(state.custody.view())
 }
