@@ -45,11 +45,11 @@ macro_rules! answer {
 
 /// The failover policy's gate for secret-key operations, checked after authentication
 /// and before any key is loaded (`custody.failover = "verify-only"`).
-fn secret_operations_served(state: &AppState) -> Result<(), Response> {
+fn refused_by_failover(state: &AppState) -> Option<Response> {
     if state.custody.serves_secret_operations() {
-        return Ok(());
+        return None;
     }
-    Err(ApiError {
+    Some(ApiError {
         retry_after: Some(std::time::Duration::from_secs(1)),
         ..ApiError::new(
             ErrorCode::BackendUnavailable,
@@ -87,7 +87,7 @@ pub async fn wrap(
     Authed(caller): Authed,
     input: OneOrBatch<WrapRequest>,
 ) -> Response {
-    if let Err(refused) = secret_operations_served(&state) {
+    if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
     answer!(input, |r| wrap_one(&state, &caller, r).await)
@@ -113,7 +113,7 @@ pub async fn unwrap(
     Authed(caller): Authed,
     input: OneOrBatch<UnwrapRequest>,
 ) -> Response {
-    if let Err(refused) = secret_operations_served(&state) {
+    if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
     answer!(input, |r| unwrap_one(&state, &caller, r).await)
@@ -148,7 +148,7 @@ pub async fn datakey(
     Authed(caller): Authed,
     input: OneOrBatch<DatakeyRequest>,
 ) -> Response {
-    if let Err(refused) = secret_operations_served(&state) {
+    if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
     answer!(input, |r| datakey_one(&state, &caller, r).await)
@@ -180,7 +180,7 @@ pub async fn rewrap(
     Authed(caller): Authed,
     input: OneOrBatch<RewrapRequest>,
 ) -> Response {
-    if let Err(refused) = secret_operations_served(&state) {
+    if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
     answer!(input, |r| rewrap_one(&state, &caller, r).await)
@@ -230,7 +230,7 @@ pub async fn sign(
     Authed(caller): Authed,
     input: OneOrBatch<SignRequest>,
 ) -> Response {
-    if let Err(refused) = secret_operations_served(&state) {
+    if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
     answer!(input, |r| sign_one(&state, &caller, r).await)
@@ -278,7 +278,7 @@ pub async fn mac(
     Authed(caller): Authed,
     input: OneOrBatch<MacRequest>,
 ) -> Response {
-    if let Err(refused) = secret_operations_served(&state) {
+    if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
     answer!(input, |r| mac_one(&state, &caller, r).await)
@@ -306,7 +306,7 @@ pub async fn verify_mac(
     Authed(caller): Authed,
     input: OneOrBatch<VerifyMacRequest>,
 ) -> Response {
-    if let Err(refused) = secret_operations_served(&state) {
+    if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
     answer!(input, |r| verify_mac_one(&state, &caller, r).await)
