@@ -49,14 +49,16 @@ fn refused_by_failover(state: &AppState) -> Option<Response> {
     if state.custody.serves_secret_operations() {
         return None;
     }
-    Some(ApiError {
-        retry_after: Some(std::time::Duration::from_secs(1)),
-        ..ApiError::new(
-            ErrorCode::BackendUnavailable,
-            "the HSM is unavailable: only verification is served until it is back",
-        )
-    }
-    .into_response())
+    Some(
+        ApiError {
+            retry_after: Some(std::time::Duration::from_secs(1)),
+            ..ApiError::new(
+                ErrorCode::BackendUnavailable,
+                "the HSM is unavailable: only verification is served until it is back",
+            )
+        }
+        .into_response(),
+    )
 }
 
 fn sealed(s: Sealed) -> CiphertextResponse {
