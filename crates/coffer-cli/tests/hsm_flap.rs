@@ -4,8 +4,12 @@
 //! `custody.failover = "verify-only"` verification goes on while signing and wrapping
 //! answer `backend_unavailable`, and afterwards everything is served again.
 //!
+//! Without a failover policy, keys in memory keep serving and what needs the token (a
+//! new tenant's key) answers `backend_unavailable` until it is back.
+//!
 //! A binary of its own: the flap reloads the process's SoftHSM module, which would
-//! disturb other tests' tokens. Skipped without SoftHSM unless `COFFER_REQUIRE_SOFTHSM=1`.
+//! disturb other tests' tokens; the two flaps here take turns. Skipped without SoftHSM
+//! unless `COFFER_REQUIRE_SOFTHSM=1`.
 
 #[path = "service/harness.rs"]
 #[allow(
@@ -21,6 +25,7 @@ mod softhsm;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use coffer_api::admin::CreateTenantRequest;
 use coffer_api::crypto::{SignRequest, VerifyRequest, WrapRequest};
 use coffer_api::keys::CreateKeyRequest;
 use coffer_api::{B64, B64Secret, ErrorCode};
@@ -77,11 +82,11 @@ async fn wait_for_status(url: &str, want: u16) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
-    let Some(hsm) = softhsm::softhsm() else {
-        return;
-    };
+/// One flap at a time: both move the process's whole token directory.
+static FLAP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server on a fresh token with `custody.failover = failover`.
+async fn hsm_server(hsm: &softhsm::SoftHsm, failover: &str) -> TestServer {
     let label = hsm.new_token();
     let dir = temp_dir();
     let pin_file = dir.join("pin");
@@ -91,7 +96,7 @@ async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
         hsm.module.display().to_string(),
         pin_file.display().to_string(),
     );
-    let server = TestServer::start_in(
+    TestServer::start_in(
         dir,
         Db::Sqlite,
         InitMethod::Pkcs11,
@@ -99,11 +104,65 @@ async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
             ("COFFER_CUSTODY_MODULE", module.as_str()),
             ("COFFER_CUSTODY_TOKEN_LABEL", label.as_str()),
             ("COFFER_CUSTODY_PIN_FILE", pin.as_str()),
-            ("COFFER_CUSTODY_FAILOVER", "verify-only"),
+            ("COFFER_CUSTODY_FAILOVER", failover),
         ],
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Moves every token away (leaving an empty directory); the returned closure brings
+/// them back.
+fn take_tokens_away(hsm: &softhsm::SoftHsm) -> impl FnOnce() {
+    let root = hsm.conf.parent().unwrap().to_owned();
+    let (tokens, aside) = (root.join("tokens"), root.join("tokens-away"));
+    std::fs::rename(&tokens, &aside).unwrap();
+    std::fs::create_dir(&tokens).unwrap();
+    move || {
+        std::fs::remove_dir(&tokens).unwrap();
+        std::fs::rename(&aside, &tokens).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_failover_keys_in_memory_serve_and_the_token_is_waited_for() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let _turn = FLAP.lock().await;
+    let server = hsm_server(hsm, "none").await;
+    let acme = server.client(&server.tenant_token("acme").await);
+    let signing = create(&acme, "ed25519").await;
+    acme.sign(&sign(&signing)).await.unwrap();
+    let readyz = format!("{}/readyz", server.ops);
+
+    let bring_back = take_tokens_away(hsm);
+    wait_for_status(&readyz, 503).await;
+    // The signing key is in memory: it still signs (no failover policy forbids it).
+    acme.sign(&sign(&signing)).await.unwrap();
+    // A new tenant's key must be wrapped by the token.
+    let beta = CreateTenantRequest {
+        name: "beta".into(),
+    };
+    match server.admin().create_tenant(&beta).await {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert_eq!((status, code), (503, ErrorCode::BackendUnavailable));
+        }
+        other => panic!("expected backend_unavailable, got {other:?}"),
+    }
+
+    bring_back();
+    wait_for_status(&readyz, 200).await;
+    server.admin().create_tenant(&beta).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let _turn = FLAP.lock().await;
+    let server = hsm_server(hsm, "verify-only").await;
     let acme = server.client(&server.tenant_token("acme").await);
     let signing = create(&acme, "ecdsa-p256").await;
     let kek = create(&acme, "aes-256").await;
@@ -154,10 +213,7 @@ async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
     };
 
     // The token goes away.
-    let root = hsm.conf.parent().unwrap();
-    let (tokens, aside) = (root.join("tokens"), root.join("tokens-away"));
-    std::fs::rename(&tokens, &aside).unwrap();
-    std::fs::create_dir(&tokens).unwrap();
+    let bring_back = take_tokens_away(hsm);
     wait_for_status(&readyz, 503).await;
     assert_eq!(status(healthz.clone()).await, 200, "the server stays up");
     assert!(
@@ -175,8 +231,7 @@ async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // The token comes back.
-    std::fs::remove_dir(&tokens).unwrap();
-    std::fs::rename(&aside, &tokens).unwrap();
+    bring_back();
     wait_for_status(&readyz, 200).await;
     let refused = load.await.unwrap();
     assert!(refused > 0, "the load saw the flap");
