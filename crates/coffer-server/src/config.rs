@@ -101,8 +101,8 @@ pub enum Failover {
     #[default]
     None,
     /// Only verification runs; every secret-key operation (wrap, unwrap, datakey,
-    /// rewrap, sign, mac, verify-mac) answers `backend_unavailable`, even for keys in
-    /// memory, until the token is back.
+    /// rewrap, sign, mac, verify-mac, issue-certificate) answers `backend_unavailable`,
+    /// even for keys in memory, until the token is back.
     VerifyOnly,
 }
 
@@ -169,7 +169,7 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
-    /// How safely rotations retire old versions.
+    /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
 }
 
@@ -318,6 +318,8 @@ const KEYS: &[&str] = &[
     "limits.heavy_queue",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
+    "rotation.rewrap_rate",
+    "rotation.rewrap_window",
 ];
 
 fn env_name(key: &str) -> String {
@@ -364,7 +366,11 @@ impl Config {
 /// Sets dotted `key` to `value`, typed like the key expects (numbers for byte counts).
 fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
-        "max_body_bytes" | "limits.heavy_queue" | "custody.pool_size" | "custody.slot" => value
+        "max_body_bytes"
+        | "limits.heavy_queue"
+        | "rotation.rewrap_rate"
+        | "custody.pool_size"
+        | "custody.slot" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),

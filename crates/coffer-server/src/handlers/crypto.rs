@@ -1,5 +1,7 @@
 //! The hot operations: wrap, unwrap, datakey, rewrap, sign, verify, mac, verify-mac.
-//! Each takes one request or `{"items": [...]}` and answers in the same form.
+//! Each takes one request or `{"items": [...]}` and answers in the same form. Batches
+//! of wrap, unwrap and rewrap go through `crypto_batch` (one audit commit per batch);
+//! the others answer item by item.
 
 use axum::Json;
 use axum::extract::State;
@@ -46,22 +48,24 @@ macro_rules! answer {
 /// The failover policy's gate for secret-key operations, checked after authentication
 /// and before any key is loaded (`custody.failover = "verify-only"`).
 fn refused_by_failover(state: &AppState) -> Option<Response> {
+    refusal_by_failover(state).map(IntoResponse::into_response)
+}
+
+/// The refusal while `custody.failover = "verify-only"` and the token is away, if it is.
+pub(super) fn refusal_by_failover(state: &AppState) -> Option<ApiError> {
     if state.custody.serves_secret_operations() {
         return None;
     }
-    Some(
-        ApiError {
-            retry_after: Some(std::time::Duration::from_secs(1)),
-            ..ApiError::new(
-                ErrorCode::BackendUnavailable,
-                "the HSM is unavailable: only verification is served until it is back",
-            )
-        }
-        .into_response(),
-    )
+    Some(ApiError {
+        retry_after: Some(std::time::Duration::from_secs(1)),
+        ..ApiError::new(
+            ErrorCode::BackendUnavailable,
+            "the HSM is unavailable: only verification is served until it is back",
+        )
+    })
 }
 
-fn sealed(s: Sealed) -> CiphertextResponse {
+pub(super) fn sealed(s: Sealed) -> CiphertextResponse {
     CiphertextResponse {
         ciphertext: B64(s.ciphertext),
         key_id: s.key_id.to_string(),
@@ -92,7 +96,10 @@ pub async fn wrap(
     if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
-    answer!(input, |r| wrap_one(&state, &caller, r).await)
+    match input {
+        OneOrBatch::Batch(requests) => super::crypto_batch::wrap(&state, &caller, requests).await,
+        one => answer!(one, |r| wrap_one(&state, &caller, r).await),
+    }
 }
 
 async fn unwrap_one(
@@ -118,7 +125,10 @@ pub async fn unwrap(
     if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
-    answer!(input, |r| unwrap_one(&state, &caller, r).await)
+    match input {
+        OneOrBatch::Batch(requests) => super::crypto_batch::unwrap(&state, &caller, requests).await,
+        one => answer!(one, |r| unwrap_one(&state, &caller, r).await),
+    }
 }
 
 async fn datakey_one(
@@ -185,7 +195,10 @@ pub async fn rewrap(
     if let Some(refused) = refused_by_failover(&state) {
         return refused;
     }
-    answer!(input, |r| rewrap_one(&state, &caller, r).await)
+    match input {
+        OneOrBatch::Batch(requests) => super::crypto_batch::rewrap(&state, &caller, requests).await,
+        one => answer!(one, |r| rewrap_one(&state, &caller, r).await),
+    }
 }
 
 /// Exactly one of `message` and `digest`; a digest must be 32 bytes.
