@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod envelope;
 pub mod key_lifecycle;
 pub mod keys;
+pub mod migrate;
 pub mod rotate;
 pub mod server;
 pub mod signing;

@@ -15,6 +15,7 @@ mod service {
     pub mod harness;
     pub mod heavy;
     pub mod isolation;
+    pub mod migrate;
     pub mod rotation;
     pub mod rotation_worker;
     pub mod runbook004;
