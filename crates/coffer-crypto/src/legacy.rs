@@ -138,9 +138,8 @@ mod tests {
         let data = SecretBytes::new(hex(
             "00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F",
         ));
-        let expected = hex(
-            "28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21",
-        );
+        let expected =
+            hex("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21");
         assert_eq!(wrap_aes_kw(&kek_bytes, &data).unwrap(), expected);
         let unwrapped = unwrap_aes_kw(&kek_bytes, &expected).unwrap();
         assert_eq!(unwrapped.expose_secret(), data.expose_secret());
@@ -210,7 +209,9 @@ mod tests {
         let mut sealed = seal_aes_gcm(&key, b"blob", b"id-1").unwrap();
         assert_eq!(sealed.len(), GCM_NONCE_LEN + 4 + GCM_TAG_LEN);
         assert_eq!(
-            open_aes_gcm(&key, &sealed, b"id-1").unwrap().expose_secret(),
+            open_aes_gcm(&key, &sealed, b"id-1")
+                .unwrap()
+                .expose_secret(),
             b"blob"
         );
         sealed[GCM_NONCE_LEN] ^= 1;

@@ -72,11 +72,24 @@ pub struct LegacyArgs {
     /// Coffer.
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
     context: Vec<(String, String)>,
+    /// Also bind each sidecar's id into the context, under this name (`blob` gives
+    /// `blob=ID`), so a wrapped key opens only for its own sidecar.
+    #[arg(long, value_name = "NAME")]
+    context_id: Option<String>,
 }
 
 impl LegacyArgs {
     fn key(&self) -> anyhow::Result<Option<LegacyKey>> {
-        LegacyKey::load(self.legacy_key_env.as_deref(), self.legacy_key_file.as_deref())
+        LegacyKey::load(
+            self.legacy_key_env.as_deref(),
+            self.legacy_key_file.as_deref(),
+        )
+    }
+
+    /// The context a sidecar's data key is wrapped with at Coffer.
+    fn context_for(&self, id: &str) -> anyhow::Result<coffer_api::crypto::Context> {
+        let base = pairs_to_map(self.context.clone(), "context")?;
+        Ok(engine::context_for(&base, self.context_id.as_deref(), id))
     }
 }
 
@@ -129,6 +142,10 @@ pub struct SidecarsArgs {
 pub struct OpenArgs {
     /// The sidecar (a JSON file).
     sidecar: PathBuf,
+    /// The sidecar's id when it has no `id` field (default: the file name without
+    /// `.json`, as `sidecars` names the files of a directory).
+    #[arg(long)]
+    id: Option<String>,
     /// Another name for a sidecar field, OURS=THEIRS (repeatable).
     #[arg(long = "field", value_name = "OURS=THEIRS", value_parser = parse_pair)]
     fields: Vec<(String, String)>,
@@ -175,9 +192,16 @@ fn inventory(global: &Globals, args: InventoryArgs) -> anyhow::Result<ExitCode> 
         unreadable: inputs
             .unreadable
             .iter()
-            .map(|u| Problem { id: u.origin.to_string(), reason: u.reason.clone() })
+            .map(|u| Problem {
+                id: u.origin.to_string(),
+                reason: u.reason.clone(),
+            })
             .collect(),
-        ids: if args.ids { inputs.sidecars.iter().map(|s| s.id.clone()).collect() } else { Vec::new() },
+        ids: if args.ids {
+            inputs.sidecars.iter().map(|s| s.id.clone()).collect()
+        } else {
+            Vec::new()
+        },
     };
     if global.json {
         print_json(&report)?;
@@ -194,7 +218,11 @@ fn inventory(global: &Globals, args: InventoryArgs) -> anyhow::Result<ExitCode> 
             print_line(id)?;
         }
     }
-    Ok(if report.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[derive(Serialize)]
@@ -209,18 +237,28 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
     let (inputs, names) = args.source.read()?;
     let out = match (inputs.lines, &args.out) {
         (true, None) => bail!("a JSON-lines input needs --out FILE for the migrated lines"),
-        (false, Some(_)) => bail!("--out is for JSON-lines input; a directory is rewritten in place"),
+        (false, Some(_)) => {
+            bail!("--out is for JSON-lines input; a directory is rewritten in place")
+        }
         (_, out) => out.clone(),
     };
-    let has_legacy = inputs.sidecars.iter().any(|s| matches!(s.provider, sidecar::Provider::Legacy { .. }));
+    let has_legacy = inputs
+        .sidecars
+        .iter()
+        .any(|s| matches!(s.provider, sidecar::Provider::Legacy { .. }));
     if has_legacy && args.key.is_none() {
         bail!("legacy sidecars need --key, the Coffer key to wrap their data keys under");
     }
-    let journal_path = args.journal.clone().unwrap_or_else(|| default_journal(&args.source.from));
+    let journal_path = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| default_journal(&args.source.from));
     let journal = Journal::open(&journal_path).await?;
     let from = std::fs::canonicalize(&args.source.from)?;
     journal.bind("from", &from.display().to_string()).await?;
-    journal.bind("key", args.key.as_deref().unwrap_or("-")).await?;
+    journal
+        .bind("key", args.key.as_deref().unwrap_or("-"))
+        .await?;
 
     // A previous run's committed rewrites are finished first, without Coffer.
     let pending = journal.wrapped().await?;
@@ -229,7 +267,9 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
             .sidecars
             .iter()
             .filter_map(|s| match (&s.origin, pending.get(&s.id)) {
-                (sidecar::Origin::File(path), Some(text)) => Some((s.id.clone(), path.clone(), text.clone())),
+                (sidecar::Origin::File(path), Some(text)) => {
+                    Some((s.id.clone(), path.clone(), text.clone()))
+                }
                 _ => None,
             })
             .collect();
@@ -243,15 +283,25 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
         .filter(|u| !finished.contains(&u.id))
         .map(|u| (u.id.clone(), u.origin.to_string(), u.reason.clone()))
         .collect();
-    let todo: Vec<_> = inputs.sidecars.into_iter().filter(|s| !finished.contains(&s.id) && !pending.contains_key(&s.id)).collect();
+    let todo: Vec<_> = inputs
+        .sidecars
+        .into_iter()
+        .filter(|s| !finished.contains(&s.id) && !pending.contains_key(&s.id))
+        .collect();
     let progress = Arc::new(Progress::new(todo.len() + unreadable.len()));
     journal.record_outcome(Outcome::Failed, &unreadable).await?;
     progress.add_failed(unreadable.len());
-    eprintln!("migrating {} sidecars ({} already final in {})", todo.len(), finished.len(), journal_path.display());
+    eprintln!(
+        "migrating {} sidecars ({} already final in {})",
+        todo.len(),
+        finished.len(),
+        journal_path.display()
+    );
 
     let settings = Settings {
         target_key: args.key.clone(),
         context: pairs_to_map(args.legacy.context.clone(), "context")?,
+        context_id: args.legacy.context_id.clone(),
         batch_size: usize::from(args.batch_size),
         concurrency: usize::from(args.concurrency),
         rate: args.rate,
@@ -281,7 +331,10 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
     let report = RunReport {
         this_run: progress.counts(),
         seconds: progress.elapsed().as_secs_f64(),
-        failures: failures.into_iter().map(|(id, reason)| Problem { id, reason }).collect(),
+        failures: failures
+            .into_iter()
+            .map(|(id, reason)| Problem { id, reason })
+            .collect(),
         journal: totals,
     };
     if global.json {
@@ -301,23 +354,36 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
             print_line(&format!("failed {}: {}", problem.id, problem.reason))?;
         }
     }
-    Ok(if report.journal.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.journal.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn default_journal(from: &Path) -> PathBuf {
-    let mut name = from.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "sidecars".into());
+    let mut name = from
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "sidecars".into());
     name.push(".migrate.db");
     from.with_file_name(name)
 }
 
 /// Writes the JSON-lines output: each input line, replaced by its migrated sidecar where
 /// the journal has one; then the journal counts those as done.
-async fn write_lines(journal: &Journal, from: &Path, names: &FieldNames, out: &Path) -> anyhow::Result<()> {
+async fn write_lines(
+    journal: &Journal,
+    from: &Path,
+    names: &FieldNames,
+    out: &Path,
+) -> anyhow::Result<()> {
     let mut migrated = journal.migrated().await?;
     let wrapped = journal.wrapped().await?;
     let newly: Vec<String> = wrapped.keys().cloned().collect();
     migrated.extend(wrapped);
-    let text = std::fs::read_to_string(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let text =
+        std::fs::read_to_string(from).with_context(|| format!("cannot read {}", from.display()))?;
     let mut output = String::with_capacity(text.len());
     for line in text.lines() {
         let replaced = sidecar::parse(line.as_bytes(), names, None)
@@ -332,20 +398,42 @@ async fn write_lines(journal: &Journal, from: &Path, names: &FieldNames, out: &P
 }
 
 async fn open_one(global: &Globals, args: OpenArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.sidecar).with_context(|| format!("cannot read {}", args.sidecar.display()))?;
-    let id = args.sidecar.display().to_string();
-    let sidecar = sidecar::parse(&bytes, &FieldNames::mapped(&args.fields)?, Some(id)).map_err(anyhow::Error::msg)?;
-    let cutover = if args.cutover { Cutover::CofferOnly } else { Cutover::DualRead };
-    let context = pairs_to_map(args.legacy.context.clone(), "context")?;
-    let key = open::data_key(&global.client()?, &sidecar, args.legacy.key()?.as_ref(), cutover, &context).await?;
+    let bytes = std::fs::read(&args.sidecar)
+        .with_context(|| format!("cannot read {}", args.sidecar.display()))?;
+    let id = args.id.clone().unwrap_or_else(|| {
+        args.sidecar
+            .with_extension("")
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let sidecar = sidecar::parse(&bytes, &FieldNames::mapped(&args.fields)?, Some(id))
+        .map_err(anyhow::Error::msg)?;
+    let cutover = if args.cutover {
+        Cutover::CofferOnly
+    } else {
+        Cutover::DualRead
+    };
+    let context = args.legacy.context_for(&sidecar.id)?;
+    let key = open::data_key(
+        &global.client()?,
+        &sidecar,
+        args.legacy.key()?.as_ref(),
+        cutover,
+        &context,
+    )
+    .await?;
     match args.blob {
         Some(blob) => {
-            let sealed = std::fs::read(&blob).with_context(|| format!("cannot read {}", blob.display()))?;
+            let sealed =
+                std::fs::read(&blob).with_context(|| format!("cannot read {}", blob.display()))?;
             let plaintext = coffer_crypto::legacy::open_aes_gcm(&key, &sealed, b"")
                 .with_context(|| format!("cannot decrypt {}", blob.display()))?;
             super::print_bytes(plaintext.expose_secret())?;
         }
-        None => print_line(&zeroize::Zeroizing::new(super::encode_b64(key.expose_secret())))?,
+        None => print_line(&zeroize::Zeroizing::new(super::encode_b64(
+            key.expose_secret(),
+        )))?,
     }
     Ok(ExitCode::SUCCESS)
 }

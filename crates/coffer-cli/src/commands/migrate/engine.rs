@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use coffer_api::crypto::{Batch, CiphertextResponse, Context, ItemResult, RewrapRequest, WrapRequest};
+use coffer_api::crypto::{
+    Batch, CiphertextResponse, Context, ItemResult, RewrapRequest, WrapRequest,
+};
 use coffer_api::{B64, B64Secret, ErrorCode};
 use coffer_client::{Client, ClientError};
 use coffer_crypto::SecretBytes;
@@ -26,8 +28,10 @@ use super::sidecar::{FieldNames, LegacySource, Origin, Provider, Sidecar};
 pub struct Settings {
     /// The Coffer key legacy data keys are wrapped under.
     pub target_key: Option<String>,
-    /// Encryption context of every wrap and rewrap (readers give it to `unwrap`).
+    /// Encryption context of every wrap and rewrap (readers give it to `unwrap`),
+    /// with the sidecar's id added under `context_id` when set.
     pub context: Context,
+    pub context_id: Option<String>,
     pub batch_size: usize,
     pub concurrency: usize,
     /// At most this many items per second (all batches together).
@@ -94,15 +98,22 @@ impl Engine {
         for sidecar in sidecars {
             let origin = sidecar.origin.to_string();
             match &sidecar.provider {
-                Provider::Legacy { source: LegacySource::Dpapi, .. } => settled.push((
+                Provider::Legacy {
+                    source: LegacySource::Dpapi,
+                    ..
+                } => settled.push((
                     sidecar.id,
                     origin,
                     "wrapped by DPAPI: only its Windows host can open it".into(),
                 )),
                 Provider::Legacy { alg, .. } => {
                     let opened = match &self.legacy {
-                        Some(key) => key.unwrap(*alg, &sidecar.wrapped_dek).map_err(|e| format!("legacy unwrap: {e}")),
-                        None => Err("legacy-wrapped, and no --legacy-key-env or --legacy-key-file".into()),
+                        Some(key) => key
+                            .unwrap(*alg, &sidecar.wrapped_dek)
+                            .map_err(|e| format!("legacy unwrap: {e}")),
+                        None => Err(
+                            "legacy-wrapped, and no --legacy-key-env or --legacy-key-file".into(),
+                        ),
                     };
                     match opened {
                         Ok(key) => legacy.push((sidecar, key)),
@@ -169,7 +180,9 @@ impl Engine {
                 && !primaries.contains_key(key)
             {
                 let answer = self.client.show_key(key).await;
-                let primary = answer.map(|view| view.primary_version).map_err(|e| format!("key {key}: {e}"));
+                let primary = answer
+                    .map(|view| view.primary_version)
+                    .map_err(|e| format!("key {key}: {e}"));
                 primaries.insert(key.clone(), primary);
             }
         }
@@ -185,7 +198,12 @@ impl Engine {
             let origin = sidecar.origin.to_string();
             match outcome {
                 Ok(answer) => {
-                    let new = sidecar.migrated(&self.names, &answer.key_id, answer.key_version, &answer.ciphertext.0);
+                    let new = sidecar.migrated(
+                        &self.names,
+                        &answer.key_id,
+                        answer.key_version,
+                        &answer.ciphertext.0,
+                    );
                     let text = serde_json::to_string(&new)?;
                     if let Origin::File(path) = &sidecar.origin {
                         files.push((sidecar.id.clone(), path.clone(), text.clone()));
@@ -214,19 +232,30 @@ impl Engine {
 
     /// Sends one batch, retrying transient failures of the whole call or of single
     /// items with exponential backoff; answers one outcome per sidecar.
-    async fn send(&self, sidecars: &[Sidecar], work: &Work) -> Vec<Result<CiphertextResponse, String>> {
-        let mut outcomes: Vec<Option<Result<CiphertextResponse, String>>> = sidecars.iter().map(|_| None).collect();
+    async fn send(
+        &self,
+        sidecars: &[Sidecar],
+        work: &Work,
+    ) -> Vec<Result<CiphertextResponse, String>> {
+        let mut outcomes: Vec<Option<Result<CiphertextResponse, String>>> =
+            sidecars.iter().map(|_| None).collect();
         let mut pending: Vec<usize> = (0..sidecars.len()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
             self.pace(pending.len()).await;
             let answer = match work {
                 Work::Wrap(keys) => {
-                    let items = pending.iter().map(|&i| self.wrap_request(&keys[i])).collect();
+                    let items = pending
+                        .iter()
+                        .map(|&i| self.wrap_request(&sidecars[i], &keys[i]))
+                        .collect();
                     self.client.wrap_batch(&Batch { items }).await
                 }
                 Work::Rewrap => {
-                    let items = pending.iter().map(|&i| self.rewrap_request(&sidecars[i])).collect();
+                    let items = pending
+                        .iter()
+                        .map(|&i| self.rewrap_request(&sidecars[i]))
+                        .collect();
                     self.client.rewrap_batch(&Batch { items }).await
                 }
             };
@@ -237,15 +266,25 @@ impl Engine {
                     for (index, item) in pending.iter().zip(items) {
                         match item {
                             ItemResult::Ok(answer) => outcomes[*index] = Some(Ok(answer)),
-                            ItemResult::Err { error } if transient_code(error.code) && !last => again.push(*index),
+                            ItemResult::Err { error } if transient_code(error.code) && !last => {
+                                again.push(*index)
+                            }
                             ItemResult::Err { error } => {
-                                outcomes[*index] = Some(Err(format!("{}: {}", error.code.as_str(), error.message)));
+                                outcomes[*index] = Some(Err(format!(
+                                    "{}: {}",
+                                    error.code.as_str(),
+                                    error.message
+                                )));
                             }
                         }
                     }
                 }
                 Ok(items) => {
-                    let reason = format!("the server answered {} items for {}", items.len(), pending.len());
+                    let reason = format!(
+                        "the server answered {} items for {}",
+                        items.len(),
+                        pending.len()
+                    );
                     for index in &pending {
                         outcomes[*index] = Some(Err(reason.clone()));
                     }
@@ -270,18 +309,26 @@ impl Engine {
             .collect()
     }
 
-    fn wrap_request(&self, key: &SecretBytes) -> WrapRequest {
+    fn wrap_request(&self, sidecar: &Sidecar, key: &SecretBytes) -> WrapRequest {
         WrapRequest {
             key_id: self.settings.target_key.clone().unwrap_or_default(),
             plaintext: B64Secret::new(key.expose_secret().to_vec()),
-            context: self.settings.context.clone(),
+            context: context_for(
+                &self.settings.context,
+                self.settings.context_id.as_deref(),
+                &sidecar.id,
+            ),
         }
     }
 
     fn rewrap_request(&self, sidecar: &Sidecar) -> RewrapRequest {
         RewrapRequest {
             ciphertext: B64(sidecar.wrapped_dek.clone()),
-            context: self.settings.context.clone(),
+            context: context_for(
+                &self.settings.context,
+                self.settings.context_id.as_deref(),
+                &sidecar.id,
+            ),
             key_id: None,
             destination_context: None,
         }
@@ -304,6 +351,15 @@ impl Engine {
     }
 }
 
+/// `base`, plus `id_key = id` when the sidecar's id is bound into the context.
+pub fn context_for(base: &Context, id_key: Option<&str>, id: &str) -> Context {
+    let mut context = base.clone();
+    if let Some(key) = id_key {
+        context.insert(key.to_owned(), id.to_owned());
+    }
+    context
+}
+
 async fn join_one(tasks: &mut JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
     match tasks.join_next().await {
         Some(joined) => joined.context("a migration batch panicked")?,
@@ -315,13 +371,18 @@ async fn join_one(tasks: &mut JoinSet<anyhow::Result<()>>) -> anyhow::Result<()>
 fn transient(error: &ClientError) -> bool {
     match error {
         ClientError::Transport(_) => true,
-        ClientError::Api { status, code, .. } => transient_code(*code) || matches!(status, 502 | 504),
+        ClientError::Api { status, code, .. } => {
+            transient_code(*code) || matches!(status, 502 | 504)
+        }
         _ => false,
     }
 }
 
 fn transient_code(code: ErrorCode) -> bool {
-    matches!(code, ErrorCode::Unavailable | ErrorCode::TooManyRequests | ErrorCode::Sealed)
+    matches!(
+        code,
+        ErrorCode::Unavailable | ErrorCode::TooManyRequests | ErrorCode::Sealed
+    )
 }
 
 /// 200 ms doubling up to 10 s.
@@ -331,7 +392,10 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Replaces each sidecar file atomically (a temporary file beside it, then rename);
 /// answers the ids written.
-pub async fn write_sidecars(files: Vec<(String, PathBuf, String)>, fsync: bool) -> anyhow::Result<Vec<String>> {
+pub async fn write_sidecars(
+    files: Vec<(String, PathBuf, String)>,
+    fsync: bool,
+) -> anyhow::Result<Vec<String>> {
     tokio::task::spawn_blocking(move || {
         let mut ids = Vec::with_capacity(files.len());
         let mut dirs = std::collections::BTreeSet::new();
@@ -358,9 +422,13 @@ pub async fn write_sidecars(files: Vec<(String, PathBuf, String)>, fsync: bool) 
 /// Writes `bytes` to a dot-file beside `path`, then renames it over `path`.
 pub fn replace_file(path: &Path, bytes: &[u8], fsync: bool) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = path.with_file_name(format!(".{name}.coffer-tmp"));
-    let mut file = std::fs::File::create(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+    let mut file = std::fs::File::create(&temp)
+        .with_context(|| format!("cannot create {}", temp.display()))?;
     file.write_all(bytes)
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
@@ -381,7 +449,12 @@ mod tests {
 
     #[test]
     fn only_overload_and_transport_failures_are_retried() {
-        let api = |status, code| ClientError::Api { status, code, message: String::new(), request_id: String::new() };
+        let api = |status, code| ClientError::Api {
+            status,
+            code,
+            message: String::new(),
+            request_id: String::new(),
+        };
         assert!(transient(&ClientError::Transport("refused".into())));
         assert!(transient(&api(503, ErrorCode::Unavailable)));
         assert!(transient(&api(429, ErrorCode::TooManyRequests)));

@@ -12,8 +12,10 @@ use std::path::Path;
 use std::str::FromStr as _;
 
 use anyhow::{Context as _, bail};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row as _;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// The journal of one migration.
 pub struct Journal {
@@ -60,7 +62,10 @@ impl Journal {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the journal {}", path.display()))?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.context("cannot create the journal's tables")?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .context("cannot create the journal's tables")?;
         Ok(Self { pool })
     }
 
@@ -152,7 +157,11 @@ impl Journal {
     }
 
     /// Records final `skipped` or retryable `failed` outcomes (`id`, origin, reason).
-    pub async fn record_outcome(&self, state: Outcome, items: &[(String, String, String)]) -> anyhow::Result<()> {
+    pub async fn record_outcome(
+        &self,
+        state: Outcome,
+        items: &[(String, String, String)],
+    ) -> anyhow::Result<()> {
         let state = match state {
             Outcome::Skipped => "skipped",
             Outcome::Failed => "failed",
@@ -197,9 +206,11 @@ impl Journal {
 
     /// Failed items with their reasons (`id`, reason), by id.
     pub async fn failures(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT id, COALESCE(reason, '') FROM items WHERE state = 'failed' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, COALESCE(reason, '') FROM items WHERE state = 'failed' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|row| (row.get::<String, _>(0), row.get::<String, _>(1)))

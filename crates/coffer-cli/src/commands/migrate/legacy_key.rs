@@ -87,7 +87,9 @@ mod tests {
         assert!(LegacyKey::decode(&"ab".repeat(32)).is_ok());
         assert!(LegacyKey::decode(&"ab".repeat(16)).is_ok());
         assert!(LegacyKey::decode(&STANDARD.encode([1u8; 32])).is_ok());
-        let err = LegacyKey::decode(&STANDARD.encode([1u8; 24])).err().unwrap();
+        let err = LegacyKey::decode(&STANDARD.encode([1u8; 24]))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("24"), "{err}");
         assert!(LegacyKey::decode("not a key!").is_err());
     }

@@ -3,8 +3,8 @@
 //! path.
 
 use anyhow::{Context as _, anyhow, bail};
-use coffer_api::crypto::{Context, UnwrapRequest};
 use coffer_api::B64;
+use coffer_api::crypto::{Context, UnwrapRequest};
 use coffer_client::Client;
 use coffer_crypto::SecretBytes;
 
@@ -34,12 +34,21 @@ pub async fn data_key(
             "`{}` is still wrapped by the legacy provider, and cutover refuses the legacy path",
             sidecar.id
         ),
-        Provider::Legacy { source: LegacySource::Dpapi, .. } => {
-            bail!("`{}` is wrapped by DPAPI, which only its Windows host can open", sidecar.id)
+        Provider::Legacy {
+            source: LegacySource::Dpapi,
+            ..
+        } => {
+            bail!(
+                "`{}` is wrapped by DPAPI, which only its Windows host can open",
+                sidecar.id
+            )
         }
         Provider::Legacy { alg, .. } => {
             let key = legacy.ok_or_else(|| {
-                anyhow!("`{}` is legacy-wrapped: give --legacy-key-env or --legacy-key-file", sidecar.id)
+                anyhow!(
+                    "`{}` is legacy-wrapped: give --legacy-key-env or --legacy-key-file",
+                    sidecar.id
+                )
             })?;
             key.unwrap(*alg, &sidecar.wrapped_dek)
                 .with_context(|| format!("cannot open the legacy data key of `{}`", sidecar.id))
@@ -51,7 +60,9 @@ pub async fn data_key(
                     context: context.clone(),
                 })
                 .await
-                .with_context(|| format!("Coffer cannot unwrap the data key of `{}`", sidecar.id))?;
+                .with_context(|| {
+                    format!("Coffer cannot unwrap the data key of `{}`", sidecar.id)
+                })?;
             Ok(SecretBytes::copy_from(answer.plaintext.expose_secret()))
         }
     }

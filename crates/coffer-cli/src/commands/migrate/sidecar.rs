@@ -85,8 +85,14 @@ pub enum LegacyAlg {
 /// Which provider wrapped a sidecar's data key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
-    Legacy { source: LegacySource, alg: LegacyAlg },
-    Coffer { key: String, version: Option<u32> },
+    Legacy {
+        source: LegacySource,
+        alg: LegacyAlg,
+    },
+    Coffer {
+        key: String,
+        version: Option<u32>,
+    },
 }
 
 impl fmt::Display for Provider {
@@ -142,7 +148,10 @@ impl Sidecar {
     pub fn migrated(&self, names: &FieldNames, key: &str, version: u32, wrapped: &[u8]) -> Value {
         let mut fields = self.fields.clone();
         fields.insert(names.key_id.clone(), Value::from(key));
-        fields.insert(names.wrapped_dek.clone(), Value::from(STANDARD.encode(wrapped)));
+        fields.insert(
+            names.wrapped_dek.clone(),
+            Value::from(STANDARD.encode(wrapped)),
+        );
         fields.insert(names.dek_version.clone(), Value::from(version));
         fields.remove(&names.legacy_alg);
         Value::Object(fields)
@@ -173,7 +182,8 @@ pub struct Inputs {
 
 /// Reads a directory (every `*.json` below it, in path order) or a JSON-lines file.
 pub fn read(from: &Path, names: &FieldNames) -> anyhow::Result<Inputs> {
-    let meta = std::fs::metadata(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let meta =
+        std::fs::metadata(from).with_context(|| format!("cannot read {}", from.display()))?;
     let mut inputs = Inputs {
         sidecars: Vec::new(),
         unreadable: Vec::new(),
@@ -205,7 +215,11 @@ pub fn read(from: &Path, names: &FieldNames) -> anyhow::Result<Inputs> {
                 continue;
             }
             let origin = Origin::Line(index + 1);
-            parsed.push((origin.to_string(), origin, parse(line.as_bytes(), names, None)));
+            parsed.push((
+                origin.to_string(),
+                origin,
+                parse(line.as_bytes(), names, None),
+            ));
         }
     }
     let mut seen = HashSet::new();
@@ -244,7 +258,11 @@ fn collect_json_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> 
 }
 
 /// Parses one sidecar; `default_id` is the file's name for directory inputs.
-pub fn parse(bytes: &[u8], names: &FieldNames, default_id: Option<String>) -> Result<Sidecar, String> {
+pub fn parse(
+    bytes: &[u8],
+    names: &FieldNames,
+    default_id: Option<String>,
+) -> Result<Sidecar, String> {
     let fields: Map<String, Value> = match serde_json::from_slice(bytes) {
         Ok(Value::Object(fields)) => fields,
         Ok(_) => return Err("not a JSON object".into()),
@@ -256,7 +274,8 @@ pub fn parse(bytes: &[u8], names: &FieldNames, default_id: Option<String>) -> Re
         (_, Some(id)) => id,
         _ => return Err(format!("no `{}` field", names.id)),
     };
-    let key_id = text(&names.key_id).ok_or_else(|| format!("no `{}` string field", names.key_id))?;
+    let key_id =
+        text(&names.key_id).ok_or_else(|| format!("no `{}` string field", names.key_id))?;
     let wrapped_dek = text(&names.wrapped_dek)
         .ok_or_else(|| format!("no `{}` string field", names.wrapped_dek))
         .and_then(|b64| {
@@ -322,32 +341,76 @@ mod tests {
     #[test]
     fn the_key_id_names_the_provider() {
         let names = FieldNames::default();
-        let legacy = parse(br#"{"id":"a","key_id":"env:BLOB_KEY","wrapped_dek":"AAAA"}"#, &names, None).unwrap();
+        let legacy = parse(
+            br#"{"id":"a","key_id":"env:BLOB_KEY","wrapped_dek":"AAAA"}"#,
+            &names,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             legacy.provider,
-            Provider::Legacy { source: LegacySource::Env, alg: LegacyAlg::AesGcm }
+            Provider::Legacy {
+                source: LegacySource::Env,
+                alg: LegacyAlg::AesGcm
+            }
         );
-        let kw = parse(br#"{"id":"a","key_id":"file","wrapped_dek":"AAAA","legacy_alg":"aes-kw"}"#, &names, None).unwrap();
-        assert_eq!(kw.provider, Provider::Legacy { source: LegacySource::File, alg: LegacyAlg::AesKw });
-        let coffer = parse(br#"{"key_id":"alias/k","wrapped_dek":"AAAA","dek_version":"3"}"#, &names, Some("x".into())).unwrap();
+        let kw = parse(
+            br#"{"id":"a","key_id":"file","wrapped_dek":"AAAA","legacy_alg":"aes-kw"}"#,
+            &names,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            kw.provider,
+            Provider::Legacy {
+                source: LegacySource::File,
+                alg: LegacyAlg::AesKw
+            }
+        );
+        let coffer = parse(
+            br#"{"key_id":"alias/k","wrapped_dek":"AAAA","dek_version":"3"}"#,
+            &names,
+            Some("x".into()),
+        )
+        .unwrap();
         assert_eq!(coffer.id, "x");
-        assert_eq!(coffer.provider, Provider::Coffer { key: "alias/k".into(), version: Some(3) });
+        assert_eq!(
+            coffer.provider,
+            Provider::Coffer {
+                key: "alias/k".into(),
+                version: Some(3)
+            }
+        );
     }
 
     #[test]
     fn other_field_names_map_and_bad_sidecars_say_why() {
-        let names = FieldNames::mapped(&[("wrapped_dek".into(), "edk".into()), ("key_id".into(), "kid".into())]).unwrap();
+        let names = FieldNames::mapped(&[
+            ("wrapped_dek".into(), "edk".into()),
+            ("key_id".into(), "kid".into()),
+        ])
+        .unwrap();
         let sidecar = parse(br#"{"id":"a","kid":"dpapi","edk":"AAAA"}"#, &names, None).unwrap();
         let migrated = sidecar.migrated(&names, "k1", 2, b"\x01");
         assert_eq!(migrated["kid"], "k1");
         assert_eq!(migrated["edk"], "AQ==");
         assert_eq!(migrated["dek_version"], 2);
         assert!(FieldNames::mapped(&[("nope".into(), "x".into())]).is_err());
-        let bad = |json: &str| parse(json.as_bytes(), &FieldNames::default(), None).err().unwrap();
+        let bad = |json: &str| {
+            parse(json.as_bytes(), &FieldNames::default(), None)
+                .err()
+                .unwrap()
+        };
         assert!(bad("[1]").contains("object"));
         assert!(bad(r#"{"key_id":"env","wrapped_dek":"AAAA"}"#).contains("`id`"));
         assert!(bad(r#"{"id":"a","key_id":"env","wrapped_dek":"!!"}"#).contains("base64"));
-        assert!(bad(r#"{"id":"a","key_id":"env","wrapped_dek":"AAAA","legacy_alg":"rot13"}"#).contains("rot13"));
-        assert!(bad(r#"{"id":"a","key_id":"k","wrapped_dek":"AAAA","dek_version":-1}"#).contains("version"));
+        assert!(
+            bad(r#"{"id":"a","key_id":"env","wrapped_dek":"AAAA","legacy_alg":"rot13"}"#)
+                .contains("rot13")
+        );
+        assert!(
+            bad(r#"{"id":"a","key_id":"k","wrapped_dek":"AAAA","dek_version":-1}"#)
+                .contains("version")
+        );
     }
 }

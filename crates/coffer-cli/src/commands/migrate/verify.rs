@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::open::{self, Cutover};
 use super::sidecar::{Origin, Sidecar};
 use super::{LegacyArgs, Source};
-use crate::commands::{Globals, pairs_to_map, print_json, print_line};
+use crate::commands::{Globals, print_json, print_line};
 
 /// `verify`.
 #[derive(Args)]
@@ -57,17 +57,39 @@ pub async fn run(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode>
     let (inputs, _) = args.source.read()?;
     let client = global.client()?;
     let legacy = args.legacy.key()?;
-    let context = pairs_to_map(args.legacy.context.clone(), "context")?;
-    let cutover = if args.cutover { Cutover::CofferOnly } else { Cutover::DualRead };
+    let cutover = if args.cutover {
+        Cutover::CofferOnly
+    } else {
+        Cutover::DualRead
+    };
     let sample = choose(inputs.sidecars, args.sample)?;
-    let mut report = VerifyReport { sampled: sample.len(), ok: 0, mismatched: 0, failed: 0, problems: Vec::new() };
+    let mut report = VerifyReport {
+        sampled: sample.len(),
+        ok: 0,
+        mismatched: 0,
+        failed: 0,
+        problems: Vec::new(),
+    };
     for sidecar in &sample {
-        let outcome = check(&client, sidecar, legacy.as_ref(), cutover, &context, &args.content_hash_field).await;
+        let context = args.legacy.context_for(&sidecar.id)?;
+        let outcome = check(
+            &client,
+            sidecar,
+            legacy.as_ref(),
+            cutover,
+            &context,
+            &args.content_hash_field,
+        )
+        .await;
         match outcome {
             Ok(true) => report.ok += 1,
             Ok(false) => {
                 report.mismatched += 1;
-                report.problems.push(Checked { id: sidecar.id.clone(), outcome: "mismatch", reason: None });
+                report.problems.push(Checked {
+                    id: sidecar.id.clone(),
+                    outcome: "mismatch",
+                    reason: None,
+                });
             }
             Err(error) => {
                 report.failed += 1;
@@ -91,7 +113,11 @@ pub async fn run(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCode>
             print_line(&format!("{} {}: {reason}", problem.outcome, problem.id))?;
         }
     }
-    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `n` sidecars chosen uniformly (a partial Fisher–Yates shuffle on OS randomness).
@@ -119,10 +145,12 @@ async fn check(
     let expected = sidecar
         .text(hash_field)
         .ok_or_else(|| anyhow::anyhow!("no `{hash_field}` field"))?;
-    let expected = hex::decode(expected).map_err(|_| anyhow::anyhow!("`{hash_field}` is not hex"))?;
+    let expected =
+        hex::decode(expected).map_err(|_| anyhow::anyhow!("`{hash_field}` is not hex"))?;
     let blob = blob_path(sidecar)?;
     let key = open::data_key(client, sidecar, legacy, cutover, context).await?;
-    let sealed = std::fs::read(&blob).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", blob.display()))?;
+    let sealed =
+        std::fs::read(&blob).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", blob.display()))?;
     let plaintext = coffer_crypto::legacy::open_aes_gcm(&key, &sealed, b"")
         .map_err(|e| anyhow::anyhow!("cannot decrypt {}: {e}", blob.display()))?;
     let actual = coffer_crypto::hash::sha256(&[plaintext.expose_secret()]);
