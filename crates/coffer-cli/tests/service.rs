@@ -16,6 +16,7 @@ mod service {
     pub mod heavy;
     pub mod isolation;
     pub mod migrate;
+    pub mod migrate_paths;
     pub mod rotation;
     pub mod rotation_worker;
     pub mod runbook004;
