@@ -6,8 +6,10 @@
 //! becomes `COFFER_API_ADDR`.
 
 mod limits;
+mod rotation;
 
 pub use limits::LimitsConfig;
+pub use rotation::RotationConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,6 +109,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
+    /// How safely rotations retire old versions.
+    pub rotation: RotationConfig,
 }
 
 /// The audit log's settings.
@@ -141,6 +145,7 @@ impl std::fmt::Debug for Config {
             .field("custody", &self.custody)
             .field("audit", &self.audit)
             .field("limits", &self.limits)
+            .field("rotation", &self.rotation)
             .finish()
     }
 }
@@ -192,6 +197,8 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     limits: limits::RawLimits,
+    #[serde(default)]
+    rotation: rotation::RawRotation,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +242,8 @@ const KEYS: &[&str] = &[
     "audit.checkpoint_interval",
     "audit.verify_interval",
     "limits.heavy_queue",
+    "rotation.untracked_window",
+    "rotation.retire_after_quiet",
 ];
 
 fn env_name(key: &str) -> String {
@@ -429,6 +438,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
+        rotation: raw.rotation.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,
