@@ -19,7 +19,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{Globals, pairs_to_map, parse_pair, print_json, print_line};
-use engine::{Engine, Settings};
+use engine::{Durability, Engine, Output, Settings};
 use journal::{Journal, Outcome};
 use legacy_key::LegacyKey;
 use open::Cutover;
@@ -135,6 +135,16 @@ pub struct SidecarsArgs {
     /// rewrites the journal counts as done, which dual read still opens).
     #[arg(long)]
     no_fsync: bool,
+}
+
+impl SidecarsArgs {
+    fn durability(&self) -> Durability {
+        if self.no_fsync {
+            Durability::Cached
+        } else {
+            Durability::Flushed
+        }
+    }
 }
 
 /// `open`.
@@ -273,7 +283,7 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
                 _ => None,
             })
             .collect();
-        let ids = engine::write_sidecars(files, !args.no_fsync).await?;
+        let ids = engine::write_sidecars(files, args.durability()).await?;
         journal.record_done(&ids).await?;
     }
     let finished = journal.finished().await?;
@@ -306,7 +316,7 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
         concurrency: usize::from(args.concurrency),
         rate: args.rate,
         retries: args.retries,
-        fsync: !args.no_fsync,
+        durability: args.durability(),
     };
     let engine = Arc::new(Engine::new(
         global.client()?,
@@ -315,7 +325,11 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
         args.legacy.key()?,
         settings,
         Arc::clone(&progress),
-        !inputs.lines,
+        if inputs.lines {
+            Output::Lines
+        } else {
+            Output::InPlace
+        },
     ));
     let ticker = tokio::spawn(Arc::clone(&progress).report_every());
     let outcome = engine.run(todo).await;
@@ -393,7 +407,7 @@ async fn write_lines(
         output.push('\n');
     }
     output.pop();
-    engine::replace_file(out, output.as_bytes(), true)?;
+    engine::replace_file(out, output.as_bytes(), Durability::Flushed)?;
     journal.record_done(&newly).await
 }
 

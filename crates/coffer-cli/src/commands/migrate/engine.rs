@@ -39,7 +39,25 @@ pub struct Settings {
     /// Attempts after the first for a batch or item that failed transiently.
     pub retries: u32,
     /// Whether each new sidecar file is flushed to disk before the journal says done.
-    pub fsync: bool,
+    pub durability: Durability,
+}
+
+/// Whether a rewritten sidecar is flushed to disk (`fsync`) before it counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed: survives a power cut.
+    Flushed,
+    /// Left to the page cache: survives a killed process, not a power cut.
+    Cached,
+}
+
+/// Where new sidecars go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Each replaces its own file (directory input).
+    InPlace,
+    /// They wait in the journal for the JSON-lines output file.
+    Lines,
 }
 
 /// What one batch is sent as.
@@ -57,9 +75,7 @@ pub struct Engine {
     pub legacy: Option<LegacyKey>,
     pub settings: Settings,
     pub progress: Arc<Progress>,
-    /// Whether new sidecars replace their files (directory input) or wait for the
-    /// JSON-lines output.
-    pub in_place: bool,
+    pub output: Output,
     next_slot: Mutex<Instant>,
 }
 
@@ -73,7 +89,7 @@ impl Engine {
         legacy: Option<LegacyKey>,
         settings: Settings,
         progress: Arc<Progress>,
-        in_place: bool,
+        output: Output,
     ) -> Self {
         Self {
             client,
@@ -82,7 +98,7 @@ impl Engine {
             legacy,
             settings,
             progress,
-            in_place,
+            output,
             next_slot: Mutex::new(Instant::now()),
         }
     }
@@ -220,8 +236,8 @@ impl Engine {
         // The new sidecars are committed before any file changes, so a kill between
         // the two finishes from the journal instead of asking Coffer again.
         self.journal.record_wrapped(&wrapped).await?;
-        if self.in_place {
-            let ids = write_sidecars(files, self.settings.fsync).await?;
+        if self.output == Output::InPlace {
+            let ids = write_sidecars(files, self.settings.durability).await?;
             self.journal.record_done(&ids).await?;
             self.progress.add_migrated(ids.len());
         } else {
@@ -394,19 +410,19 @@ fn backoff(attempt: u32) -> Duration {
 /// answers the ids written.
 pub async fn write_sidecars(
     files: Vec<(String, PathBuf, String)>,
-    fsync: bool,
+    durability: Durability,
 ) -> anyhow::Result<Vec<String>> {
     tokio::task::spawn_blocking(move || {
         let mut ids = Vec::with_capacity(files.len());
         let mut dirs = std::collections::BTreeSet::new();
         for (id, path, text) in files {
-            replace_file(&path, text.as_bytes(), fsync)?;
+            replace_file(&path, text.as_bytes(), durability)?;
             if let Some(dir) = path.parent() {
                 dirs.insert(dir.to_path_buf());
             }
             ids.push(id);
         }
-        if fsync {
+        if durability == Durability::Flushed {
             for dir in dirs {
                 std::fs::File::open(&dir)
                     .and_then(|d| d.sync_all())
@@ -420,7 +436,7 @@ pub async fn write_sidecars(
 }
 
 /// Writes `bytes` to a dot-file beside `path`, then renames it over `path`.
-pub fn replace_file(path: &Path, bytes: &[u8], fsync: bool) -> anyhow::Result<()> {
+pub fn replace_file(path: &Path, bytes: &[u8], durability: Durability) -> anyhow::Result<()> {
     use std::io::Write as _;
     let name = path
         .file_name()
@@ -431,7 +447,10 @@ pub fn replace_file(path: &Path, bytes: &[u8], fsync: bool) -> anyhow::Result<()
         .with_context(|| format!("cannot create {}", temp.display()))?;
     file.write_all(bytes)
         .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
+        .and_then(|()| match durability {
+            Durability::Flushed => file.sync_all(),
+            Durability::Cached => Ok(()),
+        })
         .with_context(|| format!("cannot write {}", temp.display()))?;
     std::fs::rename(&temp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
