@@ -10,7 +10,8 @@
 //! - `commands/*.rs` — one file per command group: `keys`, `envelope` (encrypt,
 //!   decrypt, datakey, rewrap), `signing` (sign, verify, mac, verify-mac), `tenant`,
 //!   `token`, `sys` (status, unseal), `rotate` (the rotation saga for operators, with
-//!   its own submodules under `commands/rotate/`).
+//!   its own submodules under `commands/rotate/`), `migrate` (legacy sidecars, under
+//!   `commands/migrate/`).
 //!
 //! Output contract: stdout carries the result only (a ciphertext, a signature, a
 //! table), so scripts can capture it; metadata such as `key_version=…` goes to stderr.
