@@ -24,4 +24,5 @@ mod service {
     pub mod tokens;
     pub mod tour;
     pub mod tracker;
+    pub mod unseal_attacks;
 }

@@ -125,6 +125,20 @@ impl Client {
         self.execute(request).await
     }
 
+    /// `POST path` with a JSON body and extra headers, decoded.
+    pub(crate) async fn post_with_headers<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        headers: Vec<(&'static str, HeaderValue)>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.request(reqwest::Method::POST, path).json(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        decode(&self.execute(request).await?)
+    }
+
     /// `POST path` with no body (key actions).
     pub(crate) async fn post_empty<T: DeserializeOwned>(
         &self,

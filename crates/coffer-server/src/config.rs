@@ -7,9 +7,11 @@
 
 mod limits;
 mod rotation;
+mod unseal;
 
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
+pub use unseal::UnsealConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,6 +113,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// How safely rotations retire old versions.
     pub rotation: RotationConfig,
+    /// Who may unseal, and the back-off on wrong passphrases.
+    pub unseal: UnsealConfig,
 }
 
 /// The audit log's settings.
@@ -146,6 +150,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("rotation", &self.rotation)
+            .field("unseal", &self.unseal)
             .finish()
     }
 }
@@ -199,6 +204,8 @@ struct RawConfig {
     limits: limits::RawLimits,
     #[serde(default)]
     rotation: rotation::RawRotation,
+    #[serde(default)]
+    unseal: unseal::RawUnseal,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +251,9 @@ const KEYS: &[&str] = &[
     "limits.heavy_queue",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
+    "unseal.token_file",
+    "unseal.backoff_base",
+    "unseal.backoff_max",
 ];
 
 fn env_name(key: &str) -> String {
@@ -439,6 +449,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
         rotation: raw.rotation.validate()?,
+        unseal: raw.unseal.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

@@ -7,6 +7,8 @@
 //!   [`startup::init`].
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
 //! - [`hardening`] — no core dumps of a process that holds secrets.
+//! - [`unseal_guard`] — the unseal token, one Argon2id at a time, back-off on wrong
+//!   passphrases.
 //! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
@@ -21,6 +23,7 @@ pub mod hardening;
 pub mod offload;
 pub mod startup;
 mod state;
+pub mod unseal_guard;
 
 use std::future::Future;
 use std::time::Duration;

@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::config::{Config, CustodyConfig};
 use crate::offload::BoundedPool;
 use crate::state::AppState;
+use crate::unseal_guard::UnsealGuard;
 use coffer_audit_log::AuditLog;
 use coffer_core::audit::{AuditSink, NoAudit};
 
@@ -188,8 +189,19 @@ fn state(
     config: &Config,
     Service { kms, audit, heavy }: Service,
     custody: Arc<SealedCustody>,
-) -> AppState {
-    AppState {
+) -> Result<AppState, StartError> {
+    let unseal_token = match &config.unseal.token_file {
+        Some(file) => Some(zeroize::Zeroizing::new(read_secret_file(file)?)),
+        None => None,
+    };
+    if unseal_token.as_ref().is_some_and(|t| t.is_empty()) {
+        return Err(StartError::Io("unseal.token_file is empty".into()));
+    }
+    let unseal = Arc::new(UnsealGuard::new(
+        &config.unseal,
+        unseal_token.as_ref().map(|t| t.as_str()),
+    ));
+    Ok(AppState {
         kms,
         heavy,
         custody,
@@ -200,7 +212,8 @@ fn state(
         ),
         metrics: metrics_handle(),
         max_body_bytes: config.max_body_bytes,
-    }
+        unseal,
+    })
 }
 
 /// Initialises a new deployment: custody state, schema, token root key, first admin
@@ -246,7 +259,7 @@ pub async fn init(
     let admin_token = service.kms.initialize().await?.ok_or_else(|| {
         StartError::AlreadyInitialized("the database already holds a token root key".into())
     })?;
-    let state = state(config, service, custody);
+    let state = state(config, service, custody)?;
     after_unseal(&state).await?;
     Ok((
         state,
@@ -282,7 +295,7 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
         _ => {}
     }
     let service = kms(config, store, custody.clone()).await?;
-    let state = state(config, service, custody.clone());
+    let state = state(config, service, custody.clone())?;
     if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
         return Err(StartError::NotInitialized(
             "the database holds no token root key".into(),
