@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::config::{Config, CustodyConfig};
 use crate::offload::BoundedPool;
 use crate::state::AppState;
+use crate::transport::tls::TlsSource;
 use crate::unseal_guard::UnsealGuard;
 use coffer_audit_log::AuditLog;
 use coffer_core::audit::{AuditSink, NoAudit};
@@ -201,6 +202,10 @@ fn state(
         &config.unseal,
         unseal_token.as_ref().map(|t| t.as_str()),
     ));
+    let tls = match &config.tls {
+        Some(tls) => Some(TlsSource::load(tls).map_err(|e| StartError::Io(e.to_string()))?),
+        None => None,
+    };
     Ok(AppState {
         kms,
         heavy,
@@ -213,6 +218,8 @@ fn state(
         metrics: metrics_handle(),
         max_body_bytes: config.max_body_bytes,
         unseal,
+        transport: config.transport.clone(),
+        tls,
     })
 }
 

@@ -24,6 +24,10 @@ pub struct AppState {
     pub audit: Option<Arc<coffer_audit_log::AuditLog>>,
     /// The unseal route's guard: token, one Argon2id at a time, back-off.
     pub unseal: Arc<crate::unseal_guard::UnsealGuard>,
+    /// Connection caps and timeouts (the body timeout is applied where bodies are read).
+    pub transport: crate::config::TransportConfig,
+    /// TLS on both ports, when configured.
+    pub tls: Option<Arc<crate::transport::tls::TlsSource>>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
 }

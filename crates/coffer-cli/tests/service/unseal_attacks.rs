@@ -46,6 +46,7 @@ fn seal(server: &TestServer) {
 
 /// One raw unseal call: the status and the `Retry-After` header, if any.
 async fn unseal_raw(server: &TestServer, body: &UnsealRequest) -> (u16, Option<u64>) {
+    coffer_client::install_tls_provider();
     let response = reqwest::Client::new()
         .post(format!("{}{}", server.api, coffer_api::paths::UNSEAL))
         .json(body)
