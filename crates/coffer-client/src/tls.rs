@@ -55,11 +55,12 @@ impl ClientTls {
                     .map_err(|e| config_error(&ca_file.display().to_string(), e))?;
             }
         }
-        let builder =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| config_error("protocol versions", e))?
-                .with_root_certificates(roots);
+        let builder = ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error("protocol versions", e))?
+        .with_root_certificates(roots);
         match (&self.cert_file, &self.key_file) {
             (None, None) => Ok(builder.with_no_client_auth()),
             (Some(cert_file), Some(key_file)) => {

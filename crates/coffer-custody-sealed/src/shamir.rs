@@ -80,7 +80,10 @@ pub(crate) fn split(
         })
         .collect();
     dealt.sort_by_key(|(x, _, _)| *x);
-    dealt.into_iter().map(|(_, share, tag)| (share, tag)).unzip()
+    dealt
+        .into_iter()
+        .map(|(_, share, tag)| (share, tag))
+        .unzip()
 }
 
 /// Parses a share's text. `shares` is the number dealt, so an x beyond it is refused;

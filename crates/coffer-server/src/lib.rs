@@ -279,12 +279,8 @@ pub async fn serve(
         .map(|tls| tokio::spawn(tls.watch(stop_rx.clone())));
     let api_options = PortOptions::new(Port::Api, &state.transport, state.tls.clone());
     let ops_options = PortOptions::new(Port::Ops, &state.transport, state.tls.clone());
-    let api_server = transport::serve_port(
-        api,
-        api_router(state.clone()),
-        api_options,
-        stop_rx.clone(),
-    );
+    let api_server =
+        transport::serve_port(api, api_router(state.clone()), api_options, stop_rx.clone());
     let ops_server = transport::serve_port(operations, ops_router(state), ops_options, stop_rx);
     let trigger = async move {
         shutdown.await;

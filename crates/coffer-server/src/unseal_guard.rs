@@ -186,7 +186,10 @@ mod tests {
     fn the_token_is_needed_only_when_configured() {
         guard(None).check_token(None).unwrap();
         let g = guard(Some("s3cret-token"));
-        assert_eq!(g.check_token(None).unwrap_err().code, ErrorCode::Unauthorized);
+        assert_eq!(
+            g.check_token(None).unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
         assert!(g.check_token(Some(b"s3cret-toke")).is_err());
         g.check_token(Some(b"s3cret-token")).unwrap();
     }

@@ -248,4 +248,3 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
-

@@ -93,14 +93,22 @@ async fn tls_round_trip_with_the_cli_and_curl() {
         .output()
         .expect("curl is installed");
     let body = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(body.contains("\"sealed\":false"), "{body}");
     let out = Command::new("curl")
         .arg("-sS")
         .arg(format!("{api}{}", coffer_api::paths::SEAL_STATUS))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(60), "curl without the CA: untrusted");
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "curl without the CA: untrusted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,9 +121,12 @@ async fn client_certificates_map_to_principals_and_are_required_when_configured(
     .await;
     let api = https(&server.api);
     // Minted over a connection whose certificate names the admin.
-    let as_admin =
-        Client::with_tls(&api, Some(server.admin_token.clone()), &tls(Some("client-admin")))
-            .unwrap();
+    let as_admin = Client::with_tls(
+        &api,
+        Some(server.admin_token.clone()),
+        &tls(Some("client-admin")),
+    )
+    .unwrap();
     as_admin
         .create_tenant(&coffer_api::admin::CreateTenantRequest {
             name: "acme".into(),
@@ -202,8 +213,7 @@ async fn a_certificate_swapped_under_load_fails_no_request() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     replace(&dir, &cert, &pki("server2.pem"));
     replace(&dir, &key, &pki("server2.key"));
-    rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
-        .unwrap();
+    rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP).unwrap();
     for caller in callers {
         caller.await.unwrap();
     }
@@ -260,6 +270,7 @@ async fn slow_loris_and_idle_sockets_are_closed_at_their_timeouts() {
         &[
             ("COFFER_TRANSPORT_HEADER_TIMEOUT", "1s"),
             ("COFFER_TRANSPORT_IDLE_TIMEOUT", "2s"),
+            ("COFFER_TRANSPORT_BODY_TIMEOUT", "1s"),
         ],
     )
     .await
@@ -309,6 +320,26 @@ async fn slow_loris_and_idle_sockets_are_closed_at_their_timeouts() {
         silent_for >= Duration::from_millis(800) && silent_for < Duration::from_millis(2500),
         "silent socket closed after {silent_for:?}"
     );
+    // A body promised and never finished: 408 at the body timeout.
+    let mut body = TcpStream::connect(&addr).await.unwrap();
+    body.write_all(
+        b"POST /v1/sys/unseal HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{\"share\":",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut answer = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), body.read(&mut answer))
+        .await
+        .expect("no answer to an unfinished body")
+        .unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert!(started.elapsed() < Duration::from_millis(2500));
     // A keep-alive connection after one answered request, then nothing: hyper waits for
     // the next request's headers under the same 1 s timer (the 2 s idle timeout would
     // close it otherwise).
@@ -358,7 +389,11 @@ async fn an_idle_socket_flood_past_the_descriptor_limit_leaves_health_and_caller
         command
     };
     let init = coffer(&["init"]).output().expect("prlimit is installed");
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     let mut child = ChildGuard(
         coffer(&["serve"])
@@ -374,7 +409,10 @@ async fn an_idle_socket_flood_past_the_descriptor_limit_leaves_health_and_caller
     let probe = Client::new(&api_url, None).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !matches!(probe.readyz(&ops_url).await, Ok(true)) {
-        assert!(Instant::now() < deadline, "coffer serve did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "coffer serve did not become ready"
+        );
         assert!(child.0.try_wait().unwrap().is_none(), "coffer serve exited");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -407,7 +445,10 @@ async fn an_idle_socket_flood_past_the_descriptor_limit_leaves_health_and_caller
                 assert!(!status.sealed);
                 break;
             }
-            Err(ClientError::Api { code, .. }) if code == ErrorCode::Unavailable => {
+            Err(ClientError::Api {
+                code: ErrorCode::Unavailable,
+                ..
+            }) => {
                 refusals += 1;
             }
             // Closed unanswered while many refusals were under way: fast too.

@@ -135,8 +135,7 @@ fn a_state_file_made_before_share_tags_still_unseals_as_before() {
     assert!(old.is_err(), "init leaves custody sealed");
     drop(custody);
     // The file as an earlier Coffer wrote it: no share_tags.
-    let mut json: serde_json::Value =
-        serde_json::from_slice(&state_bytes(&p.state)).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&state_bytes(&p.state)).unwrap();
     assert!(json["method"]["share_tags"].is_array());
     json["method"].as_object_mut().unwrap().remove("share_tags");
     std::fs::write(&p.state, serde_json::to_vec_pretty(&json).unwrap()).unwrap();

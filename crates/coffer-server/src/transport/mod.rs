@@ -219,19 +219,20 @@ async fn serve_io<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let in_flight = activity.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let mut request = request.map(axum::body::Body::new);
-        request.extensions_mut().insert(peer.clone());
-        let router = router.clone();
-        let in_flight = in_flight.clone();
-        in_flight.requests.fetch_add(1, Ordering::Relaxed);
-        async move {
-            let response = router.oneshot(request).await;
-            in_flight.requests.fetch_sub(1, Ordering::Relaxed);
-            in_flight.touch();
-            response
-        }
-    });
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(peer.clone());
+            let router = router.clone();
+            let in_flight = in_flight.clone();
+            in_flight.requests.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let response = router.oneshot(request).await;
+                in_flight.requests.fetch_sub(1, Ordering::Relaxed);
+                in_flight.touch();
+                response
+            }
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -239,7 +240,8 @@ async fn serve_io<I>(
         .keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let check_every = (options.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let check_every =
+        (options.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut tick = tokio::time::interval(check_every);
     let mut closing = false;
     loop {

@@ -87,8 +87,17 @@ mod tests {
             Peer::from_common_name("coffer:token:t1"),
             Peer::Token("t1".into())
         );
-        for other in ["", "admin", "coffer:tenant:", "coffer:root", "coffer:admin:x"] {
-            assert!(matches!(Peer::from_common_name(other), Peer::Unmapped(_)), "{other}");
+        for other in [
+            "",
+            "admin",
+            "coffer:tenant:",
+            "coffer:root",
+            "coffer:admin:x",
+        ] {
+            assert!(
+                matches!(Peer::from_common_name(other), Peer::Unmapped(_)),
+                "{other}"
+            );
         }
     }
 }
