@@ -113,7 +113,7 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
-    /// How safely rotations retire old versions.
+    /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
     /// Who may unseal, and the back-off on wrong passphrases.
     pub unseal: UnsealConfig,
@@ -263,6 +263,8 @@ const KEYS: &[&str] = &[
     "limits.heavy_queue",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
+    "rotation.rewrap_rate",
+    "rotation.rewrap_window",
     "unseal.token_file",
     "unseal.backoff_base",
     "unseal.backoff_max",
@@ -323,6 +325,7 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
         "max_body_bytes"
         | "limits.heavy_queue"
+        | "rotation.rewrap_rate"
         | "transport.max_connections"
         | "transport.ops_max_connections" => value
             .parse::<i64>()
