@@ -51,6 +51,8 @@ pub enum ErrorCode {
     UntrackedUse,
     /// 409: another state conflict (alias taken, concurrent change, illegal transition).
     Conflict,
+    /// 408: the request body did not arrive within `transport.body_timeout`.
+    RequestTimeout,
     /// 413: the body is larger than the server accepts.
     PayloadTooLarge,
     /// 429: the caller is over its share; retry after `Retry-After`.
@@ -81,6 +83,7 @@ impl ErrorCode {
             | Self::VersionMismatch
             | Self::UntrackedUse
             | Self::Conflict => 409,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
             Self::Sealed | Self::Unavailable | Self::BackendUnavailable => 503,
@@ -103,6 +106,7 @@ impl ErrorCode {
             Self::VersionMismatch => "version_mismatch",
             Self::UntrackedUse => "untracked_use",
             Self::Conflict => "conflict",
+            Self::RequestTimeout => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
             Self::TooManyRequests => "too_many_requests",
             Self::Sealed => "sealed",

@@ -30,4 +30,6 @@ mod service {
     pub mod tokens;
     pub mod tour;
     pub mod tracker;
+    pub mod transport;
+    pub mod unseal_attacks;
 }

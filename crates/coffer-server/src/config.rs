@@ -7,9 +7,13 @@
 
 mod limits;
 mod rotation;
+mod transport;
+mod unseal;
 
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
+pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
+pub use unseal::UnsealConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -171,6 +175,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
+    /// Who may unseal, and the back-off on wrong passphrases.
+    pub unseal: UnsealConfig,
+    /// Connection timeouts and caps.
+    pub transport: TransportConfig,
+    /// TLS on both ports (absent: plain HTTP).
+    pub tls: Option<TlsConfig>,
 }
 
 /// The audit log's settings.
@@ -206,6 +216,9 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("rotation", &self.rotation)
+            .field("unseal", &self.unseal)
+            .field("transport", &self.transport)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -259,6 +272,12 @@ struct RawConfig {
     limits: limits::RawLimits,
     #[serde(default)]
     rotation: rotation::RawRotation,
+    #[serde(default)]
+    unseal: unseal::RawUnseal,
+    #[serde(default)]
+    transport: transport::RawTransport,
+    #[serde(default)]
+    tls: transport::RawTls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +339,18 @@ const KEYS: &[&str] = &[
     "rotation.retire_after_quiet",
     "rotation.rewrap_rate",
     "rotation.rewrap_window",
+    "unseal.token_file",
+    "unseal.backoff_base",
+    "unseal.backoff_max",
+    "transport.header_timeout",
+    "transport.body_timeout",
+    "transport.idle_timeout",
+    "transport.max_connections",
+    "transport.ops_max_connections",
+    "tls.cert_file",
+    "tls.key_file",
+    "tls.client_ca_file",
+    "tls.client_auth",
 ];
 
 fn env_name(key: &str) -> String {
@@ -370,7 +401,9 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
         | "limits.heavy_queue"
         | "rotation.rewrap_rate"
         | "custody.pool_size"
-        | "custody.slot" => value
+        | "custody.slot"
+        | "transport.max_connections"
+        | "transport.ops_max_connections" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
@@ -393,6 +426,13 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
             table.insert(key.to_owned(), typed);
         }
     }
+}
+
+/// This process's soft limit on open descriptors (the API port's default cap follows it).
+fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(65_536)
 }
 
 fn addr(key: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
@@ -557,6 +597,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
         rotation: raw.rotation.validate()?,
+        unseal: raw.unseal.validate()?,
+        transport: raw.transport.validate(descriptor_limit())?,
+        tls: raw.tls.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

@@ -8,6 +8,10 @@
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
 //! - [`custody`] — the custody a server runs with: sealed or PKCS#11.
 //! - [`hardening`] — no core dumps of a process that holds secrets.
+//! - [`transport`] — accepting connections: caps, timeouts, TLS and client
+//!   certificates.
+//! - [`unseal_guard`] — the unseal token, one Argon2id at a time, back-off on wrong
+//!   passphrases.
 //! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
@@ -23,6 +27,8 @@ pub mod hardening;
 pub mod offload;
 pub mod startup;
 mod state;
+pub mod transport;
+pub mod unseal_guard;
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,6 +38,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use coffer_api::{ErrorCode, paths};
 use tokio::net::TcpListener;
+use transport::{Port, PortOptions};
 
 pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
@@ -272,17 +279,24 @@ pub async fn serve(
         })
     });
     let state_kms = state.kms.clone();
-    let api_server = axum::serve(api, api_router(state.clone()))
-        .with_graceful_shutdown(wait_for_stop(stop_rx.clone()));
-    let ops_server =
-        axum::serve(operations, ops_router(state)).with_graceful_shutdown(wait_for_stop(stop_rx));
+    let tls_watch = state
+        .tls
+        .clone()
+        .map(|tls| tokio::spawn(tls.watch(stop_rx.clone())));
+    let api_options = PortOptions::new(Port::Api, &state.transport, state.tls.clone());
+    let ops_options = PortOptions::new(Port::Ops, &state.transport, state.tls.clone());
+    let api_server =
+        transport::serve_port(api, api_router(state.clone()), api_options, stop_rx.clone());
+    let ops_server = transport::serve_port(operations, ops_router(state), ops_options, stop_rx);
     let trigger = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
     };
-    let (api_result, ops_result, ()) =
-        tokio::join!(api_server.into_future(), ops_server.into_future(), trigger);
+    let (api_result, ops_result, ()) = tokio::join!(api_server, ops_server, trigger);
+    if let Some(tls_watch) = tls_watch {
+        tls_watch.abort();
+    }
     refresher.abort();
     scheduler.abort();
     // After both servers drained their requests: their use is in the map now.

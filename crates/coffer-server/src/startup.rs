@@ -15,6 +15,8 @@ use crate::config::{Config, CustodyConfig};
 use crate::custody::ServerCustody;
 use crate::offload::BoundedPool;
 use crate::state::AppState;
+use crate::transport::tls::TlsSource;
+use crate::unseal_guard::UnsealGuard;
 use coffer_audit_log::AuditLog;
 use coffer_core::audit::{AuditSink, NoAudit};
 use coffer_custody_pkcs11::Pkcs11Custody;
@@ -199,8 +201,23 @@ fn state(
     config: &Config,
     Service { kms, audit, heavy }: Service,
     custody: ServerCustody,
-) -> AppState {
-    AppState {
+) -> Result<AppState, StartError> {
+    let unseal_token = match &config.unseal.token_file {
+        Some(file) => Some(zeroize::Zeroizing::new(read_secret_file(file)?)),
+        None => None,
+    };
+    if unseal_token.as_ref().is_some_and(|t| t.is_empty()) {
+        return Err(StartError::Io("unseal.token_file is empty".into()));
+    }
+    let unseal = Arc::new(UnsealGuard::new(
+        &config.unseal,
+        unseal_token.as_ref().map(|t| t.as_str()),
+    ));
+    let tls = match &config.tls {
+        Some(tls) => Some(TlsSource::load(tls).map_err(|e| StartError::Io(e.to_string()))?),
+        None => None,
+    };
+    Ok(AppState {
         kms,
         heavy,
         custody,
@@ -211,7 +228,10 @@ fn state(
         ),
         metrics: metrics_handle(),
         max_body_bytes: config.max_body_bytes,
-    }
+        unseal,
+        transport: config.transport.clone(),
+        tls,
+    })
 }
 
 /// Initialises a new deployment: custody state, schema, token root key, first admin
@@ -247,7 +267,7 @@ pub async fn init(
     let admin_token = service.kms.initialize().await?.ok_or_else(|| {
         StartError::AlreadyInitialized("the database already holds a token root key".into())
     })?;
-    let state = state(config, service, custody);
+    let state = state(config, service, custody)?;
     after_unseal(&state).await?;
     Ok((
         state,
@@ -326,7 +346,7 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
         unseal_at_start(config, sealed).await?;
     }
     let service = kms(config, store, custody.as_dyn()).await?;
-    let state = state(config, service, custody.clone());
+    let state = state(config, service, custody.clone())?;
     if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
         return Err(StartError::NotInitialized(
             "the database holds no token root key".into(),

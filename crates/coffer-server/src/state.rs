@@ -21,6 +21,12 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The audit log (absent only when `audit.enabled = false`).
     pub audit: Option<Arc<coffer_audit_log::AuditLog>>,
+    /// The unseal route's guard: token, one Argon2id at a time, back-off.
+    pub unseal: Arc<crate::unseal_guard::UnsealGuard>,
+    /// Connection caps and timeouts (the body timeout is applied where bodies are read).
+    pub transport: crate::config::TransportConfig,
+    /// TLS on both ports, when configured.
+    pub tls: Option<Arc<crate::transport::tls::TlsSource>>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
 }

@@ -282,6 +282,7 @@ impl TestServer {
         token: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
+        coffer_client::install_tls_provider();
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.api))
             .bearer_auth(token)
