@@ -90,6 +90,22 @@ pub struct RotationPolicy {
     pub overlap: Option<HumanDuration>,
 }
 
+/// Shortest `period` a policy may name (as Vault's minimum auto-rotation period):
+/// shorter periods would rotate on every scheduler pass and grow versions without bound.
+pub const MIN_ROTATION_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl RotationPolicy {
+    /// Refuses a `period` under [`MIN_ROTATION_PERIOD`].
+    pub fn check(&self) -> Result<(), InvalidInput> {
+        match self.period {
+            Some(period) if period.get() < MIN_ROTATION_PERIOD => {
+                Err(InvalidInput::new("rotation period", "must be at least 1h"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Labels: free-form `name=value` pairs for operators.
 pub type Labels = BTreeMap<String, String>;
 

@@ -127,6 +127,7 @@ impl KeyService {
         actor: &Actor,
     ) -> CoreResult<(Key, KeyVersion)> {
         request.purpose.check_spec(request.spec)?;
+        request.rotation.check()?;
         let kek = self.tenant_kek(tenant).await?;
         let now = self.clock.now();
         let key = Key {

@@ -16,6 +16,11 @@
 //! grant (admin, or one tenant) lives server-side in the token's record under its id,
 //! and a request is allowed only if every caveat allows it. Revoking an id revokes every
 //! token attenuated from it.
+//!
+//! The base grant is bound too, so database write access alone cannot widen a token:
+//! each record carries `grant_tag = HMAC-SHA256(root key, "coffer/token-grant/v1" ‖ id
+//! ‖ kind ‖ tenant id)`, checked whenever records are loaded. A record whose kind or
+//! tenant was edited no longer matches its tag and its token stops authenticating.
 
 mod caveat;
 
@@ -34,6 +39,7 @@ use crate::time::Timestamp;
 const PREFIX: &str = "coffer_v1_";
 const FORMAT: u8 = 0x01;
 const DOMAIN: &[u8] = b"coffer/token/v1";
+const GRANT_DOMAIN: &[u8] = b"coffer/token-grant/v1";
 const TAG_LEN: usize = 32;
 /// Caveats per token; a bound so a hostile token cannot make verification expensive.
 pub const MAX_CAVEATS: usize = 32;
@@ -115,6 +121,29 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
     /// Revocation time, once revoked.
     pub revoked_at: Option<Timestamp>,
+    /// The base grant's MAC ([`grant_tag`]); `None` only on records minted before
+    /// grants were bound, until the server binds them at its next unseal.
+    pub grant_tag: Option<[u8; TAG_LEN]>,
+}
+
+impl TokenRecord {
+    /// Whether the record's grant is the one its tag was made for (constant time).
+    /// False for an unbound record.
+    pub fn grant_verifies(&self, root: &MacKey) -> bool {
+        self.grant_tag.is_some_and(|tag| {
+            coffer_crypto::secret::constant_time_eq(&grant_tag(root, self.id, self.kind), &tag)
+        })
+    }
+}
+
+/// The MAC binding a token id to its base grant, stored with the record. Fixed-length
+/// fields only, so no two grants share an encoding.
+pub fn grant_tag(root: &MacKey, id: TokenId, kind: TokenKind) -> [u8; TAG_LEN] {
+    let (kind_byte, tenant) = match kind {
+        TokenKind::Admin => (0u8, [0u8; 16]),
+        TokenKind::Tenant(tenant) => (1u8, *tenant.as_bytes()),
+    };
+    root.sign(&[GRANT_DOMAIN, &id.0, &[kind_byte], &tenant].concat())
 }
 
 /// A decoded token. The tag is a bearer secret, so `Debug` elides it.

@@ -59,12 +59,14 @@ impl Kms {
         actor: &Actor,
     ) -> KmsResult<(String, TokenId)> {
         let root = self.token_root()?;
+        let id = TokenId::generate();
         let record = TokenRecord {
-            id: TokenId::generate(),
+            id,
             kind,
             description: description.to_owned(),
             created_at: self.keys.clock().now(),
             revoked_at: None,
+            grant_tag: Some(crate::token::grant_tag(&root, id, kind)),
         };
         let scope = match kind {
             TokenKind::Admin => "admin".to_owned(),

@@ -165,6 +165,9 @@ impl Kms {
         key.rotation.before_expiry = rotation.before_expiry.or(key.rotation.before_expiry);
         key.rotation.overlap = rotation.overlap.or(key.rotation.overlap);
         key.validity = validity.or(key.validity);
+        key.rotation
+            .check()
+            .map_err(|e| KmsError::Invalid(e.to_string()))?;
         let detail = format!(
             "period {:?}, before_expiry {:?}, overlap {:?}, validity {:?}",
             key.rotation.period.map(|d| d.to_string()),
@@ -219,10 +222,21 @@ impl Kms {
             if !key.registered_purposes.contains(PUBLISHED) {
                 continue;
             }
-            for version in self.keys.versions(tenant.id, key.id).await? {
+            // Through the key cache, whose load checks each stored public key against
+            // the material: a key that fails is left out (the failure is logged and
+            // counted there), so a swapped row is never published.
+            let entry = match self.cache.get(tenant.id, key.id) {
+                Some(entry) => entry,
+                None => match self.load_entry(tenant.id, key.id).await {
+                    Ok(entry) => entry,
+                    Err(KmsError::Internal(_)) => continue,
+                    Err(error) => return Err(error),
+                },
+            };
+            for version in entry.versions.values() {
                 if matches!(version.state, VersionState::Active | VersionState::Retiring) {
-                    if let Some(der) = version.public_key {
-                        out.push((key.id, version.number, der));
+                    if let Some(der) = &version.public_key {
+                        out.push((key.id, version.number, der.clone()));
                     }
                 }
             }
