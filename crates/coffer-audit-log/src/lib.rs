@@ -494,7 +494,7 @@ impl AuditSink for AuditLog {
             "ok" | "version_retired" | "key_disabled" | "key_expired" | "wrong_key_purpose"
         );
         if let (true, Some(key)) = (resolved, &entry.key) {
-            metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
+            metrics::counter!("kms_key_ops_total", "key" => key_label(key), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
         }
         let (done, wait) = oneshot::channel();
         self.tx
@@ -503,5 +503,31 @@ impl AuditSink for AuditLog {
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?;
         wait.await
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?
+    }
+}
+
+/// The `key` label of `kms_key_ops_total`: the key's canonical id. A refused call's
+/// entry names the key as the caller spelled it (an alias, an id in upper case or
+/// braces), and every spelling would otherwise be a series of its own; references that
+/// are not ids share one series.
+fn key_label(reference: &str) -> String {
+    uuid::Uuid::try_parse(reference).map_or_else(|_| "alias".to_owned(), |id| id.to_string())
+}
+
+#[cfg(test)]
+mod key_label_tests {
+    #[test]
+    fn every_spelling_of_a_key_is_one_series() {
+        let id = "0b9c2f5e-8d1a-4c3b-9e7f-1a2b3c4d5e6f";
+        for spelling in [
+            id.to_owned(),
+            id.to_uppercase(),
+            id.replace('-', ""),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+        ] {
+            assert_eq!(super::key_label(&spelling), id, "{spelling}");
+        }
+        assert_eq!(super::key_label("alias/a"), super::key_label("alias/b"));
     }
 }

@@ -10,6 +10,7 @@ mod service {
     pub mod bad_input;
     pub mod certificates;
     pub mod cli;
+    pub mod disclosure;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;

@@ -284,6 +284,12 @@ impl Kms {
             .map_err(|_| self.integrity_failure(IntegrityCheck::KeyMaterial, &subject()))?;
             // The published column is a copy of what the material derives; a copy that
             // differs was edited, and serving it would publish a key Coffer never holds.
+            // The spec and purpose columns are re-derived from the material, whose
+            // sealed bytes name their spec: an edited row would make Coffer announce, or
+            // use, the key as something it is not.
+            if material.spec() != key.spec || KeyPurpose::of(key.spec) != key.purpose {
+                return Err(self.integrity_failure(IntegrityCheck::KeySpec, &subject()));
+            }
             let derived = material.public_key().map(|pk| pk.to_spki_der());
             if derived != version.public_key {
                 return Err(self.integrity_failure(IntegrityCheck::PublicKey, &subject()));

@@ -345,3 +345,37 @@ fn sign_request(key: &str) -> coffer_api::crypto::SignRequest {
         digest: None,
     }
 }
+
+async fn edited_spec_is_detected(db: Db) {
+    let Some(server) = TestServer::start_with(db, InitMethod::KeyFile, &[]).await else {
+        return;
+    };
+    let client = server.tenant("acme").await;
+    let key = create(&client, "aes-256", "k").await;
+    let token = mint_for(&server, "acme").await.0;
+    let server = tamper_and_restart(
+        server,
+        &[(
+            "UPDATE keys SET spec = 'hmac-sha256', purpose = 'mac' WHERE id = $1",
+            &key,
+        )],
+    )
+    .await;
+    let client = server.client(&token);
+    assert_eq!(
+        code_of(client.wrap(&wrap_request(&key, b"x", &[])).await),
+        ErrorCode::Internal,
+        "an edited spec is an integrity failure, not the caller's wrong purpose"
+    );
+    assert_eq!(server.state.kms.integrity_failures(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_key_spec_is_an_integrity_failure_sqlite() {
+    edited_spec_is_detected(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_key_spec_is_an_integrity_failure_postgres() {
+    edited_spec_is_detected(Db::Postgres).await;
+}

@@ -1,6 +1,6 @@
 //! Integrity failures: stored rows that do not match what binds them (a token record's
-//! grant against its MAC, a published public key against the key material, wrapped
-//! material that no longer opens). Each is logged, counted in
+//! grant against its MAC, a published public key or a key's spec against the key
+//! material, wrapped material that no longer opens). Each is logged, counted in
 //! `kms_integrity_failed_total{check}`, and fails closed: the token does not
 //! authenticate, the key does not serve. Never a client error: the caller did nothing
 //! wrong, so the answer is a 500 whose body names nothing.
@@ -19,6 +19,8 @@ pub enum IntegrityCheck {
     PublicKey,
     /// A version's wrapped material does not open under its tenant key.
     KeyMaterial,
+    /// A key's spec or purpose is not what its material is.
+    KeySpec,
 }
 
 impl IntegrityCheck {
@@ -28,6 +30,7 @@ impl IntegrityCheck {
             Self::TokenGrant => "token_grant",
             Self::PublicKey => "public_key",
             Self::KeyMaterial => "key_material",
+            Self::KeySpec => "key_spec",
         }
     }
 }

@@ -211,12 +211,18 @@ impl Kms {
 
     /// The published signing keys of a tenant: `(key, version, SPKI DER)` for every
     /// active or retiring version (the overlap keeps old verifiers working). No token:
-    /// only keys registered as `published` appear.
+    /// only keys registered as `published` appear. An absent tenant has an empty set,
+    /// the same answer as a tenant that publishes nothing, so the unauthenticated route
+    /// does not tell which tenant names exist.
     pub async fn published_keys(
         &self,
         tenant_name: &str,
     ) -> KmsResult<Vec<(KeyId, VersionNumber, Vec<u8>)>> {
-        let tenant = self.find_tenant(tenant_name).await?;
+        let tenant = match self.find_tenant(tenant_name).await {
+            Ok(tenant) => tenant,
+            Err(KmsError::NotFound(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
         let mut out = Vec::new();
         for key in self.keys.store().list_keys(tenant.id).await? {
             if !key.registered_purposes.contains(PUBLISHED) {
