@@ -51,3 +51,26 @@ async fn refused_calls_in_odd_spellings_add_no_key_series() {
     );
     assert_eq!(series.len(), 1, "{series:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_checkpoint_names_no_anchor_url_or_path() {
+    // Nothing listens on port 9 of the loopback: every post to the anchor fails.
+    let url = "http://127.0.0.1:9/private-anchor-path";
+    let server = TestServer::start_with(
+        super::harness::Db::Sqlite,
+        coffer_server::startup::InitMethod::KeyFile,
+        &[("COFFER_AUDIT_ANCHOR_URL", url)],
+    )
+    .await
+    .unwrap();
+    match server.admin().audit_new_checkpoint().await {
+        Err(coffer_client::ClientError::Api { code, message, .. }) => {
+            assert_eq!(code, coffer_api::ErrorCode::Unavailable);
+            assert!(
+                !message.contains("private-anchor-path") && !message.contains("127.0.0.1"),
+                "{message}"
+            );
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+}
