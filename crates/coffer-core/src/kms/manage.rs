@@ -95,16 +95,9 @@ impl Kms {
         reference: &str,
         purpose: &str,
     ) -> KmsResult<KeyDetails> {
-        let valid = !purpose.is_empty()
-            && purpose.len() <= 64
-            && purpose
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
-            return Err(KmsError::Invalid(
-                "a purpose is 1-64 characters of a-z, 0-9 and -".into(),
-            ));
-        }
+        crate::key::check_registered_purpose(purpose).map_err(|_| {
+            KmsError::Invalid("a purpose is 1-64 characters of a-z, 0-9 and -".into())
+        })?;
         let entry = self
             .key_for(caller, Operation::KeysManage, reference)
             .await?;
