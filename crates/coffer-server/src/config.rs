@@ -109,7 +109,7 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
-    /// How safely rotations retire old versions.
+    /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
 }
 
@@ -244,6 +244,8 @@ const KEYS: &[&str] = &[
     "limits.heavy_queue",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
+    "rotation.rewrap_rate",
+    "rotation.rewrap_window",
 ];
 
 fn env_name(key: &str) -> String {
@@ -290,7 +292,7 @@ impl Config {
 /// Sets dotted `key` to `value`, typed like the key expects (numbers for byte counts).
 fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
-        "max_body_bytes" | "limits.heavy_queue" => value
+        "max_body_bytes" | "limits.heavy_queue" | "rotation.rewrap_rate" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),

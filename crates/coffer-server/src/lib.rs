@@ -35,7 +35,9 @@ pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
 pub use state::AppState;
 
-use handlers::{admin, audit as audit_api, certificates, crypto, keys, ops, rotation, sys};
+use handlers::{
+    admin, aliases, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
+};
 
 /// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary
 /// version with a validity limit (negative once expired).
@@ -62,6 +64,7 @@ async fn report_expiry(kms: &coffer_core::kms::Kms) {
 pub fn api_router(state: AppState) -> Router {
     Router::new()
         .route(paths::KEYS, post(keys::create).get(keys::list))
+        .route(paths::ALIASES, post(aliases::set))
         .route("/v1/kms/keys/alias/{name}", get(keys::show_alias))
         .route(
             "/v1/kms/keys/alias/{name}/references",

@@ -239,7 +239,7 @@ pub async fn rollback(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
 }
 
 /// Shows a rotation.
-pub async fn status(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
+pub async fn status(s: &mut Session, id: &str, watch: bool) -> anyhow::Result<Verdict> {
     let planned = s.get(&request_paths::rotation(id)?);
     let client = s.client().clone();
     match s
@@ -248,6 +248,11 @@ pub async fn status(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
     {
         Step::Planned => Ok(Verdict::Planned),
         Step::Failed(error) => Err(error.into()),
+        Step::Done(view) if watch => {
+            let last = super::watch::watch(s, view).await?;
+            show(s, &last)?;
+            Ok(Verdict::Passed)
+        }
         Step::Done(view) => {
             show(s, &view)?;
             Ok(Verdict::Passed)
@@ -540,8 +545,18 @@ pub fn summary(view: &RotationView) -> String {
         text.push_str(&format!("\nerror:     {error}"));
     }
     text.push_str(&format!(
-        "\ntracked data keys still under v{}: {}\nstarted:   {}\nupdated:   {}",
-        view.from_version, view.tracked_remaining, view.started_at, view.updated_at
+        "\ntracked data keys still under v{}: {}",
+        view.from_version, view.tracked_remaining
+    ));
+    if view.rewrap.is_some() {
+        text.push_str(&format!(
+            "\nrewrap:    {}",
+            super::watch::progress_line(view)
+        ));
+    }
+    text.push_str(&format!(
+        "\nstarted:   {}\nupdated:   {}",
+        view.started_at, view.updated_at
     ));
     text
 }
@@ -580,6 +595,7 @@ mod tests {
             failures: 0,
             error: None,
             tracked_remaining: 0,
+            rewrap: None,
             started_at: String::new(),
             updated_at: String::new(),
         }
