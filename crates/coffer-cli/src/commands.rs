@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod key_alias;
 pub mod key_lifecycle;
 pub mod keys;
+pub mod migrate;
 pub mod rotate;
 pub mod server;
 pub mod signing;

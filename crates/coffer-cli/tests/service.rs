@@ -18,6 +18,8 @@ mod service {
     pub mod harness;
     pub mod heavy;
     pub mod isolation;
+    pub mod migrate;
+    pub mod migrate_paths;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;

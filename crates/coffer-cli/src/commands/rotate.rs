@@ -34,6 +34,7 @@ mod saga;
 mod scrub;
 mod session;
 mod smoke;
+mod verification;
 mod versions;
 mod watch;
 
@@ -420,7 +421,7 @@ async fn dispatch(
         RotateCommand::Rollback(IdArg { id }) => saga::rollback(s, &id).await,
         RotateCommand::Status(StatusArgs { id, watch }) => saga::status(s, &id, watch).await,
         RotateCommand::List(ListArgs { key, status }) => saga::list(s, key, status).await,
-        RotateCommand::Verify(IdArg { id }) => saga::verify(s, &id).await,
+        RotateCommand::Verify(IdArg { id }) => verification::verify(s, &id).await,
         RotateCommand::Validate(args) => {
             smoke::validate(s, &args.key, args.corpus.as_deref()).await
         }
