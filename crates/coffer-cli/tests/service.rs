@@ -12,6 +12,7 @@ mod service {
     pub mod batch_rewrap;
     pub mod certificates;
     pub mod cli;
+    pub mod disclosure;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;
@@ -27,6 +28,7 @@ mod service {
     pub mod sealed;
     pub mod seed001;
     pub mod seed004;
+    pub mod tampering;
     pub mod tokens;
     pub mod tour;
     pub mod tracker;
