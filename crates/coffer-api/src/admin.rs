@@ -88,8 +88,67 @@ pub struct SealStatusView {
     pub progress: u8,
     /// Shares needed.
     pub threshold: u8,
-    /// `shamir`, `passphrase` or `key-file`.
+    /// `shamir`, `passphrase`, `key-file` or `pkcs11` (nothing to unseal).
     pub method: String,
+}
+
+/// `GET /custody` on the operations port: custody's backend, for `coffer doctor`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CustodyView {
+    /// `sealed` or `pkcs11`.
+    pub kind: String,
+    /// False while the backend (an HSM) is unreachable.
+    pub available: bool,
+    /// The token, for PKCS#11 custody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<Pkcs11View>,
+}
+
+/// The PKCS#11 token as the server sees it. No PIN, no key material.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pkcs11View {
+    /// The module's path.
+    pub module: String,
+    /// The configured token (label or slot).
+    pub token: String,
+    /// The slot the token is in, while connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u64>,
+    /// The token's label, while connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_label: Option<String>,
+    /// Why the token is unreachable, while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Reconnect attempts since the server started.
+    pub reconnects: u64,
+    /// Root key generations and their object handles, while connected.
+    pub root_keys: Vec<RootKeyView>,
+    /// The session pool, while connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<SessionPoolView>,
+    /// `none` or `verify-only`.
+    pub failover: String,
+}
+
+/// One root key generation in the token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootKeyView {
+    /// The generation (its `CKA_ID`).
+    pub generation: u32,
+    /// The object handle in the current session.
+    pub handle: u64,
+}
+
+/// The bounded session pool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionPoolView {
+    /// Sessions open (idle or in use).
+    pub open: usize,
+    /// Sessions idle.
+    pub idle: usize,
+    /// The bound.
+    pub max: usize,
 }
 
 /// `POST /v1/sys/unseal`: one of the fields, matching the custody method.

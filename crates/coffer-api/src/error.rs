@@ -51,6 +51,8 @@ pub enum ErrorCode {
     UntrackedUse,
     /// 409: another state conflict (alias taken, concurrent change, illegal transition).
     Conflict,
+    /// 408: the request body did not arrive within `transport.body_timeout`.
+    RequestTimeout,
     /// 413: the body is larger than the server accepts.
     PayloadTooLarge,
     /// 429: the caller is over its share; retry after `Retry-After`.
@@ -59,6 +61,9 @@ pub enum ErrorCode {
     Sealed,
     /// 503: the server cannot serve now (store down, saturated).
     Unavailable,
+    /// 503: custody's backend (an HSM) is unreachable; signing and unwrapping resume
+    /// when it is back.
+    BackendUnavailable,
     /// 500: an internal failure; details are in the server log under the request id.
     Internal,
 }
@@ -78,9 +83,10 @@ impl ErrorCode {
             | Self::VersionMismatch
             | Self::UntrackedUse
             | Self::Conflict => 409,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
-            Self::Sealed | Self::Unavailable => 503,
+            Self::Sealed | Self::Unavailable | Self::BackendUnavailable => 503,
             Self::Internal => 500,
         }
     }
@@ -100,10 +106,12 @@ impl ErrorCode {
             Self::VersionMismatch => "version_mismatch",
             Self::UntrackedUse => "untracked_use",
             Self::Conflict => "conflict",
+            Self::RequestTimeout => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
             Self::TooManyRequests => "too_many_requests",
             Self::Sealed => "sealed",
             Self::Unavailable => "unavailable",
+            Self::BackendUnavailable => "backend_unavailable",
             Self::Internal => "internal",
         }
     }

@@ -66,3 +66,6 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 /// Prometheus metrics (operations port).
 pub const METRICS: &str = "/metrics";
+/// Ops port: custody's backend (kind, reachability; for PKCS#11 the module, token,
+/// root key handles and session pool).
+pub const CUSTODY: &str = "/custody";

@@ -124,6 +124,8 @@ pub async fn post(url: &str, note: &str) -> Result<(), AnchorError> {
         url: url.to_owned(),
         reason,
     };
+    // reqwest speaks TLS through rustls with the process's provider (aws-lc-rs).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()

@@ -4,7 +4,8 @@
 //!
 //! Layout: this file — [`AuditLog`] (appends, checkpoints, self-check); `follow` — the
 //! tree following the stored log; `chain` — checking stored rows; `anchor` — write-once
-//! copies of checkpoints outside the database; `signer` — the checkpoint signing key.
+//! copies of checkpoints outside the database; `signer` — the checkpoint signing key;
+//! `key_label` — the canonical key label of `kms_key_ops_total`.
 //!
 //! Appends: every request's entry (or a batch request's group of entries) goes to one
 //! writer task through a channel; the task takes everything queued (about 1024 entries;
@@ -21,6 +22,7 @@
 mod anchor;
 mod chain;
 mod follow;
+mod key_label;
 mod signer;
 
 pub use anchor::{Anchor, AnchorError};
@@ -526,7 +528,7 @@ fn count_key_op(entry: &AuditEntry) {
         "ok" | "version_retired" | "key_disabled" | "key_expired" | "wrong_key_purpose"
     );
     if let (true, Some(key)) = (resolved, &entry.key) {
-        metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
+        metrics::counter!("kms_key_ops_total", "key" => key_label::key_label(key), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
     }
 }
 

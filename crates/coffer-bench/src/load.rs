@@ -98,6 +98,7 @@ pub async fn run(scenario: &Scenario, concurrency: usize, duration: Duration) ->
         let counter = counter.clone();
         tasks.push(tokio::spawn(async move {
             // One client per task: one keep-alive connection each, as separate callers.
+            coffer_client::install_tls_provider();
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
                 .build()

@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod key_alias;
 pub mod key_lifecycle;
 pub mod keys;
+pub mod migrate;
 pub mod rotate;
 pub mod server;
 pub mod signing;
@@ -44,12 +45,26 @@ pub struct Globals {
     /// Machine output: the API's JSON answer, pretty-printed.
     #[arg(long, global = true)]
     pub json: bool,
+    /// PEM CA certificate the server's certificate must chain to (https:// addresses).
+    #[arg(long, env = "COFFER_CACERT", value_name = "FILE", global = true)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a server with `tls.client_auth`.
+    #[arg(long, env = "COFFER_CLIENT_CERT", value_name = "FILE", global = true)]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--client-cert`.
+    #[arg(long, env = "COFFER_CLIENT_KEY", value_name = "FILE", global = true)]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 impl Globals {
-    /// A client of `--addr` with `--token`.
+    /// A client of `--addr` with `--token`, `--cacert` and the client certificate.
     pub fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(&self.addr, self.token.clone())?)
+        let tls = coffer_client::ClientTls {
+            ca_file: self.cacert.clone(),
+            cert_file: self.client_cert.clone(),
+            key_file: self.client_key.clone(),
+        };
+        Ok(Client::with_tls(&self.addr, self.token.clone(), &tls)?)
     }
 }
 

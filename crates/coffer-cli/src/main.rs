@@ -10,7 +10,8 @@
 //! - `commands/*.rs` — one file per command group: `keys`, `envelope` (encrypt,
 //!   decrypt, datakey, rewrap), `signing` (sign, verify, mac, verify-mac), `tenant`,
 //!   `token`, `sys` (status, unseal), `rotate` (the rotation saga for operators, with
-//!   its own submodules under `commands/rotate/`).
+//!   its own submodules under `commands/rotate/`), `migrate` (legacy sidecars, under
+//!   `commands/migrate/`).
 //!
 //! Output contract: stdout carries the result only (a ciphertext, a signature, a
 //! table), so scripts can capture it; metadata such as `key_version=…` goes to stderr.
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    Globals, audit, doctor, envelope, keys, rotate, server, signing, sys, tenant, token,
+    Globals, audit, doctor, envelope, keys, migrate, rotate, server, signing, sys, tenant, token,
 };
 
 /// Coffer key management service: operator's tool.
@@ -75,6 +76,9 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Health checks: key expiry, store, custody, clock skew, audit (exit 0/1/2).
     Doctor(doctor::DoctorArgs),
+    /// Legacy migration: inventory, rewrap sidecars with a journal, dual read, verify.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
     /// Rotation saga: preflight, stage, validate, all, rollback, resume, status, verify.
     Rotate(rotate::RotateArgs),
     /// Start everything locally on the embedded default, ready to use.
@@ -124,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unseal(args) => sys::unseal(global, args).await,
         Command::Audit(command) => audit::run(global, command).await,
         Command::Doctor(args) => doctor::run(global, args).await,
+        Command::Migrate(command) => migrate::run(global, command).await,
         Command::Rotate(args) => rotate::run(global, args).await,
         Command::Dev(args) => server::dev(args).await,
         Command::Serve(args) => server::serve(args).await,

@@ -283,7 +283,12 @@ async fn store_and_custody_are_critical_once_sealed() {
     assert_eq!(run.row("custody")[..2], ["custody", "ok"]);
 
     // Sealed, as after a restart.
-    server.state.custody.seal();
+    server
+        .state
+        .custody
+        .sealed()
+        .expect("sealed custody")
+        .seal();
     server.state.kms.forget_secrets();
     let run = server
         .doctor(None, "--check custody --check store")

@@ -13,11 +13,15 @@ mod service {
     pub mod batch_rewrap;
     pub mod certificates;
     pub mod cli;
+    pub mod disclosure;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;
     pub mod heavy;
+    pub mod hsm;
     pub mod isolation;
+    pub mod migrate;
+    pub mod migrate_paths;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;
@@ -25,7 +29,10 @@ mod service {
     pub mod sealed;
     pub mod seed001;
     pub mod seed004;
+    pub mod tampering;
     pub mod tokens;
     pub mod tour;
     pub mod tracker;
+    pub mod transport;
+    pub mod unseal_attacks;
 }

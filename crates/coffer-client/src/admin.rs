@@ -7,6 +7,9 @@ use coffer_api::admin::{
 use coffer_api::paths;
 
 use crate::client::Client;
+
+/// The header the unseal token travels in.
+pub const UNSEAL_TOKEN_HEADER: &str = "x-coffer-unseal-token";
 use crate::error::ClientError;
 
 impl Client {
@@ -46,6 +49,23 @@ impl Client {
     /// `POST /v1/sys/unseal`: submits a share or the passphrase; answers the seal
     /// status after it.
     pub async fn unseal(&self, request: &UnsealRequest) -> Result<SealStatusView, ClientError> {
-        self.post(paths::UNSEAL, request).await
+        self.unseal_with_token(request, None).await
+    }
+
+    /// As [`Client::unseal`], sending `unseal_token` in `X-Coffer-Unseal-Token` (a
+    /// server with `unseal.token_file` set refuses unseal attempts without it).
+    pub async fn unseal_with_token(
+        &self,
+        request: &UnsealRequest,
+        unseal_token: Option<&str>,
+    ) -> Result<SealStatusView, ClientError> {
+        let mut extra = Vec::new();
+        if let Some(token) = unseal_token {
+            let mut value = reqwest::header::HeaderValue::try_from(token.trim())
+                .map_err(|_| ClientError::InvalidToken)?;
+            value.set_sensitive(true);
+            extra.push((UNSEAL_TOKEN_HEADER, value));
+        }
+        self.post_with_headers(paths::UNSEAL, request, extra).await
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, api_error};
+use crate::tls::{ClientTls, install_tls_provider};
 
 /// Generous enough for an Argon2 unseal or a large batch on a loaded server; a hung
 /// connection still ends.
@@ -40,6 +41,16 @@ impl Client {
     /// A client of the native API at `base_url` (e.g. `http://127.0.0.1:9446`),
     /// sending `token` as `Authorization: Bearer` when given.
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_tls(base_url, token, &ClientTls::default())
+    }
+
+    /// As [`Client::new`], trusting `tls`'s CA for `https://` addresses and presenting
+    /// its client certificate to servers that ask for one.
+    pub fn with_tls(
+        base_url: &str,
+        token: Option<String>,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
         let base = check_base_url(base_url)?;
         let authorization = token
             .map(|token| {
@@ -49,7 +60,9 @@ impl Client {
                 Ok::<_, ClientError>(value)
             })
             .transpose()?;
+        install_tls_provider();
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls.config()?)
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
@@ -123,6 +136,20 @@ impl Client {
         // from here and cannot zeroize it, the price of using an HTTP library at all.
         let request = self.request(reqwest::Method::POST, path).json(body);
         self.execute(request).await
+    }
+
+    /// `POST path` with a JSON body and extra headers, decoded.
+    pub(crate) async fn post_with_headers<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        headers: Vec<(&'static str, HeaderValue)>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.request(reqwest::Method::POST, path).json(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        decode(&self.execute(request).await?)
     }
 
     /// `POST path` with no body (key actions).

@@ -91,6 +91,14 @@ impl Client {
         self.batch(paths::UNWRAP, batch).await
     }
 
+    /// Batch rewrap.
+    pub async fn rewrap_batch(
+        &self,
+        batch: &Batch<RewrapRequest>,
+    ) -> Result<Vec<ItemResult<CiphertextResponse>>, ClientError> {
+        self.batch(paths::REWRAP, batch).await
+    }
+
     /// Batch sign.
     pub async fn sign_batch(
         &self,

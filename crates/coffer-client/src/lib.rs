@@ -28,8 +28,10 @@ mod lifecycle;
 mod ops;
 mod reference;
 mod rotation;
+mod tls;
 
 pub use client::Client;
 pub use error::ClientError;
 pub use ops::Probe;
 pub use rotation::{Waited, request_paths, settled};
+pub use tls::{ClientTls, install_tls_provider};

@@ -40,6 +40,18 @@ impl Client {
         }
     }
 
+    /// `GET /custody`: custody's backend.
+    pub async fn custody(
+        &self,
+        ops_base_url: &str,
+    ) -> Result<coffer_api::admin::CustodyView, ClientError> {
+        let (status, body) = self.get_other(ops_base_url, paths::CUSTODY).await?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &body, None));
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// `GET /metrics`: the Prometheus text.
     pub async fn metrics(&self, ops_base_url: &str) -> Result<String, ClientError> {
         let (status, body) = self.get_other(ops_base_url, paths::METRICS).await?;

@@ -31,6 +31,10 @@ pub enum CustodyError {
     /// The backend failed.
     #[error("custody backend failure: {0}")]
     Backend(&'static str),
+    /// The backend (an HSM) is unreachable for now; nothing was done and the call may
+    /// be retried once it is back.
+    #[error("custody backend unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Whether custody can work.
@@ -54,6 +58,12 @@ pub trait Custody: Send + Sync + 'static {
 
     /// Current seal status.
     fn status(&self) -> SealStatus;
+
+    /// False while custody's backend (an HSM) is unreachable: readiness reports it, and
+    /// wraps and unwraps fail with [`CustodyError::Unavailable`] until it is back.
+    fn available(&self) -> bool {
+        true
+    }
 
     /// Wraps `secret` under the current root key, binding `aad`.
     fn wrap(&self, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>, CustodyError>;

@@ -97,8 +97,71 @@ pub struct RotationPolicy {
     pub overlap: Option<HumanDuration>,
 }
 
+/// Shortest `period` a policy may name (as Vault's minimum auto-rotation period):
+/// shorter periods would rotate on every scheduler pass and grow versions without bound.
+pub const MIN_ROTATION_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl RotationPolicy {
+    /// Refuses a `period` under [`MIN_ROTATION_PERIOD`].
+    pub fn check(&self) -> Result<(), InvalidInput> {
+        match self.period {
+            Some(period) if period.get() < MIN_ROTATION_PERIOD => {
+                Err(InvalidInput::new("rotation period", "must be at least 1h"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Labels: free-form `name=value` pairs for operators.
 pub type Labels = BTreeMap<String, String>;
+
+/// Most labels one key carries.
+pub const MAX_LABELS: usize = 64;
+/// Longest label name, in bytes.
+pub const MAX_LABEL_NAME: usize = 128;
+/// Longest label value, in bytes.
+pub const MAX_LABEL_VALUE: usize = 256;
+
+/// Refuses labels an operator's terminal or log would misread (control characters),
+/// and sizes without bound (every label is stored, listed and audited with its key).
+pub fn check_labels(labels: &Labels) -> Result<(), InvalidInput> {
+    if labels.len() > MAX_LABELS {
+        return Err(InvalidInput::new("labels", "at most 64 per key"));
+    }
+    for (name, value) in labels {
+        if name.is_empty() || name.len() > MAX_LABEL_NAME || value.len() > MAX_LABEL_VALUE {
+            return Err(InvalidInput::new(
+                "labels",
+                "a name is 1-128 bytes and a value at most 256",
+            ));
+        }
+        if name.chars().chain(value.chars()).any(char::is_control) {
+            return Err(InvalidInput::new(
+                "labels",
+                "names and values hold no control characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The rule of a registered purpose's name (e.g. `attestation-signing`, `published`).
+pub fn check_registered_purpose(purpose: &str) -> Result<(), InvalidInput> {
+    let valid = !purpose.is_empty()
+        && purpose.len() <= 64
+        && purpose
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(
+            "registered purpose",
+            "1-64 characters of a-z, 0-9 and -",
+        ))
+    }
+}
 
 /// A key: identity, purpose, state and policy. Its versions are [`KeyVersion`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]

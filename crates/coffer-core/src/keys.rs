@@ -127,6 +127,11 @@ impl KeyService {
         actor: &Actor,
     ) -> CoreResult<(Key, KeyVersion)> {
         request.purpose.check_spec(request.spec)?;
+        request.rotation.check()?;
+        crate::key::check_labels(&request.labels)?;
+        for purpose in &request.registered_purposes {
+            crate::key::check_registered_purpose(purpose)?;
+        }
         let kek = self.tenant_kek(tenant).await?;
         let now = self.clock.now();
         let key = Key {

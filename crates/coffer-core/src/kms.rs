@@ -16,6 +16,7 @@ mod certificates;
 mod datakey;
 mod deletion;
 mod error;
+mod integrity;
 mod keys;
 mod mac;
 mod manage;
@@ -46,6 +47,7 @@ pub use certificates::{
 };
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
+pub use integrity::IntegrityCheck;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use rewrap_policy::{DailyWindow, RewrapPolicy};
@@ -129,6 +131,8 @@ pub struct Kms {
     /// Wakes this process's rotation worker when a request starts or resumes a saga,
     /// so it need not wait for its next tick.
     rotation_wake: tokio::sync::Notify,
+    /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
+    integrity_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Kms {
@@ -156,6 +160,7 @@ impl Kms {
             tokens: auth::TokenBook::default(),
             options,
             rotation_wake: tokio::sync::Notify::new(),
+            integrity_failures: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -282,13 +287,29 @@ impl Kms {
         let kek = self.tenant_key(tenant).await?;
         let mut ready = BTreeMap::new();
         for version in versions.iter().filter(|v| v.state.can_decrypt()) {
+            let subject = || format!("tenant {tenant} key {id} version {}", version.number);
+            // The material was sealed by this deployment and bound to its row: if it
+            // does not open, the stored bytes changed, which is no fault of the caller.
             let material = keyring::unwrap_material(
                 &kek,
                 tenant,
                 id,
                 version.number,
                 &version.wrapped_material,
-            )?;
+            )
+            .map_err(|_| self.integrity_failure(IntegrityCheck::KeyMaterial, &subject()))?;
+            // The published column is a copy of what the material derives; a copy that
+            // differs was edited, and serving it would publish a key Coffer never holds.
+            // The spec and purpose columns are re-derived from the material, whose
+            // sealed bytes name their spec: an edited row would make Coffer announce, or
+            // use, the key as something it is not.
+            if material.spec() != key.spec || KeyPurpose::of(key.spec) != key.purpose {
+                return Err(self.integrity_failure(IntegrityCheck::KeySpec, &subject()));
+            }
+            let derived = material.public_key().map(|pk| pk.to_spki_der());
+            if derived != version.public_key {
+                return Err(self.integrity_failure(IntegrityCheck::PublicKey, &subject()));
+            }
             let verifier = material.public_key().map(VerifyingKey::new).transpose()?;
             ready.insert(version.number, ReadyVersion { material, verifier });
         }

@@ -502,6 +502,18 @@ pub trait TokenStore: Send + Sync {
 
     /// Every token record (the server keeps them in memory).
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+
+    /// Binds the grants of records minted before grants were bound: sets each named
+    /// record's `grant_tag` where it has none, and stores the server secret
+    /// `marker` (name, wrapped value) recording that binding was done, in one
+    /// transaction with `record`. `Conflict` if the marker exists (another replica bound
+    /// them first); then nothing changes.
+    async fn bind_token_grants(
+        &self,
+        tags: &[(TokenId, [u8; 32])],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()>;
 }
 
 /// The audit log: entries (indices allocated by the database) and checkpoints.

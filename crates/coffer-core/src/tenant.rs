@@ -18,10 +18,10 @@ impl TenantName {
     }
 }
 
-impl FromStr for TenantName {
-    type Err = InvalidInput;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+impl TenantName {
+    /// A name as stored: the character rule only. Names made before names that parse as
+    /// ids were refused still load; such a tenant is reachable by its id alone.
+    pub fn from_stored(s: &str) -> Result<Self, InvalidInput> {
         let ok = (1..=64).contains(&s.len())
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
@@ -33,6 +33,46 @@ impl FromStr for TenantName {
                 "1-64 characters of a-z, 0-9, - and _",
             ))
         }
+    }
+}
+
+impl FromStr for TenantName {
+    type Err = InvalidInput;
+
+    /// A new name. Every lookup by reference tries the reference as an id first, so a
+    /// name that parses as one would be another tenant to every lookup: refused.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.parse::<TenantId>().is_ok() {
+            return Err(InvalidInput::new(
+                "tenant name",
+                "a name must not have the form of a tenant id (a UUID)",
+            ));
+        }
+        Self::from_stored(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_parse_as_ids_are_refused() {
+        let id = TenantId::generate();
+        assert!(id.to_string().parse::<TenantName>().is_err());
+        assert!(
+            id.as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .parse::<TenantName>()
+                .is_err()
+        );
+        assert!(
+            TenantName::from_stored(&id.to_string()).is_ok(),
+            "stored names still load"
+        );
+        assert!("acme-1".parse::<TenantName>().is_ok());
     }
 }
 

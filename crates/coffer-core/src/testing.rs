@@ -37,6 +37,7 @@ macro_rules! store_conformance {
             racing_writers_cannot_both_win,
             server_secrets_are_write_once,
             token_records_round_trip_and_revoke,
+            token_grants_bind_once,
             audit_entries_append_and_read_in_order,
             rotation_records_save_the_saga_state,
             a_rotation_starts_only_from_the_primary,

@@ -16,6 +16,11 @@
 //! grant (admin, or one tenant) lives server-side in the token's record under its id,
 //! and a request is allowed only if every caveat allows it. Revoking an id revokes every
 //! token attenuated from it.
+//!
+//! The base grant is bound too, so database write access alone cannot widen a token:
+//! each record carries `grant_tag = HMAC-SHA256(root key, "coffer/token-grant/v1" ‖ id
+//! ‖ kind ‖ tenant id)`, checked whenever records are loaded. A record whose kind or
+//! tenant was edited no longer matches its tag and its token stops authenticating.
 
 mod caveat;
 
@@ -34,6 +39,7 @@ use crate::time::Timestamp;
 const PREFIX: &str = "coffer_v1_";
 const FORMAT: u8 = 0x01;
 const DOMAIN: &[u8] = b"coffer/token/v1";
+const GRANT_DOMAIN: &[u8] = b"coffer/token-grant/v1";
 const TAG_LEN: usize = 32;
 /// Caveats per token; a bound so a hostile token cannot make verification expensive.
 pub const MAX_CAVEATS: usize = 32;
@@ -115,6 +121,29 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
     /// Revocation time, once revoked.
     pub revoked_at: Option<Timestamp>,
+    /// The base grant's MAC ([`grant_tag`]); `None` only on records minted before
+    /// grants were bound, until the server binds them at its next unseal.
+    pub grant_tag: Option<[u8; TAG_LEN]>,
+}
+
+impl TokenRecord {
+    /// Whether the record's grant is the one its tag was made for (constant time).
+    /// False for an unbound record.
+    pub fn grant_verifies(&self, root: &MacKey) -> bool {
+        self.grant_tag.is_some_and(|tag| {
+            coffer_crypto::secret::constant_time_eq(&grant_tag(root, self.id, self.kind), &tag)
+        })
+    }
+}
+
+/// The MAC binding a token id to its base grant, stored with the record. Fixed-length
+/// fields only, so no two grants share an encoding.
+pub fn grant_tag(root: &MacKey, id: TokenId, kind: TokenKind) -> [u8; TAG_LEN] {
+    let (kind_byte, tenant) = match kind {
+        TokenKind::Admin => (0u8, [0u8; 16]),
+        TokenKind::Tenant(tenant) => (1u8, *tenant.as_bytes()),
+    };
+    root.sign(&[GRANT_DOMAIN, &id.0, &[kind_byte], &tenant].concat())
 }
 
 /// A decoded token. The tag is a bearer secret, so `Debug` elides it.
@@ -122,6 +151,9 @@ pub struct TokenRecord {
 pub struct Token {
     id: TokenId,
     caveats: Vec<Caveat>,
+    /// Each caveat's bytes as received (or as made): what the tag chain covers and what
+    /// `encode` writes, so the MAC is over what was sent, not over a re-serialisation.
+    texts: Vec<String>,
     tag: [u8; TAG_LEN],
 }
 
@@ -142,14 +174,31 @@ fn chain(key: &[u8], data: &[u8]) -> [u8; TAG_LEN] {
     }
 }
 
+/// The tag chain over `texts` from the root tag of `id`.
+fn chain_over(root: &MacKey, id: TokenId, texts: &[String]) -> [u8; TAG_LEN] {
+    let mut tag = root.sign(&[DOMAIN, &id.0].concat());
+    for text in texts {
+        tag = chain(&tag, text.as_bytes());
+    }
+    tag
+}
+
 impl Token {
-    /// Mints a token with `caveats` under the deployment's `root` key.
-    pub fn mint(root: &MacKey, id: TokenId, caveats: Vec<Caveat>) -> Self {
-        let mut tag = root.sign(&[DOMAIN, &id.0].concat());
-        for caveat in &caveats {
-            tag = chain(&tag, caveat.to_string().as_bytes());
-        }
-        Self { id, caveats, tag }
+    /// Mints a token with `caveats` under the deployment's `root` key. Refuses a caveat
+    /// whose text would not parse back to itself (a key reference holding a `,` would
+    /// otherwise come back as two keys).
+    pub fn mint(root: &MacKey, id: TokenId, caveats: Vec<Caveat>) -> Result<Self, TokenError> {
+        let texts = caveats
+            .iter()
+            .map(Caveat::to_text)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tag = chain_over(root, id, &texts);
+        Ok(Self {
+            id,
+            caveats,
+            texts,
+            tag,
+        })
     }
 
     /// A narrower token, made offline by the holder.
@@ -157,19 +206,24 @@ impl Token {
         if self.caveats.len() >= MAX_CAVEATS {
             return Err(TokenError::Malformed("too many caveats"));
         }
-        let tag = chain(&self.tag, caveat.to_string().as_bytes());
+        let text = caveat.to_text()?;
+        let tag = chain(&self.tag, text.as_bytes());
         let mut caveats = self.caveats.clone();
         caveats.push(caveat);
+        let mut texts = self.texts.clone();
+        texts.push(text);
         Ok(Self {
             id: self.id,
             caveats,
+            texts,
             tag,
         })
     }
 
-    /// Checks the tag chain against the root key (constant-time comparison).
+    /// Checks the tag chain, over the caveats' bytes as received, against the root key
+    /// (constant-time comparison).
     pub fn verify(&self, root: &MacKey) -> Result<(), TokenError> {
-        let expected = Self::mint(root, self.id, self.caveats.clone()).tag;
+        let expected = chain_over(root, self.id, &self.texts);
         if coffer_crypto::secret::constant_time_eq(&expected, &self.tag) {
             Ok(())
         } else {
@@ -191,9 +245,8 @@ impl Token {
     pub fn encode(&self) -> String {
         let mut bytes = vec![FORMAT];
         bytes.extend_from_slice(&self.id.0);
-        bytes.push(self.caveats.len() as u8); // bounded by MAX_CAVEATS
-        for caveat in &self.caveats {
-            let text = caveat.to_string();
+        bytes.push(self.texts.len() as u8); // bounded by MAX_CAVEATS
+        for text in &self.texts {
             bytes.extend_from_slice(&(text.len() as u16).to_be_bytes());
             bytes.extend_from_slice(text.as_bytes());
         }
@@ -232,12 +285,14 @@ impl Token {
             return Err(TokenError::Malformed("too many caveats"));
         }
         let mut caveats = Vec::with_capacity(count);
+        let mut texts = Vec::with_capacity(count);
         for _ in 0..count {
             let len = take(2)?;
             let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
             let text = std::str::from_utf8(take(len)?)
                 .map_err(|_| TokenError::Malformed("caveat is not UTF-8"))?;
             caveats.push(text.parse()?);
+            texts.push(text.to_owned());
         }
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(take(TAG_LEN)?);
@@ -247,6 +302,7 @@ impl Token {
         Ok(Self {
             id: TokenId(id),
             caveats,
+            texts,
             tag,
         })
     }

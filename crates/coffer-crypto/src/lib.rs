@@ -8,6 +8,8 @@
 //!   and OAEP decryption), ML-DSA-44/65/87 and composite ML-DSA-65 + Ed25519, with the
 //!   hybrid verification modes; `sign::mldsa_ffi` is the crate's only `unsafe`.
 //! - [`mac`] — HMAC-SHA256.
+//! - [`legacy`] — AES-GCM and AES Key Wrap (RFC 3394) as a legacy key provider wrote
+//!   them, for `coffer migrate`.
 //! - [`material`] — one key version's secret, generated and (de)serialised for custody.
 //! - [`public`] — public keys as SPKI DER, PEM and JWK.
 //! - [`secret`] — [`SecretBytes`], how secret bytes cross this crate's boundary.
@@ -20,6 +22,7 @@ pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod hash;
+pub mod legacy;
 pub mod mac;
 pub mod material;
 pub mod public;

@@ -38,7 +38,9 @@ pub enum UnsealMethod {
 impl UnsealMethod {
     fn of(state: &MethodState) -> Self {
         match state {
-            MethodState::Shamir { shares, threshold } => Self::Shamir {
+            MethodState::Shamir {
+                shares, threshold, ..
+            } => Self::Shamir {
                 shares: *shares,
                 threshold: *threshold,
             },

@@ -34,12 +34,17 @@ impl SealedCustody {
     ) -> Result<(Self, Vec<UnsealShare>), CustodyError> {
         shamir::check_params(shares, threshold)?;
         let unseal_key = fresh_unseal_key()?;
+        let (dealt, share_tags) = shamir::split(&unseal_key, shares, threshold);
         let custody = Self::create(
             path.as_ref(),
-            MethodState::Shamir { shares, threshold },
+            MethodState::Shamir {
+                shares,
+                threshold,
+                share_tags,
+            },
             &unseal_key,
         )?;
-        Ok((custody, shamir::split(&unseal_key, shares, threshold)))
+        Ok((custody, dealt))
     }
 
     /// Creates a state file whose unseal key is derived from `passphrase` with Argon2id

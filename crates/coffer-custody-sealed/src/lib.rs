@@ -33,7 +33,8 @@
 //! - `init` and `unseal` — creating a state file, and the three ways to unseal.
 //! - `roots` — root generations, the verification blob and the wrapped format.
 //! - `state` — the state file format and its atomic writes.
-//! - `shamir`, `passphrase`, `key_file` — each unseal method's own mechanics.
+//! - `shamir`, `passphrase`, `key_file` — each unseal method's own mechanics;
+//!   `kdf_memory` — Argon2id's memory, mapped per derivation and returned after.
 //! - [`secret`] — [`Passphrase`] and [`UnsealShare`], the secret types callers hold.
 //! - `error` — the crate's error type, converted to `CustodyError` at the API.
 //!
@@ -42,6 +43,7 @@
 pub mod custody;
 mod error;
 mod init;
+mod kdf_memory;
 mod key_file;
 pub mod passphrase;
 mod roots;

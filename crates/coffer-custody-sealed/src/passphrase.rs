@@ -5,6 +5,7 @@ use coffer_core::CustodyError;
 use coffer_crypto::AeadKey;
 use zeroize::Zeroizing;
 
+use crate::kdf_memory::KdfMemory;
 use crate::secret::Passphrase;
 
 /// Length of the random salt stored in the state file.
@@ -77,11 +78,18 @@ pub(crate) fn derive(
     salt: &[u8],
     params: Argon2Params,
 ) -> Result<AeadKey, CustodyError> {
-    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.to_argon2()?);
+    let argon2_params = params.to_argon2()?;
+    let memory = KdfMemory::map(argon2_params.block_count())?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params);
     let mut out = Zeroizing::new([0u8; coffer_crypto::xaes::KEY_LEN]);
     // The error names a parameter or length, never the password.
     argon2
-        .hash_password_into(passphrase.expose_secret().as_bytes(), salt, &mut out[..])
+        .hash_password_into_with_memory(
+            passphrase.expose_secret().as_bytes(),
+            salt,
+            &mut out[..],
+            memory,
+        )
         .map_err(|e| CustodyError::Config(format!("argon2id: {e}")))?;
     AeadKey::from_bytes(&out[..]).map_err(|_| CustodyError::Backend("unseal key"))
 }

@@ -2,6 +2,15 @@
 //!
 //! A share's text is `coffer-share-v1:` and the base64 of blahaj's bytes: the x
 //! coordinate (1..=255) then 32 bytes, one per byte of the unseal key.
+//!
+//! Shares are authenticated by a tag per share made at init and kept in the state file
+//! (`share_tags`): SHA-256 over a domain label and the share's bytes. A share whose tag
+//! does not match — forged, damaged, or dealt for another deployment — is refused on
+//! its own, before it takes a slot, so it can neither block a real holder's index nor
+//! spoil the recombination and reset the ceremony. The tag reveals nothing usable
+//! about the share (a preimage of SHA-256 over 33 random-looking bytes). The share's
+//! own text did not change; state files made before tags have none, and their shares
+//! are still accepted as before, unauthenticated.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,6 +25,12 @@ use crate::secret::UnsealShare;
 /// The prefix of every share's text; it names the format so a share from another tool
 /// or a later format is refused by name rather than misread.
 pub const SHARE_PREFIX: &str = "coffer-share-v1:";
+
+/// Length of a share's tag in the state file.
+pub(crate) const TAG_LEN: usize = 32;
+
+/// Separates share tags from every other SHA-256 Coffer computes.
+const TAG_DOMAIN: &[u8] = b"coffer-share-tag-v1\0";
 
 /// x coordinate, then one byte per key byte.
 const SHARE_LEN: usize = 1 + KEY_LEN;
@@ -38,11 +53,21 @@ pub(crate) fn check_params(shares: u8, threshold: u8) -> Result<(), CustodyError
     Ok(())
 }
 
-/// Splits the unseal key into `shares` shares, any `threshold` of which recombine it.
-pub(crate) fn split(unseal_key: &AeadKey, shares: u8, threshold: u8) -> Vec<UnsealShare> {
+/// The tag of a share's bytes (x, then y).
+fn tag(bytes: &[u8]) -> [u8; TAG_LEN] {
+    coffer_crypto::hash::sha256(&[TAG_DOMAIN, bytes])
+}
+
+/// Splits the unseal key into `shares` shares, any `threshold` of which recombine it,
+/// and returns each share's tag (in x order, x = 1 first) for the state file.
+pub(crate) fn split(
+    unseal_key: &AeadKey,
+    shares: u8,
+    threshold: u8,
+) -> (Vec<UnsealShare>, Vec<Vec<u8>>) {
     // blahaj's dealer draws the polynomials from rand's thread generator, a CSPRNG
     // seeded from the OS.
-    Sharks(threshold)
+    let mut dealt: Vec<(u8, UnsealShare, Vec<u8>)> = Sharks(threshold)
         .dealer(unseal_key.expose_secret())
         .take(usize::from(shares))
         .map(|share| {
@@ -51,13 +76,20 @@ pub(crate) fn split(unseal_key: &AeadKey, shares: u8, threshold: u8) -> Vec<Unse
             let mut text = String::with_capacity(SHARE_PREFIX.len() + SHARE_TEXT_LEN);
             text.push_str(SHARE_PREFIX);
             STANDARD.encode_string(&bytes[..], &mut text);
-            UnsealShare::new(text)
+            (bytes[0], UnsealShare::new(text), tag(&bytes).to_vec())
         })
-        .collect()
+        .collect();
+    dealt.sort_by_key(|(x, _, _)| *x);
+    dealt
+        .into_iter()
+        .map(|(_, share, tag)| (share, tag))
+        .unzip()
 }
 
-/// Parses a share's text. `shares` is the number dealt, so an x beyond it is refused.
-pub(crate) fn parse(text: &str, shares: u8) -> Result<Share, CustodyError> {
+/// Parses a share's text. `shares` is the number dealt, so an x beyond it is refused;
+/// `tags` are the state file's share tags (x = 1 first), empty for a file made before
+/// tags, and a share that does not match its tag is refused.
+pub(crate) fn parse(text: &str, shares: u8, tags: &[Vec<u8>]) -> Result<Share, CustodyError> {
     let encoded = text
         .trim()
         .strip_prefix(SHARE_PREFIX)
@@ -83,6 +115,19 @@ pub(crate) fn parse(text: &str, shares: u8) -> Result<Share, CustodyError> {
         return Err(CustodyError::UnsealFailed(
             "malformed share: its index is not one of the shares dealt",
         ));
+    }
+    if !tags.is_empty() {
+        let expected = tags
+            .get(usize::from(bytes[0]) - 1)
+            .ok_or(CustodyError::UnsealFailed(
+                "malformed share: its index is not one of the shares dealt",
+            ))?;
+        if !coffer_crypto::secret::constant_time_eq(&tag(&bytes[..SHARE_LEN]), expected) {
+            return Err(CustodyError::UnsealFailed(
+                "not a share of this deployment: its tag does not match the one made at \
+                 init (forged, damaged or dealt elsewhere); progress unchanged",
+            ));
+        }
     }
     Share::try_from(&bytes[..SHARE_LEN])
         .map_err(|_| CustodyError::UnsealFailed("malformed share: too short"))
@@ -113,8 +158,8 @@ impl Pending {
     }
 
     /// Recombines the unseal key from the shares given (at least `threshold`). Shares
-    /// are not authenticated: a wrong one yields a wrong key, which the verification
-    /// blob then rejects.
+    /// of a state file without tags are not authenticated: a wrong one yields a wrong
+    /// key, which the verification blob then rejects.
     pub(crate) fn recombine(&self, threshold: u8) -> Result<AeadKey, CustodyError> {
         let secret = Sharks(threshold)
             .recover(&self.0)
@@ -131,7 +176,7 @@ mod tests {
     #[test]
     fn dealt_shares_parse_and_recombine() {
         let key = AeadKey::generate().unwrap();
-        let shares = split(&key, 4, 2);
+        let (shares, tags) = split(&key, 4, 2);
         assert!(
             shares
                 .iter()
@@ -139,10 +184,10 @@ mod tests {
         );
         let mut pending = Pending::default();
         pending
-            .add(parse(shares[3].expose_secret(), 4).unwrap())
+            .add(parse(shares[3].expose_secret(), 4, &tags).unwrap())
             .unwrap();
         pending
-            .add(parse(shares[0].expose_secret(), 4).unwrap())
+            .add(parse(shares[0].expose_secret(), 4, &[]).unwrap())
             .unwrap();
         let recombined = pending.recombine(2).unwrap();
         assert_eq!(recombined.expose_secret(), key.expose_secret());
@@ -151,9 +196,24 @@ mod tests {
     #[test]
     fn an_index_beyond_the_shares_dealt_is_refused() {
         let key = AeadKey::generate().unwrap();
-        let shares = split(&key, 5, 2);
+        let (shares, _) = split(&key, 5, 2);
         // Share 5 (x = 5) of a state file that says only 4 were dealt.
-        let err = parse(shares[4].expose_secret(), 4).err().unwrap();
+        let err = parse(shares[4].expose_secret(), 4, &[]).err().unwrap();
         assert!(matches!(err, CustodyError::UnsealFailed(m) if m.contains("index")));
+    }
+
+    #[test]
+    fn a_share_not_matching_its_tag_is_refused() {
+        let key = AeadKey::generate().unwrap();
+        let (shares, tags) = split(&key, 3, 2);
+        let (foreign, _) = split(&AeadKey::generate().unwrap(), 3, 2);
+        for share in &foreign {
+            let err = parse(share.expose_secret(), 3, &tags).err().unwrap();
+            assert!(matches!(err, CustodyError::UnsealFailed(m) if m.contains("tag")));
+        }
+        // Every real share passes its own tag, and the tags are in x order.
+        for share in &shares {
+            parse(share.expose_secret(), 3, &tags).unwrap();
+        }
     }
 }

@@ -39,6 +39,11 @@ pub(crate) enum MethodState {
     Shamir {
         shares: u8,
         threshold: u8,
+        /// One tag per share, in x order (`shamir::tag`), made at init, so a share is
+        /// checked on its own before it takes a slot. Absent from files made before
+        /// tags existed: their shares are accepted unauthenticated, as then.
+        #[serde(default, skip_serializing_if = "Vec::is_empty", with = "b64_list")]
+        share_tags: Vec<Vec<u8>>,
     },
     Passphrase {
         kdf: Kdf,
@@ -99,9 +104,19 @@ impl StateFile {
             return Err("unsupported format version");
         }
         match &self.method {
-            MethodState::Shamir { shares, threshold } => {
+            MethodState::Shamir {
+                shares,
+                threshold,
+                share_tags,
+            } => {
                 if *threshold == 0 || threshold > shares {
                     return Err("shamir threshold must be between 1 and the share count");
+                }
+                if !share_tags.is_empty()
+                    && (share_tags.len() != usize::from(*shares)
+                        || share_tags.iter().any(|t| t.len() != crate::shamir::TAG_LEN))
+                {
+                    return Err("shamir share tags must be one 32-byte tag per share");
                 }
             }
             MethodState::Passphrase {
@@ -180,5 +195,22 @@ mod b64 {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod b64_list {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(list.iter().map(|bytes| STANDARD.encode(bytes)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| STANDARD.decode(text).map_err(serde::de::Error::custom))
+            .collect()
     }
 }

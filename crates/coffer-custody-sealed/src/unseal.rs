@@ -20,8 +20,9 @@ impl SealedCustody {
     /// Submits one Shamir share. Returns the progress while more are needed, and
     /// `Unsealed` once `threshold` shares recombine the unseal key.
     ///
-    /// A malformed or duplicate share is refused with `UnsealFailed` and changes
-    /// nothing. Shares that recombine a wrong key (one was wrong or damaged) fail with
+    /// A malformed or duplicate share, or one that does not match its tag in the state
+    /// file, is refused with `UnsealFailed` and changes nothing. Shares of a file
+    /// without tags (made before them) that recombine a wrong key fail with
     /// `UnsealFailed` and reset the progress to 0: which share was wrong cannot be told.
     pub fn submit_share(&self, share: &str) -> Result<SealStatus, CustodyError> {
         let mut admin = self.admin();
@@ -31,7 +32,11 @@ impl SealedCustody {
         let UnsealMethod::Shamir { shares, threshold } = self.method else {
             return Err(self.wrong_method("submit_share"));
         };
-        admin.pending.add(shamir::parse(share, shares)?)?;
+        let share = match &admin.state.method {
+            MethodState::Shamir { share_tags, .. } => shamir::parse(share, shares, share_tags)?,
+            _ => return Err(self.wrong_method("submit_share")),
+        };
+        admin.pending.add(share)?;
         let given = admin.pending.len();
         if given < usize::from(threshold) {
             // `given < threshold <= 255`, so it fits.

@@ -7,9 +7,13 @@
 
 mod limits;
 mod rotation;
+mod transport;
+mod unseal;
 
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
+pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
+pub use unseal::UnsealConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,15 +75,75 @@ pub enum CustodyConfig {
         /// Custody state file.
         state_file: PathBuf,
     },
+    /// The root key in a PKCS#11 token (an HSM): no state file, nothing to unseal.
+    Pkcs11(Pkcs11Settings),
+}
+
+/// Where the PKCS#11 token is and how to log in (docs/hsm.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Settings {
+    /// The module (shared library).
+    pub module: PathBuf,
+    /// The token: by label (`custody.token_label`) or slot id (`custody.slot`).
+    pub token: coffer_custody_pkcs11::TokenSelector,
+    /// A 0600 file holding the user PIN; without it the PIN is read from the
+    /// `COFFER_CUSTODY_PIN` environment variable at start.
+    pub pin_file: Option<PathBuf>,
+    /// The root key objects' label.
+    pub key_label: String,
+    /// Sessions kept open at most.
+    pub pool_size: usize,
+    /// What the server serves while the token is unreachable.
+    pub failover: Failover,
+}
+
+/// What the server serves while custody's token is unreachable (`custody.failover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failover {
+    /// Requests run as usual: those that need the token answer `backend_unavailable`,
+    /// those served from keys in memory succeed.
+    #[default]
+    None,
+    /// Only verification runs; every secret-key operation (wrap, unwrap, datakey,
+    /// rewrap, sign, mac, verify-mac, issue-certificate) answers `backend_unavailable`,
+    /// even for keys in memory, until the token is back.
+    VerifyOnly,
+}
+
+impl Pkcs11Settings {
+    /// The custody configuration, with the PIN read from its file or variable.
+    pub fn resolve(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<coffer_custody_pkcs11::Pkcs11Config, ConfigError> {
+        use coffer_custody_pkcs11::{Pin, Pkcs11Config};
+        let pin = match (&self.pin_file, env("COFFER_CUSTODY_PIN")) {
+            (Some(file), _) => {
+                Pin::from_file(file).map_err(|e| invalid("custody.pin_file", e.to_string()))?
+            }
+            (None, Some(pin)) => Pin::new(pin),
+            (None, None) => {
+                return Err(invalid(
+                    "custody.pin_file",
+                    "set it, or the PIN in COFFER_CUSTODY_PIN",
+                ));
+            }
+        };
+        let mut config = Pkcs11Config::new(&self.module, self.token.clone(), pin);
+        config.key_label = self.key_label.clone();
+        config.pool_size = self.pool_size;
+        Ok(config)
+    }
 }
 
 impl CustodyConfig {
-    /// The custody state file.
-    pub fn state_file(&self) -> &Path {
+    /// The custody state file (none for PKCS#11: the root lives in the token).
+    pub fn state_file(&self) -> Option<&Path> {
         match self {
             Self::KeyFile { state_file, .. }
             | Self::Passphrase { state_file, .. }
-            | Self::Shamir { state_file } => state_file,
+            | Self::Shamir { state_file } => Some(state_file),
+            Self::Pkcs11(_) => None,
         }
     }
 }
@@ -111,6 +175,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
+    /// Who may unseal, and the back-off on wrong passphrases.
+    pub unseal: UnsealConfig,
+    /// Connection timeouts and caps.
+    pub transport: TransportConfig,
+    /// TLS on both ports (absent: plain HTTP).
+    pub tls: Option<TlsConfig>,
 }
 
 /// The audit log's settings.
@@ -146,6 +216,9 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("rotation", &self.rotation)
+            .field("unseal", &self.unseal)
+            .field("transport", &self.transport)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -199,6 +272,12 @@ struct RawConfig {
     limits: limits::RawLimits,
     #[serde(default)]
     rotation: rotation::RawRotation,
+    #[serde(default)]
+    unseal: unseal::RawUnseal,
+    #[serde(default)]
+    transport: transport::RawTransport,
+    #[serde(default)]
+    tls: transport::RawTls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +298,13 @@ struct RawCustody {
     state_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     passphrase_file: Option<PathBuf>,
+    module: Option<PathBuf>,
+    token_label: Option<String>,
+    slot: Option<u64>,
+    pin_file: Option<PathBuf>,
+    key_label: Option<String>,
+    pool_size: Option<u64>,
+    failover: Option<String>,
 }
 
 /// Every key an environment variable may override, dotted.
@@ -235,6 +321,13 @@ const KEYS: &[&str] = &[
     "custody.state_file",
     "custody.key_file",
     "custody.passphrase_file",
+    "custody.module",
+    "custody.token_label",
+    "custody.slot",
+    "custody.pin_file",
+    "custody.key_label",
+    "custody.pool_size",
+    "custody.failover",
     "audit.enabled",
     "audit.origin",
     "audit.anchor_dir",
@@ -246,6 +339,18 @@ const KEYS: &[&str] = &[
     "rotation.retire_after_quiet",
     "rotation.rewrap_rate",
     "rotation.rewrap_window",
+    "unseal.token_file",
+    "unseal.backoff_base",
+    "unseal.backoff_max",
+    "transport.header_timeout",
+    "transport.body_timeout",
+    "transport.idle_timeout",
+    "transport.max_connections",
+    "transport.ops_max_connections",
+    "tls.cert_file",
+    "tls.key_file",
+    "tls.client_ca_file",
+    "tls.client_auth",
 ];
 
 fn env_name(key: &str) -> String {
@@ -292,7 +397,13 @@ impl Config {
 /// Sets dotted `key` to `value`, typed like the key expects (numbers for byte counts).
 fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
-        "max_body_bytes" | "limits.heavy_queue" | "rotation.rewrap_rate" => value
+        "max_body_bytes"
+        | "limits.heavy_queue"
+        | "rotation.rewrap_rate"
+        | "custody.pool_size"
+        | "custody.slot"
+        | "transport.max_connections"
+        | "transport.ops_max_connections" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
@@ -317,12 +428,54 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
     }
 }
 
+/// This process's soft limit on open descriptors (the API port's default cap follows it).
+fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(65_536)
+}
+
 fn addr(key: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
     value
         .as_deref()
         .unwrap_or(default)
         .parse()
         .map_err(|_| invalid(key, "expected host:port, e.g. 127.0.0.1:9446"))
+}
+
+fn pkcs11(raw: RawCustody) -> Result<Pkcs11Settings, ConfigError> {
+    use coffer_custody_pkcs11::TokenSelector;
+    let module = raw
+        .module
+        .ok_or_else(|| invalid("custody.module", "required for pkcs11 custody"))?;
+    let token = match (raw.token_label, raw.slot) {
+        (Some(label), None) if !label.is_empty() => TokenSelector::Label(label),
+        (None, Some(slot)) => TokenSelector::Slot(slot),
+        _ => {
+            return Err(invalid(
+                "custody.token_label",
+                "give exactly one of custody.token_label and custody.slot",
+            ));
+        }
+    };
+    let pool_size = raw.pool_size.unwrap_or(4);
+    if !(1..=256).contains(&pool_size) {
+        return Err(invalid("custody.pool_size", "must be between 1 and 256"));
+    }
+    Ok(Pkcs11Settings {
+        module,
+        token,
+        pin_file: raw.pin_file,
+        key_label: raw.key_label.unwrap_or_else(|| "coffer-root".to_owned()),
+        pool_size: usize::try_from(pool_size).unwrap_or(4),
+        failover: match raw.failover.as_deref() {
+            None | Some("none") => Failover::None,
+            Some("verify-only") => Failover::VerifyOnly,
+            Some(_) => {
+                return Err(invalid("custody.failover", "expected none or verify-only"));
+            }
+        },
+    })
 }
 
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -371,6 +524,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let state_file = raw
         .custody
         .state_file
+        .clone()
         .unwrap_or_else(|| data_dir.join("custody.json"));
     let custody = match raw.custody.method.as_deref().unwrap_or("key-file") {
         "key-file" => CustodyConfig::KeyFile {
@@ -378,17 +532,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             key_file: raw
                 .custody
                 .key_file
+                .clone()
                 .unwrap_or_else(|| data_dir.join("unseal.key")),
         },
         "passphrase" => CustodyConfig::Passphrase {
             state_file,
-            passphrase_file: raw.custody.passphrase_file,
+            passphrase_file: raw.custody.passphrase_file.clone(),
         },
         "shamir" => CustodyConfig::Shamir { state_file },
+        "pkcs11" => CustodyConfig::Pkcs11(pkcs11(raw.custody)?),
         _ => {
             return Err(invalid(
                 "custody.method",
-                "expected key-file, passphrase or shamir",
+                "expected key-file, passphrase, shamir or pkcs11",
             ));
         }
     };
@@ -441,6 +597,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
         rotation: raw.rotation.validate()?,
+        unseal: raw.unseal.validate()?,
+        transport: raw.transport.validate(descriptor_limit())?,
+        tls: raw.tls.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,
@@ -530,5 +689,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`custody.method`"), "{err}");
+    }
+
+    #[test]
+    fn pkcs11_custody_names_module_token_and_pin_file() {
+        let config = load(
+            "[custody]\nmethod = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken_label = \"coffer\"\npin_file = \"/etc/coffer/pin\"\n",
+            &[("COFFER_CUSTODY_POOL_SIZE", "8")],
+        )
+        .unwrap();
+        let CustodyConfig::Pkcs11(settings) = &config.custody else {
+            panic!("pkcs11 expected: {:?}", config.custody);
+        };
+        assert_eq!(
+            settings.token,
+            coffer_custody_pkcs11::TokenSelector::Label("coffer".into())
+        );
+        assert_eq!(settings.pool_size, 8);
+        assert_eq!(settings.key_label, "coffer-root");
+        assert_eq!(settings.failover, Failover::None);
+        assert!(config.custody.state_file().is_none());
+        let slot = load(
+            "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\n",
+            &[
+                ("COFFER_CUSTODY_SLOT", "7"),
+                ("COFFER_CUSTODY_FAILOVER", "verify-only"),
+            ],
+        )
+        .unwrap();
+        assert!(matches!(
+            slot.custody,
+            CustodyConfig::Pkcs11(Pkcs11Settings {
+                token: coffer_custody_pkcs11::TokenSelector::Slot(7),
+                failover: Failover::VerifyOnly,
+                ..
+            })
+        ));
+        for (text, key) in [
+            ("[custody]\nmethod = \"pkcs11\"\n", "custody.module"),
+            (
+                "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\n",
+                "custody.token_label",
+            ),
+            (
+                "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\nslot = 1\ntoken_label = \"x\"\n",
+                "custody.token_label",
+            ),
+            (
+                "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\nslot = 1\nfailover = \"read-only\"\n",
+                "custody.failover",
+            ),
+        ] {
+            let err = load(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        // No PIN file and no PIN variable: refused, naming the key.
+        let CustodyConfig::Pkcs11(settings) = &slot.custody else {
+            unreachable!()
+        };
+        let err = settings
+            .resolve(|_| None)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("custody.pin_file"), "{err}");
     }
 }

@@ -58,17 +58,23 @@ impl From<KmsError> for ApiError {
             KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
             KmsError::Sealed => ErrorCode::Sealed,
             KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,
+            KmsError::BackendUnavailable(_) => ErrorCode::BackendUnavailable,
             KmsError::Internal(_) => ErrorCode::Internal,
         };
         let retry_after = match &error {
             KmsError::Saturated { retry_after } => Some(*retry_after),
             // Nothing was done (no change without its audit entry, no answer without
             // it either): the caller may simply try again once the store recovers.
-            KmsError::Unavailable(_) => Some(Duration::from_secs(1)),
+            KmsError::Unavailable(_) | KmsError::BackendUnavailable(_) => {
+                Some(Duration::from_secs(1))
+            }
             _ => None,
         };
         // 5xx details go to the log (under the request id), never to the caller.
-        if let KmsError::Internal(detail) | KmsError::Unavailable(detail) = &error {
+        if let KmsError::Internal(detail)
+        | KmsError::Unavailable(detail)
+        | KmsError::BackendUnavailable(detail) = &error
+        {
             tracing::error!(error = %detail, "request failed");
         }
         Self {

@@ -12,14 +12,23 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::transport::peer::Peer;
 
 /// A JSON body; malformed JSON, unknown fields and bad base64 answer 400 with the
 /// parser's reason, an oversized body 413.
 pub struct ApiJson<T>(pub T);
 
 async fn body_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
+    // A body trickled or never finished holds a connection and a task: bounded.
+    let timeout = state.transport.body_timeout;
+    tokio::time::timeout(timeout, Bytes::from_request(request, state))
         .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("the body did not arrive within {}s", timeout.as_secs()),
+            )
+        })?
         .map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -106,6 +115,16 @@ impl FromRequestParts<AppState> for Authed {
             )
         })?;
         let mut caller = state.kms.authenticate(token)?;
+        // Over a connection with a client certificate, only tokens of the principal it
+        // names (`transport::peer`).
+        if let Some(peer) = parts.extensions.get::<Peer>() {
+            if !peer.admits(&caller) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "this token is not the principal the client certificate names",
+                ));
+            }
+        }
         caller.request_id = crate::context::request_id();
         let label = caller
             .grants

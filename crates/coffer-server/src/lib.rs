@@ -6,7 +6,12 @@
 //! - [`startup`] — opening store, custody and service from a [`Config`]; first-time
 //!   [`startup::init`].
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
+//! - [`custody`] — the custody a server runs with: sealed or PKCS#11.
 //! - [`hardening`] — no core dumps of a process that holds secrets.
+//! - [`transport`] — accepting connections: caps, timeouts, TLS and client
+//!   certificates.
+//! - [`unseal_guard`] — the unseal token, one Argon2id at a time, back-off on wrong
+//!   passphrases.
 //! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
@@ -14,6 +19,7 @@
 pub mod config;
 mod context;
 mod convert;
+pub mod custody;
 mod error;
 mod extract;
 mod handlers;
@@ -21,6 +27,8 @@ pub mod hardening;
 pub mod offload;
 pub mod startup;
 mod state;
+pub mod transport;
+pub mod unseal_guard;
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,6 +38,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use coffer_api::{ErrorCode, paths};
 use tokio::net::TcpListener;
+use transport::{Port, PortOptions};
 
 pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
@@ -135,12 +144,13 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The operations router (port 9909): health, readiness, metrics.
+/// The operations router (port 9909): health, readiness, metrics, custody's backend.
 pub fn ops_router(state: AppState) -> Router {
     Router::new()
         .route(paths::HEALTHZ, get(ops::healthz))
         .route(paths::READYZ, get(ops::readyz))
         .route(paths::METRICS, get(ops::metrics))
+        .route(paths::CUSTODY, get(ops::custody))
         .with_state(state)
 }
 
@@ -271,17 +281,24 @@ pub async fn serve(
         })
     });
     let state_kms = state.kms.clone();
-    let api_server = axum::serve(api, api_router(state.clone()))
-        .with_graceful_shutdown(wait_for_stop(stop_rx.clone()));
-    let ops_server =
-        axum::serve(operations, ops_router(state)).with_graceful_shutdown(wait_for_stop(stop_rx));
+    let tls_watch = state
+        .tls
+        .clone()
+        .map(|tls| tokio::spawn(tls.watch(stop_rx.clone())));
+    let api_options = PortOptions::new(Port::Api, &state.transport, state.tls.clone());
+    let ops_options = PortOptions::new(Port::Ops, &state.transport, state.tls.clone());
+    let api_server =
+        transport::serve_port(api, api_router(state.clone()), api_options, stop_rx.clone());
+    let ops_server = transport::serve_port(operations, ops_router(state), ops_options, stop_rx);
     let trigger = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
     };
-    let (api_result, ops_result, ()) =
-        tokio::join!(api_server.into_future(), ops_server.into_future(), trigger);
+    let (api_result, ops_result, ()) = tokio::join!(api_server, ops_server, trigger);
+    if let Some(tls_watch) = tls_watch {
+        tls_watch.abort();
+    }
     refresher.abort();
     scheduler.abort();
     // After both servers drained their requests: their use is in the map now.

@@ -12,10 +12,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use thiserror::Error;
 
 use crate::config::{Config, CustodyConfig};
+use crate::custody::ServerCustody;
 use crate::offload::BoundedPool;
 use crate::state::AppState;
+use crate::transport::tls::TlsSource;
+use crate::unseal_guard::UnsealGuard;
 use coffer_audit_log::AuditLog;
 use coffer_core::audit::{AuditSink, NoAudit};
+use coffer_custody_pkcs11::Pkcs11Custody;
 
 /// Why the server could not start or initialise.
 #[derive(Debug, Error)]
@@ -38,6 +42,12 @@ pub enum StartError {
     /// Files and directories.
     #[error("{0}")]
     Io(String),
+    /// PKCS#11 custody (module, token, PIN, root key).
+    #[error("pkcs11 custody: {0}")]
+    Pkcs11(#[from] coffer_custody_pkcs11::Pkcs11Error),
+    /// Configuration.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// How `init` protects the unseal key.
@@ -53,6 +63,8 @@ pub enum InitMethod {
         /// Shares needed.
         threshold: u8,
     },
+    /// A new root key in the configured PKCS#11 token.
+    Pkcs11,
 }
 
 /// What `init` hands back, once.
@@ -127,7 +139,7 @@ struct Service {
 async fn kms(
     config: &Config,
     store: Arc<dyn Store>,
-    custody: Arc<SealedCustody>,
+    custody: Arc<dyn Custody>,
 ) -> Result<Service, StartError> {
     let options = KmsOptions {
         pq_verify_mode: config.pq_verify_mode,
@@ -172,7 +184,7 @@ async fn kms(
 pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
     let loaded = state.kms.load().await?;
     if let (true, Some(log)) = (loaded, &state.audit) {
-        log.load_signer(state.custody.as_ref())
+        log.load_signer(state.custody.as_dyn().as_ref())
             .await
             .map_err(StartError::Io)?;
         // A log rewritten behind the server's back (tail cut, history re-chained, stored
@@ -188,9 +200,24 @@ pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
 fn state(
     config: &Config,
     Service { kms, audit, heavy }: Service,
-    custody: Arc<SealedCustody>,
-) -> AppState {
-    AppState {
+    custody: ServerCustody,
+) -> Result<AppState, StartError> {
+    let unseal_token = match &config.unseal.token_file {
+        Some(file) => Some(zeroize::Zeroizing::new(read_secret_file(file)?)),
+        None => None,
+    };
+    if unseal_token.as_ref().is_some_and(|t| t.is_empty()) {
+        return Err(StartError::Io("unseal.token_file is empty".into()));
+    }
+    let unseal = Arc::new(UnsealGuard::new(
+        &config.unseal,
+        unseal_token.as_ref().map(|t| t.as_str()),
+    ));
+    let tls = match &config.tls {
+        Some(tls) => Some(TlsSource::load(tls).map_err(|e| StartError::Io(e.to_string()))?),
+        None => None,
+    };
+    Ok(AppState {
         kms,
         heavy,
         custody,
@@ -201,7 +228,10 @@ fn state(
         ),
         metrics: metrics_handle(),
         max_body_bytes: config.max_body_bytes,
-    }
+        unseal,
+        transport: config.transport.clone(),
+        tls,
+    })
 }
 
 /// Initialises a new deployment: custody state, schema, token root key, first admin
@@ -211,14 +241,57 @@ pub async fn init(
     method: InitMethod,
 ) -> Result<(AppState, Initialized), StartError> {
     ensure_dir(&config.data_dir)?;
-    let state_file = config.custody.state_file();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let (custody, shares) = match (&config.custody, method) {
+        (CustodyConfig::Pkcs11(settings), InitMethod::Pkcs11) => {
+            let pkcs11 = settings.resolve(|name| std::env::var(name).ok())?;
+            let custody = tokio::task::spawn_blocking(move || Pkcs11Custody::init(pkcs11))
+                .await
+                .map_err(|e| StartError::Io(e.to_string()))??;
+            (
+                ServerCustody::Pkcs11(custody, settings.failover),
+                Vec::new(),
+            )
+        }
+        (_, InitMethod::Pkcs11) | (CustodyConfig::Pkcs11(_), _) => {
+            return Err(StartError::Io(
+                "the init method must match custody.method in the configuration".into(),
+            ));
+        }
+        (custody_config, method) => {
+            let (custody, shares) = init_sealed(custody_config, method)?;
+            (ServerCustody::Sealed(Arc::new(custody)), shares)
+        }
+    };
+    let service = kms(config, store, custody.as_dyn()).await?;
+    let admin_token = service.kms.initialize().await?.ok_or_else(|| {
+        StartError::AlreadyInitialized("the database already holds a token root key".into())
+    })?;
+    let state = state(config, service, custody)?;
+    after_unseal(&state).await?;
+    Ok((
+        state,
+        Initialized {
+            admin_token,
+            shares,
+        },
+    ))
+}
+
+/// A new sealed custody state file, unsealed in this process.
+fn init_sealed(
+    custody: &CustodyConfig,
+    method: InitMethod,
+) -> Result<(SealedCustody, Vec<UnsealShare>), StartError> {
+    let Some(state_file) = custody.state_file() else {
+        return Err(StartError::Io("sealed custody needs a state file".into()));
+    };
     if state_file.exists() {
         return Err(StartError::AlreadyInitialized(
             state_file.display().to_string(),
         ));
     }
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
-    let (custody, shares) = match (&config.custody, method) {
+    Ok(match (custody, method) {
         (CustodyConfig::KeyFile { key_file, .. }, InitMethod::KeyFile) => {
             let custody = SealedCustody::init_key_file(state_file, key_file)?;
             custody.unseal_key_file(key_file)?;
@@ -241,33 +314,52 @@ pub async fn init(
                 "the init method must match custody.method in the configuration".into(),
             ));
         }
-    };
-    let custody = Arc::new(custody);
-    let service = kms(config, store, custody.clone()).await?;
-    let admin_token = service.kms.initialize().await?.ok_or_else(|| {
-        StartError::AlreadyInitialized("the database already holds a token root key".into())
-    })?;
-    let state = state(config, service, custody);
-    after_unseal(&state).await?;
-    Ok((
-        state,
-        Initialized {
-            admin_token,
-            shares,
-        },
-    ))
+    })
 }
 
 /// Opens an initialised deployment. Key-file custody (and passphrase custody with a
 /// `passphrase_file`) unseal at once; otherwise the server starts sealed and waits for
 /// `POST /v1/sys/unseal`.
 pub async fn open(config: &Config) -> Result<AppState, StartError> {
-    let state_file = config.custody.state_file();
-    if !state_file.exists() {
-        return Err(StartError::NotInitialized(state_file.display().to_string()));
-    }
+    let custody = match (&config.custody, config.custody.state_file()) {
+        (CustodyConfig::Pkcs11(settings), _) => {
+            let pkcs11 = settings.resolve(|name| std::env::var(name).ok())?;
+            // An absent token is not fatal: custody starts down and reconnects.
+            let custody = tokio::task::spawn_blocking(move || Pkcs11Custody::open(pkcs11))
+                .await
+                .map_err(|e| StartError::Io(e.to_string()))??;
+            ServerCustody::Pkcs11(custody, settings.failover)
+        }
+        (_, Some(state_file)) if state_file.exists() => {
+            ServerCustody::Sealed(Arc::new(SealedCustody::open(state_file)?))
+        }
+        (_, state_file) => {
+            return Err(StartError::NotInitialized(
+                state_file
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+            ));
+        }
+    };
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
-    let custody = Arc::new(SealedCustody::open(state_file)?);
+    if let ServerCustody::Sealed(sealed) = &custody {
+        unseal_at_start(config, sealed).await?;
+    }
+    let service = kms(config, store, custody.as_dyn()).await?;
+    let state = state(config, service, custody.clone())?;
+    if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
+        return Err(StartError::NotInitialized(
+            "the database holds no token root key".into(),
+        ));
+    }
+    if custody.status() != SealStatus::Unsealed {
+        tracing::warn!("starting sealed: unseal with `coffer unseal`");
+    }
+    Ok(state)
+}
+
+/// Key-file custody, and passphrase custody with a `passphrase_file`, unseal at start.
+async fn unseal_at_start(config: &Config, custody: &Arc<SealedCustody>) -> Result<(), StartError> {
     match &config.custody {
         CustodyConfig::KeyFile { key_file, .. } => custody.unseal_key_file(key_file)?,
         CustodyConfig::Passphrase {
@@ -282,15 +374,5 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
         }
         _ => {}
     }
-    let service = kms(config, store, custody.clone()).await?;
-    let state = state(config, service, custody.clone());
-    if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
-        return Err(StartError::NotInitialized(
-            "the database holds no token root key".into(),
-        ));
-    }
-    if custody.status() != SealStatus::Unsealed {
-        tracing::warn!("starting sealed: unseal with `coffer unseal`");
-    }
-    Ok(state)
+    Ok(())
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use coffer_core::kms::Kms;
-use coffer_custody_sealed::SealedCustody;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What every handler may use.
@@ -15,13 +14,19 @@ pub struct AppState {
     /// here for its counters).
     pub heavy: Arc<crate::offload::BoundedPool>,
     /// Custody, for seal status and unseal.
-    pub custody: Arc<SealedCustody>,
+    pub custody: crate::custody::ServerCustody,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Body limit, for the 413 message.
     pub max_body_bytes: usize,
     /// The audit log (absent only when `audit.enabled = false`).
     pub audit: Option<Arc<coffer_audit_log::AuditLog>>,
+    /// The unseal route's guard: token, one Argon2id at a time, back-off.
+    pub unseal: Arc<crate::unseal_guard::UnsealGuard>,
+    /// Connection caps and timeouts (the body timeout is applied where bodies are read).
+    pub transport: crate::config::TransportConfig,
+    /// TLS on both ports, when configured.
+    pub tls: Option<Arc<crate::transport::tls::TlsSource>>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
 }

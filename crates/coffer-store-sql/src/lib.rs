@@ -561,6 +561,18 @@ impl TokenStore for SqlStore {
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         secrets::list_tokens(&self.reader).await
     }
+
+    async fn bind_token_grants(
+        &self,
+        tags: &[(TokenId, [u8; 32])],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, audit = record, |conn| async {
+            secrets::put(&mut *conn, marker.0, marker.1).await?;
+            secrets::bind_grants(conn, tags).await
+        })
+    }
 }
 
 #[async_trait]

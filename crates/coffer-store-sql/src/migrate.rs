@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_version_use.sql"),
         postgres: include_str!("../migrations/postgres/0009_version_use.sql"),
     },
+    Migration {
+        version: 17,
+        name: "token_grant_tag",
+        sqlite: include_str!("../migrations/sqlite/0017_token_grant_tag.sql"),
+        postgres: include_str!("../migrations/postgres/0017_token_grant_tag.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

@@ -31,7 +31,7 @@ fn opt_int(row: &AnyRow, column: &str) -> StoreResult<Option<i64>> {
     row.try_get::<Option<i64>, _>(column).map_err(unavailable)
 }
 
-fn opt_bytes(row: &AnyRow, column: &str) -> StoreResult<Option<Vec<u8>>> {
+pub(crate) fn opt_bytes(row: &AnyRow, column: &str) -> StoreResult<Option<Vec<u8>>> {
     row.try_get::<Option<Vec<u8>>, _>(column)
         .map_err(unavailable)
 }
@@ -49,7 +49,7 @@ pub fn duration_secs(d: Option<HumanDuration>) -> Option<i64> {
 pub fn tenant(row: &AnyRow) -> StoreResult<Tenant> {
     Ok(Tenant {
         id: parsed::<TenantId>(row, "id")?,
-        name: parsed::<TenantName>(row, "name")?,
+        name: TenantName::from_stored(&text(row, "name")?).map_err(|_| corrupt("tenant name"))?,
         state: parsed::<TenantState>(row, "state")?,
         created_at: Timestamp::from_millis(int(row, "created_at")?),
     })

@@ -40,8 +40,8 @@ pub async fn insert_token(
         TokenKind::Tenant(t) => ("tenant", Some(t.to_string())),
     };
     sqlx::query(
-        "INSERT INTO tokens (id, kind, tenant_id, description, created_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO tokens (id, kind, tenant_id, description, created_at, revoked_at, \
+         grant_tag) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(token.id.to_string())
     .bind(kind)
@@ -49,6 +49,7 @@ pub async fn insert_token(
     .bind(&token.description)
     .bind(token.created_at.millis())
     .bind(token.revoked_at.map(|t| t.millis()))
+    .bind(token.grant_tag.map(|tag| tag.to_vec()))
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
@@ -103,9 +104,28 @@ pub async fn list_tokens(pool: &AnyPool) -> StoreResult<Vec<TokenRecord>> {
                     .try_get::<Option<i64>, _>("revoked_at")
                     .map_err(unavailable)?
                     .map(Timestamp::from_millis),
+                grant_tag: rows::opt_bytes(row, "grant_tag")?
+                    .map(|tag| tag.try_into().map_err(|_| corrupt("token grant tag")))
+                    .transpose()?,
             })
         })
         .collect()
+}
+
+/// Sets the grant tag of each unbound record named (records bound meanwhile keep theirs).
+pub async fn bind_grants(
+    conn: &mut AnyConnection,
+    tags: &[(TokenId, [u8; 32])],
+) -> StoreResult<()> {
+    for (id, tag) in tags {
+        sqlx::query("UPDATE tokens SET grant_tag = $1 WHERE id = $2 AND grant_tag IS NULL")
+            .bind(tag.to_vec())
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 pub async fn try_lease(

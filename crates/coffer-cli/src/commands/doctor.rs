@@ -27,6 +27,8 @@ use time::format_description::well_known::{Rfc2822, Rfc3339};
 
 use super::{Globals, print_json, print_line, table};
 
+mod custody;
+
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 const SKEW_WARNING_SECS: u64 = 5;
 const SKEW_CRITICAL_SECS: u64 = 60;
@@ -72,7 +74,8 @@ enum CheckName {
     SigningSpares,
     /// The server is ready: unsealed and its store answers (`/readyz`).
     Store,
-    /// Custody is unsealed (`/v1/sys/seal-status`).
+    /// Custody is unsealed (`/v1/sys/seal-status`); for PKCS#11, the token answers
+    /// (module, slot, token, root key handles, session pool: the ops port's `/custody`).
     Custody,
     /// The server's clock agrees with this machine's (HTTP `Date`).
     ClockSkew,
@@ -209,7 +212,7 @@ async fn run_check(name: CheckName, context: &Context) -> Report {
             CheckName::KeyExpiration => key_expiration(context).await,
             CheckName::SigningSpares => spares::signing_spares(context).await,
             CheckName::Store => store(context).await,
-            CheckName::Custody => custody(context).await,
+            CheckName::Custody => custody::custody(context).await,
             CheckName::ClockSkew => clock_skew(context).await,
             CheckName::Audit => audit(context).await,
         }
@@ -327,26 +330,6 @@ async fn store(context: &Context) -> Report {
             Report::new(NAME, Status::Critical, detail)
         }
     }
-}
-
-async fn custody(context: &Context) -> Report {
-    const NAME: CheckName = CheckName::Custody;
-    let seal = match context.client.seal_status().await {
-        Ok(seal) => seal,
-        Err(error) => {
-            let detail = format!("cannot read the seal status: {error}");
-            return Report::new(NAME, Status::Critical, detail);
-        }
-    };
-    if !seal.sealed {
-        return Report::new(NAME, Status::Ok, format!("unsealed ({})", seal.method));
-    }
-    let mut detail = format!("sealed ({})", seal.method);
-    if seal.threshold > 1 {
-        detail.push_str(&format!(", {}/{} shares", seal.progress, seal.threshold));
-    }
-    detail.push_str("; run `coffer unseal`");
-    Report::new(NAME, Status::Critical, detail)
 }
 
 async fn clock_skew(context: &Context) -> Report {

@@ -39,6 +39,8 @@ enum Method {
     KeyFile,
     Passphrase,
     Shamir,
+    /// A root key in the PKCS#11 token the configuration names (docs/hsm.md).
+    Pkcs11,
 }
 
 /// `coffer init`.
@@ -47,8 +49,9 @@ pub struct InitArgs {
     /// The TOML configuration of the deployment to initialise.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// How the unseal key is held (default: the configuration's `custody.method`).
-    #[arg(long, value_enum)]
+    /// How the unseal key is held, or `pkcs11` for a root key in an HSM (default: the
+    /// configuration's `custody.method`).
+    #[arg(long, value_enum, alias = "custody")]
     method: Option<Method>,
     /// Shamir: number of shares.
     #[arg(long, default_value_t = 5)]
@@ -121,7 +124,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// `coffer init`.
 pub async fn init(global: &Globals, args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(args.config.as_deref())?;
-    let state_file = config.custody.state_file().to_owned();
+    let state_file = config
+        .custody
+        .state_file()
+        .map(ToOwned::to_owned)
+        .unwrap_or_else(|| config.data_dir.join("custody.json"));
     let method = match args.method {
         Some(Method::KeyFile) => {
             config.custody = CustodyConfig::KeyFile {
@@ -148,7 +155,16 @@ pub async fn init(global: &Globals, args: InitArgs) -> anyhow::Result<ExitCode> 
                 threshold: args.threshold,
             }
         }
+        Some(Method::Pkcs11) => {
+            anyhow::ensure!(
+                matches!(config.custody, CustodyConfig::Pkcs11(_)),
+                "--custody pkcs11 needs custody.method = \"pkcs11\" with custody.module, \
+                 custody.token_label (or custody.slot) and custody.pin_file in the configuration"
+            );
+            InitMethod::Pkcs11
+        }
         None => match &config.custody {
+            CustodyConfig::Pkcs11(_) => InitMethod::Pkcs11,
             CustodyConfig::KeyFile { .. } => InitMethod::KeyFile,
             CustodyConfig::Shamir { .. } => InitMethod::Shamir {
                 shares: args.shares,
@@ -266,7 +282,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     })?;
     init_logging(config.log_format);
     let env_file = data_dir.join("dev.env");
-    let (state, tokens) = if config.custody.state_file().exists() {
+    let (state, tokens) = if config.custody.state_file().is_some_and(|f| f.exists()) {
         (startup::open(&config).await?, read_dev_env(&env_file)?)
     } else {
         let (state, initialized) = startup::init(&config, InitMethod::KeyFile).await?;

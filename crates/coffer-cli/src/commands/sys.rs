@@ -35,6 +35,10 @@ pub struct UnsealArgs {
     /// A file (mode 0600) holding the passphrase; one trailing newline is dropped.
     #[arg(long, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
+    /// A file (mode 0600) holding the unseal token, for a server configured with
+    /// `unseal.token_file`.
+    #[arg(long, value_name = "FILE", env = "COFFER_UNSEAL_TOKEN_FILE")]
+    unseal_token_file: Option<PathBuf>,
 }
 
 /// Prints seal status and readiness.
@@ -85,7 +89,14 @@ pub async fn unseal(global: &Globals, args: UnsealArgs) -> anyhow::Result<ExitCo
             passphrase: None,
         },
     };
-    let seal = global.client()?.unseal(&request).await?;
+    let unseal_token = match &args.unseal_token_file {
+        Some(path) => Some(read_secret_text(path, "unseal token")?),
+        None => None,
+    };
+    let seal = global
+        .client()?
+        .unseal_with_token(&request, unseal_token.as_deref().map(String::as_str))
+        .await?;
     if global.json {
         print_json(&seal)?;
     } else {
@@ -205,6 +216,14 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
 #[cfg(not(unix))]
 fn check_private(_path: &Path) -> anyhow::Result<()> {
     Ok(())
+}
+
+/// A secret file's text (mode 0600, one trailing newline dropped).
+fn read_secret_text(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    let secret = read_passphrase(path)?;
+    let text = std::str::from_utf8(secret.expose_secret())
+        .with_context(|| format!("the {what} in {} is not UTF-8", path.display()))?;
+    Ok(Zeroizing::new(text.to_owned()))
 }
 
 #[cfg(all(test, unix))]

@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn attenuate_appends_caveats_offline() {
         let root = MacKey::generate().unwrap();
-        let minted = Token::mint(&root, TokenId::generate(), Vec::new());
+        let minted = Token::mint(&root, TokenId::generate(), Vec::new()).unwrap();
         let text = minted.encode();
         let args = attenuate_args(&[
             &text,
@@ -234,7 +234,8 @@ mod tests {
             &root,
             TokenId::generate(),
             vec![Caveat::Ops([Operation::Sign].into())],
-        );
+        )
+        .unwrap();
         let args = attenuate_args(&["--ttl", "1h"]);
         let narrowed = attenuate(&first.encode(), &args.scope, 0).unwrap();
         assert_eq!(narrowed.caveats().len(), 2);
@@ -245,7 +246,9 @@ mod tests {
     #[test]
     fn attenuate_refuses_nothing_to_do_and_bad_tokens() {
         let root = MacKey::generate().unwrap();
-        let text = Token::mint(&root, TokenId::generate(), Vec::new()).encode();
+        let text = Token::mint(&root, TokenId::generate(), Vec::new())
+            .unwrap()
+            .encode();
         assert!(attenuate(&text, &attenuate_args(&[]).scope, 0).is_err());
         let err = attenuate(
             "coffer_v1_SECRETgarbage",

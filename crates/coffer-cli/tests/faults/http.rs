@@ -31,6 +31,7 @@ impl Answer {
 /// A client whose requests give up after ten seconds (every fault test bounds its
 /// time).
 pub fn client() -> reqwest::Client {
+    coffer_client::install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -287,3 +287,58 @@ async fn ciphertext_errors_are_clear_and_change_nothing() {
 async fn acme_tenant(server: &TestServer) -> coffer_core::TenantId {
     server.state.kms.find_tenant("acme").await.unwrap().id
 }
+
+/// Labels, registered purposes and track ids are shown to operators and stored with
+/// the key: control characters and unbounded sizes are refused, and nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_purposes_and_track_ids_refuse_control_characters_and_huge_sizes() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let with_labels = |labels: BTreeMap<String, String>| CreateKeyRequest {
+        spec: "aes-256".into(),
+        labels,
+        ..Default::default()
+    };
+    let many: BTreeMap<String, String> =
+        (0..65).map(|i| (format!("l{i}"), String::new())).collect();
+    for labels in [
+        BTreeMap::from([("team".to_owned(), "pay\u{1b}[2Jments".to_owned())]),
+        BTreeMap::from([("te\nam".to_owned(), "x".to_owned())]),
+        BTreeMap::from([("team".to_owned(), "x".repeat(257))]),
+        BTreeMap::from([("t".repeat(129), "x".to_owned())]),
+        many,
+    ] {
+        assert_eq!(
+            code_of(acme.create_key(&with_labels(labels)).await),
+            ErrorCode::InvalidRequest
+        );
+    }
+    let purposes = CreateKeyRequest {
+        spec: "ed25519".into(),
+        registered_purposes: BTreeSet::from(["sign\u{7}ing".to_owned()]),
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(acme.create_key(&purposes).await),
+        ErrorCode::InvalidRequest
+    );
+    let listed = acme.list_keys(&ListKeysQuery::default()).await.unwrap();
+    assert!(listed.keys.is_empty(), "nothing was created");
+
+    let key = create(&acme, "aes-256", "k").await;
+    for track_id in ["a\u{0}b".to_owned(), "x".repeat(257), String::new()] {
+        let request = coffer_api::crypto::DatakeyRequest {
+            key_id: key.clone(),
+            bytes: Some(32),
+            track_id: Some(track_id),
+            ..Default::default()
+        };
+        assert_eq!(
+            code_of(acme.datakey(&request).await),
+            ErrorCode::InvalidRequest
+        );
+    }
+    let fine = with_labels(BTreeMap::from([("team".to_owned(), "payments".to_owned())]));
+    acme.create_key(&fine).await.unwrap();
+}

@@ -133,6 +133,7 @@ impl TestServer {
             InitMethod::KeyFile => "key-file",
             InitMethod::Passphrase(_) => "passphrase",
             InitMethod::Shamir { .. } => "shamir",
+            InitMethod::Pkcs11 => "pkcs11",
         };
         vars.push(("COFFER_CUSTODY_METHOD".into(), custody.into()));
         if db == Db::Postgres {
@@ -281,6 +282,7 @@ impl TestServer {
         token: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
+        coffer_client::install_tls_provider();
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.api))
             .bearer_auth(token)

@@ -2,7 +2,6 @@
 
 use coffer_api::admin::UnsealRequest;
 use coffer_api::{B64Secret, ErrorCode};
-use coffer_core::Custody;
 use coffer_server::startup::InitMethod;
 
 use super::api::{code_of, create, wrap_request};
@@ -30,7 +29,12 @@ async fn a_sealed_server_is_not_ready_until_enough_shares_arrive() {
     let acme = server.tenant("acme").await;
     let key = create(&acme, "aes-256", "k").await;
     // Seal it, as after a restart.
-    server.state.custody.seal();
+    server
+        .state
+        .custody
+        .sealed()
+        .expect("sealed custody")
+        .seal();
     server.state.kms.forget_secrets();
     let anonymous = server.anonymous();
     assert!(!anonymous.readyz(&server.ops).await.unwrap());

@@ -69,6 +69,7 @@ impl DevServer {
                 .lines()
                 .find_map(|line| line.strip_prefix("COFFER_OPS_ADDR="));
             if let (Some(ops), true) = (ops, text.contains("COFFER_ADMIN_TOKEN=")) {
+                coffer_client::install_tls_provider();
                 let ready = reqwest::get(format!("{ops}/readyz")).await;
                 if ready.is_ok_and(|r| r.status().is_success()) {
                     return;

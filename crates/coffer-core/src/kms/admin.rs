@@ -59,12 +59,18 @@ impl Kms {
         actor: &Actor,
     ) -> KmsResult<(String, TokenId)> {
         let root = self.token_root()?;
+        let id = TokenId::generate();
+        // Made before anything is stored: a caveat that would not round-trip is the
+        // request's fault and must leave no record behind.
+        let token = Token::mint(&root, id, caveats.clone())
+            .map_err(|error| KmsError::Invalid(error.to_string()))?;
         let record = TokenRecord {
-            id: TokenId::generate(),
+            id,
             kind,
             description: description.to_owned(),
             created_at: self.keys.clock().now(),
             revoked_at: None,
+            grant_tag: Some(crate::token::grant_tag(&root, id, kind)),
         };
         let scope = match kind {
             TokenKind::Admin => "admin".to_owned(),
@@ -93,7 +99,6 @@ impl Kms {
             .store()
             .insert_token(&record, &Record::audit(audit))
             .await?;
-        let token = Token::mint(&root, record.id, caveats);
         self.remember_token(record.clone());
         Ok((token.encode(), record.id))
     }

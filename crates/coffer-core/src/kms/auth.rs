@@ -2,13 +2,16 @@
 //! token records are loaded once (and refreshed), so a check costs a decode and an HMAC
 //! chain of a few microseconds, and never a store round trip.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use coffer_crypto::MacKey;
 
+use super::IntegrityCheck;
 use super::{Kms, KmsError, KmsResult};
-use crate::token::{Grants, Token, TokenId, TokenKind, TokenRecord};
+use crate::audit::Actor;
+use crate::store::Record;
+use crate::token::{Grants, Token, TokenId, TokenKind, TokenRecord, grant_tag};
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -32,10 +35,17 @@ impl Caller {
 pub(super) struct TokenBook {
     root: RwLock<Option<Arc<MacKey>>>,
     records: RwLock<HashMap<TokenId, TokenRecord>>,
+    /// Records left out for failing their grant check: each is reported once per
+    /// process, not at every refresh.
+    refused: RwLock<HashSet<TokenId>>,
 }
 
 pub(super) const ROOT_SECRET: &str = "token-root-key";
 const ROOT_AAD: &[u8] = b"coffer/token-root/v1";
+/// Present once every record's grant is bound; from then on an unbound record is an
+/// integrity failure, not a record from before binding.
+pub(super) const GRANTS_BOUND: &str = "token-grants-bound";
+const GRANTS_BOUND_AAD: &[u8] = b"coffer/token-grants-bound/v1";
 
 impl TokenBook {
     pub fn is_loaded(&self) -> bool {
@@ -56,6 +66,16 @@ impl TokenBook {
         if let Ok(mut map) = self.records.write() {
             *map = records.into_iter().map(|r| (r.id, r)).collect();
         }
+    }
+
+    /// Remembers the refused ids; returns those not refused before.
+    fn newly_refused(&self, refused: HashSet<TokenId>) -> Vec<TokenId> {
+        let Ok(mut known) = self.refused.write() else {
+            return Vec::new();
+        };
+        let new = refused.difference(&known).copied().collect();
+        *known = refused;
+        new
     }
 
     pub fn upsert(&self, record: TokenRecord) {
@@ -91,15 +111,68 @@ impl Kms {
         let raw = self.custody.unwrap(ROOT_AAD, &wrapped)?;
         self.tokens
             .set_root(MacKey::from_bytes(raw.expose_secret())?);
+        self.bind_token_grants().await?;
         self.refresh_tokens().await?;
         Ok(true)
     }
 
-    /// Re-reads token records (revocations by other replicas).
+    /// Re-reads token records (revocations by other replicas). A record whose grant
+    /// does not match its tag is an integrity failure and is left out, so its token
+    /// does not authenticate.
     pub async fn refresh_tokens(&self) -> KmsResult<()> {
-        self.tokens
-            .replace_records(self.keys.store().list_tokens().await?);
+        let root = self.token_root()?;
+        let records = self.keys.store().list_tokens().await?;
+        let bound = self.keys.store().get_secret(GRANTS_BOUND).await?.is_some();
+        let (trusted, refused): (Vec<TokenRecord>, Vec<TokenRecord>) =
+            records.into_iter().partition(|record| {
+                record.grant_verifies(&root) || (!bound && record.grant_tag.is_none())
+            });
+        let refused = refused.into_iter().map(|record| record.id).collect();
+        for id in self.tokens.newly_refused(refused) {
+            let _ = self.integrity_failure(IntegrityCheck::TokenGrant, &format!("token {id}"));
+        }
+        self.tokens.replace_records(trusted);
         Ok(())
+    }
+
+    /// Once per deployment, at the first unseal after grants became bound: tags every
+    /// record minted before, and stores the marker saying it was done. Another replica
+    /// doing it at the same moment is fine (the marker's `Conflict`; its tags stand).
+    async fn bind_token_grants(&self) -> KmsResult<()> {
+        let store = self.keys.store();
+        if store.get_secret(GRANTS_BOUND).await?.is_some() {
+            return Ok(());
+        }
+        let root = self.token_root()?;
+        let tags: Vec<(TokenId, [u8; 32])> = store
+            .list_tokens()
+            .await?
+            .iter()
+            .filter(|record| record.grant_tag.is_none())
+            .map(|record| (record.id, grant_tag(&root, record.id, record.kind)))
+            .collect();
+        let marker = self.custody.wrap(GRANTS_BOUND_AAD, b"token grants bound")?;
+        let now = self.keys.clock().now();
+        let audit = Actor::new("-", "unseal", "token.bind_grants").entry(
+            None,
+            (None, None),
+            now,
+            Some(format!(
+                "bound the grants of {} earlier token records",
+                tags.len()
+            )),
+        );
+        match store
+            .bind_token_grants(&tags, (GRANTS_BOUND, &marker), &Record::audit(audit))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(records = tags.len(), "bound earlier token records' grants");
+                Ok(())
+            }
+            Err(crate::store::StoreError::Conflict(_)) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Creates the token root key (once per deployment; `Conflict` after that).
@@ -107,6 +180,9 @@ impl Kms {
         let root = MacKey::generate()?;
         let wrapped = self.custody.wrap(ROOT_AAD, root.expose_secret())?;
         self.keys.store().put_secret(ROOT_SECRET, &wrapped).await?;
+        // A new deployment has no records from before binding.
+        let marker = self.custody.wrap(GRANTS_BOUND_AAD, b"token grants bound")?;
+        self.keys.store().put_secret(GRANTS_BOUND, &marker).await?;
         self.tokens.set_root(root);
         Ok(())
     }

@@ -96,9 +96,10 @@ impl Kms {
         let key = SecretBytes::random(bytes)?;
         let sealed = seal_primary(&entry, key.expose_secret(), context)?;
         if let Some(track_id) = track_id {
-            if track_id.is_empty() || track_id.len() > 256 {
+            if track_id.is_empty() || track_id.len() > 256 || track_id.chars().any(char::is_control)
+            {
                 return Err(KmsError::Invalid(
-                    "track_id must be 1 to 256 characters".into(),
+                    "track_id must be 1 to 256 characters, none of them control characters".into(),
                 ));
             }
             let pairs: std::collections::BTreeMap<&str, &str> = context.pairs().collect();

@@ -75,6 +75,10 @@ pub enum KmsError {
     /// The store is unreachable.
     #[error("storage unavailable")]
     Unavailable(String),
+    /// Custody's backend (an HSM) is unreachable: signing and unwrapping wait until it
+    /// is back; nothing was done.
+    #[error("the key backend is unavailable; retry shortly")]
+    BackendUnavailable(String),
     /// The heavy-work pool is full; the caller should retry after `retry_after`.
     #[error("the server is busy; retry shortly")]
     Saturated {
@@ -104,6 +108,7 @@ impl KmsError {
             Self::UntrackedUse(_) => "untracked_use",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
+            Self::BackendUnavailable(_) => "backend_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -124,6 +129,7 @@ impl From<CustodyError> for KmsError {
     fn from(error: CustodyError) -> Self {
         match error {
             CustodyError::Sealed(_) => Self::Sealed,
+            CustodyError::Unavailable(why) => Self::BackendUnavailable(why),
             other => Self::Internal(other.to_string()),
         }
     }

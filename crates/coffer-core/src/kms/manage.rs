@@ -95,16 +95,9 @@ impl Kms {
         reference: &str,
         purpose: &str,
     ) -> KmsResult<KeyDetails> {
-        let valid = !purpose.is_empty()
-            && purpose.len() <= 64
-            && purpose
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
-            return Err(KmsError::Invalid(
-                "a purpose is 1-64 characters of a-z, 0-9 and -".into(),
-            ));
-        }
+        crate::key::check_registered_purpose(purpose).map_err(|_| {
+            KmsError::Invalid("a purpose is 1-64 characters of a-z, 0-9 and -".into())
+        })?;
         let entry = self
             .key_for(caller, Operation::KeysManage, reference)
             .await?;
@@ -165,6 +158,9 @@ impl Kms {
         key.rotation.before_expiry = rotation.before_expiry.or(key.rotation.before_expiry);
         key.rotation.overlap = rotation.overlap.or(key.rotation.overlap);
         key.validity = validity.or(key.validity);
+        key.rotation
+            .check()
+            .map_err(|e| KmsError::Invalid(e.to_string()))?;
         let detail = format!(
             "period {:?}, before_expiry {:?}, overlap {:?}, validity {:?}",
             key.rotation.period.map(|d| d.to_string()),
@@ -208,21 +204,38 @@ impl Kms {
 
     /// The published signing keys of a tenant: `(key, version, SPKI DER)` for every
     /// active or retiring version (the overlap keeps old verifiers working). No token:
-    /// only keys registered as `published` appear.
+    /// only keys registered as `published` appear. An absent tenant has an empty set,
+    /// the same answer as a tenant that publishes nothing, so the unauthenticated route
+    /// does not tell which tenant names exist.
     pub async fn published_keys(
         &self,
         tenant_name: &str,
     ) -> KmsResult<Vec<(KeyId, VersionNumber, Vec<u8>)>> {
-        let tenant = self.find_tenant(tenant_name).await?;
+        let tenant = match self.find_tenant(tenant_name).await {
+            Ok(tenant) => tenant,
+            Err(KmsError::NotFound(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
         let mut out = Vec::new();
         for key in self.keys.store().list_keys(tenant.id).await? {
             if !key.registered_purposes.contains(PUBLISHED) {
                 continue;
             }
-            for version in self.keys.versions(tenant.id, key.id).await? {
+            // Through the key cache, whose load checks each stored public key against
+            // the material: a key that fails is left out (the failure is logged and
+            // counted there), so a swapped row is never published.
+            let entry = match self.cache.get(tenant.id, key.id) {
+                Some(entry) => entry,
+                None => match self.load_entry(tenant.id, key.id).await {
+                    Ok(entry) => entry,
+                    Err(KmsError::Internal(_)) => continue,
+                    Err(error) => return Err(error),
+                },
+            };
+            for version in entry.versions.values() {
                 if matches!(version.state, VersionState::Active | VersionState::Retiring) {
-                    if let Some(der) = version.public_key {
-                        out.push((key.id, version.number, der));
+                    if let Some(der) = &version.public_key {
+                        out.push((key.id, version.number, der.clone()));
                     }
                 }
             }

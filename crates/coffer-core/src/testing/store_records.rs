@@ -39,11 +39,13 @@ pub async fn token_records_round_trip_and_revoke(store: S) {
         description: "root".into(),
         created_at: T0,
         revoked_at: None,
+        grant_tag: Some([7; 32]),
     };
     let tenant = TokenRecord {
         id: TokenId::generate(),
         kind: TokenKind::Tenant(t.id),
         description: String::new(),
+        grant_tag: None,
         ..admin.clone()
     };
     store
@@ -76,6 +78,59 @@ pub async fn token_records_round_trip_and_revoke(store: S) {
         .find(|r| r.id == tenant.id)
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(later));
+}
+
+/// Binding grants tags only unbound records and stores the marker with them; a second
+/// binding (another replica) is a `Conflict` that changes nothing.
+pub async fn token_grants_bind_once(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let bound = TokenRecord {
+        id: TokenId::generate(),
+        kind: TokenKind::Admin,
+        description: String::new(),
+        created_at: T0,
+        revoked_at: None,
+        grant_tag: Some([1; 32]),
+    };
+    let legacy = TokenRecord {
+        id: TokenId::generate(),
+        kind: TokenKind::Tenant(t.id),
+        grant_tag: None,
+        ..bound.clone()
+    };
+    for record in [&bound, &legacy] {
+        store
+            .insert_token(record, &fixtures::audit_record(None))
+            .await
+            .unwrap();
+    }
+    let tags = [(bound.id, [2; 32]), (legacy.id, [3; 32])];
+    store
+        .bind_token_grants(&tags, ("marker", b"m"), &fixtures::audit_record(None))
+        .await
+        .unwrap();
+    let tag_of =
+        |records: &[TokenRecord], id| records.iter().find(|r| r.id == id).unwrap().grant_tag;
+    let listed = store.list_tokens().await.unwrap();
+    assert_eq!(
+        tag_of(&listed, bound.id),
+        Some([1; 32]),
+        "a bound record keeps its tag"
+    );
+    assert_eq!(tag_of(&listed, legacy.id), Some([3; 32]));
+    assert_eq!(
+        store.get_secret("marker").await.unwrap(),
+        Some(b"m".to_vec())
+    );
+    let again = [(legacy.id, [4; 32])];
+    assert!(matches!(
+        store
+            .bind_token_grants(&again, ("marker", b"n"), &fixtures::audit_record(None))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let listed = store.list_tokens().await.unwrap();
+    assert_eq!(tag_of(&listed, legacy.id), Some([3; 32]));
 }
 
 /// Audit entries get contiguous indices from the store, chained leaf to leaf; a change

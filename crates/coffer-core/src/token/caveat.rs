@@ -132,6 +132,21 @@ impl fmt::Display for Caveat {
     }
 }
 
+impl Caveat {
+    /// The caveat's text, refused unless it parses back to this caveat: a key
+    /// reference that is empty or holds a `,` would silently become other keys.
+    pub fn to_text(&self) -> Result<String, TokenError> {
+        let text = self.to_string();
+        if text.parse::<Self>().as_ref() == Ok(self) {
+            Ok(text)
+        } else {
+            Err(TokenError::Malformed(
+                "caveat does not round-trip (a key reference with a ',' or empty)",
+            ))
+        }
+    }
+}
+
 impl FromStr for Caveat {
     type Err = TokenError;
 

@@ -11,7 +11,7 @@ fn root() -> MacKey {
 
 #[test]
 fn minted_tokens_verify_and_round_trip() {
-    let token = Token::mint(&root(), TokenId::generate(), vec![]);
+    let token = Token::mint(&root(), TokenId::generate(), vec![]).unwrap();
     let text = token.encode();
     assert!(text.starts_with("coffer_v1_"));
     let back = Token::decode(&text).unwrap();
@@ -23,7 +23,7 @@ fn minted_tokens_verify_and_round_trip() {
 #[test]
 fn attenuation_narrows_and_cannot_be_undone() {
     let tenant = TenantId::generate();
-    let token = Token::mint(&root(), TokenId::generate(), vec![]);
+    let token = Token::mint(&root(), TokenId::generate(), vec![]).unwrap();
     let narrow = token
         .attenuate(Caveat::Ops(BTreeSet::from([
             Operation::Wrap,
@@ -40,6 +40,7 @@ fn attenuation_narrows_and_cannot_be_undone() {
     // Dropping the last caveat while keeping its tag breaks the chain.
     let forged = Token {
         caveats: decoded.caveats()[..1].to_vec(),
+        texts: decoded.texts[..1].to_vec(),
         ..decoded.clone()
     };
     assert_eq!(forged.verify(&root()), Err(TokenError::BadTag));
@@ -85,6 +86,8 @@ proptest! {
         let encoded = format!("coffer_v1_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes));
         if let Ok(token) = Token::decode(&encoded) {
             prop_assert!(token.verify(&root()).is_err());
+            // The bytes as sent are what the token keeps and writes back.
+            prop_assert_eq!(token.encode(), encoded);
         }
     }
 }
@@ -186,4 +189,42 @@ fn a_child_never_outlives_or_out_powers_its_minter() {
         root.child(BTreeSet::new(), BTreeSet::new(), None).unwrap(),
         []
     );
+}
+
+#[test]
+fn a_comma_inside_a_key_reference_cannot_split_the_scope() {
+    let root = root();
+    let token = Token::mint(&root, TokenId::generate(), vec![]).unwrap();
+    let sneaky = Caveat::Keys(BTreeSet::from(["alias/a,alias/b".to_owned()]));
+    assert!(token.attenuate(sneaky.clone()).is_err());
+    assert!(Token::mint(&root, TokenId::generate(), vec![sneaky]).is_err());
+    let empty = Caveat::Keys(BTreeSet::from([String::new()]));
+    assert!(token.attenuate(empty).is_err());
+}
+
+#[test]
+fn the_tag_covers_the_caveat_bytes_as_sent() {
+    let root = root();
+    let id = TokenId::generate();
+    // Not the canonical spelling ("keys=alias/a,alias/b"), but a valid one.
+    let sent = |text: &str| {
+        let texts = vec![text.to_owned()];
+        Token {
+            id,
+            caveats: vec![text.parse().unwrap()],
+            tag: super::chain_over(&root, id, &texts),
+            texts,
+        }
+    };
+    let token = sent("keys=alias/b,alias/a");
+    token.verify(&root).unwrap();
+    let round_trip = Token::decode(&token.encode()).unwrap();
+    round_trip.verify(&root).unwrap();
+    assert_eq!(round_trip.encode(), token.encode(), "bytes kept as sent");
+    // The same caveat in other bytes is another token: the tag does not carry over.
+    let respelled = Token {
+        texts: vec!["keys=alias/a,alias/b".to_owned()],
+        ..token.clone()
+    };
+    assert_eq!(respelled.verify(&root), Err(TokenError::BadTag));
 }

@@ -96,11 +96,53 @@ fn two_of_three_leave_it_sealed_with_progress() {
 }
 
 #[test]
-fn a_corrupted_share_fails_resets_progress_and_changes_nothing() {
+fn a_corrupted_or_foreign_share_is_refused_on_its_own_and_takes_no_slot() {
     let p = paths();
     let (custody, shares) = SealedCustody::init_shamir(&p.state, 5, 3).unwrap();
     let shares = texts(&shares);
     let before = state_bytes(&p.state);
+    custody.submit_share(shares[0]).unwrap();
+    let one = SealStatus::Sealed {
+        progress: 1,
+        threshold: 3,
+    };
+    // Damaged, or dealt for another deployment: refused by its tag at once, the
+    // progress kept, and the real holder of that index can still submit.
+    let q = paths();
+    let (_, foreign) = SealedCustody::init_shamir(&q.state, 5, 3).unwrap();
+    for bad in [corrupt(shares[1]), foreign[1].expose_secret().to_owned()] {
+        let err = custody.submit_share(&bad).unwrap_err();
+        assert!(
+            matches!(err, CustodyError::UnsealFailed(m) if m.contains("tag")),
+            "{err}"
+        );
+        assert_eq!(custody.status(), one);
+    }
+    assert_eq!(state_bytes(&p.state), before);
+    custody.submit_share(shares[1]).unwrap();
+    custody.submit_share(shares[2]).unwrap();
+    assert_eq!(custody.status(), SealStatus::Unsealed);
+    // Once unsealed, a further share is ignored.
+    assert_eq!(custody.submit_share("junk").unwrap(), SealStatus::Unsealed);
+}
+
+#[test]
+fn a_state_file_made_before_share_tags_still_unseals_as_before() {
+    let p = paths();
+    let (custody, shares) = SealedCustody::init_shamir(&p.state, 5, 3).unwrap();
+    let shares = texts(&shares);
+    let old = custody.wrap(b"aad", b"kept");
+    assert!(old.is_err(), "init leaves custody sealed");
+    drop(custody);
+    // The file as an earlier Coffer wrote it: no share_tags.
+    let mut json: serde_json::Value = serde_json::from_slice(&state_bytes(&p.state)).unwrap();
+    assert!(json["method"]["share_tags"].is_array());
+    json["method"].as_object_mut().unwrap().remove("share_tags");
+    std::fs::write(&p.state, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+
+    let custody = SealedCustody::open(&p.state).unwrap();
+    // Unauthenticated as before: a corrupted share takes a slot, the recombination
+    // fails and the progress resets.
     custody.submit_share(shares[0]).unwrap();
     custody.submit_share(&corrupt(shares[1])).unwrap();
     let err = custody.submit_share(shares[2]).unwrap_err();
@@ -112,23 +154,11 @@ fn a_corrupted_share_fails_resets_progress_and_changes_nothing() {
             threshold: 3
         }
     );
-    assert_eq!(state_bytes(&p.state), before);
-    // A share of another deployment recombines a wrong key just the same.
-    let q = paths();
-    let (_, foreign) = SealedCustody::init_shamir(&q.state, 5, 3).unwrap();
-    custody.submit_share(shares[0]).unwrap();
-    custody.submit_share(shares[1]).unwrap();
-    let err = custody
-        .submit_share(foreign[2].expose_secret())
-        .unwrap_err();
-    assert!(matches!(err, CustodyError::UnsealFailed(_)), "{err}");
-    // The right ones still work afterwards.
     for s in &shares[2..5] {
         custody.submit_share(s).unwrap();
     }
     assert_eq!(custody.status(), SealStatus::Unsealed);
-    // Once unsealed, a further share is ignored.
-    assert_eq!(custody.submit_share("junk").unwrap(), SealStatus::Unsealed);
+    assert_roundtrip(&custody);
 }
 
 #[test]
@@ -146,10 +176,10 @@ fn duplicate_and_malformed_shares_are_refused_without_change() {
         matches!(err, CustodyError::UnsealFailed(m) if m.contains("duplicate")),
         "{err}"
     );
-    // Same index, other bytes: still a duplicate, not a second share.
+    // Same index, other bytes: not this share's tag, so not a second share either.
     let err = custody.submit_share(&corrupt(shares[3])).unwrap_err();
     assert!(
-        matches!(err, CustodyError::UnsealFailed(m) if m.contains("duplicate")),
+        matches!(err, CustodyError::UnsealFailed(m) if m.contains("tag")),
         "{err}"
     );
     let zero_index = format!("{SHARE_PREFIX}{}", "A".repeat(44));

@@ -75,10 +75,11 @@ pub async fn create(State(state): State<AppState>, Authed(caller): Authed) -> Ap
         .checkpoint(SystemClock.now())
         .await
         .map_err(|e| {
+            // The cause names anchor paths and URLs: the log has it, the body does not.
             tracing::error!(error = %e, "checkpoint");
             ApiError::new(
                 ErrorCode::Unavailable,
-                format!("the checkpoint could not be made: {e}"),
+                "the checkpoint could not be made; the server log has the cause",
             )
         })?;
     Ok((StatusCode::CREATED, text(note)).into_response())

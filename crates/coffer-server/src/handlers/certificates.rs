@@ -97,6 +97,10 @@ pub async fn issue(
         subject_cn: request.subject,
         validity: validity.get(),
     };
+    // Issuing signs with the CA key: a secret-key operation for the failover policy.
+    if let Some(refused) = super::crypto::refusal_by_failover(state) {
+        return Err(refused);
+    }
     let chain = state.kms.issue_certificate(caller, key, &issue).await?;
     Ok(Json(chain_view(&chain)))
 }

@@ -47,6 +47,26 @@ macro_rules! answer {
     };
 }
 
+/// The failover policy's gate for secret-key operations, checked after authentication
+/// and before any key is loaded (`custody.failover = "verify-only"`).
+fn refused_by_failover(state: &AppState) -> Option<Response> {
+    refusal_by_failover(state).map(IntoResponse::into_response)
+}
+
+/// The refusal while `custody.failover = "verify-only"` and the token is away, if it is.
+pub(super) fn refusal_by_failover(state: &AppState) -> Option<ApiError> {
+    if state.custody.serves_secret_operations() {
+        return None;
+    }
+    Some(ApiError {
+        retry_after: Some(std::time::Duration::from_secs(1)),
+        ..ApiError::new(
+            ErrorCode::BackendUnavailable,
+            "the HSM is unavailable: only verification is served until it is back",
+        )
+    })
+}
+
 pub(super) fn sealed(s: Sealed) -> CiphertextResponse {
     CiphertextResponse {
         ciphertext: B64(s.ciphertext),
@@ -75,6 +95,9 @@ pub async fn wrap(
     Authed(caller): Authed,
     input: OneOrBatch<WrapRequest>,
 ) -> Response {
+    if let Some(refused) = refused_by_failover(&state) {
+        return refused;
+    }
     match input {
         OneOrBatch::Batch(requests) => super::crypto_batch::wrap(&state, &caller, requests).await,
         one => answer!(one, |r| wrap_one(&state, &caller, r).await),
@@ -101,6 +124,9 @@ pub async fn unwrap(
     Authed(caller): Authed,
     input: OneOrBatch<UnwrapRequest>,
 ) -> Response {
+    if let Some(refused) = refused_by_failover(&state) {
+        return refused;
+    }
     match input {
         OneOrBatch::Batch(requests) => super::crypto_batch::unwrap(&state, &caller, requests).await,
         one => answer!(one, |r| unwrap_one(&state, &caller, r).await),
@@ -136,6 +162,9 @@ pub async fn datakey(
     Authed(caller): Authed,
     input: OneOrBatch<DatakeyRequest>,
 ) -> Response {
+    if let Some(refused) = refused_by_failover(&state) {
+        return refused;
+    }
     answer!(input, |r| datakey_one(&state, &caller, r).await)
 }
 
@@ -165,6 +194,9 @@ pub async fn rewrap(
     Authed(caller): Authed,
     input: OneOrBatch<RewrapRequest>,
 ) -> Response {
+    if let Some(refused) = refused_by_failover(&state) {
+        return refused;
+    }
     match input {
         OneOrBatch::Batch(requests) => super::crypto_batch::rewrap(&state, &caller, requests).await,
         one => answer!(one, |r| rewrap_one(&state, &caller, r).await),
@@ -222,6 +254,9 @@ pub async fn sign(
     Authed(caller): Authed,
     input: OneOrBatch<SignRequest>,
 ) -> Response {
+    if let Some(refused) = refused_by_failover(&state) {
+        return refused;
+    }
     answer!(input, |r| sign_one(&state, &caller, r).await)
 }
 
@@ -335,6 +370,9 @@ pub async fn mac(
     Authed(caller): Authed,
     input: OneOrBatch<MacRequest>,
 ) -> Response {
+    if let Some(refused) = refused_by_failover(&state) {
+        return refused;
+    }
     answer!(input, |r| mac_one(&state, &caller, r).await)
 }
 
@@ -360,5 +398,8 @@ pub async fn verify_mac(
     Authed(caller): Authed,
     input: OneOrBatch<VerifyMacRequest>,
 ) -> Response {
+    if let Some(refused) = refused_by_failover(&state) {
+        return refused;
+    }
     answer!(input, |r| verify_mac_one(&state, &caller, r).await)
 }

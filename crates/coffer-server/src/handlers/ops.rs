@@ -1,9 +1,10 @@
-//! The operations port: liveness, readiness, Prometheus metrics.
+//! The operations port: liveness, readiness, Prometheus metrics, custody's backend.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use coffer_core::Custody;
+
+use coffer_api::admin::CustodyView;
 
 use crate::state::AppState;
 
@@ -12,9 +13,10 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: 200 only when unsealed, loaded and the store answers.
+/// `GET /readyz`: 200 only when unsealed, loaded, the store answers and custody's
+/// backend (an HSM) is reachable.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.kms.ready().await {
+    if state.custody.as_dyn().available() && state.kms.ready().await {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
@@ -29,4 +31,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// `GET /custody`: custody's kind and reachability; for PKCS#11 the module, token, root
+/// key handles and session pool (never the PIN).
+pub async fn custody(State(state): State<AppState>) -> axum::Json<CustodyView> {
+    axum::Json(state.custody.view())
 }

@@ -1,0 +1,252 @@
+//! A server whose HSM flaps under load (seed 002 §4, §6.2): the token's directory is
+//! moved away while clients sign, verify and wrap, then moved back. The server stays
+//! up, `/readyz` turns 503 and back, reconnects are counted in `/metrics`, with
+//! `custody.failover = "verify-only"` verification goes on while signing and wrapping
+//! answer `backend_unavailable`, and afterwards everything is served again.
+//!
+//! Without a failover policy, keys in memory keep serving and what needs the token (a
+//! new tenant's key) answers `backend_unavailable` until it is back.
+//!
+//! A binary of its own: the flap reloads the process's SoftHSM module, which would
+//! disturb other tests' tokens; the two flaps here take turns. Skipped without SoftHSM
+//! unless `COFFER_REQUIRE_SOFTHSM=1`.
+
+#[path = "service/harness.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the service suite, which uses the rest"
+)]
+mod harness;
+
+#[path = "../../coffer-custody-pkcs11/tests/pkcs11/softhsm.rs"]
+#[allow(dead_code, reason = "the custody crate's helper, used here in part")]
+mod softhsm;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use coffer_api::admin::CreateTenantRequest;
+use coffer_api::crypto::{SignRequest, VerifyRequest, WrapRequest};
+use coffer_api::keys::CreateKeyRequest;
+use coffer_api::{B64, B64Secret, ErrorCode};
+use coffer_client::{Client, ClientError};
+use coffer_server::startup::InitMethod;
+use harness::{Db, TestServer, temp_dir};
+
+fn code_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ErrorCode {
+    match result {
+        Err(ClientError::Api { code, .. }) => code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+async fn create(client: &Client, spec: &str) -> String {
+    client
+        .create_key(&CreateKeyRequest {
+            spec: spec.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .key_id
+}
+
+fn sign(key: &str) -> SignRequest {
+    SignRequest {
+        key_id: key.into(),
+        message: Some(B64(b"release 1.2.3".to_vec())),
+        digest: None,
+        mu: None,
+        algorithm: None,
+    }
+}
+
+fn wrap(key: &str) -> WrapRequest {
+    WrapRequest {
+        key_id: key.into(),
+        plaintext: B64Secret::new(b"data key".to_vec()),
+        context: Default::default(),
+    }
+}
+
+async fn status(url: String) -> u16 {
+    reqwest::get(url)
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+async fn wait_for_status(url: &str, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status(url.to_owned()).await != want {
+        assert!(Instant::now() < deadline, "{url} never answered {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One flap at a time: both move the process's whole token directory.
+static FLAP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server on a fresh token with `custody.failover = failover`.
+async fn hsm_server(hsm: &softhsm::SoftHsm, failover: &str) -> TestServer {
+    let label = hsm.new_token();
+    let dir = temp_dir();
+    let pin_file = dir.join("pin");
+    std::fs::write(&pin_file, softhsm::PIN).unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (module, pin) = (
+        hsm.module.display().to_string(),
+        pin_file.display().to_string(),
+    );
+    TestServer::start_in(
+        dir,
+        Db::Sqlite,
+        InitMethod::Pkcs11,
+        &[
+            ("COFFER_CUSTODY_MODULE", module.as_str()),
+            ("COFFER_CUSTODY_TOKEN_LABEL", label.as_str()),
+            ("COFFER_CUSTODY_PIN_FILE", pin.as_str()),
+            ("COFFER_CUSTODY_FAILOVER", failover),
+        ],
+    )
+    .await
+    .unwrap()
+}
+
+/// Moves every token away (leaving an empty directory); the returned closure brings
+/// them back.
+fn take_tokens_away(hsm: &softhsm::SoftHsm) -> impl FnOnce() {
+    let root = hsm.conf.parent().unwrap().to_owned();
+    let (tokens, aside) = (root.join("tokens"), root.join("tokens-away"));
+    std::fs::rename(&tokens, &aside).unwrap();
+    std::fs::create_dir(&tokens).unwrap();
+    move || {
+        std::fs::remove_dir(&tokens).unwrap();
+        std::fs::rename(&aside, &tokens).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_failover_keys_in_memory_serve_and_the_token_is_waited_for() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let _turn = FLAP.lock().await;
+    let server = hsm_server(hsm, "none").await;
+    let acme = server.client(&server.tenant_token("acme").await);
+    let signing = create(&acme, "ed25519").await;
+    acme.sign(&sign(&signing)).await.unwrap();
+    let readyz = format!("{}/readyz", server.ops);
+
+    let bring_back = take_tokens_away(hsm);
+    wait_for_status(&readyz, 503).await;
+    // The signing key is in memory: it still signs (no failover policy forbids it).
+    acme.sign(&sign(&signing)).await.unwrap();
+    // A new tenant's key must be wrapped by the token.
+    let beta = CreateTenantRequest {
+        name: "beta".into(),
+    };
+    match server.admin().create_tenant(&beta).await {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert_eq!((status, code), (503, ErrorCode::BackendUnavailable));
+        }
+        other => panic!("expected backend_unavailable, got {other:?}"),
+    }
+
+    bring_back();
+    wait_for_status(&readyz, 200).await;
+    server.admin().create_tenant(&beta).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let _turn = FLAP.lock().await;
+    let server = hsm_server(hsm, "verify-only").await;
+    let acme = server.client(&server.tenant_token("acme").await);
+    let signing = create(&acme, "ecdsa-p256").await;
+    let kek = create(&acme, "aes-256").await;
+    let signed = acme.sign(&sign(&signing)).await.unwrap();
+    let signed_key = signing.clone();
+    let verify = move || VerifyRequest {
+        key_id: signed_key.clone(),
+        key_version: Some(signed.key_version),
+        message: Some(B64(b"release 1.2.3".to_vec())),
+        digest: None,
+        mu: None,
+        algorithm: None,
+        signature: signed.signature.clone(),
+    };
+    acme.wrap(&wrap(&kek)).await.unwrap();
+    let (readyz, healthz, metrics) = (
+        format!("{}/readyz", server.ops),
+        format!("{}/healthz", server.ops),
+        format!("{}/metrics", server.ops),
+    );
+    assert_eq!(status(readyz.clone()).await, 200);
+
+    // Load through the flap: verification must never fail; the rest may only fail
+    // with backend_unavailable.
+    let load = {
+        let acme = acme.clone();
+        let (signing, kek, verify) = (signing.clone(), kek.clone(), verify.clone());
+        tokio::spawn(async move {
+            let mut refused = 0;
+            for _ in 0..200 {
+                assert!(acme.verify(&verify()).await.unwrap().valid);
+                for result in [
+                    acme.sign(&sign(&signing)).await.map(|_| ()),
+                    acme.wrap(&wrap(&kek)).await.map(|_| ()),
+                ] {
+                    match result {
+                        Ok(()) => {}
+                        Err(ClientError::Api {
+                            code: ErrorCode::BackendUnavailable,
+                            status: 503,
+                            ..
+                        }) => refused += 1,
+                        Err(other) => panic!("unexpected failure during the flap: {other:?}"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            refused
+        })
+    };
+
+    // The token goes away.
+    let bring_back = take_tokens_away(hsm);
+    wait_for_status(&readyz, 503).await;
+    assert_eq!(status(healthz.clone()).await, 200, "the server stays up");
+    assert!(
+        acme.verify(&verify()).await.unwrap().valid,
+        "verify-only verifies"
+    );
+    assert_eq!(
+        code_of(acme.sign(&sign(&signing)).await),
+        ErrorCode::BackendUnavailable
+    );
+    assert_eq!(
+        code_of(acme.wrap(&wrap(&kek)).await),
+        ErrorCode::BackendUnavailable
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The token comes back.
+    bring_back();
+    wait_for_status(&readyz, 200).await;
+    let refused = load.await.unwrap();
+    assert!(refused > 0, "the load saw the flap");
+    acme.sign(&sign(&signing)).await.unwrap();
+    acme.wrap(&wrap(&kek)).await.unwrap();
+    let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    let reconnects: f64 = text
+        .lines()
+        .find(|l| l.starts_with("backend_reconnects_total{backend=\"pkcs11\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no backend_reconnects_total in\n{text}"));
+    assert!(reconnects >= 1.0, "{reconnects}");
+}
