@@ -302,8 +302,10 @@ impl Kms {
             // differs was edited, and serving it would publish a key Coffer never holds.
             // The spec and purpose columns are re-derived from the material, whose
             // sealed bytes name their spec: an edited row would make Coffer announce, or
-            // use, the key as something it is not.
-            if material.spec() != key.spec || KeyPurpose::of(key.spec) != key.purpose {
+            // use, the key as something it is not. (An RSA key may sign or encrypt, and its
+            // material does not say which: its purpose column is checked only against
+            // the two.)
+            if material.spec() != key.spec || !key.purpose.serves(key.spec) {
                 return Err(self.integrity_failure(IntegrityCheck::KeySpec, &subject()));
             }
             let derived = material.public_key().map(|pk| pk.to_spki_der());
