@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use coffer_api::admin::UnsealRequest;
 use coffer_api::{B64Secret, ErrorCode};
-use coffer_core::{Custody, SealStatus};
+use coffer_core::SealStatus;
 use coffer_custody_sealed::{Passphrase, SHARE_PREFIX};
 use coffer_server::startup::InitMethod;
 
@@ -40,7 +40,12 @@ fn rss_kib() -> u64 {
 }
 
 fn seal(server: &TestServer) {
-    server.state.custody.seal();
+    server
+        .state
+        .custody
+        .sealed()
+        .expect("these tests run sealed custody")
+        .seal();
     server.state.kms.forget_secrets();
 }
 
