@@ -17,8 +17,10 @@
 //! and a request is allowed only if every caveat allows it. Revoking an id revokes every
 //! token attenuated from it.
 
+mod aws;
 mod caveat;
 
+pub use aws::{AwsCredentials, MAX_ACCESS_KEY_ID_LEN};
 pub use caveat::{Caveat, Grants, Operation};
 
 use std::fmt;

@@ -128,7 +128,7 @@ impl Kms {
                 .grants
                 .tenant()
                 .map_or_else(|| "-".to_owned(), |t| t.to_string()),
-            principal: caller.token_id.to_string(),
+            principal: caller.principal(),
             op: op.to_owned(),
             key: key
                 .map(|k| k.to_string())
