@@ -16,20 +16,27 @@ def env(name):
     return value
 
 
-def client(access_key_id=None, secret=None):
+def client(access_key_id=None, secret=None, validate=True):
     return boto3.client(
         "kms",
         endpoint_url=env("COFFER_AWS_ENDPOINT"),
         region_name=env("AWS_DEFAULT_REGION"),
         aws_access_key_id=access_key_id or env("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=secret or env("AWS_SECRET_ACCESS_KEY"),
-        config=Config(retries={"max_attempts": 1}),
+        # Without botocore's own checks, the server's answer to bad input is seen.
+        config=Config(retries={"max_attempts": 1}, parameter_validation=validate),
     )
 
 
 @pytest.fixture(scope="session")
 def kms():
     return client()
+
+
+@pytest.fixture(scope="session")
+def unchecked():
+    """A client that sends what botocore would refuse, to test the server's limits."""
+    return client(validate=False)
 
 
 @pytest.fixture(scope="session")

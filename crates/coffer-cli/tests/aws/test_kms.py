@@ -75,13 +75,14 @@ def test_encryption_context_is_bound(kms, key):
     assert error_type(kms.decrypt, CiphertextBlob=bytes(damaged), EncryptionContext=ctx) == "InvalidCiphertextException"
 
 
-def test_limits(kms, key):
-    assert error_type(kms.encrypt, KeyId=key["KeyId"], Plaintext=b"x" * 4097) == "ValidationException"
+def test_limits(kms, unchecked, key):
+    assert error_type(unchecked.encrypt, KeyId=key["KeyId"], Plaintext=b"x" * 4097) == "ValidationException"
     assert kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x" * 4096)["CiphertextBlob"]
-    assert error_type(kms.decrypt, CiphertextBlob=b"x" * 6145) == "ValidationException"
+    assert error_type(unchecked.decrypt, CiphertextBlob=b"x" * 6145) == "ValidationException"
     for n in (0, 1025):
-        assert error_type(kms.generate_data_key, KeyId=key["KeyId"], NumberOfBytes=n) == "ValidationException"
-        assert error_type(kms.generate_random, NumberOfBytes=n) == "ValidationException"
+        assert error_type(unchecked.generate_data_key, KeyId=key["KeyId"], NumberOfBytes=n) == "ValidationException"
+        assert error_type(unchecked.generate_random, NumberOfBytes=n) == "ValidationException"
+    assert error_type(unchecked.sign, KeyId=key["KeyId"], Message=b"x" * 4097, SigningAlgorithm="ECDSA_SHA_256") == "ValidationException"
 
 
 def test_enable_disable(kms):
@@ -93,9 +94,9 @@ def test_enable_disable(kms):
     assert kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
 
 
-def test_schedule_and_cancel_deletion(kms):
+def test_schedule_and_cancel_deletion(kms, unchecked):
     key = kms.create_key()["KeyMetadata"]
-    assert error_type(kms.schedule_key_deletion, KeyId=key["KeyId"], PendingWindowInDays=6) == "ValidationException"
+    assert error_type(unchecked.schedule_key_deletion, KeyId=key["KeyId"], PendingWindowInDays=6) == "ValidationException"
     scheduled = kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
     assert scheduled["KeyState"] == "PendingDeletion" and scheduled["PendingWindowInDays"] == 7
     assert scheduled["KeyId"] == key["Arn"]

@@ -8,8 +8,8 @@ use super::{Caller, Kms, KmsError, KmsResult};
 use crate::audit::Actor;
 use crate::token::Operation;
 
-/// Data key lengths accepted.
-pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=64;
+/// Data key lengths accepted: AWS KMS's range, so either front takes the same.
+pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=1024;
 
 impl Kms {
     /// A tracked data key's current envelope (rotations rewrap it). Audited: it hands
@@ -80,7 +80,7 @@ impl Kms {
         let entry = self.key_for(caller, Operation::Datakey, reference).await?;
         if !DATAKEY_BYTES.contains(&bytes) {
             return Err(KmsError::Invalid(format!(
-                "bytes must be 1 to 64, not {bytes}"
+                "bytes must be 1 to 1024, not {bytes}"
             )));
         }
         let _in_flight = entry
