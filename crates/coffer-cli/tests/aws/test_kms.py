@@ -184,7 +184,50 @@ def test_mac(kms):
 def test_operations_not_offered_are_refused(kms, key):
     code = error_type(kms.create_grant, KeyId=key["KeyId"], GranteePrincipal="arn:aws:iam::111122223333:user/x", Operations=["Decrypt"])
     assert code == "UnsupportedOperationException"
-    assert error_type(kms.list_aliases) == "UnsupportedOperationException"
+    assert error_type(kms.create_alias, AliasName="alias/x", TargetKeyId=key["KeyId"]) == "UnsupportedOperationException"
+    assert error_type(kms.put_key_policy, KeyId=key["KeyId"], PolicyName="default", Policy="{}") == "UnsupportedOperationException"
+    assert error_type(kms.tag_resource, KeyId=key["KeyId"], Tags=[{"TagKey": "a", "TagValue": "b"}]) == "UnsupportedOperationException"
+
+
+def test_description_and_aliases(kms):
+    described = kms.create_key(Description="payments KEK")["KeyMetadata"]
+    assert kms.describe_key(KeyId=described["KeyId"])["KeyMetadata"]["Description"] == "payments KEK"
+    # Aliases are made on the native API; the AWS front lists them and resolves them.
+    made = native("/v1/kms/keys", {"spec": "aes-256", "alias": "aws-listed"})
+    aliases = kms.list_aliases()["Aliases"]
+    entry = next(a for a in aliases if a["AliasName"] == "alias/aws-listed")
+    assert entry["TargetKeyId"] == made["key_id"]
+    account = described["AWSAccountId"]
+    assert entry["AliasArn"] == f"arn:aws:kms:{env('AWS_DEFAULT_REGION')}:{account}:alias/aws-listed"
+    assert [a["AliasName"] for a in kms.list_aliases(KeyId=made["key_id"])["Aliases"]] == ["alias/aws-listed"]
+    for ref in ("alias/aws-listed", entry["AliasArn"]):
+        blob = kms.encrypt(KeyId=ref, Plaintext=b"via alias")
+        assert blob["KeyId"].endswith(made["key_id"])
+        assert kms.decrypt(CiphertextBlob=blob["CiphertextBlob"], KeyId=ref)["Plaintext"] == b"via alias"
+    assert error_type(kms.describe_key, KeyId="alias/none-such") == "NotFoundException"
+
+
+def test_rotation(kms, unchecked):
+    key = kms.create_key()["KeyMetadata"]
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is False
+    for days in (89, 2561):
+        code = error_type(unchecked.enable_key_rotation, KeyId=key["KeyId"], RotationPeriodInDays=days)
+        assert code == "ValidationException"
+    kms.enable_key_rotation(KeyId=key["KeyId"], RotationPeriodInDays=90)
+    status = kms.get_key_rotation_status(KeyId=key["Arn"])
+    assert status["KeyRotationEnabled"] is True and status["RotationPeriodInDays"] == 90
+    kms.disable_key_rotation(KeyId=key["KeyId"])
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is False
+    before = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"old version")["CiphertextBlob"]
+    for _ in range(10):
+        assert kms.rotate_key_on_demand(KeyId=key["KeyId"])["KeyId"] == key["Arn"]
+    assert error_type(kms.rotate_key_on_demand, KeyId=key["KeyId"]) == "LimitExceededException"
+    rotations = kms.list_key_rotations(KeyId=key["KeyId"])["Rotations"]
+    assert len(rotations) == 10 and all(r["RotationType"] == "ON_DEMAND" for r in rotations)
+    # Ciphertexts of earlier versions still decrypt.
+    assert kms.decrypt(CiphertextBlob=before)["Plaintext"] == b"old version"
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert error_type(kms.enable_key_rotation, KeyId=signing["KeyId"]) == "UnsupportedOperationException"
 
 
 def test_credentials_are_checked(kms, key):

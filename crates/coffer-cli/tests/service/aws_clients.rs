@@ -14,8 +14,8 @@ use coffer_core::token::{Caveat, Operation, Token};
 use super::harness::TestServer;
 
 fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var("COFFER_AWS_VENV")
-        .unwrap_or_else(|_| "/var/tmp/coffer-aws-venv".to_owned());
+    let venv =
+        std::env::var("COFFER_AWS_VENV").unwrap_or_else(|_| "/var/tmp/coffer-aws-venv".to_owned());
     let python = PathBuf::from(venv).join("bin/python");
     if python.exists() {
         return Some(python);
@@ -115,8 +115,7 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
     let via_aws = |op: &str, aws_op: &str| {
         entries.iter().any(|e| {
             e.entry.op == op
-                && e.entry.principal
-                    == format!("{token_id} aws:{access_key_id}:{aws_op}")
+                && e.entry.principal == format!("{token_id} aws:{access_key_id}:{aws_op}")
         })
     };
     assert!(via_aws("wrap", "Encrypt"), "no Encrypt entry");

@@ -1,5 +1,5 @@
 //! Key management through the AWS front: CreateKey, DescribeKey, ListKeys,
-//! Enable/DisableKey, Schedule/CancelKeyDeletion, GetPublicKey.
+//! Enable/DisableKey, Schedule/CancelKeyDeletion, GetPublicKey, ListAliases.
 
 use std::time::Duration;
 
@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 
 use super::request::{Body, b64};
 use super::{AwsError, Ctx, specs};
+
+/// The label that keeps a key's AWS `Description` (visible natively too).
+const DESCRIPTION: &str = "aws:description";
+const MAX_DESCRIPTION: usize = 8192;
 
 fn seconds(t: coffer_core::Timestamp) -> f64 {
     t.millis() as f64 / 1000.0
@@ -35,7 +39,7 @@ fn metadata(ctx: &Ctx<'_>, details: &KeyDetails) -> Value {
         "Arn": ctx.key_arn(key.id),
         "CreationDate": seconds(key.created_at),
         "Enabled": key.state == KeyState::Enabled,
-        "Description": "",
+        "Description": key.labels.get(DESCRIPTION).map_or("", String::as_str),
         "KeyUsage": row.map_or("UNKNOWN", |r| r.usage),
         "KeyState": key_state(key.state),
         "Origin": "AWS_KMS",
@@ -84,11 +88,18 @@ pub async fn create(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     if input.opt_str("Origin")?.is_some_and(|o| o != "AWS_KMS") {
         return Err(AwsError::unsupported("only Origin AWS_KMS is offered"));
     }
-    let details = ctx
-        .state
-        .kms
-        .create_key(&ctx.caller, NewKey::of(spec))
-        .await?;
+    let mut request = NewKey::of(spec);
+    if let Some(description) = input.opt_str("Description")? {
+        if description.len() > MAX_DESCRIPTION {
+            return Err(AwsError::validation(
+                "Description is at most 8192 characters",
+            ));
+        }
+        request
+            .labels
+            .insert(DESCRIPTION.to_owned(), description.to_owned());
+    }
+    let details = ctx.state.kms.create_key(&ctx.caller, request).await?;
     Ok(json!({ "KeyMetadata": metadata(ctx, &details) }))
 }
 
@@ -197,4 +208,44 @@ pub async fn public_key(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> 
         "KeyUsage": row.map_or("UNKNOWN", |r| r.usage),
         "SigningAlgorithms": row.map_or(&[][..], |r| r.algorithms),
     }))
+}
+
+/// `ListAliases`: the aliases of the caller's keys (optionally of one key), one page.
+/// Aliases are given at key creation on the native API; AWS's alias writes are not
+/// offered.
+pub async fn list_aliases(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let only = match input.opt_str("KeyId")? {
+        Some(key_id) => {
+            let reference = ctx.reference(key_id)?;
+            Some(
+                ctx.state
+                    .kms
+                    .show_key(&ctx.caller, &reference)
+                    .await?
+                    .key
+                    .id,
+            )
+        }
+        None => None,
+    };
+    let keys = ctx
+        .state
+        .kms
+        .list_keys(&ctx.caller, &KeyFilter::default())
+        .await?;
+    let aliases: Vec<Value> = keys
+        .iter()
+        .filter(|d| only.is_none_or(|id| id == d.key.id))
+        .flat_map(|d| {
+            d.key.aliases.iter().map(|alias| {
+                json!({
+                    "AliasName": alias.as_str(),
+                    "AliasArn": format!("arn:aws:kms:{}:{}:{}", ctx.region, ctx.account, alias.as_str()),
+                    "TargetKeyId": d.key.id.to_string(),
+                    "CreationDate": seconds(d.key.created_at),
+                })
+            })
+        })
+        .collect();
+    Ok(json!({ "Aliases": aliases, "Truncated": false }))
 }

@@ -5,12 +5,14 @@
 //!
 //! - `sigv4` — verifying signatures; `error` — AWS's error shapes;
 //! - `specs` — AWS key specs ↔ Coffer's; `request` — fields of the JSON body;
-//! - `keys` — key management operations; `crypto` — cryptographic operations.
+//! - `keys` — key management operations; `crypto` — cryptographic operations;
+//! - `rotation` — rotation policy, on-demand rotation and its history.
 
 mod crypto;
 mod error;
 mod keys;
 mod request;
+mod rotation;
 pub mod sigv4;
 mod specs;
 
@@ -173,6 +175,12 @@ async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value,
         "ScheduleKeyDeletion" => keys::schedule_deletion(ctx, input).await,
         "CancelKeyDeletion" => keys::cancel_deletion(ctx, input).await,
         "GetPublicKey" => keys::public_key(ctx, input).await,
+        "ListAliases" => keys::list_aliases(ctx, input).await,
+        "EnableKeyRotation" => rotation::enable(ctx, input).await,
+        "DisableKeyRotation" => rotation::disable(ctx, input).await,
+        "GetKeyRotationStatus" => rotation::status(ctx, input).await,
+        "RotateKeyOnDemand" => rotation::rotate_on_demand(ctx, input).await,
+        "ListKeyRotations" => rotation::list(ctx, input).await,
         "Encrypt" => crypto::encrypt(ctx, input).await,
         "Decrypt" => crypto::decrypt(ctx, input).await,
         "ReEncrypt" => crypto::re_encrypt(ctx, input).await,
@@ -187,15 +195,9 @@ async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value,
         "GenerateDataKeyPair"
         | "GenerateDataKeyPairWithoutPlaintext"
         | "UpdateKeyDescription"
-        | "EnableKeyRotation"
-        | "DisableKeyRotation"
-        | "GetKeyRotationStatus"
-        | "RotateKeyOnDemand"
-        | "ListKeyRotations"
         | "CreateAlias"
         | "UpdateAlias"
         | "DeleteAlias"
-        | "ListAliases"
         | "CreateGrant"
         | "ListGrants"
         | "RevokeGrant"
