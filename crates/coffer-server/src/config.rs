@@ -5,8 +5,10 @@
 //! with `_` (`custody.method` → `COFFER_CUSTODY_METHOD`). Seed 002's `KMS_API_ADDR`
 //! becomes `COFFER_API_ADDR`.
 
+mod aws;
 mod limits;
 
+pub use aws::{AwsConfig, StaticKey};
 pub use limits::LimitsConfig;
 
 use std::net::SocketAddr;
@@ -107,6 +109,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
+    /// The AWS front's registered access keys.
+    pub aws: AwsConfig,
 }
 
 /// The audit log's settings.
@@ -141,6 +145,7 @@ impl std::fmt::Debug for Config {
             .field("custody", &self.custody)
             .field("audit", &self.audit)
             .field("limits", &self.limits)
+            .field("aws", &self.aws)
             .finish()
     }
 }
@@ -192,6 +197,8 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     limits: limits::RawLimits,
+    #[serde(default)]
+    aws: aws::RawAws,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +242,7 @@ const KEYS: &[&str] = &[
     "audit.checkpoint_interval",
     "audit.verify_interval",
     "limits.heavy_queue",
+    "aws.static_keys_file",
 ];
 
 fn env_name(key: &str) -> String {
@@ -429,6 +437,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
+        aws: raw.aws.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

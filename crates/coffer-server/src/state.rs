@@ -18,6 +18,8 @@ pub struct AppState {
     pub custody: Arc<SealedCustody>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The AWS front's operator-registered access keys (`aws.static_keys_file`).
+    pub aws_keys: std::sync::Arc<std::collections::HashMap<String, crate::config::StaticKey>>,
     /// Body limit, for the 413 message.
     pub max_body_bytes: usize,
     /// The audit log (absent only when `audit.enabled = false`).

@@ -237,6 +237,11 @@ def test_credentials_are_checked(kms, key):
     assert error_type(unknown.list_keys) == "UnrecognizedClientException"
     revoked = client(env("COFFER_REVOKED_ACCESS_KEY_ID"), env("COFFER_REVOKED_SECRET_ACCESS_KEY"))
     assert error_type(revoked.list_keys) == "UnrecognizedClientException"
+    # The operator-registered fixed pair acts as the tenant's token.
+    fixed = client(env("COFFER_FIXED_ACCESS_KEY_ID"), env("COFFER_FIXED_SECRET_ACCESS_KEY"))
+    assert {"KeyId": key["KeyId"], "KeyArn": key["Arn"]} in fixed.list_keys()["Keys"]
+    fixed_wrong = client(env("COFFER_FIXED_ACCESS_KEY_ID"), "wrong")
+    assert error_type(fixed_wrong.list_keys) == "InvalidSignatureException"
     # A key made from a token narrowed to encrypt (wrap) only.
     narrow = client(env("COFFER_NARROW_ACCESS_KEY_ID"), env("COFFER_NARROW_SECRET_ACCESS_KEY"))
     blob = narrow.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]

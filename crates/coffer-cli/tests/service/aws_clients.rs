@@ -11,7 +11,13 @@ use coffer_api::admin::{MintTokenRequest, RevokeTokenRequest};
 use coffer_audit::entry::ExportedEntry;
 use coffer_core::token::{Caveat, Operation, Token};
 
-use super::harness::TestServer;
+use coffer_server::startup::InitMethod;
+
+use super::harness::{Db, TestServer};
+
+/// The fixed pair registered by the operator (the AWS documentation's example).
+const FIXED_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+const FIXED_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 fn venv_python() -> Option<PathBuf> {
     let venv =
@@ -34,8 +40,21 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
     let Some(python) = venv_python() else {
         return;
     };
-    let server = TestServer::start().await;
+    // An operator-registered fixed pair (aws.static_keys_file) needs a token of this
+    // deployment: start with an empty file, mint, register, restart.
+    let keys_file = super::harness::temp_dir().join("aws-keys");
+    std::fs::write(&keys_file, "# no keys yet\n").unwrap();
+    let keys_path = keys_file.display().to_string();
+    let server = TestServer::start_with(
+        Db::Sqlite,
+        InitMethod::KeyFile,
+        &[("COFFER_AWS_STATIC_KEYS_FILE", &keys_path)],
+    )
+    .await
+    .unwrap();
     let token = server.tenant_token("acme").await;
+    std::fs::write(&keys_file, format!("{FIXED_ID} {FIXED_SECRET} {token}\n")).unwrap();
+    let server = server.restart().await;
 
     // The access key of the tenant token, as a user gets it: `coffer token aws-key`.
     let (code, out, err) = server.cli(&token, &["--json", "token", "aws-key"]);
@@ -90,6 +109,8 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
         .env("COFFER_NARROW_SECRET_ACCESS_KEY", narrow.expose_secret())
         .env("COFFER_REVOKED_ACCESS_KEY_ID", &revoked.access_key_id)
         .env("COFFER_REVOKED_SECRET_ACCESS_KEY", revoked.expose_secret())
+        .env("COFFER_FIXED_ACCESS_KEY_ID", FIXED_ID)
+        .env("COFFER_FIXED_SECRET_ACCESS_KEY", FIXED_SECRET)
         .env("COFFER_NATIVE_URL", &server.api)
         .env("COFFER_NATIVE_TOKEN", &token);
     let output = tokio::task::spawn_blocking(move || command.output())

@@ -133,8 +133,17 @@ async fn serve(
         .ok_or(sigv4::SigV4Error::Missing)?;
     let auth = sigv4::Authorization::parse(header)?;
     // The secret first, the signature next, the token's standing last: an unsigned
-    // request learns nothing about whether a token id is revoked.
-    let credentials = state.kms.aws_credentials(&auth.access_key_id)?;
+    // request learns nothing about whether a token id is revoked. A registered pair
+    // (`aws.static_keys_file`) wins over the ids Coffer derives (which start CFR1).
+    let registered = state.aws_keys.get(&auth.access_key_id);
+    let derived;
+    let secret = match registered {
+        Some(key) => key.secret.as_str(),
+        None => {
+            derived = state.kms.aws_credentials(&auth.access_key_id)?;
+            derived.expose_secret()
+        }
+    };
     let request = sigv4::Request {
         method: method.as_str(),
         path: uri.path(),
@@ -143,8 +152,11 @@ async fn serve(
         body: &body,
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    sigv4::verify(&request, &auth, credentials.expose_secret(), "kms", now)?;
-    let mut caller = state.kms.authenticate_aws(&auth.access_key_id)?;
+    sigv4::verify(&request, &auth, secret, "kms", now)?;
+    let mut caller = match registered {
+        Some(key) => state.kms.authenticate(&key.token)?,
+        None => state.kms.authenticate_aws(&auth.access_key_id)?,
+    };
     caller.request_id = crate::context::request_id();
     caller.via = Some(format!("aws:{}:{operation}", auth.access_key_id));
     let tenant = caller.grants.tenant().ok_or_else(|| {
