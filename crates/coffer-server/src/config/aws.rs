@@ -31,6 +31,12 @@ pub struct StaticKey {
     pub token: Zeroizing<String>,
 }
 
+impl std::fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticKey").finish_non_exhaustive()
+    }
+}
+
 /// The `[aws]` section, validated: registered pairs by access key id.
 #[derive(Clone, Default)]
 pub struct AwsConfig {
