@@ -46,6 +46,9 @@ pub enum ErrorCode {
     /// 409: the key's primary version is not the one the request names
     /// (`expect_version` of a rotation start).
     VersionMismatch,
+    /// 409: a rotation would retire a version recently used for untracked material
+    /// (start it with `retire_untracked` to accept that).
+    UntrackedUse,
     /// 409: another state conflict (alias taken, concurrent change, illegal transition).
     Conflict,
     /// 413: the body is larger than the server accepts.
@@ -73,6 +76,7 @@ impl ErrorCode {
             | Self::KeyExpired
             | Self::WrongKeyPurpose
             | Self::VersionMismatch
+            | Self::UntrackedUse
             | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
@@ -94,6 +98,7 @@ impl ErrorCode {
             Self::KeyExpired => "key_expired",
             Self::WrongKeyPurpose => "wrong_key_purpose",
             Self::VersionMismatch => "version_mismatch",
+            Self::UntrackedUse => "untracked_use",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::TooManyRequests => "too_many_requests",

@@ -147,6 +147,15 @@ pub struct ActivateRequest {
     pub version: u32,
 }
 
+/// `POST /v1/kms/keys/{key}/reactivate`: move a retired version back to `retiring`
+/// (decrypt and verify only) while its material exists.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReactivateRequest {
+    /// The retired version.
+    pub version: u32,
+}
+
 /// `POST /v1/kms/keys/{key}/register`: register a purpose (`published` publishes a
 /// signing key in its tenant's JWKS).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -18,6 +18,12 @@ pub struct StartRotationRequest {
     /// that switches the key at the same moment cannot slip between check and start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_version: Option<u32>,
+    /// Start even though the current primary was used for untracked material (plain
+    /// `wrap`/`unwrap`, untracked data keys) within `rotation.untracked_window`; without
+    /// it such a start is refused with `untracked_use` (409). The start's audit entry
+    /// records the choice and the use it accepted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retire_untracked: bool,
 }
 
 /// `POST /v1/kms/rotations/{id}/resume`.
@@ -146,19 +152,32 @@ pub struct VersionReferences {
     pub in_flight: u64,
     /// Tracked data keys wrapped under it.
     pub tracked: u64,
-    /// Principals (token ids) that used it since this server started, most recent first.
+    /// Its use per principal (token id) and kind, most recent first: persisted, so
+    /// every replica and every restart shows the same (plus the answering replica's
+    /// use of the last second, not yet flushed).
     pub principals: Vec<PrincipalUse>,
 }
 
-/// One principal's use of a version.
+/// One principal's use of a version in one way.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PrincipalUse {
     /// Token id.
     pub principal: String,
+    /// `encrypt` or `decrypt` (untracked material: what a rotation cannot rewrap),
+    /// `tracked-datakey`, `sign`, `verify`, or `probe` (a ciphertext whose context
+    /// carries `coffer:probe`, e.g. `coffer rotate validate`'s round trip).
+    pub kind: String,
+    /// First use (RFC 3339).
+    pub first_seen: String,
     /// Last use (RFC 3339).
     pub last_seen: String,
     /// Operations.
     pub count: u64,
+    /// True for untracked use (`encrypt`, `decrypt`) within the server's
+    /// `rotation.untracked_window`: what refuses a rotation away from this version
+    /// unless it is started with `retire_untracked`.
+    #[serde(default)]
+    pub untracked_recent: bool,
 }
 
 /// `GET /v1/kms/tracked/{track_id}`: a tracked data key's current wrapping (rewrapped by

@@ -24,4 +24,5 @@ mod service {
     pub mod seed004;
     pub mod tokens;
     pub mod tour;
+    pub mod tracker;
 }

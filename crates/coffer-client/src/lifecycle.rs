@@ -1,7 +1,9 @@
 //! Spare versions, activation, registered purposes, publication, history and the
 //! public JWKS (seed 004).
 
-use coffer_api::keys::{ActivateRequest, HistoryResponse, KeyView, RegisterRequest};
+use coffer_api::keys::{
+    ActivateRequest, HistoryResponse, KeyView, ReactivateRequest, RegisterRequest,
+};
 
 use crate::client::Client;
 use crate::error::ClientError;
@@ -23,6 +25,20 @@ impl Client {
         self.post(
             &key_action_path(reference, "activate")?,
             &ActivateRequest { version },
+        )
+        .await
+    }
+
+    /// Moves retired `version` back to `retiring`: it decrypts and verifies again (it
+    /// never encrypts or signs again).
+    pub async fn reactivate_version(
+        &self,
+        reference: &str,
+        version: u32,
+    ) -> Result<KeyView, ClientError> {
+        self.post(
+            &key_action_path(reference, "reactivate")?,
+            &ReactivateRequest { version },
         )
         .await
     }

@@ -16,6 +16,8 @@ mod error;
 mod keys;
 mod mac;
 mod manage;
+mod quiet;
+mod reactivate;
 mod references;
 mod rewrap;
 mod rewrap_tracked;
@@ -25,6 +27,7 @@ mod rotation_worker;
 mod schedule;
 mod sign;
 mod trail;
+mod untracked;
 mod unwrap;
 mod verify;
 mod wrap;
@@ -38,10 +41,10 @@ pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
-pub use references::PrincipalUse;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
 pub use rotation_worker::RotationWorker;
 pub use sign::{SignInput, Signed};
+pub use untracked::RetireUntracked;
 pub use unwrap::Opened;
 pub use verify::Verified;
 pub use wrap::Sealed;
@@ -72,13 +75,29 @@ pub struct KmsOptions {
     /// How long a cached key may serve before it is reloaded (bounds how long another
     /// replica's change stays unseen). `None`: until invalidated by this process.
     pub cache_ttl: Option<Duration>,
+    /// How far back a rotation's preflight looks for use of the old version for
+    /// untracked material (`rotation.untracked_window`).
+    pub untracked_window: Duration,
+    /// How long a `retiring` version of a key without an overlap policy must go
+    /// unused (and have been retiring) before the scheduler retires it
+    /// (`rotation.retire_after_quiet`).
+    pub retire_after_quiet: Duration,
 }
+
+/// Default `rotation.untracked_window`: a quarter, so monthly and quarterly batch jobs
+/// that seal with the key show up in preflight.
+pub const UNTRACKED_WINDOW: Duration = Duration::from_secs(90 * 86_400);
+
+/// Default `rotation.retire_after_quiet`: a week, a full weekly cycle of jobs.
+pub const RETIRE_AFTER_QUIET: Duration = Duration::from_secs(7 * 86_400);
 
 impl Default for KmsOptions {
     fn default() -> Self {
         Self {
             pq_verify_mode: PqVerifyMode::And,
             cache_ttl: Some(Duration::from_secs(30)),
+            untracked_window: UNTRACKED_WINDOW,
+            retire_after_quiet: RETIRE_AFTER_QUIET,
         }
     }
 }
@@ -154,15 +173,30 @@ impl Kms {
         self.tokens.forget();
     }
 
-    /// Marks an operation by `caller` on `version` in flight (and records the use).
+    /// Marks an operation by `caller` on `version` of `key` in flight, and records the
+    /// use of that `kind` (flushed to the store in the background).
     fn in_flight(
         &self,
         caller: &Caller,
-        key: KeyId,
+        key: &crate::key::Key,
         version: crate::ids::VersionNumber,
+        kind: crate::usage::UseKind,
     ) -> references::InFlight {
-        self.references
-            .begin(key, version, caller.token_id, self.keys.clock().now())
+        let of = crate::usage::UseOf {
+            tenant: key.tenant,
+            key: key.id,
+            version,
+            principal: caller.token_id,
+            kind,
+        };
+        self.references.begin(of, self.keys.clock().now())
+    }
+
+    /// Moves this process's recorded use of key versions to the store (the server
+    /// calls it about once a second and once more at shutdown). A failure keeps the
+    /// use for the next call and fails no request. Returns the rows written.
+    pub async fn flush_references(&self) -> KmsResult<usize> {
+        Ok(self.references.flush(self.keys.store().as_ref()).await?)
     }
 
     fn tenant_of(caller: &Caller) -> KmsResult<TenantId> {

@@ -9,6 +9,7 @@
 //! - [`keyring`] — the tenant key hierarchy between custody and key material.
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
+//! - [`usage`] — use of key versions per principal and kind (the reference tracker's rows).
 //! - `testing` (feature `testing`) — conformance suites every backend runs.
 //!
 //! This crate names no database, HTTP or HSM library: backends depend on it, not the
@@ -30,6 +31,7 @@ pub mod store;
 pub mod tenant;
 pub mod time;
 pub mod token;
+pub mod usage;
 
 #[cfg(feature = "testing")]
 pub mod testing;

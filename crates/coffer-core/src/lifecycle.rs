@@ -81,9 +81,12 @@ state_enum!(
         Active = "active",
         /// A spare kept as a backup; not used until activated.
         Inactive = "inactive",
-        /// Being retired: still decrypts and verifies while in-flight work drains.
+        /// Decrypts and verifies, never encrypts or signs: where a rotation leaves the
+        /// old version until nothing has used it for the quiet period (or its overlap
+        /// ends), and where reactivation brings a retired one back.
         Retiring = "retiring",
-        /// Refuses with a clear "version retired" error; material kept until destroyed.
+        /// Refuses with a clear "version retired" error; material kept until destroyed,
+        /// so it can be reactivated (back to `retiring`).
         Retired = "retired",
         /// Material destroyed; terminal.
         Destroyed = "destroyed",
@@ -131,6 +134,9 @@ impl VersionState {
                 | (Inactive, Destroyed)
                 | (Active, Retiring)
                 | (Retiring, Retired)
+                // Reactivation: the material still exists, so a retired version can be
+                // made to decrypt and verify again (never to encrypt or sign).
+                | (Retired, Retiring)
                 | (Retired, Destroyed)
         )
     }
@@ -193,6 +199,7 @@ mod tests {
             (Inactive, Destroyed),
             (Active, Retiring),
             (Retiring, Retired),
+            (Retired, Retiring),
             (Retired, Destroyed),
         ];
         for &from in VersionState::ALL {

@@ -1,6 +1,7 @@
 //! The store: durable state of tenants, keys, versions and their history, as one small
 //! trait per aggregate ([`TenantStore`], [`KeyStore`], [`VersionStore`],
-//! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`]) and [`Store`],
+//! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`], [`UsageStore`]) and
+//! [`Store`],
 //! which is all of them plus the database's health. Every state-changing method takes
 //! the change's [`Record`] and commits it in the change's own transaction.
 //!
@@ -28,6 +29,7 @@ use crate::saga::{Saga, Status, Step};
 use crate::tenant::Tenant;
 use crate::time::Timestamp;
 use crate::token::{TokenId, TokenRecord};
+use crate::usage::VersionUse;
 
 /// Failures of a store.
 #[derive(Debug, Clone, Error)]
@@ -499,6 +501,21 @@ pub trait LeaseStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// The reference tracker's persisted counts: use of key versions per principal and kind.
+/// Telemetry, not a state change: written without an audit entry, batched by the
+/// tracker (about once a second per replica), never on a request's path.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds `uses` to the stored counts in one transaction: per row the count adds, the
+    /// earlier first use and the later last use stay, so deltas from any number of
+    /// replicas, flushed in any order, sum to one answer.
+    async fn add_use(&self, uses: &[VersionUse]) -> StoreResult<()>;
+
+    /// The stored use of every version of `key` in `tenant` (absent for another
+    /// tenant's key).
+    async fn key_use(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<VersionUse>>;
+}
+
 /// Durable state: every aggregate's trait, and the database's health. See the module
 /// docs for the rules every implementation keeps.
 #[async_trait]
@@ -510,6 +527,7 @@ pub trait Store:
     + TokenStore
     + AuditStore
     + LeaseStore
+    + UsageStore
     + 'static
 {
     /// Checks the database answers and, after a write failed to commit, that a write

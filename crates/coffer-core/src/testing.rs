@@ -41,6 +41,7 @@ macro_rules! store_conformance {
             tracked_keys_rewrap_by_compare_and_set,
             concurrent_key_creations_commit_independently,
             leases_have_one_holder_until_they_expire,
+            version_use_adds_up_per_principal_and_kind,
             certificate_chains_are_kept_per_version
         );
     };

@@ -32,6 +32,17 @@ impl Timestamp {
         )
     }
 
+    /// RFC 3339, UTC, millisecond precision (for messages; the API formats its own).
+    pub fn to_rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .ok()
+            .and_then(|dt| {
+                dt.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| self.0.to_string())
+    }
+
     /// `self - d`, saturating.
     pub fn minus(self, d: Duration) -> Self {
         Self(

@@ -7,9 +7,11 @@
 
 mod aws;
 mod limits;
+mod rotation;
 
 pub use aws::{AwsConfig, StaticKey};
 pub use limits::LimitsConfig;
+pub use rotation::RotationConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,6 +113,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The AWS front's registered access keys.
     pub aws: AwsConfig,
+    /// How safely rotations retire old versions.
+    pub rotation: RotationConfig,
 }
 
 /// The audit log's settings.
@@ -146,6 +150,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("aws", &self.aws)
+            .field("rotation", &self.rotation)
             .finish()
     }
 }
@@ -199,6 +204,8 @@ struct RawConfig {
     limits: limits::RawLimits,
     #[serde(default)]
     aws: aws::RawAws,
+    #[serde(default)]
+    rotation: rotation::RawRotation,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +250,8 @@ const KEYS: &[&str] = &[
     "audit.verify_interval",
     "limits.heavy_queue",
     "aws.static_keys_file",
+    "rotation.untracked_window",
+    "rotation.retire_after_quiet",
 ];
 
 fn env_name(key: &str) -> String {
@@ -438,6 +447,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
         aws: raw.aws.validate()?,
+        rotation: raw.rotation.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

@@ -55,6 +55,7 @@ impl From<KmsError> for ApiError {
             KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
             KmsError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
             KmsError::Conflict(_) => ErrorCode::Conflict,
+            KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
             KmsError::Sealed => ErrorCode::Sealed,
             KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,
             KmsError::Internal(_) => ErrorCode::Internal,

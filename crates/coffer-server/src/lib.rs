@@ -142,6 +142,22 @@ pub fn ops_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// One flush of the reference tracker; a failure is logged and counted
+/// (`kms_reference_flush_failures_total`), never a request's failure.
+async fn flush_references(kms: &coffer_core::kms::Kms) {
+    match kms.flush_references().await {
+        Ok(0) => {}
+        Ok(rows) => {
+            metrics::counter!("kms_reference_flush_rows_total")
+                .increment(u64::try_from(rows).unwrap_or(u64::MAX));
+        }
+        Err(error) => {
+            metrics::counter!("kms_reference_flush_failures_total").increment(1);
+            tracing::warn!(%error, "flushing the reference tracker failed; kept for the next try");
+        }
+    }
+}
+
 async fn wait_for_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.changed().await;
 }
@@ -171,6 +187,23 @@ pub async fn serve(
                             }
                         }
                     }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+    // The reference tracker's use of key versions, moved to the store about once a
+    // second and once more after the servers stopped taking requests, so a graceful
+    // stop loses none of it; a failed flush keeps the use for the next try.
+    let flusher = {
+        let kms = state.kms.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => flush_references(&kms).await,
                     _ = stop.changed() => break,
                 }
             }
@@ -235,6 +268,7 @@ pub async fn serve(
             }
         })
     });
+    let state_kms = state.kms.clone();
     let api_server = axum::serve(api, api_router(state.clone()))
         .with_graceful_shutdown(wait_for_stop(stop_rx.clone()));
     let ops_server =
@@ -248,6 +282,9 @@ pub async fn serve(
         tokio::join!(api_server.into_future(), ops_server.into_future(), trigger);
     refresher.abort();
     scheduler.abort();
+    // After both servers drained their requests: their use is in the map now.
+    let _ = flusher.await;
+    flush_references(&state_kms).await;
     // The worker stops its drivers on the signal; a saga cut mid-step continues from its
     // persisted step (the steps are idempotent).
     let _ = rotations.await;

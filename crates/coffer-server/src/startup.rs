@@ -132,6 +132,8 @@ async fn kms(
     let options = KmsOptions {
         pq_verify_mode: config.pq_verify_mode,
         cache_ttl: Some(config.cache_ttl),
+        untracked_window: config.rotation.untracked_window,
+        retire_after_quiet: config.rotation.retire_after_quiet,
     };
     let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
         let (log, _) = AuditLog::open(

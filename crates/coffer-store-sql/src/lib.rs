@@ -5,6 +5,7 @@
 //!   delegates to the modules below.
 //! - [`migrate`] — embedded schema migrations, run at start.
 //! - `tenants`, `keys`, `versions`, `history` — the queries, one module per table group.
+//! - `usage` — the reference tracker's persisted counts (`UsageStore`).
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
 //! - `testing` (feature `testing`) — a fresh PostgreSQL schema per test.
 //!
@@ -130,6 +131,9 @@ macro_rules! in_transaction {
         }
     }};
 }
+
+// After the macro, which it uses (macros are in scope from their definition on).
+mod usage;
 
 impl SqlStore {
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.

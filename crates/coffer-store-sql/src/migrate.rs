@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_rotation_worker.sql"),
         postgres: include_str!("../migrations/postgres/0008_rotation_worker.sql"),
     },
+    Migration {
+        version: 9,
+        name: "version_use",
+        sqlite: include_str!("../migrations/sqlite/0009_version_use.sql"),
+        postgres: include_str!("../migrations/postgres/0009_version_use.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

@@ -8,6 +8,7 @@ mod store {
     pub mod durability;
     pub mod expiry;
     pub mod service;
+    pub mod tracker;
 }
 
 use store::backends::{postgres_store, sqlite_store};

@@ -1,4 +1,4 @@
-//! `coffer keys add-spare|activate|register|publish|history|test-sign` and
+//! `coffer keys add-spare|activate|reactivate|register|publish|history|test-sign` and
 //! `keys list --show-expiration`: the commands of seed 004's runbook.
 
 use std::process::ExitCode;
@@ -12,13 +12,13 @@ use coffer_client::Client;
 use super::keys::KeysCommand;
 use super::{Globals, or_dash, print_json, print_line, table};
 
-/// `keys activate`.
+/// `keys activate` and `keys reactivate`.
 #[derive(Args)]
 pub struct ActivateArgs {
     /// Key id or alias/NAME.
     #[arg(value_name = "KEY")]
     key: String,
-    /// The version to make primary.
+    /// The version (activate: the spare to make primary; reactivate: the retired one).
     #[arg(value_name = "VERSION")]
     version: u32,
 }
@@ -92,6 +92,10 @@ pub async fn run(
         KeysCommand::Activate(args) => show(
             global,
             &client.activate_version(&args.key, args.version).await?,
+        ),
+        KeysCommand::Reactivate(args) => show(
+            global,
+            &client.reactivate_version(&args.key, args.version).await?,
         ),
         KeysCommand::Register(args) => show(
             global,

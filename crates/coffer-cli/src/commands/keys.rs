@@ -32,6 +32,9 @@ pub enum KeysCommand {
     AddSpare(KeyArg),
     /// Make a version (a spare) active and primary in one step.
     Activate(super::key_lifecycle::ActivateArgs),
+    /// Move a retired version back to retiring: it decrypts and verifies again (it never
+    /// encrypts or signs again) until the quiet period retires it once more.
+    Reactivate(super::key_lifecycle::ActivateArgs),
     /// Register a purpose on a key, e.g. attestation-signing.
     Register(super::key_lifecycle::RegisterArgs),
     /// Publish a signing key's public keys in its tenant's JWKS (GET /v1/jwks/TENANT).
@@ -138,6 +141,7 @@ pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitC
         KeysCommand::Create(args) => client.create_key(&create_request(args)?).await?,
         KeysCommand::AddSpare(_)
         | KeysCommand::Activate(_)
+        | KeysCommand::Reactivate(_)
         | KeysCommand::Register(_)
         | KeysCommand::Publish(_)
         | KeysCommand::History(_)

@@ -105,8 +105,9 @@ pub struct RotateOptions {
 /// The rotate commands.
 #[derive(Subcommand)]
 pub enum RotateCommand {
-    /// Check the server is ready and the key enabled; show its versions and users.
-    Preflight(KeyArg),
+    /// Check the server is ready, the key enabled and its primary not recently used for
+    /// untracked material; show its versions and users.
+    Preflight(StartArgs),
     /// Start a rotation and run it up to, not past, the switch; prints its id.
     Stage(StageArgs),
     /// Smoke-test the key's primary version (wrap+unwrap, sign+verify, mac+verify).
@@ -137,6 +138,38 @@ pub struct KeyArg {
     key: String,
 }
 
+/// `preflight`.
+#[derive(Args)]
+pub struct StartArgs {
+    /// Key id or alias/NAME.
+    #[arg(value_name = "KEY")]
+    key: String,
+    #[command(flatten)]
+    untracked: UntrackedArg,
+}
+
+/// `--retire-untracked`.
+#[derive(Args)]
+pub struct UntrackedArg {
+    /// Rotate even though the primary version was used for untracked material (plain
+    /// encrypt/decrypt, data keys without --track-id) within the server's
+    /// rotation.untracked_window. Rotation never rewraps such ciphertexts; the old
+    /// version stays retiring (decrypt-only) until unused for rotation.retire_after_quiet.
+    /// Recorded in the evidence and in the rotation's audit entry.
+    #[arg(long)]
+    retire_untracked: bool,
+}
+
+impl UntrackedArg {
+    fn policy(&self) -> checks::Untracked {
+        if self.retire_untracked {
+            checks::Untracked::Retire
+        } else {
+            checks::Untracked::Refuse
+        }
+    }
+}
+
 /// One rotation.
 #[derive(Args)]
 pub struct IdArg {
@@ -164,6 +197,8 @@ pub struct StageArgs {
     key: String,
     #[command(flatten)]
     versions: VersionChecks,
+    #[command(flatten)]
+    untracked: UntrackedArg,
 }
 
 /// `all`.
@@ -173,6 +208,8 @@ pub struct AllArgs {
     validate: ValidateArgs,
     #[command(flatten)]
     versions: VersionChecks,
+    #[command(flatten)]
+    untracked: UntrackedArg,
 }
 
 /// Seed 001's `KMS_KEY_VERSION` and `NEXT_KMS_KEY_VERSION`, as checks.
@@ -341,11 +378,29 @@ async fn dispatch(
 ) -> (Session, anyhow::Result<Verdict>) {
     let s = &mut session;
     let result = match command {
-        RotateCommand::Preflight(KeyArg { key }) => checks::preflight(s, &key).await,
+        RotateCommand::Preflight(args) => {
+            checks::preflight(s, &args.key, args.untracked.policy()).await
+        }
         RotateCommand::References(KeyArg { key }) => checks::references(s, &key).await,
-        RotateCommand::Stage(StageArgs { key, versions }) => saga::stage(s, &key, versions).await,
-        RotateCommand::All(AllArgs { validate, versions }) => {
-            saga::all(s, &validate.key, validate.corpus.as_deref(), versions).await
+        RotateCommand::Stage(StageArgs {
+            key,
+            versions,
+            untracked,
+        }) => saga::stage(s, &key, versions, untracked.policy()).await,
+        RotateCommand::All(AllArgs {
+            validate,
+            versions,
+            untracked,
+        }) => {
+            let policy = untracked.policy();
+            saga::all(
+                s,
+                &validate.key,
+                validate.corpus.as_deref(),
+                versions,
+                policy,
+            )
+            .await
         }
         RotateCommand::Resume(args) => saga::resume(s, &args.id, args.until).await,
         RotateCommand::Rollback(IdArg { id }) => saga::rollback(s, &id).await,

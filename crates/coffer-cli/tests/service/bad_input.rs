@@ -219,6 +219,69 @@ async fn ciphertext_errors_are_clear_and_change_nothing() {
         }
         other => panic!("expected version_retired, got {other:?}"),
     }
+
+    // `coffer keys reactivate`: the retired version decrypts again, and only that.
+    let token = server
+        .admin()
+        .mint_token(&coffer_api::admin::MintTokenRequest {
+            tenant: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .token;
+    let coffer = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .env_clear()
+            .env("COFFER_ADDR", &server.api)
+            .env("COFFER_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let reactivated = coffer(&["keys", "reactivate", &key, "1"]);
+    assert!(
+        reactivated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reactivated.stderr)
+    );
+    let opened = acme
+        .unwrap(&unwrap_request(&sealed.ciphertext, &ctx))
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext.expose_secret(), b"secret");
+    let shown = acme.show_key(&key).await.unwrap();
+    assert_eq!(
+        (shown.versions[0].state.as_str(), shown.versions[1].primary),
+        ("retiring", true)
+    );
+    // Refused: a retiring version (already reactivated) and the active primary.
+    for version in ["1", "2"] {
+        let refused = coffer(&["keys", "reactivate", &key, version]);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && said.contains("only a retired version"),
+            "{said}"
+        );
+    }
+    assert_eq!(
+        code_of(acme.reactivate_version(&key, 2).await),
+        ErrorCode::Conflict
+    );
+    let log = server.admin().audit_entries(0, 10_000).await.unwrap();
+    let reactivations: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"keys.reactivate\""))
+        .collect();
+    assert_eq!(reactivations.len(), 4, "one change, three refusals: {log}");
+    assert_eq!(
+        reactivations
+            .iter()
+            .filter(|l| l.contains("\"outcome\":\"ok\""))
+            .count(),
+        1,
+        "{log}"
+    );
 }
 
 async fn acme_tenant(server: &TestServer) -> coffer_core::TenantId {

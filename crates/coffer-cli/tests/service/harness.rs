@@ -161,6 +161,20 @@ impl TestServer {
         self.stop().await.start().await
     }
 
+    /// A second server on this one's deployment (its database and custody state), as
+    /// another replica would be: new ports, key-file custody unsealed at once. Only for
+    /// PostgreSQL, which replicas share; SQLite has one process per file.
+    pub async fn another_replica(&self) -> Self {
+        let state = startup::open(&config(&self.vars)).await.unwrap();
+        Self::serve(
+            state,
+            self.vars.clone(),
+            self.admin_token.clone(),
+            self.shares.clone(),
+        )
+        .await
+    }
+
     /// Stops this server, draining its requests; its deployment stays on disk (and in
     /// the database) for [`Stopped::start`], so a test can change it in between.
     pub async fn stop(mut self) -> Stopped {

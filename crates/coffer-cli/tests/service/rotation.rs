@@ -1,7 +1,8 @@
 //! The rotation saga end to end: tracked data keys rewrapped, untracked ciphertexts
-//! refused by name once their version retires, one saga per key, rollback only before
-//! the switch, verification with anchoring — and a crash (SIGKILL) at every step of a
-//! real `coffer serve`, after which a restarted server finishes the saga.
+//! still decrypting after the saga (the old version stays `retiring`), one saga per
+//! key, rollback only before the switch, verification with anchoring — and a crash
+//! (SIGKILL) at every step of a real `coffer serve`, after which a restarted server
+//! finishes the saga. The preflight refusal of untracked use is in `untracked.rs`.
 //!
 //! The server answers a start or a resume with 202 and its rotation worker runs the
 //! saga; these tests wait for it with `Client::wait_rotation` (`settle`). The worker's
@@ -20,7 +21,9 @@ use coffer_core::saga::Step;
 use super::api::{code_of, create, unwrap_request, wrap_request};
 use super::harness::{TestServer, temp_dir};
 
-/// `POST /v1/kms/rotations`: the 202'd view, before the worker ran anything.
+/// `POST /v1/kms/rotations`: the 202'd view, before the worker ran anything. With
+/// `retire_untracked`: these tests wrap untracked ciphertexts to show what becomes of
+/// them, which preflight would otherwise refuse (`untracked.rs` shows that).
 pub async fn accepted(
     client: &Client,
     key: &str,
@@ -30,6 +33,7 @@ pub async fn accepted(
         .start_rotation(&StartRotationRequest {
             key_id: key.into(),
             until: until.map(str::to_owned),
+            retire_untracked: true,
             ..Default::default()
         })
         .await
@@ -68,7 +72,7 @@ async fn tracked_datakey(client: &Client, key: &str, id: &str) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotation_rewraps_tracked_keys_and_retires_the_old_version() {
+async fn a_rotation_rewraps_tracked_keys_and_leaves_the_old_version_decrypt_only() {
     let server = TestServer::start().await;
     let acme = server.tenant("acme").await;
     let key = create(&acme, "aes-256", "kek").await;
@@ -94,16 +98,17 @@ async fn a_rotation_rewraps_tracked_keys_and_retires_the_old_version() {
             .unwrap();
         assert_eq!(opened.plaintext.expose_secret(), plaintext.as_slice());
     }
-    match acme
+    // Untracked: never rewrapped, so the old version stays retiring (decrypt-only)
+    // until the tracker shows it quiet.
+    let opened = acme
         .unwrap(&unwrap_request(&untracked.ciphertext, &[]))
         .await
-    {
-        Err(ClientError::Api { code, message, .. }) => {
-            assert_eq!(code, ErrorCode::VersionRetired);
-            assert!(message.contains("version 1"), "{message}");
-        }
-        other => panic!("expected version_retired, got {other:?}"),
-    }
+        .unwrap();
+    assert_eq!(opened.plaintext.expose_secret(), b"untracked");
+    assert_eq!(
+        acme.show_key(&key).await.unwrap().versions[0].state,
+        "retiring"
+    );
     assert_eq!(
         acme.wrap(&wrap_request(&key, b"new", &[]))
             .await
@@ -174,17 +179,15 @@ async fn one_saga_per_key_and_rollback_only_before_the_switch() {
         (resumed.status.as_str(), resumed.to_version),
         ("completed", Some(3))
     );
-    // Rewrap moves an untracked ciphertext forward only while its version is usable.
-    assert_eq!(
-        code_of(
-            acme.rewrap(&RewrapRequest {
-                ciphertext: B64(sealed.ciphertext.0.clone()),
-                ..Default::default()
-            })
-            .await
-        ),
-        ErrorCode::VersionRetired
-    );
+    // Rewrap moves an untracked ciphertext forward while its version is retiring.
+    let moved = acme
+        .rewrap(&RewrapRequest {
+            ciphertext: B64(sealed.ciphertext.0.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(moved.key_version, 3);
 }
 
 /// A `coffer serve` child process with a data directory.
@@ -334,14 +337,11 @@ async fn a_crash_at_any_step_is_finished_by_the_restarted_server() {
             data_key.as_slice(),
             "{step}"
         );
-        assert_eq!(
-            code_of(
-                acme.unwrap(&unwrap_request(&untracked.ciphertext, &[]))
-                    .await
-            ),
-            ErrorCode::VersionRetired,
-            "{step}"
-        );
+        let opened = acme
+            .unwrap(&unwrap_request(&untracked.ciphertext, &[]))
+            .await
+            .unwrap();
+        assert_eq!(opened.plaintext.expose_secret(), b"untracked", "{step}");
         let shown = acme.show_key(&key).await.unwrap();
         assert_eq!(
             shown.versions.iter().filter(|v| v.primary).count(),
@@ -351,8 +351,11 @@ async fn a_crash_at_any_step_is_finished_by_the_restarted_server() {
     }
 }
 
-/// Seed 001's flow with the real binary against a real server: `coffer rotate all`
-/// rotates and validates, leaves evidence with a manifest, and `verify` passes.
+/// Seed 001's flow with the real binary against a real server: on a key with an
+/// untracked ciphertext (plain `encrypt`), `coffer rotate all` refuses in preflight
+/// naming the principal, and the server refuses the start itself; with
+/// `--retire-untracked` it rotates and validates, leaves evidence (recording the choice)
+/// with a manifest, `verify` passes, and the untracked ciphertext still decrypts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coffer_rotate_all_and_verify_against_a_server() {
     let server = TestServer::start().await;
@@ -379,12 +382,52 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
             .output()
             .unwrap()
     };
+    let refs = acme.references(&key).await.unwrap();
+    let principal = refs.versions[0]
+        .principals
+        .iter()
+        .find(|p| p.kind == "encrypt" && p.untracked_recent)
+        .expect("the untracked wrap is tracked as encrypt use")
+        .principal
+        .clone();
+    let refused = run(&["rotate", "all", "alias/kek"]);
+    let said = String::from_utf8_lossy(&refused.stdout).to_string();
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("no recent untracked use") && said.contains("FAILED"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{principal} encrypt 1x")), "{said}");
+    assert!(
+        acme.list_rotations(&Default::default())
+            .await
+            .unwrap()
+            .rotations
+            .is_empty()
+    );
+    // The server refuses too, whatever the client checked.
+    match acme
+        .start_rotation(&StartRotationRequest {
+            key_id: key.clone(),
+            ..Default::default()
+        })
+        .await
+    {
+        Err(ClientError::Api { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::UntrackedUse);
+            assert_eq!(code.status(), 409);
+            assert!(message.contains(&principal), "{message}");
+        }
+        other => panic!("expected untracked_use, got {other:?}"),
+    }
+
     let all = run(&[
         "rotate",
         "--evidence-dir",
         evidence.to_str().unwrap(),
         "all",
         "alias/kek",
+        "--retire-untracked",
     ]);
     let stdout = String::from_utf8_lossy(&all.stdout).to_string();
     assert!(
@@ -420,9 +463,46 @@ async fn coffer_rotate_all_and_verify_against_a_server() {
         "the token never reaches output"
     );
     assert_eq!(acme.tracked("row-1").await.unwrap().key_version, 2);
+    let opened = acme
+        .unwrap(&unwrap_request(&old.ciphertext, &[]))
+        .await
+        .unwrap();
     assert_eq!(
-        code_of(acme.unwrap(&unwrap_request(&old.ciphertext, &[])).await),
-        ErrorCode::VersionRetired
+        opened.plaintext.expose_secret(),
+        b"made before the rotation"
+    );
+    assert_eq!(
+        acme.show_key(&key).await.unwrap().versions[0].state,
+        "retiring"
+    );
+    let evidence = std::fs::read_to_string(evidence.join("evidence.jsonl")).unwrap();
+    assert!(
+        evidence.contains("accepted with --retire-untracked") && evidence.contains(&principal),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("\"rotation.retire-untracked\""),
+        "{evidence}"
+    );
+    // `all`'s validation round trip on version 2 is a probe, not untracked use: the
+    // next rotation's preflight passes.
+    let refs = acme.references(&key).await.unwrap();
+    let v2 = refs.versions.iter().find(|v| v.version == 2).unwrap();
+    let kinds: Vec<&str> = v2.principals.iter().map(|p| p.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"probe") && !kinds.contains(&"encrypt"),
+        "{kinds:?}"
+    );
+    let again = run(&["rotate", "preflight", "alias/kek"]);
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{said}");
+    // The start's audit entry records the choice and the use it accepted.
+    let log = server.admin().audit_entries(0, 10_000).await.unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("\"rotation.start\"")
+            && l.contains("retire-untracked")
+            && l.contains(&principal)),
+        "{log}"
     );
 }
 

@@ -21,6 +21,7 @@ use crate::key::KeyPurpose;
 use crate::store::Record;
 use crate::time::Timestamp;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// How a link's signature checked out against its issuer's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,7 +297,7 @@ impl Kms {
         else {
             return Err(KmsError::Internal("CA primary version not loaded".into()));
         };
-        let _in_flight = self.in_flight(caller, ca.key.id, ca_number);
+        let _in_flight = self.in_flight(caller, &ca.key, ca_number, UseKind::Sign);
         let leaf = x509::issue(
             &x509::Request {
                 subject_cn: &request.subject_cn,

@@ -7,6 +7,7 @@ use super::wrap::{Sealed, seal_primary};
 use super::{Caller, Kms, KmsError, KmsResult};
 use crate::audit::Actor;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// Data key lengths accepted: AWS KMS's range, so either front takes the same.
 pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=1024;
@@ -83,9 +84,15 @@ impl Kms {
                 "bytes must be 1 to 1024, not {bytes}"
             )));
         }
+        // Only a tracked data key is rewrapped by rotations; any other stays with the
+        // caller, sealed under this version.
+        let kind = match track_id {
+            Some(_) => UseKind::TrackedDatakey,
+            None => UseKind::Encrypt,
+        };
         let _in_flight = entry
             .primary
-            .map(|v| self.in_flight(caller, entry.key.id, v));
+            .map(|v| self.in_flight(caller, &entry.key, v, kind));
         let key = SecretBytes::random(bytes)?;
         let sealed = seal_primary(&entry, key.expose_secret(), context)?;
         if let Some(track_id) = track_id {

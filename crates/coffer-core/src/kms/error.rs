@@ -65,6 +65,10 @@ pub enum KmsError {
     /// A state conflict.
     #[error("{0}")]
     Conflict(String),
+    /// A rotation would retire a version recently used for material Coffer does not
+    /// track (the message names the principals, counts and last use).
+    #[error("{0}")]
+    UntrackedUse(String),
     /// Custody is sealed.
     #[error("the server is sealed")]
     Sealed,
@@ -97,6 +101,7 @@ impl KmsError {
             Self::WrongPurpose { .. } => "wrong_key_purpose",
             Self::VersionMismatch { .. } => "version_mismatch",
             Self::Conflict(_) => "conflict",
+            Self::UntrackedUse(_) => "untracked_use",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
             Self::Internal(_) => "internal",

@@ -1,9 +1,18 @@
-//! The reference tracker: which principals used each key version recently, and how many
-//! operations on it are in flight now — seed 000's "find the process holding the old KEK
-//! reference", and what `drain_inflight` waits on.
+//! The reference tracker: which principals used each key version, how and when — seed
+//! 000's "find the process holding the old KEK reference" — and how many operations on
+//! it are in flight now, which `drain_inflight` waits on.
 //!
-//! One mutex over small maps, taken twice per operation (start, end) for a hash update;
-//! never held across an await or a crypto call.
+//! Use is persisted (the store's `UsageStore`), so every replica and every restart gives
+//! one answer; in-flight counts stay here, as they are per process by nature. The hot
+//! path only updates this process's map of deltas under one mutex, taken twice per
+//! operation (start, end) for a hash update and never held across an await or a crypto
+//! call. A background task ([`References::flush`], about once a second, and once more
+//! at shutdown) moves the deltas to the store; a failed flush keeps them for the next.
+//!
+//! A reader gets stored use plus the deltas not yet flushed. The flush gate, an async
+//! mutex a flush holds from taking the deltas until they are stored or put back, and a
+//! reader from reading the store until reading the deltas, keeps a reader from counting
+//! a delta twice or not at all.
 //!
 //! The drain waits on a `Notify` signalled when a version's in-flight count reaches
 //! zero, not on a polling loop: it ends as soon as the last operation does, and holds no
@@ -15,31 +24,26 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::ids::{KeyId, VersionNumber};
+use crate::ids::{KeyId, TenantId, VersionNumber};
+use crate::store::{StoreResult, UsageStore};
 use crate::time::Timestamp;
-use crate::token::TokenId;
-
-/// Use of one version by one principal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PrincipalUse {
-    /// Last use.
-    pub last_seen: Timestamp,
-    /// Operations.
-    pub count: u64,
-}
+use crate::usage::{UseCount, UseOf, VersionUse};
 
 #[derive(Default)]
-struct VersionUse {
-    in_flight: u64,
-    principals: HashMap<TokenId, PrincipalUse>,
+struct Counters {
+    in_flight: HashMap<(KeyId, VersionNumber), u64>,
+    /// Use since the last flush took the deltas.
+    pending: HashMap<UseOf, UseCount>,
 }
 
 #[derive(Default)]
 pub(crate) struct References {
-    versions: Mutex<HashMap<(KeyId, VersionNumber), VersionUse>>,
+    counters: Mutex<Counters>,
     /// Signalled when some version's in-flight count drops to zero. One for every
     /// version: drains are rare, so a waiter woken for another version just re-checks.
     idle: Notify,
+    /// See the module docs: one flush or one reader at a time.
+    flush_gate: tokio::sync::Mutex<()>,
 }
 
 /// Marks one operation in flight on a version until dropped.
@@ -50,10 +54,10 @@ pub(crate) struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let now_idle = match self.references.lock().get_mut(&self.at) {
-            Some(entry) => {
-                entry.in_flight = entry.in_flight.saturating_sub(1);
-                entry.in_flight == 0
+        let now_idle = match self.references.lock().in_flight.get_mut(&self.at) {
+            Some(count) => {
+                *count = count.saturating_sub(1);
+                *count == 0
             }
             None => false,
         };
@@ -65,37 +69,110 @@ impl Drop for InFlight {
 }
 
 impl References {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(KeyId, VersionNumber), VersionUse>> {
+    fn lock(&self) -> MutexGuard<'_, Counters> {
         // Counters only: a panic elsewhere cannot leave them inconsistent enough to matter.
-        self.versions.lock().unwrap_or_else(PoisonError::into_inner)
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records a use by `principal` and marks it in flight.
-    pub fn begin(
-        self: &Arc<Self>,
-        key: KeyId,
-        version: VersionNumber,
-        principal: TokenId,
-        now: Timestamp,
-    ) -> InFlight {
-        let mut map = self.lock();
-        let entry = map.entry((key, version)).or_default();
-        entry.in_flight += 1;
-        let use_ = entry.principals.entry(principal).or_insert(PrincipalUse {
-            last_seen: now,
-            count: 0,
-        });
-        use_.last_seen = now;
-        use_.count += 1;
+    /// Records a use and marks it in flight.
+    pub fn begin(self: &Arc<Self>, of: UseOf, now: Timestamp) -> InFlight {
+        let mut counters = self.lock();
+        *counters.in_flight.entry((of.key, of.version)).or_default() += 1;
+        counters
+            .pending
+            .entry(of)
+            .and_modify(|count| count.add(UseCount::once(now)))
+            .or_insert(UseCount::once(now));
         InFlight {
             references: self.clone(),
-            at: (key, version),
+            at: (of.key, of.version),
         }
     }
 
     /// Operations in flight on a version.
     pub fn in_flight(&self, key: KeyId, version: VersionNumber) -> u64 {
-        self.lock().get(&(key, version)).map_or(0, |e| e.in_flight)
+        self.lock()
+            .in_flight
+            .get(&(key, version))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Moves the deltas accumulated since the last flush to `store`, in one
+    /// transaction. On failure they stay here (merged with newer use) for the next try.
+    /// Returns how many rows were written.
+    pub async fn flush(&self, store: &dyn UsageStore) -> StoreResult<usize> {
+        let _gate = self.flush_gate.lock().await;
+        let taken = std::mem::take(&mut self.lock().pending);
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<VersionUse> = taken
+            .iter()
+            .map(|(of, count)| VersionUse {
+                of: *of,
+                count: *count,
+            })
+            .collect();
+        match store.add_use(&rows).await {
+            Ok(()) => Ok(rows.len()),
+            Err(error) => {
+                let mut counters = self.lock();
+                for (of, count) in taken {
+                    counters
+                        .pending
+                        .entry(of)
+                        .and_modify(|newer| newer.add(count))
+                        .or_insert(count);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The use of every version of `key`: what the store holds (every replica's
+    /// flushed use) plus this process's deltas not yet flushed.
+    pub async fn key_use(
+        &self,
+        store: &dyn UsageStore,
+        tenant: TenantId,
+        key: KeyId,
+    ) -> StoreResult<Vec<VersionUse>> {
+        let _gate = self.flush_gate.lock().await;
+        let mut merged: HashMap<UseOf, UseCount> = store
+            .key_use(tenant, key)
+            .await?
+            .into_iter()
+            .map(|row| (row.of, row.count))
+            .collect();
+        for (of, count) in self.lock().pending.iter() {
+            if of.tenant == tenant && of.key == key {
+                merged
+                    .entry(*of)
+                    .and_modify(|stored| stored.add(*count))
+                    .or_insert(*count);
+            }
+        }
+        let mut out: Vec<VersionUse> = merged
+            .into_iter()
+            .map(|(of, count)| VersionUse { of, count })
+            .collect();
+        // Per version, most recent use first.
+        out.sort_by(|a, b| {
+            (
+                a.of.version,
+                std::cmp::Reverse(a.count.last_seen),
+                a.of.principal,
+                a.of.kind,
+            )
+                .cmp(&(
+                    b.of.version,
+                    std::cmp::Reverse(b.count.last_seen),
+                    b.of.principal,
+                    b.of.kind,
+                ))
+        });
+        Ok(out)
     }
 
     /// Waits until no operation is in flight on a version, for at most `timeout`.
@@ -126,17 +203,6 @@ impl References {
             busy => Err(busy),
         }
     }
-
-    /// Principals that used a version, most recent first.
-    pub fn principals(&self, key: KeyId, version: VersionNumber) -> Vec<(TokenId, PrincipalUse)> {
-        let mut out: Vec<_> = self
-            .lock()
-            .get(&(key, version))
-            .map(|e| e.principals.iter().map(|(k, v)| (*k, *v)).collect())
-            .unwrap_or_default();
-        out.sort_by_key(|entry| std::cmp::Reverse(entry.1.last_seen));
-        out
-    }
 }
 
 #[cfg(test)]
@@ -144,21 +210,29 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::token::TokenId;
 
     fn at() -> (KeyId, VersionNumber) {
         (KeyId::generate(), VersionNumber::new(1).unwrap())
     }
 
-    fn principal() -> TokenId {
-        TokenId::generate()
+    /// A use of `version` by a fresh principal.
+    fn by_someone(key: KeyId, version: VersionNumber) -> UseOf {
+        UseOf {
+            tenant: TenantId::generate(),
+            key,
+            version,
+            principal: TokenId::generate(),
+            kind: crate::usage::UseKind::Decrypt,
+        }
     }
 
     #[tokio::test]
     async fn a_drain_ends_when_the_last_operation_does() {
         let references = Arc::new(References::default());
         let (key, version) = at();
-        let first = references.begin(key, version, principal(), Timestamp::from_millis(0));
-        let second = references.begin(key, version, principal(), Timestamp::from_millis(0));
+        let first = references.begin(by_someone(key, version), Timestamp::from_millis(0));
+        let second = references.begin(by_someone(key, version), Timestamp::from_millis(0));
         let ending = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(first);
@@ -182,12 +256,10 @@ mod tests {
     async fn a_drain_times_out_while_an_operation_stays_in_flight() {
         let references = Arc::new(References::default());
         let (key, version) = at();
-        let _held = references.begin(key, version, principal(), Timestamp::from_millis(0));
+        let _held = references.begin(by_someone(key, version), Timestamp::from_millis(0));
         // Another version's operation ending wakes the waiter, which must wait on.
         let other = references.begin(
-            key,
-            VersionNumber::new(2).unwrap(),
-            principal(),
+            by_someone(key, VersionNumber::new(2).unwrap()),
             Timestamp::from_millis(0),
         );
         drop(other);

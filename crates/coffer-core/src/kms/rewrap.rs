@@ -7,6 +7,7 @@ use super::unwrap::{header, open_with};
 use super::wrap::{Sealed, seal_primary};
 use super::{Caller, Kms, KmsError, KmsResult};
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 impl Kms {
     /// Moves an envelope to `destination` (default: the same key's primary).
@@ -58,10 +59,21 @@ impl Kms {
             Some(reference) => self.key_for(caller, Operation::Rewrap, reference).await?,
             None => source.clone(),
         };
-        let _source_in_flight = self.in_flight(caller, source_id, version);
-        let _target_in_flight = target
-            .primary
-            .map(|v| self.in_flight(caller, target.key.id, v));
+        let _source_in_flight = self.in_flight(
+            caller,
+            &source.key,
+            version,
+            UseKind::of_ciphertext(UseKind::Decrypt, context),
+        );
+        let _target_in_flight = target.primary.map(|v| {
+            let sealed = destination_context.unwrap_or(context);
+            self.in_flight(
+                caller,
+                &target.key,
+                v,
+                UseKind::of_ciphertext(UseKind::Encrypt, sealed),
+            )
+        });
         let opened = open_with(&source, version, ciphertext, context)?;
         seal_primary(
             &target,

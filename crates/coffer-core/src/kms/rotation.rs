@@ -11,13 +11,15 @@
 
 use std::time::Duration;
 
-use super::{Caller, Kms, KmsError, KmsResult, PrincipalUse};
+use super::untracked::RetireUntracked;
+use super::{Caller, Kms, KmsError, KmsResult};
 use crate::audit::{Actor, AuditEntry};
 use crate::ids::{TenantId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
 use crate::saga::{self, Effect, SagaError, Status, Step};
 use crate::store::{Record, RotationRecord};
-use crate::token::{Operation, TokenId};
+use crate::token::Operation;
+use crate::usage::VersionUse;
 
 /// How long `drain_inflight` waits for operations on the old version to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,8 +59,12 @@ pub struct VersionReferences {
     pub in_flight: u64,
     /// Tracked data keys under it.
     pub tracked: u64,
-    /// Principals, most recent first.
-    pub principals: Vec<(TokenId, PrincipalUse)>,
+    /// Its use per principal and kind, most recent first: stored use of every replica
+    /// plus this process's not yet flushed.
+    pub principals: Vec<VersionUse>,
+    /// Untracked use last seen at or after this counts in a rotation's preflight (now
+    /// minus `rotation.untracked_window`).
+    pub untracked_since: crate::time::Timestamp,
 }
 
 fn version(n: u32) -> KmsResult<VersionNumber> {
@@ -173,7 +179,9 @@ impl Kms {
     /// With `expect_version`, only if that is the key's primary version
     /// (`VersionMismatch` otherwise); the store re-checks the primary in the
     /// transaction that records the start, so no other rotation can switch it between
-    /// the check and the start. It returns at once: the rotation worker drives the saga.
+    /// the check and the start. Refused (`UntrackedUse`) when the primary was used for
+    /// untracked material within `rotation.untracked_window`, unless `untracked` accepts
+    /// it. It returns at once: the rotation worker drives the saga.
     /// A refusal changes nothing and is recorded here; the change records itself.
     pub async fn start_rotation(
         &self,
@@ -181,9 +189,10 @@ impl Kms {
         reference: &str,
         until: Option<Step>,
         expect_version: Option<u32>,
+        untracked: RetireUntracked,
     ) -> KmsResult<RotationStatus> {
         let result = self
-            .start_rotation_unaudited(caller, reference, until, expect_version)
+            .start_rotation_unaudited(caller, reference, until, expect_version, untracked)
             .await;
         let actor = caller.actor("rotation.start");
         self.settled(caller, &actor, Some(reference), result).await
@@ -195,6 +204,7 @@ impl Kms {
         reference: &str,
         until: Option<Step>,
         expect_version: Option<u32>,
+        untracked: RetireUntracked,
     ) -> KmsResult<RotationStatus> {
         self.rotation_caller(caller)?;
         let entry = self
@@ -210,6 +220,9 @@ impl Kms {
                 primary: from.get(),
             });
         }
+        let accepted = self
+            .preflight_untracked(entry.key.tenant, entry.key.id, from, untracked)
+            .await?;
         let now = self.keys.clock().now();
         let record = RotationRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -227,7 +240,13 @@ impl Kms {
             updated_at: now,
         };
         let actor = caller.actor("rotation.start");
-        let entry = self.step_entry(&actor, &record, "rotation.start");
+        let mut entry = self.step_entry(&actor, &record, "rotation.start");
+        if untracked == RetireUntracked::Accept {
+            // The evidence of the operator's choice, and of what it accepted.
+            let accepted = accepted.as_deref().unwrap_or("no recent untracked use");
+            let detail = entry.detail.get_or_insert_with(String::new);
+            detail.push_str(&format!("; retire-untracked: {accepted}"));
+        }
         self.keys
             .store()
             .start_rotation(&record, &Record::audit(entry))
@@ -471,22 +490,16 @@ impl Kms {
             }
             Step::RewrapTracked => self.rewrap_tracked(record).await?,
             Step::RetireOld => {
-                // With an overlap policy the old version goes only to `retiring`: it keeps
-                // decrypting and verifying (untracked ciphertexts, old signatures) until the
-                // overlap ends and the scheduler retires it. Without one it retires now.
-                let details = self.keys.key(tenant, key).await?;
-                let overlap = details.rotation.overlap.is_some_and(|o| !o.get().is_zero());
+                // The old version goes only to `retiring`: it stops encrypting and signing
+                // but keeps decrypting and verifying (untracked ciphertexts, old
+                // signatures). The scheduler retires it later: after the key's overlap
+                // if it has one, otherwise once the tracker shows it unused for
+                // `rotation.retire_after_quiet` (`quiet.rs`).
                 let versions = self.keys.versions(tenant, key).await?;
                 let state = versions.iter().find(|v| v.number == from).map(|v| v.state);
                 if state == Some(VersionState::Active) {
                     self.keys
                         .set_version_state(tenant, key, from, VersionState::Retiring, &actor)
-                        .await?;
-                }
-                if !overlap && matches!(state, Some(VersionState::Active | VersionState::Retiring))
-                {
-                    self.keys
-                        .set_version_state(tenant, key, from, VersionState::Retired, &actor)
                         .await?;
                 }
                 self.forget_key(tenant, key);

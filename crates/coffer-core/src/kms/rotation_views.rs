@@ -108,14 +108,11 @@ impl Kms {
             pointer_moved_back: false,
         };
         let mut violations = saga::check(&view);
-        let details = self.keys.key(record.tenant, record.key).await?;
-        let overlap = details.rotation.overlap.is_some_and(|o| !o.get().is_zero());
         violations.extend(saga::check_record(
             &saga::RecordView {
                 saga: record.saga(),
                 from: record.from_version,
                 to: record.to_version,
-                overlap,
             },
             &view_versions,
         ));
@@ -136,7 +133,8 @@ impl Kms {
         })
     }
 
-    /// Which principals use each version of `reference`, what is in flight, what is tracked.
+    /// Which principals use each version of `reference` (persisted: every replica's use,
+    /// across restarts), what is in flight here, what is tracked.
     pub async fn references(
         &self,
         caller: &Caller,
@@ -156,6 +154,11 @@ impl Kms {
         let (tenant, key) = (entry.key.tenant, entry.key.id);
         let counts = self.keys.store().count_tracked(tenant, key).await?;
         let versions = self.keys.versions(tenant, key).await?;
+        let uses = self
+            .references
+            .key_use(self.keys.store().as_ref(), tenant, key)
+            .await?;
+        let untracked_since = self.keys.clock().now().minus(self.options.untracked_window);
         let out = versions
             .iter()
             .map(|v| VersionReferences {
@@ -167,7 +170,12 @@ impl Kms {
                     .iter()
                     .find(|(n, _)| *n == v.number.get())
                     .map_or(0, |(_, c)| *c),
-                principals: self.references.principals(key, v.number),
+                principals: uses
+                    .iter()
+                    .filter(|u| u.of.version == v.number)
+                    .copied()
+                    .collect(),
+                untracked_since,
             })
             .collect();
         Ok((key, out))

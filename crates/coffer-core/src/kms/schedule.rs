@@ -1,5 +1,5 @@
-//! The scheduler pass: scheduled rotation, retirement after an overlap, and scheduled
-//! deletion (`deletion.rs`).
+//! The scheduler pass: scheduled rotation, retirement after an overlap, retirement after
+//! a quiet period (`quiet.rs`), and scheduled deletion (`deletion.rs`).
 //!
 //! Scheduled rotation: keys whose `rotation.period` has passed since their primary
 //! version was created get a new primary (simple rotation: the old version stays
@@ -35,6 +35,7 @@ impl Kms {
         }
         self.rotate_due_keys().await?;
         self.retire_overlapped_versions().await?;
+        self.retire_quiet_versions().await?;
         self.destroy_due_keys().await?;
         Ok(true)
     }

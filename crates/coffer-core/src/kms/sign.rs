@@ -6,6 +6,7 @@ use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// What to sign.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +66,7 @@ impl Kms {
                 "sign key without signing material".into(),
             ));
         };
-        let _in_flight = self.in_flight(caller, entry.key.id, number);
+        let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Sign);
         let heavy = matches!(key.spec(), KeySpec::MlDsa65 | KeySpec::HybridEd25519MlDsa65);
         let signature = match input {
             SignInput::Message(message) if heavy => {

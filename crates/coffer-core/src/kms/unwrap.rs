@@ -9,6 +9,7 @@ use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::lifecycle::VersionState;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// A decrypted envelope.
 #[derive(Debug)]
@@ -99,7 +100,12 @@ impl Kms {
         let (key_id, version) = header(ciphertext)?;
         let tenant = Self::tenant_of(caller)?;
         let entry = self.entry_in_scope(caller, tenant, key_id).await?;
-        let _in_flight = self.in_flight(caller, key_id, version);
+        let _in_flight = self.in_flight(
+            caller,
+            &entry.key,
+            version,
+            UseKind::of_ciphertext(UseKind::Decrypt, context),
+        );
         open_with(&entry, version, ciphertext, context)
     }
 }

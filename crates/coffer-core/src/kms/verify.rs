@@ -5,6 +5,7 @@ use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// A verification outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,7 @@ impl Kms {
         let entry = self.key_for(caller, Operation::Verify, reference).await?;
         require_usable(&entry, KeyPurpose::Sign, "verify")?;
         let (number, ready) = entry.ready_to_check(version)?;
-        let _in_flight = self.in_flight(caller, entry.key.id, number);
+        let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Verify);
         let verifier = ready
             .verifier
             .as_ref()

@@ -8,6 +8,7 @@ use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
+use crate::usage::UseKind;
 
 /// Largest plaintext wrap accepts (as AWS KMS `Encrypt`): wrap is for keys and small
 /// secrets; bulk data is encrypted locally under a data key.
@@ -83,9 +84,14 @@ impl Kms {
                 plaintext.len()
             )));
         }
-        let _in_flight = entry
-            .primary
-            .map(|v| self.in_flight(caller, entry.key.id, v));
+        let _in_flight = entry.primary.map(|v| {
+            self.in_flight(
+                caller,
+                &entry.key,
+                v,
+                UseKind::of_ciphertext(UseKind::Encrypt, context),
+            )
+        });
         seal_primary(&entry, plaintext, context)
     }
 }

@@ -22,7 +22,9 @@ pub struct KeyView<'a> {
 /// The invariants of DESIGN §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invariant {
-    /// An old version is retired (or retiring) only after its saga switched away from it.
+    /// An old version is retiring or retired only after its saga switched away from it.
+    /// Reactivation (`retired -> retiring`) and the quiet-period retirement
+    /// (`retiring -> retired`) keep it: both act on a version its saga already left.
     RetireAfterSwitch,
     /// No tracked ciphertext references a retired (or destroyed) version.
     NoKeyOrphans,
@@ -138,15 +140,15 @@ pub struct RecordView {
     pub from: u32,
     /// The version it created, once it did.
     pub to: Option<u32>,
-    /// True when the key keeps old versions `retiring` for an overlap after a rotation.
-    pub overlap: bool,
 }
 
 /// Every way the record of one saga contradicts the key's `versions`
 /// (`(number, state, primary)`): a record that says the pointer has not switched (or
 /// was rolled back) while the new version is primary, one that says it switched while
 /// another version is, a rollback that left its new version usable, and a completed
-/// rotation whose old version still encrypts (or, without an overlap, still decrypts).
+/// rotation whose old version still encrypts. A completed rotation leaves the old
+/// version `retiring` (decrypt-only) until its overlap or quiet period ends, and the
+/// version may be `retired` and reactivated since, so either state agrees.
 pub fn check_record(record: &RecordView, versions: &[(u32, VersionState, bool)]) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut violate = |detail: String| {
@@ -188,11 +190,7 @@ pub fn check_record(record: &RecordView, versions: &[(u32, VersionState, bool)])
         }
     }
     if saga.status == Status::Completed {
-        let allowed: &[VersionState] = if record.overlap {
-            &[VersionState::Retiring, VersionState::Retired]
-        } else {
-            &[VersionState::Retired]
-        };
+        let allowed = [VersionState::Retiring, VersionState::Retired];
         match state_of(record.from) {
             Some(state) if !allowed.contains(&state) => violate(format!(
                 "the record says completed, but the old version {} is {state}",

@@ -87,38 +87,28 @@ mod record_check {
         }
     }
 
-    fn record(saga: Saga, overlap: bool) -> RecordView {
+    fn record(saga: Saga) -> RecordView {
         RecordView {
             saga,
             from: 1,
             to: Some(2),
-            overlap,
         }
     }
 
-    fn broken(saga: Saga, overlap: bool, versions: &[(u32, VersionState, bool)]) -> usize {
-        check_record(&record(saga, overlap), versions).len()
+    fn broken(saga: Saga, versions: &[(u32, VersionState, bool)]) -> usize {
+        check_record(&record(saga), versions).len()
     }
 
     #[test]
     fn a_record_that_agrees_with_the_key_passes() {
         let done = at(Step::Anchor, Status::Completed);
-        assert_eq!(
-            broken(done, false, &[(1, Retired, false), (2, Active, true)]),
-            0
-        );
-        assert_eq!(
-            broken(done, true, &[(1, Retiring, false), (2, Active, true)]),
-            0
-        );
+        assert_eq!(broken(done, &[(1, Retired, false), (2, Active, true)]), 0);
+        assert_eq!(broken(done, &[(1, Retiring, false), (2, Active, true)]), 0);
         let staged = at(Step::SwitchPointer, Status::Running);
-        assert_eq!(
-            broken(staged, false, &[(1, Active, true), (2, Pending, false)]),
-            0
-        );
+        assert_eq!(broken(staged, &[(1, Active, true), (2, Pending, false)]), 0);
         let rolled = at(Step::SwitchPointer, Status::RolledBack);
         assert_eq!(
-            broken(rolled, false, &[(1, Active, true), (2, Destroyed, false)]),
+            broken(rolled, &[(1, Active, true), (2, Destroyed, false)]),
             0
         );
     }
@@ -127,10 +117,7 @@ mod record_check {
     fn a_record_that_contradicts_the_key_is_a_violation() {
         // Rolled back, but the new version is primary.
         let rolled = at(Step::SwitchPointer, Status::RolledBack);
-        let violations = check_record(
-            &record(rolled, false),
-            &[(1, Active, false), (2, Active, true)],
-        );
+        let violations = check_record(&record(rolled), &[(1, Active, false), (2, Active, true)]);
         assert_eq!(violations.len(), 2, "{violations:?}");
         assert!(
             violations
@@ -139,30 +126,15 @@ mod record_check {
         );
         // Running before the switch, yet the pointer moved.
         let staged = at(Step::SwitchPointer, Status::Running);
-        assert_eq!(
-            broken(staged, false, &[(1, Active, false), (2, Active, true)]),
-            1
-        );
+        assert_eq!(broken(staged, &[(1, Active, false), (2, Active, true)]), 1);
         // Past the switch, yet the old version is primary.
         let draining = at(Step::DrainInflight, Status::Running);
         assert_eq!(
-            broken(draining, false, &[(1, Active, true), (2, Active, false)]),
+            broken(draining, &[(1, Active, true), (2, Active, false)]),
             1
         );
-        // Completed while the old version is still active (no overlap policy), or
-        // still retiring without one.
+        // Completed while the old version still encrypts.
         let done = at(Step::Anchor, Status::Completed);
-        assert_eq!(
-            broken(done, false, &[(1, Active, false), (2, Active, true)]),
-            1
-        );
-        assert_eq!(
-            broken(done, false, &[(1, Retiring, false), (2, Active, true)]),
-            1
-        );
-        assert_eq!(
-            broken(done, true, &[(1, Active, false), (2, Active, true)]),
-            1
-        );
+        assert_eq!(broken(done, &[(1, Active, false), (2, Active, true)]), 1);
     }
 }

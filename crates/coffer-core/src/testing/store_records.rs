@@ -499,3 +499,58 @@ pub async fn concurrent_key_creations_commit_independently(store: S) {
             .all(|(i, (index, _))| *index == i as u64)
     );
 }
+
+/// The reference tracker's counts add up: counts sum, the earliest first use and the
+/// latest last use stay, whatever order batches land in; reads are per key and tenant.
+pub async fn version_use_adds_up_per_principal_and_kind(store: S) {
+    use crate::ids::VersionNumber;
+    use crate::usage::{UseCount, UseKind, UseOf, VersionUse};
+
+    let t = new_tenant(&store, "acme").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let other = new_key(&store, t.id, &[]).await;
+    let at = |ms: i64| crate::time::Timestamp::from_millis(ms);
+    let principal = TokenId::generate();
+    let of = |key: KeyId, kind| UseOf {
+        tenant: t.id,
+        key,
+        version: VersionNumber::new(1).unwrap(),
+        principal,
+        kind,
+    };
+    let row = |of, first, last, count| VersionUse {
+        of,
+        count: UseCount {
+            first_seen: at(first),
+            last_seen: at(last),
+            count,
+        },
+    };
+    store.add_use(&[]).await.unwrap();
+    store
+        .add_use(&[
+            row(of(key.id, UseKind::Encrypt), 100, 200, 2),
+            row(of(key.id, UseKind::Decrypt), 150, 150, 1),
+            row(of(other.id, UseKind::Sign), 10, 10, 1),
+        ])
+        .await
+        .unwrap();
+    // A later batch carrying an earlier first use (another replica's, flushed late).
+    store
+        .add_use(&[row(of(key.id, UseKind::Encrypt), 50, 120, 3)])
+        .await
+        .unwrap();
+    let mut stored = store.key_use(t.id, key.id).await.unwrap();
+    stored.sort_by_key(|u| u.of.kind);
+    assert_eq!(
+        stored,
+        [
+            row(of(key.id, UseKind::Encrypt), 50, 200, 5),
+            row(of(key.id, UseKind::Decrypt), 150, 150, 1),
+        ]
+    );
+    // Scoped by tenant and key.
+    let globex = new_tenant(&store, "globex").await;
+    assert!(store.key_use(globex.id, key.id).await.unwrap().is_empty());
+    assert_eq!(store.key_use(t.id, other.id).await.unwrap().len(), 1);
+}

@@ -91,6 +91,10 @@ impl From<KmsError> for AwsError {
             KmsError::VersionMismatch { .. } | KmsError::Conflict(_) => {
                 client("KMSInvalidStateException", ErrorCode::Conflict)
             }
+            // A rotation refused for recent untracked use of the old version.
+            KmsError::UntrackedUse(_) => {
+                client("KMSInvalidStateException", ErrorCode::UntrackedUse)
+            }
             KmsError::Saturated { .. } => client("ThrottlingException", ErrorCode::Unavailable),
             // The server's own state: retryable 5xx, as AWS answers a dependency failure.
             KmsError::Sealed | KmsError::Unavailable(_) => Self {

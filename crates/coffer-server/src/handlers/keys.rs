@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use coffer_api::ErrorCode;
 use coffer_api::keys::{
     ActivateRequest, CreateKeyRequest, EventView, HistoryResponse, KeyView, ListKeysQuery,
-    ListKeysResponse, RegisterRequest, RotateResponse, ScheduleDeletionRequest,
+    ListKeysResponse, ReactivateRequest, RegisterRequest, RotateResponse, ScheduleDeletionRequest,
 };
 use coffer_core::kms::KeyFilter;
 use coffer_core::{KeyPurpose, KeyState, NewKey, RotationPolicy};
@@ -114,7 +114,7 @@ pub async fn show_alias(
 }
 
 /// `POST /v1/kms/keys/{key}/{action}`: rotate, enable, disable, schedule-deletion,
-/// cancel-deletion, add-spare, activate, register, publish, issue-certificate.
+/// cancel-deletion, add-spare, activate, reactivate, register, publish, issue-certificate.
 /// (Importing a chain, `POST .../certificate`, has its own route beside its `GET`.)
 pub async fn action(
     State(state): State<AppState>,
@@ -140,6 +140,12 @@ pub async fn action(
             let request: ActivateRequest = serde_json::from_slice(&body)
                 .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
             let details = state.kms.activate(&caller, &key, request.version).await?;
+            return Ok(Json(key_view(&details)).into_response());
+        }
+        "reactivate" => {
+            let request: ReactivateRequest = serde_json::from_slice(&body)
+                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let details = state.kms.reactivate(&caller, &key, request.version).await?;
             return Ok(Json(key_view(&details)).into_response());
         }
         "register" => {

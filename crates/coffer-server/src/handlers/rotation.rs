@@ -9,7 +9,7 @@ use coffer_api::rotation::{
     VersionReferences, ViolationView,
 };
 use coffer_api::{B64, ErrorCode};
-use coffer_core::kms::RotationStatus;
+use coffer_core::kms::{RetireUntracked, RotationStatus};
 use coffer_core::saga::{Status, Step};
 use coffer_core::store::Hold;
 
@@ -66,7 +66,17 @@ pub async fn start(
 ) -> ApiResult<(StatusCode, Json<RotationView>)> {
     let status = state
         .kms
-        .start_rotation(&caller, &r.key_id, until(r.until)?, r.expect_version)
+        .start_rotation(
+            &caller,
+            &r.key_id,
+            until(r.until)?,
+            r.expect_version,
+            if r.retire_untracked {
+                RetireUntracked::Accept
+            } else {
+                RetireUntracked::Refuse
+            },
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(view(&status))))
 }
@@ -173,10 +183,14 @@ pub async fn references(
                 principals: v
                     .principals
                     .into_iter()
-                    .map(|(principal, u)| PrincipalUse {
-                        principal: principal.to_string(),
-                        last_seen: rfc3339(u.last_seen),
-                        count: u.count,
+                    .map(|u| PrincipalUse {
+                        untracked_recent: u.of.kind.is_untracked()
+                            && u.count.last_seen >= v.untracked_since,
+                        principal: u.of.principal.to_string(),
+                        kind: u.of.kind.as_str().to_owned(),
+                        first_seen: rfc3339(u.count.first_seen),
+                        last_seen: rfc3339(u.count.last_seen),
+                        count: u.count.count,
                     })
                     .collect(),
             })

@@ -13,9 +13,22 @@ use super::session::{Outcome, Session, Step};
 use crate::commands::keys::versions_table;
 use crate::commands::{print_json, print_line, table};
 
+/// What a rotation does about recent untracked use of the version it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untracked {
+    /// Fail preflight (and the server refuses the start): the default.
+    Refuse,
+    /// `--retire-untracked`: the operator accepts it; the evidence says so.
+    Retire,
+}
+
 /// The checks a rotation needs, each recorded as evidence. Fails when any check
 /// fails; "unknown" (the running-rotation check) does not fail it.
-pub async fn preflight(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
+pub async fn preflight(
+    s: &mut Session,
+    key: &str,
+    untracked: Untracked,
+) -> anyhow::Result<Verdict> {
     let mut checks = Checks::default();
     ready(s, &mut checks).await?;
     // The profile's health-check URLs (seed 001), before the change.
@@ -34,6 +47,7 @@ pub async fn preflight(s: &mut Session, key: &str) -> anyhow::Result<Verdict> {
          one for the same key when it starts",
     )?;
     let references = tracker(s, key).await?;
+    untracked_use(s, references.as_ref(), untracked, &mut checks)?;
     if s.dry_run() {
         print_line("[dry-run] preflight: checks not performed")?;
         return Ok(Verdict::Planned);
@@ -192,6 +206,64 @@ async fn key_enabled(
     Ok(view)
 }
 
+/// Fails when the primary version was used for untracked material within the server's
+/// window (its refusal of the start, seen before the start), naming the principals,
+/// counts and last use; `--retire-untracked` turns it into an accepted, recorded check.
+fn untracked_use(
+    s: &mut Session,
+    references: Option<&ReferencesView>,
+    untracked: Untracked,
+    checks: &mut Checks,
+) -> anyhow::Result<()> {
+    let Some(references) = references else {
+        return checks.add(
+            s,
+            "no recent untracked use",
+            Outcome::Unknown,
+            "the reference tracker did not answer; the server still refuses the start",
+        );
+    };
+    let Some(primary) = references.versions.iter().find(|v| v.primary) else {
+        return Ok(());
+    };
+    let recent: Vec<String> = primary
+        .principals
+        .iter()
+        .filter(|p| p.untracked_recent)
+        .map(|p| {
+            format!(
+                "{} {} {}x, last {}",
+                p.principal, p.kind, p.count, p.last_seen
+            )
+        })
+        .collect();
+    let (outcome, detail) = match (recent.is_empty(), untracked) {
+        (true, _) => (
+            Outcome::Ok,
+            format!("version {}: none within the window", primary.version),
+        ),
+        (false, Untracked::Refuse) => (
+            Outcome::Failed,
+            format!(
+                "version {} sealed or opened untracked material (never rewrapped by \
+                 rotation): {}; rewrap it first, or pass --retire-untracked",
+                primary.version,
+                recent.join("; ")
+            ),
+        ),
+        (false, Untracked::Retire) => (
+            Outcome::Ok,
+            format!(
+                "accepted with --retire-untracked: version {} stays retiring (decrypt-only) \
+                 until unused for the quiet period; use: {}",
+                primary.version,
+                recent.join("; ")
+            ),
+        ),
+    };
+    checks.add(s, "no recent untracked use", outcome, &detail)
+}
+
 /// The reference tracker's view; informational, so its failure is a warning.
 async fn tracker(s: &mut Session, key: &str) -> anyhow::Result<Option<ReferencesView>> {
     let planned = s.get(&request_paths::references(key)?);
@@ -233,7 +305,16 @@ fn references_evidence(view: &ReferencesView) -> Value {
                 "state": v.state,
                 "in_flight": v.in_flight,
                 "tracked": v.tracked,
-                "principals": v.principals.len(),
+                "principals": v.principals.iter()
+                    .map(|p| json!({
+                        "principal": p.principal,
+                        "kind": p.kind,
+                        "first_seen": p.first_seen,
+                        "last_seen": p.last_seen,
+                        "count": p.count,
+                        "untracked_recent": p.untracked_recent,
+                    }))
+                    .collect::<Vec<_>>(),
             }))
             .collect::<Vec<_>>(),
     })
@@ -251,7 +332,7 @@ fn references_table(view: &ReferencesView) -> String {
             version.tracked.to_string(),
         ];
         if version.principals.is_empty() {
-            cells.extend(["-".into(), "-".into(), "-".into()]);
+            cells.extend(["-".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
             rows.push(cells);
             continue;
         }
@@ -261,6 +342,8 @@ fn references_table(view: &ReferencesView) -> String {
             }
             cells.extend([
                 principal.principal.clone(),
+                principal.kind.clone(),
+                principal.first_seen.clone(),
                 principal.last_seen.clone(),
                 principal.count.to_string(),
             ]);
@@ -275,6 +358,8 @@ fn references_table(view: &ReferencesView) -> String {
             "IN-FLIGHT",
             "TRACKED",
             "PRINCIPAL",
+            "KIND",
+            "FIRST SEEN",
             "LAST SEEN",
             "COUNT",
         ],
@@ -292,8 +377,11 @@ mod tests {
     fn principals_get_a_row_each() {
         let use_ = |p: &str, n| PrincipalUse {
             principal: p.into(),
+            kind: "encrypt".into(),
+            first_seen: "2025-12-01T00:00:00Z".into(),
             last_seen: "2026-01-01T00:00:00Z".into(),
             count: n,
+            untracked_recent: true,
         };
         let view = ReferencesView {
             key_id: "k".into(),
@@ -321,12 +409,13 @@ mod tests {
         assert_eq!(lines.len(), 4, "{text}");
         assert!(lines[1].starts_with("1        inactive"), "{text}");
         assert!(
-            lines[1].ends_with("tok-a      2026-01-01T00:00:00Z  10"),
+            lines[1]
+                .ends_with("tok-a      encrypt  2025-12-01T00:00:00Z  2026-01-01T00:00:00Z  10"),
             "{text}"
         );
         assert!(lines[2].trim_start().starts_with("tok-b"), "{text}");
         assert!(
-            lines[3].ends_with("-          -                     -"),
+            lines[3].ends_with("-          -        -                     -                     -"),
             "{text}"
         );
     }

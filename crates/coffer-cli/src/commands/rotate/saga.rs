@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::health;
 use super::hooks::{self, Hook};
-use super::session::{Session, Step};
+use super::session::{Outcome, Session, Step};
 use super::{Verdict, VersionChecks, checks, smoke, versions};
 use crate::commands::{print_json, print_line, table};
 
@@ -50,7 +50,12 @@ const INVARIANTS: [&str; 6] = [
 
 /// Starts a rotation up to, not past, the switch, then runs the stage hook. Stdout:
 /// the rotation id.
-pub async fn stage(s: &mut Session, key: &str, checks: VersionChecks) -> anyhow::Result<Verdict> {
+pub async fn stage(
+    s: &mut Session,
+    key: &str,
+    checks: VersionChecks,
+    untracked: checks::Untracked,
+) -> anyhow::Result<Verdict> {
     s.learn("KMS_KEY_ID", key);
     if !health::before_change(s).await? {
         return Ok(Verdict::Failed);
@@ -59,6 +64,7 @@ pub async fn stage(s: &mut Session, key: &str, checks: VersionChecks) -> anyhow:
         key_id: key.to_owned(),
         until: Some("stage".into()),
         expect_version: checks.expect_version,
+        retire_untracked: untracked == checks::Untracked::Retire,
     };
     let view = match start(s, "stage.start", &request).await? {
         Started::Planned => {
@@ -101,9 +107,10 @@ pub async fn all(
     key: &str,
     corpus: Option<&Path>,
     checks: VersionChecks,
+    untracked: checks::Untracked,
 ) -> anyhow::Result<Verdict> {
     s.learn("KMS_KEY_ID", key);
-    if checks::preflight(s, key).await? == Verdict::Failed {
+    if checks::preflight(s, key, untracked).await? == Verdict::Failed {
         eprintln!("preflight failed: no rotation was started");
         return Ok(Verdict::Failed);
     }
@@ -120,6 +127,7 @@ pub async fn all(
         key_id: key.to_owned(),
         until: Some(until.to_owned()),
         expect_version: checks.expect_version,
+        retire_untracked: untracked == checks::Untracked::Retire,
     };
     let rotation = match start(s, "rotation.start", &request).await? {
         Started::Planned => None,
@@ -332,6 +340,19 @@ async fn start(
     request: &StartRotationRequest,
 ) -> anyhow::Result<Started> {
     let planned = s.post(paths::ROTATIONS, Some(serde_json::to_value(request)?));
+    if request.retire_untracked && !s.dry_run() {
+        // The operator's choice is evidence in itself, whatever the request body shows.
+        s.record(
+            "rotation.retire-untracked",
+            Outcome::Ok,
+            json!({
+                "key_id": request.key_id,
+                "detail": "--retire-untracked: recent untracked use of the primary accepted; \
+                           the old version stays retiring (decrypt-only) until quiet",
+            }),
+            None,
+        )?;
+    }
     let client = s.client().clone();
     let call = client.start_rotation(request);
     let view = match s.run(step, &planned, call, rotation_evidence).await? {

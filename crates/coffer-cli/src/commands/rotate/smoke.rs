@@ -119,7 +119,13 @@ type Smoke = Option<Result<u32, String>>;
 async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     let mut value = Zeroizing::new(vec![0u8; TEST_BYTES]);
     coffer_crypto::rng::fill(&mut value).context("the random generator failed")?;
-    let context = Context::from([("purpose".into(), "coffer-rotate-validate".into())]);
+    // `coffer:probe` declares the test ciphertext disposable: the server counts this
+    // round trip as `probe` use, which does not refuse the next rotation as untracked
+    // use would (it still counts as use for the quiet period).
+    let context = Context::from([
+        ("purpose".into(), "coffer-rotate-validate".into()),
+        ("coffer:probe".into(), "rotate-validate".into()),
+    ]);
     let wrap = WrapRequest {
         key_id: key.to_owned(),
         plaintext: B64Secret::new(value.to_vec()),

@@ -1,0 +1,88 @@
+//! `[rotation]`: how safely a rotation retires the version it replaces.
+
+use std::time::Duration;
+
+use coffer_core::HumanDuration;
+use coffer_core::kms::{RETIRE_AFTER_QUIET, UNTRACKED_WINDOW};
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+/// The `[rotation]` section, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationConfig {
+    /// How far back a rotation's preflight looks for use of the old version for
+    /// untracked material (plain wrap/unwrap, untracked data keys); any such use refuses
+    /// the start unless the operator passes `--retire-untracked`. Default 90 days.
+    pub untracked_window: Duration,
+    /// How long a `retiring` version of a key without an overlap policy must go unused,
+    /// and have been retiring, before the scheduler retires it. Default 7 days.
+    pub retire_after_quiet: Duration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRotation {
+    untracked_window: Option<String>,
+    retire_after_quiet: Option<String>,
+}
+
+fn duration(key: &str, text: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let value = text
+        .parse::<HumanDuration>()
+        .map_err(|e| invalid(key, e.to_string()))?
+        .get();
+    if value.is_zero() {
+        return Err(invalid(key, "must be longer than zero"));
+    }
+    Ok(value)
+}
+
+impl RawRotation {
+    /// Validates, with the defaults.
+    pub(super) fn validate(self) -> Result<RotationConfig, ConfigError> {
+        Ok(RotationConfig {
+            untracked_window: duration(
+                "rotation.untracked_window",
+                self.untracked_window,
+                UNTRACKED_WINDOW,
+            )?,
+            retire_after_quiet: duration(
+                "rotation.retire_after_quiet",
+                self.retire_after_quiet,
+                RETIRE_AFTER_QUIET,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_90_days_and_7_days() {
+        let rotation = RawRotation::default().validate().unwrap();
+        assert_eq!(rotation.untracked_window, Duration::from_secs(90 * 86_400));
+        assert_eq!(rotation.retire_after_quiet, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn zero_and_malformed_durations_are_refused() {
+        let zero = RawRotation {
+            retire_after_quiet: Some("0d".into()),
+            ..RawRotation::default()
+        };
+        let err = zero.validate().unwrap_err().to_string();
+        assert!(err.contains("`rotation.retire_after_quiet`"), "{err}");
+        let bad = RawRotation {
+            untracked_window: Some("soon".into()),
+            ..RawRotation::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("`rotation.untracked_window`"), "{err}");
+    }
+}
