@@ -201,6 +201,7 @@ fn state(
         metrics: metrics_handle(),
         max_body_bytes: config.max_body_bytes,
         aws_keys: config.aws.static_keys.clone(),
+        aws_accounts: std::sync::Arc::default(),
     }
 }
 

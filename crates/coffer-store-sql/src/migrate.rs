@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_version_use.sql"),
         postgres: include_str!("../migrations/postgres/0009_version_use.sql"),
     },
+    Migration {
+        version: 13,
+        name: "tenant_aws_account",
+        sqlite: include_str!("../migrations/sqlite/0013_tenant_aws_account.sql"),
+        postgres: include_str!("../migrations/postgres/0013_tenant_aws_account.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

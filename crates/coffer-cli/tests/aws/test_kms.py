@@ -344,3 +344,17 @@ def test_ciphertexts_cross_between_the_fronts(kms, key):
     sealed = native("/v1/kms/wrap", {"key_id": key["KeyId"], "plaintext": base64.b64encode(b"from native").decode(), "context": ctx})
     back = kms.decrypt(CiphertextBlob=base64.b64decode(sealed["ciphertext"]), EncryptionContext=ctx)
     assert back["Plaintext"] == b"from native"
+
+
+def test_tenants_are_accounts(kms, key):
+    other = client(env("COFFER_OTHER_ACCESS_KEY_ID"), env("COFFER_OTHER_SECRET_ACCESS_KEY"))
+    mine = other.create_key()["KeyMetadata"]
+    # The account id chosen at the tenant's creation.
+    assert mine["AWSAccountId"] == env("COFFER_OTHER_ACCOUNT")
+    assert mine["Arn"].split(":")[4] == env("COFFER_OTHER_ACCOUNT")
+    # Another tenant's key: not found, by id or by ARN, as a key of another account.
+    for ref in (key["KeyId"], key["Arn"]):
+        assert error_type(other.describe_key, KeyId=ref) == "NotFoundException"
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"acme only")["CiphertextBlob"]
+    assert error_type(other.decrypt, CiphertextBlob=blob) == "NotFoundException"
+    assert key["KeyId"] not in [k["KeyId"] for k in other.list_keys()["Keys"]]

@@ -18,6 +18,8 @@ use super::harness::{Db, TestServer};
 /// The fixed pair registered by the operator (the AWS documentation's example).
 const FIXED_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 const FIXED_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// The account id chosen for tenant globex.
+const CHOSEN_ACCOUNT: &str = "123456789012";
 
 fn venv_python() -> Option<PathBuf> {
     let venv =
@@ -62,6 +64,43 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
     let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
     let access_key_id = printed["access_key_id"].as_str().unwrap().to_owned();
     let secret = printed["secret_access_key"].as_str().unwrap().to_owned();
+
+    // A tenant with a chosen account id (unique, 12 digits), made with the CLI.
+    let (code, out, err) = server.cli(
+        &server.admin_token,
+        &[
+            "--json",
+            "tenant",
+            "create",
+            "globex",
+            "--aws-account-id",
+            CHOSEN_ACCOUNT,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let globex: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(globex["aws_account_id"], CHOSEN_ACCOUNT);
+    for (name, account, why) in [
+        ("initech", CHOSEN_ACCOUNT, "AWS account id is already taken"),
+        ("hooli", "12345", "exactly 12 digits"),
+    ] {
+        let (code, _, err) = server.cli(
+            &server.admin_token,
+            &["tenant", "create", name, "--aws-account-id", account],
+        );
+        assert_ne!(code, 0, "{name} with account {account} was created");
+        assert!(err.contains(why), "{err}");
+    }
+    let globex_token = server
+        .admin()
+        .mint_token(&MintTokenRequest {
+            tenant: Some("globex".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .token;
+    let globex_key = Token::decode(&globex_token).unwrap().aws_credentials();
 
     // A narrower key: the token attenuated to encrypt (wrap) only.
     let narrow = Token::decode(&token)
@@ -109,6 +148,9 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
         .env("COFFER_NARROW_SECRET_ACCESS_KEY", narrow.expose_secret())
         .env("COFFER_REVOKED_ACCESS_KEY_ID", &revoked.access_key_id)
         .env("COFFER_REVOKED_SECRET_ACCESS_KEY", revoked.expose_secret())
+        .env("COFFER_OTHER_ACCESS_KEY_ID", &globex_key.access_key_id)
+        .env("COFFER_OTHER_SECRET_ACCESS_KEY", globex_key.expose_secret())
+        .env("COFFER_OTHER_ACCOUNT", CHOSEN_ACCOUNT)
         .env("COFFER_FIXED_ACCESS_KEY_ID", FIXED_ID)
         .env("COFFER_FIXED_SECRET_ACCESS_KEY", FIXED_SECRET)
         .env("COFFER_NATIVE_URL", &server.api)

@@ -22,8 +22,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use coffer_core::TenantId;
 use coffer_core::kms::Caller;
+use coffer_core::{Tenant, TenantId};
 use serde_json::Value;
 
 pub use error::AwsError;
@@ -71,8 +71,36 @@ impl Ctx<'_> {
     }
 }
 
-/// The 12-digit account id of a tenant: derived from its id, so stable and distinct
-/// per tenant without a stored column.
+/// The tenant's AWS account id: the one chosen at its creation, or else derived from
+/// its id.
+pub fn account_of(tenant: &Tenant) -> String {
+    tenant
+        .aws_account_id
+        .clone()
+        .unwrap_or_else(|| account_id(tenant.id))
+}
+
+/// The account of the caller's tenant. Account ids never change, so they are
+/// remembered once read.
+async fn caller_account(state: &AppState, tenant: TenantId) -> Result<String, AwsError> {
+    if let Some(known) = state
+        .aws_accounts
+        .read()
+        .ok()
+        .and_then(|m| m.get(&tenant).cloned())
+    {
+        return Ok(known);
+    }
+    let record = state.kms.find_tenant(&tenant.to_string()).await?;
+    let account = account_of(&record);
+    if let Ok(mut map) = state.aws_accounts.write() {
+        map.insert(tenant, account.clone());
+    }
+    Ok(account)
+}
+
+/// The 12-digit account id derived from a tenant id: stable and distinct per tenant,
+/// for tenants created without a chosen one.
 pub fn account_id(tenant: TenantId) -> String {
     let bytes = tenant.as_bytes();
     let mut head = [0u8; 8];
@@ -171,7 +199,7 @@ async fn serve(
         state,
         caller,
         region: auth.region,
-        account: account_id(tenant),
+        account: caller_account(state, tenant).await?,
     };
     let input = Body::parse(&body)?;
     dispatch(&ctx, &operation, &input).await
