@@ -165,6 +165,30 @@ pub struct RegisterRequest {
     pub purpose: String,
 }
 
+/// `POST /v1/kms/aliases`: move an existing alias to another key of the tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetAliasRequest {
+    /// The alias, `alias/NAME` (or `NAME`).
+    pub alias: String,
+    /// The key it is to name (id or `alias/NAME`).
+    pub key_id: String,
+    /// Move it only if it still names this key (id or `alias/NAME`); else `409`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_key_id: Option<String>,
+}
+
+/// Answer of `POST /v1/kms/aliases`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AliasView {
+    /// The alias, `alias/NAME`.
+    pub alias: String,
+    /// The key it names now.
+    pub key_id: String,
+    /// The key it named before.
+    pub previous_key_id: String,
+}
+
 /// `GET /v1/kms/keys/{key}/history`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HistoryResponse {

@@ -7,6 +7,8 @@ pub const KEYS: &str = "/v1/kms/keys";
 pub fn key(reference: &str) -> String {
     format!("{KEYS}/{reference}")
 }
+/// Aliases: move one to another key (POST).
+pub const ALIASES: &str = "/v1/kms/aliases";
 /// Wrap.
 pub const WRAP: &str = "/v1/kms/wrap";
 /// Unwrap.

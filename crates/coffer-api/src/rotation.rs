@@ -36,7 +36,7 @@ pub struct ResumeRotationRequest {
 }
 
 /// A rotation saga as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RotationView {
     /// Id.
     pub rotation_id: String,
@@ -68,10 +68,31 @@ pub struct RotationView {
     pub error: Option<String>,
     /// Tracked data keys still wrapped under the old version.
     pub tracked_remaining: u64,
+    /// The rewrap's progress while the `rewrap_tracked` step runs, as seen by the
+    /// replica driving it (absent elsewhere, and on other steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrap: Option<RewrapView>,
     /// Start (RFC 3339).
     pub started_at: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+}
+
+/// Progress of a running `rewrap_tracked` step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RewrapView {
+    /// Tracked data keys this run has moved to the new version.
+    pub done: u64,
+    /// Items per second over the last ten seconds.
+    pub rate_per_second: f64,
+    /// Seconds until the remaining items are done at that rate (absent while waiting
+    /// for the window or before a rate is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
+    /// Set while the step waits for its daily UTC window (`rotation.rewrap_window`,
+    /// e.g. `22:00-06:00`) to open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for_window: Option<String>,
 }
 
 /// Why a running rotation waits for `resume`.
@@ -97,14 +118,14 @@ pub struct ListRotationsQuery {
 }
 
 /// `GET /v1/kms/rotations`: the tenant's rotations, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RotationList {
     /// The rotations.
     pub rotations: Vec<RotationView>,
 }
 
 /// `GET /v1/kms/rotations/{id}/verify`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RotationVerifyView {
     /// True when every invariant holds and the rotation is completed and anchored.
     pub ok: bool,

@@ -6,8 +6,9 @@
 //! tree following the stored log; `chain` — checking stored rows; `anchor` — write-once
 //! copies of checkpoints outside the database; `signer` — the checkpoint signing key.
 //!
-//! Appends: every request's entry goes to one writer task through a channel; the task
-//! takes everything queued (up to 1024) and appends the batch in one store transaction,
+//! Appends: every request's entry (or a batch request's group of entries) goes to one
+//! writer task through a channel; the task takes everything queued (about 1024 entries;
+//! a group is never split) and appends the batch in one store transaction,
 //! where the database allocates the indices (so replicas sharing a database append to
 //! one log). Each request waits for its batch to commit before it answers (fail closed:
 //! a failed write fails every request in the batch). State changes write their entries
@@ -40,10 +41,14 @@ use follow::{Followed, Follower, lock_read, lock_write, read_all};
 
 const BATCH: usize = 1024;
 
+/// A request's entries (one, or a batch request's group), committed together.
 struct Pending {
-    entry: AuditEntry,
-    done: oneshot::Sender<Result<(), AuditUnavailable>>,
+    entries: Vec<AuditEntry>,
+    done: Waiter,
 }
+
+/// Told how the commit holding a request's entries went.
+type Waiter = oneshot::Sender<Result<(), AuditUnavailable>>;
 
 /// What a self-check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -414,18 +419,27 @@ fn report(alarms: &AtomicU64, integrity: &Integrity) {
     }
 }
 
+/// `first` and whatever else is queued, up to about [`BATCH`] entries: one commit. A
+/// group (a batch request's entries) is never split: it goes whole into one commit,
+/// which may then hold somewhat more than `BATCH` entries.
+fn gather(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> (Vec<AuditEntry>, Vec<Waiter>) {
+    let mut entries = first.entries;
+    let mut waiters = vec![first.done];
+    while entries.len() < BATCH {
+        match rx.try_recv() {
+            Ok(pending) => {
+                entries.extend(pending.entries);
+                waiters.push(pending.done);
+            }
+            Err(_) => break,
+        }
+    }
+    (entries, waiters)
+}
+
 async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
-        }
-        // The entries move to the store; the waiters stay to hear how it went.
-        let (entries, waiters): (Vec<AuditEntry>, Vec<_>) =
-            batch.into_iter().map(|p| (p.entry, p.done)).unzip();
+        let (entries, waiters) = gather(first, &mut rx);
         metrics::histogram!("kms_audit_batch_entries").record(entries.len() as f64);
         let started = std::time::Instant::now();
         let outcome = follower.store.append_audit(&entries).await;
@@ -487,21 +501,81 @@ impl AuditSink for AuditLog {
     }
 
     async fn record(&self, entry: AuditEntry) -> Result<(), AuditUnavailable> {
-        // Only outcomes that imply the key was resolved: a caller naming keys that do not
-        // exist must not be able to create metric series.
-        let resolved = matches!(
-            entry.outcome.as_str(),
-            "ok" | "version_retired" | "key_disabled" | "key_expired" | "wrong_key_purpose"
-        );
-        if let (true, Some(key)) = (resolved, &entry.key) {
-            metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
+        self.record_group(vec![entry]).await
+    }
+
+    async fn record_group(&self, entries: Vec<AuditEntry>) -> Result<(), AuditUnavailable> {
+        for entry in &entries {
+            count_key_op(entry);
         }
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Pending { entry, done })
+            .send(Pending { entries, done })
             .await
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?;
         wait.await
             .map_err(|_| AuditUnavailable("the audit writer stopped".into()))?
+    }
+}
+
+/// `kms_key_ops_total{key,op,outcome}`, for outcomes that imply the key was resolved:
+/// a caller naming keys that do not exist must not be able to create metric series.
+fn count_key_op(entry: &AuditEntry) {
+    let resolved = matches!(
+        entry.outcome.as_str(),
+        "ok" | "version_retired" | "key_disabled" | "key_expired" | "wrong_key_purpose"
+    );
+    if let (true, Some(key)) = (resolved, &entry.key) {
+        metrics::counter!("kms_key_ops_total", "key" => key.clone(), "op" => entry.op.clone(), "outcome" => entry.outcome.clone()).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> AuditEntry {
+        AuditEntry {
+            at: 0,
+            tenant: "-".into(),
+            principal: "test".into(),
+            op: "wrap".into(),
+            key: None,
+            version: None,
+            outcome: "ok".into(),
+            request_id: format!("r{n}"),
+            detail: None,
+        }
+    }
+
+    fn pending(size: usize) -> Pending {
+        let (done, _) = oneshot::channel();
+        Pending {
+            entries: (0..size).map(entry).collect(),
+            done,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_goes_whole_into_one_commit() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for size in [1, 256, 3] {
+            tx.send(pending(size)).await.unwrap();
+        }
+        let (entries, waiters) = gather(rx.recv().await.unwrap(), &mut rx);
+        assert_eq!((entries.len(), waiters.len()), (260, 3));
+
+        // Past BATCH entries the commit closes, but never inside a group.
+        for size in [1000, 256, 256, 1] {
+            tx.send(pending(size)).await.unwrap();
+        }
+        let (first, _) = gather(rx.recv().await.unwrap(), &mut rx);
+        assert_eq!(
+            first.len(),
+            1256,
+            "the group that crosses BATCH is not split"
+        );
+        let (rest, _) = gather(rx.recv().await.unwrap(), &mut rx);
+        assert_eq!(rest.len(), 257);
     }
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod certificates;
 pub mod doctor;
 pub mod envelope;
+pub mod key_alias;
 pub mod key_lifecycle;
 pub mod keys;
 pub mod rotate;

@@ -324,11 +324,18 @@ async fn a_healthy_server_passes_every_check() {
     server.admin().audit_new_checkpoint().await.unwrap();
 
     let run = server.doctor(Some(&token), "").await.code(0);
-    let checks: Vec<&str> = ["key-expiration", "store", "custody", "clock-skew", "audit"]
-        .into_iter()
-        .filter(|check| run.row(check)[1] == "ok")
-        .collect();
-    assert_eq!(checks.len(), 5, "{run:#?}");
+    let checks: Vec<&str> = [
+        "key-expiration",
+        "signing-spares",
+        "store",
+        "custody",
+        "clock-skew",
+        "audit",
+    ]
+    .into_iter()
+    .filter(|check| run.row(check)[1] == "ok")
+    .collect();
+    assert_eq!(checks.len(), 6, "{run:#?}");
     assert!(run.row("audit")[2].contains("verifies"), "{run:#?}");
     assert!(
         run.row("clock-skew")[2].starts_with("server clock"),
@@ -337,7 +344,54 @@ async fn a_healthy_server_passes_every_check() {
     assert!(run.stdout.starts_with("CHECK"), "{run:#?}");
     let json = server.doctor(Some(&token), "--json").await.code(0).json();
     assert_eq!(json["status"], "ok");
-    assert_eq!(statuses(&json).len(), 5);
+    assert_eq!(statuses(&json).len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_with_a_validity_and_no_spare_is_a_warning() {
+    let server = Server::start().await;
+    let token = server.tenant_token("releases").await;
+    let client = Client::new(&server.api, Some(token.clone())).unwrap();
+    let signer = client
+        .create_key(&CreateKeyRequest {
+            spec: "ed25519".into(),
+            alias: Some("attestation".into()),
+            validity: Some("365d".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .key_id;
+    // Neither a key without a validity nor an encryption key needs a spare.
+    client
+        .create_key(&CreateKeyRequest {
+            spec: "ed25519".into(),
+            alias: Some("forever".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    server.key(&token, "kek", Some("365d")).await;
+
+    let run = server
+        .doctor(Some(&token), "--check signing-spares")
+        .await
+        .code(1);
+    let row = run.row("signing-spares");
+    assert_eq!(row[1], "warning", "{run:#?}");
+    assert!(
+        row[2].contains("1 of 1 signing keys with a validity have no spare")
+            && row[2].contains(&signer)
+            && row[2].contains("alias/attestation"),
+        "{run:#?}"
+    );
+
+    client.add_spare(&signer).await.unwrap();
+    let run = server
+        .doctor(Some(&token), "--check signing-spares")
+        .await
+        .code(0);
+    assert_eq!(run.row("signing-spares")[1], "ok", "{run:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

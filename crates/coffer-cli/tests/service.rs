@@ -4,11 +4,13 @@
 
 mod service {
     pub mod admin_powers;
+    pub mod alias_move;
     pub mod api;
     pub mod audit;
     pub mod audit_pages;
     pub mod aws_clients;
     pub mod bad_input;
+    pub mod batch_rewrap;
     pub mod certificates;
     pub mod cli;
     // Shared with the faults binary, which alone restarts servers.
@@ -16,6 +18,7 @@ mod service {
     pub mod harness;
     pub mod heavy;
     pub mod isolation;
+    pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;
     pub mod runbook004;

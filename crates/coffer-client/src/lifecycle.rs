@@ -1,15 +1,22 @@
-//! Spare versions, activation, registered purposes, publication, history and the
-//! public JWKS (seed 004).
+//! Spare versions, activation, registered purposes, publication, history, the public
+//! JWKS and moving an alias (seed 004).
 
 use coffer_api::keys::{
-    ActivateRequest, HistoryResponse, KeyView, ReactivateRequest, RegisterRequest,
+    ActivateRequest, AliasView, HistoryResponse, KeyView, ReactivateRequest, RegisterRequest,
+    SetAliasRequest,
 };
+use coffer_api::paths;
 
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::reference::{key_action_path, key_path};
 
 impl Client {
+    /// `POST /v1/kms/aliases`: moves an existing alias to another key of the tenant.
+    pub async fn set_alias(&self, request: &SetAliasRequest) -> Result<AliasView, ClientError> {
+        self.post(paths::ALIASES, request).await
+    }
+
     /// Adds a spare (`inactive`) version.
     pub async fn add_spare(&self, reference: &str) -> Result<KeyView, ClientError> {
         self.post_empty(&key_action_path(reference, "add-spare")?)

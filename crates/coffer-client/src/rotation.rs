@@ -24,7 +24,7 @@ const MAX_LEN: usize = 512;
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// The outcome of [`Client::wait_rotation`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Waited {
     /// Completed, rolled back, or running but held (paused after its `until`, or
     /// failed after the switch and waiting for `resume`).

@@ -74,6 +74,17 @@ pub trait AuditSink: Send + Sync + 'static {
     /// Appends `entry`; `Err` means it is not recorded.
     async fn record(&self, entry: AuditEntry) -> Result<(), AuditUnavailable>;
 
+    /// Appends `entries` as one group: all recorded, or (`Err`) none. A durable sink
+    /// commits them together, so a batch request pays one commit, not one per item.
+    /// The default records them one after another (fine for sinks without a commit
+    /// cost; a durable sink overrides it).
+    async fn record_group(&self, entries: Vec<AuditEntry>) -> Result<(), AuditUnavailable> {
+        for entry in entries {
+            self.record(entry).await?;
+        }
+        Ok(())
+    }
+
     /// Signs (and anchors) a checkpoint of everything recorded so far; returns its size.
     async fn checkpoint_now(&self) -> Result<u64, AuditUnavailable> {
         Err(AuditUnavailable(

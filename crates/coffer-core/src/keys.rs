@@ -334,8 +334,31 @@ impl KeyService {
     ) -> CoreResult<()> {
         let key = self.key(tenant, id).await?;
         let current = self.version(&key, version).await?;
-        self.promote(&key, version, current.state, "version.activated", actor)
-            .await
+        // A spare's validity counts from its activation: one kept for months must not
+        // come into service half expired. It keeps the length it was given.
+        let restart = (current.state == VersionState::Inactive).then(|| {
+            let now = self.clock.now();
+            let length = current.not_after.map(|end| {
+                Duration::from_millis(
+                    u64::try_from(end.millis() - current.not_before.millis()).unwrap_or(0),
+                )
+            });
+            Change::Validity {
+                version,
+                from: current.not_before,
+                not_before: now,
+                not_after: length.map(|l| now.plus(l)),
+            }
+        });
+        self.promote(
+            &key,
+            version,
+            current.state,
+            restart,
+            "version.activated",
+            actor,
+        )
+        .await
     }
 
     async fn promote(
@@ -343,6 +366,7 @@ impl KeyService {
         key: &Key,
         to: VersionNumber,
         from_state: VersionState,
+        restart: Option<Change>,
         kind: &str,
         actor: &Actor,
     ) -> CoreResult<()> {
@@ -352,8 +376,14 @@ impl KeyService {
             .iter()
             .find(|v| v.primary)
             .ok_or(CoreError::NotFound("primary version"))?;
-        let changes = promotion(primary.number, to, from_state);
-        let detail = format!("primary {} -> {}", primary.number, to);
+        let mut detail = format!("primary {} -> {}", primary.number, to);
+        if restart.is_some() {
+            detail.push_str("; validity counted from activation");
+        }
+        let changes: Vec<Change> = restart
+            .into_iter()
+            .chain(promotion(primary.number, to, from_state))
+            .collect();
         let event = Event::key(key.tenant, key.id, Some(to), kind, detail, self.clock.now());
         Ok(self
             .store

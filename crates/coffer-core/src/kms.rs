@@ -7,7 +7,9 @@
 //! the in-memory cache; the store is read only on a miss.
 
 mod admin;
+mod alias;
 mod auth;
+mod batch;
 mod cache;
 mod certificates;
 mod datakey;
@@ -20,6 +22,8 @@ mod quiet;
 mod reactivate;
 mod references;
 mod rewrap;
+mod rewrap_policy;
+mod rewrap_progress;
 mod rewrap_tracked;
 mod rotation;
 mod rotation_views;
@@ -33,7 +37,9 @@ mod verify;
 mod wrap;
 
 pub use admin::MintToken;
+pub use alias::AliasMove;
 pub use auth::Caller;
+pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
 };
@@ -41,6 +47,8 @@ pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
+pub use rewrap_policy::{DailyWindow, RewrapPolicy};
+pub use rewrap_progress::RewrapProgress;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
 pub use rotation_worker::RotationWorker;
 pub use sign::{SignInput, Signed};
@@ -82,6 +90,8 @@ pub struct KmsOptions {
     /// unused (and have been retiring) before the scheduler retires it
     /// (`rotation.retire_after_quiet`).
     pub retire_after_quiet: Duration,
+    /// Pace and window of the rotation saga's tracked-key rewrap.
+    pub rewrap: RewrapPolicy,
 }
 
 /// Default `rotation.untracked_window`: a quarter, so monthly and quarterly batch jobs
@@ -98,6 +108,7 @@ impl Default for KmsOptions {
             cache_ttl: Some(Duration::from_secs(30)),
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,
+            rewrap: RewrapPolicy::default(),
         }
     }
 }
@@ -111,6 +122,8 @@ pub struct Kms {
     audit: Arc<dyn AuditSink>,
     offload: Arc<dyn crate::offload::Offload>,
     references: Arc<references::References>,
+    /// Progress of the tracked-key rewraps this process drives.
+    rewrap_board: Arc<rewrap_progress::RewrapBoard>,
     options: KmsOptions,
     /// Wakes this process's rotation worker when a request starts or resumes a saga,
     /// so it need not wait for its next tick.
@@ -135,6 +148,7 @@ impl Kms {
             audit,
             offload,
             references: Arc::default(),
+            rewrap_board: Arc::default(),
             cache: KeyCache::new(options.cache_ttl),
             keys: KeyService::new(store, custody.clone(), clock),
             custody,
@@ -258,6 +272,7 @@ impl Kms {
     }
 
     async fn load_entry(&self, tenant: TenantId, id: KeyId) -> KmsResult<Arc<CachedKey>> {
+        let epoch = self.cache.epoch();
         let key = self.keys.store().get_key(tenant, id).await?.ok_or_else(|| {
             tracing::warn!(target: "coffer::access", %tenant, key = %id, "key absent in the caller's tenant");
             KmsError::NotFound("key")
@@ -277,7 +292,7 @@ impl Kms {
             ready.insert(version.number, ReadyVersion { material, verifier });
         }
         let entry = Arc::new(CachedKey::new(key, versions, ready));
-        self.cache.insert(entry.clone());
+        self.cache.insert(entry.clone(), epoch);
         Ok(entry)
     }
 

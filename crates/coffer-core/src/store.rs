@@ -145,6 +145,18 @@ pub enum Change {
         /// The destruction time: the key's `deletion_due` must not be later.
         due_by: Timestamp,
     },
+    /// Moves a version's validity window (a spare's, to start at its activation), if
+    /// its `not_before` is still `from`.
+    Validity {
+        /// The version.
+        version: VersionNumber,
+        /// Expected current `not_before`.
+        from: Timestamp,
+        /// New start.
+        not_before: Timestamp,
+        /// New end, if limited.
+        not_after: Option<Timestamp>,
+    },
     /// Replaces the stored material of a version (rewrap under a new tenant key).
     Material {
         /// The version.
@@ -262,6 +274,15 @@ pub struct TrackedKey {
     pub context: String,
 }
 
+/// A tracked data key's envelope under the version it moves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// The caller's id for it.
+    pub track_id: String,
+    /// The new envelope.
+    pub ciphertext: Vec<u8>,
+}
+
 /// Tenants and their wrapped tenant keys.
 #[async_trait]
 pub trait TenantStore: Send + Sync {
@@ -328,6 +349,18 @@ pub trait KeyStore: Send + Sync {
         tenant: TenantId,
         key: KeyId,
         alias: &Alias,
+        record: &Record,
+    ) -> StoreResult<()>;
+
+    /// Moves `alias` from key `from` to key `to` (both of `tenant`) in one transaction,
+    /// by compare-and-set on its current key: `Conflict` if it names another key by
+    /// now, `NotFound` if the tenant has no such alias or no key `to`.
+    async fn move_alias(
+        &self,
+        tenant: TenantId,
+        alias: &Alias,
+        from: KeyId,
+        to: KeyId,
         record: &Record,
     ) -> StoreResult<()>;
 
@@ -439,15 +472,16 @@ pub trait RotationStore: Send + Sync {
     /// Count of tracked data keys of `key` per version.
     async fn count_tracked(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<(u32, u64)>>;
 
-    /// Replaces a tracked key's envelope if it is still under `from_version`.
+    /// Replaces the envelopes of `items` still under `from_version` with theirs under
+    /// `to_version`, in one transaction, each by compare-and-set: an item another run
+    /// moved meanwhile is left alone. Returns how many moved.
     async fn rewrap_tracked(
         &self,
         tenant: TenantId,
-        track_id: &str,
         from_version: u32,
         to_version: u32,
-        ciphertext: &[u8],
-    ) -> StoreResult<()>;
+        items: &[Rewrapped],
+    ) -> StoreResult<u64>;
 }
 
 /// Server secrets (wrapped) and token records.

@@ -7,6 +7,7 @@
 pub mod custody;
 pub mod fixtures;
 pub mod store;
+pub mod store_aliases;
 pub mod store_deletion;
 pub mod store_records;
 
@@ -19,6 +20,8 @@ macro_rules! store_conformance {
             tenants_are_created_listed_and_unique,
             keys_round_trip_with_aliases,
             aliases_are_unique_per_tenant_only,
+            an_alias_moves_by_compare_and_set,
+            a_versions_validity_moves_by_compare_and_set,
             another_tenants_key_is_absent,
             versions_are_listed_in_order,
             lifecycle_changes_are_compare_and_set,

@@ -113,7 +113,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The AWS front's registered access keys.
     pub aws: AwsConfig,
-    /// How safely rotations retire old versions.
+    /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
 }
 
@@ -252,6 +252,8 @@ const KEYS: &[&str] = &[
     "aws.static_keys_file",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
+    "rotation.rewrap_rate",
+    "rotation.rewrap_window",
 ];
 
 fn env_name(key: &str) -> String {
@@ -298,7 +300,7 @@ impl Config {
 /// Sets dotted `key` to `value`, typed like the key expects (numbers for byte counts).
 fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
-        "max_body_bytes" | "limits.heavy_queue" => value
+        "max_body_bytes" | "limits.heavy_queue" | "rotation.rewrap_rate" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),

@@ -36,7 +36,9 @@ pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
 pub use state::AppState;
 
-use handlers::{admin, audit as audit_api, certificates, crypto, keys, ops, rotation, sys};
+use handlers::{
+    admin, aliases, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
+};
 
 /// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary
 /// version with a validity limit (negative once expired).
@@ -65,6 +67,7 @@ pub fn api_router(state: AppState) -> Router {
         // The AWS KMS front (JSON 1.1 + SigV4): `X-Amz-Target` names the operation.
         .route("/", post(aws::handle))
         .route(paths::KEYS, post(keys::create).get(keys::list))
+        .route(paths::ALIASES, post(aliases::set))
         .route("/v1/kms/keys/alias/{name}", get(keys::show_alias))
         .route(
             "/v1/kms/keys/alias/{name}/references",

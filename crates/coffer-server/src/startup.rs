@@ -134,6 +134,7 @@ async fn kms(
         cache_ttl: Some(config.cache_ttl),
         untracked_window: config.rotation.untracked_window,
         retire_after_quiet: config.rotation.retire_after_quiet,
+        rewrap: config.rotation.rewrap,
     };
     let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
         let (log, _) = AuditLog::open(

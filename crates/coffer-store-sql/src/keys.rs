@@ -194,6 +194,41 @@ pub async fn remove_alias(
     Ok(())
 }
 
+pub async fn move_alias(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    alias: &Alias,
+    from: KeyId,
+    to: KeyId,
+    record: &Record,
+) -> StoreResult<()> {
+    require_key_in_tenant(&mut *conn, tenant, to).await?;
+    let done = sqlx::query(
+        "UPDATE aliases SET key_id = $1 WHERE tenant_id = $2 AND alias = $3 AND key_id = $4",
+    )
+    .bind(to.to_string())
+    .bind(tenant.to_string())
+    .bind(alias.as_str())
+    .bind(from.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() != 1 {
+        let exists = sqlx::query("SELECT key_id FROM aliases WHERE tenant_id = $1 AND alias = $2")
+            .bind(tenant.to_string())
+            .bind(alias.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        return Err(match exists {
+            Some(_) => StoreError::Conflict("the alias names another key by now"),
+            None => StoreError::NotFound("alias"),
+        });
+    }
+    record_change(&mut *conn, record).await?;
+    Ok(())
+}
+
 pub async fn update_metadata(
     conn: &mut AnyConnection,
     key: &Key,

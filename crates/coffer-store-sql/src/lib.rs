@@ -48,9 +48,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
-    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, RotationFilter, RotationRecord,
-    RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore, TrackedKey,
-    VersionStore,
+    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, Rewrapped, RotationFilter,
+    RotationRecord, RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore,
+    TrackedKey, VersionStore,
 };
 use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{
@@ -375,6 +375,19 @@ impl KeyStore for SqlStore {
         ))
     }
 
+    async fn move_alias(
+        &self,
+        tenant: TenantId,
+        alias: &Alias,
+        from: KeyId,
+        to: KeyId,
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, audit = record, |conn| keys::move_alias(
+            conn, tenant, alias, from, to, record
+        ))
+    }
+
     async fn update_metadata(&self, key: &Key, record: &Record) -> StoreResult<()> {
         in_transaction!(self, audit = record, |conn| keys::update_metadata(
             conn, key, record
@@ -509,18 +522,16 @@ impl RotationStore for SqlStore {
     async fn rewrap_tracked(
         &self,
         tenant: TenantId,
-        track_id: &str,
         from_version: u32,
         to_version: u32,
-        ciphertext: &[u8],
-    ) -> StoreResult<()> {
+        items: &[Rewrapped],
+    ) -> StoreResult<u64> {
         in_transaction!(self, |conn| tracked::rewrap(
             conn,
             tenant,
-            track_id,
             from_version,
             to_version,
-            ciphertext,
+            items,
         ))
     }
 }

@@ -1,10 +1,10 @@
 //! Tracked data keys.
 
-use coffer_core::store::{Record, TrackedKey};
+use coffer_core::store::{Record, Rewrapped, TrackedKey};
 use coffer_core::{KeyId, StoreError, StoreResult, TenantId};
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use crate::errors::{corrupt, one_row, unavailable};
+use crate::errors::{corrupt, unavailable};
 
 fn tracked(row: &sqlx::any::AnyRow) -> StoreResult<TrackedKey> {
     Ok(TrackedKey {
@@ -68,17 +68,21 @@ pub async fn under(
     version: u32,
     limit: u64,
 ) -> StoreResult<Vec<TrackedKey>> {
-    sqlx::query("SELECT * FROM tracked_keys WHERE tenant_id = $1 AND key_id = $2 AND version = $3 ORDER BY track_id LIMIT $4")
-        .bind(tenant.to_string())
-        .bind(key.to_string())
-        .bind(i64::from(version))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(tracked)
-        .collect()
+    // No ORDER BY: any batch will do (moved rows leave the selection), and sorting
+    // every remaining row for each batch made a large rewrap quadratic.
+    sqlx::query(
+        "SELECT * FROM tracked_keys WHERE tenant_id = $1 AND key_id = $2 AND version = $3 LIMIT $4",
+    )
+    .bind(tenant.to_string())
+    .bind(key.to_string())
+    .bind(i64::from(version))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?
+    .iter()
+    .map(tracked)
+    .collect()
 }
 
 pub async fn count(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<Vec<(u32, u64)>> {
@@ -103,26 +107,27 @@ pub async fn count(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<
 pub async fn rewrap(
     conn: &mut AnyConnection,
     tenant: TenantId,
-    track_id: &str,
     from: u32,
     to: u32,
-    ciphertext: &[u8],
-) -> StoreResult<()> {
-    let done = sqlx::query(
-        "UPDATE tracked_keys SET version = $1, ciphertext = $2, updated_at = $3 \
-         WHERE tenant_id = $4 AND track_id = $5 AND version = $6",
-    )
-    .bind(i64::from(to))
-    .bind(ciphertext)
-    .bind(crate::now_millis())
-    .bind(tenant.to_string())
-    .bind(track_id)
-    .bind(i64::from(from))
-    .execute(&mut *conn)
-    .await
-    .map_err(unavailable)?;
-    one_row(
-        &done,
-        StoreError::Conflict("the tracked data key changed underneath"),
-    )
+    items: &[Rewrapped],
+) -> StoreResult<u64> {
+    let now = crate::now_millis();
+    let mut moved = 0;
+    for item in items {
+        let done = sqlx::query(
+            "UPDATE tracked_keys SET version = $1, ciphertext = $2, updated_at = $3 \
+             WHERE tenant_id = $4 AND track_id = $5 AND version = $6",
+        )
+        .bind(i64::from(to))
+        .bind(item.ciphertext.as_slice())
+        .bind(now)
+        .bind(tenant.to_string())
+        .bind(&item.track_id)
+        .bind(i64::from(from))
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+        moved += done.rows_affected();
+    }
+    Ok(moved)
 }

@@ -190,6 +190,24 @@ async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> Sto
                 .rows_affected()
         }
         Change::DestroyKey { due_by } => destroy_key(&mut *conn, &key_id, *due_by).await?,
+        Change::Validity {
+            version,
+            from,
+            not_before,
+            not_after,
+        } => sqlx::query(
+            "UPDATE key_versions SET not_before = $1, not_after = $2 \
+                 WHERE key_id = $3 AND number = $4 AND not_before = $5",
+        )
+        .bind(not_before.millis())
+        .bind(not_after.map(|t| t.millis()))
+        .bind(&key_id)
+        .bind(i64::from(version.get()))
+        .bind(from.millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?
+        .rows_affected(),
         Change::Material { version, from, to } => sqlx::query(
             "UPDATE key_versions SET wrapped_material = $1 \
                  WHERE key_id = $2 AND number = $3 AND wrapped_material = $4",
@@ -251,6 +269,7 @@ fn conflict_reason(change: &Change) -> &'static str {
         Change::VersionState { .. } => "the version's state changed underneath",
         Change::Primary { .. } => "the new primary version is not active",
         Change::DestroyKey { .. } => "the key is not pending deletion, or not yet due",
+        Change::Validity { .. } => "the version's validity changed underneath",
         Change::Material { .. } => "the version's material changed underneath",
     }
 }

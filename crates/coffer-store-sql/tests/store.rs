@@ -4,9 +4,11 @@
 
 mod store {
     pub mod backends;
+    pub mod batch_audit;
     pub mod deletion;
     pub mod durability;
     pub mod expiry;
+    pub mod rewrap;
     pub mod service;
     pub mod tracker;
 }

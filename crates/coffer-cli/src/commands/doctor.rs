@@ -11,6 +11,8 @@
 //!   (30 and 7 days, strictly less than), so doctor and the alerts agree.
 //! - Every check has its own time limit, so one hung endpoint does not hide the others.
 
+mod spares;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,8 @@ pub struct DoctorArgs {
 enum CheckName {
     /// Enabled keys whose primary version expires soon (needs a tenant token).
     KeyExpiration,
+    /// Enabled signing keys with a validity keep a spare version (needs a tenant token).
+    SigningSpares,
     /// The server is ready: unsealed and its store answers (`/readyz`).
     Store,
     /// Custody is unsealed (`/v1/sys/seal-status`).
@@ -80,6 +84,7 @@ impl CheckName {
     fn as_str(self) -> &'static str {
         match self {
             Self::KeyExpiration => "key-expiration",
+            Self::SigningSpares => "signing-spares",
             Self::Store => "store",
             Self::Custody => "custody",
             Self::ClockSkew => "clock-skew",
@@ -202,6 +207,7 @@ async fn run_check(name: CheckName, context: &Context) -> Report {
     let check = async {
         match name {
             CheckName::KeyExpiration => key_expiration(context).await,
+            CheckName::SigningSpares => spares::signing_spares(context).await,
             CheckName::Store => store(context).await,
             CheckName::Custody => custody(context).await,
             CheckName::ClockSkew => clock_skew(context).await,

@@ -1,5 +1,5 @@
 //! `coffer keys …`: create, list, show, rotate, enable, disable, schedule and cancel
-//! deletion.
+//! deletion (`alias set`: `key_alias.rs`).
 
 use std::process::ExitCode;
 
@@ -41,6 +41,9 @@ pub enum KeysCommand {
     Publish(KeyArg),
     /// The key's lifecycle and rotation history.
     History(KeyArg),
+    /// Aliases: move one to another key (`keys alias set alias/NAME KEY`).
+    #[command(subcommand)]
+    Alias(super::key_alias::AliasCommand),
     /// Change the rotation policy (auto-rotation, overlap) and the validity of new versions.
     SetPolicy(super::key_lifecycle::PolicyArgs),
     /// Sign and verify a test message with the primary version (exit 1 on failure,
@@ -115,7 +118,9 @@ pub struct ListArgs {
     /// Only this spec.
     #[arg(long)]
     spec: Option<String>,
-    /// Only keys in this state; with --show-expiration, only versions in this state.
+    /// Only keys in this state; a version state (active, inactive, pending, retiring,
+    /// retired) lists the keys with a version in it (`inactive`: keys with a spare),
+    /// and with --show-expiration only versions in this state.
     #[arg(long, value_parser = ["enabled", "disabled", "pending-deletion", "destroyed", "active", "inactive", "pending", "retiring", "retired"])]
     state: Option<String>,
     /// One row per version with its validity and days left (seed 004).
@@ -138,6 +143,9 @@ pub struct ScheduleDeletionArgs {
 pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
     let key = match command {
+        KeysCommand::Alias(command) => {
+            return super::key_alias::run(global, &client, command).await;
+        }
         KeysCommand::Create(args) => client.create_key(&create_request(args)?).await?,
         KeysCommand::AddSpare(_)
         | KeysCommand::Activate(_)
@@ -174,12 +182,27 @@ pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitC
             );
         }
         KeysCommand::List(args) => {
+            // A version state (`inactive`: the spares) filters keys by their versions
+            // here; the server's `state` filter is the key's own state.
+            let version_state = args
+                .state
+                .clone()
+                .filter(|s| VERSION_STATES.contains(&s.as_str()));
             let query = ListKeysQuery {
                 purpose: args.purpose,
                 spec: args.spec,
-                state: args.state,
+                state: args.state.filter(|_| version_state.is_none()),
             };
-            let answer = client.list_keys(&query).await?;
+            let mut answer = client.list_keys(&query).await?;
+            if let Some(state) = &version_state {
+                answer
+                    .keys
+                    .retain(|key| key.versions.iter().any(|v| &v.state == state));
+                if !global.json {
+                    print_line(&versions_in_state_table(&answer.keys, state))?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             if global.json {
                 print_json(&answer)?;
             } else {
@@ -231,6 +254,40 @@ fn create_request(args: CreateArgs) -> anyhow::Result<CreateKeyRequest> {
         rotation: (rotation != RotationPolicyView::default()).then_some(rotation),
         validity: text(args.validity),
     })
+}
+
+/// States of versions rather than keys, for `keys list --state`.
+const VERSION_STATES: [&str; 5] = ["active", "inactive", "pending", "retiring", "retired"];
+
+/// Keys with a version in `state`, and which versions.
+fn versions_in_state_table(keys: &[KeyView], state: &str) -> String {
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| {
+            let versions: Vec<String> = key
+                .versions
+                .iter()
+                .filter(|v| v.state == state)
+                .map(|v| format!("v{}", v.version))
+                .collect();
+            vec![
+                key.key_id.clone(),
+                if key.aliases.is_empty() {
+                    "-".into()
+                } else {
+                    key.aliases.join(",")
+                },
+                key.spec.clone(),
+                key.primary_version.to_string(),
+                versions.join(","),
+            ]
+        })
+        .collect();
+    let header = format!("{} VERSIONS", state.to_uppercase());
+    table(
+        &["KEY ID", "ALIASES", "SPEC", "PRIMARY", header.as_str()],
+        &rows,
+    )
 }
 
 fn key_table(keys: &[KeyView]) -> String {

@@ -13,6 +13,7 @@
 //! - `rotate/saga.rs` — `stage`, `all`, `resume`, `rollback`, `status`, `verify`,
 //!   `list`. The server runs a saga in its rotation worker and answers a start or
 //!   resume with 202; these commands then poll the rotation until it settles.
+//! - `rotate/watch.rs` — `status --watch`: the rewrap's progress bar.
 //! - `rotate/smoke.rs` — `validate`; `rotate/corpus.rs` — `dual-unwrap`.
 //! - `rotate/health.rs`, `rotate/hooks.rs` (with `hook_process.rs` and `scrub.rs`) —
 //!   the profile's health-check URLs and hook commands (seed 001), run at their points
@@ -33,7 +34,9 @@ mod saga;
 mod scrub;
 mod session;
 mod smoke;
+mod verification;
 mod versions;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,8 +121,8 @@ pub enum RotateCommand {
     Rollback(IdArg),
     /// Run a rotation on from its next step.
     Resume(ResumeArgs),
-    /// Show a rotation.
-    Status(IdArg),
+    /// Show a rotation (--watch: a progress bar of its rewrap until it is past it).
+    Status(StatusArgs),
     /// List the tenant's rotations, newest first.
     List(ListArgs),
     /// Check a rotation's invariants and audit anchoring; exit 0 only when all hold.
@@ -176,6 +179,18 @@ pub struct IdArg {
     /// Rotation id.
     #[arg(value_name = "ID")]
     id: String,
+}
+
+/// `status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Rotation id.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// Redraw the rewrap's progress (bar, rate, ETA) every second until the rotation
+    /// leaves the `rewrap_tracked` step, finishes or waits for `resume`.
+    #[arg(long)]
+    watch: bool,
 }
 
 /// `validate` and `all`.
@@ -404,9 +419,9 @@ async fn dispatch(
         }
         RotateCommand::Resume(args) => saga::resume(s, &args.id, args.until).await,
         RotateCommand::Rollback(IdArg { id }) => saga::rollback(s, &id).await,
-        RotateCommand::Status(IdArg { id }) => saga::status(s, &id).await,
+        RotateCommand::Status(StatusArgs { id, watch }) => saga::status(s, &id, watch).await,
         RotateCommand::List(ListArgs { key, status }) => saga::list(s, key, status).await,
-        RotateCommand::Verify(IdArg { id }) => saga::verify(s, &id).await,
+        RotateCommand::Verify(IdArg { id }) => verification::verify(s, &id).await,
         RotateCommand::Validate(args) => {
             smoke::validate(s, &args.key, args.corpus.as_deref()).await
         }

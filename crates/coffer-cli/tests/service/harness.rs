@@ -154,6 +154,20 @@ impl TestServer {
         Some(Self::serve(state, vars, admin_token, shares).await)
     }
 
+    /// Another replica of this deployment: the same data directory (custody state and
+    /// key file) and database, opened as `coffer serve` opens it, on new ports. Only
+    /// meaningful on PostgreSQL, which replicas share.
+    pub async fn replica(&self) -> TestServer {
+        let state = startup::open(&config(&self.vars)).await.unwrap();
+        Self::serve(
+            state,
+            self.vars.clone(),
+            self.admin_token.clone(),
+            self.shares.clone(),
+        )
+        .await
+    }
+
     /// Stops this server (draining its requests) and opens its deployment again, as
     /// `coffer serve` does after a restart: same data directory and database, new
     /// ports. Key-file custody unseals at once; other methods start sealed.

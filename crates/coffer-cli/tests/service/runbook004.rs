@@ -74,9 +74,11 @@ async fn runbook_004_replays_as_written() {
     assert!(stdout.contains("key.created"), "history: {stdout}");
     // Mitigation: the spare becomes primary and signs.
     assert!(stdout.contains("v2 active (primary)"), "{stdout}");
-    assert_eq!(stdout.matches("signed and verified").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("signed and verified").count(), 3, "{stdout}");
     // Root cause: the new key is registered and published.
     assert!(stdout.contains("attestation-signing"), "{stdout}");
+    // The alias moved to the new key, and signing through it works.
+    assert!(stdout.contains("alias/attestation -> key "), "{stdout}");
     let status = dev.terminate(Duration::from_secs(10)).await;
     assert!(status.success());
 }

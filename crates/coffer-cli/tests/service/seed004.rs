@@ -60,6 +60,17 @@ async fn the_expired_attestation_key_runbook_commands_work() {
     );
     assert_eq!(code, 0);
     assert!(out.contains("inactive"), "{out}");
+    // Without --show-expiration too: the keys with a spare, and which versions.
+    let (code, out, err) = server.cli(&token, &["keys", "list", "--state", "inactive"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("INACTIVE VERSIONS") && out.contains(&key) && out.contains("v2"),
+        "{out}"
+    );
+    let (code, out, err) = server.cli(&token, &["--json", "keys", "list", "--state", "retired"]);
+    assert_eq!(code, 0, "{err}");
+    let none: coffer_api::keys::ListKeysResponse = serde_json::from_str(&out).unwrap();
+    assert!(none.keys.is_empty(), "no key has a retired version: {out}");
     let (code, out, _) = server.cli(&token, &["keys", "activate", "alias/attestation", "2"]);
     assert_eq!(code, 0);
     assert!(out.contains("v2 active (primary)"), "{out}");

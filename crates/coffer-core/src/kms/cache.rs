@@ -7,10 +7,17 @@
 //! through this process invalidates the key's entry at once; entries also expire after
 //! `ttl`, which bounds how long a change made by another replica stays unseen.
 //!
+//! Aliases are cached beside the keys, each mapping for `ttl` too, so an alias another
+//! replica moved (`alias set`) is followed within `ttl`; a move made here invalidates
+//! both keys at once. An entry loaded while an invalidation happened is not cached
+//! (the cache's epoch moved): a load that read the store before a change must not put
+//! the old state back after the change invalidated it.
+//!
 //! Locks: one `RwLock` per map, held only for a hash lookup or insert, never across an
 //! `await` or a crypto call.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -109,9 +116,12 @@ impl CachedKey {
 #[derive(Default)]
 pub(crate) struct KeyCache {
     keys: RwLock<HashMap<(TenantId, KeyId), Arc<CachedKey>>>,
-    aliases: RwLock<HashMap<(TenantId, String), KeyId>>,
+    /// Alias → key, with when the mapping was loaded.
+    aliases: RwLock<HashMap<(TenantId, String), (KeyId, Instant)>>,
     tenant_keys: RwLock<HashMap<TenantId, Arc<AeadKey>>>,
     ttl: Option<Duration>,
+    /// Bumped by every invalidation; a load that began in an older epoch is not cached.
+    epoch: AtomicU64,
 }
 
 impl KeyCache {
@@ -131,26 +141,48 @@ impl KeyCache {
     }
 
     pub fn alias(&self, tenant: TenantId, alias: &str) -> Option<KeyId> {
-        read(&self.aliases)
+        let (id, loaded_at) = read(&self.aliases)
             .get(&(tenant, alias.to_owned()))
-            .copied()
+            .copied()?;
+        match self.ttl {
+            Some(ttl) if loaded_at.elapsed() > ttl => None,
+            _ => Some(id),
+        }
     }
 
-    pub fn insert(&self, entry: Arc<CachedKey>) {
+    /// The current epoch: read it before loading an entry from the store, and pass it
+    /// to [`KeyCache::insert`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches `entry`, loaded in epoch `loaded_in`, unless something was invalidated
+    /// since (then the next request loads again).
+    pub fn insert(&self, entry: Arc<CachedKey>, loaded_in: u64) {
         let tenant = entry.key.tenant;
+        let mut keys = write(&self.keys);
+        // Checked under the keys lock, which every invalidation also takes.
+        if self.epoch() != loaded_in {
+            return;
+        }
         {
             let mut aliases = write(&self.aliases);
-            aliases.retain(|(t, _), id| !(*t == tenant && *id == entry.key.id));
+            aliases.retain(|(t, _), (id, _)| !(*t == tenant && *id == entry.key.id));
             for alias in &entry.key.aliases {
-                aliases.insert((tenant, alias.as_str().to_owned()), entry.key.id);
+                aliases.insert(
+                    (tenant, alias.as_str().to_owned()),
+                    (entry.key.id, entry.loaded_at),
+                );
             }
         }
-        write(&self.keys).insert((tenant, entry.key.id), entry);
+        keys.insert((tenant, entry.key.id), entry);
     }
 
     pub fn invalidate(&self, tenant: TenantId, key: KeyId) {
-        write(&self.keys).remove(&(tenant, key));
-        write(&self.aliases).retain(|(t, _), id| !(*t == tenant && *id == key));
+        let mut keys = write(&self.keys);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        keys.remove(&(tenant, key));
+        write(&self.aliases).retain(|(t, _), (id, _)| !(*t == tenant && *id == key));
     }
 
     pub fn tenant_key(&self, tenant: TenantId) -> Option<Arc<AeadKey>> {
@@ -163,7 +195,10 @@ impl KeyCache {
 
     /// Drops everything (on seal, or after a tenant is shredded).
     pub fn clear(&self) {
-        write(&self.keys).clear();
+        let mut keys = write(&self.keys);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        keys.clear();
+        drop(keys);
         write(&self.aliases).clear();
         write(&self.tenant_keys).clear();
     }
@@ -179,4 +214,61 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{KeyPurpose, RotationPolicy};
+    use crate::lifecycle::KeyState;
+    use crate::time::Timestamp;
+
+    fn entry(tenant: TenantId, alias: &str) -> Arc<CachedKey> {
+        let key = Key {
+            tenant,
+            id: KeyId::generate(),
+            spec: coffer_crypto::KeySpec::Ed25519,
+            purpose: KeyPurpose::Sign,
+            state: KeyState::Enabled,
+            deletion_due: None,
+            aliases: [alias.parse().unwrap()].into(),
+            labels: crate::key::Labels::new(),
+            registered_purposes: Default::default(),
+            rotation: RotationPolicy::default(),
+            validity: None,
+            created_at: Timestamp::from_millis(0),
+        };
+        Arc::new(CachedKey::new(key, Vec::new(), BTreeMap::new()))
+    }
+
+    #[test]
+    fn an_alias_mapping_expires_with_the_ttl() {
+        let cache = KeyCache::new(Some(Duration::from_millis(50)));
+        let tenant = TenantId::generate();
+        let e = entry(tenant, "alias/signer");
+        cache.insert(e.clone(), cache.epoch());
+        assert_eq!(cache.alias(tenant, "alias/signer"), Some(e.key.id));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            cache.alias(tenant, "alias/signer"),
+            None,
+            "another replica's alias move is followed within the ttl"
+        );
+    }
+
+    #[test]
+    fn a_load_that_raced_an_invalidation_is_not_cached() {
+        let cache = KeyCache::new(None);
+        let tenant = TenantId::generate();
+        let stale = entry(tenant, "alias/signer");
+        let loaded_in = cache.epoch();
+        // The alias moves (and both keys are invalidated) while the load is under way.
+        cache.invalidate(tenant, stale.key.id);
+        cache.insert(stale.clone(), loaded_in);
+        assert_eq!(cache.alias(tenant, "alias/signer"), None);
+        assert!(cache.get(tenant, stale.key.id).is_none());
+        // A load that began after the change is cached.
+        cache.insert(stale.clone(), cache.epoch());
+        assert!(cache.get(tenant, stale.key.id).is_some());
+    }
 }

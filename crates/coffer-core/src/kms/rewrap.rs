@@ -9,6 +9,14 @@ use super::{Caller, Kms, KmsError, KmsResult};
 use crate::token::Operation;
 use crate::usage::UseKind;
 
+/// The detail of a rewrap's audit entry: the entry names the destination, the detail
+/// the source (the ciphertext's header).
+pub(super) fn source_detail(ciphertext: &[u8]) -> Option<String> {
+    header(ciphertext)
+        .ok()
+        .map(|(key, version)| format!("from key {key} version {version}"))
+}
+
 impl Kms {
     /// Moves an envelope to `destination` (default: the same key's primary).
     pub async fn rewrap(
@@ -28,12 +36,14 @@ impl Kms {
                 destination_context,
             )
             .await;
-        // The entry names the destination; the detail names the source (its header).
-        let source = super::unwrap::header(ciphertext)
-            .ok()
-            .map(|(key, version)| format!("from key {key} version {version}"));
-        self.audited_with(caller, "rewrap", destination, source, result)
-            .await
+        self.audited_with(
+            caller,
+            "rewrap",
+            destination,
+            source_detail(ciphertext),
+            result,
+        )
+        .await
     }
 
     /// Opens `ciphertext` and seals its plaintext under `destination` (default: the

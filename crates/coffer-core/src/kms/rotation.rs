@@ -31,6 +31,8 @@ pub struct RotationStatus {
     pub record: RotationRecord,
     /// Tracked data keys still under the old version.
     pub tracked_remaining: u64,
+    /// The rewrap's progress, while this process runs the `rewrap_tracked` step.
+    pub rewrap: Option<super::RewrapProgress>,
 }
 
 /// The outcome of `verify`.
@@ -123,9 +125,13 @@ impl Kms {
             .iter()
             .find(|(v, _)| *v == record.from_version)
             .map_or(0, |(_, n)| *n);
+        let rewrap = (record.step == Step::RewrapTracked && record.status == Status::Running)
+            .then(|| self.rewrap_board.progress(&record.id))
+            .flatten();
         Ok(RotationStatus {
             record,
             tracked_remaining,
+            rewrap,
         })
     }
 
@@ -526,12 +532,7 @@ impl Kms {
 
     async fn rewrap_tracked(&self, record: &RotationRecord) -> KmsResult<()> {
         let new = self.new_version(record)?;
-        self.rewrap_tracked_between(
-            record.tenant,
-            record.key,
-            version(record.from_version)?,
-            new,
-        )
-        .await
+        self.rewrap_for_rotation(record, version(record.from_version)?, new)
+            .await
     }
 }

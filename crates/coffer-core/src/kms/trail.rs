@@ -78,6 +78,7 @@ subject!((KeyId, Vec<super::VersionReferences>), |r| (
     Some(r.0),
     None
 ));
+subject!(super::AliasMove, |m| (Some(m.to), None));
 subject!(crate::store::TrackedKey, |t| (
     Some(t.key),
     VersionNumber::new(t.version).ok()
@@ -118,11 +119,58 @@ impl Kms {
         detail: Option<String>,
         result: KmsResult<T>,
     ) -> KmsResult<T> {
-        let (key, version) = match &result {
-            Ok(value) => value.subject(),
-            Err(_) => (None, None),
+        let entry = self.entry_of(caller, op, Named::reference(reference), detail, &result);
+        self.recorded(entry, result).await
+    }
+
+    /// Records `entry`, then answers `result` (or `Unavailable` if it cannot be recorded).
+    pub(super) async fn recorded<T>(
+        &self,
+        entry: AuditEntry,
+        result: KmsResult<T>,
+    ) -> KmsResult<T> {
+        self.audit
+            .record(entry)
+            .await
+            .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+        result
+    }
+
+    /// Records the entries of a batch request's items as one group (one durable
+    /// commit), then answers each item; if the group cannot be recorded, every item
+    /// answers `Unavailable` (fail closed, as for a single request).
+    pub(super) async fn audited_group<T>(
+        &self,
+        outcomes: Vec<(AuditEntry, KmsResult<T>)>,
+    ) -> Vec<KmsResult<T>> {
+        let (entries, results): (Vec<AuditEntry>, Vec<KmsResult<T>>) = outcomes.into_iter().unzip();
+        match self.audit.record_group(entries).await {
+            Ok(()) => results,
+            Err(e) => results
+                .into_iter()
+                .map(|_| Err(KmsError::Unavailable(e.to_string())))
+                .collect(),
+        }
+    }
+
+    /// The audit entry of one outcome: a success names what it used; a failure names
+    /// what the request named (`named`).
+    pub(super) fn entry_of<T: Subject>(
+        &self,
+        caller: &Caller,
+        op: &str,
+        named: Named<'_>,
+        detail: Option<String>,
+        result: &KmsResult<T>,
+    ) -> AuditEntry {
+        let (key, version) = match result {
+            Ok(value) => {
+                let (key, version) = value.subject();
+                (key.map(|k| k.to_string()), version)
+            }
+            Err(_) => (named.key.map(|k| k.to_string()), named.version),
         };
-        let entry = AuditEntry {
+        AuditEntry {
             at: self.keys.clock().now().millis(),
             tenant: caller
                 .grants
@@ -130,9 +178,7 @@ impl Kms {
                 .map_or_else(|| "-".to_owned(), |t| t.to_string()),
             principal: caller.principal(),
             op: op.to_owned(),
-            key: key
-                .map(|k| k.to_string())
-                .or_else(|| reference.map(str::to_owned)),
+            key: key.or_else(|| named.reference.map(str::to_owned)),
             version: version.map(VersionNumber::get),
             outcome: result
                 .as_ref()
@@ -140,11 +186,37 @@ impl Kms {
                 .to_owned(),
             request_id: caller.request_id.clone(),
             detail,
-        };
-        self.audit
-            .record(entry)
-            .await
-            .map_err(|e| KmsError::Unavailable(e.to_string()))?;
-        result
+        }
+    }
+}
+
+/// What a request named, for the entry of its failure: the reference as given, or the
+/// key and version a ciphertext's header names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Named<'a> {
+    pub reference: Option<&'a str>,
+    pub key: Option<KeyId>,
+    pub version: Option<VersionNumber>,
+}
+
+impl<'a> Named<'a> {
+    /// The reference as given.
+    pub fn reference(reference: Option<&'a str>) -> Self {
+        Self {
+            reference,
+            ..Self::default()
+        }
+    }
+
+    /// The key and version in a ciphertext's header (nothing if it has none).
+    pub fn header(ciphertext: &[u8]) -> Self {
+        match super::unwrap::header(ciphertext) {
+            Ok((key, version)) => Self {
+                reference: None,
+                key: Some(key),
+                version: Some(version),
+            },
+            Err(_) => Self::default(),
+        }
     }
 }

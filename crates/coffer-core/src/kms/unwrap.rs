@@ -4,6 +4,7 @@ use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
 
 use super::cache::CachedKey;
+use super::trail::Named;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
@@ -74,14 +75,10 @@ impl Kms {
         context: &EncryptionContext,
     ) -> KmsResult<Opened> {
         let result = self.unwrap_unaudited(caller, ciphertext, context).await;
-        // A success names its key itself; only a failure needs the header's word for it.
-        let named = result
-            .is_err()
-            .then(|| super::unwrap::header(ciphertext).ok())
-            .flatten()
-            .map(|(k, _)| k.to_string());
-        self.audited(caller, "unwrap", named.as_deref(), result)
-            .await
+        // A success names its key and version itself; a failure (a retired version
+        // refused, say) names those of the ciphertext's header.
+        let entry = self.entry_of(caller, "unwrap", Named::header(ciphertext), None, &result);
+        self.recorded(entry, result).await
     }
 
     /// Unwraps an envelope. The key comes from the envelope's header, within the

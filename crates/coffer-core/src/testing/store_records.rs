@@ -325,17 +325,39 @@ pub async fn tracked_keys_rewrap_by_compare_and_set(store: S) {
         store.tracked_under(t.id, key.id, 1, 10).await.unwrap(),
         vec![tracked.clone()]
     );
-    store
-        .rewrap_tracked(t.id, "blob-1", 1, 2, &[4, 5])
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.rewrap_tracked(t.id, "blob-1", 1, 2, &[6]).await,
-        Err(StoreError::Conflict(_))
-    ));
+    let second = crate::store::TrackedKey {
+        track_id: "blob-2".into(),
+        ..tracked.clone()
+    };
+    store.track_key(&second, &audit).await.unwrap();
+    let item = |id: &str, ciphertext: Vec<u8>| crate::store::Rewrapped {
+        track_id: id.into(),
+        ciphertext,
+    };
+    // A batch commits together; an item already moved (by a concurrent or crashed run)
+    // is left alone and not counted.
+    assert_eq!(
+        store
+            .rewrap_tracked(t.id, 1, 2, &[item("blob-1", vec![4, 5])])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .rewrap_tracked(
+                t.id,
+                1,
+                2,
+                &[item("blob-1", vec![6]), item("blob-2", vec![7])]
+            )
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         store.count_tracked(t.id, key.id).await.unwrap(),
-        vec![(2, 1)]
+        vec![(2, 2)]
     );
     let got = store.get_tracked(t.id, "blob-1").await.unwrap().unwrap();
     assert_eq!((got.version, got.ciphertext), (2, vec![4, 5]));

@@ -1,5 +1,7 @@
 //! The hot operations: wrap, unwrap, datakey, rewrap, sign, verify, mac, verify-mac.
-//! Each takes one request or `{"items": [...]}` and answers in the same form.
+//! Each takes one request or `{"items": [...]}` and answers in the same form. Batches
+//! of wrap, unwrap and rewrap go through `crypto_batch` (one audit commit per batch);
+//! the others answer item by item.
 
 use axum::Json;
 use axum::extract::State;
@@ -43,7 +45,7 @@ macro_rules! answer {
     };
 }
 
-fn sealed(s: Sealed) -> CiphertextResponse {
+pub(super) fn sealed(s: Sealed) -> CiphertextResponse {
     CiphertextResponse {
         ciphertext: B64(s.ciphertext),
         key_id: s.key_id.to_string(),
@@ -71,7 +73,10 @@ pub async fn wrap(
     Authed(caller): Authed,
     input: OneOrBatch<WrapRequest>,
 ) -> Response {
-    answer!(input, |r| wrap_one(&state, &caller, r).await)
+    match input {
+        OneOrBatch::Batch(requests) => super::crypto_batch::wrap(&state, &caller, requests).await,
+        one => answer!(one, |r| wrap_one(&state, &caller, r).await),
+    }
 }
 
 async fn unwrap_one(
@@ -94,7 +99,10 @@ pub async fn unwrap(
     Authed(caller): Authed,
     input: OneOrBatch<UnwrapRequest>,
 ) -> Response {
-    answer!(input, |r| unwrap_one(&state, &caller, r).await)
+    match input {
+        OneOrBatch::Batch(requests) => super::crypto_batch::unwrap(&state, &caller, requests).await,
+        one => answer!(one, |r| unwrap_one(&state, &caller, r).await),
+    }
 }
 
 async fn datakey_one(
@@ -155,7 +163,10 @@ pub async fn rewrap(
     Authed(caller): Authed,
     input: OneOrBatch<RewrapRequest>,
 ) -> Response {
-    answer!(input, |r| rewrap_one(&state, &caller, r).await)
+    match input {
+        OneOrBatch::Batch(requests) => super::crypto_batch::rewrap(&state, &caller, requests).await,
+        one => answer!(one, |r| rewrap_one(&state, &caller, r).await),
+    }
 }
 
 /// Exactly one of `message` and `digest`; a digest must be 32 bytes.

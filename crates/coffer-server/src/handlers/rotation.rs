@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use coffer_api::rotation::{
-    ListRotationsQuery, PrincipalUse, ReferencesView, ResumeRotationRequest, RotationHold,
-    RotationList, RotationVerifyView, RotationView, StartRotationRequest, TrackedView,
-    VersionReferences, ViolationView,
+    ListRotationsQuery, PrincipalUse, ReferencesView, ResumeRotationRequest, RewrapView,
+    RotationHold, RotationList, RotationVerifyView, RotationView, StartRotationRequest,
+    TrackedView, VersionReferences, ViolationView,
 };
 use coffer_api::{B64, ErrorCode};
 use coffer_core::kms::{RetireUntracked, RotationStatus};
@@ -52,6 +52,12 @@ pub fn view(status: &RotationStatus) -> RotationView {
         failures: r.failures,
         error: r.error.clone(),
         tracked_remaining: status.tracked_remaining,
+        rewrap: status.rewrap.as_ref().map(|p| RewrapView {
+            done: p.done,
+            rate_per_second: p.rate_per_second,
+            eta_seconds: p.eta(status.tracked_remaining).map(|eta| eta.as_secs()),
+            waiting_for_window: p.waiting_for_window.map(|w| w.to_string()),
+        }),
         started_at: rfc3339(r.started_at),
         updated_at: rfc3339(r.updated_at),
     }

@@ -201,3 +201,57 @@ async fn an_expired_key_refuses_to_sign_until_a_backup_is_activated() {
         .unwrap();
     assert_eq!(signed.version.get(), spare_version);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spares_validity_counts_from_its_activation() {
+    let w = world().await;
+    let key = w
+        .kms
+        .create_key(&w.caller, signing_key(30, RotationPolicy::default()))
+        .await
+        .unwrap()
+        .key
+        .id
+        .to_string();
+    let spare = w.kms.add_spare(&w.caller, &key).await.unwrap();
+    let created = spare
+        .versions
+        .iter()
+        .find(|v| v.state == VersionState::Inactive)
+        .unwrap()
+        .clone();
+    // The spare waits 25 of its 30 days in reserve, then comes into service.
+    w.clock.advance(Duration::from_secs(25 * DAY));
+    let activated_at = w.clock.now();
+    let details = w
+        .kms
+        .activate(&w.caller, &key, created.number.get())
+        .await
+        .unwrap();
+    let active = details
+        .versions
+        .iter()
+        .find(|v| v.number == created.number)
+        .unwrap();
+    assert_eq!(active.not_before, activated_at);
+    assert_eq!(
+        active.not_after,
+        Some(activated_at.plus(Duration::from_secs(30 * DAY))),
+        "a full validity from activation, not five days left"
+    );
+    // Ten days on it still signs (it would have expired 30 days after its creation).
+    w.clock.advance(Duration::from_secs(10 * DAY));
+    let signed = w
+        .kms
+        .sign(&w.caller, &key, SignInput::Message(b"release"))
+        .await
+        .unwrap();
+    assert_eq!(signed.version, created.number);
+    let history = w.kms.key_history(&w.caller, &key).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.detail.contains("validity counted from activation")),
+        "{history:?}"
+    );
+}

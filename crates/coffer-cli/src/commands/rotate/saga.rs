@@ -15,8 +15,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use coffer_api::paths;
 use coffer_api::rotation::{
-    ListRotationsQuery, ResumeRotationRequest, RotationList, RotationVerifyView, RotationView,
-    StartRotationRequest,
+    ListRotationsQuery, ResumeRotationRequest, RotationList, RotationView, StartRotationRequest,
 };
 use coffer_client::{ClientError, Waited, request_paths};
 use serde_json::{Value, json};
@@ -36,16 +35,6 @@ pub const STEPS: [&str; 7] = [
     "rewrap_tracked",
     "retire_old",
     "anchor",
-];
-
-/// The invariants `verify` reports, each shown even when it holds.
-const INVARIANTS: [&str; 6] = [
-    "RetireAfterSwitch",
-    "NoKeyOrphans",
-    "ForwardOnly",
-    "OnePrimary",
-    "OneSagaPerKey",
-    "RecordMatchesKey",
 ];
 
 /// Starts a rotation up to, not past, the switch, then runs the stage hook. Stdout:
@@ -239,7 +228,7 @@ pub async fn rollback(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
 }
 
 /// Shows a rotation.
-pub async fn status(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
+pub async fn status(s: &mut Session, id: &str, watch: bool) -> anyhow::Result<Verdict> {
     let planned = s.get(&request_paths::rotation(id)?);
     let client = s.client().clone();
     match s
@@ -248,79 +237,16 @@ pub async fn status(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
     {
         Step::Planned => Ok(Verdict::Planned),
         Step::Failed(error) => Err(error.into()),
+        Step::Done(view) if watch => {
+            let last = super::watch::watch(s, view).await?;
+            show(s, &last)?;
+            Ok(Verdict::Passed)
+        }
         Step::Done(view) => {
             show(s, &view)?;
             Ok(Verdict::Passed)
         }
     }
-}
-
-/// Every invariant, OK or violated, and the audit anchoring; passes only when the
-/// server says ok and lists no violation.
-pub async fn verify(s: &mut Session, id: &str) -> anyhow::Result<Verdict> {
-    let planned = s.get(&request_paths::rotation_action(id, "verify")?);
-    let client = s.client().clone();
-    let evidence = |v: &RotationVerifyView| {
-        json!({
-            "ok": v.ok,
-            "anchored": v.anchored,
-            "checkpoint_size": v.checkpoint_size,
-            "violations": v.violations.iter().map(|v| &v.invariant).collect::<Vec<_>>(),
-            "rotation": rotation_evidence(&v.rotation),
-        })
-    };
-    let view = match s
-        .run("verify", &planned, client.verify_rotation(id), evidence)
-        .await?
-    {
-        Step::Planned => return Ok(Verdict::Planned),
-        Step::Failed(error) => return Err(error.into()),
-        Step::Done(view) => view,
-    };
-    let ok = view.ok && view.violations.is_empty();
-    if s.json() {
-        print_json(&view)?;
-    } else {
-        print_line(&verify_report(&view, ok))?;
-    }
-    Ok(if ok { Verdict::Passed } else { Verdict::Failed })
-}
-
-fn verify_report(view: &RotationVerifyView, ok: bool) -> String {
-    let mut names: Vec<&str> = INVARIANTS.to_vec();
-    for violation in &view.violations {
-        if !names.contains(&violation.invariant.as_str()) {
-            names.push(&violation.invariant);
-        }
-    }
-    let rows: Vec<Vec<String>> = names
-        .iter()
-        .map(|name| {
-            let broken: Vec<&str> = view
-                .violations
-                .iter()
-                .filter(|v| v.invariant == *name)
-                .map(|v| v.detail.as_str())
-                .collect();
-            let result = if broken.is_empty() {
-                "OK".to_owned()
-            } else {
-                format!("VIOLATED: {}", broken.join("; "))
-            };
-            vec![(*name).to_owned(), result]
-        })
-        .collect();
-    let anchor = match (view.anchored, view.checkpoint_size) {
-        (true, Some(size)) => format!("yes: a checkpoint covers it (checkpoint size {size})"),
-        (true, None) => "yes: a checkpoint covers it".to_owned(),
-        (false, _) => "NO: no audit checkpoint covers the rotation's last event yet".to_owned(),
-    };
-    format!(
-        "{}\n\n{}\n\naudit anchor: {anchor}\nverdict:      {}",
-        summary(&view.rotation),
-        table(&["INVARIANT", "RESULT"], &rows),
-        if ok { "ok" } else { "NOT ok" }
-    )
 }
 
 /// What became of a start.
@@ -540,8 +466,18 @@ pub fn summary(view: &RotationView) -> String {
         text.push_str(&format!("\nerror:     {error}"));
     }
     text.push_str(&format!(
-        "\ntracked data keys still under v{}: {}\nstarted:   {}\nupdated:   {}",
-        view.from_version, view.tracked_remaining, view.started_at, view.updated_at
+        "\ntracked data keys still under v{}: {}",
+        view.from_version, view.tracked_remaining
+    ));
+    if view.rewrap.is_some() {
+        text.push_str(&format!(
+            "\nrewrap:    {}",
+            super::watch::progress_line(view)
+        ));
+    }
+    text.push_str(&format!(
+        "\nstarted:   {}\nupdated:   {}",
+        view.started_at, view.updated_at
     ));
     text
 }
@@ -563,10 +499,10 @@ pub fn rotation_evidence(view: &RotationView) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn view(status: &str, step: &str) -> RotationView {
+    pub(in crate::commands::rotate) fn view(status: &str, step: &str) -> RotationView {
         RotationView {
             rotation_id: "r".into(),
             key_id: "k".into(),
@@ -580,6 +516,7 @@ mod tests {
             failures: 0,
             error: None,
             tracked_remaining: 0,
+            rewrap: None,
             started_at: String::new(),
             updated_at: String::new(),
         }
@@ -592,29 +529,5 @@ mod tests {
         assert!(!reached(&view("running", "retire_old"), None));
         assert!(reached(&view("completed", "anchor"), None));
         assert!(!reached(&view("rolled-back", "stage"), Some("stage")));
-    }
-
-    #[test]
-    fn verify_lists_every_invariant() {
-        let report = verify_report(
-            &RotationVerifyView {
-                ok: false,
-                rotation: view("completed", "anchor"),
-                violations: vec![coffer_api::rotation::ViolationView {
-                    invariant: "NoKeyOrphans".into(),
-                    detail: "3 rows under v1".into(),
-                }],
-                anchored: false,
-                checkpoint_size: None,
-            },
-            false,
-        );
-        assert!(report.contains("RetireAfterSwitch  OK"), "{report}");
-        assert!(
-            report.contains("NoKeyOrphans       VIOLATED: 3 rows under v1"),
-            "{report}"
-        );
-        assert!(report.contains("audit anchor: NO"), "{report}");
-        assert!(report.contains("verdict:      NOT ok"), "{report}");
     }
 }
