@@ -3,11 +3,15 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/admin/tenants`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
     /// Name: 1–64 of a-z, 0-9, `-`, `_`.
     pub name: String,
+    /// The tenant's AWS account id for the AWS front (12 digits, unique); derived from
+    /// the tenant id when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_account_id: Option<String>,
 }
 
 /// A tenant.
@@ -21,6 +25,9 @@ pub struct TenantView {
     pub state: String,
     /// Creation time (RFC 3339).
     pub created_at: String,
+    /// The tenant's AWS account id (chosen or derived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_account_id: Option<String>,
 }
 
 /// `GET /v1/admin/tenants`.

@@ -75,7 +75,10 @@ impl Server {
     /// Creates tenant `name`; answers a token for it.
     async fn tenant_token(&self, name: &str) -> String {
         let admin = self.admin();
-        let tenant = CreateTenantRequest { name: name.into() };
+        let tenant = CreateTenantRequest {
+            name: name.into(),
+            ..Default::default()
+        };
         admin.create_tenant(&tenant).await.unwrap();
         let mint = MintTokenRequest {
             tenant: Some(name.into()),

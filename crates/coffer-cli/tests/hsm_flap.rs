@@ -145,6 +145,7 @@ async fn without_failover_keys_in_memory_serve_and_the_token_is_waited_for() {
     // A new tenant's key must be wrapped by the token.
     let beta = CreateTenantRequest {
         name: "beta".into(),
+        aws_account_id: None,
     };
     match server.admin().create_tenant(&beta).await {
         Err(ClientError::Api { status, code, .. }) => {

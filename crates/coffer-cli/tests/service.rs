@@ -9,6 +9,7 @@ mod service {
     pub mod api;
     pub mod audit;
     pub mod audit_pages;
+    pub mod aws_clients;
     pub mod bad_input;
     pub mod batch_rewrap;
     pub mod certificates;

@@ -94,12 +94,24 @@ impl KeyService {
 
     /// Creates a tenant and its tenant key (wrapped by custody).
     pub async fn create_tenant(&self, name: TenantName, actor: &Actor) -> CoreResult<Tenant> {
+        self.create_tenant_with_account(name, None, actor).await
+    }
+
+    /// Creates a tenant with a chosen AWS account id (unique among tenants; the store
+    /// answers `Conflict` for one already taken). Validated by the caller.
+    pub async fn create_tenant_with_account(
+        &self,
+        name: TenantName,
+        aws_account_id: Option<String>,
+        actor: &Actor,
+    ) -> CoreResult<Tenant> {
         let now = self.clock.now();
         let tenant = Tenant {
             id: TenantId::generate(),
             name,
             state: TenantState::Active,
             created_at: now,
+            aws_account_id,
         };
         let (wrapped, _kek) = keyring::new_tenant_kek(self.custody.as_ref(), tenant.id)?;
         let event = Event::tenant(tenant.id, "tenant.created", tenant.name.as_str(), now);

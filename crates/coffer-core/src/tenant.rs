@@ -124,4 +124,12 @@ pub struct Tenant {
     pub state: TenantState,
     /// Creation time.
     pub created_at: Timestamp,
+    /// The AWS front's 12-digit account id, when chosen at creation; `None`: the front
+    /// derives one from the id.
+    pub aws_account_id: Option<String>,
+}
+
+/// True for an AWS account id: exactly 12 ASCII digits.
+pub fn is_aws_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }

@@ -22,8 +22,10 @@
 //! ‖ kind ‖ tenant id)`, checked whenever records are loaded. A record whose kind or
 //! tenant was edited no longer matches its tag and its token stops authenticating.
 
+mod aws;
 mod caveat;
 
+pub use aws::{AwsCredentials, MAX_ACCESS_KEY_ID_LEN};
 pub use caveat::{Caveat, Grants, Operation};
 
 use std::fmt;

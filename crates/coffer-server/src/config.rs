@@ -5,11 +5,13 @@
 //! with `_` (`custody.method` → `COFFER_CUSTODY_METHOD`). Seed 002's `KMS_API_ADDR`
 //! becomes `COFFER_API_ADDR`.
 
+mod aws;
 mod limits;
 mod rotation;
 mod transport;
 mod unseal;
 
+pub use aws::{AwsConfig, StaticKey};
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
 pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
@@ -173,6 +175,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
+    /// The AWS front's registered access keys.
+    pub aws: AwsConfig,
     /// How safely rotations retire old versions, and how their rewrap is paced.
     pub rotation: RotationConfig,
     /// Who may unseal, and the back-off on wrong passphrases.
@@ -215,6 +219,7 @@ impl std::fmt::Debug for Config {
             .field("custody", &self.custody)
             .field("audit", &self.audit)
             .field("limits", &self.limits)
+            .field("aws", &self.aws)
             .field("rotation", &self.rotation)
             .field("unseal", &self.unseal)
             .field("transport", &self.transport)
@@ -270,6 +275,8 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     limits: limits::RawLimits,
+    #[serde(default)]
+    aws: aws::RawAws,
     #[serde(default)]
     rotation: rotation::RawRotation,
     #[serde(default)]
@@ -335,6 +342,7 @@ const KEYS: &[&str] = &[
     "audit.checkpoint_interval",
     "audit.verify_interval",
     "limits.heavy_queue",
+    "aws.static_keys_file",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
     "rotation.rewrap_rate",
@@ -596,6 +604,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
+        aws: raw.aws.validate()?,
         rotation: raw.rotation.validate()?,
         unseal: raw.unseal.validate()?,
         transport: raw.transport.validate(descriptor_limit())?,

@@ -60,6 +60,7 @@ fn operation(path: &str) -> &'static str {
         "/v1/kms/mac" => "mac",
         "/v1/kms/verify-mac" => "verify_mac",
         "/v1/kms/keys" => "keys",
+        "/" => "aws",
         "/v1/kms/aliases" => "aliases",
         // Action routes end in the `{action}` parameter; the action itself is read from
         // the request path by `action_label` (a fixed set, so labels stay bounded).

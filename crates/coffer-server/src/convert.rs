@@ -78,6 +78,7 @@ pub fn tenant_view(tenant: &Tenant) -> TenantView {
         name: tenant.name.to_string(),
         state: tenant.state.as_str().to_owned(),
         created_at: rfc3339(tenant.created_at),
+        aws_account_id: Some(crate::aws::account_of(tenant)),
     }
 }
 

@@ -16,6 +16,7 @@
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
 
+pub mod aws;
 pub mod config;
 mod context;
 mod convert;
@@ -72,6 +73,8 @@ async fn report_expiry(kms: &coffer_core::kms::Kms) {
 /// The native API router (port 9446).
 pub fn api_router(state: AppState) -> Router {
     Router::new()
+        // The AWS KMS front (JSON 1.1 + SigV4): `X-Amz-Target` names the operation.
+        .route("/", post(aws::handle))
         .route(paths::KEYS, post(keys::create).get(keys::list))
         .route(paths::ALIASES, post(aliases::set))
         .route("/v1/kms/keys/alias/{name}", get(keys::show_alias))

@@ -231,6 +231,8 @@ fn state(
         unseal,
         transport: config.transport.clone(),
         tls,
+        aws_keys: config.aws.static_keys.clone(),
+        aws_accounts: std::sync::Arc::default(),
     })
 }
 

@@ -17,6 +17,11 @@ pub struct AppState {
     pub custody: crate::custody::ServerCustody,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The AWS front's operator-registered access keys (`aws.static_keys_file`).
+    pub aws_keys: std::sync::Arc<std::collections::HashMap<String, crate::config::StaticKey>>,
+    /// AWS account ids of tenants, once read (they never change).
+    pub aws_accounts:
+        std::sync::Arc<std::sync::RwLock<std::collections::HashMap<coffer_core::TenantId, String>>>,
     /// Body limit, for the 413 message.
     pub max_body_bytes: usize,
     /// The audit log (absent only when `audit.enabled = false`).

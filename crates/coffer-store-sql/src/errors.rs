@@ -31,6 +31,8 @@ fn unique_violation(message: &str) -> &'static str {
         "a rotation is already running for this key"
     } else if message.contains("server_secrets") {
         "the server secret already exists"
+    } else if message.contains("aws_account_id") {
+        "the AWS account id is already taken"
     } else if message.contains("name") {
         "the name is already taken"
     } else {

@@ -75,6 +75,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_version_use.sql"),
     },
     Migration {
+        version: 13,
+        name: "tenant_aws_account",
+        sqlite: include_str!("../migrations/sqlite/0013_tenant_aws_account.sql"),
+        postgres: include_str!("../migrations/postgres/0013_tenant_aws_account.sql"),
+    },
+    Migration {
         version: 17,
         name: "token_grant_tag",
         sqlite: include_str!("../migrations/sqlite/0017_token_grant_tag.sql"),

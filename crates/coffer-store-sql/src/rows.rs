@@ -52,6 +52,9 @@ pub fn tenant(row: &AnyRow) -> StoreResult<Tenant> {
         name: TenantName::from_stored(&text(row, "name")?).map_err(|_| corrupt("tenant name"))?,
         state: parsed::<TenantState>(row, "state")?,
         created_at: Timestamp::from_millis(int(row, "created_at")?),
+        aws_account_id: row
+            .try_get::<Option<String>, _>("aws_account_id")
+            .map_err(unavailable)?,
     })
 }
 

@@ -14,14 +14,18 @@ pub async fn create(
     wrapped_kek: &[u8],
     record: &Record,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO tenants (id, name, state, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(tenant.id.to_string())
-        .bind(tenant.name.as_str())
-        .bind(tenant.state.as_str())
-        .bind(tenant.created_at.millis())
-        .execute(&mut *conn)
-        .await
-        .map_err(unavailable)?;
+    sqlx::query(
+        "INSERT INTO tenants (id, name, state, created_at, aws_account_id) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(tenant.id.to_string())
+    .bind(tenant.name.as_str())
+    .bind(tenant.state.as_str())
+    .bind(tenant.created_at.millis())
+    .bind(tenant.aws_account_id.as_deref())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
     sqlx::query("INSERT INTO tenant_keks (tenant_id, wrapped, updated_at) VALUES ($1, $2, $3)")
         .bind(tenant.id.to_string())
         .bind(wrapped_kek)

@@ -69,8 +69,8 @@ pub struct DatakeyArgs {
     /// Key id or alias/NAME that wraps the data key.
     #[arg(long)]
     key: String,
-    /// Data key length in bytes, 1–64 (default 32).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Data key length in bytes, 1–1024 (default 32).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     bytes: Option<u32>,
     /// Encryption context KEY=VALUE (repeatable).
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn datakey_bytes_are_bounded() {
-        assert!(parse(&["datakey", "--key", "k", "--bytes", "65"]).is_err());
-        assert!(parse(&["datakey", "--key", "k", "--bytes", "64", "--no-plaintext"]).is_ok());
+        assert!(parse(&["datakey", "--key", "k", "--bytes", "1025"]).is_err());
+        assert!(parse(&["datakey", "--key", "k", "--bytes", "1024", "--no-plaintext"]).is_ok());
     }
 }

@@ -14,6 +14,10 @@ pub enum TenantCommand {
     Create {
         /// 1–64 of a-z, 0-9, `-`, `_`.
         name: String,
+        /// The tenant's AWS account id on the AWS front (12 digits, unique); derived
+        /// from the tenant id when not given.
+        #[arg(long, value_name = "DIGITS")]
+        aws_account_id: Option<String>,
     },
     /// List tenants.
     List,
@@ -23,8 +27,15 @@ pub enum TenantCommand {
 pub async fn run(global: &Globals, command: TenantCommand) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
     match command {
-        TenantCommand::Create { name } => {
-            let tenant = client.create_tenant(&CreateTenantRequest { name }).await?;
+        TenantCommand::Create {
+            name,
+            aws_account_id,
+        } => {
+            let request = CreateTenantRequest {
+                name,
+                aws_account_id,
+            };
+            let tenant = client.create_tenant(&request).await?;
             if global.json {
                 print_json(&tenant)?;
             } else {

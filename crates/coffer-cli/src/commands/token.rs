@@ -22,6 +22,14 @@ pub enum TokenCommand {
     Mint(MintArgs),
     /// Narrow a token offline (no server call); prints the new token.
     Attenuate(AttenuateArgs),
+    /// Print the AWS access key id and secret access key of a token (offline, no
+    /// server call): for AWS SDKs and tools pointed at Coffer's AWS front. Revoking
+    /// the token id revokes them; attenuate first for a narrower key.
+    AwsKey {
+        /// The token (default: --token / COFFER_TOKEN; `-` reads stdin).
+        #[arg(value_name = "TOKEN")]
+        token_text: Option<String>,
+    },
     /// Revoke a token id and every token attenuated from it.
     Revoke {
         /// The token id (32 hex digits), as printed by mint.
@@ -83,10 +91,46 @@ pub struct AttenuateArgs {
     scope: Scope,
 }
 
+/// A token given as an argument, on stdin (`-`), or by --token / COFFER_TOKEN.
+fn token_input(global: &Globals, text: Option<&str>) -> anyhow::Result<Zeroizing<String>> {
+    Ok(match text {
+        Some("-") => {
+            let bytes = super::read_input(None, None)?;
+            Zeroizing::new(String::from_utf8(bytes.to_vec()).context("not a token")?)
+        }
+        Some(text) => Zeroizing::new(text.to_owned()),
+        None => Zeroizing::new(
+            global
+                .token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .context("give the token as an argument or in COFFER_TOKEN")?,
+        ),
+    })
+}
+
 /// Runs a `token` command.
 pub async fn run(global: &Globals, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Mint(args) => mint(global, args).await?,
+        TokenCommand::AwsKey { token_text } => {
+            let text = token_input(global, token_text.as_deref())?;
+            let token = Token::decode(&text).context("not a Coffer token")?;
+            let credentials = token.aws_credentials();
+            if global.json {
+                print_json(&serde_json::json!({
+                    "access_key_id": credentials.access_key_id,
+                    "secret_access_key": credentials.expose_secret(),
+                    "token_id": token.id().to_string(),
+                }))?;
+            } else {
+                print_line(&format!("aws_access_key_id={}", credentials.access_key_id))?;
+                print_line(&Zeroizing::new(format!(
+                    "aws_secret_access_key={}",
+                    credentials.expose_secret()
+                )))?;
+            }
+        }
         TokenCommand::Attenuate(args) => {
             let text =
                 match args.token_text.as_deref() {

@@ -109,6 +109,7 @@ async fn ops_verify_admin_token_cannot_list_tenants_or_export_the_audit_log() {
         .admin()
         .create_tenant(&CreateTenantRequest {
             name: "acme".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -122,6 +123,7 @@ async fn ops_verify_admin_token_cannot_list_tenants_or_export_the_audit_log() {
             verify_only
                 .create_tenant(&CreateTenantRequest {
                     name: "globex".into(),
+                    ..Default::default()
                 })
                 .await
         ),
@@ -195,6 +197,7 @@ async fn a_child_of_a_two_second_admin_token_expires_with_it() {
         parent
             .create_tenant(&CreateTenantRequest {
                 name: "acme".into(),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -240,6 +243,7 @@ async fn a_key_scoped_admin_token_mints_only_within_its_keys() {
         .admin()
         .create_tenant(&CreateTenantRequest {
             name: "acme".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

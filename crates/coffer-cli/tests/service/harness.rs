@@ -262,7 +262,10 @@ impl TestServer {
     /// `coffer` binary, which takes it from `COFFER_TOKEN`).
     pub async fn tenant_token(&self, name: &str) -> String {
         self.admin()
-            .create_tenant(&CreateTenantRequest { name: name.into() })
+            .create_tenant(&CreateTenantRequest {
+                name: name.into(),
+                ..Default::default()
+            })
             .await
             .unwrap();
         self.admin()

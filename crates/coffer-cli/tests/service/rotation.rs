@@ -273,6 +273,7 @@ async fn a_crash_at_any_step_is_finished_by_the_restarted_server() {
         admin
             .create_tenant(&coffer_api::admin::CreateTenantRequest {
                 name: "acme".into(),
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -54,7 +54,10 @@ async fn mint_for(server: &TestServer, tenant: &str) -> (String, String) {
 async fn create_tenant(server: &TestServer, name: &str) -> String {
     server
         .admin()
-        .create_tenant(&CreateTenantRequest { name: name.into() })
+        .create_tenant(&CreateTenantRequest {
+            name: name.into(),
+            aws_account_id: None,
+        })
         .await
         .unwrap()
         .tenant_id
@@ -292,7 +295,10 @@ async fn tenant_named_like_another_tenants_id_is_refused() {
             code_of(
                 server
                     .admin()
-                    .create_tenant(&CreateTenantRequest { name })
+                    .create_tenant(&CreateTenantRequest {
+                        name,
+                        aws_account_id: None
+                    })
                     .await
             ),
             ErrorCode::InvalidRequest

@@ -130,6 +130,7 @@ async fn client_certificates_map_to_principals_and_are_required_when_configured(
     as_admin
         .create_tenant(&coffer_api::admin::CreateTenantRequest {
             name: "acme".into(),
+            aws_account_id: None,
         })
         .await
         .unwrap();

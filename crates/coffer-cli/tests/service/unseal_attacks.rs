@@ -40,7 +40,12 @@ fn rss_kib() -> u64 {
 }
 
 fn seal(server: &TestServer) {
-    server.state.custody.sealed().unwrap().seal();
+    server
+        .state
+        .custody
+        .sealed()
+        .expect("these tests run sealed custody")
+        .seal();
     server.state.kms.forget_secrets();
 }
 

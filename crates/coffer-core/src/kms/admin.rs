@@ -105,8 +105,20 @@ impl Kms {
 
     /// Creates a tenant.
     pub async fn create_tenant(&self, caller: &Caller, name: &str) -> KmsResult<Tenant> {
+        self.create_tenant_with_account(caller, name, None).await
+    }
+
+    /// Creates a tenant with a chosen AWS account id (12 digits, unique).
+    pub async fn create_tenant_with_account(
+        &self,
+        caller: &Caller,
+        name: &str,
+        aws_account_id: Option<&str>,
+    ) -> KmsResult<Tenant> {
         let actor = caller.actor("tenant.create");
-        let result = self.create_tenant_unaudited(caller, &actor, name).await;
+        let result = self
+            .create_tenant_unaudited(caller, &actor, name, aws_account_id)
+            .await;
         self.settled(caller, &actor, None, result).await
     }
 
@@ -116,12 +128,21 @@ impl Kms {
         caller: &Caller,
         actor: &Actor,
         name: &str,
+        aws_account_id: Option<&str>,
     ) -> KmsResult<Tenant> {
         require_admin(caller, Operation::AdminTenants)?;
         let name: TenantName = name
             .parse()
             .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
-        Ok(self.keys.create_tenant(name, actor).await?)
+        if aws_account_id.is_some_and(|id| !crate::tenant::is_aws_account_id(id)) {
+            return Err(KmsError::Invalid(
+                "an AWS account id is exactly 12 digits".into(),
+            ));
+        }
+        Ok(self
+            .keys
+            .create_tenant_with_account(name, aws_account_id.map(str::to_owned), actor)
+            .await?)
     }
 
     /// Lists tenants.

@@ -22,12 +22,24 @@ pub struct Caller {
     pub grants: Grants,
     /// The request id, recorded with every audit entry.
     pub request_id: String,
+    /// How the caller came in, when not with its bearer token: e.g. the AWS front's
+    /// `aws:<access key id>:<Operation>`. Audit entries name it with the token id.
+    pub via: Option<String>,
 }
 
 impl Caller {
     /// This caller acting as `op`: the principal of every change it makes.
     pub fn actor(&self, op: &str) -> crate::audit::Actor {
-        crate::audit::Actor::new(self.token_id.to_string(), self.request_id.clone(), op)
+        crate::audit::Actor::new(self.principal(), self.request_id.clone(), op)
+    }
+
+    /// The principal audit entries name: the token id, and how it came in if not as
+    /// a bearer token (`<token id> aws:<access key id>:<Operation>`).
+    pub fn principal(&self) -> String {
+        match &self.via {
+            Some(via) => format!("{} {via}", self.token_id),
+            None => self.token_id.to_string(),
+        }
     }
 }
 
@@ -209,7 +221,27 @@ impl Kms {
             token_id: token.id(),
             grants,
             request_id: String::new(),
+            via: None,
         })
+    }
+
+    /// The AWS credentials an access key id names (see `token::aws`), for checking the
+    /// request's SigV4 signature. Says nothing about the token's standing: call
+    /// [`Kms::authenticate_aws`] once the signature verified. Memory only.
+    pub fn aws_credentials(&self, access_key_id: &str) -> KmsResult<crate::token::AwsCredentials> {
+        let root = self.tokens.root().ok_or(KmsError::Sealed)?;
+        Token::from_access_key_id(&root, access_key_id)
+            .map(|token| token.aws_credentials())
+            .map_err(|_| KmsError::Unauthorized("unknown access key id"))
+    }
+
+    /// The caller behind an access key id whose signature verified: the token it
+    /// names, checked as [`Kms::authenticate`] checks it (unknown, revoked, expired).
+    pub fn authenticate_aws(&self, access_key_id: &str) -> KmsResult<Caller> {
+        let root = self.tokens.root().ok_or(KmsError::Sealed)?;
+        let token = Token::from_access_key_id(&root, access_key_id)
+            .map_err(|_| KmsError::Unauthorized("unknown access key id"))?;
+        self.authenticate(&token.encode())
     }
 
     pub(super) fn token_root(&self) -> KmsResult<Arc<MacKey>> {

@@ -9,8 +9,8 @@ use crate::audit::Actor;
 use crate::token::Operation;
 use crate::usage::UseKind;
 
-/// Data key lengths accepted.
-pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=64;
+/// Data key lengths accepted: AWS KMS's range, so either front takes the same.
+pub const DATAKEY_BYTES: std::ops::RangeInclusive<usize> = 1..=1024;
 
 impl Kms {
     /// A tracked data key's current envelope (rotations rewrap it). Audited: it hands
@@ -81,7 +81,7 @@ impl Kms {
         let entry = self.key_for(caller, Operation::Datakey, reference).await?;
         if !DATAKEY_BYTES.contains(&bytes) {
             return Err(KmsError::Invalid(format!(
-                "bytes must be 1 to 64, not {bytes}"
+                "bytes must be 1 to 1024, not {bytes}"
             )));
         }
         // Only a tracked data key is rewrapped by rotations; any other stays with the

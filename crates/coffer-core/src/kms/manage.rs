@@ -150,14 +150,45 @@ impl Kms {
         rotation: crate::key::RotationPolicy,
         validity: Option<crate::time::HumanDuration>,
     ) -> KmsResult<KeyDetails> {
+        self.change_policy(caller, actor, reference, |key| {
+            key.rotation.period = rotation.period.or(key.rotation.period);
+            key.rotation.before_expiry = rotation.before_expiry.or(key.rotation.before_expiry);
+            key.rotation.overlap = rotation.overlap.or(key.rotation.overlap);
+            key.validity = validity.or(key.validity);
+        })
+        .await
+    }
+
+    /// Sets or clears (`None`) the periodic rotation of a key; [`Kms::set_policy`]
+    /// only sets, leaving absent fields as they were.
+    pub async fn set_rotation_period(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        period: Option<crate::time::HumanDuration>,
+    ) -> KmsResult<KeyDetails> {
+        let actor = caller.actor("keys.policy");
+        let result = self
+            .change_policy(caller, &actor, reference, |key| {
+                key.rotation.period = period
+            })
+            .await;
+        self.settled(caller, &actor, Some(reference), result).await
+    }
+
+    /// Applies `change` to the key's policy, in one transaction with its event.
+    async fn change_policy(
+        &self,
+        caller: &Caller,
+        actor: &Actor,
+        reference: &str,
+        change: impl FnOnce(&mut crate::key::Key),
+    ) -> KmsResult<KeyDetails> {
         let entry = self
             .key_for(caller, Operation::KeysManage, reference)
             .await?;
         let mut key = self.keys.key(entry.key.tenant, entry.key.id).await?;
-        key.rotation.period = rotation.period.or(key.rotation.period);
-        key.rotation.before_expiry = rotation.before_expiry.or(key.rotation.before_expiry);
-        key.rotation.overlap = rotation.overlap.or(key.rotation.overlap);
-        key.validity = validity.or(key.validity);
+        change(&mut key);
         key.rotation
             .check()
             .map_err(|e| KmsError::Invalid(e.to_string()))?;

@@ -176,7 +176,7 @@ impl Kms {
                 .grants
                 .tenant()
                 .map_or_else(|| "-".to_owned(), |t| t.to_string()),
-            principal: caller.token_id.to_string(),
+            principal: caller.principal(),
             op: op.to_owned(),
             key: key.or_else(|| named.reference.map(str::to_owned)),
             version: version.map(VersionNumber::get),

@@ -18,6 +18,7 @@ pub const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 /// A new active tenant named `name`.
 pub fn tenant(name: &str) -> Tenant {
     Tenant {
+        aws_account_id: None,
         id: TenantId::generate(),
         name: name.parse::<TenantName>().expect("fixture tenant name"),
         state: TenantState::Active,

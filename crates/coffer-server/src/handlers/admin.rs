@@ -22,7 +22,10 @@ pub async fn create_tenant(
     Authed(caller): Authed,
     ApiJson(r): ApiJson<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, Json<TenantView>)> {
-    let tenant = state.kms.create_tenant(&caller, &r.name).await?;
+    let tenant = state
+        .kms
+        .create_tenant_with_account(&caller, &r.name, r.aws_account_id.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(tenant_view(&tenant))))
 }
 

@@ -1,0 +1,202 @@
+//! Errors as AWS KMS shapes them: HTTP 400 (a client error is never a 5xx) with
+//! `{"__type": "<Exception>", "message": "…"}`; 5xx only for the server's own faults.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coffer_api::ErrorCode;
+use coffer_core::kms::KmsError;
+
+use super::sigv4::SigV4Error;
+
+/// An AWS error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    /// The `__type`, e.g. `NotFoundException`.
+    pub kind: &'static str,
+    /// The message.
+    pub message: String,
+    /// HTTP status.
+    pub status: u16,
+    /// The native code it stands for (labels `rejected_total` like the native API).
+    pub code: ErrorCode,
+}
+
+impl AwsError {
+    /// A client error (HTTP 400).
+    pub fn client(kind: &'static str, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            status: 400,
+            code,
+        }
+    }
+
+    /// `ValidationException`.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::client("ValidationException", ErrorCode::InvalidRequest, message)
+    }
+
+    /// `UnsupportedOperationException`: an operation or spec Coffer does not offer.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::client(
+            "UnsupportedOperationException",
+            ErrorCode::InvalidRequest,
+            message,
+        )
+    }
+
+    /// `NotFoundException`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::client("NotFoundException", ErrorCode::NotFound, message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "__type": self.kind, "message": self.message })
+    }
+}
+
+impl From<KmsError> for AwsError {
+    fn from(error: KmsError) -> Self {
+        let message = error.to_string();
+        let client = |kind, code| Self::client(kind, code, message.clone());
+        match &error {
+            KmsError::Invalid(_) => client("ValidationException", ErrorCode::InvalidRequest),
+            KmsError::InvalidCiphertext => {
+                client("InvalidCiphertextException", ErrorCode::InvalidCiphertext)
+            }
+            KmsError::Unauthorized(_) => Self::client(
+                "UnrecognizedClientException",
+                ErrorCode::Unauthorized,
+                "The security token included in the request is invalid.",
+            ),
+            KmsError::Forbidden(_) | KmsError::Exceeds(_) => {
+                client("AccessDeniedException", ErrorCode::Forbidden)
+            }
+            KmsError::NotFound(_) | KmsError::KeyDestroyed => {
+                client("NotFoundException", ErrorCode::NotFound)
+            }
+            KmsError::KeyDisabled("disabled") => {
+                client("DisabledException", ErrorCode::KeyDisabled)
+            }
+            KmsError::KeyDisabled(_) => client("KMSInvalidStateException", ErrorCode::KeyDisabled),
+            KmsError::VersionRetired(_) => {
+                client("KMSInvalidStateException", ErrorCode::VersionRetired)
+            }
+            KmsError::KeyExpired(_) => client("KMSInvalidStateException", ErrorCode::KeyExpired),
+            KmsError::WrongPurpose { .. } => {
+                client("InvalidKeyUsageException", ErrorCode::WrongKeyPurpose)
+            }
+            KmsError::VersionMismatch { .. } | KmsError::Conflict(_) => {
+                client("KMSInvalidStateException", ErrorCode::Conflict)
+            }
+            // A rotation refused for recent untracked use of the old version.
+            KmsError::UntrackedUse(_) => {
+                client("KMSInvalidStateException", ErrorCode::UntrackedUse)
+            }
+            KmsError::Saturated { .. } => client("ThrottlingException", ErrorCode::Unavailable),
+            // The server's own state: retryable 5xx, as AWS answers a dependency failure.
+            KmsError::Sealed | KmsError::Unavailable(_) => Self {
+                status: 503,
+                ..client("DependencyTimeoutException", ErrorCode::Unavailable)
+            },
+            // Custody's HSM is away: retryable, as AWS answers an unreachable key store.
+            KmsError::BackendUnavailable(_) => Self {
+                status: 503,
+                ..client("DependencyTimeoutException", ErrorCode::BackendUnavailable)
+            },
+            KmsError::Internal(detail) => {
+                tracing::error!(error = %detail, "AWS request failed");
+                Self {
+                    kind: "KMSInternalException",
+                    message: "internal error".into(),
+                    status: 500,
+                    code: ErrorCode::Internal,
+                }
+            }
+        }
+    }
+}
+
+impl From<SigV4Error> for AwsError {
+    fn from(error: SigV4Error) -> Self {
+        let kind = match error {
+            SigV4Error::Missing => "MissingAuthenticationTokenException",
+            SigV4Error::Incomplete(_) => "IncompleteSignatureException",
+            SigV4Error::Invalid(_) => "InvalidSignatureException",
+        };
+        Self::client(kind, ErrorCode::Unauthorized, error.to_string())
+    }
+}
+
+impl IntoResponse for AwsError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = (status, super::json_body(&self.body())).into_response();
+        if let Ok(value) = HeaderValue::from_str(self.kind) {
+            response.headers_mut().insert("x-amzn-errortype", value);
+        }
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_400_with_the_aws_type() {
+        let cases: Vec<(KmsError, &str)> = vec![
+            (KmsError::NotFound("key"), "NotFoundException"),
+            (KmsError::KeyDestroyed, "NotFoundException"),
+            (KmsError::KeyDisabled("disabled"), "DisabledException"),
+            (
+                KmsError::KeyDisabled("pending deletion"),
+                "KMSInvalidStateException",
+            ),
+            (KmsError::InvalidCiphertext, "InvalidCiphertextException"),
+            (KmsError::Invalid("x".into()), "ValidationException"),
+            (KmsError::Forbidden("no"), "AccessDeniedException"),
+            (KmsError::Unauthorized("no"), "UnrecognizedClientException"),
+            (
+                KmsError::WrongPurpose {
+                    purpose: "sign",
+                    operation: "encrypt",
+                },
+                "InvalidKeyUsageException",
+            ),
+            (
+                KmsError::Saturated {
+                    retry_after: std::time::Duration::from_secs(1),
+                },
+                "ThrottlingException",
+            ),
+        ];
+        for (error, kind) in cases {
+            let aws = AwsError::from(error);
+            assert_eq!((aws.kind, aws.status), (kind, 400));
+            assert_eq!(aws.body()["__type"], kind);
+            assert!(aws.body()["message"].is_string());
+        }
+    }
+
+    #[test]
+    fn only_the_servers_own_faults_are_5xx_and_hide_details() {
+        let internal = AwsError::from(KmsError::Internal("disk on fire".into()));
+        assert_eq!(
+            (internal.kind, internal.status),
+            ("KMSInternalException", 500)
+        );
+        assert!(!internal.message.contains("disk"));
+        assert_eq!(AwsError::from(KmsError::Sealed).status, 503);
+        for sig in [
+            SigV4Error::Missing,
+            SigV4Error::Incomplete("x"),
+            SigV4Error::Invalid("y"),
+        ] {
+            assert_eq!(AwsError::from(sig).status, 400);
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Key management through the AWS front: CreateKey, DescribeKey, ListKeys,
+//! Enable/DisableKey, Schedule/CancelKeyDeletion, GetPublicKey, ListAliases.
+
+use std::time::Duration;
+
+use coffer_core::kms::{KeyDetails, KeyFilter};
+use coffer_core::{KeyPurpose, KeyState, NewKey};
+use serde_json::{Value, json};
+
+use super::request::{Body, b64};
+use super::{AwsError, Ctx, specs};
+
+/// The label that keeps a key's AWS `Description` (visible natively too).
+const DESCRIPTION: &str = "aws:description";
+const MAX_DESCRIPTION: usize = 8192;
+
+fn seconds(t: coffer_core::Timestamp) -> f64 {
+    t.millis() as f64 / 1000.0
+}
+
+fn key_state(state: KeyState) -> &'static str {
+    match state {
+        KeyState::Enabled => "Enabled",
+        KeyState::Disabled => "Disabled",
+        KeyState::PendingDeletion => "PendingDeletion",
+        // AWS never shows a deleted key; Coffer keeps the record: shown as unavailable.
+        KeyState::Destroyed => "Unavailable",
+    }
+}
+
+/// `KeyMetadata` of a key.
+fn metadata(ctx: &Ctx<'_>, details: &KeyDetails) -> Value {
+    let key = &details.key;
+    let row = specs::by_coffer(key.spec);
+    let spec = row.map_or("UNKNOWN", |r| r.aws);
+    let mut meta = json!({
+        "AWSAccountId": ctx.account,
+        "KeyId": key.id.to_string(),
+        "Arn": ctx.key_arn(key.id),
+        "CreationDate": seconds(key.created_at),
+        "Enabled": key.state == KeyState::Enabled,
+        "Description": key.labels.get(DESCRIPTION).map_or("", String::as_str),
+        "KeyUsage": row.map_or("UNKNOWN", |r| r.usage),
+        "KeyState": key_state(key.state),
+        "Origin": "AWS_KMS",
+        "KeyManager": "CUSTOMER",
+        "KeySpec": spec,
+        "CustomerMasterKeySpec": spec,
+        "MultiRegion": false,
+    });
+    let algorithms = row.map_or(&[][..], |r| r.algorithms);
+    match key.purpose {
+        KeyPurpose::Encrypt => meta["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]),
+        KeyPurpose::Sign => meta["SigningAlgorithms"] = json!(algorithms),
+        KeyPurpose::Mac => meta["MacAlgorithms"] = json!(algorithms),
+    }
+    if let Some(due) = key.deletion_due {
+        meta["DeletionDate"] = json!(seconds(due));
+    }
+    meta
+}
+
+/// `CreateKey`.
+pub async fn create(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let name = input
+        .opt_str("KeySpec")?
+        .or(input.opt_str("CustomerMasterKeySpec")?)
+        .unwrap_or("SYMMETRIC_DEFAULT");
+    let row = specs::by_aws(name)
+        .ok_or_else(|| AwsError::validation(format!("unknown KeySpec {name}")))?;
+    let spec = row.coffer.ok_or_else(|| {
+        AwsError::unsupported(format!("KeySpec {name} is not available in this Coffer"))
+    })?;
+    if let Some(usage) = input.opt_str("KeyUsage")? {
+        if usage != row.usage {
+            return Err(AwsError::validation(format!(
+                "KeyUsage {usage} is not valid for KeySpec {name}"
+            )));
+        }
+    }
+    for refused in ["Policy", "Tags"] {
+        if input.opt_present(refused) {
+            return Err(AwsError::unsupported(format!(
+                "{refused} at CreateKey is not offered by Coffer's AWS front (see docs/aws.md)"
+            )));
+        }
+    }
+    if input.opt_str("Origin")?.is_some_and(|o| o != "AWS_KMS") {
+        return Err(AwsError::unsupported("only Origin AWS_KMS is offered"));
+    }
+    let mut request = NewKey::of(spec);
+    if let Some(description) = input.opt_str("Description")? {
+        if description.len() > MAX_DESCRIPTION {
+            return Err(AwsError::validation(
+                "Description is at most 8192 characters",
+            ));
+        }
+        request
+            .labels
+            .insert(DESCRIPTION.to_owned(), description.to_owned());
+    }
+    let details = ctx.state.kms.create_key(&ctx.caller, request).await?;
+    Ok(json!({ "KeyMetadata": metadata(ctx, &details) }))
+}
+
+/// `DescribeKey`.
+pub async fn describe(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let reference = ctx.reference(input.str("KeyId")?)?;
+    let details = ctx.state.kms.show_key(&ctx.caller, &reference).await?;
+    Ok(json!({ "KeyMetadata": metadata(ctx, &details) }))
+}
+
+/// `ListKeys`: every key of the caller's tenant in one page.
+pub async fn list(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    if let Some(limit) = input.opt_int("Limit")? {
+        if !(1..=1000).contains(&limit) {
+            return Err(AwsError::validation("Limit must be between 1 and 1000"));
+        }
+    }
+    let keys = ctx
+        .state
+        .kms
+        .list_keys(&ctx.caller, &KeyFilter::default())
+        .await?;
+    let entries: Vec<Value> = keys
+        .iter()
+        .map(|d| json!({ "KeyId": d.key.id.to_string(), "KeyArn": ctx.key_arn(d.key.id) }))
+        .collect();
+    Ok(json!({ "Keys": entries, "Truncated": false }))
+}
+
+/// `EnableKey` / `DisableKey`.
+pub async fn set_enabled(ctx: &Ctx<'_>, input: &Body, enabled: bool) -> Result<Value, AwsError> {
+    let reference = ctx.reference(input.str("KeyId")?)?;
+    let to = if enabled {
+        KeyState::Enabled
+    } else {
+        KeyState::Disabled
+    };
+    ctx.state
+        .kms
+        .set_key_state(&ctx.caller, &reference, to, None)
+        .await?;
+    Ok(json!({}))
+}
+
+/// `ScheduleKeyDeletion`: 7–30 days, 30 by default, as AWS.
+pub async fn schedule_deletion(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let reference = ctx.reference(input.str("KeyId")?)?;
+    let days = input.opt_int("PendingWindowInDays")?.unwrap_or(30);
+    if !(7..=30).contains(&days) {
+        return Err(AwsError::validation(
+            "PendingWindowInDays must be between 7 and 30",
+        ));
+    }
+    let waiting = Duration::from_secs(days.unsigned_abs() * 86_400);
+    let details = ctx
+        .state
+        .kms
+        .set_key_state(
+            &ctx.caller,
+            &reference,
+            KeyState::PendingDeletion,
+            Some(waiting),
+        )
+        .await?;
+    Ok(json!({
+        "KeyId": ctx.key_arn(details.key.id),
+        "DeletionDate": details.key.deletion_due.map(seconds),
+        "KeyState": key_state(details.key.state),
+        "PendingWindowInDays": days,
+    }))
+}
+
+/// `CancelKeyDeletion`.
+pub async fn cancel_deletion(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let reference = ctx.reference(input.str("KeyId")?)?;
+    let details = ctx
+        .state
+        .kms
+        .cancel_deletion(&ctx.caller, &reference)
+        .await?;
+    Ok(json!({ "KeyId": ctx.key_arn(details.key.id) }))
+}
+
+/// `GetPublicKey`: the primary version's SubjectPublicKeyInfo (DER), as AWS.
+pub async fn public_key(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let reference = ctx.reference(input.str("KeyId")?)?;
+    let details = ctx.state.kms.show_key(&ctx.caller, &reference).await?;
+    let der = details
+        .versions
+        .iter()
+        .find(|v| v.primary)
+        .and_then(|v| v.public_key.clone())
+        .ok_or_else(|| {
+            AwsError::client(
+                "UnsupportedOperationException",
+                coffer_api::ErrorCode::WrongKeyPurpose,
+                "the key has no public key (symmetric or HMAC)",
+            )
+        })?;
+    let row = specs::by_coffer(details.key.spec);
+    Ok(json!({
+        "KeyId": ctx.key_arn(details.key.id),
+        "PublicKey": b64(&der),
+        "KeySpec": row.map_or("UNKNOWN", |r| r.aws),
+        "CustomerMasterKeySpec": row.map_or("UNKNOWN", |r| r.aws),
+        "KeyUsage": row.map_or("UNKNOWN", |r| r.usage),
+        "SigningAlgorithms": row.map_or(&[][..], |r| r.algorithms),
+    }))
+}
+
+/// `ListAliases`: the aliases of the caller's keys (optionally of one key), one page.
+/// Aliases are given at key creation on the native API; AWS's alias writes are not
+/// offered.
+pub async fn list_aliases(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let only = match input.opt_str("KeyId")? {
+        Some(key_id) => {
+            let reference = ctx.reference(key_id)?;
+            Some(
+                ctx.state
+                    .kms
+                    .show_key(&ctx.caller, &reference)
+                    .await?
+                    .key
+                    .id,
+            )
+        }
+        None => None,
+    };
+    let keys = ctx
+        .state
+        .kms
+        .list_keys(&ctx.caller, &KeyFilter::default())
+        .await?;
+    let aliases: Vec<Value> = keys
+        .iter()
+        .filter(|d| only.is_none_or(|id| id == d.key.id))
+        .flat_map(|d| {
+            d.key.aliases.iter().map(|alias| {
+                json!({
+                    "AliasName": alias.as_str(),
+                    "AliasArn": format!("arn:aws:kms:{}:{}:{}", ctx.region, ctx.account, alias.as_str()),
+                    "TargetKeyId": d.key.id.to_string(),
+                    "CreationDate": seconds(d.key.created_at),
+                })
+            })
+        })
+        .collect();
+    Ok(json!({ "Aliases": aliases, "Truncated": false }))
+}
