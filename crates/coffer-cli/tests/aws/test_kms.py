@@ -15,7 +15,7 @@ import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from conftest import client, env
 
@@ -47,7 +47,7 @@ def test_create_describe_list(kms, key):
     assert error_type(kms.create_key, KeySpec="NO_SUCH_SPEC") == "ValidationException"
     # Specs AWS has and this Coffer not yet: refused, not faked.
     assert (
-        error_type(kms.create_key, KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+        error_type(kms.create_key, KeySpec="HMAC_512", KeyUsage="GENERATE_VERIFY_MAC")
         == "UnsupportedOperationException"
     )
 
@@ -167,6 +167,26 @@ def test_sign_verify_ml_dsa_65(kms):
     signed = kms.sign(KeyId=key["KeyId"], Message=b"pq", SigningAlgorithm="ML_DSA_SHAKE_256")
     assert len(signed["Signature"]) == 3309
     assert kms.verify(KeyId=key["KeyId"], Message=b"pq", Signature=signed["Signature"], SigningAlgorithm="ML_DSA_SHAKE_256")["SignatureValid"]
+
+
+def test_rsa_and_the_other_curves_sign_as_aws_names_them(kms):
+    message = b"signed under the newer specs"
+    rsa = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    loaded = serialization.load_der_public_key(kms.get_public_key(KeyId=rsa["KeyId"])["PublicKey"])
+    # The algorithm named is the one used: each signature checks independently under it.
+    pkcs1 = kms.sign(KeyId=rsa["KeyId"], Message=message, SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_384")
+    loaded.verify(pkcs1["Signature"], message, padding.PKCS1v15(), hashes.SHA384())
+    pss = kms.sign(KeyId=rsa["KeyId"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")
+    loaded.verify(pss["Signature"], message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    assert kms.verify(KeyId=rsa["KeyId"], Message=message, Signature=pkcs1["Signature"], SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_384")["SignatureValid"]
+    code = error_type(kms.verify, KeyId=rsa["KeyId"], Message=message, Signature=pkcs1["Signature"], SigningAlgorithm="RSASSA_PSS_SHA_384")
+    assert code == "KMSInvalidSignatureException"
+    assert error_type(kms.sign, KeyId=rsa["KeyId"], Message=message, SigningAlgorithm="ECDSA_SHA_256") == "InvalidKeyUsageException"
+    p384 = kms.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert p384["SigningAlgorithms"] == ["ECDSA_SHA_384"]
+    signed = kms.sign(KeyId=p384["KeyId"], Message=message, SigningAlgorithm="ECDSA_SHA_384")
+    public = serialization.load_der_public_key(kms.get_public_key(KeyId=p384["KeyId"])["PublicKey"])
+    public.verify(signed["Signature"], message, ec.ECDSA(hashes.SHA384()))
 
 
 def test_mac(kms):

@@ -231,6 +231,21 @@ fn aws_algorithm(algorithm: SignatureAlgorithm) -> &'static str {
     }
 }
 
+/// The Coffer algorithm an AWS `SigningAlgorithm` names where the name alone decides it
+/// (RSA's six: the key's spec does not); `None` where the key's spec decides it (one
+/// algorithm per spec), checked against the answer's algorithm.
+fn chosen_algorithm(name: &str) -> Option<SignatureAlgorithm> {
+    Some(match name {
+        "RSASSA_PSS_SHA_256" => SignatureAlgorithm::RsaPssSha256,
+        "RSASSA_PSS_SHA_384" => SignatureAlgorithm::RsaPssSha384,
+        "RSASSA_PSS_SHA_512" => SignatureAlgorithm::RsaPssSha512,
+        "RSASSA_PKCS1_V1_5_SHA_256" => SignatureAlgorithm::RsaPkcs1Sha256,
+        "RSASSA_PKCS1_V1_5_SHA_384" => SignatureAlgorithm::RsaPkcs1Sha384,
+        "RSASSA_PKCS1_V1_5_SHA_512" => SignatureAlgorithm::RsaPkcs1Sha512,
+        _ => return None,
+    })
+}
+
 fn wrong_algorithm(requested: &str) -> AwsError {
     AwsError::client(
         "InvalidKeyUsageException",
@@ -273,9 +288,10 @@ pub async fn sign(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     let signed = ctx
         .state
         .kms
-        .sign(
+        .sign_with(
             &ctx.caller,
             &reference,
+            chosen_algorithm(algorithm),
             sign_input(input, &message, algorithm)?,
         )
         .await?;
@@ -304,10 +320,11 @@ pub async fn verify(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     let verified = ctx
         .state
         .kms
-        .verify(
+        .verify_with(
             &ctx.caller,
             &reference,
             None,
+            chosen_algorithm(algorithm),
             sign_input(input, &message, algorithm)?,
             &signature,
         )

@@ -1,5 +1,6 @@
 //! AWS key specs ↔ Coffer's. One row per AWS spec: adding an algorithm Coffer gains
-//! (RSA, P-384, P-521, secp256k1, ML-DSA-44/87) is filling in its row's `coffer`.
+//! (HMAC-224/384/512 are still missing) is filling in its row's `coffer`. RSA keys map
+//! for signing (`SIGN_VERIFY`); AWS's asymmetric `ENCRYPT_DECRYPT` is not on the front.
 
 use coffer_crypto::KeySpec;
 
@@ -62,26 +63,51 @@ pub const SPECS: &[SpecRow] = &[
         Some(KeySpec::EcdsaP256),
         &["ECDSA_SHA_256"],
     ),
-    row("ECC_NIST_P384", "SIGN_VERIFY", None, &["ECDSA_SHA_384"]),
-    row("ECC_NIST_P521", "SIGN_VERIFY", None, &["ECDSA_SHA_512"]),
-    row("ECC_SECG_P256K1", "SIGN_VERIFY", None, &["ECDSA_SHA_256"]),
+    row(
+        "ECC_NIST_P384",
+        "SIGN_VERIFY",
+        Some(KeySpec::EcdsaP384),
+        &["ECDSA_SHA_384"],
+    ),
+    row(
+        "ECC_NIST_P521",
+        "SIGN_VERIFY",
+        Some(KeySpec::EcdsaP521),
+        &["ECDSA_SHA_512"],
+    ),
+    row(
+        "ECC_SECG_P256K1",
+        "SIGN_VERIFY",
+        Some(KeySpec::EcdsaSecp256k1),
+        &["ECDSA_SHA_256"],
+    ),
     row(
         "ECC_NIST_EDWARDS25519",
         "SIGN_VERIFY",
         Some(KeySpec::Ed25519),
         &["ED25519_SHA_512"],
     ),
-    row("ML_DSA_44", "SIGN_VERIFY", None, &["ML_DSA_SHAKE_256"]),
+    row(
+        "ML_DSA_44",
+        "SIGN_VERIFY",
+        Some(KeySpec::MlDsa44),
+        &["ML_DSA_SHAKE_256"],
+    ),
     row(
         "ML_DSA_65",
         "SIGN_VERIFY",
         Some(KeySpec::MlDsa65),
         &["ML_DSA_SHAKE_256"],
     ),
-    row("ML_DSA_87", "SIGN_VERIFY", None, &["ML_DSA_SHAKE_256"]),
-    row("RSA_2048", "SIGN_VERIFY", None, RSA_SIGN),
-    row("RSA_3072", "SIGN_VERIFY", None, RSA_SIGN),
-    row("RSA_4096", "SIGN_VERIFY", None, RSA_SIGN),
+    row(
+        "ML_DSA_87",
+        "SIGN_VERIFY",
+        Some(KeySpec::MlDsa87),
+        &["ML_DSA_SHAKE_256"],
+    ),
+    row("RSA_2048", "SIGN_VERIFY", Some(KeySpec::Rsa2048), RSA_SIGN),
+    row("RSA_3072", "SIGN_VERIFY", Some(KeySpec::Rsa3072), RSA_SIGN),
+    row("RSA_4096", "SIGN_VERIFY", Some(KeySpec::Rsa4096), RSA_SIGN),
     // Coffer's own: AWS has no composite spec; the name is Coffer's.
     row(
         "COFFER_HYBRID_ED25519_ML_DSA_65",
@@ -114,6 +140,6 @@ mod tests {
                 "{spec:?}"
             );
         }
-        assert!(by_aws("RSA_2048").is_some_and(|r| r.coffer.is_none()));
+        assert!(by_aws("HMAC_512").is_some_and(|r| r.coffer.is_none()));
     }
 }
