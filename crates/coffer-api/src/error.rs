@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: no such object in the caller's tenant (absent or another tenant's).
     NotFound,
+    /// 405: the path exists but not with this method (`Allow` names those it has).
+    MethodNotAllowed,
     /// 409: the key is disabled or pending deletion.
     KeyDisabled,
     /// 409: the ciphertext's or signature's key version is retired or destroyed.
@@ -76,6 +78,7 @@ impl ErrorCode {
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::KeyDisabled
             | Self::VersionRetired
             | Self::KeyExpired
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::KeyDisabled => "key_disabled",
             Self::VersionRetired => "version_retired",
             Self::KeyExpired => "key_expired",

@@ -110,3 +110,44 @@ impl IntoResponse for ApiError {
 
 /// Handler result.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Gives every error answer Coffer's JSON body. Axum's own refusals (a method the path
+/// lacks, a path that is not UTF-8 or not percent-decodable, a body over the limit) are
+/// plain text; clients parse one error shape, so those are rewritten here. Answers that
+/// already carry a code, and JSON answers (the AWS front's own shape), pass untouched.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if status.as_u16() < 400 || response.extensions().get::<ErrorCode>().is_some() {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::MethodNotAllowed,
+            "this path does not take that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "request body is too large"),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such endpoint"),
+        StatusCode::REQUEST_TIMEOUT => (ErrorCode::RequestTimeout, "request timed out"),
+        s if s.is_server_error() => (ErrorCode::Internal, "internal error"),
+        _ => (
+            ErrorCode::InvalidRequest,
+            "the request's path, headers or body could not be read",
+        ),
+    };
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let mut rewritten = ApiError::new(code, message).into_response();
+    if let Some(allow) = allow {
+        rewritten
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    rewritten
+}

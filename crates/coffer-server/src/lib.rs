@@ -143,6 +143,7 @@ pub fn api_router(state: AppState) -> Router {
         .route(paths::AUDIT_CONSISTENCY, get(audit_api::consistency))
         .fallback(async || ApiError::new(ErrorCode::NotFound, "no such endpoint"))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn(context::observe))
         .with_state(state)
 }
