@@ -28,6 +28,7 @@ mod service {
     pub mod rotation;
     pub mod rotation_worker;
     pub mod runbook004;
+    pub mod scope_probes;
     pub mod sealed;
     pub mod seed001;
     pub mod seed004;

@@ -66,7 +66,14 @@ impl Kms {
             .resolve_alias(tenant, &alias)
             .await?
             .ok_or(KmsError::NotFound("alias"))?;
-        let from = self.entry_in_scope(caller, tenant, current).await?;
+        // An alias naming a key outside the token's scope answers as an absent alias.
+        let from = self
+            .entry_in_scope(caller, tenant, current)
+            .await
+            .map_err(|e| match e {
+                KmsError::NotFound(_) => KmsError::NotFound("alias"),
+                other => other,
+            })?;
         let to = self.key_for(caller, Operation::KeysManage, target).await?;
         if let Some(expected) = expected {
             let expected = self.resolve_id(tenant, expected).await?;

@@ -41,7 +41,14 @@ impl Kms {
             .get_tracked(tenant, track_id)
             .await?
             .ok_or(KmsError::NotFound("tracked data key"))?;
-        self.entry_in_scope(caller, tenant, tracked.key).await?;
+        // A track id under a key outside the token's scope answers as an absent one,
+        // so a scoped token cannot learn which track ids exist.
+        self.entry_in_scope(caller, tenant, tracked.key)
+            .await
+            .map_err(|e| match e {
+                KmsError::NotFound(_) => KmsError::NotFound("tracked data key"),
+                other => other,
+            })?;
         Ok(tracked)
     }
 
