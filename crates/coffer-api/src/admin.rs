@@ -78,6 +78,17 @@ impl std::fmt::Debug for MintTokenResponse {
     }
 }
 
+/// `POST /v1/admin/tenants/shred`: destroys the tenant's key, and with it every key
+/// of the tenant, irrecoverably.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ShredTenantRequest {
+    /// The tenant's name or id.
+    pub tenant: String,
+    /// The tenant's name again, as confirmation.
+    pub confirm: String,
+}
+
 /// `POST /v1/admin/tokens/revoke`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -31,6 +31,8 @@ pub const MAC: &str = "/v1/kms/mac";
 pub const VERIFY_MAC: &str = "/v1/kms/verify-mac";
 /// Tenants (admin).
 pub const TENANTS: &str = "/v1/admin/tenants";
+/// Crypto-shred a tenant (admin).
+pub const TENANTS_SHRED: &str = "/v1/admin/tenants/shred";
 /// Mint a token (admin).
 pub const TOKENS: &str = "/v1/admin/tokens";
 /// Revoke a token (admin).

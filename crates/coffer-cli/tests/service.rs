@@ -32,6 +32,7 @@ mod service {
     pub mod sealed;
     pub mod seed001;
     pub mod seed004;
+    pub mod shredding;
     pub mod tampering;
     pub mod tokens;
     pub mod tour;

@@ -2,7 +2,7 @@
 
 use coffer_api::admin::{
     CreateTenantRequest, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
-    RevokeTokenRequest, SealStatusView, TenantView, UnsealRequest,
+    RevokeTokenRequest, SealStatusView, ShredTenantRequest, TenantView, UnsealRequest,
 };
 use coffer_api::paths;
 
@@ -33,6 +33,12 @@ impl Client {
         request: &MintTokenRequest,
     ) -> Result<MintTokenResponse, ClientError> {
         self.post(paths::TOKENS, request).await
+    }
+
+    /// `POST /v1/admin/tenants/shred` (admin token): destroys the tenant's key and
+    /// with it all of its keys; its tokens stop authenticating.
+    pub async fn shred_tenant(&self, request: &ShredTenantRequest) -> Result<(), ClientError> {
+        self.post_raw(paths::TENANTS_SHRED, request).await.map(drop)
     }
 
     /// `POST /v1/admin/tokens/revoke` (admin token). Revokes the id and every token

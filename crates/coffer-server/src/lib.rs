@@ -129,6 +129,7 @@ pub fn api_router(state: AppState) -> Router {
             paths::TENANTS,
             post(admin::create_tenant).get(admin::list_tenants),
         )
+        .route(paths::TENANTS_SHRED, post(admin::shred_tenant))
         .route(paths::TOKENS, post(admin::mint_token))
         .route(paths::TOKENS_REVOKE, post(admin::revoke_token))
         .route(paths::SEAL_STATUS, get(sys::seal_status))

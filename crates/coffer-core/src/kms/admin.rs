@@ -8,7 +8,7 @@ use super::{Caller, Kms, KmsError, KmsResult};
 use crate::audit::Actor;
 use crate::ids::TenantId;
 use crate::store::Record;
-use crate::tenant::{Tenant, TenantName};
+use crate::tenant::{Tenant, TenantName, TenantState};
 use crate::time::HumanDuration;
 use crate::token::{Caveat, Operation, Token, TokenId, TokenKind, TokenRecord};
 
@@ -154,6 +154,39 @@ impl Kms {
         self.audited(caller, "tenant.list", None, result).await
     }
 
+    /// Crypto-shreds a tenant (`confirm` repeats its name). At once in this server: its
+    /// tenant key and keys leave the cache and its tokens are refused; other replicas
+    /// follow at their next token refresh.
+    pub async fn shred_tenant(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        confirm: &str,
+    ) -> KmsResult<()> {
+        let actor = caller.actor("tenant.shred");
+        let result = self
+            .shred_tenant_unaudited(caller, &actor, reference, confirm)
+            .await;
+        self.settled(caller, &actor, None, result).await
+    }
+
+    async fn shred_tenant_unaudited(
+        &self,
+        caller: &Caller,
+        actor: &Actor,
+        reference: &str,
+        confirm: &str,
+    ) -> KmsResult<()> {
+        require_admin(caller, Operation::AdminTenants)?;
+        let tenant = self.find_tenant(reference).await?;
+        let confirm: TenantName = confirm
+            .parse()
+            .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
+        self.keys.shred_tenant(tenant.id, &confirm, actor).await?;
+        self.cache.forget_tenant(tenant.id);
+        self.refresh_tokens().await
+    }
+
     /// A tenant by name or id.
     pub async fn find_tenant(&self, reference: &str) -> KmsResult<Tenant> {
         let store = self.keys.store();
@@ -186,7 +219,16 @@ impl Kms {
         require_admin(caller, Operation::AdminTokens)?;
         let kind = match (request.admin, request.tenant.as_deref()) {
             (true, None) => TokenKind::Admin,
-            (false, Some(tenant)) => TokenKind::Tenant(self.find_tenant(tenant).await?.id),
+            (false, Some(tenant)) => {
+                let tenant = self.find_tenant(tenant).await?;
+                if tenant.state == TenantState::Shredded {
+                    return Err(KmsError::Conflict(format!(
+                        "tenant {} is shredded",
+                        tenant.name
+                    )));
+                }
+                TokenKind::Tenant(tenant.id)
+            }
             _ => {
                 return Err(KmsError::Invalid(
                     "give either a tenant or admin, not both".into(),

@@ -10,7 +10,9 @@ use coffer_crypto::MacKey;
 use super::IntegrityCheck;
 use super::{Kms, KmsError, KmsResult};
 use crate::audit::Actor;
+use crate::ids::TenantId;
 use crate::store::Record;
+use crate::tenant::TenantState;
 use crate::token::{Grants, Token, TokenId, TokenKind, TokenRecord, grant_tag};
 
 /// The authenticated caller of one request.
@@ -135,6 +137,25 @@ impl Kms {
         let root = self.token_root()?;
         let records = self.keys.store().list_tokens().await?;
         let bound = self.keys.store().get_secret(GRANTS_BOUND).await?.is_some();
+        // A shredded tenant's tokens authenticate nothing, and its cached keys go (a
+        // tenant shredded through another replica is noticed here).
+        let shredded: HashSet<TenantId> = self
+            .keys
+            .store()
+            .list_tenants()
+            .await?
+            .into_iter()
+            .filter(|tenant| tenant.state == TenantState::Shredded)
+            .map(|tenant| tenant.id)
+            .collect();
+        for tenant in &shredded {
+            if self.cache.tenant_key(*tenant).is_some() {
+                self.cache.forget_tenant(*tenant);
+            }
+        }
+        let records = records
+            .into_iter()
+            .filter(|record| !matches!(record.kind, TokenKind::Tenant(t) if shredded.contains(&t)));
         let (trusted, refused): (Vec<TokenRecord>, Vec<TokenRecord>) =
             records.into_iter().partition(|record| {
                 record.grant_verifies(&root) || (!bound && record.grant_tag.is_none())

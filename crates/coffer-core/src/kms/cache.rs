@@ -193,7 +193,17 @@ impl KeyCache {
         write(&self.tenant_keys).insert(tenant, key);
     }
 
-    /// Drops everything (on seal, or after a tenant is shredded).
+    /// Drops one tenant's key and keys (after it is shredded).
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        let mut keys = write(&self.keys);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        keys.retain(|(t, _), _| *t != tenant);
+        drop(keys);
+        write(&self.aliases).retain(|(t, _), _| *t != tenant);
+        write(&self.tenant_keys).remove(&tenant);
+    }
+
+    /// Drops everything (on seal).
     pub fn clear(&self) {
         let mut keys = write(&self.keys);
         self.epoch.fetch_add(1, Ordering::SeqCst);

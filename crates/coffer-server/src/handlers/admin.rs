@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use coffer_api::ErrorCode;
 use coffer_api::admin::{
     CreateTenantRequest, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
-    RevokeTokenRequest, TenantView,
+    RevokeTokenRequest, ShredTenantRequest, TenantView,
 };
 use coffer_core::kms::MintToken;
 use coffer_core::token::{Operation, TokenId};
@@ -74,6 +74,19 @@ pub async fn mint_token(
             token_id: id.to_string(),
         }),
     ))
+}
+
+/// `POST /v1/admin/tenants/shred`
+pub async fn shred_tenant(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(r): ApiJson<ShredTenantRequest>,
+) -> ApiResult<StatusCode> {
+    state
+        .kms
+        .shred_tenant(&caller, &r.tenant, &r.confirm)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/admin/tokens/revoke`

@@ -1,0 +1,76 @@
+//! Issue 13, item 9, written as the attack: a tenant is shredded while its token
+//! holder keeps calling. The running server must stop at once: the token refused, the
+//! cached tenant key and keys gone, no new token minted for the tenant.
+
+use coffer_api::ErrorCode;
+use coffer_api::admin::{MintTokenRequest, ShredTenantRequest};
+
+use super::api::{code_of, create, wrap_request};
+use super::harness::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shredded_tenants_token_and_keys_stop_working_at_once() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("acme").await;
+    let globex = server.tenant("globex").await;
+    let key = create(&acme, "aes-256", "k").await;
+    let other = create(&globex, "aes-256", "k").await;
+    // Warm the caches: the tenant key and the key are loaded and used.
+    let sealed = acme
+        .wrap(&wrap_request(&key, b"secret", &[]))
+        .await
+        .unwrap();
+    acme.wrap(&wrap_request(&key, b"again", &[])).await.unwrap();
+
+    // A wrong confirmation shreds nothing.
+    let refused = server
+        .admin()
+        .shred_tenant(&ShredTenantRequest {
+            tenant: "acme".into(),
+            confirm: "globex".into(),
+        })
+        .await;
+    assert_eq!(code_of(refused), ErrorCode::InvalidRequest);
+    acme.wrap(&wrap_request(&key, b"still", &[])).await.unwrap();
+
+    server
+        .admin()
+        .shred_tenant(&ShredTenantRequest {
+            tenant: "acme".into(),
+            confirm: "acme".into(),
+        })
+        .await
+        .unwrap();
+
+    // No refresh tick in between: the very next calls are refused.
+    assert_eq!(
+        code_of(acme.wrap(&wrap_request(&key, b"after", &[])).await),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(
+        code_of(
+            acme.unwrap(&coffer_api::crypto::UnwrapRequest {
+                ciphertext: sealed.ciphertext.clone(),
+                ..Default::default()
+            })
+            .await
+        ),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(code_of(acme.show_key(&key).await), ErrorCode::Unauthorized);
+    // Nor can a fresh token be minted for it.
+    let minted = server
+        .admin()
+        .mint_token(&MintTokenRequest {
+            tenant: Some("acme".into()),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(minted), ErrorCode::Conflict);
+
+    // Another tenant is untouched.
+    globex
+        .wrap(&wrap_request(&other, b"fine", &[]))
+        .await
+        .unwrap();
+}
