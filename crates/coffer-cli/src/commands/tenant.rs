@@ -1,9 +1,9 @@
-//! `coffer tenant …`: create and list tenants (admin token).
+//! `coffer tenant …`: create, list and shred tenants (admin token).
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use coffer_api::admin::CreateTenantRequest;
+use coffer_api::admin::{CreateTenantRequest, ShredTenantRequest};
 
 use super::{Globals, print_json, print_line, table};
 
@@ -21,6 +21,15 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Crypto-shred a tenant: destroys its key and with it all of its keys,
+    /// irrecoverably; its tokens stop working.
+    Shred {
+        /// The tenant's name or id.
+        tenant: String,
+        /// The tenant's name again, as confirmation.
+        #[arg(long, value_name = "NAME")]
+        confirm: String,
+    },
 }
 
 /// Runs a `tenant` command.
@@ -44,6 +53,15 @@ pub async fn run(global: &Globals, command: TenantCommand) -> anyhow::Result<Exi
                     tenant.tenant_id, tenant.name
                 ))?;
             }
+        }
+        TenantCommand::Shred { tenant, confirm } => {
+            client
+                .shred_tenant(&ShredTenantRequest {
+                    tenant: tenant.clone(),
+                    confirm,
+                })
+                .await?;
+            print_line(&format!("tenant {tenant} shredded"))?;
         }
         TenantCommand::List => {
             let answer = client.list_tenants().await?;

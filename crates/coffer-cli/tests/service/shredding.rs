@@ -33,14 +33,13 @@ async fn a_shredded_tenants_token_and_keys_stop_working_at_once() {
     assert_eq!(code_of(refused), ErrorCode::InvalidRequest);
     acme.wrap(&wrap_request(&key, b"still", &[])).await.unwrap();
 
-    server
-        .admin()
-        .shred_tenant(&ShredTenantRequest {
-            tenant: "acme".into(),
-            confirm: "acme".into(),
-        })
-        .await
-        .unwrap();
+    // Through the CLI, as an operator does it.
+    let (code, stdout, stderr) = server.cli(
+        &server.admin_token,
+        &["tenant", "shred", "acme", "--confirm", "acme"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("shredded"), "{stdout}");
 
     // No refresh tick in between: the very next calls are refused.
     assert_eq!(
