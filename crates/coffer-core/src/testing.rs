@@ -10,6 +10,7 @@ pub mod store;
 pub mod store_aliases;
 pub mod store_deletion;
 pub mod store_records;
+pub mod store_rotations;
 
 /// Generates one `#[tokio::test]` per store conformance case. `$factory` is an async
 /// fn returning `Option<Arc<dyn Store>>`.

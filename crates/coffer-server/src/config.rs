@@ -6,12 +6,14 @@
 //! becomes `COFFER_API_ADDR`.
 
 mod aws;
+mod custody;
 mod limits;
 mod rotation;
 mod transport;
 mod unseal;
 
 pub use aws::{AwsConfig, StaticKey};
+pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
 pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
@@ -51,102 +53,6 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         reason: reason.into(),
-    }
-}
-
-/// How custody holds its unseal key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CustodyConfig {
-    /// A 0600 key file: unsealed automatically at start (development).
-    KeyFile {
-        /// Custody state file.
-        state_file: PathBuf,
-        /// The key file.
-        key_file: PathBuf,
-    },
-    /// A passphrase: unsealed at start from `passphrase_file` if given (0600), else
-    /// through `POST /v1/sys/unseal`.
-    Passphrase {
-        /// Custody state file.
-        state_file: PathBuf,
-        /// Optional 0600 file holding the passphrase.
-        passphrase_file: Option<PathBuf>,
-    },
-    /// Shamir shares: starts sealed until enough shares are given.
-    Shamir {
-        /// Custody state file.
-        state_file: PathBuf,
-    },
-    /// The root key in a PKCS#11 token (an HSM): no state file, nothing to unseal.
-    Pkcs11(Pkcs11Settings),
-}
-
-/// Where the PKCS#11 token is and how to log in (docs/hsm.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pkcs11Settings {
-    /// The module (shared library).
-    pub module: PathBuf,
-    /// The token: by label (`custody.token_label`) or slot id (`custody.slot`).
-    pub token: coffer_custody_pkcs11::TokenSelector,
-    /// A 0600 file holding the user PIN; without it the PIN is read from the
-    /// `COFFER_CUSTODY_PIN` environment variable at start.
-    pub pin_file: Option<PathBuf>,
-    /// The root key objects' label.
-    pub key_label: String,
-    /// Sessions kept open at most.
-    pub pool_size: usize,
-    /// What the server serves while the token is unreachable.
-    pub failover: Failover,
-}
-
-/// What the server serves while custody's token is unreachable (`custody.failover`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Failover {
-    /// Requests run as usual: those that need the token answer `backend_unavailable`,
-    /// those served from keys in memory succeed.
-    #[default]
-    None,
-    /// Only verification runs; every secret-key operation (wrap, unwrap, datakey,
-    /// rewrap, sign, mac, verify-mac, issue-certificate) answers `backend_unavailable`,
-    /// even for keys in memory, until the token is back.
-    VerifyOnly,
-}
-
-impl Pkcs11Settings {
-    /// The custody configuration, with the PIN read from its file or variable.
-    pub fn resolve(
-        &self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<coffer_custody_pkcs11::Pkcs11Config, ConfigError> {
-        use coffer_custody_pkcs11::{Pin, Pkcs11Config};
-        let pin = match (&self.pin_file, env("COFFER_CUSTODY_PIN")) {
-            (Some(file), _) => {
-                Pin::from_file(file).map_err(|e| invalid("custody.pin_file", e.to_string()))?
-            }
-            (None, Some(pin)) => Pin::new(pin),
-            (None, None) => {
-                return Err(invalid(
-                    "custody.pin_file",
-                    "set it, or the PIN in COFFER_CUSTODY_PIN",
-                ));
-            }
-        };
-        let mut config = Pkcs11Config::new(&self.module, self.token.clone(), pin);
-        config.key_label = self.key_label.clone();
-        config.pool_size = self.pool_size;
-        Ok(config)
-    }
-}
-
-impl CustodyConfig {
-    /// The custody state file (none for PKCS#11: the root lives in the token).
-    pub fn state_file(&self) -> Option<&Path> {
-        match self {
-            Self::KeyFile { state_file, .. }
-            | Self::Passphrase { state_file, .. }
-            | Self::Shamir { state_file } => Some(state_file),
-            Self::Pkcs11(_) => None,
-        }
     }
 }
 
@@ -270,7 +176,7 @@ struct RawConfig {
     pq_verify_mode: Option<String>,
     log_format: Option<String>,
     #[serde(default)]
-    custody: RawCustody,
+    custody: custody::RawCustody,
     #[serde(default)]
     audit: RawAudit,
     #[serde(default)]
@@ -296,22 +202,6 @@ struct RawAudit {
     anchor_url: Option<String>,
     checkpoint_interval: Option<String>,
     verify_interval: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCustody {
-    method: Option<String>,
-    state_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-    passphrase_file: Option<PathBuf>,
-    module: Option<PathBuf>,
-    token_label: Option<String>,
-    slot: Option<u64>,
-    pin_file: Option<PathBuf>,
-    key_label: Option<String>,
-    pool_size: Option<u64>,
-    failover: Option<String>,
 }
 
 /// Every key an environment variable may override, dotted.
@@ -451,41 +341,6 @@ fn addr(key: &str, value: Option<String>, default: &str) -> Result<SocketAddr, C
         .map_err(|_| invalid(key, "expected host:port, e.g. 127.0.0.1:9446"))
 }
 
-fn pkcs11(raw: RawCustody) -> Result<Pkcs11Settings, ConfigError> {
-    use coffer_custody_pkcs11::TokenSelector;
-    let module = raw
-        .module
-        .ok_or_else(|| invalid("custody.module", "required for pkcs11 custody"))?;
-    let token = match (raw.token_label, raw.slot) {
-        (Some(label), None) if !label.is_empty() => TokenSelector::Label(label),
-        (None, Some(slot)) => TokenSelector::Slot(slot),
-        _ => {
-            return Err(invalid(
-                "custody.token_label",
-                "give exactly one of custody.token_label and custody.slot",
-            ));
-        }
-    };
-    let pool_size = raw.pool_size.unwrap_or(4);
-    if !(1..=256).contains(&pool_size) {
-        return Err(invalid("custody.pool_size", "must be between 1 and 256"));
-    }
-    Ok(Pkcs11Settings {
-        module,
-        token,
-        pin_file: raw.pin_file,
-        key_label: raw.key_label.unwrap_or_else(|| "coffer-root".to_owned()),
-        pool_size: usize::try_from(pool_size).unwrap_or(4),
-        failover: match raw.failover.as_deref() {
-            None | Some("none") => Failover::None,
-            Some("verify-only") => Failover::VerifyOnly,
-            Some(_) => {
-                return Err(invalid("custody.failover", "expected none or verify-only"));
-            }
-        },
-    })
-}
-
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("coffer-data"));
     let database_url = match raw.database_url {
@@ -548,7 +403,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             passphrase_file: raw.custody.passphrase_file.clone(),
         },
         "shamir" => CustodyConfig::Shamir { state_file },
-        "pkcs11" => CustodyConfig::Pkcs11(pkcs11(raw.custody)?),
+        "pkcs11" => CustodyConfig::Pkcs11(custody::pkcs11(raw.custody)?),
         _ => {
             return Err(invalid(
                 "custody.method",
@@ -622,145 +477,4 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let dir =
-            std::env::temp_dir().join(format!("coffer-config-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("coffer.toml");
-        std::fs::write(&path, toml_text).unwrap();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::load_with(Some(&path), |name| {
-            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })
-    }
-
-    #[test]
-    fn defaults_and_environment_overrides() {
-        let config = load(
-            "data_dir = \"/srv/coffer\"\n",
-            &[
-                ("COFFER_API_ADDR", "0.0.0.0:19446"),
-                ("COFFER_CUSTODY_METHOD", "shamir"),
-                ("COFFER_LIMITS_HEAVY_QUEUE", "3"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(config.limits.heavy_queue, 3);
-        assert_eq!(config.api_addr.port(), 19446);
-        assert_eq!(config.metrics_addr.port(), 9909);
-        assert_eq!(
-            config.database_url,
-            "sqlite:///srv/coffer/coffer.db?mode=rwc"
-        );
-        assert_eq!(
-            config.custody,
-            CustodyConfig::Shamir {
-                state_file: "/srv/coffer/custody.json".into()
-            }
-        );
-    }
-
-    #[test]
-    fn debug_output_hides_the_database_password() {
-        let config = load(
-            "database_url = \"postgres://coffer:hunter2@db:5432/kms\"\n",
-            &[],
-        )
-        .unwrap();
-        let text = format!("{config:?}");
-        assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains("postgres://coffer:***@db:5432/kms"), "{text}");
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let err = load("api_addr = \"nonsense\"\n", &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`api_addr`"), "{err}");
-        let err = load("", &[("COFFER_MAX_BODY_BYTES", "12")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`max_body_bytes`"), "{err}");
-        let err = load("colour = \"blue\"\n", &[]).unwrap_err().to_string();
-        assert!(err.contains("colour"), "{err}");
-        let err = load("[limits]\nheavy_workers = 4\n", &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("heavy_workers"), "{err}");
-        let err = load("[custody]\nmethod = \"hsm\"\n", &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`custody.method`"), "{err}");
-    }
-
-    #[test]
-    fn pkcs11_custody_names_module_token_and_pin_file() {
-        let config = load(
-            "[custody]\nmethod = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken_label = \"coffer\"\npin_file = \"/etc/coffer/pin\"\n",
-            &[("COFFER_CUSTODY_POOL_SIZE", "8")],
-        )
-        .unwrap();
-        let CustodyConfig::Pkcs11(settings) = &config.custody else {
-            panic!("pkcs11 expected: {:?}", config.custody);
-        };
-        assert_eq!(
-            settings.token,
-            coffer_custody_pkcs11::TokenSelector::Label("coffer".into())
-        );
-        assert_eq!(settings.pool_size, 8);
-        assert_eq!(settings.key_label, "coffer-root");
-        assert_eq!(settings.failover, Failover::None);
-        assert!(config.custody.state_file().is_none());
-        let slot = load(
-            "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\n",
-            &[
-                ("COFFER_CUSTODY_SLOT", "7"),
-                ("COFFER_CUSTODY_FAILOVER", "verify-only"),
-            ],
-        )
-        .unwrap();
-        assert!(matches!(
-            slot.custody,
-            CustodyConfig::Pkcs11(Pkcs11Settings {
-                token: coffer_custody_pkcs11::TokenSelector::Slot(7),
-                failover: Failover::VerifyOnly,
-                ..
-            })
-        ));
-        for (text, key) in [
-            ("[custody]\nmethod = \"pkcs11\"\n", "custody.module"),
-            (
-                "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\n",
-                "custody.token_label",
-            ),
-            (
-                "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\nslot = 1\ntoken_label = \"x\"\n",
-                "custody.token_label",
-            ),
-            (
-                "[custody]\nmethod = \"pkcs11\"\nmodule = \"/m.so\"\nslot = 1\nfailover = \"read-only\"\n",
-                "custody.failover",
-            ),
-        ] {
-            let err = load(text, &[]).unwrap_err().to_string();
-            assert!(err.contains(key), "{err}");
-        }
-        // No PIN file and no PIN variable: refused, naming the key.
-        let CustodyConfig::Pkcs11(settings) = &slot.custody else {
-            unreachable!()
-        };
-        let err = settings
-            .resolve(|_| None)
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("custody.pin_file"), "{err}");
-    }
-}
+mod tests;

@@ -48,11 +48,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
-    Appended, AuditStore, Change, KeyStore, LeaseStore, Record, Rewrapped, RotationFilter,
-    RotationRecord, RotationStore, Store, StoreError, StoreResult, TenantStore, TokenStore,
-    TrackedKey, VersionStore,
+    Appended, AuditStore, Change, KeyStore, Record, Rewrapped, RotationFilter, RotationRecord,
+    RotationStore, Store, StoreError, StoreResult, TenantStore, TrackedKey, VersionStore,
 };
-use coffer_core::token::{TokenId, TokenRecord};
 use coffer_core::{
     Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp, VersionNumber,
 };
@@ -132,7 +130,8 @@ macro_rules! in_transaction {
     }};
 }
 
-// After the macro, which it uses (macros are in scope from their definition on).
+// After the macro, which they use (macros are in scope from their definition on).
+mod token_store;
 mod usage;
 
 impl SqlStore {
@@ -537,45 +536,6 @@ impl RotationStore for SqlStore {
 }
 
 #[async_trait]
-impl TokenStore for SqlStore {
-    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()> {
-        in_transaction!(self, |conn| secrets::put(conn, name, wrapped))
-    }
-
-    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
-        secrets::get(&self.reader, name).await
-    }
-
-    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| secrets::insert_token(
-            conn, token, record
-        ))
-    }
-
-    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| secrets::revoke_token(
-            conn, id, at, record
-        ))
-    }
-
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        secrets::list_tokens(&self.reader).await
-    }
-
-    async fn bind_token_grants(
-        &self,
-        tags: &[(TokenId, [u8; 32])],
-        marker: (&str, &[u8]),
-        record: &Record,
-    ) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| async {
-            secrets::put(&mut *conn, marker.0, marker.1).await?;
-            secrets::bind_grants(conn, tags).await
-        })
-    }
-}
-
-#[async_trait]
 impl AuditStore for SqlStore {
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended> {
         self.append_batch(entries).await
@@ -591,20 +551,5 @@ impl AuditStore for SqlStore {
 
     async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
         audit::checkpoints(&self.reader).await
-    }
-}
-
-#[async_trait]
-impl LeaseStore for SqlStore {
-    async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: Timestamp,
-        expires_at: Timestamp,
-    ) -> StoreResult<bool> {
-        in_transaction!(self, |conn| secrets::try_lease(
-            conn, name, holder, now, expires_at
-        ))
     }
 }
