@@ -73,3 +73,43 @@ async fn a_shredded_tenants_token_and_keys_stop_working_at_once() {
         .await
         .unwrap();
 }
+
+/// Another replica sharing the database had the tenant's key cached and its token in
+/// memory; it follows at its next token refresh (every 10 seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replica_follows_a_shred_at_its_next_token_refresh() {
+    let Some(a) = TestServer::start_with(
+        super::harness::Db::Postgres,
+        coffer_server::startup::InitMethod::KeyFile,
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let token = a.tenant_token("acme").await;
+    let key = create(&a.client(&token), "aes-256", "k").await;
+    let b = a.replica().await;
+    let on_b = b.client(&token);
+    on_b.wrap(&wrap_request(&key, b"warm", &[])).await.unwrap();
+    a.admin()
+        .shred_tenant(&ShredTenantRequest {
+            tenant: "acme".into(),
+            confirm: "acme".into(),
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match on_b.wrap(&wrap_request(&key, b"after", &[])).await {
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Ok(_) => panic!("the replica still wraps under a shredded tenant's key"),
+            Err(refused) => {
+                assert_eq!(code_of(Err::<(), _>(refused)), ErrorCode::Unauthorized);
+                break;
+            }
+        }
+    }
+}
