@@ -8,6 +8,7 @@
 
 mod admin;
 mod alias;
+mod alias_bind;
 mod asymmetric;
 mod auth;
 mod batch;
@@ -40,6 +41,7 @@ mod wrap;
 
 pub use admin::MintToken;
 pub use alias::AliasMove;
+pub use alias_bind::AliasBinding;
 pub use auth::Caller;
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{

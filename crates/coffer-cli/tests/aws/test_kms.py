@@ -204,7 +204,6 @@ def test_mac(kms):
 def test_operations_not_offered_are_refused(kms, key):
     code = error_type(kms.create_grant, KeyId=key["KeyId"], GranteePrincipal="arn:aws:iam::111122223333:user/x", Operations=["Decrypt"])
     assert code == "UnsupportedOperationException"
-    assert error_type(kms.create_alias, AliasName="alias/x", TargetKeyId=key["KeyId"]) == "UnsupportedOperationException"
     assert error_type(kms.put_key_policy, KeyId=key["KeyId"], PolicyName="default", Policy="{}") == "UnsupportedOperationException"
     assert error_type(kms.tag_resource, KeyId=key["KeyId"], Tags=[{"TagKey": "a", "TagValue": "b"}]) == "UnsupportedOperationException"
 
@@ -225,6 +224,88 @@ def test_description_and_aliases(kms):
         assert blob["KeyId"].endswith(made["key_id"])
         assert kms.decrypt(CiphertextBlob=blob["CiphertextBlob"], KeyId=ref)["Plaintext"] == b"via alias"
     assert error_type(kms.describe_key, KeyId="alias/none-such") == "NotFoundException"
+
+
+def test_alias_create_update_delete(kms, unchecked):
+    first = kms.create_key()["KeyMetadata"]
+    second = kms.create_key()["KeyMetadata"]
+    kms.create_alias(AliasName="alias/aws-made", TargetKeyId=first["Arn"])
+    blob = kms.encrypt(KeyId="alias/aws-made", Plaintext=b"first")
+    assert blob["KeyId"] == first["Arn"]
+    entry = next(a for a in kms.list_aliases(KeyId=first["KeyId"])["Aliases"] if a["AliasName"] == "alias/aws-made")
+    assert entry["TargetKeyId"] == first["KeyId"]
+    # Taken, malformed, reserved, or naming a missing key: refused, nothing made.
+    assert error_type(kms.create_alias, AliasName="alias/aws-made", TargetKeyId=second["KeyId"]) == "AlreadyExistsException"
+    for name in ("aws-made-bare", "alias/aws/reserved", "alias/no spaces"):
+        assert error_type(unchecked.create_alias, AliasName=name, TargetKeyId=second["KeyId"]) == "InvalidAliasNameException"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert error_type(kms.create_alias, AliasName="alias/aws-orphan", TargetKeyId=missing) == "NotFoundException"
+    assert error_type(kms.describe_key, KeyId="alias/aws-orphan") == "NotFoundException"
+    # UpdateAlias moves it; ciphertexts of the first key still decrypt.
+    kms.update_alias(AliasName="alias/aws-made", TargetKeyId=second["KeyId"])
+    assert kms.describe_key(KeyId="alias/aws-made")["KeyMetadata"]["KeyId"] == second["KeyId"]
+    assert kms.decrypt(CiphertextBlob=blob["CiphertextBlob"])["Plaintext"] == b"first"
+    # Only between keys of the same type and usage.
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert error_type(kms.update_alias, AliasName="alias/aws-made", TargetKeyId=signing["KeyId"]) == "ValidationException"
+    mac = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]
+    assert error_type(kms.update_alias, AliasName="alias/aws-made", TargetKeyId=mac["KeyId"]) == "ValidationException"
+    assert kms.describe_key(KeyId="alias/aws-made")["KeyMetadata"]["KeyId"] == second["KeyId"]
+    assert error_type(kms.update_alias, AliasName="alias/aws-none", TargetKeyId=second["KeyId"]) == "NotFoundException"
+    # Each change is in the key's history, as the native alias operations record it.
+    kinds = [e["kind"] for e in native_get(f"/v1/kms/keys/{first['KeyId']}/history")["events"]]
+    assert "alias.added" in kinds and "alias.moved" in kinds
+    # DeleteAlias: the alias is gone, the key stays.
+    kms.delete_alias(AliasName="alias/aws-made")
+    assert error_type(kms.describe_key, KeyId="alias/aws-made") == "NotFoundException"
+    assert kms.describe_key(KeyId=second["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+    assert error_type(kms.delete_alias, AliasName="alias/aws-made") == "NotFoundException"
+    kinds = [e["kind"] for e in native_get(f"/v1/kms/keys/{second['KeyId']}/history")["events"]]
+    assert "alias.removed" in kinds
+    # Another tenant's key is not found; a key whose token may only wrap is refused.
+    other = client(env("COFFER_OTHER_ACCESS_KEY_ID"), env("COFFER_OTHER_SECRET_ACCESS_KEY"))
+    assert error_type(other.create_alias, AliasName="alias/aws-theirs", TargetKeyId=second["KeyId"]) == "NotFoundException"
+    narrow = client(env("COFFER_NARROW_ACCESS_KEY_ID"), env("COFFER_NARROW_SECRET_ACCESS_KEY"))
+    assert error_type(narrow.create_alias, AliasName="alias/aws-narrow", TargetKeyId=second["KeyId"]) == "AccessDeniedException"
+    assert error_type(narrow.delete_alias, AliasName="alias/aws-listed") == "AccessDeniedException"
+    assert error_type(kms.describe_key, KeyId="alias/aws-narrow") == "NotFoundException"
+
+
+def walk(call, field, limit, **kwargs):
+    """Every entry of a list operation, page by page, and the number of pages."""
+    entries, pages, marker = [], 0, None
+    while True:
+        answer = call(Limit=limit, **kwargs, **({"Marker": marker} if marker else {}))
+        pages += 1
+        assert len(answer[field]) <= limit
+        entries += answer[field]
+        if not answer["Truncated"]:
+            assert "NextMarker" not in answer
+            return entries, pages
+        marker = answer["NextMarker"]
+
+
+def test_paging(kms, unchecked):
+    made = [kms.create_key()["KeyMetadata"] for _ in range(3)]
+    for n, key in enumerate(made):
+        kms.create_alias(AliasName=f"alias/aws-page-{n}", TargetKeyId=key["KeyId"])
+    everything = kms.list_keys(Limit=1000)
+    assert everything["Truncated"] is False
+    keys, pages = walk(kms.list_keys, "Keys", 2)
+    assert keys == everything["Keys"] and pages == (len(keys) + 1) // 2
+    assert {k["KeyId"] for k in made} <= {k["KeyId"] for k in keys}
+    aliases, pages = walk(kms.list_aliases, "Aliases", 1)
+    assert [a["AliasName"] for a in aliases] == sorted(a["AliasName"] for a in kms.list_aliases(Limit=100)["Aliases"])
+    assert pages == len(aliases) and {f"alias/aws-page-{n}" for n in range(3)} <= {a["AliasName"] for a in aliases}
+    rotated = made[0]["KeyId"]
+    for _ in range(3):
+        kms.rotate_key_on_demand(KeyId=rotated)
+    rotations, pages = walk(kms.list_key_rotations, "Rotations", 2, KeyId=rotated)
+    assert len(rotations) == 3 and pages == 2
+    assert [r["RotationDate"] for r in rotations] == sorted(r["RotationDate"] for r in rotations)
+    for call, limit in ((unchecked.list_keys, 0), (unchecked.list_keys, 1001), (unchecked.list_aliases, 101)):
+        assert error_type(call, Limit=limit) == "ValidationException"
+    assert error_type(kms.list_keys, Marker="not a marker!") == "InvalidMarkerException"
 
 
 def test_rotation(kms, unchecked):
@@ -351,6 +432,15 @@ def native(path, body):
         data=json.dumps(body).encode(),
         headers={"Authorization": "Bearer " + env("COFFER_NATIVE_TOKEN"), "Content-Type": "application/json"},
         method="POST",
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+def native_get(path):
+    request = urllib.request.Request(
+        env("COFFER_NATIVE_URL") + path,
+        headers={"Authorization": "Bearer " + env("COFFER_NATIVE_TOKEN")},
     )
     with urllib.request.urlopen(request) as response:
         return json.loads(response.read())

@@ -184,6 +184,24 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
     assert!(via_aws("wrap", "Encrypt"), "no Encrypt entry");
     assert!(via_aws("unwrap", "Decrypt"), "no Decrypt entry");
     assert!(via_aws("keys.create", "CreateKey"), "no CreateKey entry");
+    assert!(
+        via_aws("keys.alias.add", "CreateAlias"),
+        "no CreateAlias entry"
+    );
+    assert!(
+        via_aws("keys.alias.set", "UpdateAlias"),
+        "no UpdateAlias entry"
+    );
+    assert!(
+        via_aws("keys.alias.remove", "DeleteAlias"),
+        "no DeleteAlias entry"
+    );
+    // An alias already taken: refused, and recorded as refused.
+    assert!(entries.iter().any(|e| {
+        e.entry.op == "keys.alias.add"
+            && e.entry.outcome != "ok"
+            && e.entry.principal.ends_with(":CreateAlias")
+    }));
     // A refused call through the narrow key is recorded as refused.
     assert!(entries.iter().any(|e| {
         e.entry.op == "unwrap"

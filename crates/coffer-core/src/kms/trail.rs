@@ -79,6 +79,7 @@ subject!((KeyId, Vec<super::VersionReferences>), |r| (
     None
 ));
 subject!(super::AliasMove, |m| (Some(m.to), None));
+subject!(super::AliasBinding, |b| (Some(b.key), None));
 subject!(crate::store::TrackedKey, |t| (
     Some(t.key),
     VersionNumber::new(t.version).ok()

@@ -1,5 +1,5 @@
 //! Key management through the AWS front: CreateKey, DescribeKey, ListKeys,
-//! Enable/DisableKey, Schedule/CancelKeyDeletion, GetPublicKey, ListAliases.
+//! Enable/DisableKey, Schedule/CancelKeyDeletion, GetPublicKey.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use coffer_core::kms::{KeyDetails, KeyFilter};
 use coffer_core::{KeyPurpose, KeyState, NewKey};
 use serde_json::{Value, json};
 
+use super::paging::Page;
 use super::request::{Body, b64};
 use super::{AwsError, Ctx, specs};
 
@@ -110,23 +111,23 @@ pub async fn describe(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     Ok(json!({ "KeyMetadata": metadata(ctx, &details) }))
 }
 
-/// `ListKeys`: every key of the caller's tenant in one page.
+/// `ListKeys`: the caller's keys by page, in key id order.
 pub async fn list(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
-    if let Some(limit) = input.opt_int("Limit")? {
-        if !(1..=1000).contains(&limit) {
-            return Err(AwsError::validation("Limit must be between 1 and 1000"));
-        }
-    }
+    let page = Page::of(input, 100, 1000)?;
     let keys = ctx
         .state
         .kms
         .list_keys(&ctx.caller, &KeyFilter::default())
         .await?;
-    let entries: Vec<Value> = keys
+    let entries = keys
         .iter()
-        .map(|d| json!({ "KeyId": d.key.id.to_string(), "KeyArn": ctx.key_arn(d.key.id) }))
+        .map(|d| {
+            let id = d.key.id.to_string();
+            let entry = json!({ "KeyId": id, "KeyArn": ctx.key_arn(d.key.id) });
+            (id, entry)
+        })
         .collect();
-    Ok(json!({ "Keys": entries, "Truncated": false }))
+    Ok(page.answer("Keys", entries))
 }
 
 /// `EnableKey` / `DisableKey`.
@@ -208,44 +209,4 @@ pub async fn public_key(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> 
         "KeyUsage": row.map_or("UNKNOWN", |r| r.usage),
         "SigningAlgorithms": row.map_or(&[][..], |r| r.algorithms),
     }))
-}
-
-/// `ListAliases`: the aliases of the caller's keys (optionally of one key), one page.
-/// Aliases are given at key creation on the native API; AWS's alias writes are not
-/// offered.
-pub async fn list_aliases(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
-    let only = match input.opt_str("KeyId")? {
-        Some(key_id) => {
-            let reference = ctx.reference(key_id)?;
-            Some(
-                ctx.state
-                    .kms
-                    .show_key(&ctx.caller, &reference)
-                    .await?
-                    .key
-                    .id,
-            )
-        }
-        None => None,
-    };
-    let keys = ctx
-        .state
-        .kms
-        .list_keys(&ctx.caller, &KeyFilter::default())
-        .await?;
-    let aliases: Vec<Value> = keys
-        .iter()
-        .filter(|d| only.is_none_or(|id| id == d.key.id))
-        .flat_map(|d| {
-            d.key.aliases.iter().map(|alias| {
-                json!({
-                    "AliasName": alias.as_str(),
-                    "AliasArn": format!("arn:aws:kms:{}:{}:{}", ctx.region, ctx.account, alias.as_str()),
-                    "TargetKeyId": d.key.id.to_string(),
-                    "CreationDate": seconds(d.key.created_at),
-                })
-            })
-        })
-        .collect();
-    Ok(json!({ "Aliases": aliases, "Truncated": false }))
 }

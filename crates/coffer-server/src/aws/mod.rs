@@ -5,12 +5,15 @@
 //!
 //! - `sigv4` — verifying signatures; `error` — AWS's error shapes;
 //! - `specs` — AWS key specs ↔ Coffer's; `request` — fields of the JSON body;
-//! - `keys` — key management operations; `crypto` — cryptographic operations;
+//! - `keys` — key management operations; `aliases` — alias operations;
+//! - `paging` — `Limit`/`Marker` paging of list operations; `crypto` — cryptographic operations;
 //! - `rotation` — rotation policy, on-demand rotation and its history.
 
+mod aliases;
 mod crypto;
 mod error;
 mod keys;
+mod paging;
 mod request;
 mod rotation;
 pub mod sigv4;
@@ -215,7 +218,10 @@ async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value,
         "ScheduleKeyDeletion" => keys::schedule_deletion(ctx, input).await,
         "CancelKeyDeletion" => keys::cancel_deletion(ctx, input).await,
         "GetPublicKey" => keys::public_key(ctx, input).await,
-        "ListAliases" => keys::list_aliases(ctx, input).await,
+        "CreateAlias" => aliases::create(ctx, input).await,
+        "UpdateAlias" => aliases::update(ctx, input).await,
+        "DeleteAlias" => aliases::delete(ctx, input).await,
+        "ListAliases" => aliases::list(ctx, input).await,
         "EnableKeyRotation" => rotation::enable(ctx, input).await,
         "DisableKeyRotation" => rotation::disable(ctx, input).await,
         "GetKeyRotationStatus" => rotation::status(ctx, input).await,
@@ -235,9 +241,6 @@ async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value,
         "GenerateDataKeyPair"
         | "GenerateDataKeyPairWithoutPlaintext"
         | "UpdateKeyDescription"
-        | "CreateAlias"
-        | "UpdateAlias"
-        | "DeleteAlias"
         | "CreateGrant"
         | "ListGrants"
         | "RevokeGrant"

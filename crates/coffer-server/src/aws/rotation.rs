@@ -7,6 +7,7 @@ use coffer_core::kms::KeyDetails;
 use coffer_core::{HumanDuration, KeyPurpose};
 use serde_json::{Value, json};
 
+use super::paging::Page;
 use super::request::Body;
 use super::{AwsError, Ctx};
 
@@ -102,14 +103,20 @@ pub async fn rotate_on_demand(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsE
     Ok(json!({ "KeyId": ctx.key_arn(details.key.id) }))
 }
 
-/// `ListKeyRotations`: every rotation in one page.
+/// `ListKeyRotations`: the rotations by page, oldest first.
 pub async fn list(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let page = Page::of(input, 100, 1000)?;
     let (reference, details) = symmetric_key(ctx, input).await?;
     let arn = ctx.key_arn(details.key.id);
-    let rotations: Vec<Value> = rotations(ctx, &reference)
+    // A key's history only grows at its end: the position is a stable sort key.
+    let rotations = rotations(ctx, &reference)
         .await?
         .into_iter()
-        .map(|(at, kind)| json!({ "KeyId": arn, "RotationDate": at, "RotationType": kind }))
+        .enumerate()
+        .map(|(n, (at, kind))| {
+            let entry = json!({ "KeyId": arn, "RotationDate": at, "RotationType": kind });
+            (format!("{n:010}"), entry)
+        })
         .collect();
-    Ok(json!({ "Rotations": rotations, "Truncated": false }))
+    Ok(page.answer("Rotations", rotations))
 }
