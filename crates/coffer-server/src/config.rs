@@ -56,6 +56,29 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The floor of timeouts and back-offs: below a second they are a misconfiguration.
+pub(super) const AT_LEAST_1S: (Duration, &str) = (Duration::from_secs(1), "must be at least 1s");
+
+/// A duration setting: `default` when absent, refused with `reason` below `min`.
+pub(super) fn duration(
+    key: &str,
+    text: Option<String>,
+    default: Duration,
+    (min, reason): (Duration, &str),
+) -> Result<Duration, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let value = text
+        .parse::<HumanDuration>()
+        .map_err(|e| invalid(key, e.to_string()))?
+        .get();
+    if value < min {
+        return Err(invalid(key, reason));
+    }
+    Ok(value)
+}
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {

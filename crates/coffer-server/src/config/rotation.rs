@@ -4,11 +4,13 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use coffer_core::HumanDuration;
 use coffer_core::kms::{DailyWindow, RETIRE_AFTER_QUIET, RewrapPolicy, UNTRACKED_WINDOW};
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, duration, invalid};
+
+/// The floor of this section's durations, and its refusal.
+const LONGER_THAN_ZERO: (Duration, &str) = (Duration::from_nanos(1), "must be longer than zero");
 
 /// The `[rotation]` section, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,20 +33,6 @@ pub(super) struct RawRotation {
     retire_after_quiet: Option<String>,
     rewrap_rate: Option<u64>,
     rewrap_window: Option<String>,
-}
-
-fn duration(key: &str, text: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
-    let Some(text) = text else {
-        return Ok(default);
-    };
-    let value = text
-        .parse::<HumanDuration>()
-        .map_err(|e| invalid(key, e.to_string()))?
-        .get();
-    if value.is_zero() {
-        return Err(invalid(key, "must be longer than zero"));
-    }
-    Ok(value)
 }
 
 fn rewrap(rate: Option<u64>, window: Option<String>) -> Result<RewrapPolicy, ConfigError> {
@@ -77,11 +65,13 @@ impl RawRotation {
                 "rotation.untracked_window",
                 self.untracked_window,
                 UNTRACKED_WINDOW,
+                LONGER_THAN_ZERO,
             )?,
             retire_after_quiet: duration(
                 "rotation.retire_after_quiet",
                 self.retire_after_quiet,
                 RETIRE_AFTER_QUIET,
+                LONGER_THAN_ZERO,
             )?,
             rewrap: rewrap(self.rewrap_rate, self.rewrap_window)?,
         })

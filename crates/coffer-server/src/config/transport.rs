@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use coffer_core::HumanDuration;
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{AT_LEAST_1S, ConfigError, duration, invalid};
 
 /// Descriptors kept back from the API port's default cap: the operations port, the
 /// database pool, custody and log files.
@@ -83,20 +82,6 @@ pub(super) struct RawTls {
     client_auth: Option<String>,
 }
 
-fn duration(key: &str, text: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
-    let Some(text) = text else {
-        return Ok(default);
-    };
-    let value = text
-        .parse::<HumanDuration>()
-        .map_err(|e| invalid(key, e.to_string()))?
-        .get();
-    if value < Duration::from_secs(1) {
-        return Err(invalid(key, "must be at least 1s"));
-    }
-    Ok(value)
-}
-
 fn count(key: &str, value: Option<u64>, default: usize) -> Result<usize, ConfigError> {
     match value {
         None => Ok(default),
@@ -121,16 +106,19 @@ impl RawTransport {
                 "transport.header_timeout",
                 self.header_timeout,
                 Duration::from_secs(10),
+                AT_LEAST_1S,
             )?,
             body_timeout: duration(
                 "transport.body_timeout",
                 self.body_timeout,
                 Duration::from_secs(30),
+                AT_LEAST_1S,
             )?,
             idle_timeout: duration(
                 "transport.idle_timeout",
                 self.idle_timeout,
                 Duration::from_secs(60),
+                AT_LEAST_1S,
             )?,
             max_connections: count(
                 "transport.max_connections",

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use coffer_core::HumanDuration;
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{AT_LEAST_1S, ConfigError, duration, invalid};
 
 /// Wait after the first wrong passphrase; it doubles with each further one.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -35,25 +34,21 @@ pub(super) struct RawUnseal {
     backoff_max: Option<String>,
 }
 
-fn duration(key: &str, text: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
-    let Some(text) = text else {
-        return Ok(default);
-    };
-    let value = text
-        .parse::<HumanDuration>()
-        .map_err(|e| invalid(key, e.to_string()))?
-        .get();
-    if value < Duration::from_secs(1) {
-        return Err(invalid(key, "must be at least 1s"));
-    }
-    Ok(value)
-}
-
 impl RawUnseal {
     /// Validates, with the defaults.
     pub(super) fn validate(self) -> Result<UnsealConfig, ConfigError> {
-        let backoff_base = duration("unseal.backoff_base", self.backoff_base, BACKOFF_BASE)?;
-        let backoff_max = duration("unseal.backoff_max", self.backoff_max, BACKOFF_MAX)?;
+        let backoff_base = duration(
+            "unseal.backoff_base",
+            self.backoff_base,
+            BACKOFF_BASE,
+            AT_LEAST_1S,
+        )?;
+        let backoff_max = duration(
+            "unseal.backoff_max",
+            self.backoff_max,
+            BACKOFF_MAX,
+            AT_LEAST_1S,
+        )?;
         if backoff_max < backoff_base {
             return Err(invalid(
                 "unseal.backoff_max",
