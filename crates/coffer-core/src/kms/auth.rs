@@ -3,7 +3,7 @@
 //! chain of a few microseconds, and never a store round trip.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use coffer_crypto::MacKey;
 
@@ -52,6 +52,16 @@ pub(super) struct TokenBook {
     /// Records left out for failing their grant check: each is reported once per
     /// process, not at every refresh.
     refused: RwLock<HashSet<TokenId>>,
+    /// Local writes (mints, revocations) made while a refresh reads the store: the
+    /// refresh's snapshot may predate them, so they are applied again over it.
+    during_refresh: Mutex<RefreshWrites>,
+}
+
+/// Refreshes in progress and the local writes made since the first of them began.
+#[derive(Default)]
+struct RefreshWrites {
+    active: u32,
+    writes: Vec<TokenRecord>,
 }
 
 pub(super) const ROOT_SECRET: &str = "token-root-key";
@@ -76,9 +86,44 @@ impl TokenBook {
         }
     }
 
+    /// Call before reading the records a refresh will install.
+    pub fn begin_refresh(&self) {
+        let mut during = self
+            .during_refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        during.active += 1;
+    }
+
+    /// Installs a refresh's records (read after `begin_refresh`), then the local writes
+    /// made since, which the read may have missed.
     pub fn replace_records(&self, records: Vec<TokenRecord>) {
+        let mut during = self
+            .during_refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Ok(mut map) = self.records.write() {
             *map = records.into_iter().map(|r| (r.id, r)).collect();
+            for record in &during.writes {
+                map.insert(record.id, record.clone());
+            }
+        }
+        self.end_refresh_locked(&mut during);
+    }
+
+    /// A refresh that ends without installing anything (a store read failed).
+    pub fn abandon_refresh(&self) {
+        let mut during = self
+            .during_refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.end_refresh_locked(&mut during);
+    }
+
+    fn end_refresh_locked(&self, during: &mut RefreshWrites) {
+        during.active = during.active.saturating_sub(1);
+        if during.active == 0 {
+            during.writes.clear();
         }
     }
 
@@ -93,6 +138,15 @@ impl TokenBook {
     }
 
     pub fn upsert(&self, record: TokenRecord) {
+        // Under the refresh lock, so a refresh installs either before this write or
+        // with it replayed.
+        let mut during = self
+            .during_refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if during.active > 0 {
+            during.writes.push(record.clone());
+        }
         if let Ok(mut map) = self.records.write() {
             map.insert(record.id, record);
         }
@@ -135,6 +189,16 @@ impl Kms {
     /// does not authenticate.
     pub async fn refresh_tokens(&self) -> KmsResult<()> {
         let root = self.token_root()?;
+        self.tokens.begin_refresh();
+        let result = self.refresh_tokens_begun(&root).await;
+        if result.is_err() {
+            self.tokens.abandon_refresh();
+        }
+        result
+    }
+
+    /// The refresh after `begin_refresh`; installs its records on success only.
+    async fn refresh_tokens_begun(&self, root: &MacKey) -> KmsResult<()> {
         let records = self.keys.store().list_tokens().await?;
         let bound = self.keys.store().get_secret(GRANTS_BOUND).await?.is_some();
         // A shredded tenant's tokens authenticate nothing, and its cached keys go (a
@@ -158,7 +222,7 @@ impl Kms {
             .filter(|record| !matches!(record.kind, TokenKind::Tenant(t) if shredded.contains(&t)));
         let (trusted, refused): (Vec<TokenRecord>, Vec<TokenRecord>) =
             records.into_iter().partition(|record| {
-                record.grant_verifies(&root) || (!bound && record.grant_tag.is_none())
+                record.grant_verifies(root) || (!bound && record.grant_tag.is_none())
             });
         let refused = refused.into_iter().map(|record| record.id).collect();
         for id in self.tokens.newly_refused(refused) {
@@ -271,5 +335,44 @@ impl Kms {
 
     pub(super) fn remember_token(&self, record: TokenRecord) {
         self.tokens.upsert(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn record(revoked: bool) -> TokenRecord {
+        TokenRecord {
+            id: TokenId::generate(),
+            kind: TokenKind::Admin,
+            description: String::new(),
+            created_at: Timestamp::from_millis(0),
+            revoked_at: revoked.then(|| Timestamp::from_millis(1)),
+            grant_tag: None,
+        }
+    }
+
+    #[test]
+    fn a_token_minted_while_a_refresh_reads_survives_its_older_snapshot() {
+        let book = TokenBook::default();
+        let old = record(false);
+        book.begin_refresh();
+        // The refresh read the store before these local writes committed.
+        let snapshot = vec![old.clone()];
+        let minted = record(false);
+        book.upsert(minted.clone());
+        let mut revoked = old.clone();
+        revoked.revoked_at = Some(Timestamp::from_millis(5));
+        book.upsert(revoked);
+        book.replace_records(snapshot);
+        assert_eq!(book.standing(minted.id), Some((TokenKind::Admin, false)));
+        assert_eq!(book.standing(old.id), Some((TokenKind::Admin, true)));
+        // Once no refresh runs, writes are not kept for the next one.
+        book.begin_refresh();
+        book.replace_records(vec![old.clone()]);
+        assert_eq!(book.standing(minted.id), None);
+        assert_eq!(book.standing(old.id), Some((TokenKind::Admin, false)));
     }
 }
