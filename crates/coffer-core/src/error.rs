@@ -49,6 +49,10 @@ pub enum CoreError {
     /// must stay active, waiting period not over, ...).
     #[error("state conflict: {0}")]
     Conflict(&'static str),
+    /// A limit on how often something may be done is reached (a key's on-demand
+    /// rotations).
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
     /// A destructive act was not confirmed as required.
     #[error("not confirmed: {0}")]
     NotConfirmed(&'static str),

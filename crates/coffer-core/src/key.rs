@@ -38,7 +38,7 @@ impl KeyPurpose {
     pub const fn of(spec: KeySpec) -> Self {
         match spec {
             KeySpec::Aes256 => Self::Encrypt,
-            KeySpec::HmacSha256 => Self::Mac,
+            spec if spec.is_hmac() => Self::Mac,
             _ => Self::Sign,
         }
     }

@@ -23,6 +23,11 @@ use crate::tenant::{Tenant, TenantName, TenantState};
 use crate::time::{Clock, HumanDuration};
 
 mod deletion;
+mod versions;
+
+/// The principal of the rotation scheduler in key histories; its rotations are not
+/// counted against a cap of rotations by callers.
+pub const SCHEDULER: &str = "coffer-scheduler";
 
 /// Shortest and longest waiting period before a scheduled deletion (as AWS KMS).
 pub const DELETION_WINDOW: (Duration, Duration) = (
@@ -225,108 +230,6 @@ impl KeyService {
     /// All versions of a key.
     pub async fn versions(&self, tenant: TenantId, key: KeyId) -> CoreResult<Vec<KeyVersion>> {
         Ok(self.store.list_versions(tenant, key).await?)
-    }
-
-    /// Adds the next version in `state`, then applies what `then` derives from it (the
-    /// primary move of a simple rotation), in one transaction recorded as `kind`.
-    async fn add_version(
-        &self,
-        key: &Key,
-        state: VersionState,
-        then: impl FnOnce(&KeyVersion, &[KeyVersion]) -> CoreResult<(Vec<Change>, String)>,
-        kind: &str,
-        actor: &Actor,
-    ) -> CoreResult<KeyVersion> {
-        let versions = self.versions(key.tenant, key.id).await?;
-        let next = versions
-            .iter()
-            .map(|v| v.number)
-            .max()
-            .unwrap_or(VersionNumber::FIRST)
-            .next();
-        let kek = self.tenant_kek(key.tenant).await?;
-        let version = self.new_version(&kek, key, next, state)?;
-        let (changes, detail) = then(&version, &versions)?;
-        let now = self.clock.now();
-        let created = Event::key(
-            key.tenant,
-            key.id,
-            Some(next),
-            "version.created",
-            state.as_str(),
-            now,
-        );
-        let record = if changes.is_empty() {
-            Record::event(actor, created)
-        } else {
-            // The history keeps both steps; the audit entry names the whole change.
-            let event = Event::key(key.tenant, key.id, Some(next), kind, detail, now);
-            let mut record = Record::event(actor, event);
-            record.events.insert(0, created);
-            record
-        };
-        self.store
-            .add_version(key.tenant, &version, &changes, &record)
-            .await?;
-        Ok(version)
-    }
-
-    /// Adds a version in `state` (`pending` for a rotation saga, `inactive` for a spare).
-    pub async fn add_version_to(
-        &self,
-        tenant: TenantId,
-        id: KeyId,
-        state: VersionState,
-        actor: &Actor,
-    ) -> CoreResult<KeyVersion> {
-        let key = self.key(tenant, id).await?;
-        self.add_version(&key, state, nothing_more, "version.created", actor)
-            .await
-    }
-
-    /// Simple rotation: a new version becomes primary; the old one stays active for
-    /// decryption and verification until retired.
-    /// The new version, its activation and the primary move commit in one transaction.
-    pub async fn rotate(
-        &self,
-        tenant: TenantId,
-        id: KeyId,
-        actor: &Actor,
-    ) -> CoreResult<KeyVersion> {
-        let key = self.key(tenant, id).await?;
-        require_enabled(&key)?;
-        let promote = |new: &KeyVersion, versions: &[KeyVersion]| {
-            let primary = versions
-                .iter()
-                .find(|v| v.primary)
-                .ok_or(CoreError::NotFound("primary version"))?;
-            Ok((
-                promotion(primary.number, new.number, VersionState::Pending),
-                format!("primary {} -> {}", primary.number, new.number),
-            ))
-        };
-        let version = self
-            .add_version(&key, VersionState::Pending, promote, "key.rotated", actor)
-            .await?;
-        Ok(KeyVersion {
-            state: VersionState::Active,
-            primary: true,
-            ..version
-        })
-    }
-
-    /// Adds a spare `inactive` version (a backup to activate later).
-    pub async fn add_spare(
-        &self,
-        tenant: TenantId,
-        id: KeyId,
-        actor: &Actor,
-    ) -> CoreResult<KeyVersion> {
-        let key = self.key(tenant, id).await?;
-        require_enabled(&key)?;
-        let state = VersionState::Inactive;
-        self.add_version(&key, state, nothing_more, "version.created", actor)
-            .await
     }
 
     /// Makes an `inactive` (or still `pending`) version active and primary in one step.

@@ -15,10 +15,12 @@ mod batch;
 mod cache;
 mod certificates;
 mod datakey;
+mod datakey_pair;
 mod deletion;
 mod error;
 mod integrity;
 mod keys;
+mod labels;
 mod mac;
 mod manage;
 mod quiet;
@@ -47,6 +49,7 @@ pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
 };
+pub use datakey_pair::{DataKeyPair, pair_spec};
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! 0x01 (format) ‖ spec code (1 byte) ‖ body
-//! body: aes-256, hmac-sha256        32-byte key
+//! body: aes-256                     32-byte key
+//!       hmac-sha224/256/384/512     28/32/48/64-byte key
 //!       ed25519, ml-dsa-44/65/87    32-byte seed
 //!       ecdsa-p256, -secp256k1      32-byte scalar ‖ 65-byte uncompressed point
 //!       ecdsa-p384                  48-byte scalar ‖ 97-byte uncompressed point
@@ -36,8 +37,8 @@ const WHAT: &str = "stored key material";
 pub enum KeyMaterial {
     /// An XAES-256-GCM key.
     Aes256(AeadKey),
-    /// An HMAC-SHA256 key.
-    HmacSha256(MacKey),
+    /// An HMAC key (SHA-224, SHA-256, SHA-384 or SHA-512, as its spec says).
+    Hmac(MacKey),
     /// A signing key; for RSA specs also the key that decrypts, as the key's purpose says.
     Signing(SigningKey),
 }
@@ -47,7 +48,7 @@ impl KeyMaterial {
     pub fn generate(spec: KeySpec) -> Result<Self> {
         match spec {
             KeySpec::Aes256 => Ok(Self::Aes256(AeadKey::generate()?)),
-            KeySpec::HmacSha256 => Ok(Self::HmacSha256(MacKey::generate()?)),
+            spec if spec.is_hmac() => Ok(Self::Hmac(MacKey::generate_for(spec)?)),
             _ => Ok(Self::Signing(SigningKey::generate(spec)?)),
         }
     }
@@ -56,7 +57,7 @@ impl KeyMaterial {
     pub fn spec(&self) -> KeySpec {
         match self {
             Self::Aes256(_) => KeySpec::Aes256,
-            Self::HmacSha256(_) => KeySpec::HmacSha256,
+            Self::Hmac(key) => key.spec(),
             Self::Signing(key) => key.spec(),
         }
     }
@@ -81,7 +82,7 @@ impl KeyMaterial {
         out.extend_from_slice(&[MATERIAL_FORMAT_V1, self.spec().code()]);
         match self {
             Self::Aes256(key) => out.extend_from_slice(key.expose_secret()),
-            Self::HmacSha256(key) => out.extend_from_slice(key.expose_secret()),
+            Self::Hmac(key) => out.extend_from_slice(key.expose_secret()),
             Self::Signing(SigningKey::Ed25519(key)) => out.extend_from_slice(key.seed()),
             Self::Signing(SigningKey::MlDsa(key)) => out.extend_from_slice(key.seed()),
             Self::Signing(SigningKey::Ecdsa(key)) => {
@@ -107,7 +108,10 @@ impl KeyMaterial {
             KeySpec::from_code(*code).ok_or(CryptoError::malformed(WHAT, "unknown key spec"))?;
         Ok(match spec {
             KeySpec::Aes256 => Self::Aes256(AeadKey::from_bytes(body)?),
-            KeySpec::HmacSha256 => Self::HmacSha256(MacKey::from_bytes(body)?),
+            KeySpec::HmacSha224
+            | KeySpec::HmacSha256
+            | KeySpec::HmacSha384
+            | KeySpec::HmacSha512 => Self::Hmac(MacKey::from_spec_bytes(spec, body)?),
             KeySpec::Ed25519 => {
                 Self::Signing(SigningKey::Ed25519(Ed25519Key::from_seed_bytes(body)?))
             }

@@ -85,7 +85,11 @@ fn algorithm_identifier(spec: KeySpec) -> Option<Vec<u8>> {
             0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
             0x00,
         ],
-        KeySpec::Aes256 | KeySpec::HmacSha256 => return None,
+        KeySpec::Aes256
+        | KeySpec::HmacSha224
+        | KeySpec::HmacSha256
+        | KeySpec::HmacSha384
+        | KeySpec::HmacSha512 => return None,
     })
 }
 

@@ -108,6 +108,36 @@ impl SigningKey {
         }
     }
 
+    /// The private key as PKCS #8 DER (RFC 5208), for keys handed to a caller (AWS
+    /// KMS's data key pairs): ECDSA and RSA only.
+    pub fn to_pkcs8(&self) -> Result<SecretBytes> {
+        match self {
+            Self::Ecdsa(key) => key.to_pkcs8(),
+            Self::Rsa(key) => key.to_pkcs8(),
+            other => Err(CryptoError::WrongKeyType {
+                operation: "export as PKCS #8",
+                spec: other.spec().as_str(),
+            }),
+        }
+    }
+
+    /// Loads a PKCS #8 private key of `spec` (ECDSA or RSA), as [`Self::to_pkcs8`]
+    /// writes it; a key of another curve or size is refused.
+    pub fn from_pkcs8(spec: KeySpec, der: &[u8]) -> Result<Self> {
+        if let Some(curve) = Curve::of(spec) {
+            return Ok(Self::Ecdsa(EcdsaKey::from_pkcs8(curve, der)?));
+        }
+        match spec {
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                Ok(Self::Rsa(RsaKey::from_stored(spec, der)?))
+            }
+            _ => Err(CryptoError::WrongKeyType {
+                operation: "load from PKCS #8",
+                spec: spec.as_str(),
+            }),
+        }
+    }
+
     /// The key's spec.
     pub fn spec(&self) -> KeySpec {
         match self {

@@ -36,11 +36,17 @@ pub enum KeySpec {
     MlDsa44,
     /// ML-DSA-87 signatures.
     MlDsa87,
+    /// HMAC-SHA224 MACs.
+    HmacSha224,
+    /// HMAC-SHA384 MACs.
+    HmacSha384,
+    /// HMAC-SHA512 MACs.
+    HmacSha512,
 }
 
 impl KeySpec {
     /// Every spec, for tests and listings.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 17] = [
         Self::Aes256,
         Self::Ed25519,
         Self::EcdsaP256,
@@ -55,6 +61,9 @@ impl KeySpec {
         Self::EcdsaSecp256k1,
         Self::MlDsa44,
         Self::MlDsa87,
+        Self::HmacSha224,
+        Self::HmacSha384,
+        Self::HmacSha512,
     ];
 
     /// The wire name.
@@ -74,6 +83,9 @@ impl KeySpec {
             Self::EcdsaSecp256k1 => "ecdsa-secp256k1",
             Self::MlDsa44 => "ml-dsa-44",
             Self::MlDsa87 => "ml-dsa-87",
+            Self::HmacSha224 => "hmac-sha224",
+            Self::HmacSha384 => "hmac-sha384",
+            Self::HmacSha512 => "hmac-sha512",
         }
     }
 
@@ -94,6 +106,9 @@ impl KeySpec {
             Self::EcdsaSecp256k1 => 12,
             Self::MlDsa44 => 13,
             Self::MlDsa87 => 14,
+            Self::HmacSha224 => 15,
+            Self::HmacSha384 => 16,
+            Self::HmacSha512 => 17,
         }
     }
 
@@ -103,7 +118,15 @@ impl KeySpec {
 
     /// True for specs that sign and verify.
     pub const fn is_signing(self) -> bool {
-        !matches!(self, Self::Aes256 | Self::HmacSha256)
+        !matches!(self, Self::Aes256) && !self.is_hmac()
+    }
+
+    /// True for the HMAC specs (SHA-224, SHA-256, SHA-384, SHA-512).
+    pub const fn is_hmac(self) -> bool {
+        matches!(
+            self,
+            Self::HmacSha224 | Self::HmacSha256 | Self::HmacSha384 | Self::HmacSha512
+        )
     }
 
     /// True for RSA specs, the only ones with asymmetric encryption (OAEP).

@@ -54,7 +54,7 @@ impl From<KmsError> for ApiError {
             KmsError::KeyExpired(_) => ErrorCode::KeyExpired,
             KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
             KmsError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
-            KmsError::Conflict(_) => ErrorCode::Conflict,
+            KmsError::Conflict(_) | KmsError::LimitReached(_) => ErrorCode::Conflict,
             KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
             KmsError::Sealed => ErrorCode::Sealed,
             KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,

@@ -65,6 +65,10 @@ pub enum KmsError {
     /// A state conflict.
     #[error("{0}")]
     Conflict(String),
+    /// A limit on how often something may be done is reached (AWS's 10 on-demand
+    /// rotations per key); the API answers it as a conflict.
+    #[error("{0}")]
+    LimitReached(String),
     /// A rotation would retire a version recently used for material Coffer does not
     /// track (the message names the principals, counts and last use).
     #[error("{0}")]
@@ -104,7 +108,7 @@ impl KmsError {
             Self::KeyExpired(_) => "key_expired",
             Self::WrongPurpose { .. } => "wrong_key_purpose",
             Self::VersionMismatch { .. } => "version_mismatch",
-            Self::Conflict(_) => "conflict",
+            Self::Conflict(_) | Self::LimitReached(_) => "conflict",
             Self::UntrackedUse(_) => "untracked_use",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
@@ -172,6 +176,7 @@ impl From<CoreError> for KmsError {
             CoreError::Crypto(e) => e.into(),
             CoreError::Conflict(why) => Self::Conflict(why.to_owned()),
             CoreError::NotConfirmed(why) => Self::Invalid(why.to_owned()),
+            CoreError::LimitReached(why) => Self::LimitReached(why.to_owned()),
         }
     }
 }

@@ -124,8 +124,22 @@ impl Kms {
 
     /// Rotates a key.
     pub async fn rotate_key(&self, caller: &Caller, reference: &str) -> KmsResult<KeyVersion> {
+        self.rotate_key_capped(caller, reference, None).await
+    }
+
+    /// Rotates, refused (`LimitReached`) once the key has been rotated `cap` times by
+    /// callers (AWS's limit on on-demand rotations); the count and the rotation cannot
+    /// interleave with another rotation of the key.
+    pub async fn rotate_key_capped(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        cap: Option<usize>,
+    ) -> KmsResult<KeyVersion> {
         let actor = caller.actor("keys.rotate");
-        let result = self.rotate_key_unaudited(caller, &actor, reference).await;
+        let result = self
+            .rotate_key_unaudited(caller, &actor, reference, cap)
+            .await;
         self.settled(caller, &actor, Some(reference), result).await
     }
 
@@ -135,12 +149,13 @@ impl Kms {
         caller: &Caller,
         actor: &Actor,
         reference: &str,
+        cap: Option<usize>,
     ) -> KmsResult<KeyVersion> {
         let entry = self
             .key_for(caller, Operation::KeysRotate, reference)
             .await?;
         let (tenant, id) = (entry.key.tenant, entry.key.id);
-        let result = self.keys.rotate(tenant, id, actor).await;
+        let result = self.keys.rotate_capped(tenant, id, actor, cap).await;
         self.cache.invalidate(tenant, id);
         let mut version = result?;
         version.wrapped_material = Vec::new();

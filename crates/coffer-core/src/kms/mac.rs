@@ -1,35 +1,68 @@
-//! mac and verify-mac: HMAC-SHA256 with `mac` keys.
+//! mac and verify-mac: HMAC (SHA-224, SHA-256, SHA-384 or SHA-512, as the key's spec
+//! says) with `mac` keys.
 
-use coffer_crypto::KeyMaterial;
+use coffer_crypto::{KeyMaterial, KeySpec};
 
+use super::cache::CachedKey;
 use super::verify::Verified;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
 
+/// Refuses a key of another HMAC spec than `expected` (when the caller names one),
+/// before any MAC is computed or checked.
+fn require_spec(
+    entry: &CachedKey,
+    expected: Option<KeySpec>,
+    operation: &'static str,
+) -> KmsResult<()> {
+    match expected {
+        Some(spec) if spec != entry.key.spec => Err(KmsError::WrongPurpose {
+            purpose: entry.key.spec.as_str(),
+            operation,
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Kms {
-    /// Computes an HMAC-SHA256 tag.
+    /// Computes an HMAC tag with the key's hash.
     pub async fn mac(
         &self,
         caller: &Caller,
         reference: &str,
         message: &[u8],
     ) -> KmsResult<(Vec<u8>, Verified)> {
-        let result = self.mac_unaudited(caller, reference, message).await;
+        self.mac_as(caller, reference, None, message).await
+    }
+
+    /// Computes an HMAC tag, refusing a key of another spec than `expected`.
+    pub async fn mac_as(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        expected: Option<KeySpec>,
+        message: &[u8],
+    ) -> KmsResult<(Vec<u8>, Verified)> {
+        let result = self
+            .mac_unaudited(caller, reference, expected, message)
+            .await;
         self.audited(caller, "mac", Some(reference), result).await
     }
 
-    /// The HMAC-SHA256 tag of `message` under the primary version.
+    /// The HMAC tag of `message` under the primary version.
     pub(super) async fn mac_unaudited(
         &self,
         caller: &Caller,
         reference: &str,
+        expected: Option<KeySpec>,
         message: &[u8],
     ) -> KmsResult<(Vec<u8>, Verified)> {
         let entry = self.key_for(caller, Operation::Mac, reference).await?;
         require_usable(&entry, KeyPurpose::Mac, "compute a MAC")?;
+        require_spec(&entry, expected, "compute a MAC with this algorithm")?;
         let (number, ready) = entry.ready_primary()?;
-        let KeyMaterial::HmacSha256(key) = &ready.material else {
+        let KeyMaterial::Hmac(key) = &ready.material else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
         let who = Verified {
@@ -37,10 +70,10 @@ impl Kms {
             key_id: entry.key.id,
             version: number,
         };
-        Ok((key.sign(message).to_vec(), who))
+        Ok((key.sign(message), who))
     }
 
-    /// Checks an HMAC-SHA256 tag.
+    /// Checks an HMAC tag.
     pub async fn verify_mac(
         &self,
         caller: &Caller,
@@ -49,8 +82,22 @@ impl Kms {
         message: &[u8],
         tag: &[u8],
     ) -> KmsResult<Verified> {
+        self.verify_mac_as(caller, reference, None, version, message, tag)
+            .await
+    }
+
+    /// Checks an HMAC tag, refusing a key of another spec than `expected`.
+    pub async fn verify_mac_as(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        expected: Option<KeySpec>,
+        version: Option<u32>,
+        message: &[u8],
+        tag: &[u8],
+    ) -> KmsResult<Verified> {
         let result = self
-            .verify_mac_unaudited(caller, reference, version, message, tag)
+            .verify_mac_unaudited(caller, reference, expected, version, message, tag)
             .await;
         self.audited(caller, "verify_mac", Some(reference), result)
             .await
@@ -61,6 +108,7 @@ impl Kms {
         &self,
         caller: &Caller,
         reference: &str,
+        expected: Option<KeySpec>,
         version: Option<u32>,
         message: &[u8],
         tag: &[u8],
@@ -69,8 +117,9 @@ impl Kms {
             .key_for(caller, Operation::VerifyMac, reference)
             .await?;
         require_usable(&entry, KeyPurpose::Mac, "verify a MAC")?;
+        require_spec(&entry, expected, "verify a MAC with this algorithm")?;
         let (number, ready) = entry.ready_to_check(version)?;
-        let KeyMaterial::HmacSha256(key) = &ready.material else {
+        let KeyMaterial::Hmac(key) = &ready.material else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
         Ok(Verified {

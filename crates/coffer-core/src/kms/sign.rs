@@ -76,9 +76,23 @@ impl Kms {
         algorithm: Option<SignatureAlgorithm>,
         input: SignInput<'_>,
     ) -> KmsResult<Signed> {
-        let result = self
-            .sign_unaudited(caller, reference, algorithm, input)
-            .await;
+        let among: &[SignatureAlgorithm] = match &algorithm {
+            Some(one) => std::slice::from_ref(one),
+            None => &[],
+        };
+        self.sign_among(caller, reference, among, input).await
+    }
+
+    /// Signs under the first of `among` the key's spec offers (the spec's default when
+    /// empty); a key offering none of them is refused before anything is signed.
+    pub async fn sign_among(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        among: &[SignatureAlgorithm],
+        input: SignInput<'_>,
+    ) -> KmsResult<Signed> {
+        let result = self.sign_unaudited(caller, reference, among, input).await;
         self.audited(caller, "sign", Some(reference), result).await
     }
 
@@ -88,7 +102,7 @@ impl Kms {
         &self,
         caller: &Caller,
         reference: &str,
-        algorithm: Option<SignatureAlgorithm>,
+        among: &[SignatureAlgorithm],
         input: SignInput<'_>,
     ) -> KmsResult<Signed> {
         let entry = self.key_for(caller, Operation::Sign, reference).await?;
@@ -107,7 +121,7 @@ impl Kms {
                 "sign key without signing material".into(),
             ));
         };
-        let algorithm = SignatureAlgorithm::choose(key.spec(), algorithm)?;
+        let algorithm = SignatureAlgorithm::choose_among(key.spec(), among)?;
         let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Sign);
         let signature = if heavy(key.spec()) {
             // Off the async workers, on the bounded pool; the entry (and its material)

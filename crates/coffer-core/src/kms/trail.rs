@@ -46,6 +46,10 @@ subject!((SecretBytes, Sealed), |d| (
     Some(d.1.key_id),
     Some(d.1.version)
 ));
+subject!(super::DataKeyPair, |p| (
+    Some(p.sealed.key_id),
+    Some(p.sealed.version)
+));
 subject!(Signed, |s| (Some(s.key_id), Some(s.version)));
 subject!(Verified, |v| (Some(v.key_id), Some(v.version)));
 subject!((Vec<u8>, Verified), |m| (

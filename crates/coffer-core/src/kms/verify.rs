@@ -44,8 +44,27 @@ impl Kms {
         input: SignInput<'_>,
         signature: &[u8],
     ) -> KmsResult<Verified> {
+        let among: &[SignatureAlgorithm] = match &algorithm {
+            Some(one) => std::slice::from_ref(one),
+            None => &[],
+        };
+        self.verify_among(caller, reference, version, among, input, signature)
+            .await
+    }
+
+    /// Verifies a signature made with the first of `among` the key's spec offers (the
+    /// spec's default when empty); a key offering none of them is refused.
+    pub async fn verify_among(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        version: Option<u32>,
+        among: &[SignatureAlgorithm],
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> KmsResult<Verified> {
         let result = self
-            .verify_unaudited(caller, reference, version, algorithm, input, signature)
+            .verify_unaudited(caller, reference, version, among, input, signature)
             .await;
         self.audited(caller, "verify", Some(reference), result)
             .await
@@ -58,7 +77,7 @@ impl Kms {
         caller: &Caller,
         reference: &str,
         version: Option<u32>,
-        algorithm: Option<SignatureAlgorithm>,
+        among: &[SignatureAlgorithm],
         input: SignInput<'_>,
         signature: &[u8],
     ) -> KmsResult<Verified> {
@@ -70,7 +89,7 @@ impl Kms {
             .verifier
             .as_ref()
             .ok_or(KmsError::Internal("no verifier".into()))?;
-        let algorithm = SignatureAlgorithm::choose(entry.key.spec, algorithm)?;
+        let algorithm = SignatureAlgorithm::choose_among(entry.key.spec, among)?;
         // A refused combination (a digest for Ed25519, a μ for ECDSA, a digest of the
         // wrong length) is the caller's error, not an invalid signature.
         let outcome = match input {

@@ -143,7 +143,30 @@ impl SignatureAlgorithm {
             KeySpec::MlDsa87 => &[Self::MlDsa87],
             KeySpec::HybridEd25519MlDsa65 => &[Self::MlDsa65Ed25519],
             KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => RSA,
-            KeySpec::Aes256 | KeySpec::HmacSha256 => &[],
+            KeySpec::Aes256
+            | KeySpec::HmacSha224
+            | KeySpec::HmacSha256
+            | KeySpec::HmacSha384
+            | KeySpec::HmacSha512 => &[],
+        }
+    }
+
+    /// The first of `among` that `spec` offers (the spec's default when `among` is
+    /// empty): for callers whose algorithm names stand for several of Coffer's (AWS's
+    /// `ECDSA_SHA_256` is P-256's or secp256k1's). None offered is refused, before any
+    /// signing.
+    pub fn choose_among(spec: KeySpec, among: &[Self]) -> Result<Self> {
+        let offered = Self::for_spec(spec);
+        match among {
+            [] => Self::choose(spec, None),
+            _ => among
+                .iter()
+                .find(|wanted| offered.contains(wanted))
+                .copied()
+                .ok_or(CryptoError::WrongKeyType {
+                    operation: "sign with this algorithm",
+                    spec: spec.as_str(),
+                }),
         }
     }
 

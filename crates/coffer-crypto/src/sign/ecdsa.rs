@@ -121,6 +121,22 @@ impl EcdsaKey {
         Ok(SecretBytes::new(out))
     }
 
+    /// Loads PKCS #8 DER of a key on `curve`.
+    pub(crate) fn from_pkcs8(curve: &'static Curve, der: &[u8]) -> Result<Self> {
+        let pair = EcdsaKeyPair::from_pkcs8(curve.signing, der)
+            .map_err(|_| CryptoError::KeyRejected("ECDSA PKCS #8 key"))?;
+        Ok(Self { curve, pair })
+    }
+
+    /// The private key as PKCS #8 v1 DER.
+    pub(crate) fn to_pkcs8(&self) -> Result<SecretBytes> {
+        let document = self
+            .pair
+            .to_pkcs8v1()
+            .map_err(|_| CryptoError::Backend("ECDSA key export"))?;
+        Ok(SecretBytes::copy_from(document.as_ref()))
+    }
+
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.pair
             .sign(&SystemRandom::new(), message)

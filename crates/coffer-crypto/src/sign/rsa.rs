@@ -148,6 +148,11 @@ impl RsaKey {
         self.spec
     }
 
+    /// The private key as PKCS #8 DER (the stored form).
+    pub(crate) fn to_pkcs8(&self) -> Result<SecretBytes> {
+        Self::export(&self.pair)
+    }
+
     pub(crate) fn to_stored(&self) -> Result<SecretBytes> {
         Self::export(&self.pair)
     }

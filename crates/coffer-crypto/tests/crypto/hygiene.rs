@@ -34,7 +34,7 @@ fn debug_of_every_secret_type_shows_no_bytes() {
                 assert!(!leaks(&text, raw), "{spec}: {text}");
             }
             KeyMaterial::Aes256(key) => assert!(!leaks(&format!("{key:?}"), raw)),
-            KeyMaterial::HmacSha256(key) => assert!(!leaks(&format!("{key:?}"), raw)),
+            KeyMaterial::Hmac(key) => assert!(!leaks(&format!("{key:?}"), raw)),
         }
     }
     let bytes = [0xA5u8; 32];

@@ -88,6 +88,7 @@ impl From<KmsError> for AwsError {
             KmsError::WrongPurpose { .. } => {
                 client("InvalidKeyUsageException", ErrorCode::WrongKeyPurpose)
             }
+            KmsError::LimitReached(_) => client("LimitExceededException", ErrorCode::Conflict),
             KmsError::VersionMismatch { .. } | KmsError::Conflict(_) => {
                 client("KMSInvalidStateException", ErrorCode::Conflict)
             }
