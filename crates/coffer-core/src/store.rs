@@ -1,6 +1,7 @@
 //! The store: durable state of tenants, keys, versions and their history, as one small
 //! trait per aggregate ([`TenantStore`], [`KeyStore`], [`VersionStore`],
-//! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`], [`UsageStore`]) and
+//! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`], [`UsageStore`],
+//! [`TagStore`]) and
 //! [`Store`],
 //! which is all of them plus the database's health. Every state-changing method takes
 //! the change's [`Record`] and commits it in the change's own transaction.
@@ -19,6 +20,10 @@
 
 use async_trait::async_trait;
 use thiserror::Error;
+
+mod tags;
+
+pub use tags::{TagStore, Tags};
 
 use crate::audit::{Actor, AuditEntry};
 use crate::event::Event;
@@ -574,6 +579,7 @@ pub trait Store:
     + AuditStore
     + LeaseStore
     + UsageStore
+    + TagStore
     + 'static
 {
     /// Checks the database answers and, after a write failed to commit, that a write

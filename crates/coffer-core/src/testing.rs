@@ -11,6 +11,7 @@ pub mod store_aliases;
 pub mod store_deletion;
 pub mod store_records;
 pub mod store_rotations;
+pub mod store_tags;
 
 /// Generates one `#[tokio::test]` per store conformance case. `$factory` is an async
 /// fn returning `Option<Arc<dyn Store>>`.
@@ -47,7 +48,8 @@ macro_rules! store_conformance {
             concurrent_key_creations_commit_independently,
             leases_have_one_holder_until_they_expire,
             version_use_adds_up_per_principal_and_kind,
-            certificate_chains_are_kept_per_version
+            certificate_chains_are_kept_per_version,
+            key_tags_change_within_their_limit
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

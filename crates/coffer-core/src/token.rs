@@ -145,7 +145,13 @@ pub fn grant_tag(root: &MacKey, id: TokenId, kind: TokenKind) -> [u8; TAG_LEN] {
         TokenKind::Admin => (0u8, [0u8; 16]),
         TokenKind::Tenant(tenant) => (1u8, *tenant.as_bytes()),
     };
-    root.sign(&[GRANT_DOMAIN, &id.0, &[kind_byte], &tenant].concat())
+    tag_of(root, &[GRANT_DOMAIN, &id.0, &[kind_byte], &tenant].concat())
+}
+
+/// The 32-byte tag of an HMAC-SHA256 key (the root, and every tag in the chain, are
+/// 32-byte HMAC-SHA256 keys by construction: `MacKey::from_bytes`).
+fn tag_of(key: &MacKey, data: &[u8]) -> [u8; TAG_LEN] {
+    key.sign(data).try_into().unwrap_or([0u8; TAG_LEN])
 }
 
 /// A decoded token. The tag is a bearer secret, so `Debug` elides it.
@@ -171,14 +177,14 @@ impl fmt::Debug for Token {
 fn chain(key: &[u8], data: &[u8]) -> [u8; TAG_LEN] {
     // A 32-byte tag is always a valid HMAC key; the root is 32 bytes by construction.
     match MacKey::from_bytes(key) {
-        Ok(mac) => mac.sign(data),
+        Ok(mac) => tag_of(&mac, data),
         Err(_) => [0u8; TAG_LEN],
     }
 }
 
 /// The tag chain over `texts` from the root tag of `id`.
 fn chain_over(root: &MacKey, id: TokenId, texts: &[String]) -> [u8; TAG_LEN] {
-    let mut tag = root.sign(&[DOMAIN, &id.0].concat());
+    let mut tag = tag_of(root, &[DOMAIN, &id.0].concat());
     for text in texts {
         tag = chain(&tag, text.as_bytes());
     }

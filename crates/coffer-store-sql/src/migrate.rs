@@ -81,6 +81,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0013_tenant_aws_account.sql"),
     },
     Migration {
+        version: 16,
+        name: "key_tags",
+        sqlite: include_str!("../migrations/sqlite/0016_key_tags.sql"),
+        postgres: include_str!("../migrations/postgres/0016_key_tags.sql"),
+    },
+    Migration {
         version: 17,
         name: "token_grant_tag",
         sqlite: include_str!("../migrations/sqlite/0017_token_grant_tag.sql"),

@@ -69,6 +69,7 @@ subject!((String, TokenId), |_t| (None, None));
 subject!((), |_u| (None, None));
 subject!(Vec<Tenant>, |_t| (None, None));
 subject!((KeyId, Vec<crate::event::Event>), |h| (Some(h.0), None));
+subject!((KeyId, crate::store::Tags), |t| (Some(t.0), None));
 subject!(super::RotationStatus, |r| (
     Some(r.record.key),
     r.record.to_version.and_then(|v| VersionNumber::new(v).ok())

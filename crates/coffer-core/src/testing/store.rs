@@ -585,3 +585,4 @@ pub use super::store_aliases::*;
 pub use super::store_deletion::*;
 pub use super::store_records::*;
 pub use super::store_rotations::*;
+pub use super::store_tags::*;

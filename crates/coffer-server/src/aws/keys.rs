@@ -1,5 +1,5 @@
 //! Key management through the AWS front: CreateKey, DescribeKey, ListKeys,
-//! Enable/DisableKey, Schedule/CancelKeyDeletion, GetPublicKey.
+//! Enable/DisableKey, Schedule/CancelKeyDeletion, GetPublicKey, UpdateKeyDescription.
 
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use super::{AwsError, Ctx, specs};
 
 /// The label that keeps a key's AWS `Description` (visible natively too).
 const DESCRIPTION: &str = "aws:description";
-const MAX_DESCRIPTION: usize = 8192;
+/// A label value's limit (AWS allows 8192 characters; see docs/aws.md).
+const MAX_DESCRIPTION: usize = coffer_core::key::MAX_LABEL_VALUE;
 
 fn seconds(t: coffer_core::Timestamp) -> f64 {
     t.millis() as f64 / 1000.0
@@ -41,7 +42,7 @@ fn metadata(ctx: &Ctx<'_>, details: &KeyDetails) -> Value {
         "CreationDate": seconds(key.created_at),
         "Enabled": key.state == KeyState::Enabled,
         "Description": key.labels.get(DESCRIPTION).map_or("", String::as_str),
-        "KeyUsage": row.map_or("UNKNOWN", |r| r.usage),
+        "KeyUsage": row.map_or("UNKNOWN", |r| specs::usage_of(r, key.purpose)),
         "KeyState": key_state(key.state),
         "Origin": "AWS_KMS",
         "KeyManager": "CUSTOMER",
@@ -51,6 +52,9 @@ fn metadata(ctx: &Ctx<'_>, details: &KeyDetails) -> Value {
     });
     let algorithms = row.map_or(&[][..], |r| r.algorithms);
     match key.purpose {
+        KeyPurpose::Encrypt if key.spec.is_rsa() => {
+            meta["EncryptionAlgorithms"] = json!(specs::RSA_ENCRYPTION)
+        }
         KeyPurpose::Encrypt => meta["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]),
         KeyPurpose::Sign => meta["SigningAlgorithms"] = json!(algorithms),
         KeyPurpose::Mac => meta["MacAlgorithms"] = json!(algorithms),
@@ -72,36 +76,68 @@ pub async fn create(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     let spec = row.coffer.ok_or_else(|| {
         AwsError::unsupported(format!("KeySpec {name} is not available in this Coffer"))
     })?;
-    if let Some(usage) = input.opt_str("KeyUsage")? {
-        if usage != row.usage {
-            return Err(AwsError::validation(format!(
-                "KeyUsage {usage} is not valid for KeySpec {name}"
-            )));
-        }
-    }
-    for refused in ["Policy", "Tags"] {
-        if input.opt_present(refused) {
-            return Err(AwsError::unsupported(format!(
-                "{refused} at CreateKey is not offered by Coffer's AWS front (see docs/aws.md)"
-            )));
-        }
+    let usage = input.opt_str("KeyUsage")?.unwrap_or(row.usage);
+    let purpose = specs::purpose_of(row, usage).ok_or_else(|| {
+        AwsError::validation(format!("KeyUsage {usage} is not valid for KeySpec {name}"))
+    })?;
+    if input.opt_present("Policy") {
+        return Err(AwsError::unsupported(
+            "Policy at CreateKey is not offered by Coffer's AWS front (see docs/aws.md)",
+        ));
     }
     if input.opt_str("Origin")?.is_some_and(|o| o != "AWS_KMS") {
         return Err(AwsError::unsupported("only Origin AWS_KMS is offered"));
     }
+    // Checked before the key is made: a refused tag list makes no key, nor does a
+    // caller whose token could not tag it (tagging is `keys:manage`).
+    let tags = super::tags::parse_tags(input)?;
+    if !tags.is_empty()
+        && !ctx
+            .caller
+            .grants
+            .allows_op(coffer_core::token::Operation::KeysManage)
+    {
+        return Err(AwsError::from(coffer_core::kms::KmsError::Forbidden(
+            "Tags at CreateKey need keys:manage, which the token does not allow",
+        )));
+    }
     let mut request = NewKey::of(spec);
+    request.purpose = purpose;
     if let Some(description) = input.opt_str("Description")? {
-        if description.len() > MAX_DESCRIPTION {
-            return Err(AwsError::validation(
-                "Description is at most 8192 characters",
-            ));
-        }
         request
             .labels
-            .insert(DESCRIPTION.to_owned(), description.to_owned());
+            .insert(DESCRIPTION.to_owned(), description_value(description)?);
     }
     let details = ctx.state.kms.create_key(&ctx.caller, request).await?;
+    if !tags.is_empty() {
+        ctx.state
+            .kms
+            .set_tags(&ctx.caller, &details.key.id.to_string(), tags, &[])
+            .await?;
+    }
     Ok(json!({ "KeyMetadata": metadata(ctx, &details) }))
+}
+
+fn description_value(description: &str) -> Result<String, AwsError> {
+    if description.len() > MAX_DESCRIPTION {
+        return Err(AwsError::validation(format!(
+            "Description is at most {MAX_DESCRIPTION} bytes in Coffer (a label value)"
+        )));
+    }
+    Ok(description.to_owned())
+}
+
+/// `UpdateKeyDescription`: the label `aws:description`, through the native label
+/// update (audited as `keys.labels`).
+pub async fn update_description(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
+    let reference = ctx.reference(input.str("KeyId")?)?;
+    let description = description_value(input.str("Description")?)?;
+    let set = std::collections::BTreeMap::from([(DESCRIPTION.to_owned(), description)]);
+    ctx.state
+        .kms
+        .set_labels(&ctx.caller, &reference, set, &[])
+        .await?;
+    Ok(json!({}))
 }
 
 /// `DescribeKey`.
@@ -201,12 +237,17 @@ pub async fn public_key(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> 
             )
         })?;
     let row = specs::by_coffer(details.key.spec);
-    Ok(json!({
+    let mut answer = json!({
         "KeyId": ctx.key_arn(details.key.id),
         "PublicKey": b64(&der),
         "KeySpec": row.map_or("UNKNOWN", |r| r.aws),
         "CustomerMasterKeySpec": row.map_or("UNKNOWN", |r| r.aws),
-        "KeyUsage": row.map_or("UNKNOWN", |r| r.usage),
-        "SigningAlgorithms": row.map_or(&[][..], |r| r.algorithms),
-    }))
+        "KeyUsage": row.map_or("UNKNOWN", |r| specs::usage_of(r, details.key.purpose)),
+    });
+    if details.key.purpose == KeyPurpose::Encrypt {
+        answer["EncryptionAlgorithms"] = json!(specs::RSA_ENCRYPTION);
+    } else {
+        answer["SigningAlgorithms"] = json!(row.map_or(&[][..], |r| r.algorithms));
+    }
+    Ok(answer)
 }

@@ -6,18 +6,23 @@
 //! - `sigv4` — verifying signatures; `error` — AWS's error shapes;
 //! - `specs` — AWS key specs ↔ Coffer's; `request` — fields of the JSON body;
 //! - `keys` — key management operations; `aliases` — alias operations;
-//! - `paging` — `Limit`/`Marker` paging of list operations; `crypto` — cryptographic operations;
-//! - `rotation` — rotation policy, on-demand rotation and its history.
+//! - `paging` — `Limit`/`Marker` paging of list operations; `crypto` — encryption and
+//!   data keys; `pairs` — data key pairs; `signing` — signatures and MACs;
+//! - `rotation` — rotation policy, on-demand rotation and its history;
+//! - `tags` — key tags.
 
 mod aliases;
 mod crypto;
 mod error;
 mod keys;
 mod paging;
+mod pairs;
 mod request;
 mod rotation;
+mod signing;
 pub mod sigv4;
 mod specs;
+mod tags;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -218,6 +223,7 @@ async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value,
         "ScheduleKeyDeletion" => keys::schedule_deletion(ctx, input).await,
         "CancelKeyDeletion" => keys::cancel_deletion(ctx, input).await,
         "GetPublicKey" => keys::public_key(ctx, input).await,
+        "UpdateKeyDescription" => keys::update_description(ctx, input).await,
         "CreateAlias" => aliases::create(ctx, input).await,
         "UpdateAlias" => aliases::update(ctx, input).await,
         "DeleteAlias" => aliases::delete(ctx, input).await,
@@ -232,16 +238,18 @@ async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value,
         "ReEncrypt" => crypto::re_encrypt(ctx, input).await,
         "GenerateDataKey" => crypto::data_key(ctx, input, true).await,
         "GenerateDataKeyWithoutPlaintext" => crypto::data_key(ctx, input, false).await,
+        "GenerateDataKeyPair" => pairs::data_key_pair(ctx, input, true).await,
+        "GenerateDataKeyPairWithoutPlaintext" => pairs::data_key_pair(ctx, input, false).await,
         "GenerateRandom" => crypto::random(input),
-        "Sign" => crypto::sign(ctx, input).await,
-        "Verify" => crypto::verify(ctx, input).await,
-        "GenerateMac" => crypto::mac(ctx, input).await,
-        "VerifyMac" => crypto::verify_mac(ctx, input).await,
+        "Sign" => signing::sign(ctx, input).await,
+        "Verify" => signing::verify(ctx, input).await,
+        "GenerateMac" => signing::mac(ctx, input).await,
+        "VerifyMac" => signing::verify_mac(ctx, input).await,
+        "TagResource" => tags::tag(ctx, input).await,
+        "UntagResource" => tags::untag(ctx, input).await,
+        "ListResourceTags" => tags::list(ctx, input).await,
         // Known to AWS, not (yet) offered by Coffer's front: refused, never faked.
-        "GenerateDataKeyPair"
-        | "GenerateDataKeyPairWithoutPlaintext"
-        | "UpdateKeyDescription"
-        | "CreateGrant"
+        "CreateGrant"
         | "ListGrants"
         | "RevokeGrant"
         | "RetireGrant"
@@ -249,9 +257,6 @@ async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value,
         | "GetKeyPolicy"
         | "PutKeyPolicy"
         | "ListKeyPolicies"
-        | "TagResource"
-        | "UntagResource"
-        | "ListResourceTags"
         | "ImportKeyMaterial"
         | "GetParametersForImport"
         | "DeleteImportedKeyMaterial"

@@ -47,6 +47,31 @@ impl Body {
             .ok_or_else(|| AwsError::validation(format!("{name} is required")))
     }
 
+    /// An optional list.
+    pub fn opt_list(&self, name: &str) -> Result<Option<&[Value]>, AwsError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(_) => Err(AwsError::validation(format!("{name} must be a list"))),
+        }
+    }
+
+    /// An optional list of strings.
+    pub fn opt_strings(&self, name: &str) -> Result<Option<Vec<String>>, AwsError> {
+        let Some(items) = self.opt_list(name)? else {
+            return Ok(None);
+        };
+        items
+            .iter()
+            .map(|item| {
+                item.as_str().map(str::to_owned).ok_or_else(|| {
+                    AwsError::validation(format!("{name} must be a list of strings"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// An optional integer.
     pub fn opt_int(&self, name: &str) -> Result<Option<i64>, AwsError> {
         match self.0.get(name) {

@@ -16,7 +16,7 @@ const PERIOD_DAYS: std::ops::RangeInclusive<i64> = 90..=2560;
 const DEFAULT_PERIOD_DAYS: i64 = 365;
 const MAX_ON_DEMAND: usize = 10;
 /// The scheduler's principal in the key history (`Kms::rotate_due_keys`).
-const SCHEDULER: &str = "coffer-scheduler";
+const SCHEDULER: &str = coffer_core::keys::SCHEDULER;
 
 async fn symmetric_key(ctx: &Ctx<'_>, input: &Body) -> Result<(String, KeyDetails), AwsError> {
     let reference = ctx.reference(input.str("KeyId")?)?;
@@ -88,18 +88,15 @@ async fn rotations(ctx: &Ctx<'_>, reference: &str) -> Result<Vec<(f64, &'static 
         .collect())
 }
 
-/// `RotateKeyOnDemand`: at most 10 per key, as AWS.
+/// `RotateKeyOnDemand`: at most 10 per key, as AWS (`LimitExceededException`). The
+/// native rotation counts and rotates so that concurrent calls cannot pass the limit
+/// together (`Kms::rotate_key_capped`).
 pub async fn rotate_on_demand(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     let (reference, details) = symmetric_key(ctx, input).await?;
-    let done = rotations(ctx, &reference).await?;
-    if done.iter().filter(|(_, kind)| *kind == "ON_DEMAND").count() >= MAX_ON_DEMAND {
-        return Err(AwsError::client(
-            "LimitExceededException",
-            coffer_api::ErrorCode::Conflict,
-            "a key rotates on demand at most 10 times",
-        ));
-    }
-    ctx.state.kms.rotate_key(&ctx.caller, &reference).await?;
+    ctx.state
+        .kms
+        .rotate_key_capped(&ctx.caller, &reference, Some(MAX_ON_DEMAND))
+        .await?;
     Ok(json!({ "KeyId": ctx.key_arn(details.key.id) }))
 }
 

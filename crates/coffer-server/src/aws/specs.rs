@@ -1,8 +1,9 @@
 //! AWS key specs ↔ Coffer's. One row per AWS spec: adding an algorithm Coffer gains
-//! (HMAC-224/384/512 are still missing) is filling in its row's `coffer`. RSA keys map
-//! for signing (`SIGN_VERIFY`); AWS's asymmetric `ENCRYPT_DECRYPT` is not on the front.
+//! is filling in its row's `coffer`. RSA keys sign (`SIGN_VERIFY`, their natural usage)
+//! or encrypt (`ENCRYPT_DECRYPT`, RSAES-OAEP): the key's purpose says which.
 
-use coffer_crypto::KeySpec;
+use coffer_core::KeyPurpose;
+use coffer_crypto::{EncryptionAlgorithm, KeySpec};
 
 /// One AWS key spec.
 pub struct SpecRow {
@@ -54,9 +55,24 @@ pub const SPECS: &[SpecRow] = &[
         Some(KeySpec::HmacSha256),
         &["HMAC_SHA_256"],
     ),
-    row("HMAC_224", "GENERATE_VERIFY_MAC", None, &["HMAC_SHA_224"]),
-    row("HMAC_384", "GENERATE_VERIFY_MAC", None, &["HMAC_SHA_384"]),
-    row("HMAC_512", "GENERATE_VERIFY_MAC", None, &["HMAC_SHA_512"]),
+    row(
+        "HMAC_224",
+        "GENERATE_VERIFY_MAC",
+        Some(KeySpec::HmacSha224),
+        &["HMAC_SHA_224"],
+    ),
+    row(
+        "HMAC_384",
+        "GENERATE_VERIFY_MAC",
+        Some(KeySpec::HmacSha384),
+        &["HMAC_SHA_384"],
+    ),
+    row(
+        "HMAC_512",
+        "GENERATE_VERIFY_MAC",
+        Some(KeySpec::HmacSha512),
+        &["HMAC_SHA_512"],
+    ),
     row(
         "ECC_NIST_P256",
         "SIGN_VERIFY",
@@ -127,6 +143,36 @@ pub fn by_coffer(spec: KeySpec) -> Option<&'static SpecRow> {
     SPECS.iter().find(|row| row.coffer == Some(spec))
 }
 
+/// AWS's encryption algorithms of RSA keys made for `ENCRYPT_DECRYPT`.
+pub const RSA_ENCRYPTION: &[&str] = &["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"];
+
+/// The Coffer algorithm of an AWS `EncryptionAlgorithm` for RSA keys.
+pub fn rsa_encryption(name: &str) -> Option<EncryptionAlgorithm> {
+    match name {
+        "RSAES_OAEP_SHA_1" => Some(EncryptionAlgorithm::RsaOaepSha1),
+        "RSAES_OAEP_SHA_256" => Some(EncryptionAlgorithm::RsaOaepSha256),
+        _ => None,
+    }
+}
+
+/// The Coffer purpose a `KeyUsage` asks of a spec's row: its own usage, or
+/// `ENCRYPT_DECRYPT` for RSA; `None` when the spec has no such usage.
+pub fn purpose_of(row: &SpecRow, usage: &str) -> Option<KeyPurpose> {
+    let spec = row.coffer?;
+    if usage == row.usage {
+        return Some(KeyPurpose::of(spec));
+    }
+    (usage == "ENCRYPT_DECRYPT" && spec.is_rsa()).then_some(KeyPurpose::Encrypt)
+}
+
+/// The AWS `KeyUsage` of a key of `purpose` (RSA keys have two).
+pub fn usage_of(row: &SpecRow, purpose: KeyPurpose) -> &'static str {
+    match purpose {
+        KeyPurpose::Encrypt => "ENCRYPT_DECRYPT",
+        _ => row.usage,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +186,21 @@ mod tests {
                 "{spec:?}"
             );
         }
-        assert!(by_aws("HMAC_512").is_some_and(|r| r.coffer.is_none()));
+        assert!(SPECS.iter().all(|r| r.coffer.is_some()));
+    }
+
+    #[test]
+    fn only_rsa_has_a_second_usage() {
+        let rsa = by_aws("RSA_3072").unwrap();
+        assert_eq!(purpose_of(rsa, "SIGN_VERIFY"), Some(KeyPurpose::Sign));
+        assert_eq!(purpose_of(rsa, "ENCRYPT_DECRYPT"), Some(KeyPurpose::Encrypt));
+        assert_eq!(usage_of(rsa, KeyPurpose::Encrypt), "ENCRYPT_DECRYPT");
+        let p256 = by_aws("ECC_NIST_P256").unwrap();
+        assert_eq!(purpose_of(p256, "ENCRYPT_DECRYPT"), None);
+        let hmac = by_aws("HMAC_384").unwrap();
+        assert_eq!(purpose_of(hmac, "GENERATE_VERIFY_MAC"), Some(KeyPurpose::Mac));
+        assert_eq!(purpose_of(hmac, "SIGN_VERIFY"), None);
+        assert_eq!(rsa_encryption("RSAES_OAEP_SHA_1"), Some(EncryptionAlgorithm::RsaOaepSha1));
+        assert_eq!(rsa_encryption("SYMMETRIC_DEFAULT"), None);
     }
 }
