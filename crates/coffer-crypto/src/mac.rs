@@ -56,7 +56,10 @@ impl MacKey {
     pub fn from_spec_bytes(spec: KeySpec, bytes: &[u8]) -> Result<Self> {
         let (_, len) = params(spec)?;
         if bytes.len() != len {
-            return Err(CryptoError::malformed("HMAC key", "wrong length for its spec"));
+            return Err(CryptoError::malformed(
+                "HMAC key",
+                "wrong length for its spec",
+            ));
         }
         Self::with_key(spec, SecretBytes::copy_from(bytes))
     }

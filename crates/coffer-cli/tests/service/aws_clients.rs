@@ -196,6 +196,39 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
         via_aws("keys.alias.remove", "DeleteAlias"),
         "no DeleteAlias entry"
     );
+    assert!(
+        via_aws("datakey.pair", "GenerateDataKeyPair"),
+        "no GenerateDataKeyPair entry"
+    );
+    assert!(
+        via_aws("keys.labels", "UpdateKeyDescription"),
+        "no UpdateKeyDescription entry"
+    );
+    assert!(via_aws("keys.tags", "TagResource"), "no TagResource entry");
+    assert!(
+        via_aws("keys.tags", "UntagResource"),
+        "no UntagResource entry"
+    );
+    assert!(
+        via_aws("keys.tags.list", "ListResourceTags"),
+        "no ListResourceTags entry"
+    );
+    assert!(via_aws("encrypt", "Encrypt"), "no RSA Encrypt entry");
+    assert!(via_aws("decrypt", "Decrypt"), "no RSA Decrypt entry");
+    let refused = |op: &str, aws_op: &str| {
+        entries.iter().any(|e| {
+            e.entry.op == op
+                && e.entry.outcome != "ok"
+                && e.entry.principal.ends_with(&format!(":{aws_op}"))
+        })
+    };
+    // A signing algorithm not the key's is refused before signing: the only sign
+    // entries through Sign that are not `ok` are those refusals (no signature made).
+    assert!(refused("sign", "Sign"), "no refused Sign entry");
+    assert!(
+        refused("keys.rotate", "RotateKeyOnDemand"),
+        "no refused RotateKeyOnDemand entry"
+    );
     // An alias already taken: refused, and recorded as refused.
     assert!(entries.iter().any(|e| {
         e.entry.op == "keys.alias.add"

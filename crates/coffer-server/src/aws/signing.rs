@@ -166,7 +166,9 @@ fn mac_spec(input: &Body) -> Result<(&str, KeySpec), AwsError> {
         "HMAC_SHA_384" => KeySpec::HmacSha384,
         "HMAC_SHA_512" => KeySpec::HmacSha512,
         other => {
-            return Err(AwsError::validation(format!("unknown MacAlgorithm {other}")));
+            return Err(AwsError::validation(format!(
+                "unknown MacAlgorithm {other}"
+            )));
         }
     };
     Ok((name, spec))
@@ -237,7 +239,10 @@ mod tests {
             };
             for name in row.algorithms {
                 let candidates = algorithms(name).unwrap();
-                assert!(A::choose_among(spec, candidates).is_ok(), "{name} for {spec}");
+                assert!(
+                    A::choose_among(spec, candidates).is_ok(),
+                    "{name} for {spec}"
+                );
             }
         }
         // A name of another family is refused by the spec before any signing.

@@ -193,14 +193,23 @@ mod tests {
     fn only_rsa_has_a_second_usage() {
         let rsa = by_aws("RSA_3072").unwrap();
         assert_eq!(purpose_of(rsa, "SIGN_VERIFY"), Some(KeyPurpose::Sign));
-        assert_eq!(purpose_of(rsa, "ENCRYPT_DECRYPT"), Some(KeyPurpose::Encrypt));
+        assert_eq!(
+            purpose_of(rsa, "ENCRYPT_DECRYPT"),
+            Some(KeyPurpose::Encrypt)
+        );
         assert_eq!(usage_of(rsa, KeyPurpose::Encrypt), "ENCRYPT_DECRYPT");
         let p256 = by_aws("ECC_NIST_P256").unwrap();
         assert_eq!(purpose_of(p256, "ENCRYPT_DECRYPT"), None);
         let hmac = by_aws("HMAC_384").unwrap();
-        assert_eq!(purpose_of(hmac, "GENERATE_VERIFY_MAC"), Some(KeyPurpose::Mac));
+        assert_eq!(
+            purpose_of(hmac, "GENERATE_VERIFY_MAC"),
+            Some(KeyPurpose::Mac)
+        );
         assert_eq!(purpose_of(hmac, "SIGN_VERIFY"), None);
-        assert_eq!(rsa_encryption("RSAES_OAEP_SHA_1"), Some(EncryptionAlgorithm::RsaOaepSha1));
+        assert_eq!(
+            rsa_encryption("RSAES_OAEP_SHA_1"),
+            Some(EncryptionAlgorithm::RsaOaepSha1)
+        );
         assert_eq!(rsa_encryption("SYMMETRIC_DEFAULT"), None);
     }
 }

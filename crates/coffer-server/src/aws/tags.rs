@@ -28,9 +28,9 @@ pub fn parse_tags(input: &Body) -> Result<Tags, AwsError> {
     let mut tags = Tags::new();
     for item in input.opt_list("Tags")?.unwrap_or(&[]) {
         let field = |name: &str| {
-            item.get(name).and_then(Value::as_str).ok_or_else(|| {
-                AwsError::validation(format!("each tag needs a string {name}"))
-            })
+            item.get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| AwsError::validation(format!("each tag needs a string {name}")))
         };
         tags.insert(field("TagKey")?.to_owned(), field("TagValue")?.to_owned());
     }

@@ -1,0 +1,274 @@
+"""boto3 against Coffer's AWS front, continued: data key pairs, the HMAC specs,
+UpdateKeyDescription, RSA encryption keys, signing algorithms checked before signing,
+the on-demand rotation limit under concurrency, and key tags."""
+
+import base64
+import hashlib
+import threading
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from conftest import client, env
+from test_kms import error_type, native, native_get, walk
+
+PAIR_SPECS = {
+    "RSA_2048": 2048,
+    "RSA_3072": 3072,
+    "RSA_4096": 4096,
+    "ECC_NIST_P256": "secp256r1",
+    "ECC_NIST_P384": "secp384r1",
+    "ECC_NIST_P521": "secp521r1",
+    "ECC_SECG_P256K1": "secp256k1",
+}
+
+
+def der_public(key):
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_data_key_pairs_work_and_their_private_keys_are_sealed(kms, key):
+    for spec, kind in PAIR_SPECS.items():
+        ctx = {"pair": spec}
+        made = kms.generate_data_key_pair(KeyId=key["Arn"], KeyPairSpec=spec, EncryptionContext=ctx)
+        assert made["KeyId"] == key["Arn"] and made["KeyPairSpec"] == spec
+        private = serialization.load_der_private_key(made["PrivateKeyPlaintext"], password=None)
+        public = serialization.load_der_public_key(made["PublicKey"])
+        assert der_public(private.public_key()) == made["PublicKey"], spec
+        # The pair works: the private key signs, the public key verifies.
+        if isinstance(kind, int):
+            assert isinstance(private, rsa.RSAPrivateKey) and private.key_size == kind
+            signature = private.sign(b"pair", padding.PKCS1v15(), hashes.SHA256())
+            public.verify(signature, b"pair", padding.PKCS1v15(), hashes.SHA256())
+        else:
+            assert isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == kind
+            signature = private.sign(b"pair", ec.ECDSA(hashes.SHA256()))
+            public.verify(signature, b"pair", ec.ECDSA(hashes.SHA256()))
+        # The sealed private key opens to the same PKCS #8, under its context only.
+        sealed = made["PrivateKeyCiphertextBlob"]
+        assert kms.decrypt(CiphertextBlob=sealed, EncryptionContext=ctx)["Plaintext"] == made["PrivateKeyPlaintext"]
+        assert error_type(kms.decrypt, CiphertextBlob=sealed) == "InvalidCiphertextException"
+    bare = kms.generate_data_key_pair_without_plaintext(KeyId=key["KeyId"], KeyPairSpec="ECC_NIST_P384")
+    assert "PrivateKeyPlaintext" not in bare
+    opened = kms.decrypt(CiphertextBlob=bare["PrivateKeyCiphertextBlob"])["Plaintext"]
+    private = serialization.load_der_private_key(opened, password=None)
+    assert der_public(private.public_key()) == bare["PublicKey"]
+    # The sealed private key crosses to the native API like any ciphertext.
+    crossed = native("/v1/kms/unwrap", {"ciphertext": base64.b64encode(bare["PrivateKeyCiphertextBlob"]).decode()})
+    assert base64.b64decode(crossed["plaintext"]) == opened
+
+
+def test_data_key_pairs_refused(kms, unchecked, key):
+    assert error_type(unchecked.generate_data_key_pair, KeyId=key["KeyId"], KeyPairSpec="RSA_1024") == "ValidationException"
+    assert error_type(kms.generate_data_key_pair, KeyId=key["KeyId"], KeyPairSpec="SM2") == "UnsupportedOperationException"
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    code = error_type(kms.generate_data_key_pair, KeyId=signing["KeyId"], KeyPairSpec="ECC_NIST_P256")
+    assert code == "InvalidKeyUsageException"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert error_type(kms.generate_data_key_pair, KeyId=missing, KeyPairSpec="ECC_NIST_P256") == "NotFoundException"
+    disabled = kms.create_key()["KeyMetadata"]
+    kms.disable_key(KeyId=disabled["KeyId"])
+    code = error_type(kms.generate_data_key_pair_without_plaintext, KeyId=disabled["KeyId"], KeyPairSpec="RSA_2048")
+    assert code == "DisabledException"
+    # A key narrowed to encrypt (wrap) only makes no data keys, paired or not.
+    narrow = client(env("COFFER_NARROW_ACCESS_KEY_ID"), env("COFFER_NARROW_SECRET_ACCESS_KEY"))
+    assert error_type(narrow.generate_data_key_pair, KeyId=key["KeyId"], KeyPairSpec="ECC_NIST_P256") == "AccessDeniedException"
+
+
+MACS = [("HMAC_224", "HMAC_SHA_224", 28), ("HMAC_256", "HMAC_SHA_256", 32),
+        ("HMAC_384", "HMAC_SHA_384", 48), ("HMAC_512", "HMAC_SHA_512", 64)]
+
+
+def test_every_hmac_spec(kms, unchecked):
+    for n, (spec, algorithm, length) in enumerate(MACS):
+        key = kms.create_key(KeySpec=spec, KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]
+        assert key["KeySpec"] == spec and key["KeyUsage"] == "GENERATE_VERIFY_MAC"
+        assert key["MacAlgorithms"] == [algorithm]
+        made = kms.generate_mac(KeyId=key["KeyId"], Message=b"mac me", MacAlgorithm=algorithm)
+        assert len(made["Mac"]) == length and made["MacAlgorithm"] == algorithm
+        checked = kms.verify_mac(KeyId=key["Arn"], Message=b"mac me", Mac=made["Mac"], MacAlgorithm=algorithm)
+        assert checked["MacValid"] is True
+        code = error_type(kms.verify_mac, KeyId=key["KeyId"], Message=b"mac you", Mac=made["Mac"], MacAlgorithm=algorithm)
+        assert code == "KMSInvalidMacException"
+        # Another HMAC algorithm than the key's: refused before computing.
+        other = MACS[(n + 1) % len(MACS)][1]
+        assert error_type(kms.generate_mac, KeyId=key["KeyId"], Message=b"m", MacAlgorithm=other) == "InvalidKeyUsageException"
+        code = error_type(kms.verify_mac, KeyId=key["KeyId"], Message=b"mac me", Mac=made["Mac"], MacAlgorithm=other)
+        assert code == "InvalidKeyUsageException"
+        # The native API computes the same tag with the same key (spec hmac-sha…).
+        shown = native_get(f"/v1/kms/keys/{key['KeyId']}")
+        assert shown["spec"] == "hmac-sha" + algorithm.rsplit("_", 1)[1] and shown["purpose"] == "mac"
+        tag = native("/v1/kms/mac", {"key_id": key["KeyId"], "message": base64.b64encode(b"mac me").decode()})
+        assert base64.b64decode(tag["mac"]) == made["Mac"]
+    assert error_type(unchecked.generate_mac, KeyId=key["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_1") == "ValidationException"
+    assert error_type(kms.create_key, KeySpec="HMAC_384", KeyUsage="SIGN_VERIFY") == "ValidationException"
+
+
+def test_update_key_description(kms, unchecked):
+    key = kms.create_key(Description="first words")["KeyMetadata"]
+    kms.update_key_description(KeyId=key["Arn"], Description="second words")
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["Description"] == "second words"
+    # The label aws:description natively, changed by an audited, recorded label update.
+    assert native_get(f"/v1/kms/keys/{key['KeyId']}")["labels"]["aws:description"] == "second words"
+    kinds = [e["kind"] for e in native_get(f"/v1/kms/keys/{key['KeyId']}/history")["events"]]
+    assert "key.labels" in kinds
+    # Longer than a label value holds: refused, the description unchanged.
+    assert error_type(unchecked.update_key_description, KeyId=key["KeyId"], Description="x" * 257) == "ValidationException"
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["Description"] == "second words"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert error_type(kms.update_key_description, KeyId=missing, Description="d") == "NotFoundException"
+    narrow = client(env("COFFER_NARROW_ACCESS_KEY_ID"), env("COFFER_NARROW_SECRET_ACCESS_KEY"))
+    assert error_type(narrow.update_key_description, KeyId=key["KeyId"], Description="d") == "AccessDeniedException"
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["Description"] == "second words"
+
+
+def test_rsa_encryption_keys(kms):
+    key = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    assert key["KeyUsage"] == "ENCRYPT_DECRYPT"
+    assert key["EncryptionAlgorithms"] == ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
+    assert "SigningAlgorithms" not in key
+    public = kms.get_public_key(KeyId=key["KeyId"])
+    assert public["KeyUsage"] == "ENCRYPT_DECRYPT"
+    assert public["EncryptionAlgorithms"] == ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
+    loaded = serialization.load_der_public_key(public["PublicKey"])
+    for algorithm, digest in (("RSAES_OAEP_SHA_1", hashes.SHA1()), ("RSAES_OAEP_SHA_256", hashes.SHA256())):
+        blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"rsa secret", EncryptionAlgorithm=algorithm)
+        assert blob["EncryptionAlgorithm"] == algorithm and blob["KeyId"] == key["Arn"]
+        out = kms.decrypt(CiphertextBlob=blob["CiphertextBlob"], KeyId=key["Arn"], EncryptionAlgorithm=algorithm)
+        assert out["Plaintext"] == b"rsa secret" and out["EncryptionAlgorithm"] == algorithm
+        # Encrypted locally with the public key, as AWS clients may: decrypts too.
+        oaep = padding.OAEP(mgf=padding.MGF1(algorithm=digest), algorithm=digest, label=None)
+        local = loaded.encrypt(b"encrypted locally", oaep)
+        out = kms.decrypt(CiphertextBlob=local, KeyId=key["KeyId"], EncryptionAlgorithm=algorithm)
+        assert out["Plaintext"] == b"encrypted locally"
+    sha1 = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_1")["CiphertextBlob"]
+    code = error_type(kms.decrypt, CiphertextBlob=sha1, KeyId=key["KeyId"], EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+    assert code == "InvalidCiphertextException"
+    # An OAEP ciphertext names no key: KeyId is required.
+    assert error_type(kms.decrypt, CiphertextBlob=sha1, EncryptionAlgorithm="RSAES_OAEP_SHA_1") == "ValidationException"
+    # Longer than OAEP-SHA-256 fits in 2048 bits (190 bytes), or with a context: refused.
+    code = error_type(kms.encrypt, KeyId=key["KeyId"], Plaintext=b"x" * 191, EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+    assert code == "ValidationException"
+    code = error_type(kms.encrypt, KeyId=key["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256",
+                      EncryptionContext={"a": "b"})
+    assert code == "ValidationException"
+    # Symmetric encryption with the RSA key, RSA with a symmetric key, or signing with it.
+    assert error_type(kms.encrypt, KeyId=key["KeyId"], Plaintext=b"x") == "InvalidKeyUsageException"
+    sym = kms.create_key()["KeyMetadata"]
+    code = error_type(kms.encrypt, KeyId=sym["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+    assert code == "InvalidKeyUsageException"
+    code = error_type(kms.sign, KeyId=key["KeyId"], Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
+    assert code == "InvalidKeyUsageException"
+    assert error_type(kms.create_key, KeySpec="ECC_NIST_P256", KeyUsage="ENCRYPT_DECRYPT") == "ValidationException"
+
+
+def test_algorithms_and_digests_of_the_newer_curves(kms):
+    message = b"curves and digests"
+    k1 = kms.create_key(KeySpec="ECC_SECG_P256K1", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    signed = kms.sign(KeyId=k1["KeyId"], Message=message, SigningAlgorithm="ECDSA_SHA_256")
+    public = serialization.load_der_public_key(kms.get_public_key(KeyId=k1["KeyId"])["PublicKey"])
+    assert public.curve.name == "secp256k1"
+    public.verify(signed["Signature"], message, ec.ECDSA(hashes.SHA256()))
+    assert kms.verify(KeyId=k1["KeyId"], Message=message, Signature=signed["Signature"],
+                      SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"]
+    p384 = kms.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    digest = hashlib.sha384(message).digest()
+    by_digest = kms.sign(KeyId=p384["KeyId"], Message=digest, MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_384")
+    public = serialization.load_der_public_key(kms.get_public_key(KeyId=p384["KeyId"])["PublicKey"])
+    public.verify(by_digest["Signature"], message, ec.ECDSA(hashes.SHA384()))
+    code = error_type(kms.sign, KeyId=p384["KeyId"], Message=digest[:32], MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_384")
+    assert code == "ValidationException"
+    # A name of another family: refused before signing, for every kind of key.
+    ml_dsa = kms.create_key(KeySpec="ML_DSA_44", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    for ref, wrong in ((ml_dsa, "ECDSA_SHA_256"), (p384, "ECDSA_SHA_256"), (k1, "ML_DSA_SHAKE_256"), (k1, "ED25519_SHA_512")):
+        assert error_type(kms.sign, KeyId=ref["KeyId"], Message=message, SigningAlgorithm=wrong) == "InvalidKeyUsageException"
+    code = error_type(kms.verify, KeyId=p384["KeyId"], Message=message, Signature=by_digest["Signature"],
+                      SigningAlgorithm="ECDSA_SHA_512")
+    assert code == "InvalidKeyUsageException"
+    signed = kms.sign(KeyId=ml_dsa["KeyId"], Message=message, SigningAlgorithm="ML_DSA_SHAKE_256")
+    assert len(signed["Signature"]) == 2420
+    # ML-DSA's external mu (64 bytes), signed and verified as mu.
+    mu = bytes(range(64))
+    by_mu = kms.sign(KeyId=ml_dsa["KeyId"], Message=mu, MessageType="EXTERNAL_MU", SigningAlgorithm="ML_DSA_SHAKE_256")
+    assert kms.verify(KeyId=ml_dsa["KeyId"], Message=mu, MessageType="EXTERNAL_MU", Signature=by_mu["Signature"],
+                      SigningAlgorithm="ML_DSA_SHAKE_256")["SignatureValid"]
+    code = error_type(kms.verify, KeyId=ml_dsa["KeyId"], Message=bytes(64), MessageType="EXTERNAL_MU",
+                      Signature=by_mu["Signature"], SigningAlgorithm="ML_DSA_SHAKE_256")
+    assert code == "KMSInvalidSignatureException"
+    code = error_type(kms.sign, KeyId=ml_dsa["KeyId"], Message=mu[:32], MessageType="EXTERNAL_MU",
+                      SigningAlgorithm="ML_DSA_SHAKE_256")
+    assert code == "ValidationException"
+
+
+def test_the_on_demand_rotation_limit_holds_under_concurrency(kms):
+    key = kms.create_key()["KeyMetadata"]
+    for _ in range(7):
+        kms.rotate_key_on_demand(KeyId=key["KeyId"])
+    outcomes = []
+
+    def rotate():
+        caller = client()
+        try:
+            caller.rotate_key_on_demand(KeyId=key["KeyId"])
+            outcomes.append("ok")
+        except Exception as error:  # noqa: BLE001 - the error type is what is counted
+            outcomes.append(error.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=rotate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each call either rotated, lost a race (conflict), or met the limit.
+    assert set(outcomes) <= {"ok", "KMSInvalidStateException", "LimitExceededException"}, outcomes
+    assert 1 <= outcomes.count("ok") <= 3, outcomes
+    while True:
+        try:
+            kms.rotate_key_on_demand(KeyId=key["KeyId"])
+        except Exception as error:  # noqa: BLE001
+            assert error.response["Error"]["Code"] == "LimitExceededException"
+            break
+    rotations = kms.list_key_rotations(KeyId=key["KeyId"])["Rotations"]
+    assert len(rotations) == 10, len(rotations)
+
+
+def test_tags(kms, unchecked):
+    key = kms.create_key(Tags=[{"TagKey": "team", "TagValue": "payments"}])["KeyMetadata"]
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "team", "TagValue": "payments"}]
+    kms.tag_resource(KeyId=key["Arn"], Tags=[{"TagKey": "env", "TagValue": "prod"}, {"TagKey": "team", "TagValue": "risk"}])
+    listed = kms.list_resource_tags(KeyId=key["KeyId"])
+    assert listed["Tags"] == [{"TagKey": "env", "TagValue": "prod"}, {"TagKey": "team", "TagValue": "risk"}]
+    assert listed["Truncated"] is False
+    kms.untag_resource(KeyId=key["KeyId"], TagKeys=["env", "never-set"])
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "team", "TagValue": "risk"}]
+    # Tags are not labels: the key's labels are untouched; each change is in its history.
+    shown = native_get(f"/v1/kms/keys/{key['KeyId']}")
+    assert "team" not in shown["labels"] and "env" not in shown["labels"]
+    kinds = [e["kind"] for e in native_get(f"/v1/kms/keys/{key['KeyId']}/history")["events"]]
+    assert kinds.count("key.tags") == 3
+    # AWS's rules: a reserved prefix, lengths, an empty key.
+    for bad in ([{"TagKey": "aws:owner", "TagValue": "v"}], [{"TagKey": "k" * 129, "TagValue": "v"}],
+                [{"TagKey": "k", "TagValue": "v" * 257}], [{"TagKey": "", "TagValue": "v"}]):
+        assert error_type(unchecked.tag_resource, KeyId=key["KeyId"], Tags=bad) == "TagException", bad
+    assert error_type(unchecked.untag_resource, KeyId=key["KeyId"], TagKeys=["aws:owner"]) == "TagException"
+    # At most 50 per key; a call past it is refused whole.
+    kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": f"t{n:02}", "TagValue": str(n)} for n in range(49)])
+    code = error_type(kms.tag_resource, KeyId=key["KeyId"], Tags=[{"TagKey": "one-more", "TagValue": "x"}])
+    assert code == "LimitExceededException"
+    tags, pages = walk(kms.list_resource_tags, "Tags", 20, KeyId=key["KeyId"])
+    assert len(tags) == 50 and pages == 3 and "one-more" not in {t["TagKey"] for t in tags}
+    # Replacing a value at the limit is no new tag.
+    kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "t00", "TagValue": "changed"}])
+    # A CreateKey whose tags are refused makes no key.
+    before = len(kms.list_keys(Limit=1000)["Keys"])
+    code = error_type(unchecked.create_key, Tags=[{"TagKey": "aws:reserved", "TagValue": "x"}])
+    assert code == "TagException"
+    assert len(kms.list_keys(Limit=1000)["Keys"]) == before
+    # Another tenant's key is not found; a key that may only wrap cannot tag.
+    other = client(env("COFFER_OTHER_ACCESS_KEY_ID"), env("COFFER_OTHER_SECRET_ACCESS_KEY"))
+    assert error_type(other.list_resource_tags, KeyId=key["KeyId"]) == "NotFoundException"
+    assert error_type(other.tag_resource, KeyId=key["KeyId"], Tags=[{"TagKey": "a", "TagValue": "b"}]) == "NotFoundException"
+    narrow = client(env("COFFER_NARROW_ACCESS_KEY_ID"), env("COFFER_NARROW_SECRET_ACCESS_KEY"))
+    code = error_type(narrow.tag_resource, KeyId=key["KeyId"], Tags=[{"TagKey": "a", "TagValue": "b"}])
+    assert code == "AccessDeniedException"
+    assert error_type(narrow.list_resource_tags, KeyId=key["KeyId"]) == "AccessDeniedException"
