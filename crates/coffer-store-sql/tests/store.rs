@@ -5,6 +5,7 @@
 mod store {
     pub mod backends;
     pub mod batch_audit;
+    pub mod capped;
     pub mod deletion;
     pub mod durability;
     pub mod expiry;

@@ -100,6 +100,12 @@ def test_every_hmac_spec(kms, unchecked):
         assert shown["spec"] == "hmac-sha" + algorithm.rsplit("_", 1)[1] and shown["purpose"] == "mac"
         tag = native("/v1/kms/mac", {"key_id": key["KeyId"], "message": base64.b64encode(b"mac me").decode()})
         assert base64.b64decode(tag["mac"]) == made["Mac"]
+    # Made natively: the same specs, the tag as long as the hash.
+    for spec, length in (("hmac-sha224", 28), ("hmac-sha384", 48), ("hmac-sha512", 64)):
+        made = native("/v1/kms/keys", {"spec": spec})
+        assert made["purpose"] == "mac"
+        tag = native("/v1/kms/mac", {"key_id": made["key_id"], "message": base64.b64encode(b"m").decode()})
+        assert len(base64.b64decode(tag["mac"])) == length
     assert error_type(unchecked.generate_mac, KeyId=key["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_1") == "ValidationException"
     assert error_type(kms.create_key, KeySpec="HMAC_384", KeyUsage="SIGN_VERIFY") == "ValidationException"
 
