@@ -6,6 +6,7 @@
 //! check the key against the token, then — only then — do cryptography. Resolution hits
 //! the in-memory cache; the store is read only on a miss.
 
+mod access;
 mod admin;
 mod alias;
 mod alias_bind;
@@ -23,6 +24,7 @@ mod keys;
 mod labels;
 mod mac;
 mod manage;
+mod policy;
 mod quiet;
 mod reactivate;
 mod references;
@@ -42,6 +44,7 @@ mod unwrap;
 mod verify;
 mod wrap;
 
+pub use access::MAX_GRANTS;
 pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
@@ -56,6 +59,7 @@ pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
+pub use policy::{Asked, KeyPolicy, Statement, actions_of, known_action};
 pub use rewrap_policy::{DailyWindow, RewrapPolicy};
 pub use rewrap_progress::RewrapProgress;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
@@ -247,7 +251,23 @@ impl Kms {
         }
         let tenant = Self::tenant_of(caller)?;
         let id = self.resolve_id(tenant, reference).await?;
-        self.entry_in_scope(caller, tenant, id).await
+        self.entry_for(caller, tenant, id, op).await
+    }
+
+    /// The key `id` for `op`: within the token's scope, and allowed by the key's
+    /// policy and grants, which narrow further (docs/aws.md) and never widen.
+    async fn entry_for(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: KeyId,
+        op: Operation,
+    ) -> KmsResult<Arc<CachedKey>> {
+        let entry = self.entry_in_scope(caller, tenant, id).await?;
+        if let Some(access) = &entry.access {
+            access.check(caller, op)?;
+        }
+        Ok(entry)
     }
 
     async fn resolve_id(&self, tenant: TenantId, reference: &str) -> KmsResult<KeyId> {
@@ -322,7 +342,9 @@ impl Kms {
             let verifier = material.public_key().map(VerifyingKey::new).transpose()?;
             ready.insert(version.number, ReadyVersion { material, verifier });
         }
-        let entry = Arc::new(CachedKey::new(key, versions, ready));
+        let mut entry = CachedKey::new(key, versions, ready);
+        entry.access = self.load_access(tenant, id).await?;
+        let entry = Arc::new(entry);
         self.cache.insert(entry.clone(), epoch);
         Ok(entry)
     }

@@ -1,7 +1,7 @@
 //! The store: durable state of tenants, keys, versions and their history, as one small
 //! trait per aggregate ([`TenantStore`], [`KeyStore`], [`VersionStore`],
 //! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`], [`UsageStore`],
-//! [`TagStore`]) and
+//! [`TagStore`], [`AccessStore`]) and
 //! [`Store`],
 //! which is all of them plus the database's health. Every state-changing method takes
 //! the change's [`Record`] and commits it in the change's own transaction.
@@ -21,8 +21,10 @@
 use async_trait::async_trait;
 use thiserror::Error;
 
+mod access;
 mod tags;
 
+pub use access::{AccessStore, Grant, StoredPolicy};
 pub use tags::{TagStore, Tags};
 
 use crate::audit::{Actor, AuditEntry};
@@ -580,6 +582,7 @@ pub trait Store:
     + LeaseStore
     + UsageStore
     + TagStore
+    + AccessStore
     + 'static
 {
     /// Checks the database answers and, after a write failed to commit, that a write

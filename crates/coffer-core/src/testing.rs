@@ -7,6 +7,7 @@
 pub mod custody;
 pub mod fixtures;
 pub mod store;
+pub mod store_access;
 pub mod store_aliases;
 pub mod store_deletion;
 pub mod store_records;
@@ -49,7 +50,8 @@ macro_rules! store_conformance {
             leases_have_one_holder_until_they_expire,
             version_use_adds_up_per_principal_and_kind,
             certificate_chains_are_kept_per_version,
-            key_tags_change_within_their_limit
+            key_tags_change_within_their_limit,
+            key_policies_and_grants_are_kept_per_key
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

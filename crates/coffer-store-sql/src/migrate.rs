@@ -92,6 +92,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0017_token_grant_tag.sql"),
         postgres: include_str!("../migrations/postgres/0017_token_grant_tag.sql"),
     },
+    Migration {
+        version: 24,
+        name: "key_access",
+        sqlite: include_str!("../migrations/sqlite/0024_key_access.sql"),
+        postgres: include_str!("../migrations/postgres/0024_key_access.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Coffer's migration lock among PostgreSQL advisory locks.

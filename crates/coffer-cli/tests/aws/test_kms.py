@@ -199,9 +199,10 @@ def test_mac(kms):
 
 
 def test_operations_not_offered_are_refused(kms, key):
-    code = error_type(kms.create_grant, KeyId=key["KeyId"], GranteePrincipal="arn:aws:iam::111122223333:user/x", Operations=["Decrypt"])
+    code = error_type(kms.get_parameters_for_import, KeyId=key["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                      WrappingKeySpec="RSA_2048")
     assert code == "UnsupportedOperationException"
-    assert error_type(kms.put_key_policy, KeyId=key["KeyId"], PolicyName="default", Policy="{}") == "UnsupportedOperationException"
+    assert error_type(kms.describe_custom_key_stores) == "UnsupportedOperationException"
 
 
 def test_description_and_aliases(kms):

@@ -1,10 +1,13 @@
 """boto3 against Coffer's AWS front, continued: data key pairs, the HMAC specs,
 UpdateKeyDescription, RSA encryption keys, signing algorithms checked before signing,
-the on-demand rotation limit under concurrency, and key tags."""
+the on-demand rotation limit under concurrency, key tags, key policies and grants."""
 
 import base64
 import hashlib
+import json
 import threading
+import urllib.error
+import urllib.request
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -278,3 +281,127 @@ def test_tags(kms, unchecked):
     code = error_type(narrow.tag_resource, KeyId=key["KeyId"], Tags=[{"TagKey": "a", "TagValue": "b"}])
     assert code == "AccessDeniedException"
     assert error_type(narrow.list_resource_tags, KeyId=key["KeyId"]) == "AccessDeniedException"
+
+
+def native_as(token, path, body):
+    request = urllib.request.Request(
+        env("COFFER_NATIVE_URL") + path,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_key_policies_and_grants_are_enforced(kms, unchecked):
+    second = client(env("COFFER_SECOND_ACCESS_KEY_ID"), env("COFFER_SECOND_SECRET_ACCESS_KEY"))
+    key = kms.create_key()["KeyMetadata"]
+    account = key["AWSAccountId"]
+    main_arn = f"arn:aws:iam::{account}:user/{env('COFFER_MAIN_TOKEN_ID')}"
+    second_arn = f"arn:aws:iam::{account}:user/{env('COFFER_SECOND_TOKEN_ID')}"
+    # Without a policy: AWS's default one, the account; both tokens use the key.
+    default = kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")
+    statement = json.loads(default["Policy"])["Statement"][0]
+    assert statement["Principal"]["AWS"] == f"arn:aws:iam::{account}:root" and statement["Action"] == "kms:*"
+    assert kms.list_key_policies(KeyId=key["KeyId"])["PolicyNames"] == ["default"]
+    blob = second.encrypt(KeyId=key["KeyId"], Plaintext=b"before")["CiphertextBlob"]
+
+    # A policy naming the main token only, and denying it deletion.
+    only_main = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": main_arn}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": {"AWS": main_arn}, "Action": "kms:ScheduleKeyDeletion", "Resource": "*"}]}
+    kms.put_key_policy(KeyId=key["Arn"], PolicyName="default", Policy=json.dumps(only_main))
+    assert json.loads(kms.get_key_policy(KeyId=key["KeyId"])["Policy"]) == only_main
+    for call, kwargs in ((second.encrypt, {"KeyId": key["KeyId"], "Plaintext": b"x"}),
+                         (second.decrypt, {"CiphertextBlob": blob}),
+                         (second.describe_key, {"KeyId": key["KeyId"]})):
+        assert error_type(call, **kwargs) == "AccessDeniedException", call
+    # Natively too: the same token is refused the same key.
+    status, answer = native_as(env("COFFER_SECOND_TOKEN"), "/v1/kms/wrap",
+                               {"key_id": key["KeyId"], "plaintext": base64.b64encode(b"x").decode()})
+    assert (status, answer["error"]["code"]) == (403, "forbidden")
+    # Its other keys are not concerned; the main token uses this one, but not to delete it.
+    elsewhere = kms.create_key()["KeyMetadata"]
+    assert second.encrypt(KeyId=elsewhere["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
+    code = error_type(kms.schedule_key_deletion, KeyId=key["KeyId"], PendingWindowInDays=7)
+    assert code == "AccessDeniedException"
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+
+    # A grant gives the second token Encrypt and Decrypt on this key, nothing more.
+    grant = kms.create_grant(KeyId=key["Arn"], GranteePrincipal=second_arn, Operations=["Encrypt", "Decrypt"],
+                             RetiringPrincipal=main_arn, Name="second-uses")
+    assert grant["GrantId"] == grant["GrantToken"]
+    sealed = second.encrypt(KeyId=key["KeyId"], Plaintext=b"granted")["CiphertextBlob"]
+    assert second.decrypt(CiphertextBlob=sealed)["Plaintext"] == b"granted"
+    assert error_type(second.describe_key, KeyId=key["KeyId"]) == "AccessDeniedException"
+    assert error_type(second.generate_data_key, KeyId=key["KeyId"], NumberOfBytes=16) == "AccessDeniedException"
+    # Grants name AWS operations: a native call of the grantee is not granted.
+    status, _ = native_as(env("COFFER_SECOND_TOKEN"), "/v1/kms/wrap",
+                          {"key_id": key["KeyId"], "plaintext": base64.b64encode(b"x").decode()})
+    assert status == 403
+    listed = kms.list_grants(KeyId=key["KeyId"])["Grants"]
+    assert [g["GrantId"] for g in listed] == [grant["GrantId"]]
+    assert listed[0]["GranteePrincipal"] == second_arn and listed[0]["RetiringPrincipal"] == main_arn
+    assert listed[0]["Operations"] == ["Encrypt", "Decrypt"] and listed[0]["Name"] == "second-uses"
+    assert listed[0]["KeyId"] == key["Arn"]
+    retirable = kms.list_retirable_grants(RetiringPrincipal=main_arn)["Grants"]
+    assert grant["GrantId"] in [g["GrantId"] for g in retirable]
+    # A grant never widens a token's caveats: the main token narrowed to wrap only,
+    # granted Decrypt, still may not decrypt.
+    kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=main_arn, Operations=["Decrypt"])
+    narrow = client(env("COFFER_NARROW_ACCESS_KEY_ID"), env("COFFER_NARROW_SECRET_ACCESS_KEY"))
+    assert error_type(narrow.decrypt, CiphertextBlob=sealed) == "AccessDeniedException"
+    # Revoked: refused again; a grant revoked twice is not found.
+    kms.revoke_grant(KeyId=key["KeyId"], GrantId=grant["GrantId"])
+    assert error_type(second.encrypt, KeyId=key["KeyId"], Plaintext=b"x") == "AccessDeniedException"
+    assert error_type(kms.revoke_grant, KeyId=key["KeyId"], GrantId=grant["GrantId"]) == "NotFoundException"
+    # Retired by its grantee, with the grant token.
+    again = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=second_arn, Operations=["Encrypt"])
+    assert second.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    second.retire_grant(GrantToken=again["GrantToken"])
+    assert error_type(second.encrypt, KeyId=key["KeyId"], Plaintext=b"x") == "AccessDeniedException"
+
+    # Refused grants: another account's or a malformed principal, an operation that
+    # is not a grant's, constraints, another tenant's key.
+    for principal in (f"arn:aws:iam::999999999999:user/{env('COFFER_SECOND_TOKEN_ID')}", "someone"):
+        code = error_type(kms.create_grant, KeyId=key["KeyId"], GranteePrincipal=principal, Operations=["Encrypt"])
+        assert code == "ValidationException", principal
+    code = error_type(kms.create_grant, KeyId=key["KeyId"], GranteePrincipal=second_arn, Operations=["ScheduleKeyDeletion"])
+    assert code == "ValidationException"
+    code = error_type(kms.create_grant, KeyId=key["KeyId"], GranteePrincipal=second_arn, Operations=["Encrypt"],
+                      Constraints={"EncryptionContextEquals": {"a": "b"}})
+    assert code == "UnsupportedOperationException"
+    other = client(env("COFFER_OTHER_ACCESS_KEY_ID"), env("COFFER_OTHER_SECRET_ACCESS_KEY"))
+    code = error_type(other.create_grant, KeyId=elsewhere["KeyId"], GranteePrincipal=second_arn, Operations=["Encrypt"])
+    assert code in ("NotFoundException", "ValidationException")
+
+    # Policies outside the supported subset, or locking the caller out: refused whole.
+    unsupported = [
+        {"Statement": [{"Effect": "Allow", "Principal": {"AWS": main_arn}, "Action": "kms:*", "Resource": "*",
+                        "Condition": {"StringEquals": {"kms:CallerAccount": account}}}]},
+        {"Statement": [{"Effect": "Allow", "Principal": {"AWS": main_arn}, "NotAction": "kms:Decrypt", "Resource": "*"}]},
+        {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "kms:*", "Resource": "*"}]},
+        {"Statement": [{"Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:*", "Resource": "*"}]},
+        {"Statement": [{"Effect": "Allow", "Principal": {"AWS": second_arn}, "Action": "kms:*", "Resource": "*"}]},
+    ]
+    for document in unsupported:
+        code = error_type(unchecked.put_key_policy, KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(document))
+        assert code == "MalformedPolicyDocumentException", document
+    assert error_type(unchecked.put_key_policy, KeyId=key["KeyId"], PolicyName="default", Policy="not json") == "MalformedPolicyDocumentException"
+    assert json.loads(kms.get_key_policy(KeyId=key["KeyId"])["Policy"]) == only_main
+    code = error_type(kms.get_key_policy, KeyId=key["KeyId"], PolicyName="other")
+    assert code == "NotFoundException"
+
+    # Back to the account: the second token uses the key again.
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=default["Policy"])
+    assert second.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
+    # A key made with a policy has it from the start.
+    made = kms.create_key(Policy=json.dumps(only_main))["KeyMetadata"]
+    assert error_type(second.encrypt, KeyId=made["KeyId"], Plaintext=b"x") == "AccessDeniedException"
+    code = error_type(kms.create_key, Policy=json.dumps(unsupported[0]))
+    assert code == "MalformedPolicyDocumentException"

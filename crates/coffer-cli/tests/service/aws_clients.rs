@@ -127,6 +127,20 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
         .unwrap();
     let revoked = Token::decode(&minted.token).unwrap().aws_credentials();
 
+    // A second token of acme (another principal, for key policies and grants).
+    let second = server
+        .admin()
+        .mint_token(&MintTokenRequest {
+            tenant: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .token;
+    let second_token = Token::decode(&second).unwrap();
+    let second_key = second_token.aws_credentials();
+    let main_token_id = Token::decode(&token).unwrap().id().to_string();
+
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/aws");
     let mut command = std::process::Command::new(&python);
     command
@@ -154,7 +168,15 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
         .env("COFFER_FIXED_ACCESS_KEY_ID", FIXED_ID)
         .env("COFFER_FIXED_SECRET_ACCESS_KEY", FIXED_SECRET)
         .env("COFFER_NATIVE_URL", &server.api)
-        .env("COFFER_NATIVE_TOKEN", &token);
+        .env("COFFER_NATIVE_TOKEN", &token)
+        .env("COFFER_MAIN_TOKEN_ID", &main_token_id)
+        .env("COFFER_SECOND_ACCESS_KEY_ID", &second_key.access_key_id)
+        .env(
+            "COFFER_SECOND_SECRET_ACCESS_KEY",
+            second_key.expose_secret(),
+        )
+        .env("COFFER_SECOND_TOKEN", &second)
+        .env("COFFER_SECOND_TOKEN_ID", second_token.id().to_string());
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -225,6 +247,25 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
     // A signing algorithm not the key's is refused before signing: the only sign
     // entries through Sign that are not `ok` are those refusals (no signature made).
     assert!(refused("sign", "Sign"), "no refused Sign entry");
+    assert!(
+        via_aws("keys.policy.put", "PutKeyPolicy"),
+        "no PutKeyPolicy entry"
+    );
+    assert!(
+        via_aws("keys.grant.create", "CreateGrant"),
+        "no CreateGrant entry"
+    );
+    assert!(
+        via_aws("keys.grant.revoke", "RevokeGrant"),
+        "no RevokeGrant entry"
+    );
+    // A use the key's policy refuses is recorded as refused, naming the second token.
+    let second_id = second_token.id().to_string();
+    assert!(entries.iter().any(|e| {
+        e.entry.op == "wrap"
+            && e.entry.outcome == "forbidden"
+            && e.entry.principal.starts_with(&second_id)
+    }));
     assert!(
         refused("keys.rotate", "RotateKeyOnDemand"),
         "no refused RotateKeyOnDemand entry"

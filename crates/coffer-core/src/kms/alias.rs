@@ -68,7 +68,7 @@ impl Kms {
             .ok_or(KmsError::NotFound("alias"))?;
         // An alias naming a key outside the token's scope answers as an absent alias.
         let from = self
-            .entry_in_scope(caller, tenant, current)
+            .entry_for(caller, tenant, current, Operation::KeysManage)
             .await
             .map_err(|e| match e {
                 KmsError::NotFound(_) => KmsError::NotFound("alias"),

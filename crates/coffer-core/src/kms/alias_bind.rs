@@ -96,7 +96,11 @@ impl Kms {
             .resolve_alias(tenant, &alias)
             .await?
             .ok_or(KmsError::NotFound("alias"))?;
-        let key = self.entry_in_scope(caller, tenant, current).await?.key.id;
+        let key = self
+            .entry_for(caller, tenant, current, Operation::KeysManage)
+            .await?
+            .key
+            .id;
         let at = self.keys.clock().now();
         let event = Event::key(tenant, key, None, "alias.removed", alias.to_string(), at);
         let removed = self

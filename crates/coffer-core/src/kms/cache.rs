@@ -42,6 +42,9 @@ pub(crate) struct CachedKey {
     /// Usable versions (active, retiring), by number.
     pub ready: BTreeMap<VersionNumber, ReadyVersion>,
     pub primary: Option<VersionNumber>,
+    /// The key's policy and grants, when it has a policy (none: AWS's default policy,
+    /// the token's caveats alone decide).
+    pub access: Option<super::policy::KeyAccess>,
     loaded_at: Instant,
 }
 
@@ -64,6 +67,7 @@ impl CachedKey {
             versions,
             ready,
             primary,
+            access: None,
             loaded_at: Instant::now(),
         }
     }

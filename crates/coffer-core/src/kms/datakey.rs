@@ -43,7 +43,7 @@ impl Kms {
             .ok_or(KmsError::NotFound("tracked data key"))?;
         // A track id under a key outside the token's scope answers as an absent one,
         // so a scoped token cannot learn which track ids exist.
-        self.entry_in_scope(caller, tenant, tracked.key)
+        self.entry_for(caller, tenant, tracked.key, Operation::Unwrap)
             .await
             .map_err(|e| match e {
                 KmsError::NotFound(_) => KmsError::NotFound("tracked data key"),

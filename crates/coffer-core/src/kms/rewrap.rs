@@ -64,7 +64,9 @@ impl Kms {
         }
         let tenant = Self::tenant_of(caller)?;
         let (source_id, version) = header(ciphertext)?;
-        let source = self.entry_in_scope(caller, tenant, source_id).await?;
+        let source = self
+            .entry_for(caller, tenant, source_id, Operation::Rewrap)
+            .await?;
         let target = match destination {
             Some(reference) => self.key_for(caller, Operation::Rewrap, reference).await?,
             None => source.clone(),

@@ -70,6 +70,10 @@ subject!((), |_u| (None, None));
 subject!(Vec<Tenant>, |_t| (None, None));
 subject!((KeyId, Vec<crate::event::Event>), |h| (Some(h.0), None));
 subject!((KeyId, crate::store::Tags), |t| (Some(t.0), None));
+subject!(KeyId, |k| (Some(*k), None));
+subject!((KeyId, Option<String>), |p| (Some(p.0), None));
+subject!(crate::store::Grant, |g| (Some(g.key), None));
+subject!((KeyId, Vec<crate::store::Grant>), |g| (Some(g.0), None));
 subject!(super::RotationStatus, |r| (
     Some(r.record.key),
     r.record.to_version.and_then(|v| VersionNumber::new(v).ok())

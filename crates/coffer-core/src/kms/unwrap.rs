@@ -96,7 +96,9 @@ impl Kms {
         }
         let (key_id, version) = header(ciphertext)?;
         let tenant = Self::tenant_of(caller)?;
-        let entry = self.entry_in_scope(caller, tenant, key_id).await?;
+        let entry = self
+            .entry_for(caller, tenant, key_id, Operation::Unwrap)
+            .await?;
         let _in_flight = self.in_flight(
             caller,
             &entry.key,

@@ -581,6 +581,7 @@ pub async fn racing_writers_cannot_both_win(store: S) {
     assert_eq!(store.key_events(t.id, key.id).await.unwrap().len(), 2);
 }
 
+pub use super::store_access::*;
 pub use super::store_aliases::*;
 pub use super::store_deletion::*;
 pub use super::store_records::*;

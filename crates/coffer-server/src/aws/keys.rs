@@ -80,25 +80,36 @@ pub async fn create(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     let purpose = specs::purpose_of(row, usage).ok_or_else(|| {
         AwsError::validation(format!("KeyUsage {usage} is not valid for KeySpec {name}"))
     })?;
-    if input.opt_present("Policy") {
-        return Err(AwsError::unsupported(
-            "Policy at CreateKey is not offered by Coffer's AWS front (see docs/aws.md)",
-        ));
-    }
     if input.opt_str("Origin")?.is_some_and(|o| o != "AWS_KMS") {
         return Err(AwsError::unsupported("only Origin AWS_KMS is offered"));
     }
     // Checked before the key is made: a refused tag list makes no key, nor does a
     // caller whose token could not tag it (tagging is `keys:manage`).
     let tags = super::tags::parse_tags(input)?;
-    if !tags.is_empty()
+    let policy = match input.opt_str("Policy")? {
+        Some(document) => Some((document, super::policy::parse(document, &ctx.account)?)),
+        None => None,
+    };
+    let bypass = input
+        .opt_bool("BypassPolicyLockoutSafetyCheck")?
+        .unwrap_or(false);
+    if let Some((_, rules)) = &policy {
+        let me = ctx.caller.token_id.to_string();
+        let asked = coffer_core::kms::Asked::Aws("PutKeyPolicy");
+        if !bypass && !rules.permits(&me, asked, &[]) {
+            return Err(super::policy::malformed(
+                "the policy would not let this caller change it again",
+            ));
+        }
+    }
+    if (!tags.is_empty() || policy.is_some())
         && !ctx
             .caller
             .grants
             .allows_op(coffer_core::token::Operation::KeysManage)
     {
         return Err(AwsError::from(coffer_core::kms::KmsError::Forbidden(
-            "Tags at CreateKey need keys:manage, which the token does not allow",
+            "Tags or a Policy at CreateKey need keys:manage, which the token does not allow",
         )));
     }
     let mut request = NewKey::of(spec);
@@ -109,10 +120,18 @@ pub async fn create(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
             .insert(DESCRIPTION.to_owned(), description_value(description)?);
     }
     let details = ctx.state.kms.create_key(&ctx.caller, request).await?;
+    // Tags first: the policy, once set, governs what follows.
+    let made = details.key.id.to_string();
     if !tags.is_empty() {
         ctx.state
             .kms
-            .set_tags(&ctx.caller, &details.key.id.to_string(), tags, &[])
+            .set_tags(&ctx.caller, &made, tags, &[])
+            .await?;
+    }
+    if let Some((document, rules)) = &policy {
+        ctx.state
+            .kms
+            .put_key_policy(&ctx.caller, &made, document, rules, bypass)
             .await?;
     }
     Ok(json!({ "KeyMetadata": metadata(ctx, &details) }))

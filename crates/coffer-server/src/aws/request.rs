@@ -47,6 +47,15 @@ impl Body {
             .ok_or_else(|| AwsError::validation(format!("{name} is required")))
     }
 
+    /// An optional boolean.
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, AwsError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(AwsError::validation(format!("{name} must be a boolean"))),
+        }
+    }
+
     /// An optional list.
     pub fn opt_list(&self, name: &str) -> Result<Option<&[Value]>, AwsError> {
         match self.0.get(name) {
