@@ -85,6 +85,9 @@ pub enum BundleError {
     /// Sealing failed.
     #[error("cannot seal the bundle: {0}")]
     Seal(String),
+    /// The manifest beside the bundle does not match it.
+    #[error("the manifest does not match the bundle: {0}")]
+    Manifest(String),
 }
 
 /// What a bundle's header says (readable without custody).
@@ -284,6 +287,33 @@ pub fn open(bytes: &[u8], custody: &dyn Custody) -> Result<(BundleHeader, Snapsh
 /// SHA-256 of a whole file, lower-case hex (the manifest's line).
 pub fn file_hash(bytes: &[u8]) -> String {
     sha256(&[bytes]).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The manifest of a bundle stored as `file_name`: one `sha256sum` line, so
+/// `sha256sum -c` checks it too.
+pub fn manifest(bytes: &[u8], file_name: &str) -> String {
+    format!("{}  {file_name}\n", file_hash(bytes))
+}
+
+/// Checks `bytes` against a manifest's text: one line, the SHA-256 of the whole file.
+pub fn check_manifest(text: &str, bytes: &[u8]) -> Result<(), BundleError> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return Err(BundleError::Manifest(
+            "it should be one line: SHA-256, two spaces, the file name".into(),
+        ));
+    };
+    let hash = line.split_whitespace().next().unwrap_or_default();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(BundleError::Manifest("its first field is not a SHA-256".into()));
+    }
+    let actual = file_hash(bytes);
+    if !hash.eq_ignore_ascii_case(&actual) {
+        return Err(BundleError::Manifest(format!(
+            "it records SHA-256 {hash}, the file has {actual}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

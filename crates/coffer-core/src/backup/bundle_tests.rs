@@ -158,3 +158,18 @@ fn a_header_from_a_newer_format_is_named() {
     let error = inspect(&resealed(bad)).unwrap_err();
     assert!(matches!(error, BundleError::UnknownFormat(7)), "{error}");
 }
+
+#[test]
+fn the_manifest_is_a_sha256sum_line_and_a_mismatch_names_both_hashes() {
+    let custody = KeyCustody::new("sealed");
+    let bundle = seal(&snapshot(), &custody, Timestamp::from_millis(1)).unwrap();
+    let text = manifest(&bundle, "b.bundle");
+    assert!(text.ends_with("  b.bundle\n"));
+    check_manifest(&text, &bundle).unwrap();
+    let mut other = bundle.clone();
+    other.push(0);
+    let error = check_manifest(&text, &other).unwrap_err().to_string();
+    assert!(error.contains("records SHA-256"), "{error}");
+    assert!(check_manifest("", &bundle).is_err());
+    assert!(check_manifest("zz  b.bundle\n", &bundle).is_err());
+}
