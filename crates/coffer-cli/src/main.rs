@@ -25,7 +25,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    Globals, audit, backup, doctor, envelope, keys, migrate, rotate, server, signing, sys, tenant, token,
+    Globals, audit, backup, doctor, envelope, keys, migrate, rotate, server, signing, sys, tenant,
+    token,
 };
 
 /// Coffer key management service: operator's tool.

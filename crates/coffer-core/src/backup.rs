@@ -70,7 +70,8 @@ impl Snapshot {
 
     /// The number of audit entries (the log's size at the snapshot).
     pub fn audit_size(&self) -> u64 {
-        self.table("audit_entries").map_or(0, |t| t.rows.len() as u64)
+        self.table("audit_entries")
+            .map_or(0, |t| t.rows.len() as u64)
     }
 
     /// The size of the newest stored checkpoint.
@@ -101,14 +102,12 @@ impl Snapshot {
                 json!({ "name": t.name, "columns": t.columns, "rows": rows })
             })
             .collect();
-        serde_json::to_vec(&json!({ "schema": self.schema, "tables": tables }))
-            .unwrap_or_default()
+        serde_json::to_vec(&json!({ "schema": self.schema, "tables": tables })).unwrap_or_default()
     }
 
     /// Parses [`Snapshot::to_json`]'s output; any other input is a typed error.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
         let schema = value
             .get("schema")
             .and_then(Value::as_array)

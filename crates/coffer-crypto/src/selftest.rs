@@ -47,7 +47,9 @@ pub fn ed25519() -> Result<()> {
     if key.public_key()[..]
         != unhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")[..]
     {
-        return Err(mismatch("Ed25519 known answer (RFC 8032 TEST 1 public key)"));
+        return Err(mismatch(
+            "Ed25519 known answer (RFC 8032 TEST 1 public key)",
+        ));
     }
     let expected = unhex(
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",

@@ -13,6 +13,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use coffer_core::Clock;
@@ -22,6 +23,8 @@ use coffer_core::kms::Kms;
 use crate::config::BackupConfig;
 
 const PREFIX: &str = "coffer-backup-";
+/// This process's last scheduled backup: Unix milliseconds and bytes (0: none yet).
+static LAST: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
 const SUFFIX: &str = ".bundle";
 
 /// Runs until `stop` changes: a pass every tick (the interval, at most a minute).
@@ -74,7 +77,9 @@ pub async fn pass(
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let existing = bundles(dir)?;
     if let Some((newest, _)) = existing.last() {
-        if now.millis().saturating_sub(*newest) < i64::try_from(config.interval.as_millis()).unwrap_or(i64::MAX) {
+        if now.millis().saturating_sub(*newest)
+            < i64::try_from(config.interval.as_millis()).unwrap_or(i64::MAX)
+        {
             return Ok(None);
         }
     }
@@ -87,18 +92,33 @@ pub async fn pass(
         let (path, dir) = (path.clone(), dir.to_owned());
         tokio::task::spawn_blocking(move || {
             write_atomically(&dir, &path, &made.bundle)?;
-            write_atomically(&dir, &path.with_extension("bundle.sha256"), manifest.as_bytes())
+            write_atomically(
+                &dir,
+                &path.with_extension("bundle.sha256"),
+                manifest.as_bytes(),
+            )
         })
         .await
         .map_err(|e| e.to_string())??;
     }
     let removed = prune(dir, config.keep)?;
     metrics::counter!("kms_backups_total").increment(1);
-    metrics::gauge!("kms_backup_bytes").set(bytes as f64);
-    metrics::gauge!("kms_backup_last_success_timestamp_seconds")
-        .set(coffer_core::SystemClock.now().millis() as f64 / 1000.0);
+    let at = u64::try_from(coffer_core::SystemClock.now().millis()).unwrap_or(0);
+    LAST.0.store(at, Ordering::Relaxed);
+    LAST.1.store(bytes as u64, Ordering::Relaxed);
+    report();
     tracing::info!(target: "coffer::backup", path = %path.display(), bytes, removed, "scheduled backup written");
     Ok(Some(path))
+}
+
+/// Sets the last-success gauges (again at each scrape: gauges left unset for ten
+/// minutes disappear, and backups may be hours apart).
+pub fn report() {
+    let at = LAST.0.load(Ordering::Relaxed);
+    if at > 0 {
+        metrics::gauge!("kms_backup_last_success_timestamp_seconds").set(at as f64 / 1000.0);
+        metrics::gauge!("kms_backup_bytes").set(LAST.1.load(Ordering::Relaxed) as f64);
+    }
 }
 
 /// The bundles in `dir`, oldest first, by the time in their names.
@@ -109,7 +129,11 @@ fn bundles(dir: &Path) -> Result<Vec<(i64, PathBuf)>, String> {
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
-            let millis = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?.parse().ok()?;
+            let millis = name
+                .strip_prefix(PREFIX)?
+                .strip_suffix(SUFFIX)?
+                .parse()
+                .ok()?;
             Some((millis, entry.path()))
         })
         .collect();
@@ -120,7 +144,9 @@ fn bundles(dir: &Path) -> Result<Vec<(i64, PathBuf)>, String> {
 /// Deletes all but the newest `keep` bundles (and their manifests); returns how many.
 fn prune(dir: &Path, keep: u64) -> Result<usize, String> {
     let found = bundles(dir)?;
-    let excess = found.len().saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+    let excess = found
+        .len()
+        .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
     for (_, path) in &found[..excess] {
         std::fs::remove_file(path).map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
         let _ = std::fs::remove_file(path.with_extension("bundle.sha256"));
@@ -135,5 +161,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String>
     file.write_all(bytes).map_err(fail)?;
     file.sync_all().map_err(fail)?;
     std::fs::rename(&temp, path).map_err(fail)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail)
 }

@@ -6,17 +6,17 @@
 //! becomes `COFFER_API_ADDR`.
 
 mod aws;
+mod backup;
 mod custody;
 mod limits;
-mod backup;
 mod rotation;
 mod transport;
 mod unseal;
 
 pub use aws::{AwsConfig, StaticKey};
+pub use backup::BackupConfig;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use limits::LimitsConfig;
-pub use backup::BackupConfig;
 pub use rotation::RotationConfig;
 pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
 pub use unseal::UnsealConfig;

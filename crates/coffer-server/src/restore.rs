@@ -105,6 +105,9 @@ pub async fn restore(
             .await
             .map_err(StartError::Store)?,
     );
-    store.restore(&snapshot).await.map_err(RestoreError::Store)?;
+    store
+        .restore(&snapshot)
+        .await
+        .map_err(RestoreError::Store)?;
     Ok(header)
 }

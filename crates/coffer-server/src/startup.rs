@@ -368,7 +368,10 @@ pub(crate) async fn open_custody(config: &Config) -> Result<ServerCustody, Start
 }
 
 /// Key-file custody, and passphrase custody with a `passphrase_file`, unseal at start.
-pub(crate) async fn unseal_at_start(config: &Config, custody: &Arc<SealedCustody>) -> Result<(), StartError> {
+pub(crate) async fn unseal_at_start(
+    config: &Config,
+    custody: &Arc<SealedCustody>,
+) -> Result<(), StartError> {
     match &config.custody {
         CustodyConfig::KeyFile { key_file, .. } => custody.unseal_key_file(key_file)?,
         CustodyConfig::Passphrase {

@@ -14,9 +14,9 @@
 //! Declared after `in_transaction!` in `lib.rs`, which it uses (and whose expansion
 //! names `errors` and `StoreError`, imported here for it).
 
+use async_trait::async_trait;
 use coffer_audit::entry::hex;
 use coffer_audit::merkle::leaf_hash;
-use async_trait::async_trait;
 use coffer_core::backup::{BackupStore, Cell, NOT_EMPTY, Snapshot, Table};
 use coffer_core::{StoreError, StoreResult};
 use sqlx::any::AnyRow;
@@ -240,8 +240,12 @@ fn decode(row: &AnyRow, columns: &[(&str, Kind)]) -> StoreResult<Vec<Cell>> {
         .map(|(i, (_, kind))| {
             let cell = match kind {
                 Int => row.try_get::<Option<i64>, _>(i).map(|v| v.map(Cell::Int)),
-                Text => row.try_get::<Option<String>, _>(i).map(|v| v.map(Cell::Text)),
-                Blob => row.try_get::<Option<Vec<u8>>, _>(i).map(|v| v.map(Cell::Blob)),
+                Text => row
+                    .try_get::<Option<String>, _>(i)
+                    .map(|v| v.map(Cell::Text)),
+                Blob => row
+                    .try_get::<Option<Vec<u8>>, _>(i)
+                    .map(|v| v.map(Cell::Blob)),
             };
             cell.map(|c| c.unwrap_or(Cell::Null)).map_err(unavailable)
         })

@@ -254,9 +254,7 @@ async fn restore_cmd(global: &Globals, args: RestoreArgs) -> anyhow::Result<Exit
             redacted_url(&config.database_url),
             describe(&header)
         ))?;
-        eprintln!(
-            "Start the server: it runs the known-answer checks before /readyz answers 200."
-        );
+        eprintln!("Start the server: it runs the known-answer checks before /readyz answers 200.");
     }
     Ok(ExitCode::SUCCESS)
 }

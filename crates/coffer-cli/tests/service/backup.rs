@@ -62,7 +62,12 @@ pub async fn populate(server: &TestServer) -> Made {
         }
     }
     let mut signed = Vec::new();
-    for spec in ["ed25519", "ecdsa-p256", "ml-dsa-65", "hybrid-ed25519-ml-dsa-65"] {
+    for spec in [
+        "ed25519",
+        "ecdsa-p256",
+        "ml-dsa-65",
+        "hybrid-ed25519-ml-dsa-65",
+    ] {
         let key = create(&acme, spec, &format!("sign-{spec}")).await;
         let message = format!("release {spec}").into_bytes();
         let out = acme
@@ -172,11 +177,16 @@ fn refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// `coffer backup restore BUNDLE` into the deployment `vars` configure.
 pub fn restore(vars: &[(String, String)], bundle: &Path) -> (i32, String, String) {
-    coffer(&refs(vars), &["backup", "restore", &bundle.display().to_string()])
+    coffer(
+        &refs(vars),
+        &["backup", "restore", &bundle.display().to_string()],
+    )
 }
 
 async fn ready(server: &TestServer) -> (u16, String) {
-    let response = reqwest::get(format!("{}/readyz", server.ops)).await.unwrap();
+    let response = reqwest::get(format!("{}/readyz", server.ops))
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let metrics = reqwest::get(format!("{}/metrics", server.ops))
         .await
@@ -220,8 +230,7 @@ async fn restored_server_answers(db: Db) {
     let (status, metrics) = ready(&restored).await;
     assert_eq!(status, 200, "ready once the known answers passed");
     assert!(metrics.contains("kms_known_answers_ok 1"), "{metrics}");
-    let coffer_core::kms::KnownAnswers::Passed(specs) =
-        restored.state.kms.known_answer_outcome()
+    let coffer_core::kms::KnownAnswers::Passed(specs) = restored.state.kms.known_answer_outcome()
     else {
         panic!("known answers did not pass")
     };
@@ -276,7 +285,10 @@ async fn a_corrupted_bundle_is_refused_by_verify_and_restore_and_changes_nothing
     let config = dir.join("coffer.toml");
     std::fs::write(
         &config,
-        format!("data_dir = \"{}\"\n[custody]\nmethod = \"key-file\"\n", dir.display()),
+        format!(
+            "data_dir = \"{}\"\n[custody]\nmethod = \"key-file\"\n",
+            dir.display()
+        ),
     )
     .unwrap();
     let bad = temp_dir().join("bad.bundle");
@@ -295,19 +307,32 @@ async fn a_corrupted_bundle_is_refused_by_verify_and_restore_and_changes_nothing
     let mut flipped = bytes.clone();
     flipped[bytes.len() / 2] ^= 0x01;
     std::fs::write(&bad, &flipped).unwrap();
-    std::fs::copy(format!("{}.sha256", good.display()), format!("{bad_path}.sha256")).unwrap();
+    std::fs::copy(
+        format!("{}.sha256", good.display()),
+        format!("{bad_path}.sha256"),
+    )
+    .unwrap();
     let (code, _, stderr) = verify(false);
     assert_eq!(code, 1);
-    assert!(stderr.contains("the manifest does not match the bundle"), "{stderr}");
+    assert!(
+        stderr.contains("the manifest does not match the bundle"),
+        "{stderr}"
+    );
     let (code, _, stderr) = restore(&vars, &bad);
     assert_eq!(code, 1);
-    assert!(stderr.contains("the manifest does not match the bundle"), "{stderr}");
+    assert!(
+        stderr.contains("the manifest does not match the bundle"),
+        "{stderr}"
+    );
 
     // The same byte with a manifest made for it: the bundle's own trailer refuses it.
     rewrite_manifest(&bad, &flipped);
     for (code, _, stderr) in [verify(false), restore(&vars, &bad)] {
         assert_eq!(code, 1);
-        assert!(stderr.contains("SHA-256 trailer does not match"), "{stderr}");
+        assert!(
+            stderr.contains("SHA-256 trailer does not match"),
+            "{stderr}"
+        );
     }
 
     // Cut short.
@@ -348,7 +373,13 @@ async fn a_corrupted_bundle_is_refused_by_verify_and_restore_and_changes_nothing
     // and verifies with custody.
     let (code, stdout, stderr) = coffer(
         &[],
-        &["backup", "verify", &good.display().to_string(), "--config", &config.display().to_string()],
+        &[
+            "backup",
+            "verify",
+            &good.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+        ],
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("the MAC verifies"), "{stdout}");
@@ -372,7 +403,10 @@ async fn restore_into_a_full_store_or_under_another_custody_is_refused() {
     // Another deployment's custody, with an empty database: the data key does not
     // unwrap, and the database stays empty.
     let other = TestServer::start().await;
-    let foreign_db = format!("sqlite://{}?mode=rwc", temp_dir().join("empty.db").display());
+    let foreign_db = format!(
+        "sqlite://{}?mode=rwc",
+        temp_dir().join("empty.db").display()
+    );
     let vars = vars_for(&other.dir, Some(&foreign_db));
     let (code, _, stderr) = restore(&vars, &bundle);
     assert_eq!(code, 1);
@@ -437,7 +471,10 @@ async fn a_failing_known_answer_keeps_the_server_not_ready_and_says_why() {
     let (status, metrics) = ready(&server).await;
     assert_eq!(status, 503);
     assert!(metrics.contains("kms_known_answers_ok 0"), "{metrics}");
-    assert!(metrics.contains("kms_known_answer_failures_total"), "{metrics}");
+    assert!(
+        metrics.contains("kms_known_answer_failures_total"),
+        "{metrics}"
+    );
     let coffer_core::kms::KnownAnswers::Failed(reason) = server.state.kms.known_answer_outcome()
     else {
         panic!("the check passed")

@@ -55,7 +55,10 @@ async fn scheduled_backups_run_every_interval_and_keep_the_newest() {
         assert!(started.elapsed() < Duration::from_secs(60), "{seen:?}");
         if backups.exists() {
             let (bundles, _, _) = listing(&backups);
-            assert!(bundles.len() <= 2, "at most `keep` bundles at any time: {bundles:?}");
+            assert!(
+                bundles.len() <= 2,
+                "at most `keep` bundles at any time: {bundles:?}"
+            );
             seen.extend(bundles);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -64,13 +67,20 @@ async fn scheduled_backups_run_every_interval_and_keep_the_newest() {
     assert_eq!((bundles.len(), manifests, partial), (2, 2, false));
     // The two kept are the newest made.
     let newest: Vec<&String> = seen.iter().rev().take(2).collect();
-    assert!(newest.iter().all(|n| bundles.contains(*n)), "{bundles:?} {seen:?}");
+    assert!(
+        newest.iter().all(|n| bundles.contains(*n)),
+        "{bundles:?} {seen:?}"
+    );
     for name in &bundles {
         let bytes = std::fs::read(backups.join(name)).unwrap();
         let manifest = std::fs::read_to_string(backups.join(format!("{name}.sha256"))).unwrap();
         bundle::check_manifest(&manifest, &bytes).unwrap();
         let header = bundle::inspect(&bytes).unwrap();
-        assert!(header.counts.contains(&("keys".into(), 1)), "{:?}", header.counts);
+        assert!(
+            header.counts.contains(&("keys".into(), 1)),
+            "{:?}",
+            header.counts
+        );
     }
     let metrics = reqwest::get(format!("{}/metrics", server.ops))
         .await
@@ -98,12 +108,18 @@ async fn only_the_holder_of_the_backup_lease_writes_a_scheduled_backup() {
     };
     let tick = Duration::from_secs(60);
     let kms = &server.state.kms;
-    let first = backup_worker::pass(kms, &config, &dir, "replica-a", tick).await.unwrap();
+    let first = backup_worker::pass(kms, &config, &dir, "replica-a", tick)
+        .await
+        .unwrap();
     assert!(first.is_some());
-    let other = backup_worker::pass(kms, &config, &dir, "replica-b", tick).await.unwrap();
+    let other = backup_worker::pass(kms, &config, &dir, "replica-b", tick)
+        .await
+        .unwrap();
     assert!(other.is_none(), "replica-b does not hold the lease");
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let again = backup_worker::pass(kms, &config, &dir, "replica-a", tick).await.unwrap();
+    let again = backup_worker::pass(kms, &config, &dir, "replica-a", tick)
+        .await
+        .unwrap();
     assert!(again.is_some(), "the holder renews its lease and writes");
     assert_eq!(listing(&dir).0.len(), 2);
     // With an interval, the holder waits for the newest bundle to age.
@@ -111,7 +127,9 @@ async fn only_the_holder_of_the_backup_lease_writes_a_scheduled_backup() {
         interval: Duration::from_secs(3600),
         ..config
     };
-    let waited = backup_worker::pass(kms, &hourly, &dir, "replica-a", tick).await.unwrap();
+    let waited = backup_worker::pass(kms, &hourly, &dir, "replica-a", tick)
+        .await
+        .unwrap();
     assert!(waited.is_none());
 }
 
@@ -132,7 +150,10 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
                     create(&acme, "ed25519", &format!("k{i}")).await;
                 }
                 let plaintext = i.to_be_bytes().to_vec();
-                let sealed = acme.wrap(&wrap_request(&key, &plaintext, &[])).await.unwrap();
+                let sealed = acme
+                    .wrap(&wrap_request(&key, &plaintext, &[]))
+                    .await
+                    .unwrap();
                 let _ = tx.send((sealed.ciphertext, plaintext));
             }
         })
@@ -162,7 +183,9 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
     let (code, _, stderr) = restore(&vars, &file);
     assert_eq!(code, 0, "{stderr}");
     let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let restored = Stopped::configured(&refs, &source.admin_token).start().await;
+    let restored = Stopped::configured(&refs, &source.admin_token)
+        .start()
+        .await;
     let status = reqwest::get(format!("{}/readyz", restored.ops))
         .await
         .unwrap()
@@ -171,7 +194,10 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
     assert_eq!(status, 200);
     let client = restored.client(&token);
     for (ciphertext, plaintext) in &acknowledged[..before] {
-        let opened = client.unwrap(&unwrap_request(ciphertext, &[])).await.unwrap();
+        let opened = client
+            .unwrap(&unwrap_request(ciphertext, &[]))
+            .await
+            .unwrap();
         assert_eq!(opened.plaintext.expose_secret(), &plaintext[..]);
     }
 }

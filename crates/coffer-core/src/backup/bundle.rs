@@ -201,7 +201,11 @@ pub fn seal(
     .to_json();
     let mut out = Vec::with_capacity(header.len() + 64);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&u32::try_from(header.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(header.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(&header);
     let sealed = key
         .seal(&out, &snapshot.to_json())
@@ -279,14 +283,16 @@ pub fn open(bytes: &[u8], custody: &dyn Custody) -> Result<(BundleHeader, Snapsh
     let plain = key
         .open(parts.aad, parts.sealed)
         .map_err(|_| BundleError::Mac)?;
-    let snapshot =
-        Snapshot::from_json(plain.expose_secret()).map_err(BundleError::Snapshot)?;
+    let snapshot = Snapshot::from_json(plain.expose_secret()).map_err(BundleError::Snapshot)?;
     Ok((parts.header, snapshot))
 }
 
 /// SHA-256 of a whole file, lower-case hex (the manifest's line).
 pub fn file_hash(bytes: &[u8]) -> String {
-    sha256(&[bytes]).iter().map(|b| format!("{b:02x}")).collect()
+    sha256(&[bytes])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The manifest of a bundle stored as `file_name`: one `sha256sum` line, so
@@ -305,7 +311,9 @@ pub fn check_manifest(text: &str, bytes: &[u8]) -> Result<(), BundleError> {
     };
     let hash = line.split_whitespace().next().unwrap_or_default();
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(BundleError::Manifest("its first field is not a SHA-256".into()));
+        return Err(BundleError::Manifest(
+            "its first field is not a SHA-256".into(),
+        ));
     }
     let actual = file_hash(bytes);
     if !hash.eq_ignore_ascii_case(&actual) {

@@ -24,7 +24,9 @@ impl Custody for KeyCustody {
         SealStatus::Unsealed
     }
     fn wrap(&self, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>, CustodyError> {
-        self.0.seal(aad, secret).map_err(|_| CustodyError::Backend("seal"))
+        self.0
+            .seal(aad, secret)
+            .map_err(|_| CustodyError::Backend("seal"))
     }
     fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<SecretBytes, CustodyError> {
         self.0
@@ -80,7 +82,12 @@ fn resealed(mut bytes: Vec<u8>) -> Vec<u8> {
 #[test]
 fn a_bundle_opens_under_its_custody_and_says_what_it_holds() {
     let custody = KeyCustody::new("sealed");
-    let bundle = seal(&snapshot(), &custody, Timestamp::from_millis(1_700_000_000_000)).unwrap();
+    let bundle = seal(
+        &snapshot(),
+        &custody,
+        Timestamp::from_millis(1_700_000_000_000),
+    )
+    .unwrap();
     let header = inspect(&bundle).unwrap();
     assert_eq!(header.audit_size, 3);
     assert_eq!(header.checkpoint_size, Some(3));
@@ -140,7 +147,10 @@ fn another_custody_cannot_open_a_bundle_and_says_why() {
     assert!(error.to_string().contains("another deployment's custody"));
     let hsm = KeyCustody::new("pkcs11");
     let error = open(&bundle, &hsm).unwrap_err();
-    assert!(error.to_string().contains("made under sealed custody"), "{error}");
+    assert!(
+        error.to_string().contains("made under sealed custody"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -57,10 +57,11 @@ impl Kms {
         let at = self.keys.clock().now();
         let snapshot = self.keys.store().snapshot().await?;
         let custody = self.custody.clone();
-        let bundle = tokio::task::spawn_blocking(move || bundle::seal(&snapshot, custody.as_ref(), at))
-            .await
-            .map_err(|e| KmsError::Unavailable(e.to_string()))?
-            .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+        let bundle =
+            tokio::task::spawn_blocking(move || bundle::seal(&snapshot, custody.as_ref(), at))
+                .await
+                .map_err(|e| KmsError::Unavailable(e.to_string()))?
+                .map_err(|e| KmsError::Unavailable(e.to_string()))?;
         let header = bundle::inspect(&bundle).map_err(|e| KmsError::Unavailable(e.to_string()))?;
         Ok(BackupMade { bundle, header })
     }

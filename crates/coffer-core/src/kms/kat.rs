@@ -69,7 +69,10 @@ impl Kms {
         let mut checked = BTreeSet::new();
         let tenants = store.list_tenants().await.map_err(|e| e.to_string())?;
         for tenant in tenants.iter().filter(|t| t.state == TenantState::Active) {
-            let keys = store.list_keys(tenant.id).await.map_err(|e| e.to_string())?;
+            let keys = store
+                .list_keys(tenant.id)
+                .await
+                .map_err(|e| e.to_string())?;
             for key in keys {
                 if key.state == KeyState::Destroyed || checked.contains(key.spec.as_str()) {
                     continue;
@@ -83,7 +86,11 @@ impl Kms {
                 }
                 for (number, ready) in &entry.ready {
                     round_trip(&ready.material, ready.verifier.as_ref()).map_err(|why| {
-                        format!("{} key {} version {number}: {why}", key.spec.as_str(), key.id)
+                        format!(
+                            "{} key {} version {number}: {why}",
+                            key.spec.as_str(),
+                            key.id
+                        )
                     })?;
                 }
                 if let Some(check) = selftest::fixed_vector(key.spec) {

@@ -114,7 +114,10 @@ pub async fn backup(
     let hash = coffer_core::backup::bundle::file_hash(&made.bundle);
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
             (
                 axum::http::header::HeaderName::from_static("x-coffer-backup-sha256"),
                 hash,

@@ -7,11 +7,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use coffer_core::backup::{BackupStore, Cell, NOT_EMPTY, Snapshot};
-use coffer_core::store::AuditStore;
 use coffer_audit::entry::{ExportedEntry, hex};
 use coffer_audit::merkle::leaf_hash;
+use coffer_core::backup::{BackupStore, Cell, NOT_EMPTY, Snapshot};
 use coffer_core::kms::{Caller, Kms, KmsOptions, MintToken};
+use coffer_core::store::AuditStore;
 use coffer_core::{NewKey, Store, StoreError, SystemClock};
 use coffer_crypto::{EncryptionContext, KeySpec};
 use coffer_custody_sealed::SealedCustody;
@@ -22,7 +22,10 @@ use sqlx::Row;
 use super::backends::{postgres_url, temp_dir};
 
 async fn sqlite_url() -> String {
-    format!("sqlite://{}?mode=rwc", temp_dir().join("coffer.db").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        temp_dir().join("coffer.db").display()
+    )
 }
 
 /// The database's own list of tables and their columns.
@@ -78,7 +81,9 @@ async fn the_backed_up_tables_are_the_whole_schema_sqlite() {
 
 #[tokio::test]
 async fn the_backed_up_tables_are_the_whole_schema_postgres() {
-    let Some(url) = postgres_url().await else { return };
+    let Some(url) = postgres_url().await else {
+        return;
+    };
     schema_is_backed_up(&url).await;
 }
 
@@ -115,7 +120,13 @@ async fn populated(url: &str) -> (Arc<dyn Store>, Arc<Kms>, Caller) {
     let caller = kms.authenticate(&token).unwrap();
     let mut aes = NewKey::of(KeySpec::Aes256);
     aes.aliases = vec!["alias/payments".parse().unwrap()];
-    let aes = kms.create_key(&caller, aes).await.unwrap().key.id.to_string();
+    let aes = kms
+        .create_key(&caller, aes)
+        .await
+        .unwrap()
+        .key
+        .id
+        .to_string();
     kms.rotate_key(&caller, &aes).await.unwrap();
     kms.create_key(&caller, NewKey::of(KeySpec::Ed25519))
         .await
@@ -133,7 +144,14 @@ async fn populated(url: &str) -> (Arc<dyn Store>, Arc<Kms>, Caller) {
 async fn restores_across(from: &str, to: &str) {
     let (source, _kms, _) = populated(from).await;
     let snapshot = source.snapshot().await.unwrap();
-    for table in ["tenants", "keys", "key_versions", "aliases", "tokens", "audit_entries"] {
+    for table in [
+        "tenants",
+        "keys",
+        "key_versions",
+        "aliases",
+        "tokens",
+        "audit_entries",
+    ] {
         assert!(
             !snapshot.table(table).unwrap().rows.is_empty(),
             "{table} has rows"
@@ -172,9 +190,13 @@ async fn a_snapshot_restores_into_an_empty_sqlite_store_and_reads_back_equal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_snapshot_restores_into_postgres_and_back() {
-    let Some(pg) = postgres_url().await else { return };
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
     restores_across(&sqlite_url().await, &pg).await;
-    let Some(pg) = postgres_url().await else { return };
+    let Some(pg) = postgres_url().await else {
+        return;
+    };
     restores_across(&pg, &sqlite_url().await).await;
 }
 
@@ -191,7 +213,17 @@ async fn a_snapshot_from_a_newer_schema_is_refused_by_name() {
     snapshot.tables[0].rows = vec![vec![Cell::Null; snapshot.tables[0].columns.len()]];
     let error = target.restore(&snapshot).await.unwrap_err().to_string();
     assert!(error.contains("no_such_column"), "{error}");
-    assert_eq!(target.snapshot().await.unwrap().counts().iter().map(|c| c.1).sum::<u64>(), 0);
+    assert_eq!(
+        target
+            .snapshot()
+            .await
+            .unwrap()
+            .counts()
+            .iter()
+            .map(|c| c.1)
+            .sum::<u64>(),
+        0
+    );
 }
 
 /// Every key in the snapshot has its `keys.create` entry in the snapshot's log and
@@ -223,7 +255,10 @@ fn consistent(snapshot: &Snapshot) -> usize {
             created.insert(entry.key.unwrap());
         }
     }
-    assert_eq!(keys, created, "every key with its entry, every entry with its key");
+    assert_eq!(
+        keys, created,
+        "every key with its entry, every entry with its key"
+    );
     keys.len()
 }
 
@@ -258,6 +293,8 @@ async fn a_snapshot_taken_while_keys_are_created_is_one_instant_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_taken_while_keys_are_created_is_one_instant_postgres() {
-    let Some(url) = postgres_url().await else { return };
+    let Some(url) = postgres_url().await else {
+        return;
+    };
     consistent_under_writes(&url).await;
 }
