@@ -55,9 +55,10 @@ async fn scheduled_backups_run_every_interval_and_keep_the_newest() {
         assert!(started.elapsed() < Duration::from_secs(60), "{seen:?}");
         if backups.exists() {
             let (bundles, _, _) = listing(&backups);
+            // A new bundle is written before the oldest goes: `keep` + 1 for a moment.
             assert!(
-                bundles.len() <= 2,
-                "at most `keep` bundles at any time: {bundles:?}"
+                bundles.len() <= 3,
+                "at most `keep` + 1 bundles at any time: {bundles:?}"
             );
             seen.extend(bundles);
         }
