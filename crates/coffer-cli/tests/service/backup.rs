@@ -454,6 +454,31 @@ async fn only_admin_tokens_allowed_admin_backup_get_a_bundle() {
         .token;
     let bytes = server.client(&backup_only).backup().await.unwrap();
     coffer_core::backup::bundle::inspect(&bytes).unwrap();
+    // Both refusals and the bundle are in the audit log.
+    let outcomes = backup_entries(&server).await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(|(_, outcome, _)| outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["forbidden", "forbidden", "ok"]
+    );
+    assert!(outcomes[2].2.as_deref().unwrap().starts_with("audit_size="));
+}
+
+/// `(principal, outcome, detail)` of every `backup.create` entry in the stored log.
+pub async fn backup_entries(server: &TestServer) -> Vec<(String, String, Option<String>)> {
+    let store = server.state.kms.key_service().store();
+    let rows = store.audit_entries(0, 100_000).await.unwrap();
+    rows.iter()
+        .map(|(_, leaf)| {
+            serde_json::from_str::<coffer_audit::entry::ExportedEntry>(leaf)
+                .unwrap()
+                .entry
+        })
+        .filter(|e| e.op == "backup.create")
+        .map(|e| (e.principal, e.outcome, e.detail))
+        .collect()
 }
 
 /// A key whose stored material no longer opens fails its known-answer check at start:

@@ -132,6 +132,14 @@ async fn only_the_holder_of_the_backup_lease_writes_a_scheduled_backup() {
         .await
         .unwrap();
     assert!(waited.is_none());
+    // Each scheduled backup is recorded, by `coffer-backup`.
+    let entries = super::backup::backup_entries(&server).await;
+    assert_eq!(entries.len(), 2);
+    assert!(
+        entries
+            .iter()
+            .all(|(who, outcome, _)| who == "coffer-backup" && outcome == "ok")
+    );
 }
 
 /// Backups taken while keys are created and data keys wrapped restore to a ready
