@@ -183,3 +183,17 @@ fn the_manifest_is_a_sha256sum_line_and_a_mismatch_names_both_hashes() {
     assert!(check_manifest("", &bundle).is_err());
     assert!(check_manifest("zz  b.bundle\n", &bundle).is_err());
 }
+
+proptest::proptest! {
+    /// Any bytes, and any bytes after a real bundle's magic: an error, never a panic.
+    #[test]
+    fn arbitrary_bytes_are_refused_without_a_panic(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+    ) {
+        let _ = inspect(&bytes);
+        let mut framed = MAGIC.to_vec();
+        framed.extend_from_slice(&bytes);
+        proptest::prop_assert!(inspect(&framed).is_err());
+        let _ = crate::backup::Snapshot::from_json(&bytes);
+    }
+}
