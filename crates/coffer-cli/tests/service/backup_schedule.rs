@@ -1,6 +1,7 @@
 //! Scheduled backups (`[backup]`): bundles every interval with retention, written only
 //! by the holder of the `backup` lease; and a backup taken while writes happen restores
-//! to a ready server that opens everything acknowledged before it.
+//! to a ready server that opens everything acknowledged before it. Also: restoring under
+//! passphrase custody needs the passphrase.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -209,4 +210,71 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
             .unwrap();
         assert_eq!(opened.plaintext.expose_secret(), &plaintext[..]);
     }
+}
+
+/// Passphrase custody: restore needs the passphrase (`--passphrase-file`); without it,
+/// or with a wrong one, it is refused before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passphrase_deployment_restores_only_with_its_passphrase() {
+    use std::os::unix::fs::PermissionsExt;
+    let passphrase = "correct horse battery staple";
+    let source = TestServer::start_with(
+        Db::Sqlite,
+        InitMethod::Passphrase(coffer_custody_sealed::Passphrase::new(passphrase.into())),
+        &[],
+    )
+    .await
+    .unwrap();
+    let acme = source.tenant("acme").await;
+    create(&acme, "aes-256", "k").await;
+    let bytes = source.admin().backup().await.unwrap();
+    let file = temp_dir().join("p.bundle");
+    std::fs::write(&file, &bytes).unwrap();
+    std::fs::write(
+        format!("{}.sha256", file.display()),
+        bundle::manifest(&bytes, "p.bundle"),
+    )
+    .unwrap();
+    let dir = temp_dir();
+    std::fs::copy(source.dir.join("custody.json"), dir.join("custody.json")).unwrap();
+    let vars = [
+        ("COFFER_DATA_DIR", dir.display().to_string()),
+        ("COFFER_CUSTODY_METHOD", "passphrase".to_owned()),
+    ];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let secret = |name: &str, text: &str| {
+        let path = temp_dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.display().to_string()
+    };
+    let bundle_arg = file.display().to_string();
+    let (code, _, stderr) = super::backup::coffer(&vars, &["backup", "restore", &bundle_arg]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("custody is still sealed"), "{stderr}");
+    let wrong = secret("wrong", "not the passphrase");
+    let (code, _, stderr) = super::backup::coffer(
+        &vars,
+        &[
+            "backup",
+            "restore",
+            &bundle_arg,
+            "--passphrase-file",
+            &wrong,
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unseal failed"), "{stderr}");
+    let right = secret("right", passphrase);
+    let (code, _, stderr) = super::backup::coffer(
+        &vars,
+        &[
+            "backup",
+            "restore",
+            &bundle_arg,
+            "--passphrase-file",
+            &right,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
 }
