@@ -1,7 +1,7 @@
 //! Scheduled backups (`[backup]`): bundles every interval with retention, written only
 //! by the holder of the `backup` lease; and a backup taken while writes happen restores
 //! to a ready server that opens everything acknowledged before it. Also: restoring under
-//! passphrase custody needs the passphrase.
+//! passphrase custody needs the passphrase, under Shamir custody the shares.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -276,5 +276,64 @@ async fn a_passphrase_deployment_restores_only_with_its_passphrase() {
             &right,
         ],
     );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Shamir custody: restore takes one `--share-file` per share, up to the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shamir_deployment_restores_with_threshold_share_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let source = TestServer::start_with(
+        Db::Sqlite,
+        InitMethod::Shamir {
+            shares: 3,
+            threshold: 2,
+        },
+        &[],
+    )
+    .await
+    .unwrap();
+    let bytes = source.admin().backup().await.unwrap();
+    let file = temp_dir().join("s.bundle");
+    std::fs::write(&file, &bytes).unwrap();
+    std::fs::write(
+        format!("{}.sha256", file.display()),
+        bundle::manifest(&bytes, "s.bundle"),
+    )
+    .unwrap();
+    let dir = temp_dir();
+    std::fs::copy(source.dir.join("custody.json"), dir.join("custody.json")).unwrap();
+    let data_dir = dir.display().to_string();
+    let vars = [
+        ("COFFER_DATA_DIR", data_dir.as_str()),
+        ("COFFER_CUSTODY_METHOD", "shamir"),
+    ];
+    let shares: Vec<String> = source
+        .shares
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, share)| {
+            let path = temp_dir().join(format!("share{i}"));
+            std::fs::write(&path, share).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let bundle_arg = file.display().to_string();
+    let one = ["backup", "restore", &bundle_arg, "--share-file", &shares[0]];
+    let (code, _, stderr) = super::backup::coffer(&vars, &one);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("custody is still sealed"), "{stderr}");
+    let two = [
+        "backup",
+        "restore",
+        &bundle_arg,
+        "--share-file",
+        &shares[0],
+        "--share-file",
+        &shares[1],
+    ];
+    let (code, _, stderr) = super::backup::coffer(&vars, &two);
     assert_eq!(code, 0, "{stderr}");
 }
