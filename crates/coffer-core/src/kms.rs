@@ -12,6 +12,7 @@ mod alias;
 mod alias_bind;
 mod asymmetric;
 mod auth;
+mod backup;
 mod batch;
 mod cache;
 mod certificates;
@@ -20,6 +21,7 @@ mod datakey_pair;
 mod deletion;
 mod error;
 mod integrity;
+mod kat;
 mod keys;
 mod labels;
 mod mac;
@@ -49,6 +51,7 @@ pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
 pub use auth::Caller;
+pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
@@ -57,6 +60,7 @@ pub use datakey_pair::{DataKeyPair, pair_spec};
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;
+pub use kat::KnownAnswers;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use policy::{Asked, KeyPolicy, Statement, actions_of, known_action};
@@ -144,6 +148,8 @@ pub struct Kms {
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
     integrity_failures: std::sync::atomic::AtomicU64,
+    /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
+    known_answers: std::sync::RwLock<KnownAnswers>,
 }
 
 impl Kms {
@@ -172,6 +178,7 @@ impl Kms {
             options,
             rotation_wake: tokio::sync::Notify::new(),
             integrity_failures: std::sync::atomic::AtomicU64::new(0),
+            known_answers: std::sync::RwLock::new(KnownAnswers::NotRun),
         }
     }
 
@@ -185,10 +192,12 @@ impl Kms {
         self.custody.status()
     }
 
-    /// True when requests can be served: unsealed, loaded, and the store answers.
+    /// True when requests can be served: unsealed, loaded, the known-answer checks
+    /// passed, and the store answers.
     pub async fn ready(&self) -> bool {
         self.custody.status() == SealStatus::Unsealed
             && self.tokens.is_loaded()
+            && matches!(self.known_answer_outcome(), KnownAnswers::Passed(_))
             && self.keys.store().ping().await.is_ok()
     }
 

@@ -583,6 +583,7 @@ pub trait Store:
     + UsageStore
     + TagStore
     + AccessStore
+    + crate::backup::BackupStore
     + 'static
 {
     /// Checks the database answers and, after a write failed to commit, that a write

@@ -132,6 +132,7 @@ macro_rules! in_transaction {
 
 // After the macro, which they use (macros are in scope from their definition on).
 mod access;
+pub mod backup;
 mod tags;
 mod token_store;
 mod usage;
