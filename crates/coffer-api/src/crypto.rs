@@ -43,6 +43,10 @@ pub struct UnwrapRequest {
     /// The context it was sealed with.
     #[serde(default, skip_serializing_if = "Context::is_empty")]
     pub context: Context,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of unwrap.
@@ -75,6 +79,10 @@ pub struct DatakeyRequest {
     /// the tenant), so rotations rewrap it (seed 000's "cipher rows").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_id: Option<String>,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of datakey.
@@ -128,6 +136,10 @@ pub struct SignRequest {
     /// default, `rsa-pss-sha384`, `rsa-pss-sha512`, `rsa-pkcs1-sha256`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of sign.
@@ -217,6 +229,10 @@ pub struct MacRequest {
     pub key_id: String,
     /// The message.
     pub message: B64,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of mac.

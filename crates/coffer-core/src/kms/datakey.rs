@@ -3,8 +3,11 @@
 
 use coffer_crypto::{EncryptionContext, SecretBytes};
 
+use super::attested::Presented;
 use super::wrap::{Sealed, seal_primary};
-use super::{Caller, Kms, KmsError, KmsResult};
+use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
+use crate::key::KeyPurpose;
 use crate::audit::Actor;
 use crate::token::Operation;
 use crate::usage::UseKind;
@@ -61,15 +64,32 @@ impl Kms {
         context: &EncryptionContext,
         track_id: Option<&str>,
     ) -> KmsResult<(SecretBytes, Sealed)> {
+        self.datakey_attested(caller, reference, bytes, context, track_id, None)
+            .await
+    }
+
+    /// [`Kms::datakey`] with the caller's attestation document, for keys whose policy
+    /// asks for one.
+    pub async fn datakey_attested(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        bytes: usize,
+        context: &EncryptionContext,
+        track_id: Option<&str>,
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<(SecretBytes, Sealed)> {
         let actor = caller.actor("datakey");
+        let presented = Presented::new(attestation);
         let result = self
-            .datakey_unaudited(caller, reference, bytes, context, track_id, &actor)
+            .datakey_unaudited(caller, reference, bytes, context, track_id, &actor, &presented)
             .await;
         match track_id {
             // Registering the data key is a change: its entry committed with it.
-            Some(_) => self.settled(caller, &actor, Some(reference), result).await,
-            None => {
-                self.audited(caller, "datakey", Some(reference), result)
+            Some(_) if result.is_ok() => result,
+            _ => {
+                let detail = presented.detail();
+                self.audited_with(caller, "datakey", Some(reference), detail, result)
                     .await
             }
         }
@@ -84,6 +104,7 @@ impl Kms {
         context: &EncryptionContext,
         track_id: Option<&str>,
         actor: &Actor,
+        presented: &Presented<'_>,
     ) -> KmsResult<(SecretBytes, Sealed)> {
         let entry = self.key_for(caller, Operation::Datakey, reference).await?;
         if !DATAKEY_BYTES.contains(&bytes) {
@@ -91,6 +112,8 @@ impl Kms {
                 "bytes must be 1 to 1024, not {bytes}"
             )));
         }
+        require_usable(&entry, KeyPurpose::Encrypt, "encrypt")?;
+        self.attested(&entry, AttestedOp::Datakey, presented)?;
         // Only a tracked data key is rewrapped by rotations; any other stays with the
         // caller, sealed under this version.
         let kind = match track_id {
@@ -123,7 +146,7 @@ impl Kms {
                 Some(entry.key.tenant),
                 (Some(entry.key.id), Some(sealed.version)),
                 self.keys.clock().now(),
-                Some(format!("tracked as {track_id}")),
+                presented.detail_with(Some(format!("tracked as {track_id}"))),
             );
             self.keys
                 .store()

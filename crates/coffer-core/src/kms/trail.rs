@@ -79,6 +79,11 @@ subject!((KeyId, Vec<super::VersionReferences>), |r| (
     None
 ));
 subject!(super::AliasMove, |m| (Some(m.to), None));
+subject!(crate::attestation::AttestationPolicy, |p| (Some(p.key), None));
+subject!((KeyId, Vec<crate::attestation::AttestationPolicy>), |p| (
+    Some(p.0),
+    None
+));
 subject!(super::AliasBinding, |b| (Some(b.key), None));
 subject!(crate::store::TrackedKey, |t| (
     Some(t.key),

@@ -3,9 +3,11 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
 
+use super::attested::Presented;
 use super::cache::CachedKey;
 use super::trail::Named;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::lifecycle::VersionState;
@@ -74,10 +76,26 @@ impl Kms {
         ciphertext: &[u8],
         context: &EncryptionContext,
     ) -> KmsResult<Opened> {
-        let result = self.unwrap_unaudited(caller, ciphertext, context).await;
+        self.unwrap_attested(caller, ciphertext, context, None).await
+    }
+
+    /// [`Kms::unwrap`] with the caller's attestation document, for keys whose policy
+    /// asks for one.
+    pub async fn unwrap_attested(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<Opened> {
+        let presented = Presented::new(attestation);
+        let result = self
+            .unwrap_unaudited(caller, ciphertext, context, &presented)
+            .await;
         // A success names its key and version itself; a failure (a retired version
         // refused, say) names those of the ciphertext's header.
-        let entry = self.entry_of(caller, "unwrap", Named::header(ciphertext), None, &result);
+        let named = Named::header(ciphertext);
+        let entry = self.entry_of(caller, "unwrap", named, presented.detail(), &result);
         self.recorded(entry, result).await
     }
 
@@ -88,6 +106,7 @@ impl Kms {
         caller: &Caller,
         ciphertext: &[u8],
         context: &EncryptionContext,
+        presented: &Presented<'_>,
     ) -> KmsResult<Opened> {
         if !caller.grants.allows_op(Operation::Unwrap) {
             return Err(KmsError::Forbidden(
@@ -97,6 +116,8 @@ impl Kms {
         let (key_id, version) = header(ciphertext)?;
         let tenant = Self::tenant_of(caller)?;
         let entry = self.entry_in_scope(caller, tenant, key_id).await?;
+        require_usable(&entry, KeyPurpose::Encrypt, "decrypt")?;
+        self.attested(&entry, AttestedOp::Unwrap, presented)?;
         let _in_flight = self.in_flight(
             caller,
             &entry.key,

@@ -110,7 +110,11 @@ async fn unwrap_one(
     r: UnwrapRequest,
 ) -> ApiResult<UnwrapResponse> {
     let ctx = context(&r.context)?;
-    let opened = state.kms.unwrap(caller, &r.ciphertext.0, &ctx).await?;
+    let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
+    let opened = state
+        .kms
+        .unwrap_attested(caller, &r.ciphertext.0, &ctx, attestation)
+        .await?;
     Ok(UnwrapResponse {
         plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
         key_id: opened.key_id.to_string(),
@@ -140,9 +144,10 @@ async fn datakey_one(
 ) -> ApiResult<DatakeyResponse> {
     let ctx = context(&r.context)?;
     let bytes = usize::try_from(r.bytes.unwrap_or(32)).unwrap_or(usize::MAX);
+    let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
     let (key, s) = state
         .kms
-        .datakey(caller, &r.key_id, bytes, &ctx, r.track_id.as_deref())
+        .datakey_attested(caller, &r.key_id, bytes, &ctx, r.track_id.as_deref(), attestation)
         .await?;
     let plaintext = r
         .include_plaintext
@@ -238,7 +243,13 @@ async fn sign_one(state: &AppState, caller: &Caller, r: SignRequest) -> ApiResul
     // (`crate::offload`); a full queue answers 503 with `Retry-After`.
     let s = state
         .kms
-        .sign_with(caller, &r.key_id, algorithm, input)
+        .sign_attested(
+            caller,
+            &r.key_id,
+            algorithm,
+            input,
+            r.attestation.as_ref().map(|a| a.0.as_slice()),
+        )
         .await?;
     Ok(SignResponse {
         signature: B64(s.signature),
@@ -356,7 +367,11 @@ pub async fn decrypt(
 }
 
 async fn mac_one(state: &AppState, caller: &Caller, r: MacRequest) -> ApiResult<MacResponse> {
-    let (tag, who) = state.kms.mac(caller, &r.key_id, &r.message.0).await?;
+    let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
+    let (tag, who) = state
+        .kms
+        .mac_attested(caller, &r.key_id, &r.message.0, attestation)
+        .await?;
     Ok(MacResponse {
         mac: B64(tag),
         key_id: who.key_id.to_string(),

@@ -86,6 +86,7 @@ pub async fn unwrap(state: &AppState, caller: &Caller, requests: Vec<UnwrapReque
         .map(|(r, c)| UnwrapItem {
             ciphertext: &r.ciphertext.0,
             context: c,
+            attestation: r.attestation.as_ref().map(|a| a.0.as_slice()),
         })
         .collect();
     let results = state.kms.unwrap_batch(caller, &items).await;
