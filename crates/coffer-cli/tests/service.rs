@@ -7,6 +7,7 @@ mod service {
     pub mod algorithms;
     pub mod alias_move;
     pub mod api;
+    pub mod attestation;
     pub mod audit;
     pub mod audit_pages;
     pub mod aws_clients;

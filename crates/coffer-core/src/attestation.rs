@@ -101,8 +101,16 @@ impl AttestationPolicy {
         format!(
             "v{}: operations={} measurements={}",
             self.version,
-            if ops.is_empty() { "-".to_owned() } else { ops.join(",") },
-            if ms.is_empty() { "-".to_owned() } else { ms.join(",") },
+            if ops.is_empty() {
+                "-".to_owned()
+            } else {
+                ops.join(",")
+            },
+            if ms.is_empty() {
+                "-".to_owned()
+            } else {
+                ms.join(",")
+            },
         )
     }
 }

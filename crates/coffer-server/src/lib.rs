@@ -46,8 +46,7 @@ pub use error::ApiError;
 pub use state::AppState;
 
 use handlers::{
-    admin, aliases, attestation, audit as audit_api, certificates, crypto, keys, ops, rotation,
-    sys,
+    admin, aliases, attestation, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
 };
 
 /// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary

@@ -38,7 +38,11 @@ pub struct SetArgs {
     #[arg(long, value_name = "OPS", value_delimiter = ',')]
     operations: Vec<String>,
     /// The allow-list: measurements (hex; a Nitro document's PCR0), comma-separated.
-    #[arg(long = "allowed-measurements", value_name = "M1,M2", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-measurements",
+        value_name = "M1,M2",
+        value_delimiter = ','
+    )]
     measurements: Vec<String>,
     /// Change only if the policy in force is this version (0: none yet).
     #[arg(long, value_name = "N")]
@@ -46,7 +50,13 @@ pub struct SetArgs {
 }
 
 fn line(p: &AttestationPolicyView) -> String {
-    let list = |v: &[String]| if v.is_empty() { "-".to_owned() } else { v.join(",") };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(",")
+        }
+    };
     format!(
         "v{}  operations {}  measurements {}",
         p.version,
@@ -80,7 +90,11 @@ pub async fn run(
                 .set_attestation_policy(
                     &args.key,
                     &SetAttestationPolicyRequest {
-                        operations: args.operations.into_iter().filter(|o| !o.is_empty()).collect(),
+                        operations: args
+                            .operations
+                            .into_iter()
+                            .filter(|o| !o.is_empty())
+                            .collect(),
                         measurements: args
                             .measurements
                             .into_iter()

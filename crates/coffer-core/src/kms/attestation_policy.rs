@@ -43,8 +43,13 @@ impl Kms {
             Ok((entry.key.id, policies))
         }
         .await;
-        self.audited(caller, "keys.attestation_policy.show", Some(reference), result)
-            .await
+        self.audited(
+            caller,
+            "keys.attestation_policy.show",
+            Some(reference),
+            result,
+        )
+        .await
     }
 
     /// Stores `change` as the next version of `reference`'s attestation policy.

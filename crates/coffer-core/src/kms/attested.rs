@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use super::cache::CachedKey;
 use super::{Kms, KmsError, KmsResult};
-use crate::attestation::{AttestedOp, Attested};
+use crate::attestation::{Attested, AttestedOp};
 
 /// The attestation document a request carries, and what checking it found (for the
 /// operation's audit entry).

@@ -7,8 +7,8 @@ use super::attested::Presented;
 use super::wrap::{Sealed, seal_primary};
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::attestation::AttestedOp;
-use crate::key::KeyPurpose;
 use crate::audit::Actor;
+use crate::key::KeyPurpose;
 use crate::token::Operation;
 use crate::usage::UseKind;
 
@@ -82,7 +82,9 @@ impl Kms {
         let actor = caller.actor("datakey");
         let presented = Presented::new(attestation);
         let result = self
-            .datakey_unaudited(caller, reference, bytes, context, track_id, &actor, &presented)
+            .datakey_unaudited(
+                caller, reference, bytes, context, track_id, &actor, &presented,
+            )
             .await;
         match track_id {
             // Registering the data key is a change: its entry committed with it.

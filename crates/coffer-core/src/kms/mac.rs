@@ -4,8 +4,8 @@ use coffer_crypto::KeyMaterial;
 
 use super::attested::Presented;
 use super::verify::Verified;
-use crate::attestation::AttestedOp;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::key::KeyPurpose;
 use crate::token::Operation;
 

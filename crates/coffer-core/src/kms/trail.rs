@@ -79,7 +79,10 @@ subject!((KeyId, Vec<super::VersionReferences>), |r| (
     None
 ));
 subject!(super::AliasMove, |m| (Some(m.to), None));
-subject!(crate::attestation::AttestationPolicy, |p| (Some(p.key), None));
+subject!(crate::attestation::AttestationPolicy, |p| (
+    Some(p.key),
+    None
+));
 subject!((KeyId, Vec<crate::attestation::AttestationPolicy>), |p| (
     Some(p.0),
     None

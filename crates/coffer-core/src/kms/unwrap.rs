@@ -76,7 +76,8 @@ impl Kms {
         ciphertext: &[u8],
         context: &EncryptionContext,
     ) -> KmsResult<Opened> {
-        self.unwrap_attested(caller, ciphertext, context, None).await
+        self.unwrap_attested(caller, ciphertext, context, None)
+            .await
     }
 
     /// [`Kms::unwrap`] with the caller's attestation document, for keys whose policy

@@ -50,11 +50,17 @@ pub async fn attestation_policies_are_versioned_by_compare_and_set(store: S) {
 
     // A second writer that read version 1 loses; nothing changes.
     let stale = policy(t.id, key.id, 2, &[]);
-    let err = store.put_attestation_policy(&stale, &record).await.unwrap_err();
+    let err = store
+        .put_attestation_policy(&stale, &record)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     // Skipping a version is refused too.
     let skip = policy(t.id, key.id, 4, &[]);
-    let err = store.put_attestation_policy(&skip, &record).await.unwrap_err();
+    let err = store
+        .put_attestation_policy(&skip, &record)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     assert_eq!(
         store.attestation_policies(t.id, key.id).await.unwrap(),
@@ -71,9 +77,21 @@ pub async fn attestation_policies_are_versioned_by_compare_and_set(store: S) {
     );
 
     // Scoped by tenant: absent for another tenant, and not writable through it.
-    assert_eq!(store.attestation_policy(other.id, key.id).await.unwrap(), None);
-    assert!(store.attestation_policies(other.id, key.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.attestation_policy(other.id, key.id).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .attestation_policies(other.id, key.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let foreign = policy(other.id, key.id, 1, &[]);
-    let err = store.put_attestation_policy(&foreign, &record).await.unwrap_err();
+    let err = store
+        .put_attestation_policy(&foreign, &record)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
 }

@@ -2,10 +2,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use coffer_api::ErrorCode;
 use coffer_api::attestation::{
     AttestationPoliciesResponse, AttestationPolicyView, SetAttestationPolicyRequest,
 };
-use coffer_api::ErrorCode;
 use coffer_core::attestation::AttestationPolicy;
 use coffer_core::kms::PolicyChange;
 
@@ -29,12 +29,18 @@ fn change(r: SetAttestationPolicyRequest) -> ApiResult<PolicyChange> {
         operations: r
             .operations
             .iter()
-            .map(|o| o.parse().map_err(|e: coffer_core::InvalidInput| invalid(e.to_string())))
+            .map(|o| {
+                o.parse()
+                    .map_err(|e: coffer_core::InvalidInput| invalid(e.to_string()))
+            })
             .collect::<ApiResult<_>>()?,
         measurements: r
             .measurements
             .iter()
-            .map(|m| m.parse().map_err(|e: coffer_core::attestation::AttestError| invalid(e.to_string())))
+            .map(|m| {
+                m.parse()
+                    .map_err(|e: coffer_core::attestation::AttestError| invalid(e.to_string()))
+            })
             .collect::<ApiResult<_>>()?,
         expect_version: r.expect_version,
     })

@@ -147,7 +147,14 @@ async fn datakey_one(
     let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
     let (key, s) = state
         .kms
-        .datakey_attested(caller, &r.key_id, bytes, &ctx, r.track_id.as_deref(), attestation)
+        .datakey_attested(
+            caller,
+            &r.key_id,
+            bytes,
+            &ctx,
+            r.track_id.as_deref(),
+            attestation,
+        )
         .await?;
     let plaintext = r
         .include_plaintext

@@ -38,6 +38,7 @@ pub async fn dual_unwrap(s: &mut Session, corpus: &Path) -> anyhow::Result<Verdi
             items: chunk
                 .iter()
                 .map(|(_, line)| UnwrapRequest {
+                    attestation: None,
                     ciphertext: line.ciphertext.clone(),
                     context: line.context.clone(),
                 })
