@@ -98,6 +98,10 @@ impl Kms {
     }
 
     /// Generates a `bytes`-long data key and wraps it under `reference`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the request's fields, its actor and its attestation, each used once"
+    )]
     pub(super) async fn datakey_unaudited(
         &self,
         caller: &Caller,
