@@ -45,7 +45,7 @@ pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
 pub use attestation_policy::PolicyChange;
-pub use attested::Presented;
+use attested::Presented;
 pub use auth::Caller;
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{

@@ -32,11 +32,6 @@ impl<'a> Presented<'a> {
         }
     }
 
-    /// A request without a document.
-    pub fn none() -> Self {
-        Self::default()
-    }
-
     /// What the check found, for the audit entry (nothing when the key's policy did
     /// not ask).
     pub(super) fn detail(&self) -> Option<String> {
