@@ -52,12 +52,16 @@ pub struct UnwrapRequest {
 /// Answer of unwrap.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UnwrapResponse {
-    /// The plaintext.
+    /// The plaintext (empty when it went to a recipient instead).
     pub plaintext: B64Secret,
     /// Key id.
     pub key_id: String,
     /// Version that sealed it.
     pub key_version: u32,
+    /// The plaintext encrypted to the public key in the request's attestation document,
+    /// when it carried one (then no plaintext is returned; docs/attestation.md §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_for_recipient: Option<B64>,
 }
 
 /// `POST /v1/kms/datakey`.
@@ -97,6 +101,10 @@ pub struct DatakeyResponse {
     pub key_id: String,
     /// Version.
     pub key_version: u32,
+    /// The plaintext encrypted to the public key in the request's attestation document,
+    /// when it carried one (then no plaintext is returned; docs/attestation.md §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_for_recipient: Option<B64>,
 }
 
 /// `POST /v1/kms/rewrap`.

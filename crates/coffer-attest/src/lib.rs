@@ -10,6 +10,7 @@
 //! - [`test_format`] — the Coffer test format, signed by a configured
 //!   attestation-authority key (Ed25519 or ECDSA P-256), so policies can be exercised
 //!   without an enclave;
+//! - [`recipient`] — answers encrypted to the public key a document carries;
 //! - `replay` — the nonces already seen, kept as long as their documents are fresh.
 //!
 //! Verification is pure apart from the replay memory: the caller passes the time, so a
@@ -17,6 +18,7 @@
 
 mod error;
 pub mod nitro;
+pub mod recipient;
 mod replay;
 pub mod test_format;
 

@@ -16,11 +16,11 @@ use coffer_server::startup::InitMethod;
 use super::api::{code_of, create, wrap_request};
 use super::harness::{Db, TestServer, temp_dir};
 
-fn measurement(byte: u8) -> Measurement {
+pub fn measurement(byte: u8) -> Measurement {
     Measurement::from_bytes(&[byte; 48]).unwrap()
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -31,7 +31,7 @@ fn now_ms() -> i64 {
 }
 
 /// A server trusting `authority`, and the authority's documents.
-async fn server_trusting(authority: &Authority) -> TestServer {
+pub async fn server_trusting(authority: &Authority) -> TestServer {
     let file = temp_dir().join("authority.pem");
     std::fs::write(&file, authority.public_key_pem()).unwrap();
     let file = file.display().to_string();
@@ -51,7 +51,7 @@ fn doc(authority: &Authority, m: &Measurement) -> Option<B64> {
         .into_bytes()))
 }
 
-async fn set_policy(
+pub async fn set_policy(
     client: &Client,
     key: &str,
     operations: &[&str],
@@ -71,7 +71,7 @@ async fn set_policy(
         .version
 }
 
-fn unwrap_with(ciphertext: &B64, attestation: Option<B64>) -> UnwrapRequest {
+pub fn unwrap_with(ciphertext: &B64, attestation: Option<B64>) -> UnwrapRequest {
     UnwrapRequest {
         ciphertext: ciphertext.clone(),
         context: Default::default(),

@@ -66,10 +66,12 @@ impl Kms {
     ) -> KmsResult<(SecretBytes, Sealed)> {
         self.datakey_attested(caller, reference, bytes, context, track_id, None)
             .await
+            .map(|(key, sealed, _)| (key, sealed))
     }
 
     /// [`Kms::datakey`] with the caller's attestation document, for keys whose policy
-    /// asks for one.
+    /// asks for one. When the document carries a public key, the data key comes back
+    /// encrypted to it (the third value) and the first value is empty.
     pub async fn datakey_attested(
         &self,
         caller: &Caller,
@@ -78,7 +80,7 @@ impl Kms {
         context: &EncryptionContext,
         track_id: Option<&str>,
         attestation: Option<&[u8]>,
-    ) -> KmsResult<(SecretBytes, Sealed)> {
+    ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
         let actor = caller.actor("datakey");
         let presented = Presented::new(attestation);
         let result = self
@@ -111,7 +113,7 @@ impl Kms {
         track_id: Option<&str>,
         actor: &Actor,
         presented: &Presented<'_>,
-    ) -> KmsResult<(SecretBytes, Sealed)> {
+    ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
         let entry = self.key_for(caller, Operation::Datakey, reference).await?;
         if !DATAKEY_BYTES.contains(&bytes) {
             return Err(KmsError::Invalid(format!(
@@ -119,7 +121,7 @@ impl Kms {
             )));
         }
         require_usable(&entry, KeyPurpose::Encrypt, "encrypt")?;
-        self.attested(&entry, AttestedOp::Datakey, presented)?;
+        let attested = self.attested(&entry, AttestedOp::Datakey, presented)?;
         // Only a tracked data key is rewrapped by rotations; any other stays with the
         // caller, sealed under this version.
         let kind = match track_id {
@@ -131,6 +133,9 @@ impl Kms {
             .map(|v| self.in_flight(caller, &entry.key, v, kind));
         let key = SecretBytes::random(bytes)?;
         let sealed = seal_primary(&entry, key.expose_secret(), context)?;
+        // Encrypted to the attested workload before anything is registered, so a key
+        // that cannot be is neither tracked nor answered.
+        let for_recipient = super::unwrap::for_recipient(attested, key.expose_secret())?;
         if let Some(track_id) = track_id {
             if track_id.is_empty() || track_id.len() > 256 || track_id.chars().any(char::is_control)
             {
@@ -159,6 +164,9 @@ impl Kms {
                 .track_key(&tracked, &crate::store::Record::audit(audit))
                 .await?;
         }
-        Ok((key, sealed))
+        match for_recipient {
+            Some(ciphertext) => Ok((SecretBytes::new(Vec::new()), sealed, Some(ciphertext))),
+            None => Ok((key, sealed, None)),
+        }
     }
 }

@@ -23,6 +23,24 @@ pub struct Opened {
     pub key_id: KeyId,
     /// Version.
     pub version: VersionNumber,
+    /// The plaintext encrypted to the public key of the caller's attestation document
+    /// (`coffer_attest::recipient`), when it carried one; `plaintext` is then empty,
+    /// so the plaintext never leaves in the clear.
+    pub for_recipient: Option<Vec<u8>>,
+}
+
+/// Moves `secret` into a ciphertext for the attested workload's public key, if its
+/// document carried one: `None` (and `secret` untouched) otherwise.
+pub(super) fn for_recipient(
+    attested: Option<crate::attestation::Attested>,
+    secret: &[u8],
+) -> KmsResult<Option<Vec<u8>>> {
+    match attested.and_then(|a| a.public_key) {
+        None => Ok(None),
+        Some(key) => coffer_attest::recipient::seal(&key, secret)
+            .map(Some)
+            .map_err(|e| KmsError::Invalid(e.to_string())),
+    }
 }
 
 /// The key id and version an envelope names, before anything else is trusted.
@@ -65,6 +83,7 @@ pub(super) fn open_with(
         plaintext,
         key_id: entry.key.id,
         version,
+        for_recipient: None,
     })
 }
 
@@ -118,13 +137,18 @@ impl Kms {
         let tenant = Self::tenant_of(caller)?;
         let entry = self.entry_in_scope(caller, tenant, key_id).await?;
         require_usable(&entry, KeyPurpose::Encrypt, "decrypt")?;
-        self.attested(&entry, AttestedOp::Unwrap, presented)?;
+        let attested = self.attested(&entry, AttestedOp::Unwrap, presented)?;
         let _in_flight = self.in_flight(
             caller,
             &entry.key,
             version,
             UseKind::of_ciphertext(UseKind::Decrypt, context),
         );
-        open_with(&entry, version, ciphertext, context)
+        let mut opened = open_with(&entry, version, ciphertext, context)?;
+        if let Some(sealed) = for_recipient(attested, opened.plaintext.expose_secret())? {
+            opened.plaintext = SecretBytes::new(Vec::new());
+            opened.for_recipient = Some(sealed);
+        }
+        Ok(opened)
     }
 }

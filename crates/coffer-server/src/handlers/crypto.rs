@@ -115,11 +115,18 @@ async fn unwrap_one(
         .kms
         .unwrap_attested(caller, &r.ciphertext.0, &ctx, attestation)
         .await?;
-    Ok(UnwrapResponse {
+    Ok(opened_response(opened))
+}
+
+/// The answer of one unwrap: the plaintext, or (for an attested recipient) the
+/// plaintext encrypted to it and an empty `plaintext`.
+pub(super) fn opened_response(opened: coffer_core::kms::Opened) -> UnwrapResponse {
+    UnwrapResponse {
         plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
         key_id: opened.key_id.to_string(),
         key_version: opened.version.get(),
-    })
+        ciphertext_for_recipient: opened.for_recipient.map(B64),
+    }
 }
 
 /// `POST /v1/kms/unwrap`
@@ -145,7 +152,7 @@ async fn datakey_one(
     let ctx = context(&r.context)?;
     let bytes = usize::try_from(r.bytes.unwrap_or(32)).unwrap_or(usize::MAX);
     let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
-    let (key, s) = state
+    let (key, s, for_recipient) = state
         .kms
         .datakey_attested(
             caller,
@@ -156,15 +163,15 @@ async fn datakey_one(
             attestation,
         )
         .await?;
-    let plaintext = r
-        .include_plaintext
-        .unwrap_or(true)
+    // A data key made for a recipient never leaves in the clear.
+    let plaintext = (r.include_plaintext.unwrap_or(true) && for_recipient.is_none())
         .then(|| B64Secret::new(key.expose_secret().to_vec()));
     Ok(DatakeyResponse {
         plaintext,
         ciphertext: B64(s.ciphertext),
         key_id: s.key_id.to_string(),
         key_version: s.version.get(),
+        ciphertext_for_recipient: for_recipient.map(B64),
     })
 }
 
@@ -357,11 +364,7 @@ async fn decrypt_one(
         .kms
         .decrypt_asymmetric(caller, &r.key_id, r.key_version, algorithm, &r.ciphertext.0)
         .await?;
-    Ok(UnwrapResponse {
-        plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
-        key_id: opened.key_id.to_string(),
-        key_version: opened.version.get(),
-    })
+    Ok(opened_response(opened))
 }
 
 /// `POST /v1/kms/decrypt`

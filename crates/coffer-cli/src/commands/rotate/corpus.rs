@@ -278,6 +278,7 @@ mod tests {
                 plaintext: B64Secret::new(bytes.to_vec()),
                 key_id: "k".into(),
                 key_version: 2,
+                ciphertext_for_recipient: None,
             })
         };
         assert_eq!(
