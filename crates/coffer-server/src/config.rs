@@ -7,6 +7,7 @@
 
 mod attestation;
 mod aws;
+mod backup;
 mod custody;
 mod limits;
 mod rotation;
@@ -14,6 +15,7 @@ mod transport;
 mod unseal;
 
 pub use aws::{AwsConfig, StaticKey};
+pub use backup::BackupConfig;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
@@ -117,6 +119,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The attestation documents trusted (`[attestation]`).
     pub attestation: coffer_attest::AttestationOptions,
+    /// Scheduled backups.
+    pub backup: BackupConfig,
 }
 
 /// The audit log's settings.
@@ -157,6 +161,7 @@ impl std::fmt::Debug for Config {
             .field("transport", &self.transport)
             .field("tls", &self.tls)
             .field("attestation", &self.attestation)
+            .field("backup", &self.backup)
             .finish()
     }
 }
@@ -220,6 +225,8 @@ struct RawConfig {
     tls: transport::RawTls,
     #[serde(default)]
     attestation: attestation::RawAttestation,
+    #[serde(default)]
+    backup: backup::RawBackup,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +288,9 @@ const KEYS: &[&str] = &[
     "attestation.authority_public_key_file",
     "attestation.nitro_root_file",
     "attestation.max_age",
+    "backup.dir",
+    "backup.interval",
+    "backup.keep",
 ];
 
 fn env_name(key: &str) -> String {
@@ -333,7 +343,8 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
         | "custody.pool_size"
         | "custody.slot"
         | "transport.max_connections"
-        | "transport.ops_max_connections" => value
+        | "transport.ops_max_connections"
+        | "backup.keep" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
@@ -497,6 +508,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         transport: raw.transport.validate(descriptor_limit())?,
         tls: raw.tls.validate()?,
         attestation: raw.attestation.validate()?,
+        backup: raw.backup.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

@@ -133,6 +133,7 @@ macro_rules! in_transaction {
 
 // After the macro, which they use (macros are in scope from their definition on).
 mod attestation;
+pub mod backup;
 mod token_store;
 mod usage;
 
