@@ -11,6 +11,8 @@ mod admin;
 mod alias;
 mod alias_bind;
 mod asymmetric;
+mod attestation_policy;
+mod attested;
 mod auth;
 mod backup;
 mod batch;
@@ -50,6 +52,8 @@ pub use access::MAX_GRANTS;
 pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
+pub use attestation_policy::PolicyChange;
+use attested::Presented;
 pub use auth::Caller;
 pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
@@ -110,6 +114,8 @@ pub struct KmsOptions {
     pub retire_after_quiet: Duration,
     /// Pace and window of the rotation saga's tracked-key rewrap.
     pub rewrap: RewrapPolicy,
+    /// The attestation formats trusted, and how old a document may be (`[attestation]`).
+    pub attestation: coffer_attest::AttestationOptions,
 }
 
 /// Default `rotation.untracked_window`: a quarter, so monthly and quarterly batch jobs
@@ -127,6 +133,7 @@ impl Default for KmsOptions {
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,
             rewrap: RewrapPolicy::default(),
+            attestation: coffer_attest::AttestationOptions::default(),
         }
     }
 }
@@ -148,6 +155,8 @@ pub struct Kms {
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
     integrity_failures: std::sync::atomic::AtomicU64,
+    /// Verifies attestation documents (and remembers their nonces).
+    attestor: coffer_attest::Attestor,
     /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
     known_answers: std::sync::RwLock<KnownAnswers>,
 }
@@ -167,6 +176,7 @@ impl Kms {
         options: KmsOptions,
     ) -> Self {
         Self {
+            attestor: coffer_attest::Attestor::new(&options.attestation),
             audit,
             offload,
             references: Arc::default(),
@@ -351,9 +361,11 @@ impl Kms {
             let verifier = material.public_key().map(VerifyingKey::new).transpose()?;
             ready.insert(version.number, ReadyVersion { material, verifier });
         }
-        let mut entry = CachedKey::new(key, versions, ready);
-        entry.access = self.load_access(tenant, id).await?;
-        let entry = Arc::new(entry);
+        let attestation = self.keys.store().attestation_policy(tenant, id).await?;
+        let mut cached = CachedKey::new(key, versions, ready);
+        cached.attestation = attestation;
+        cached.access = self.load_access(tenant, id).await?;
+        let entry = Arc::new(cached);
         self.cache.insert(entry.clone(), epoch);
         Ok(entry)
     }

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod store;
 pub mod store_access;
 pub mod store_aliases;
+pub mod store_attestation;
 pub mod store_deletion;
 pub mod store_records;
 pub mod store_rotations;
@@ -51,7 +52,8 @@ macro_rules! store_conformance {
             version_use_adds_up_per_principal_and_kind,
             certificate_chains_are_kept_per_version,
             key_tags_change_within_their_limit,
-            key_policies_and_grants_are_kept_per_key
+            key_policies_and_grants_are_kept_per_key,
+            attestation_policies_are_versioned_by_compare_and_set
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

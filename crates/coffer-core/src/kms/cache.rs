@@ -45,6 +45,9 @@ pub(crate) struct CachedKey {
     /// The key's policy and grants, when it has a policy (none: AWS's default policy,
     /// the token's caveats alone decide).
     pub access: Option<super::policy::KeyAccess>,
+    /// The key's attestation policy in force (loaded with the key, so a changed
+    /// allow-list takes effect with the invalidation that follows the change).
+    pub attestation: Option<crate::attestation::AttestationPolicy>,
     loaded_at: Instant,
 }
 
@@ -68,6 +71,7 @@ impl CachedKey {
             ready,
             primary,
             access: None,
+            attestation: None,
             loaded_at: Instant::now(),
         }
     }

@@ -3,9 +3,11 @@
 
 use coffer_crypto::{KeyMaterial, KeySpec};
 
+use super::attested::Presented;
 use super::cache::CachedKey;
 use super::verify::Verified;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::key::KeyPurpose;
 use crate::token::Operation;
 
@@ -33,7 +35,21 @@ impl Kms {
         reference: &str,
         message: &[u8],
     ) -> KmsResult<(Vec<u8>, Verified)> {
-        self.mac_as(caller, reference, None, message).await
+        self.mac_checked(caller, reference, None, message, None)
+            .await
+    }
+
+    /// [`Kms::mac`] with the caller's attestation document, for keys whose policy asks
+    /// for one.
+    pub async fn mac_attested(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        message: &[u8],
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<(Vec<u8>, Verified)> {
+        self.mac_checked(caller, reference, None, message, attestation)
+            .await
     }
 
     /// Computes an HMAC tag, refusing a key of another spec than `expected`.
@@ -44,10 +60,25 @@ impl Kms {
         expected: Option<KeySpec>,
         message: &[u8],
     ) -> KmsResult<(Vec<u8>, Verified)> {
+        self.mac_checked(caller, reference, expected, message, None)
+            .await
+    }
+
+    async fn mac_checked(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        expected: Option<KeySpec>,
+        message: &[u8],
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<(Vec<u8>, Verified)> {
+        let presented = Presented::new(attestation);
         let result = self
-            .mac_unaudited(caller, reference, expected, message)
+            .mac_unaudited(caller, reference, expected, message, &presented)
             .await;
-        self.audited(caller, "mac", Some(reference), result).await
+        let detail = presented.detail();
+        self.audited_with(caller, "mac", Some(reference), detail, result)
+            .await
     }
 
     /// The HMAC tag of `message` under the primary version.
@@ -57,10 +88,12 @@ impl Kms {
         reference: &str,
         expected: Option<KeySpec>,
         message: &[u8],
+        presented: &Presented<'_>,
     ) -> KmsResult<(Vec<u8>, Verified)> {
         let entry = self.key_for(caller, Operation::Mac, reference).await?;
         require_usable(&entry, KeyPurpose::Mac, "compute a MAC")?;
         require_spec(&entry, expected, "compute a MAC with this algorithm")?;
+        self.attested(&entry, AttestedOp::Mac, presented)?;
         let (number, ready) = entry.ready_primary()?;
         let KeyMaterial::Hmac(key) = &ready.material else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));

@@ -2,7 +2,9 @@
 
 use coffer_crypto::{KeyMaterial, KeySpec, SignatureAlgorithm, SigningKey};
 
+use super::attested::Presented;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
@@ -76,11 +78,26 @@ impl Kms {
         algorithm: Option<SignatureAlgorithm>,
         input: SignInput<'_>,
     ) -> KmsResult<Signed> {
+        self.sign_attested(caller, reference, algorithm, input, None)
+            .await
+    }
+
+    /// [`Kms::sign_with`] with the caller's attestation document, for keys whose
+    /// policy asks for one.
+    pub async fn sign_attested(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        algorithm: Option<SignatureAlgorithm>,
+        input: SignInput<'_>,
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<Signed> {
         let among: &[SignatureAlgorithm] = match &algorithm {
             Some(one) => std::slice::from_ref(one),
             None => &[],
         };
-        self.sign_among(caller, reference, among, input).await
+        self.sign_checked(caller, reference, among, input, attestation)
+            .await
     }
 
     /// Signs under the first of `among` the key's spec offers (the spec's default when
@@ -92,8 +109,25 @@ impl Kms {
         among: &[SignatureAlgorithm],
         input: SignInput<'_>,
     ) -> KmsResult<Signed> {
-        let result = self.sign_unaudited(caller, reference, among, input).await;
-        self.audited(caller, "sign", Some(reference), result).await
+        self.sign_checked(caller, reference, among, input, None)
+            .await
+    }
+
+    async fn sign_checked(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        among: &[SignatureAlgorithm],
+        input: SignInput<'_>,
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<Signed> {
+        let presented = Presented::new(attestation);
+        let result = self
+            .sign_unaudited(caller, reference, among, input, &presented)
+            .await;
+        let detail = presented.detail();
+        self.audited_with(caller, "sign", Some(reference), detail, result)
+            .await
     }
 
     /// Signs with `reference`'s primary version, refusing an expired or not-yet-valid
@@ -104,9 +138,11 @@ impl Kms {
         reference: &str,
         among: &[SignatureAlgorithm],
         input: SignInput<'_>,
+        presented: &Presented<'_>,
     ) -> KmsResult<Signed> {
         let entry = self.key_for(caller, Operation::Sign, reference).await?;
         require_usable(&entry, KeyPurpose::Sign, "sign")?;
+        self.attested(&entry, AttestedOp::Sign, presented)?;
         let (number, ready) = entry.ready_primary()?;
         let meta = entry
             .versions
