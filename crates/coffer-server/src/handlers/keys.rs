@@ -250,18 +250,28 @@ pub async fn alias_history(
     history(state, caller, Path(format!("alias/{name}"))).await
 }
 
+/// A JSON Web Key Set (RFC 7517).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Jwks {
+    /// The keys, each with `kid` `KEY_ID:VERSION`.
+    pub keys: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// `GET /v1/jwks/{tenant}`: the tenant's published public keys (no token).
 pub async fn jwks(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Jwks>> {
     let keys = state.kms.published_keys(&tenant).await?;
-    let jwks: Vec<serde_json::Value> = keys
+    let keys = keys
         .into_iter()
         .filter_map(|(key, version, der)| {
             let public = coffer_crypto::PublicKey::from_spki_der(&der).ok()?;
-            serde_json::to_value(public.to_jwk(Some(&format!("{key}:{version}")))).ok()
+            match serde_json::to_value(public.to_jwk(Some(&format!("{key}:{version}")))) {
+                Ok(serde_json::Value::Object(jwk)) => Some(jwk),
+                _ => None,
+            }
         })
         .collect();
-    Ok(Json(serde_json::json!({ "keys": jwks })))
+    Ok(Json(Jwks { keys }))
 }
