@@ -89,7 +89,7 @@ pub async fn issue(
     body: &[u8],
 ) -> ApiResult<Json<ChainView>> {
     let request: IssueCertificateRequest =
-        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+        crate::extract::parse(body)?;
     let validity = parse_duration("validity", &Some(request.validity))?
         .ok_or_else(|| bad("validity is required"))?;
     let issue = IssueCertificate {

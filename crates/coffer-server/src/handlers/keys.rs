@@ -137,20 +137,17 @@ pub async fn action(
             return Ok(Json(key_view(&details)).into_response());
         }
         "activate" => {
-            let request: ActivateRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: ActivateRequest = crate::extract::parse(&body)?;
             let details = state.kms.activate(&caller, &key, request.version).await?;
             return Ok(Json(key_view(&details)).into_response());
         }
         "reactivate" => {
-            let request: ReactivateRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: ReactivateRequest = crate::extract::parse(&body)?;
             let details = state.kms.reactivate(&caller, &key, request.version).await?;
             return Ok(Json(key_view(&details)).into_response());
         }
         "register" => {
-            let request: RegisterRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: RegisterRequest = crate::extract::parse(&body)?;
             let details = state
                 .kms
                 .register_purpose(&caller, &key, &request.purpose)
@@ -158,8 +155,7 @@ pub async fn action(
             return Ok(Json(key_view(&details)).into_response());
         }
         "policy" => {
-            let request: coffer_api::keys::SetPolicyRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: coffer_api::keys::SetPolicyRequest = crate::extract::parse(&body)?;
             let rotation = request.rotation.unwrap_or_default();
             let policy = RotationPolicy {
                 period: parse_duration("rotation.period", &rotation.period)?,
@@ -200,7 +196,7 @@ pub async fn action(
     };
     let waiting = if action == "schedule-deletion" && !body.is_empty() {
         let request: ScheduleDeletionRequest =
-            serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            crate::extract::parse(&body)?;
         request
             .pending_window_days
             .map(|days| Duration::from_secs(u64::from(days) * 86_400))
