@@ -19,10 +19,19 @@ fuzz_target!(|data: &[u8]| {
     let texts: Vec<String> = text
         .split('\n')
         .enumerate()
-        .map(|(i, t)| if i % 2 == 0 { format!("{SHARE_PREFIX}{t}") } else { t.to_owned() })
+        .map(|(i, t)| {
+            if i % 2 == 0 {
+                format!("{SHARE_PREFIX}{t}")
+            } else {
+                t.to_owned()
+            }
+        })
         .collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let _ = ceremony(&texts, shares, threshold, &[]);
     let tags = vec![vec![0x5a; 32]; usize::from(shares)];
-    assert!(ceremony(&texts, shares, threshold, &tags).is_err(), "a share passed a tag");
+    assert!(
+        ceremony(&texts, shares, threshold, &tags).is_err(),
+        "a share passed a tag"
+    );
 });

@@ -26,9 +26,9 @@ pub mod custody;
 mod error;
 mod extract;
 mod handlers;
-pub mod openapi;
 pub mod hardening;
 pub mod offload;
+pub mod openapi;
 mod routes;
 pub mod startup;
 mod state;
@@ -47,7 +47,6 @@ use transport::{Port, PortOptions};
 pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
 pub use state::AppState;
-
 
 /// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary
 /// version with a validity limit (negative once expired).

@@ -190,7 +190,8 @@ impl Op {
         description: &'static str,
         media: &'static str,
     ) -> Self {
-        self.answers.push((status, description, Content::Text(media)));
+        self.answers
+            .push((status, description, Content::Text(media)));
         self
     }
 
@@ -323,12 +324,22 @@ impl Routes {
     }
 
     /// `GET path`.
-    pub fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H, op: Op) -> Self {
+    pub fn get<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+        op: Op,
+    ) -> Self {
         self.add(Verb::Get, path, h, op)
     }
 
     /// `POST path`.
-    pub fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H, op: Op) -> Self {
+    pub fn post<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+        op: Op,
+    ) -> Self {
         self.add(Verb::Post, path, h, op)
     }
 
@@ -375,7 +386,11 @@ impl Routes {
             .public()
             .answers_schema(200, "The OpenAPI 3.0 document.", any_object);
         let path = self.document_path;
-        let previous = self.operations.entry(path).or_default().insert(Verb::Get, op);
+        let previous = self
+            .operations
+            .entry(path)
+            .or_default()
+            .insert(Verb::Get, op);
         assert!(previous.is_none(), "GET {path} added twice");
         let document = Bytes::from(self.document().to_string());
         let serve = move || {

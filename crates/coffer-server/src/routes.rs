@@ -90,7 +90,11 @@ fn key_action_answer(generator: &mut SchemaGenerator) -> Schema {
 fn crypto_op<T: JsonSchema, R: JsonSchema>(id: &'static str, summary: &'static str) -> Op {
     Op::new(id, "crypto", summary)
         .body_schema(one_or_batch::<T>)
-        .answers_schema(200, "The answer, or a batch's answers in order.", answer_or_batch::<R>)
+        .answers_schema(
+            200,
+            "The answer, or a batch's answers in order.",
+            answer_or_batch::<R>,
+        )
 }
 
 fn key_op(id: &'static str, summary: &'static str) -> Op {
@@ -111,9 +115,17 @@ fn aws_front(r: Routes) -> Routes {
     r.post(
         "/",
         crate::aws::handle,
-        Op::new("aws", "aws", "The AWS KMS front: JSON 1.1 signed with SigV4 (docs/aws.md).")
-            .public()
-            .aws(any_object, any_object, schema_of::<crate::aws::AwsErrorBody>),
+        Op::new(
+            "aws",
+            "aws",
+            "The AWS KMS front: JSON 1.1 signed with SigV4 (docs/aws.md).",
+        )
+        .public()
+        .aws(
+            any_object,
+            any_object,
+            schema_of::<crate::aws::AwsErrorBody>,
+        ),
     )
 }
 
@@ -166,8 +178,11 @@ fn key_routes(r: Routes) -> Routes {
     .get(
         "/v1/kms/keys/alias/{name}/history",
         keys::alias_history,
-        key_op("key_history_by_alias", "A key's lifecycle events, by alias.")
-            .answers::<HistoryResponse>(200, "The events."),
+        key_op(
+            "key_history_by_alias",
+            "A key's lifecycle events, by alias.",
+        )
+        .answers::<HistoryResponse>(200, "The events."),
     )
     // Explicit, GET and POST: a static segment outranks `{key}/{action}`.
     .get(
@@ -179,31 +194,46 @@ fn key_routes(r: Routes) -> Routes {
     .post(
         "/v1/kms/keys/{key}/certificate",
         certificates::import,
-        key_op("import_certificate", "Import a version's certificate chain.")
-            .body::<coffer_api::keys::ImportChainRequest>()
-            .answers::<ChainView>(200, "The chain."),
+        key_op(
+            "import_certificate",
+            "Import a version's certificate chain.",
+        )
+        .body::<coffer_api::keys::ImportChainRequest>()
+        .answers::<ChainView>(200, "The chain."),
     )
     .get(
         "/v1/kms/keys/alias/{name}/certificate",
         certificates::show_alias,
-        chain("show_certificate_by_alias", "A certificate chain, by alias.").answers::<ChainView>(200, "The chain."),
+        chain(
+            "show_certificate_by_alias",
+            "A certificate chain, by alias.",
+        )
+        .answers::<ChainView>(200, "The chain."),
     )
     .post(
         "/v1/kms/keys/alias/{name}/certificate",
         certificates::import_alias,
-        key_op("import_certificate_by_alias", "Import a certificate chain, by alias.")
-            .body::<coffer_api::keys::ImportChainRequest>()
-            .answers::<ChainView>(200, "The chain."),
+        key_op(
+            "import_certificate_by_alias",
+            "Import a certificate chain, by alias.",
+        )
+        .body::<coffer_api::keys::ImportChainRequest>()
+        .answers::<ChainView>(200, "The chain."),
     )
     .get(
         "/v1/kms/keys/{key}/verify-chain",
         certificates::verify,
-        chain("verify_chain", "Check a version's chain: validity and signatures.").answers::<ChainReportView>(200, "The chain's report."),
+        chain(
+            "verify_chain",
+            "Check a version's chain: validity and signatures.",
+        )
+        .answers::<ChainReportView>(200, "The chain's report."),
     )
     .get(
         "/v1/kms/keys/alias/{name}/verify-chain",
         certificates::verify_alias,
-        chain("verify_chain_by_alias", "Check a chain, by alias.").answers::<ChainReportView>(200, "The chain's report."),
+        chain("verify_chain_by_alias", "Check a chain, by alias.")
+            .answers::<ChainReportView>(200, "The chain's report."),
     )
     .get(
         "/v1/jwks/{tenant}",
@@ -222,9 +252,13 @@ fn key_routes(r: Routes) -> Routes {
     .get(
         paths::ROTATIONS,
         rotation::list,
-        Op::new("list_rotations", "rotation", "The tenant's rotations, newest first.")
-            .query::<ListRotationsQuery>()
-            .answers::<RotationList>(200, "The rotations."),
+        Op::new(
+            "list_rotations",
+            "rotation",
+            "The tenant's rotations, newest first.",
+        )
+        .query::<ListRotationsQuery>()
+        .answers::<RotationList>(200, "The rotations."),
     )
     .get(
         "/v1/kms/rotations/{id}",
@@ -235,27 +269,43 @@ fn key_routes(r: Routes) -> Routes {
     .post(
         "/v1/kms/rotations/{id}/resume",
         rotation::resume,
-        Op::new("resume_rotation", "rotation", "Resume a paused or failed rotation.")
-            .optional_body(schema_of::<coffer_api::rotation::ResumeRotationRequest>)
-            .answers::<RotationView>(202, "Resumed; the worker runs it."),
+        Op::new(
+            "resume_rotation",
+            "rotation",
+            "Resume a paused or failed rotation.",
+        )
+        .optional_body(schema_of::<coffer_api::rotation::ResumeRotationRequest>)
+        .answers::<RotationView>(202, "Resumed; the worker runs it."),
     )
     .post(
         "/v1/kms/rotations/{id}/rollback",
         rotation::rollback,
-        Op::new("rollback_rotation", "rotation", "Roll back a rotation not yet switched.")
-            .answers::<RotationView>(200, "Rolled back."),
+        Op::new(
+            "rollback_rotation",
+            "rotation",
+            "Roll back a rotation not yet switched.",
+        )
+        .answers::<RotationView>(200, "Rolled back."),
     )
     .get(
         "/v1/kms/rotations/{id}/verify",
         rotation::verify,
-        Op::new("verify_rotation", "rotation", "Check a rotation's invariants.")
-            .answers::<RotationVerifyView>(200, "The report."),
+        Op::new(
+            "verify_rotation",
+            "rotation",
+            "Check a rotation's invariants.",
+        )
+        .answers::<RotationVerifyView>(200, "The report."),
     )
     .get(
         "/v1/kms/tracked/{track_id}",
         rotation::tracked,
-        Op::new("tracked", "rotation", "A tracked data key's current wrapping.")
-            .answers::<TrackedView>(200, "The current envelope."),
+        Op::new(
+            "tracked",
+            "rotation",
+            "A tracked data key's current wrapping.",
+        )
+        .answers::<TrackedView>(200, "The current envelope."),
     )
     .post(
         "/v1/kms/keys/alias/{name}/{action}",
@@ -273,24 +323,70 @@ fn key_routes(r: Routes) -> Routes {
     .post(
         "/v1/kms/keys/{key}/{action}",
         keys::action,
-        key_op("key_action", "A key action: rotate, enable, disable, deletion, versions…")
-            .path_enum("action", KEY_ACTIONS)
-            .optional_body(key_action_body)
-            .answers_schema(200, "The key, new version or chain.", key_action_answer),
+        key_op(
+            "key_action",
+            "A key action: rotate, enable, disable, deletion, versions…",
+        )
+        .path_enum("action", KEY_ACTIONS)
+        .optional_body(key_action_body)
+        .answers_schema(200, "The key, new version or chain.", key_action_answer),
     )
 }
 
 fn crypto_routes(r: Routes) -> Routes {
-    r.post(paths::WRAP, crypto::wrap, crypto_op::<WrapRequest, CiphertextResponse>("wrap", "Encrypt up to 4 KiB."))
-        .post(paths::UNWRAP, crypto::unwrap, crypto_op::<UnwrapRequest, UnwrapResponse>("unwrap", "Decrypt an envelope."))
-        .post(paths::DATAKEY, crypto::datakey, crypto_op::<DatakeyRequest, DatakeyResponse>("datakey", "A new data key, wrapped."))
-        .post(paths::REWRAP, crypto::rewrap, crypto_op::<RewrapRequest, CiphertextResponse>("rewrap", "Move an envelope to a key's primary version."))
-        .post(paths::SIGN, crypto::sign, crypto_op::<SignRequest, SignResponse>("sign", "Sign a message, digest or μ."))
-        .post(paths::VERIFY, crypto::verify, crypto_op::<VerifyRequest, VerifyResponse>("verify", "Verify a signature."))
-        .post(paths::ENCRYPT, crypto::encrypt, crypto_op::<EncryptRequest, CiphertextResponse>("encrypt", "RSA-OAEP encryption."))
-        .post(paths::DECRYPT, crypto::decrypt, crypto_op::<DecryptRequest, UnwrapResponse>("decrypt", "RSA-OAEP decryption."))
-        .post(paths::MAC, crypto::mac, crypto_op::<MacRequest, MacResponse>("mac", "HMAC-SHA256 of a message."))
-        .post(paths::VERIFY_MAC, crypto::verify_mac, crypto_op::<VerifyMacRequest, VerifyResponse>("verify_mac", "Verify a MAC."))
+    r.post(
+        paths::WRAP,
+        crypto::wrap,
+        crypto_op::<WrapRequest, CiphertextResponse>("wrap", "Encrypt up to 4 KiB."),
+    )
+    .post(
+        paths::UNWRAP,
+        crypto::unwrap,
+        crypto_op::<UnwrapRequest, UnwrapResponse>("unwrap", "Decrypt an envelope."),
+    )
+    .post(
+        paths::DATAKEY,
+        crypto::datakey,
+        crypto_op::<DatakeyRequest, DatakeyResponse>("datakey", "A new data key, wrapped."),
+    )
+    .post(
+        paths::REWRAP,
+        crypto::rewrap,
+        crypto_op::<RewrapRequest, CiphertextResponse>(
+            "rewrap",
+            "Move an envelope to a key's primary version.",
+        ),
+    )
+    .post(
+        paths::SIGN,
+        crypto::sign,
+        crypto_op::<SignRequest, SignResponse>("sign", "Sign a message, digest or μ."),
+    )
+    .post(
+        paths::VERIFY,
+        crypto::verify,
+        crypto_op::<VerifyRequest, VerifyResponse>("verify", "Verify a signature."),
+    )
+    .post(
+        paths::ENCRYPT,
+        crypto::encrypt,
+        crypto_op::<EncryptRequest, CiphertextResponse>("encrypt", "RSA-OAEP encryption."),
+    )
+    .post(
+        paths::DECRYPT,
+        crypto::decrypt,
+        crypto_op::<DecryptRequest, UnwrapResponse>("decrypt", "RSA-OAEP decryption."),
+    )
+    .post(
+        paths::MAC,
+        crypto::mac,
+        crypto_op::<MacRequest, MacResponse>("mac", "HMAC-SHA256 of a message."),
+    )
+    .post(
+        paths::VERIFY_MAC,
+        crypto::verify_mac,
+        crypto_op::<VerifyMacRequest, VerifyResponse>("verify_mac", "Verify a MAC."),
+    )
 }
 
 fn admin_routes(r: Routes) -> Routes {
@@ -324,9 +420,12 @@ fn admin_routes(r: Routes) -> Routes {
     .post(
         paths::TOKENS_REVOKE,
         admin::revoke_token,
-        admin("revoke_token", "Revoke a token and those attenuated from it.")
-            .body::<RevokeTokenRequest>()
-            .answers_empty(204, "Revoked."),
+        admin(
+            "revoke_token",
+            "Revoke a token and those attenuated from it.",
+        )
+        .body::<RevokeTokenRequest>()
+        .answers_empty(204, "Revoked."),
     )
     .get(
         paths::SEAL_STATUS,
@@ -338,10 +437,14 @@ fn admin_routes(r: Routes) -> Routes {
     .post(
         paths::UNSEAL,
         sys::unseal,
-        Op::new("unseal", "sys", "Give a share or the passphrase (no token).")
-            .public()
-            .body::<UnsealRequest>()
-            .answers::<SealStatusView>(200, "The status after it."),
+        Op::new(
+            "unseal",
+            "sys",
+            "Give a share or the passphrase (no token).",
+        )
+        .public()
+        .body::<UnsealRequest>()
+        .answers::<SealStatusView>(200, "The status after it."),
     )
 }
 
@@ -350,15 +453,21 @@ fn audit_routes(r: Routes) -> Routes {
     r.get(
         paths::AUDIT_CHECKPOINT,
         audit_api::latest,
-        audit("latest_checkpoint", "The newest signed checkpoint (a signed note).")
-            .public()
-            .answers_text(200, "The signed note.", "text/plain"),
+        audit(
+            "latest_checkpoint",
+            "The newest signed checkpoint (a signed note).",
+        )
+        .public()
+        .answers_text(200, "The signed note.", "text/plain"),
     )
     .post(
         paths::AUDIT_CHECKPOINT,
         audit_api::create,
-        audit("create_checkpoint", "Sign a checkpoint now.")
-            .answers_text(201, "The signed note.", "text/plain"),
+        audit("create_checkpoint", "Sign a checkpoint now.").answers_text(
+            201,
+            "The signed note.",
+            "text/plain",
+        ),
     )
     .get(
         paths::AUDIT_KEY,
@@ -384,9 +493,12 @@ fn audit_routes(r: Routes) -> Routes {
     .get(
         paths::AUDIT_CONSISTENCY,
         audit_api::consistency,
-        audit("consistency_proof", "A consistency proof between two sizes.")
-            .query::<audit_api::ConsistencyQuery>()
-            .answers::<audit_api::ConsistencyProof>(200, "The proof."),
+        audit(
+            "consistency_proof",
+            "A consistency proof between two sizes.",
+        )
+        .query::<audit_api::ConsistencyQuery>()
+        .answers::<audit_api::ConsistencyProof>(200, "The proof."),
     )
 }
 
@@ -402,14 +514,21 @@ pub fn ops() -> Routes {
         .get(
             paths::READYZ,
             ops::readyz,
-            op("readyz", "Readiness: unsealed, store and custody reachable.")
-                .answers_text(200, "ready", "text/plain")
-                .answers_text(503, "not ready", "text/plain"),
+            op(
+                "readyz",
+                "Readiness: unsealed, store and custody reachable.",
+            )
+            .answers_text(200, "ready", "text/plain")
+            .answers_text(503, "not ready", "text/plain"),
         )
         .get(
             paths::METRICS,
             ops::metrics,
-            op("metrics", "Prometheus metrics.").answers_text(200, "Text format 0.0.4.", "text/plain"),
+            op("metrics", "Prometheus metrics.").answers_text(
+                200,
+                "Text format 0.0.4.",
+                "text/plain",
+            ),
         )
         .get(
             paths::CUSTODY,

@@ -95,7 +95,13 @@ async fn every_documented_operation_reaches_its_route_and_the_router_has_no_othe
     ops_paths.sort();
     assert_eq!(
         ops_paths,
-        ["/custody", "/healthz", "/metrics", "/openapi.json", "/readyz"]
+        [
+            "/custody",
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/readyz"
+        ]
     );
 }
 
@@ -139,8 +145,20 @@ fn run_schemathesis(st: &PathBuf, config: &str, document: &str, token: &str, inc
         .args(["--exclude-checks", EXCLUDED])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--include-path-regex", include])
-        .args(["--max-examples", &examples, "--phases", "examples,coverage,fuzzing"])
-        .args(["--seed", "1309", "--workers", "1", "--request-timeout", "20"])
+        .args([
+            "--max-examples",
+            &examples,
+            "--phases",
+            "examples,coverage,fuzzing",
+        ])
+        .args([
+            "--seed",
+            "1309",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "20",
+        ])
         .args(["--suppress-health-check", "all", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", hooks)
         .output()

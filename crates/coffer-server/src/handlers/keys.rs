@@ -195,8 +195,7 @@ pub async fn action(
         }
     };
     let waiting = if action == "schedule-deletion" && !body.is_empty() {
-        let request: ScheduleDeletionRequest =
-            crate::extract::parse(&body)?;
+        let request: ScheduleDeletionRequest = crate::extract::parse(&body)?;
         request
             .pending_window_days
             .map(|days| Duration::from_secs(u64::from(days) * 86_400))

@@ -56,12 +56,20 @@ fn every_route_of_both_routers_is_in_its_document_and_nothing_else() {
             let operation = &document["paths"][&path][&method];
             let id = operation["operationId"].as_str().unwrap();
             assert!(!id.is_empty() && ids.insert(id.to_owned()), "{id} twice");
-            assert!(operation["responses"]["default"].is_object(), "{method} {path}");
+            assert!(
+                operation["responses"]["default"].is_object(),
+                "{method} {path}"
+            );
             // Every `{param}` of the path is a described path parameter.
-            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for name in path_parameters(&path) {
                 assert!(
-                    parameters.iter().any(|p| p["name"] == name && p["in"] == "path"),
+                    parameters
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path"),
                     "{method} {path}: {name} undescribed"
                 );
             }
@@ -95,7 +103,10 @@ fn the_native_api_document_holds_every_route_the_router_had_before_the_list() {
     let routed = routed(&routes::api());
     for route in expected {
         let (method, path) = route.split_once(' ').unwrap();
-        assert!(routed.contains(&(method.to_owned(), path.to_owned())), "{route}");
+        assert!(
+            routed.contains(&(method.to_owned(), path.to_owned())),
+            "{route}"
+        );
     }
     assert_eq!(routed.len(), 50, "{routed:?}");
 }
@@ -143,7 +154,10 @@ fn sources(dir: &Path, found: &mut Vec<(String, String)>) {
 #[test]
 fn no_route_reaches_a_router_except_through_the_described_list() {
     let mut found = Vec::new();
-    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
     assert!(found.len() > 20);
     let needle = [".route", "("].concat();
     let nest = [".nest", "("].concat();
@@ -160,5 +174,8 @@ fn no_route_reaches_a_router_except_through_the_described_list() {
 
 #[test]
 fn print_document() {
-    println!("{}", serde_json::to_string_pretty(&routes::api().document()).unwrap());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&routes::api().document()).unwrap()
+    );
 }

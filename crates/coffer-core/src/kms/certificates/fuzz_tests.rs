@@ -23,8 +23,13 @@ fn real_chain() -> Vec<Vec<u8>> {
         is_ca,
     };
     let ca_der = x509::issue(&request("ca", true), &ca.public_key(), &ca, None).unwrap();
-    let leaf_der =
-        x509::issue(&request("leaf", false), &leaf.public_key(), &ca, Some(&ca_der)).unwrap();
+    let leaf_der = x509::issue(
+        &request("leaf", false),
+        &leaf.public_key(),
+        &ca,
+        Some(&ca_der),
+    )
+    .unwrap();
     vec![leaf_der, ca_der]
 }
 
@@ -55,7 +60,10 @@ fn the_real_chain_reads_and_verifies() {
 fn refusals_say_why() {
     for (text, why) in [
         ("", "no certificate"),
-        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "CERTIFICATE"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "CERTIFICATE",
+        ),
         (&armour(b"not der"), "X.509"),
     ] {
         let error = parse_pem_chain(text, NOW).unwrap_err().to_string();
