@@ -131,6 +131,13 @@ pub struct RotateResponse {
     pub version: u32,
 }
 
+/// The body of a key action that takes none (`rotate`, `enable`, `disable`,
+/// `cancel-deletion`, `add-spare`, `publish`): absent, or `{}`. Anything else is refused,
+/// as an unknown field is anywhere.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
 /// `POST /v1/kms/keys/{key}/schedule-deletion`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -65,6 +65,7 @@ fn answer_or_batch<R: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 fn key_action_body(generator: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "anyOf": [
+            generator.subschema_for::<coffer_api::keys::EmptyRequest>(),
             generator.subschema_for::<ActivateRequest>(),
             generator.subschema_for::<RegisterRequest>(),
             generator.subschema_for::<ScheduleDeletionRequest>(),

@@ -382,3 +382,48 @@ async fn a_json_array_in_place_of_an_object_is_refused_and_changes_nothing() {
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["registered_purposes"][0], "published");
 }
+
+/// A key action that takes no body ignored whatever it was sent (found by schemathesis:
+/// `rotate` with `{"ca_key": …, "subject": ""}` rotated). It takes none or `{}` now, and
+/// refuses anything else, as an unknown field is refused anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_on_a_key_action_that_takes_none_is_refused_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let token = server.tenant_token("acme").await;
+    let acme = server.client(&token);
+    let key = create(&acme, "aes-256", "k").await;
+    let rotate = format!("/v1/kms/keys/{key}/rotate");
+    for body in [
+        r#"{"ca_key": "x", "subject": ""}"#,
+        r#"{"version": 1}"#,
+        "[]",
+    ] {
+        let (status, answer) = server.post_raw(&rotate, &token, body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+    }
+    let (status, answer) = server
+        .post_raw(
+            &format!("/v1/kms/keys/{key}/disable"),
+            &token,
+            r#"{"why": "x"}"#,
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let shown = acme.show_key(&key).await.unwrap();
+    assert_eq!(shown.primary_version, 1, "a refused rotate rotated");
+    assert_eq!(shown.state, "enabled", "a refused disable disabled");
+    // No body, and `{}`, each rotate.
+    let (status, answer) = server.post_raw(&rotate, &token, "").await;
+    assert_eq!(
+        (status, answer["version"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    let (status, answer) = server.post_raw(&rotate, &token, "{}").await;
+    assert_eq!(
+        (status, answer["version"].as_u64()),
+        (200, Some(3)),
+        "{answer}"
+    );
+}

@@ -123,6 +123,18 @@ pub async fn action(
     body: Bytes,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
+    // An action that takes no body refuses one it would otherwise ignore.
+    let takes_none = [
+        "rotate",
+        "enable",
+        "disable",
+        "cancel-deletion",
+        "add-spare",
+        "publish",
+    ];
+    if takes_none.contains(&action.as_str()) && !body.is_empty() {
+        crate::extract::parse::<coffer_api::keys::EmptyRequest>(&body)?;
+    }
     let to = match action.as_str() {
         "rotate" => {
             let version = state.kms.rotate_key(&caller, &key).await?;
