@@ -242,7 +242,7 @@ mod tests {
         let key = AeadKey::generate().unwrap();
         let (shares, tags) = split(&key, 3, 2);
         let texts: Vec<&str> = shares.iter().map(|s| s.expose_secret()).collect();
-        assert_eq!(ceremony(&texts[1..], 3, 2, &tags).unwrap(), true);
+        assert!(ceremony(&texts[1..], 3, 2, &tags).unwrap());
         let forged = text_of(&[1; SHARE_LEN]);
         let err = ceremony(&[&forged, texts[1]], 3, 2, &tags).unwrap_err();
         assert!(matches!(err, CustodyError::UnsealFailed(m) if m.contains("tag")));
