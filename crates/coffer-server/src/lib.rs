@@ -10,6 +10,8 @@
 //! - [`hardening`] — no core dumps of a process that holds secrets.
 //! - [`transport`] — accepting connections: caps, timeouts, TLS and client
 //!   certificates.
+//! - [`backup_worker`] — scheduled backups under a lease; [`restore`] — opening a
+//!   bundle with this deployment's custody and restoring it into an empty store.
 //! - [`unseal_guard`] — the unseal token, one Argon2id at a time, back-off on wrong
 //!   passphrases.
 //! - [`openapi`] — the list of routes both the routers and their OpenAPI documents are
@@ -19,6 +21,7 @@
 //!   logs and metrics; `convert` — domain ↔ wire.
 
 pub mod aws;
+pub mod backup_worker;
 pub mod config;
 mod context;
 mod convert;
@@ -29,6 +32,7 @@ mod handlers;
 pub mod hardening;
 pub mod offload;
 pub mod openapi;
+pub mod restore;
 mod routes;
 pub mod startup;
 mod state;
@@ -162,6 +166,12 @@ pub async fn serve(
         let worker = coffer_core::kms::RotationWorker::new(state.kms.clone(), instance.clone());
         tokio::spawn(worker.run(wait_for_stop(stop_rx.clone())))
     };
+    let backups = tokio::spawn(backup_worker::run(
+        state.kms.clone(),
+        state.backup.clone(),
+        instance.clone(),
+        stop_rx.clone(),
+    ));
     let scheduler = {
         let kms = state.kms.clone();
         let mut stop = stop_rx.clone();
@@ -234,6 +244,7 @@ pub async fn serve(
     }
     refresher.abort();
     scheduler.abort();
+    backups.abort();
     // After both servers drained their requests: their use is in the map now.
     let _ = flusher.await;
     flush_references(&state_kms).await;

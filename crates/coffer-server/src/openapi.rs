@@ -73,6 +73,8 @@ enum Content {
     AwsJson(SchemaFn),
     /// Text of this media type.
     Text(&'static str),
+    /// Bytes of this media type.
+    Binary(&'static str),
     /// No body.
     Empty,
 }
@@ -82,6 +84,7 @@ fn content(generator: &mut SchemaGenerator, body: Content) -> Option<Value> {
         Content::Json(schema) => ("application/json", finish(generator, schema)),
         Content::AwsJson(schema) => (crate::aws::CONTENT_TYPE_JSON, finish(generator, schema)),
         Content::Text(media) => (media, json!({ "type": "string" })),
+        Content::Binary(media) => (media, json!({ "type": "string", "format": "binary" })),
         Content::Empty => return None,
     };
     Some(json!({ media: { "schema": schema } }))
@@ -192,6 +195,18 @@ impl Op {
     ) -> Self {
         self.answers
             .push((status, description, Content::Text(media)));
+        self
+    }
+
+    /// Answers `status` with bytes of `media` type.
+    pub fn answers_bytes(
+        mut self,
+        status: u16,
+        description: &'static str,
+        media: &'static str,
+    ) -> Self {
+        self.answers
+            .push((status, description, Content::Binary(media)));
         self
     }
 

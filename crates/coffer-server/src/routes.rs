@@ -428,6 +428,19 @@ fn admin_routes(r: Routes) -> Routes {
         .body::<RevokeTokenRequest>()
         .answers_empty(204, "Revoked."),
     )
+    .post(
+        paths::BACKUP,
+        admin::backup,
+        admin(
+            "backup",
+            "A backup bundle of the whole store (docs/operations.md).",
+        )
+        .answers_bytes(
+            200,
+            "The bundle; its SHA-256 in X-Coffer-Backup-Sha256.",
+            "application/octet-stream",
+        ),
+    )
     .get(
         paths::SEAL_STATUS,
         sys::seal_status,
