@@ -140,7 +140,9 @@ fn run_schemathesis(st: &PathBuf, config: &str, document: &str, token: &str, inc
     let hooks = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi/hooks.py");
     let examples = std::env::var("COFFER_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "20".into());
     let started = Instant::now();
+    // Its cache (`.schemathesis/`) goes to a temporary directory, not the source tree.
     let out = Command::new(st)
+        .current_dir(super::harness::temp_dir())
         .args(["--config-file", config, "run", document, "--checks", "all"])
         .args(["--exclude-checks", EXCLUDED])
         .args(["--header", &format!("Authorization: Bearer {token}")])
