@@ -6,6 +6,9 @@ use coffer_api::admin::{
     CreateTenantRequest, CustodyView, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
     RevokeTokenRequest, SealStatusView, ShredTenantRequest, TenantView, UnsealRequest,
 };
+use coffer_api::attestation::{
+    AttestationPoliciesResponse, AttestationPolicyView, SetAttestationPolicyRequest,
+};
 use coffer_api::crypto::{
     Batch, CiphertextResponse, DatakeyRequest, DatakeyResponse, DecryptRequest, EncryptRequest,
     ItemResult, MacRequest, MacResponse, RewrapRequest, SignRequest, SignResponse, UnwrapRequest,
@@ -24,7 +27,7 @@ use coffer_api::rotation::{
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use crate::handlers::{
-    admin, aliases, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
+    admin, aliases, attestation, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
 };
 use crate::openapi::{Op, Routes, any_object, schema_of};
 
@@ -220,6 +223,44 @@ fn key_routes(r: Routes) -> Routes {
         )
         .body::<coffer_api::keys::ImportChainRequest>()
         .answers::<ChainView>(200, "The chain."),
+    )
+    .get(
+        "/v1/kms/keys/{key}/attestation-policy",
+        attestation::show,
+        key_op(
+            "show_attestation_policy",
+            "A key's attestation policy and its versions.",
+        )
+        .answers::<AttestationPoliciesResponse>(200, "The policy in force and its history."),
+    )
+    .post(
+        "/v1/kms/keys/{key}/attestation-policy",
+        attestation::set,
+        key_op(
+            "set_attestation_policy",
+            "The next version of a key's attestation policy.",
+        )
+        .body::<SetAttestationPolicyRequest>()
+        .answers::<AttestationPolicyView>(200, "The version stored."),
+    )
+    .get(
+        "/v1/kms/keys/alias/{name}/attestation-policy",
+        attestation::show_alias,
+        key_op(
+            "show_attestation_policy_by_alias",
+            "An attestation policy, by alias.",
+        )
+        .answers::<AttestationPoliciesResponse>(200, "The policy in force and its history."),
+    )
+    .post(
+        "/v1/kms/keys/alias/{name}/attestation-policy",
+        attestation::set_alias,
+        key_op(
+            "set_attestation_policy_by_alias",
+            "Set an attestation policy, by alias.",
+        )
+        .body::<SetAttestationPolicyRequest>()
+        .answers::<AttestationPolicyView>(200, "The version stored."),
     )
     .get(
         "/v1/kms/keys/{key}/verify-chain",

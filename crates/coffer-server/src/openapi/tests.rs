@@ -97,6 +97,8 @@ fn the_native_api_document_holds_every_route_the_router_had_before_the_list() {
         "post /v1/kms/verify-mac",
         "post /v1/admin/tokens/revoke",
         "post /v1/admin/backup",
+        "get /v1/kms/keys/{key}/attestation-policy",
+        "post /v1/kms/keys/alias/{name}/attestation-policy",
         "post /v1/sys/unseal",
         "get /v1/audit/proof/consistency",
         "get /v1/openapi.json",
@@ -109,7 +111,7 @@ fn the_native_api_document_holds_every_route_the_router_had_before_the_list() {
             "{route}"
         );
     }
-    assert_eq!(routed.len(), 51, "{routed:?}");
+    assert_eq!(routed.len(), 55, "{routed:?}");
 }
 
 #[test]
