@@ -15,6 +15,7 @@ mod service {
     pub mod certificates;
     pub mod cli;
     pub mod disclosure;
+    pub mod envelope;
     pub mod error_bodies;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]

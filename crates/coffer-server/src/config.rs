@@ -7,6 +7,7 @@
 
 mod aws;
 mod custody;
+mod envelope;
 mod limits;
 mod rotation;
 mod transport;
@@ -14,6 +15,7 @@ mod unseal;
 
 pub use aws::{AwsConfig, StaticKey};
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
+pub use envelope::EnvelopeConfig;
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
 pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
@@ -104,6 +106,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
+    /// In-flight caps per operation class and each tenant's guaranteed share.
+    pub envelope: EnvelopeConfig,
     /// The AWS front's registered access keys.
     pub aws: AwsConfig,
     /// How safely rotations retire old versions, and how their rewrap is paced.
@@ -148,6 +152,7 @@ impl std::fmt::Debug for Config {
             .field("custody", &self.custody)
             .field("audit", &self.audit)
             .field("limits", &self.limits)
+            .field("envelope", &self.envelope)
             .field("aws", &self.aws)
             .field("rotation", &self.rotation)
             .field("unseal", &self.unseal)
@@ -198,6 +203,11 @@ struct RawConfig {
     cache_ttl: Option<String>,
     pq_verify_mode: Option<String>,
     log_format: Option<String>,
+    max_inflight_sign: Option<u64>,
+    max_inflight_verify: Option<u64>,
+    max_inflight_wrap: Option<u64>,
+    max_inflight_admin: Option<u64>,
+    tenant_share_min: Option<f64>,
     #[serde(default)]
     custody: custody::RawCustody,
     #[serde(default)]
@@ -237,6 +247,11 @@ const KEYS: &[&str] = &[
     "cache_ttl",
     "pq_verify_mode",
     "log_format",
+    "max_inflight_sign",
+    "max_inflight_verify",
+    "max_inflight_wrap",
+    "max_inflight_admin",
+    "tenant_share_min",
     "custody.method",
     "custody.state_file",
     "custody.key_file",
@@ -327,6 +342,14 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
         | "transport.ops_max_connections" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
+            .unwrap_or(toml::Value::String(value)),
+        key if envelope::CAP_KEYS.contains(&key) => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .unwrap_or(toml::Value::String(value)),
+        "tenant_share_min" => value
+            .parse::<f64>()
+            .map(toml::Value::Float)
             .unwrap_or(toml::Value::String(value)),
         "audit.enabled" => value
             .parse::<bool>()
@@ -479,8 +502,17 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if audit.origin.is_empty() || audit.origin.contains('\n') {
         return Err(invalid("audit.origin", "must be one non-empty line"));
     }
+    let envelope = envelope::RawEnvelope {
+        max_inflight_sign: raw.max_inflight_sign,
+        max_inflight_verify: raw.max_inflight_verify,
+        max_inflight_wrap: raw.max_inflight_wrap,
+        max_inflight_admin: raw.max_inflight_admin,
+        tenant_share_min: raw.tenant_share_min,
+    }
+    .validate()?;
     Ok(Config {
         audit,
+        envelope,
         limits: raw.limits.validate(crate::offload::cores())?,
         aws: raw.aws.validate()?,
         rotation: raw.rotation.validate()?,

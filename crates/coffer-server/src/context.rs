@@ -133,7 +133,11 @@ pub async fn observe(request: Request, next: Next) -> Response {
     metrics::counter!("kms_ops_total", "tenant" => tenant, "op" => op, "outcome" => outcome)
         .increment(1);
     if let Some(code) = code {
-        metrics::counter!("rejected_total", "reason" => code.as_str()).increment(1);
+        let reason = response
+            .extensions()
+            .get::<crate::error::RejectReason>()
+            .map_or(code.as_str(), |r| r.0);
+        metrics::counter!("rejected_total", "reason" => reason).increment(1);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

@@ -5,6 +5,7 @@
 //!   its state and a shutdown signal, so tests bind port 0.
 //! - [`startup`] — opening store, custody and service from a [`Config`]; first-time
 //!   [`startup::init`].
+//! - [`admission`] — in-flight caps per operation class, each active tenant's floor.
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
 //! - [`custody`] — the custody a server runs with: sealed or PKCS#11.
 //! - [`hardening`] — no core dumps of a process that holds secrets.
@@ -16,6 +17,7 @@
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
 
+pub mod admission;
 pub mod aws;
 pub mod config;
 mod context;

@@ -233,6 +233,10 @@ fn state(
         tls,
         aws_keys: config.aws.static_keys.clone(),
         aws_accounts: std::sync::Arc::default(),
+        admission: std::sync::Arc::new(crate::admission::Admission::new(
+            config.envelope.max_inflight,
+            config.envelope.tenant_share_min,
+        )),
     })
 }
 

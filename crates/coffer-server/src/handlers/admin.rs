@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// `POST /v1/admin/tenants`
 pub async fn create_tenant(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, Json<TenantView>)> {
     let tenant = state
@@ -32,7 +32,7 @@ pub async fn create_tenant(
 /// `GET /v1/admin/tenants`
 pub async fn list_tenants(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
 ) -> ApiResult<Json<ListTenantsResponse>> {
     let tenants = state.kms.list_tenants(&caller).await?;
     Ok(Json(ListTenantsResponse {
@@ -43,7 +43,7 @@ pub async fn list_tenants(
 /// `POST /v1/admin/tokens`
 pub async fn mint_token(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<MintTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<MintTokenResponse>)> {
     let operations = r
@@ -79,7 +79,7 @@ pub async fn mint_token(
 /// `POST /v1/admin/tenants/shred`
 pub async fn shred_tenant(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<ShredTenantRequest>,
 ) -> ApiResult<StatusCode> {
     state
@@ -92,7 +92,7 @@ pub async fn shred_tenant(
 /// `POST /v1/admin/tokens/revoke`
 pub async fn revoke_token(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<RevokeTokenRequest>,
 ) -> ApiResult<StatusCode> {
     let id: TokenId = r
