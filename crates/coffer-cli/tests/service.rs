@@ -17,6 +17,7 @@ mod service {
     pub mod disclosure;
     pub mod envelope;
     pub mod error_bodies;
+    pub mod fairness;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;

@@ -112,7 +112,10 @@ async fn a_full_class_sheds_with_503_and_retry_after_before_any_work() {
 
     for (who, key) in [(&token, &key), (&other, &other_key)] {
         let (status, retry, code) = post(&server, "/v1/kms/sign", who, sign_body(key)).await;
-        assert_eq!((status, retry.as_str(), code.as_str()), (503, "1", "unavailable"));
+        assert_eq!(
+            (status, retry.as_str(), code.as_str()),
+            (503, "1", "unavailable")
+        );
     }
     // Nothing was signed, nothing recorded: the requests were shed before their key
     // was even loaded.
@@ -125,7 +128,10 @@ async fn a_full_class_sheds_with_503_and_retry_after_before_any_work() {
     );
     assert!(metric(&server, "rejected_total{reason=\"backpressure\"}").await >= 2.0);
     assert_eq!(metric(&server, "kms_inflight{class=\"sign\"}").await, 1.0);
-    assert_eq!(metric(&server, "kms_inflight_max{class=\"sign\"}").await, 1.0);
+    assert_eq!(
+        metric(&server, "kms_inflight_max{class=\"sign\"}").await,
+        1.0
+    );
 
     // Other classes have their own slots.
     let (status, _, _) = post(
@@ -241,7 +247,10 @@ async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
     assert_eq!(missing, 404);
     // The refusals answered while the wrap still waits for its commit.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!wrapping.is_finished(), "the wrap did not wait for its commit");
+    assert!(
+        !wrapping.is_finished(),
+        "the wrap did not wait for its commit"
+    );
     assert!(refusal_took < Duration::from_secs(1), "{refusal_took:?}");
 
     blocker.execute("ROLLBACK").await.unwrap();
@@ -260,6 +269,9 @@ async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
         })
         .collect();
     for outcome in ["forbidden", "not_found", "ok"] {
-        assert!(outcomes.iter().any(|o| o == outcome), "{outcome}: {outcomes:?}");
+        assert!(
+            outcomes.iter().any(|o| o == outcome),
+            "{outcome}: {outcomes:?}"
+        );
     }
 }

@@ -69,7 +69,10 @@ pub async fn latest(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// `POST /v1/audit/checkpoint`: sign one now (admin).
-pub async fn create(State(state): State<AppState>, Authed(caller, ..): Authed) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    Authed(caller, ..): Authed,
+) -> ApiResult<Response> {
     require_admin(&caller, Operation::AuditCheckpoint)?;
     let note = log(&state)?
         .checkpoint(SystemClock.now())
