@@ -41,4 +41,5 @@ mod service {
     pub mod tracker;
     pub mod transport;
     pub mod unseal_attacks;
+    pub mod verify_cache;
 }

@@ -37,6 +37,7 @@ mod trail;
 mod untracked;
 mod unwrap;
 mod verify;
+mod verify_cache;
 mod wrap;
 
 pub use admin::MintToken;
@@ -60,6 +61,7 @@ pub use sign::{SignInput, Signed};
 pub use untracked::RetireUntracked;
 pub use unwrap::Opened;
 pub use verify::Verified;
+pub use verify_cache::{VerifyCacheCounts, VerifyCacheOptions};
 pub use wrap::Sealed;
 
 use std::collections::BTreeMap;
@@ -97,6 +99,8 @@ pub struct KmsOptions {
     pub retire_after_quiet: Duration,
     /// Pace and window of the rotation saga's tracked-key rewrap.
     pub rewrap: RewrapPolicy,
+    /// Size and lifetime of the verify cache (`verify_cache_max`, `verify_cache_ttl_ms`).
+    pub verify_cache: VerifyCacheOptions,
 }
 
 /// Default `rotation.untracked_window`: a quarter, so monthly and quarterly batch jobs
@@ -114,6 +118,7 @@ impl Default for KmsOptions {
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,
             rewrap: RewrapPolicy::default(),
+            verify_cache: VerifyCacheOptions::default(),
         }
     }
 }
@@ -156,7 +161,7 @@ impl Kms {
             offload,
             references: Arc::default(),
             rewrap_board: Arc::default(),
-            cache: KeyCache::new(options.cache_ttl),
+            cache: KeyCache::new(options.cache_ttl, options.verify_cache),
             keys: KeyService::new(store, custody.clone(), clock),
             custody,
             tokens: auth::TokenBook::default(),
@@ -187,6 +192,11 @@ impl Kms {
     /// background worker, an operator tool).
     pub fn forget_key(&self, tenant: TenantId, key: KeyId) {
         self.cache.invalidate(tenant, key);
+    }
+
+    /// What this process's verify cache did so far.
+    pub fn verify_cache_counts(&self) -> VerifyCacheCounts {
+        self.cache.verdicts.counts()
     }
 
     /// Forgets every cached secret (after custody was sealed).

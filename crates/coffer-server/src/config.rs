@@ -208,6 +208,8 @@ struct RawConfig {
     max_inflight_wrap: Option<u64>,
     max_inflight_admin: Option<u64>,
     tenant_share_min: Option<f64>,
+    verify_cache_max: Option<u64>,
+    verify_cache_ttl_ms: Option<u64>,
     #[serde(default)]
     custody: custody::RawCustody,
     #[serde(default)]
@@ -252,6 +254,8 @@ const KEYS: &[&str] = &[
     "max_inflight_wrap",
     "max_inflight_admin",
     "tenant_share_min",
+    "verify_cache_max",
+    "verify_cache_ttl_ms",
     "custody.method",
     "custody.state_file",
     "custody.key_file",
@@ -343,7 +347,7 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
-        key if envelope::CAP_KEYS.contains(&key) => value
+        key if envelope::INTEGER_KEYS.contains(&key) => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
@@ -508,6 +512,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         max_inflight_wrap: raw.max_inflight_wrap,
         max_inflight_admin: raw.max_inflight_admin,
         tenant_share_min: raw.tenant_share_min,
+        verify_cache_max: raw.verify_cache_max,
+        verify_cache_ttl_ms: raw.verify_cache_ttl_ms,
     }
     .validate()?;
     Ok(Config {

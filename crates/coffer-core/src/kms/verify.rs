@@ -3,6 +3,7 @@
 use coffer_crypto::SignatureAlgorithm;
 
 use super::sign::SignInput;
+use super::verify_cache::{Lookup, Question};
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
@@ -71,6 +72,27 @@ impl Kms {
             .as_ref()
             .ok_or(KmsError::Internal("no verifier".into()))?;
         let algorithm = SignatureAlgorithm::choose(entry.key.spec, algorithm)?;
+        // Every check above ran without the cache; the verdict is a pure function of
+        // what the question names (`verify_cache`).
+        let verdicts = &self.cache.verdicts;
+        let epoch = verdicts.epoch_of(entry.key.id);
+        let question = Question {
+            tenant: entry.key.tenant,
+            key: entry.key.id,
+            version: number,
+            algorithm,
+            mode: self.options.pq_verify_mode,
+            input: &input,
+            signature,
+        };
+        let (found, id) = verdicts.get(&question);
+        if let Lookup::Hit(valid) = found {
+            return Ok(Verified {
+                valid,
+                key_id: entry.key.id,
+                version: number,
+            });
+        }
         // A refused combination (a digest for Ed25519, a μ for ECDSA, a digest of the
         // wrong length) is the caller's error, not an invalid signature.
         let outcome = match input {
@@ -85,6 +107,9 @@ impl Kms {
             Err(coffer_crypto::CryptoError::InvalidSignature) => false,
             Err(other) => return Err(other.into()),
         };
+        if let Some(id) = id {
+            verdicts.put(id, epoch, valid);
+        }
         Ok(Verified {
             valid,
             key_id: entry.key.id,
