@@ -26,6 +26,7 @@ mod service {
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;
+    pub mod pq_policy;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;

@@ -21,6 +21,7 @@ mod integrity;
 mod keys;
 mod mac;
 mod manage;
+mod pq_policy;
 mod quiet;
 mod reactivate;
 mod references;
@@ -53,6 +54,7 @@ pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
+pub use pq_policy::{PqPolicy, SettingSource};
 pub use rewrap_policy::{DailyWindow, RewrapPolicy};
 pub use rewrap_progress::RewrapProgress;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
@@ -140,6 +142,8 @@ pub struct Kms {
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
     integrity_failures: std::sync::atomic::AtomicU64,
+    /// Tenants' PQ policy overrides.
+    pq_policies: pq_policy::PqPolicies,
 }
 
 impl Kms {
@@ -168,6 +172,7 @@ impl Kms {
             options,
             rotation_wake: tokio::sync::Notify::new(),
             integrity_failures: std::sync::atomic::AtomicU64::new(0),
+            pq_policies: pq_policy::PqPolicies::default(),
         }
     }
 
@@ -197,6 +202,11 @@ impl Kms {
     /// What this process's verify cache did so far.
     pub fn verify_cache_counts(&self) -> VerifyCacheCounts {
         self.cache.verdicts.counts()
+    }
+
+    /// Sets the verify cache's gauges (`verify_cache_ttl_ms`, `verify_cache_size`).
+    pub fn report_verify_cache(&self) {
+        self.cache.verdicts.report();
     }
 
     /// Forgets every cached secret (after custody was sealed).

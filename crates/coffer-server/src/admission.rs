@@ -153,6 +153,15 @@ impl Admission {
         Self { gates }
     }
 
+    /// Sets `kms_inflight{class}` and `kms_inflight_max{class}` (at each scrape).
+    pub fn report(&self) {
+        for gate in &self.gates {
+            let class = gate.class.as_str();
+            metrics::gauge!("kms_inflight_max", "class" => class).set(gate.cap as f64);
+            metrics::gauge!("kms_inflight", "class" => class).set(gate.lock().total as f64);
+        }
+    }
+
     /// The cap of `class`.
     pub fn cap(&self, class: Class) -> usize {
         self.gates[class.index()].cap

@@ -132,6 +132,8 @@ pub fn api_router(state: AppState) -> Router {
             post(admin::create_tenant).get(admin::list_tenants),
         )
         .route(paths::TENANTS_SHRED, post(admin::shred_tenant))
+        .route(paths::TENANTS_PQ_POLICY, post(admin::set_pq_policy))
+        .route("/v1/admin/tenants/{tenant}", get(admin::show_tenant))
         .route(paths::TOKENS, post(admin::mint_token))
         .route(paths::TOKENS_REVOKE, post(admin::revoke_token))
         .route(paths::SEAL_STATUS, get(sys::seal_status))

@@ -81,6 +81,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0013_tenant_aws_account.sql"),
     },
     Migration {
+        version: 15,
+        name: "tenant_pq_policy",
+        sqlite: include_str!("../migrations/sqlite/0015_tenant_pq_policy.sql"),
+        postgres: include_str!("../migrations/postgres/0015_tenant_pq_policy.sql"),
+    },
+    Migration {
         version: 17,
         name: "token_grant_tag",
         sqlite: include_str!("../migrations/sqlite/0017_token_grant_tag.sql"),

@@ -1,6 +1,6 @@
 //! verify: check a signature against a version (default: the primary).
 
-use coffer_crypto::SignatureAlgorithm;
+use coffer_crypto::{PqVerifyMode, SignatureAlgorithm};
 
 use super::sign::SignInput;
 use super::verify_cache::{Lookup, Question};
@@ -74,6 +74,7 @@ impl Kms {
         let algorithm = SignatureAlgorithm::choose(entry.key.spec, algorithm)?;
         // Every check above ran without the cache; the verdict is a pure function of
         // what the question names (`verify_cache`).
+        let mode = self.pq_policy(entry.key.tenant).verify_mode;
         let verdicts = &self.cache.verdicts;
         let epoch = verdicts.epoch_of(entry.key.id);
         let question = Question {
@@ -81,7 +82,7 @@ impl Kms {
             key: entry.key.id,
             version: number,
             algorithm,
-            mode: self.options.pq_verify_mode,
+            mode,
             input: &input,
             signature,
         };
@@ -97,7 +98,19 @@ impl Kms {
         // wrong length) is the caller's error, not an invalid signature.
         let outcome = match input {
             SignInput::Message(message) => {
-                verifier.verify_with(algorithm, message, signature, self.options.pq_verify_mode)
+                let outcome = verifier.verify_with(algorithm, message, signature, mode);
+                // Refused by the mode alone (`and`, `pq_only`) where `or` accepts: the
+                // policy at work, not a forgery (`pq_policy`).
+                if matches!(outcome, Err(coffer_crypto::CryptoError::InvalidSignature))
+                    && mode != PqVerifyMode::Or
+                    && entry.key.spec == coffer_crypto::KeySpec::HybridEd25519MlDsa65
+                    && verifier
+                        .verify_with(algorithm, message, signature, PqVerifyMode::Or)
+                        .is_ok()
+                {
+                    metrics::counter!("kms_reject_total", "reason" => "pq_policy").increment(1);
+                }
+                outcome
             }
             SignInput::Digest(digest) => verifier.verify_digest(algorithm, digest, signature),
             SignInput::MlDsaMu(mu) => verifier.verify_ml_dsa_external_mu(mu, signature),

@@ -124,6 +124,7 @@ impl Question<'_> {
 
 /// The cache.
 pub(crate) struct VerifyCache {
+    ttl: Duration,
     verdicts: Option<moka::sync::Cache<[u8; 32], Verdict>>,
     /// Per key: how many times it changed through this process.
     epochs: RwLock<HashMap<KeyId, u64>>,
@@ -151,6 +152,7 @@ impl VerifyCache {
                 .build()
         });
         Self {
+            ttl: options.ttl,
             verdicts,
             epochs: RwLock::default(),
             global: std::sync::atomic::AtomicU64::new(0),
@@ -231,6 +233,13 @@ impl VerifyCache {
     pub fn invalidate_all(&self) {
         self.global
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sets `verify_cache_ttl_ms` and `verify_cache_size` (at each scrape).
+    pub fn report(&self) {
+        metrics::gauge!("verify_cache_ttl_ms").set(self.ttl.as_millis() as f64);
+        let size = self.verdicts.as_ref().map_or(0, |v| v.entry_count());
+        metrics::gauge!("verify_cache_size").set(size as f64);
     }
 
     /// This cache's counts so far.

@@ -1,12 +1,13 @@
 //! Tenants and tokens (admin tokens only).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use coffer_api::ErrorCode;
 use coffer_api::admin::{
     CreateTenantRequest, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
-    RevokeTokenRequest, ShredTenantRequest, TenantView,
+    RevokeTokenRequest, SetPqPolicyRequest, SettingView, ShredTenantRequest, TenantSettingsView,
+    TenantView,
 };
 use coffer_core::kms::MintToken;
 use coffer_core::token::{Operation, TokenId};
@@ -101,4 +102,72 @@ pub async fn revoke_token(
         .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "token_id must be 32 hex digits"))?;
     state.kms.revoke_token(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenant and the settings its requests run under: its PQ policy (the tenant's
+/// override or the server's default), the in-flight caps and its floor in each class
+/// (the server's configuration).
+fn settings_view(
+    state: &AppState,
+    tenant: &coffer_core::Tenant,
+    pq: coffer_core::kms::PqPolicy,
+) -> TenantSettingsView {
+    let mut settings = vec![SettingView {
+        name: "pq_verify_mode".into(),
+        value: pq.verify_mode.as_str().into(),
+        source: pq.source.as_str().into(),
+    }];
+    for class in crate::admission::Class::ALL {
+        let name = class.as_str();
+        settings.push(SettingView {
+            name: format!("max_inflight_{name}"),
+            value: state.admission.cap(class).to_string(),
+            source: "server".into(),
+        });
+        settings.push(SettingView {
+            name: format!("tenant_floor_{name}"),
+            value: state.admission.floor(class).to_string(),
+            source: "server".into(),
+        });
+    }
+    TenantSettingsView {
+        tenant: tenant_view(tenant),
+        settings,
+    }
+}
+
+/// `GET /v1/admin/tenants/{tenant}`
+pub async fn show_tenant(
+    State(state): State<AppState>,
+    Authed(caller, ..): Authed,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<TenantSettingsView>> {
+    let (tenant, pq) = state.kms.show_tenant(&caller, &reference).await?;
+    Ok(Json(settings_view(&state, &tenant, pq)))
+}
+
+/// `POST /v1/admin/tenants/pq-policy`
+pub async fn set_pq_policy(
+    State(state): State<AppState>,
+    Authed(caller, ..): Authed,
+    ApiJson(r): ApiJson<SetPqPolicyRequest>,
+) -> ApiResult<Json<TenantSettingsView>> {
+    let mode = r
+        .pq_verify_mode
+        .as_deref()
+        .map(|text| {
+            text.parse::<coffer_crypto::PqVerifyMode>().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "pq_verify_mode must be and, or, pq_only or null",
+                )
+            })
+        })
+        .transpose()?;
+    state
+        .kms
+        .set_tenant_pq_verify_mode(&caller, &r.tenant, mode)
+        .await?;
+    let (tenant, pq) = state.kms.show_tenant(&caller, &r.tenant).await?;
+    Ok(Json(settings_view(&state, &tenant, pq)))
 }
