@@ -179,6 +179,37 @@ async fn flush_references(kms: &coffer_core::kms::Kms) {
     }
 }
 
+/// The log line for a readiness check that found `now` after `was` (`None`: the first
+/// check): `ready=1` on becoming ready, `ready=0` on ceasing to be; nothing otherwise
+/// (a server that starts sealed says nothing until it is ready).
+fn readiness_line(was: Option<bool>, now: bool) -> Option<&'static str> {
+    match (was, now) {
+        (Some(true), true) | (None | Some(false), false) => None,
+        (None | Some(false), true) => Some("service=coffer ready=1"),
+        (Some(true), false) => Some("service=coffer ready=0"),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn readiness_lines_mark_each_change_once() {
+    let checks = [false, false, true, true, false, false, true];
+    let mut was = None;
+    let mut lines = Vec::new();
+    for now in checks {
+        lines.extend(readiness_line(was, now));
+        was = Some(now);
+    }
+    assert_eq!(
+        lines,
+        [
+            "service=coffer ready=1",
+            "service=coffer ready=0",
+            "service=coffer ready=1"
+        ]
+    );
+}
+
 async fn wait_for_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.changed().await;
 }
@@ -289,6 +320,31 @@ pub async fn serve(
             }
         })
     });
+    // Seed 002's "logs show service=… ready=1": one line when the server becomes ready
+    // (as `/readyz` judges it), its opposite when it stops being; `kms_ready` the same.
+    let readiness = {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut was = None;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let now = state.custody.as_dyn().available() && state.kms.ready().await;
+                        metrics::gauge!("kms_ready").set(f64::from(u8::from(now)));
+                        match readiness_line(was, now) {
+                            Some(line) if now => tracing::info!("{line}"),
+                            Some(line) => tracing::warn!("{line}"),
+                            None => {}
+                        }
+                        was = Some(now);
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     let state_kms = state.kms.clone();
     let tls_watch = state
         .tls
@@ -309,6 +365,7 @@ pub async fn serve(
         tls_watch.abort();
     }
     refresher.abort();
+    readiness.abort();
     scheduler.abort();
     // After both servers drained their requests: their use is in the map now.
     let _ = flusher.await;

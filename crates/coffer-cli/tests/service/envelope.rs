@@ -275,3 +275,61 @@ async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
         );
     }
 }
+
+/// `coffer serve` logs `service=coffer ready=1` once it serves (seed 002: "Logs show
+/// service=… ready=1"), and `/readyz` agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coffer_serve_logs_ready_once_it_serves() {
+    let dir = super::harness::temp_dir();
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (api, ops) = (port(), port());
+    let coffer = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+        command
+            .args(args)
+            .env_clear()
+            .env("COFFER_DATA_DIR", &dir)
+            .env("COFFER_API_ADDR", format!("127.0.0.1:{api}"))
+            .env("COFFER_METRICS_ADDR", format!("127.0.0.1:{ops}"));
+        command
+    };
+    let init = coffer(&["init"]).output().unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let log_path = dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = coffer(&["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("service=coffer ready=1") {
+            break text;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("no ready line: {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ops_url = format!("http://127.0.0.1:{ops}");
+    let probe = coffer_client::Client::new(&ops_url, None).unwrap();
+    let ready = probe.readyz(&ops_url).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(matches!(ready, Ok(true)), "{ready:?}");
+    assert_eq!(seen.matches("service=coffer ready=1").count(), 1, "{seen}");
+    assert!(!seen.contains("ready=0"), "{seen}");
+}
