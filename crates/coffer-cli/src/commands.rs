@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod certificates;
+pub mod config;
 pub mod doctor;
 pub mod envelope;
 pub mod key_alias;

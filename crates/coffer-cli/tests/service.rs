@@ -14,6 +14,7 @@ mod service {
     pub mod batch_rewrap;
     pub mod certificates;
     pub mod cli;
+    pub mod config_check;
     pub mod disclosure;
     pub mod envelope;
     pub mod error_bodies;

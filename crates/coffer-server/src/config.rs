@@ -6,6 +6,7 @@
 //! becomes `COFFER_API_ADDR`.
 
 mod aws;
+mod check;
 mod custody;
 mod envelope;
 mod limits;
@@ -14,6 +15,7 @@ mod transport;
 mod unseal;
 
 pub use aws::{AwsConfig, StaticKey};
+pub use check::unknown_keys;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use envelope::EnvelopeConfig;
 pub use limits::LimitsConfig;

@@ -102,8 +102,7 @@ pub const LATENCY_TENANTS: usize = 64;
 /// The `tenant` label of `kms_latency_seconds`: the first [`LATENCY_TENANTS`] tenants
 /// seen keep theirs (`admin` and `-` included), the rest are `other`.
 fn latency_tenant(tenant: &str) -> String {
-    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
-        OnceLock::new();
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
     let mut seen = SEEN
         .get_or_init(Default::default)
         .lock()

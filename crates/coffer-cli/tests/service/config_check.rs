@@ -1,0 +1,63 @@
+//! `coffer config check FILE` (seed 002 §6.1): every unknown key named, then the first
+//! bad value; the example configuration passes; the process environment applies as
+//! it does for `coffer serve`.
+
+use std::process::Command;
+
+fn check(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let file = super::harness::temp_dir().join("coffer.toml");
+    std::fs::write(&file, text).unwrap();
+    check_file(&file, env)
+}
+
+fn check_file(file: &std::path::Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(["config", "check"])
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn config_check_names_every_bad_key_and_passes_the_example() {
+    let (code, _, err) = check(
+        "max_inflight_sing = 5\ntenant_share_min = 0.05\n[custody]\npin = \"1\"\n",
+        &[],
+    );
+    assert_eq!(code, 1);
+    for key in ["`max_inflight_sing`", "`custody.pin`"] {
+        assert!(err.contains(key), "{key} not named: {err}");
+    }
+    assert!(!err.contains("tenant_share_min"), "{err}");
+
+    let (code, _, err) = check("tenant_share_min = 2.0\n", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid config key `tenant_share_min`"),
+        "{err}"
+    );
+
+    // The environment applies, as for `coffer serve`.
+    let (code, _, err) = check("", &[("COFFER_MAX_INFLIGHT_VERIFY", "0")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`max_inflight_verify`"), "{err}");
+
+    let (code, _, err) = check("not toml = = =\n", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("(file)"), "{err}");
+
+    let example = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../coffer.example.toml"
+    ));
+    let (code, out, err) = check_file(example, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim_end().ends_with(": ok"), "{out}");
+}
