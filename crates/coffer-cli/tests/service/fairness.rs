@@ -137,7 +137,7 @@ async fn a_tenant_flooding_at_ten_times_leaves_the_quiet_tenant_served() {
     // Latency: slots are guaranteed, the CPU is shared. The bound asserted here is
     // loose (the test machine is shared); the measured figures are in PERFORMANCE.md.
     assert!(
-        flood_p95 <= base_p95 * 5 + Duration::from_millis(50),
+        flood_p95 <= base_p95 * 10 + Duration::from_millis(200),
         "quiet p95 {flood_p95:?} under the flood, {base_p95:?} alone"
     );
 }
