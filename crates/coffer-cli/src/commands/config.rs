@@ -1,5 +1,6 @@
 //! `coffer config check FILE`: a configuration file validated as `coffer serve` would
-//! load it, every unknown key named (seed 002 §6.1, "validate").
+//! load it, every unknown key named; `coffer config get KEY`: one key's effective value
+//! and its source (seed 002 §6.1).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,11 +20,25 @@ pub enum ConfigCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Print the value a server started with this configuration (the file, if given,
+    /// and this process's `COFFER_…` variables) uses for KEY, and its source:
+    /// `default`, `file` or `env`. `KEY=(not used)` for a key that does not apply.
+    /// The whole configuration must load; a database URL is shown without password.
+    Get {
+        /// The dotted key, e.g. `max_inflight_sign` or `custody.method`.
+        key: String,
+        /// The configuration file (as `coffer serve --config`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Runs a `config` command. Needs no server.
 pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
-    let ConfigCommand::Check { file } = command;
+    let file = match command {
+        ConfigCommand::Check { file } => file,
+        ConfigCommand::Get { key, config } => return get(&key, config.as_deref()),
+    };
     let text = std::fs::read_to_string(&file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let unknown = match coffer_server::config::unknown_keys(&text) {
@@ -46,6 +61,20 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         }
         Err(error) => {
             eprintln!("{}: {error}", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn get(key: &str, file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    match coffer_server::config::effective(key, file, |name| std::env::var(name).ok()) {
+        Ok((value, source)) => {
+            let value = value.unwrap_or_else(|| "(not used)".to_owned());
+            print_line(&format!("{key}={value} source={}", source.as_str()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
             Ok(ExitCode::FAILURE)
         }
     }

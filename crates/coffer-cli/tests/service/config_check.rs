@@ -61,3 +61,46 @@ fn config_check_names_every_bad_key_and_passes_the_example() {
     assert_eq!(code, 0, "{err}");
     assert!(out.trim_end().ends_with(": ok"), "{out}");
 }
+
+#[test]
+fn config_get_prints_the_effective_value_and_its_source() {
+    let file = super::harness::temp_dir().join("coffer.toml");
+    std::fs::write(&file, "max_inflight_sign = 300\ncache_ttl = \"1m\"\n").unwrap();
+    let get = |key: &str, env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .env_clear()
+            .envs(env.iter().copied())
+            .args(["config", "get", key, "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        get("max_inflight_sign", &[]).1,
+        "max_inflight_sign=300 source=file"
+    );
+    assert_eq!(
+        get("cache_ttl", &[("COFFER_CACHE_TTL", "5m")]).1,
+        "cache_ttl=5m source=env"
+    );
+    assert_eq!(
+        get("tenant_share_min", &[]).1,
+        "tenant_share_min=0.05 source=default"
+    );
+    assert_eq!(
+        get("custody.module", &[]).1,
+        "custody.module=(not used) source=default"
+    );
+    let (code, _, err) = get("max_inflight_sing", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`max_inflight_sing`"), "{err}");
+    // A configuration that does not load has no effective values.
+    let (code, _, err) = get("cache_ttl", &[("COFFER_MAX_INFLIGHT_SIGN", "0")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`max_inflight_sign`"), "{err}");
+}
