@@ -39,6 +39,8 @@ pub const TENANTS_PQ_POLICY: &str = "/v1/admin/tenants/pq-policy";
 pub const TOKENS: &str = "/v1/admin/tokens";
 /// Revoke a token (admin).
 pub const TOKENS_REVOKE: &str = "/v1/admin/tokens/revoke";
+/// `POST`: a backup bundle of the whole store (admin tokens with `admin:backup`).
+pub const BACKUP: &str = "/v1/admin/backup";
 /// Seal status (no token).
 pub const SEAL_STATUS: &str = "/v1/sys/seal-status";
 /// Unseal (no token: the share is the credential).

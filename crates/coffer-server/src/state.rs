@@ -36,4 +36,6 @@ pub struct AppState {
     pub admission: Arc<crate::admission::Admission>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
+    /// Scheduled backups (`[backup]`).
+    pub backup: crate::config::BackupConfig,
 }

@@ -31,6 +31,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // process installed its recorder would otherwise never show.
     state.kms.report_verify_cache();
     state.admission.report();
+    // Set at each scrape too: gauges left unset for ten minutes disappear.
+    match state.kms.known_answer_outcome() {
+        coffer_core::kms::KnownAnswers::Passed(_) => {
+            metrics::gauge!("kms_known_answers_ok").set(1.0)
+        }
+        coffer_core::kms::KnownAnswers::Failed(_) => {
+            metrics::gauge!("kms_known_answers_ok").set(0.0)
+        }
+        coffer_core::kms::KnownAnswers::NotRun => {}
+    }
+    crate::backup_worker::report();
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),
