@@ -26,8 +26,7 @@ use clap::{Parser, Subcommand};
 
 use commands::{
     Globals, audit, backup, config, doctor, envelope, keys, migrate, rotate, server, signing, sys,
-    tenant,
-    token,
+    tenant, token,
 };
 
 /// Coffer key management service: operator's tool.
