@@ -8,6 +8,7 @@ pub mod config;
 pub mod doctor;
 pub mod envelope;
 pub mod key_alias;
+pub mod key_attestation;
 pub mod key_lifecycle;
 pub mod keys;
 pub mod migrate;

@@ -10,6 +10,8 @@ mod admin;
 mod alias;
 mod alias_bind;
 mod asymmetric;
+mod attestation_policy;
+mod attested;
 mod auth;
 mod backup;
 mod batch;
@@ -46,6 +48,8 @@ mod wrap;
 pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
+pub use attestation_policy::PolicyChange;
+use attested::Presented;
 pub use auth::Caller;
 pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
@@ -107,6 +111,8 @@ pub struct KmsOptions {
     pub rewrap: RewrapPolicy,
     /// Size and lifetime of the verify cache (`verify_cache_max`, `verify_cache_ttl_ms`).
     pub verify_cache: VerifyCacheOptions,
+    /// The attestation formats trusted, and how old a document may be (`[attestation]`).
+    pub attestation: coffer_attest::AttestationOptions,
 }
 
 /// Default `rotation.untracked_window`: a quarter, so monthly and quarterly batch jobs
@@ -125,8 +131,16 @@ impl Default for KmsOptions {
             retire_after_quiet: RETIRE_AFTER_QUIET,
             rewrap: RewrapPolicy::default(),
             verify_cache: VerifyCacheOptions::default(),
+            attestation: coffer_attest::AttestationOptions::default(),
         }
     }
+}
+
+/// Counts a refusal in `kms_reject_total{reason}`: the one definition of the counter
+/// (`backpressure` and `tenant_share` from the server's admission, `pq_policy` from
+/// verification, `attestation` from key policies).
+pub fn count_reject(reason: &'static str) {
+    metrics::counter!("kms_reject_total", "reason" => reason).increment(1);
 }
 
 /// The key management service.
@@ -148,6 +162,8 @@ pub struct Kms {
     integrity_failures: std::sync::atomic::AtomicU64,
     /// Tenants' PQ policy overrides.
     pq_policies: pq_policy::PqPolicies,
+    /// Verifies attestation documents (and remembers their nonces).
+    attestor: coffer_attest::Attestor,
     /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
     known_answers: std::sync::RwLock<KnownAnswers>,
 }
@@ -167,6 +183,7 @@ impl Kms {
         options: KmsOptions,
     ) -> Self {
         Self {
+            attestor: coffer_attest::Attestor::new(&options.attestation),
             audit,
             offload,
             references: Arc::default(),
@@ -346,7 +363,10 @@ impl Kms {
             let verifier = material.public_key().map(VerifyingKey::new).transpose()?;
             ready.insert(version.number, ReadyVersion { material, verifier });
         }
-        let entry = Arc::new(CachedKey::new(key, versions, ready));
+        let attestation = self.keys.store().attestation_policy(tenant, id).await?;
+        let mut cached = CachedKey::new(key, versions, ready);
+        cached.attestation = attestation;
+        let entry = Arc::new(cached);
         self.cache.insert(entry.clone(), epoch);
         Ok(entry)
     }

@@ -242,16 +242,10 @@ impl Drop for Slot {
     }
 }
 
-/// Counts a refusal in `kms_reject_total{reason}` (admission's `backpressure` and
-/// `tenant_share`, the PQ policy's `pq_policy`).
-pub fn count_reject(reason: &'static str) {
-    metrics::counter!("kms_reject_total", "reason" => reason).increment(1);
-}
-
 /// The answer to a shed request: counted, with `Retry-After`, and labelled so
 /// `rejected_total` shows the reason rather than the bare code.
 pub fn refusal(class: Class, shed: Shed) -> ApiError {
-    count_reject(shed.reason());
+    coffer_core::kms::count_reject(shed.reason());
     let (code, message) = match shed {
         Shed::Backpressure => (
             ErrorCode::Unavailable,

@@ -62,6 +62,8 @@ impl From<KmsError> for ApiError {
             KmsError::KeyExpired(_) => ErrorCode::KeyExpired,
             KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
             KmsError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
+            KmsError::AttestationRequired(_) => ErrorCode::AttestationRequired,
+            KmsError::MeasurementNotAllowed(_) => ErrorCode::MeasurementNotAllowed,
             KmsError::Conflict(_) => ErrorCode::Conflict,
             KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
             KmsError::Sealed => ErrorCode::Sealed,
@@ -87,7 +89,7 @@ impl From<KmsError> for ApiError {
         }
         // A full heavy-signing queue is backpressure too (seed 002's reason).
         let reason = matches!(error, KmsError::Saturated { .. }).then(|| {
-            crate::admission::count_reject("backpressure");
+            coffer_core::kms::count_reject("backpressure");
             "backpressure"
         });
         Self {

@@ -108,7 +108,7 @@ impl Kms {
                         .verify_with(algorithm, message, signature, PqVerifyMode::Or)
                         .is_ok()
                 {
-                    metrics::counter!("kms_reject_total", "reason" => "pq_policy").increment(1);
+                    super::count_reject("pq_policy");
                 }
                 outcome
             }
