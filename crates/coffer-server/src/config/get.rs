@@ -76,6 +76,27 @@ fn in_file(key: &str, file: Option<&Path>) -> Result<bool, ConfigError> {
     })
 }
 
+/// `key` as the environment or the file gives it (for keys whose value the validated
+/// configuration does not keep).
+fn raw_given(
+    key: &str,
+    file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = env(&env_name(key)) {
+        return Ok(Some(value));
+    }
+    let table = file_table(file)?;
+    let Some((section, field)) = key.split_once('.') else {
+        return Ok(None);
+    };
+    Ok(table
+        .get(section)
+        .and_then(|s| s.get(field))
+        .and_then(toml::Value::as_str)
+        .map(str::to_owned))
+}
+
 fn path(p: &Path) -> String {
     p.display().to_string()
 }
@@ -167,18 +188,11 @@ fn value_of(
         "audit.checkpoint_interval" => Some(duration(config.audit.checkpoint_interval)),
         "audit.verify_interval" => Some(duration(config.audit.verify_interval)),
         "limits.heavy_queue" => Some(config.limits.heavy_queue.to_string()),
-        // The server keeps the keys the file holds, not its name: read it as given.
-        "aws.static_keys_file" => {
-            let env = env(&env_name(key));
-            let table = file_table(file)?;
-            env.or_else(|| {
-                table
-                    .get("aws")
-                    .and_then(|a| a.get("static_keys_file"))
-                    .and_then(toml::Value::as_str)
-                    .map(str::to_owned)
-            })
-        }
+        // The server keeps what these files hold, not their names: read as given.
+        "aws.static_keys_file"
+        | "attestation.authority_public_key_file"
+        | "attestation.nitro_root_file" => raw_given(key, file, env)?,
+        "attestation.max_age" => Some(duration(config.attestation.max_age)),
         "rotation.untracked_window" => Some(duration(config.rotation.untracked_window)),
         "rotation.retire_after_quiet" => Some(duration(config.rotation.retire_after_quiet)),
         "rotation.rewrap_rate" => config.rotation.rewrap.rate.map(|r| r.to_string()),
