@@ -53,6 +53,7 @@ fn sign_body(key: &str) -> String {
         digest: None,
         mu: None,
         algorithm: None,
+        attestation: None,
     })
     .unwrap()
 }

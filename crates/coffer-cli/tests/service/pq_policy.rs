@@ -23,6 +23,7 @@ async fn signatures(client: &Client, key: &str, message: &[u8]) -> (B64, B64, B6
             digest: None,
             mu: None,
             algorithm: None,
+            attestation: None,
         })
         .await
         .unwrap()

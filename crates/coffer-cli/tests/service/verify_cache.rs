@@ -22,6 +22,7 @@ async fn sign(client: &Client, key: &str, message: &[u8]) -> B64 {
             digest: None,
             mu: None,
             algorithm: None,
+            attestation: None,
         })
         .await
         .unwrap()
