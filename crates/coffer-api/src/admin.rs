@@ -31,6 +31,39 @@ pub struct TenantView {
     pub aws_account_id: Option<String>,
 }
 
+/// `POST /v1/admin/tenants/pq-policy`: a tenant's PQ verify mode, overriding the
+/// server's `pq_verify_mode` at once (seed 002 §6.4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPqPolicyRequest {
+    /// Tenant name or id.
+    pub tenant: String,
+    /// `and`, `or` or `pq_only`; absent or `null`: the server's default again.
+    #[serde(default)]
+    pub pq_verify_mode: Option<String>,
+}
+
+/// One effective setting and where it comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct SettingView {
+    /// The setting's name (`pq_verify_mode`, `max_inflight_sign`, …).
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// `tenant` (the tenant's override) or `server` (the server's configuration).
+    pub source: String,
+}
+
+/// `GET /v1/admin/tenants/{tenant}`, and the answer of a PQ policy change: the tenant
+/// and the settings its requests run under.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct TenantSettingsView {
+    /// The tenant.
+    pub tenant: TenantView,
+    /// Its effective PQ and limit settings.
+    pub settings: Vec<SettingView>,
+}
+
 /// `GET /v1/admin/tenants`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ListTenantsResponse {

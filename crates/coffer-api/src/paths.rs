@@ -33,6 +33,8 @@ pub const VERIFY_MAC: &str = "/v1/kms/verify-mac";
 pub const TENANTS: &str = "/v1/admin/tenants";
 /// Crypto-shred a tenant (admin).
 pub const TENANTS_SHRED: &str = "/v1/admin/tenants/shred";
+/// Set or clear a tenant's PQ policy override (admin).
+pub const TENANTS_PQ_POLICY: &str = "/v1/admin/tenants/pq-policy";
 /// Mint a token (admin).
 pub const TOKENS: &str = "/v1/admin/tokens";
 /// Revoke a token (admin).

@@ -298,8 +298,23 @@ impl AuditLog {
         Ok(self.store().checkpoints().await?.pop())
     }
 
-    /// Stored entries from `from`, as JSON lines.
+    /// Waits until every entry queued before this call is committed (or failed):
+    /// refusals' entries are queued without waiting, and a reader of the log expects
+    /// to see the refusal it was just answered.
+    pub async fn settle(&self) {
+        let (done, wait) = oneshot::channel();
+        let marker = Pending {
+            entries: Vec::new(),
+            done,
+        };
+        if self.tx.send(marker).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Stored entries from `from`, as JSON lines (after [`AuditLog::settle`]).
     pub async fn export(&self, from: u64, limit: u64) -> Result<String, StoreError> {
+        self.settle().await;
         let rows = self.store().audit_entries(from, limit).await?;
         Ok(rows.into_iter().map(|(_, leaf)| leaf + "\n").collect())
     }
@@ -442,6 +457,13 @@ fn gather(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> (Vec<AuditEntry>,
 async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
         let (entries, waiters) = gather(first, &mut rx);
+        if entries.is_empty() {
+            // Only `settle` markers: everything queued before them is committed.
+            for done in waiters {
+                let _ = done.send(Ok(()));
+            }
+            continue;
+        }
         metrics::histogram!("kms_audit_batch_entries").record(entries.len() as f64);
         let started = std::time::Instant::now();
         let outcome = follower.store.append_audit(&entries).await;
@@ -506,6 +528,20 @@ impl AuditSink for AuditLog {
         self.record_group(vec![entry]).await
     }
 
+    async fn record_refusal(&self, entry: AuditEntry) -> Result<(), AuditUnavailable> {
+        count_key_op(&entry);
+        // Nobody waits for this commit; the writer ignores a dropped waiter. A full
+        // queue still makes the caller wait for room (bounded memory).
+        let (done, _) = oneshot::channel();
+        self.tx
+            .send(Pending {
+                entries: vec![entry],
+                done,
+            })
+            .await
+            .map_err(|_| AuditUnavailable("the audit writer stopped".into()))
+    }
+
     async fn record_group(&self, entries: Vec<AuditEntry>) -> Result<(), AuditUnavailable> {
         for entry in &entries {
             count_key_op(entry);
@@ -533,51 +569,4 @@ fn count_key_op(entry: &AuditEntry) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(n: usize) -> AuditEntry {
-        AuditEntry {
-            at: 0,
-            tenant: "-".into(),
-            principal: "test".into(),
-            op: "wrap".into(),
-            key: None,
-            version: None,
-            outcome: "ok".into(),
-            request_id: format!("r{n}"),
-            detail: None,
-        }
-    }
-
-    fn pending(size: usize) -> Pending {
-        let (done, _) = oneshot::channel();
-        Pending {
-            entries: (0..size).map(entry).collect(),
-            done,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_group_goes_whole_into_one_commit() {
-        let (tx, mut rx) = mpsc::channel(16);
-        for size in [1, 256, 3] {
-            tx.send(pending(size)).await.unwrap();
-        }
-        let (entries, waiters) = gather(rx.recv().await.unwrap(), &mut rx);
-        assert_eq!((entries.len(), waiters.len()), (260, 3));
-
-        // Past BATCH entries the commit closes, but never inside a group.
-        for size in [1000, 256, 256, 1] {
-            tx.send(pending(size)).await.unwrap();
-        }
-        let (first, _) = gather(rx.recv().await.unwrap(), &mut rx);
-        assert_eq!(
-            first.len(),
-            1256,
-            "the group that crosses BATCH is not split"
-        );
-        let (rest, _) = gather(rx.recv().await.unwrap(), &mut rx);
-        assert_eq!(rest.len(), 257);
-    }
-}
+mod tests;

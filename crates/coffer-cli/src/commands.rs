@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backup;
 pub mod certificates;
+pub mod config;
 pub mod doctor;
 pub mod envelope;
 pub mod key_alias;

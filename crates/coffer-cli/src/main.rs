@@ -25,8 +25,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    Globals, audit, backup, doctor, envelope, keys, migrate, rotate, server, signing, sys, tenant,
-    token,
+    Globals, audit, backup, config, doctor, envelope, keys, migrate, rotate, server, signing, sys,
+    tenant, token,
 };
 
 /// Coffer key management service: operator's tool.
@@ -62,7 +62,7 @@ enum Command {
     Mac(signing::MacArgs),
     /// Verify an HMAC tag; prints valid or invalid.
     VerifyMac(signing::VerifyMacArgs),
-    /// Create and list tenants (admin token).
+    /// Create, list, show, set and shred tenants (admin token).
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
     /// Mint, attenuate (offline) and revoke tokens.
@@ -91,6 +91,9 @@ enum Command {
     Serve(server::ServeArgs),
     /// Initialise a new deployment (custody, schema, first admin token).
     Init(server::InitArgs),
+    /// Check a configuration file (no server needed).
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 #[tokio::main]
@@ -138,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dev(args) => server::dev(args).await,
         Command::Serve(args) => server::serve(args).await,
         Command::Init(args) => server::init(global, args).await,
+        Command::Config(command) => config::run(command),
     }
 }
 

@@ -18,8 +18,11 @@ mod service {
     pub mod batch_rewrap;
     pub mod certificates;
     pub mod cli;
+    pub mod config_check;
     pub mod disclosure;
+    pub mod envelope;
     pub mod error_bodies;
+    pub mod fairness;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;
@@ -29,6 +32,7 @@ mod service {
     pub mod migrate;
     pub mod migrate_paths;
     pub mod openapi;
+    pub mod pq_policy;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;
@@ -44,4 +48,5 @@ mod service {
     pub mod tracker;
     pub mod transport;
     pub mod unseal_attacks;
+    pub mod verify_cache;
 }

@@ -2,7 +2,8 @@
 
 use coffer_api::admin::{
     CreateTenantRequest, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
-    RevokeTokenRequest, SealStatusView, ShredTenantRequest, TenantView, UnsealRequest,
+    RevokeTokenRequest, SealStatusView, SetPqPolicyRequest, ShredTenantRequest, TenantSettingsView,
+    TenantView, UnsealRequest,
 };
 use coffer_api::paths;
 
@@ -39,6 +40,21 @@ impl Client {
     /// with it all of its keys; its tokens stop authenticating.
     pub async fn shred_tenant(&self, request: &ShredTenantRequest) -> Result<(), ClientError> {
         self.post_raw(paths::TENANTS_SHRED, request).await.map(drop)
+    }
+
+    /// `GET /v1/admin/tenants/{tenant}` (admin token): the tenant and its effective
+    /// settings.
+    pub async fn show_tenant(&self, tenant: &str) -> Result<TenantSettingsView, ClientError> {
+        self.get(&crate::rotation::request_paths::tenant(tenant)?)
+            .await
+    }
+
+    /// `POST /v1/admin/tenants/pq-policy` (admin token).
+    pub async fn set_pq_policy(
+        &self,
+        request: &SetPqPolicyRequest,
+    ) -> Result<TenantSettingsView, ClientError> {
+        self.post(paths::TENANTS_PQ_POLICY, request).await
     }
 
     /// `POST /v1/admin/tokens/revoke` (admin token). Revokes the id and every token

@@ -170,6 +170,11 @@ pub mod request_paths {
         Ok(format!("{}/{action}", rotation(id)?))
     }
 
+    /// `TENANTS/{tenant}`.
+    pub fn tenant(name: &str) -> Result<String, ClientError> {
+        Ok(format!("{}/{}", paths::TENANTS, segment(name)?))
+    }
+
     /// `TRACKED/{track_id}`.
     pub fn tracked(track_id: &str) -> Result<String, ClientError> {
         Ok(format!("{}/{}", paths::TRACKED, segment(track_id)?))

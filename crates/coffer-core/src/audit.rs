@@ -74,6 +74,14 @@ pub trait AuditSink: Send + Sync + 'static {
     /// Appends `entry`; `Err` means it is not recorded.
     async fn record(&self, entry: AuditEntry) -> Result<(), AuditUnavailable>;
 
+    /// Appends the entry of a refusal (a request that changed nothing and returns
+    /// nothing: 403, 404) without waiting for it to be durable, so a refusal costs no
+    /// commit; `Err` means it could not even be queued. The default waits (sinks without
+    /// a commit cost); a durable sink overrides it.
+    async fn record_refusal(&self, entry: AuditEntry) -> Result<(), AuditUnavailable> {
+        self.record(entry).await
+    }
+
     /// Appends `entries` as one group: all recorded, or (`Err`) none. A durable sink
     /// commits them together, so a batch request pays one commit, not one per item.
     /// The default records them one after another (fine for sinks without a commit

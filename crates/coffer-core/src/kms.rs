@@ -29,6 +29,7 @@ mod labels;
 mod mac;
 mod manage;
 mod policy;
+mod pq_policy;
 mod quiet;
 mod reactivate;
 mod references;
@@ -46,6 +47,7 @@ mod trail;
 mod untracked;
 mod unwrap;
 mod verify;
+mod verify_cache;
 mod wrap;
 
 pub use access::MAX_GRANTS;
@@ -69,6 +71,7 @@ pub use kat::KnownAnswers;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use policy::{Asked, KeyPolicy, Statement, actions_of, known_action};
+pub use pq_policy::{PqPolicy, SettingSource};
 pub use rewrap_policy::{DailyWindow, RewrapPolicy};
 pub use rewrap_progress::RewrapProgress;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
@@ -78,6 +81,7 @@ pub use tags::{MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, check_tag_key, check_tags};
 pub use untracked::RetireUntracked;
 pub use unwrap::Opened;
 pub use verify::Verified;
+pub use verify_cache::{VerifyCacheCounts, VerifyCacheOptions};
 pub use wrap::Sealed;
 
 use std::collections::BTreeMap;
@@ -115,6 +119,8 @@ pub struct KmsOptions {
     pub retire_after_quiet: Duration,
     /// Pace and window of the rotation saga's tracked-key rewrap.
     pub rewrap: RewrapPolicy,
+    /// Size and lifetime of the verify cache (`verify_cache_max`, `verify_cache_ttl_ms`).
+    pub verify_cache: VerifyCacheOptions,
     /// The attestation formats trusted, and how old a document may be (`[attestation]`).
     pub attestation: coffer_attest::AttestationOptions,
 }
@@ -134,9 +140,17 @@ impl Default for KmsOptions {
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,
             rewrap: RewrapPolicy::default(),
+            verify_cache: VerifyCacheOptions::default(),
             attestation: coffer_attest::AttestationOptions::default(),
         }
     }
+}
+
+/// Counts a refusal in `kms_reject_total{reason}`: the one definition of the counter
+/// (`backpressure` and `tenant_share` from the server's admission, `pq_policy` from
+/// verification, `attestation` from key policies).
+pub fn count_reject(reason: &'static str) {
+    metrics::counter!("kms_reject_total", "reason" => reason).increment(1);
 }
 
 /// The key management service.
@@ -156,6 +170,8 @@ pub struct Kms {
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
     integrity_failures: std::sync::atomic::AtomicU64,
+    /// Tenants' PQ policy overrides.
+    pq_policies: pq_policy::PqPolicies,
     /// Verifies attestation documents (and remembers their nonces).
     attestor: coffer_attest::Attestor,
     /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
@@ -182,13 +198,14 @@ impl Kms {
             offload,
             references: Arc::default(),
             rewrap_board: Arc::default(),
-            cache: KeyCache::new(options.cache_ttl),
+            cache: KeyCache::new(options.cache_ttl, options.verify_cache),
             keys: KeyService::new(store, custody.clone(), clock),
             custody,
             tokens: auth::TokenBook::default(),
             options,
             rotation_wake: tokio::sync::Notify::new(),
             integrity_failures: std::sync::atomic::AtomicU64::new(0),
+            pq_policies: pq_policy::PqPolicies::default(),
             known_answers: std::sync::RwLock::new(KnownAnswers::NotRun),
         }
     }
@@ -216,6 +233,16 @@ impl Kms {
     /// background worker, an operator tool).
     pub fn forget_key(&self, tenant: TenantId, key: KeyId) {
         self.cache.invalidate(tenant, key);
+    }
+
+    /// What this process's verify cache did so far.
+    pub fn verify_cache_counts(&self) -> VerifyCacheCounts {
+        self.cache.verdicts.counts()
+    }
+
+    /// Sets the verify cache's gauges (`verify_cache_ttl_ms`, `verify_cache_size`).
+    pub fn report_verify_cache(&self) {
+        self.cache.verdicts.report();
     }
 
     /// Forgets every cached secret (after custody was sealed).

@@ -323,6 +323,18 @@ pub trait TenantStore: Send + Sync {
 
     /// Deletes the tenant key and marks the tenant shredded (crypto-shredding).
     async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()>;
+
+    /// Sets (`Some`: `and`, `or` or `pq_only`) or clears (`None`) the tenant's PQ verify
+    /// mode override, with the change's audit entry.
+    async fn set_tenant_pq_verify_mode(
+        &self,
+        id: TenantId,
+        mode: Option<&str>,
+        record: &Record,
+    ) -> StoreResult<()>;
+
+    /// Every tenant's PQ verify mode override.
+    async fn tenant_pq_verify_modes(&self) -> StoreResult<Vec<(TenantId, String)>>;
 }
 
 /// Keys, their aliases, metadata and history.

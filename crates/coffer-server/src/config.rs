@@ -8,7 +8,10 @@
 mod attestation;
 mod aws;
 mod backup;
+mod check;
 mod custody;
+mod envelope;
+mod get;
 mod limits;
 mod rotation;
 mod transport;
@@ -16,7 +19,10 @@ mod unseal;
 
 pub use aws::{AwsConfig, StaticKey};
 pub use backup::BackupConfig;
+pub use check::unknown_keys;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
+pub use envelope::EnvelopeConfig;
+pub use get::{Source, effective};
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
 pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
@@ -107,6 +113,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
+    /// In-flight caps per operation class and each tenant's guaranteed share.
+    pub envelope: EnvelopeConfig,
     /// The AWS front's registered access keys.
     pub aws: AwsConfig,
     /// How safely rotations retire old versions, and how their rewrap is paced.
@@ -155,6 +163,7 @@ impl std::fmt::Debug for Config {
             .field("custody", &self.custody)
             .field("audit", &self.audit)
             .field("limits", &self.limits)
+            .field("envelope", &self.envelope)
             .field("aws", &self.aws)
             .field("rotation", &self.rotation)
             .field("unseal", &self.unseal)
@@ -207,6 +216,13 @@ struct RawConfig {
     cache_ttl: Option<String>,
     pq_verify_mode: Option<String>,
     log_format: Option<String>,
+    max_inflight_sign: Option<u64>,
+    max_inflight_verify: Option<u64>,
+    max_inflight_wrap: Option<u64>,
+    max_inflight_admin: Option<u64>,
+    tenant_share_min: Option<f64>,
+    verify_cache_max: Option<u64>,
+    verify_cache_ttl_ms: Option<u64>,
     #[serde(default)]
     custody: custody::RawCustody,
     #[serde(default)]
@@ -250,6 +266,13 @@ const KEYS: &[&str] = &[
     "cache_ttl",
     "pq_verify_mode",
     "log_format",
+    "max_inflight_sign",
+    "max_inflight_verify",
+    "max_inflight_wrap",
+    "max_inflight_admin",
+    "tenant_share_min",
+    "verify_cache_max",
+    "verify_cache_ttl_ms",
     "custody.method",
     "custody.state_file",
     "custody.key_file",
@@ -347,6 +370,14 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
         | "backup.keep" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
+            .unwrap_or(toml::Value::String(value)),
+        key if envelope::INTEGER_KEYS.contains(&key) => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .unwrap_or(toml::Value::String(value)),
+        "tenant_share_min" => value
+            .parse::<f64>()
+            .map(toml::Value::Float)
             .unwrap_or(toml::Value::String(value)),
         "audit.enabled" => value
             .parse::<bool>()
@@ -499,8 +530,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if audit.origin.is_empty() || audit.origin.contains('\n') {
         return Err(invalid("audit.origin", "must be one non-empty line"));
     }
+    let envelope = envelope::RawEnvelope {
+        max_inflight_sign: raw.max_inflight_sign,
+        max_inflight_verify: raw.max_inflight_verify,
+        max_inflight_wrap: raw.max_inflight_wrap,
+        max_inflight_admin: raw.max_inflight_admin,
+        tenant_share_min: raw.tenant_share_min,
+        verify_cache_max: raw.verify_cache_max,
+        verify_cache_ttl_ms: raw.verify_cache_ttl_ms,
+    }
+    .validate()?;
     Ok(Config {
         audit,
+        envelope,
         limits: raw.limits.validate(crate::offload::cores())?,
         aws: raw.aws.validate()?,
         rotation: raw.rotation.validate()?,

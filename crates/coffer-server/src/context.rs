@@ -97,6 +97,29 @@ fn action_label(path: &str) -> &'static str {
     }
 }
 
+/// Tenants that get their own `tenant` label on `kms_latency_seconds` (per process);
+/// later ones share `other`. A histogram is about 20 series per label set, so this
+/// bounds the metric at roughly `20 × ops × 65` series however many tenants there are.
+pub const LATENCY_TENANTS: usize = 64;
+
+/// The `tenant` label of `kms_latency_seconds`: the first [`LATENCY_TENANTS`] tenants
+/// seen keep theirs (`admin` and `-` included), the rest are `other`.
+fn latency_tenant(tenant: &str) -> String {
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.contains(tenant) {
+        return tenant.to_owned();
+    }
+    if seen.len() < LATENCY_TENANTS {
+        seen.insert(tenant.to_owned());
+        return tenant.to_owned();
+    }
+    "other".to_owned()
+}
+
 /// Request id, logging and metrics around every API request.
 pub async fn observe(request: Request, next: Next) -> Response {
     let id = choose_id(&request);
@@ -132,15 +155,39 @@ pub async fn observe(request: Request, next: Next) -> Response {
         Some(code) if code.status() >= 500 => "error",
         Some(_) => "rejected",
     };
-    metrics::histogram!("kms_latency_seconds", "op" => op).record(elapsed.as_secs_f64());
+    metrics::histogram!("kms_latency_seconds", "op" => op, "tenant" => latency_tenant(&tenant))
+        .record(elapsed.as_secs_f64());
     metrics::counter!("kms_ops_total", "tenant" => tenant, "op" => op, "outcome" => outcome)
         .increment(1);
     if let Some(code) = code {
-        metrics::counter!("rejected_total", "reason" => code.as_str()).increment(1);
+        let reason = response
+            .extensions()
+            .get::<crate::error::RejectReason>()
+            .map_or(code.as_str(), |r| r.0);
+        metrics::counter!("rejected_total", "reason" => reason).increment(1);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
     tracing::info!(request_id = %id, %method, route = %route, status, latency_us = elapsed.as_micros() as u64, "request");
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_tenant_label_is_bounded() {
+        let mut labels = std::collections::HashSet::new();
+        for n in 0..LATENCY_TENANTS * 3 {
+            labels.insert(latency_tenant(&format!("tenant-{n}")));
+        }
+        // Other tests of this process may have taken some of the slots first.
+        assert!(labels.len() <= LATENCY_TENANTS + 1, "{}", labels.len());
+        assert!(labels.contains("other"));
+        // A tenant that got its label keeps it.
+        let first = labels.iter().find(|l| *l != "other").unwrap().clone();
+        assert_eq!(latency_tenant(&first), first);
+    }
 }

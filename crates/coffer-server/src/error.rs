@@ -19,7 +19,14 @@ pub struct ApiError {
     pub message: String,
     /// Sent as `Retry-After` (whole seconds, rounded up) when the caller should retry.
     pub retry_after: Option<Duration>,
+    /// The `reason` label of `rejected_total` when it is more specific than the code
+    /// (`backpressure`, `tenant_share`, `pq_policy`).
+    pub reason: Option<&'static str>,
 }
+
+/// A response extension: the `reason` label `rejected_total` takes instead of the code.
+#[derive(Debug, Clone, Copy)]
+pub struct RejectReason(pub &'static str);
 
 impl ApiError {
     /// An error with `code` and `message`.
@@ -28,6 +35,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            reason: None,
         }
     }
 
@@ -79,8 +87,14 @@ impl From<KmsError> for ApiError {
         {
             tracing::error!(error = %detail, "request failed");
         }
+        // A full heavy-signing queue is backpressure too (seed 002's reason).
+        let reason = matches!(error, KmsError::Saturated { .. }).then(|| {
+            coffer_core::kms::count_reject("backpressure");
+            "backpressure"
+        });
         Self {
             retry_after,
+            reason,
             ..Self::new(code, error.to_string())
         }
     }
@@ -104,8 +118,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
-        // The observing middleware reads the code to label metrics.
+        // The observing middleware reads the code (and reason) to label metrics.
         response.extensions_mut().insert(self.code);
+        if let Some(reason) = self.reason {
+            response.extensions_mut().insert(RejectReason(reason));
+        }
         response
     }
 }

@@ -2,7 +2,7 @@
 //! caller, and the one-or-batch form of the hot operations.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use coffer_api::ErrorCode;
@@ -10,6 +10,7 @@ use coffer_api::crypto::{Batch, MAX_BATCH_ITEMS};
 use coffer_core::kms::Caller;
 use serde::de::DeserializeOwned;
 
+use crate::admission::{self, Class, Slot};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::transport::peer::Peer;
@@ -96,7 +97,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OneOrBatch<T> {
 }
 
 /// The authenticated caller (`Authorization: Bearer …`). Memory only: no store.
-pub struct Authed(pub Caller);
+///
+/// It also holds the request's in-flight slot of its route's class (`admission`),
+/// taken right after authentication, before the body is read: a shed request does no
+/// work. The slot is freed when the handler returns (its arguments are dropped then).
+pub struct Authed(
+    pub Caller,
+    #[expect(dead_code, reason = "held for its Drop, which frees the slot")] pub Slot,
+);
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
@@ -138,7 +146,32 @@ impl FromRequestParts<AppState> for Authed {
             .tenant()
             .map_or_else(|| "admin".to_owned(), |t| t.to_string());
         crate::context::set_tenant(label);
-        Ok(Authed(caller))
+        let class = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or(Class::Admin, |path| class_of(path.as_str()));
+        let slot = state
+            .admission
+            .admit(class, caller.grants.tenant())
+            .map_err(|shed| admission::refusal(class, shed))?;
+        Ok(Authed(caller, slot))
+    }
+}
+
+/// The class of a native API route: the hot operations by what they do, the rest
+/// (key management, tenants, tokens, rotations, audit) `admin`.
+fn class_of(route: &str) -> Class {
+    use coffer_api::paths;
+    match route {
+        paths::SIGN | paths::MAC => Class::Sign,
+        paths::VERIFY | paths::VERIFY_MAC => Class::Verify,
+        paths::WRAP
+        | paths::UNWRAP
+        | paths::DATAKEY
+        | paths::REWRAP
+        | paths::ENCRYPT
+        | paths::DECRYPT => Class::Wrap,
+        _ => Class::Admin,
     }
 }
 

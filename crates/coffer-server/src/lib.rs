@@ -5,6 +5,7 @@
 //!   its state and a shutdown signal, so tests bind port 0.
 //! - [`startup`] — opening store, custody and service from a [`Config`]; first-time
 //!   [`startup::init`].
+//! - [`admission`] — in-flight caps per operation class, each active tenant's floor.
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
 //! - [`custody`] — the custody a server runs with: sealed or PKCS#11.
 //! - [`hardening`] — no core dumps of a process that holds secrets.
@@ -20,6 +21,7 @@
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
 
+pub mod admission;
 pub mod aws;
 pub mod backup_worker;
 pub mod config;
@@ -105,6 +107,37 @@ async fn flush_references(kms: &coffer_core::kms::Kms) {
             tracing::warn!(%error, "flushing the reference tracker failed; kept for the next try");
         }
     }
+}
+
+/// The log line for a readiness check that found `now` after `was` (`None`: the first
+/// check): `ready=1` on becoming ready, `ready=0` on ceasing to be; nothing otherwise
+/// (a server that starts sealed says nothing until it is ready).
+fn readiness_line(was: Option<bool>, now: bool) -> Option<&'static str> {
+    match (was, now) {
+        (Some(true), true) | (None | Some(false), false) => None,
+        (None | Some(false), true) => Some("service=coffer ready=1"),
+        (Some(true), false) => Some("service=coffer ready=0"),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn readiness_lines_mark_each_change_once() {
+    let checks = [false, false, true, true, false, false, true];
+    let mut was = None;
+    let mut lines = Vec::new();
+    for now in checks {
+        lines.extend(readiness_line(was, now));
+        was = Some(now);
+    }
+    assert_eq!(
+        lines,
+        [
+            "service=coffer ready=1",
+            "service=coffer ready=0",
+            "service=coffer ready=1"
+        ]
+    );
 }
 
 async fn wait_for_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
@@ -223,6 +256,31 @@ pub async fn serve(
             }
         })
     });
+    // Seed 002's "logs show service=… ready=1": one line when the server becomes ready
+    // (as `/readyz` judges it), its opposite when it stops being; `kms_ready` the same.
+    let readiness = {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut was = None;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let now = state.custody.as_dyn().available() && state.kms.ready().await;
+                        metrics::gauge!("kms_ready").set(f64::from(u8::from(now)));
+                        match readiness_line(was, now) {
+                            Some(line) if now => tracing::info!("{line}"),
+                            Some(line) => tracing::warn!("{line}"),
+                            None => {}
+                        }
+                        was = Some(now);
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     let state_kms = state.kms.clone();
     let tls_watch = state
         .tls
@@ -243,6 +301,7 @@ pub async fn serve(
         tls_watch.abort();
     }
     refresher.abort();
+    readiness.abort();
     scheduler.abort();
     backups.abort();
     // After both servers drained their requests: their use is in the map now.

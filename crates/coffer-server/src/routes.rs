@@ -4,7 +4,8 @@
 
 use coffer_api::admin::{
     CreateTenantRequest, CustodyView, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
-    RevokeTokenRequest, SealStatusView, ShredTenantRequest, TenantView, UnsealRequest,
+    RevokeTokenRequest, SealStatusView, SetPqPolicyRequest, ShredTenantRequest, TenantSettingsView,
+    TenantView, UnsealRequest,
 };
 use coffer_api::attestation::{
     AttestationPoliciesResponse, AttestationPolicyView, SetAttestationPolicyRequest,
@@ -451,6 +452,22 @@ fn admin_routes(r: Routes) -> Routes {
         admin("shred_tenant", "Crypto-shred a tenant, irrecoverably.")
             .body::<ShredTenantRequest>()
             .answers_empty(204, "Shredded."),
+    )
+    .post(
+        paths::TENANTS_PQ_POLICY,
+        admin::set_pq_policy,
+        admin("set_pq_policy", "Set or clear a tenant's PQ verify mode.")
+            .body::<SetPqPolicyRequest>()
+            .answers::<TenantSettingsView>(200, "The tenant and its effective settings."),
+    )
+    .get(
+        "/v1/admin/tenants/{tenant}",
+        admin::show_tenant,
+        admin(
+            "show_tenant",
+            "A tenant and the settings its requests run under.",
+        )
+        .answers::<TenantSettingsView>(200, "The tenant and its effective settings."),
     )
     .post(
         paths::TOKENS,

@@ -147,6 +147,7 @@ async fn kms(
         untracked_window: config.rotation.untracked_window,
         retire_after_quiet: config.rotation.retire_after_quiet,
         rewrap: config.rotation.rewrap,
+        verify_cache: config.envelope.verify_cache,
         attestation: config.attestation.clone(),
     };
     let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
@@ -235,6 +236,10 @@ fn state(
         tls,
         aws_keys: config.aws.static_keys.clone(),
         aws_accounts: std::sync::Arc::default(),
+        admission: std::sync::Arc::new(crate::admission::Admission::new(
+            config.envelope.max_inflight,
+            config.envelope.tenant_share_min,
+        )),
     })
 }
 

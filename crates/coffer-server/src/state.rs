@@ -32,6 +32,8 @@ pub struct AppState {
     pub transport: crate::config::TransportConfig,
     /// TLS on both ports, when configured.
     pub tls: Option<Arc<crate::transport::tls::TlsSource>>,
+    /// In-flight caps per operation class and tenant (`admission`).
+    pub admission: Arc<crate::admission::Admission>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
     /// Scheduled backups (`[backup]`).

@@ -81,6 +81,14 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
         &[("tenant_id", Text), ("wrapped", Blob), ("updated_at", Int)],
     ),
     (
+        "tenant_pq_policy",
+        &[
+            ("tenant_id", Text),
+            ("pq_verify_mode", Text),
+            ("updated_at", Int),
+        ],
+    ),
+    (
         "keys",
         &[
             ("id", Text),

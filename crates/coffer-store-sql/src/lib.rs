@@ -330,6 +330,21 @@ impl TenantStore for SqlStore {
             conn, id, record
         ))
     }
+
+    async fn set_tenant_pq_verify_mode(
+        &self,
+        id: TenantId,
+        mode: Option<&str>,
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, audit = record, |conn| tenants::set_pq_verify_mode(
+            conn, id, mode, record
+        ))
+    }
+
+    async fn tenant_pq_verify_modes(&self) -> StoreResult<Vec<(TenantId, String)>> {
+        tenants::pq_verify_modes(&self.reader).await
+    }
 }
 
 #[async_trait]

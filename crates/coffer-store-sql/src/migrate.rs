@@ -87,6 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0013_tenant_aws_account.sql"),
     },
     Migration {
+        version: 15,
+        name: "tenant_pq_policy",
+        sqlite: include_str!("../migrations/sqlite/0015_tenant_pq_policy.sql"),
+        postgres: include_str!("../migrations/postgres/0015_tenant_pq_policy.sql"),
+    },
+    Migration {
         version: 16,
         name: "key_tags",
         sqlite: include_str!("../migrations/sqlite/0016_key_tags.sql"),

@@ -111,3 +111,47 @@ pub async fn shred(conn: &mut AnyConnection, id: TenantId, record: &Record) -> S
     record_change(&mut *conn, record).await?;
     Ok(())
 }
+
+pub async fn set_pq_verify_mode(
+    conn: &mut AnyConnection,
+    id: TenantId,
+    mode: Option<&str>,
+    record: &Record,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM tenant_pq_policy WHERE tenant_id = $1")
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    if let Some(mode) = mode {
+        sqlx::query(
+            "INSERT INTO tenant_pq_policy (tenant_id, pq_verify_mode, updated_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(id.to_string())
+        .bind(mode)
+        .bind(crate::now_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    record_change(&mut *conn, record).await?;
+    Ok(())
+}
+
+pub async fn pq_verify_modes(pool: &AnyPool) -> StoreResult<Vec<(TenantId, String)>> {
+    sqlx::query("SELECT tenant_id, pq_verify_mode FROM tenant_pq_policy ORDER BY tenant_id")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get("tenant_id").map_err(unavailable)?;
+            let mode: String = row.try_get("pq_verify_mode").map_err(unavailable)?;
+            let id = id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("tenant_pq_policy.tenant_id".into()))?;
+            Ok((id, mode))
+        })
+        .collect()
+}

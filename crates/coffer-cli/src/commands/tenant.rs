@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use coffer_api::admin::{CreateTenantRequest, ShredTenantRequest};
+use coffer_api::admin::{
+    CreateTenantRequest, SetPqPolicyRequest, ShredTenantRequest, TenantSettingsView,
+};
 
 use super::{Globals, print_json, print_line, table};
 
@@ -30,6 +32,38 @@ pub enum TenantCommand {
         #[arg(long, value_name = "NAME")]
         confirm: String,
     },
+    /// Show a tenant and the settings its requests run under (PQ policy, in-flight caps
+    /// and its floor in each class), each with where it comes from (`tenant` or
+    /// `server`).
+    Show {
+        /// The tenant's name or id.
+        tenant: String,
+    },
+    /// Change a tenant's settings at once, without a restart (audited).
+    Set {
+        /// The tenant's name or id.
+        tenant: String,
+        /// How its hybrid signatures are accepted: `and`, `or`, `pq_only`, or
+        /// `default` (the server's `pq_verify_mode` again).
+        #[arg(long, value_name = "MODE")]
+        pq_verify_mode: String,
+    },
+}
+
+fn print_settings(global: &Globals, view: &TenantSettingsView) -> anyhow::Result<()> {
+    if global.json {
+        return print_json(view);
+    }
+    print_line(&format!(
+        "tenant_id={} name={} state={}",
+        view.tenant.tenant_id, view.tenant.name, view.tenant.state
+    ))?;
+    let rows: Vec<Vec<String>> = view
+        .settings
+        .iter()
+        .map(|s| vec![s.name.clone(), s.value.clone(), s.source.clone()])
+        .collect();
+    print_line(&table(&["SETTING", "VALUE", "SOURCE"], &rows))
 }
 
 /// Runs a `tenant` command.
@@ -62,6 +96,19 @@ pub async fn run(global: &Globals, command: TenantCommand) -> anyhow::Result<Exi
                 })
                 .await?;
             print_line(&format!("tenant {tenant} shredded"))?;
+        }
+        TenantCommand::Show { tenant } => {
+            print_settings(global, &client.show_tenant(&tenant).await?)?;
+        }
+        TenantCommand::Set {
+            tenant,
+            pq_verify_mode,
+        } => {
+            let request = SetPqPolicyRequest {
+                tenant,
+                pq_verify_mode: (pq_verify_mode != "default").then_some(pq_verify_mode),
+            };
+            print_settings(global, &client.set_pq_policy(&request).await?)?;
         }
         TenantCommand::List => {
             let answer = client.list_tenants().await?;

@@ -52,7 +52,7 @@ impl<'a> Presented<'a> {
 }
 
 fn refused(presented: &Presented<'_>, what: String, error: KmsError) -> KmsError {
-    metrics::counter!("kms_reject_total", "reason" => "attestation").increment(1);
+    super::count_reject("attestation");
     tracing::warn!(target: "coffer::access", seen = %what, "attestation refused");
     presented.saw(what);
     error

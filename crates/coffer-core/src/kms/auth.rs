@@ -196,7 +196,9 @@ impl Kms {
         if result.is_err() {
             self.tokens.abandon_refresh();
         }
-        result
+        result?;
+        // Tenants' PQ policies follow other replicas' changes at the same pace.
+        self.refresh_pq_policies().await
     }
 
     /// The refresh after `begin_refresh`; installs its records on success only.

@@ -130,12 +130,15 @@ pub(crate) struct KeyCache {
     ttl: Option<Duration>,
     /// Bumped by every invalidation; a load that began in an older epoch is not cached.
     epoch: AtomicU64,
+    /// Verdicts of recent verifications; every invalidation here reaches them too.
+    pub verdicts: super::verify_cache::VerifyCache,
 }
 
 impl KeyCache {
-    pub fn new(ttl: Option<Duration>) -> Self {
+    pub fn new(ttl: Option<Duration>, verdicts: super::verify_cache::VerifyCacheOptions) -> Self {
         Self {
             ttl,
+            verdicts: super::verify_cache::VerifyCache::new(verdicts),
             ..Self::default()
         }
     }
@@ -189,6 +192,7 @@ impl KeyCache {
     pub fn invalidate(&self, tenant: TenantId, key: KeyId) {
         let mut keys = write(&self.keys);
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.verdicts.invalidate_key(key);
         keys.remove(&(tenant, key));
         write(&self.aliases).retain(|(t, _), (id, _)| !(*t == tenant && *id == key));
     }
@@ -205,6 +209,7 @@ impl KeyCache {
     pub fn forget_tenant(&self, tenant: TenantId) {
         let mut keys = write(&self.keys);
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.verdicts.invalidate_all();
         keys.retain(|(t, _), _| *t != tenant);
         drop(keys);
         write(&self.aliases).retain(|(t, _), _| *t != tenant);
@@ -215,6 +220,7 @@ impl KeyCache {
     pub fn clear(&self) {
         let mut keys = write(&self.keys);
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.verdicts.invalidate_all();
         keys.clear();
         drop(keys);
         write(&self.aliases).clear();
@@ -261,7 +267,7 @@ mod tests {
 
     #[test]
     fn an_alias_mapping_expires_with_the_ttl() {
-        let cache = KeyCache::new(Some(Duration::from_millis(50)));
+        let cache = KeyCache::new(Some(Duration::from_millis(50)), Default::default());
         let tenant = TenantId::generate();
         let e = entry(tenant, "alias/signer");
         cache.insert(e.clone(), cache.epoch());
@@ -276,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_load_that_raced_an_invalidation_is_not_cached() {
-        let cache = KeyCache::new(None);
+        let cache = KeyCache::new(None, Default::default());
         let tenant = TenantId::generate();
         let stale = entry(tenant, "alias/signer");
         let loaded_in = cache.epoch();

@@ -152,10 +152,22 @@ impl Kms {
         entry: AuditEntry,
         result: KmsResult<T>,
     ) -> KmsResult<T> {
-        self.audit
-            .record(entry)
-            .await
-            .map_err(|e| KmsError::Unavailable(e.to_string()))?;
+        // A refusal changed nothing and hands out nothing: its entry is queued, not
+        // waited for (seed 002: "401/403 must be cheap"). Everything else waits for
+        // its entry to be durable (fail closed).
+        let refusal = matches!(
+            &result,
+            Err(KmsError::Forbidden(_)
+                | KmsError::Exceeds(_)
+                | KmsError::NotFound(_)
+                | KmsError::Unauthorized(_))
+        );
+        let recorded = if refusal {
+            self.audit.record_refusal(entry).await
+        } else {
+            self.audit.record(entry).await
+        };
+        recorded.map_err(|e| KmsError::Unavailable(e.to_string()))?;
         result
     }
 

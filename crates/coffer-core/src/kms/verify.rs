@@ -1,8 +1,9 @@
 //! verify: check a signature against a version (default: the primary).
 
-use coffer_crypto::SignatureAlgorithm;
+use coffer_crypto::{PqVerifyMode, SignatureAlgorithm};
 
 use super::sign::SignInput;
+use super::verify_cache::{Lookup, Question};
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
@@ -90,11 +91,45 @@ impl Kms {
             .as_ref()
             .ok_or(KmsError::Internal("no verifier".into()))?;
         let algorithm = SignatureAlgorithm::choose_among(entry.key.spec, among)?;
+        // Every check above ran without the cache; the verdict is a pure function of
+        // what the question names (`verify_cache`).
+        let mode = self.pq_policy(entry.key.tenant).verify_mode;
+        let verdicts = &self.cache.verdicts;
+        let epoch = verdicts.epoch_of(entry.key.id);
+        let question = Question {
+            tenant: entry.key.tenant,
+            key: entry.key.id,
+            version: number,
+            algorithm,
+            mode,
+            input: &input,
+            signature,
+        };
+        let (found, id) = verdicts.get(&question);
+        if let Lookup::Hit(valid) = found {
+            return Ok(Verified {
+                valid,
+                key_id: entry.key.id,
+                version: number,
+            });
+        }
         // A refused combination (a digest for Ed25519, a μ for ECDSA, a digest of the
         // wrong length) is the caller's error, not an invalid signature.
         let outcome = match input {
             SignInput::Message(message) => {
-                verifier.verify_with(algorithm, message, signature, self.options.pq_verify_mode)
+                let outcome = verifier.verify_with(algorithm, message, signature, mode);
+                // Refused by the mode alone (`and`, `pq_only`) where `or` accepts: the
+                // policy at work, not a forgery (`pq_policy`).
+                if matches!(outcome, Err(coffer_crypto::CryptoError::InvalidSignature))
+                    && mode != PqVerifyMode::Or
+                    && entry.key.spec == coffer_crypto::KeySpec::HybridEd25519MlDsa65
+                    && verifier
+                        .verify_with(algorithm, message, signature, PqVerifyMode::Or)
+                        .is_ok()
+                {
+                    super::count_reject("pq_policy");
+                }
+                outcome
             }
             SignInput::Digest(digest) => verifier.verify_digest(algorithm, digest, signature),
             SignInput::MlDsaMu(mu) => verifier.verify_ml_dsa_external_mu(mu, signature),
@@ -104,6 +139,9 @@ impl Kms {
             Err(coffer_crypto::CryptoError::InvalidSignature) => false,
             Err(other) => return Err(other.into()),
         };
+        if let Some(id) = id {
+            verdicts.put(id, epoch, valid);
+        }
         Ok(Verified {
             valid,
             key_id: entry.key.id,

@@ -205,6 +205,13 @@ async fn serve(
         )
     })?;
     crate::context::set_tenant(tenant.to_string());
+    // The same in-flight caps as the native API, before the body is parsed; AWS SDKs
+    // retry a `ThrottlingException` with back-off.
+    let class = class_of(&operation);
+    let _slot = state.admission.admit(class, Some(tenant)).map_err(|shed| {
+        let refused = crate::admission::refusal(class, shed);
+        AwsError::client("ThrottlingException", refused.code, refused.message)
+    })?;
     let ctx = Ctx {
         state,
         caller,
@@ -213,6 +220,22 @@ async fn serve(
     };
     let input = Body::parse(&body)?;
     dispatch(&ctx, &operation, &input).await
+}
+
+/// The admission class of an AWS operation (as its native counterpart's).
+fn class_of(operation: &str) -> crate::admission::Class {
+    use crate::admission::Class;
+    match operation {
+        "Sign" | "GenerateMac" => Class::Sign,
+        "Verify" | "VerifyMac" => Class::Verify,
+        "Encrypt"
+        | "Decrypt"
+        | "ReEncrypt"
+        | "GenerateDataKey"
+        | "GenerateDataKeyWithoutPlaintext"
+        | "GenerateRandom" => Class::Wrap,
+        _ => Class::Admin,
+    }
 }
 
 async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: &Body) -> Result<Value, AwsError> {

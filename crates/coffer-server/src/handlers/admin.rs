@@ -1,12 +1,13 @@
 //! Tenants and tokens (admin tokens only).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use coffer_api::ErrorCode;
 use coffer_api::admin::{
     CreateTenantRequest, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
-    RevokeTokenRequest, ShredTenantRequest, TenantView,
+    RevokeTokenRequest, SetPqPolicyRequest, SettingView, ShredTenantRequest, TenantSettingsView,
+    TenantView,
 };
 use coffer_core::kms::MintToken;
 use coffer_core::token::{Operation, TokenId};
@@ -19,7 +20,7 @@ use crate::state::AppState;
 /// `POST /v1/admin/tenants`
 pub async fn create_tenant(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, Json<TenantView>)> {
     let tenant = state
@@ -32,7 +33,7 @@ pub async fn create_tenant(
 /// `GET /v1/admin/tenants`
 pub async fn list_tenants(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
 ) -> ApiResult<Json<ListTenantsResponse>> {
     let tenants = state.kms.list_tenants(&caller).await?;
     Ok(Json(ListTenantsResponse {
@@ -43,7 +44,7 @@ pub async fn list_tenants(
 /// `POST /v1/admin/tokens`
 pub async fn mint_token(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<MintTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<MintTokenResponse>)> {
     let operations = r
@@ -79,7 +80,7 @@ pub async fn mint_token(
 /// `POST /v1/admin/tenants/shred`
 pub async fn shred_tenant(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<ShredTenantRequest>,
 ) -> ApiResult<StatusCode> {
     state
@@ -92,7 +93,7 @@ pub async fn shred_tenant(
 /// `POST /v1/admin/tokens/revoke`
 pub async fn revoke_token(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<RevokeTokenRequest>,
 ) -> ApiResult<StatusCode> {
     let id: TokenId = r
@@ -103,12 +104,80 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The tenant and the settings its requests run under: its PQ policy (the tenant's
+/// override or the server's default), the in-flight caps and its floor in each class
+/// (the server's configuration).
+fn settings_view(
+    state: &AppState,
+    tenant: &coffer_core::Tenant,
+    pq: coffer_core::kms::PqPolicy,
+) -> TenantSettingsView {
+    let mut settings = vec![SettingView {
+        name: "pq_verify_mode".into(),
+        value: pq.verify_mode.as_str().into(),
+        source: pq.source.as_str().into(),
+    }];
+    for class in crate::admission::Class::ALL {
+        let name = class.as_str();
+        settings.push(SettingView {
+            name: format!("max_inflight_{name}"),
+            value: state.admission.cap(class).to_string(),
+            source: "server".into(),
+        });
+        settings.push(SettingView {
+            name: format!("tenant_floor_{name}"),
+            value: state.admission.floor(class).to_string(),
+            source: "server".into(),
+        });
+    }
+    TenantSettingsView {
+        tenant: tenant_view(tenant),
+        settings,
+    }
+}
+
+/// `GET /v1/admin/tenants/{tenant}`
+pub async fn show_tenant(
+    State(state): State<AppState>,
+    Authed(caller, ..): Authed,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<TenantSettingsView>> {
+    let (tenant, pq) = state.kms.show_tenant(&caller, &reference).await?;
+    Ok(Json(settings_view(&state, &tenant, pq)))
+}
+
+/// `POST /v1/admin/tenants/pq-policy`
+pub async fn set_pq_policy(
+    State(state): State<AppState>,
+    Authed(caller, ..): Authed,
+    ApiJson(r): ApiJson<SetPqPolicyRequest>,
+) -> ApiResult<Json<TenantSettingsView>> {
+    let mode = r
+        .pq_verify_mode
+        .as_deref()
+        .map(|text| {
+            text.parse::<coffer_crypto::PqVerifyMode>().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "pq_verify_mode must be and, or, pq_only or null",
+                )
+            })
+        })
+        .transpose()?;
+    state
+        .kms
+        .set_tenant_pq_verify_mode(&caller, &r.tenant, mode)
+        .await?;
+    let (tenant, pq) = state.kms.show_tenant(&caller, &r.tenant).await?;
+    Ok(Json(settings_view(&state, &tenant, pq)))
+}
+
 /// `POST /v1/admin/backup`: a bundle of the whole store (`application/octet-stream`),
 /// for an admin token allowed `admin:backup`. Its SHA-256 is in
 /// `X-Coffer-Backup-Sha256`.
 pub async fn backup(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let made = state.kms.backup(&caller).await?;
     let hash = coffer_core::backup::bundle::file_hash(&made.bundle);

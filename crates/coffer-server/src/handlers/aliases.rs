@@ -11,7 +11,7 @@ use crate::state::AppState;
 /// `POST /v1/kms/aliases`: moves an existing alias to another key of the tenant.
 pub async fn set(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<SetAliasRequest>,
 ) -> ApiResult<Json<AliasView>> {
     let moved = state

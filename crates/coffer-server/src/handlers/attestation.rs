@@ -49,7 +49,7 @@ fn change(r: SetAttestationPolicyRequest) -> ApiResult<PolicyChange> {
 /// `GET /v1/kms/keys/{key}/attestation-policy`
 pub async fn show(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
 ) -> ApiResult<Json<AttestationPoliciesResponse>> {
     let (id, versions) = state.kms.attestation_policies(&caller, &key).await?;
@@ -63,7 +63,7 @@ pub async fn show(
 /// `POST /v1/kms/keys/{key}/attestation-policy`: stores the next version.
 pub async fn set(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
     ApiJson(r): ApiJson<SetAttestationPolicyRequest>,
 ) -> ApiResult<Json<AttestationPolicyView>> {

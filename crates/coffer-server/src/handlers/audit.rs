@@ -69,7 +69,10 @@ pub async fn latest(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// `POST /v1/audit/checkpoint`: sign one now (admin).
-pub async fn create(State(state): State<AppState>, Authed(caller): Authed) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    Authed(caller, ..): Authed,
+) -> ApiResult<Response> {
     require_admin(&caller, Operation::AuditCheckpoint)?;
     let note = log(&state)?
         .checkpoint(SystemClock.now())
@@ -111,7 +114,7 @@ fn default_limit() -> u64 {
 /// [`coffer_api::audit::MAX_PAGE`] a request.
 pub async fn entries(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiQuery(range): ApiQuery<Range>,
 ) -> ApiResult<Response> {
     require_admin(&caller, Operation::AuditRead)?;
@@ -143,7 +146,7 @@ pub struct InclusionProof {
 /// `GET /v1/audit/proof/inclusion?index=&size=`
 pub async fn inclusion(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> ApiResult<Json<InclusionProof>> {
     require_proofs(&caller)?;
@@ -180,7 +183,7 @@ pub struct ConsistencyProof {
 /// `GET /v1/audit/proof/consistency?old=&new=`
 pub async fn consistency(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult<Json<ConsistencyProof>> {
     require_proofs(&caller)?;

@@ -60,7 +60,7 @@ fn report_view(report: &ChainReport) -> ChainReportView {
 /// `POST /v1/kms/keys/{key}/certificate`
 pub async fn import(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
     ApiJson(request): ApiJson<ImportChainRequest>,
 ) -> ApiResult<Json<ChainView>> {
@@ -107,7 +107,7 @@ pub async fn issue(
 /// `GET /v1/kms/keys/{key}/certificate?version=N`
 pub async fn show(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
     query: ChainQueryResult,
 ) -> ApiResult<Json<ChainView>> {
@@ -132,7 +132,7 @@ pub async fn show_alias(
 /// `GET /v1/kms/keys/{key}/verify-chain?version=N`
 pub async fn verify(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
     query: ChainQueryResult,
 ) -> ApiResult<Json<ChainReportView>> {

@@ -92,7 +92,7 @@ async fn wrap_one(
 /// `POST /v1/kms/wrap`
 pub async fn wrap(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<WrapRequest>,
 ) -> Response {
     if let Some(refused) = refused_by_failover(&state) {
@@ -132,7 +132,7 @@ pub(super) fn opened_response(opened: coffer_core::kms::Opened) -> UnwrapRespons
 /// `POST /v1/kms/unwrap`
 pub async fn unwrap(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<UnwrapRequest>,
 ) -> Response {
     if let Some(refused) = refused_by_failover(&state) {
@@ -178,7 +178,7 @@ async fn datakey_one(
 /// `POST /v1/kms/datakey`
 pub async fn datakey(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<DatakeyRequest>,
 ) -> Response {
     if let Some(refused) = refused_by_failover(&state) {
@@ -210,7 +210,7 @@ async fn rewrap_one(
 /// `POST /v1/kms/rewrap`
 pub async fn rewrap(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<RewrapRequest>,
 ) -> Response {
     if let Some(refused) = refused_by_failover(&state) {
@@ -276,7 +276,7 @@ async fn sign_one(state: &AppState, caller: &Caller, r: SignRequest) -> ApiResul
 /// `POST /v1/kms/sign`
 pub async fn sign(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<SignRequest>,
 ) -> Response {
     if let Some(refused) = refused_by_failover(&state) {
@@ -313,7 +313,7 @@ async fn verify_one(
 /// `POST /v1/kms/verify`
 pub async fn verify(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<VerifyRequest>,
 ) -> Response {
     answer!(input, |r| verify_one(&state, &caller, r).await)
@@ -345,7 +345,7 @@ async fn encrypt_one(
 /// `POST /v1/kms/encrypt`
 pub async fn encrypt(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<EncryptRequest>,
 ) -> Response {
     answer!(input, |r| encrypt_one(&state, &caller, r).await)
@@ -370,7 +370,7 @@ async fn decrypt_one(
 /// `POST /v1/kms/decrypt`
 pub async fn decrypt(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<DecryptRequest>,
 ) -> Response {
     answer!(input, |r| decrypt_one(&state, &caller, r).await)
@@ -392,7 +392,7 @@ async fn mac_one(state: &AppState, caller: &Caller, r: MacRequest) -> ApiResult<
 /// `POST /v1/kms/mac`
 pub async fn mac(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<MacRequest>,
 ) -> Response {
     if let Some(refused) = refused_by_failover(&state) {
@@ -420,7 +420,7 @@ async fn verify_mac_one(
 /// `POST /v1/kms/verify-mac`
 pub async fn verify_mac(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     input: OneOrBatch<VerifyMacRequest>,
 ) -> Response {
     if let Some(refused) = refused_by_failover(&state) {

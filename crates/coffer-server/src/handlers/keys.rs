@@ -58,7 +58,7 @@ fn new_key(request: CreateKeyRequest) -> ApiResult<NewKey> {
 /// `POST /v1/kms/keys`
 pub async fn create(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(request): ApiJson<CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<KeyView>)> {
     let details = state.kms.create_key(&caller, new_key(request)?).await?;
@@ -68,7 +68,7 @@ pub async fn create(
 /// `GET /v1/kms/keys`
 pub async fn list(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     query: Result<Query<ListKeysQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<ListKeysResponse>> {
     let Query(query) = query.map_err(|e| bad(e.body_text()))?;
@@ -98,7 +98,7 @@ pub async fn list(
 /// `GET /v1/kms/keys/{key}`
 pub async fn show(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
 ) -> ApiResult<Json<KeyView>> {
     Ok(Json(key_view(&state.kms.show_key(&caller, &key).await?)))
@@ -118,7 +118,7 @@ pub async fn show_alias(
 /// (Importing a chain, `POST .../certificate`, has its own route beside its `GET`.)
 pub async fn action(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path((key, action)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<axum::response::Response> {
@@ -231,7 +231,7 @@ pub async fn alias_action(
 /// `GET /v1/kms/keys/{key}/history`
 pub async fn history(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
 ) -> ApiResult<Json<HistoryResponse>> {
     let events = state.kms.key_history(&caller, &key).await?;

@@ -27,6 +27,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let sealed = u8::from(state.custody.status() != coffer_core::SealStatus::Unsealed);
     metrics::gauge!("kms_sealed").set(f64::from(sealed));
+    // Gauges of configured values, set again at each scrape: a value set before the
+    // process installed its recorder would otherwise never show.
+    state.kms.report_verify_cache();
+    state.admission.report();
     // Set at each scrape too: gauges left unset for ten minutes disappear.
     match state.kms.known_answer_outcome() {
         coffer_core::kms::KnownAnswers::Passed(_) => {

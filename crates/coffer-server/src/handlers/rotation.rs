@@ -67,7 +67,7 @@ pub fn view(status: &RotationStatus) -> RotationView {
 /// runs it, so the client's connection does not hold it.
 pub async fn start(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<StartRotationRequest>,
 ) -> ApiResult<(StatusCode, Json<RotationView>)> {
     let status = state
@@ -90,7 +90,7 @@ pub async fn start(
 /// `GET /v1/kms/rotations?key=K&status=S`
 pub async fn list(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     ApiQuery(q): ApiQuery<ListRotationsQuery>,
 ) -> ApiResult<Json<RotationList>> {
     let status: Option<Status> = parsed(q.status)?;
@@ -106,7 +106,7 @@ pub async fn list(
 /// `GET /v1/kms/rotations/{id}`
 pub async fn show(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RotationView>> {
     Ok(Json(view(&state.kms.rotation_status(&caller, &id).await?)))
@@ -116,7 +116,7 @@ pub async fn show(
 /// failure, answers 202; the rotation worker runs the rest.
 pub async fn resume(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<RotationView>)> {
@@ -135,7 +135,7 @@ pub async fn resume(
 /// `POST /v1/kms/rotations/{id}/rollback`
 pub async fn rollback(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RotationView>> {
     Ok(Json(view(
@@ -146,7 +146,7 @@ pub async fn rollback(
 /// `GET /v1/kms/rotations/{id}/verify`
 pub async fn verify(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RotationVerifyView>> {
     let checked = state.kms.verify_rotation(&caller, &id).await?;
@@ -170,7 +170,7 @@ pub async fn verify(
 /// `GET /v1/kms/keys/{key}/references` (and the alias form)
 pub async fn references(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(key): Path<String>,
 ) -> ApiResult<Json<ReferencesView>> {
     let (key_id, versions) = state.kms.references(&caller, &key).await?;
@@ -214,7 +214,7 @@ pub async fn alias_references(
 /// `GET /v1/kms/tracked/{track_id}`
 pub async fn tracked(
     State(state): State<AppState>,
-    Authed(caller): Authed,
+    Authed(caller, ..): Authed,
     Path(track_id): Path<String>,
 ) -> ApiResult<Json<TrackedView>> {
     let t = state.kms.tracked(&caller, &track_id).await?;
