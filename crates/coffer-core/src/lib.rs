@@ -10,6 +10,7 @@
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
 //! - [`usage`] — use of key versions per principal and kind (the reference tracker's rows).
+//! - [`quota`] — per-tenant limits the store enforces; [`reject`] — `kms_reject_total`.
 //! - `testing` (feature `testing`) — conformance suites every backend runs.
 //!
 //! This crate names no database, HTTP or HSM library: backends depend on it, not the
@@ -26,6 +27,8 @@ pub mod keys;
 pub mod kms;
 pub mod lifecycle;
 pub mod offload;
+pub mod quota;
+pub mod reject;
 pub mod saga;
 pub mod store;
 pub mod tenant;

@@ -47,6 +47,10 @@ pub enum StoreError {
     /// Stored data does not decode into domain types (a schema or corruption problem).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The write would take the tenant over a quota ([`crate::quota`]). Nothing was
+    /// written.
+    #[error("{0}")]
+    QuotaExceeded(crate::quota::QuotaExceeded),
 }
 
 /// Shorthand for store results.

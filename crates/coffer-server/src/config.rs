@@ -8,6 +8,7 @@
 mod aws;
 mod custody;
 mod limits;
+mod quotas;
 mod rotation;
 mod transport;
 mod unseal;
@@ -104,6 +105,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// How much heavy work is accepted.
     pub limits: LimitsConfig,
+    /// What each tenant may hold (`[quotas]`).
+    pub quotas: coffer_core::quota::Quotas,
     /// The AWS front's registered access keys.
     pub aws: AwsConfig,
     /// How safely rotations retire old versions, and how their rewrap is paced.
@@ -148,6 +151,7 @@ impl std::fmt::Debug for Config {
             .field("custody", &self.custody)
             .field("audit", &self.audit)
             .field("limits", &self.limits)
+            .field("quotas", &self.quotas)
             .field("aws", &self.aws)
             .field("rotation", &self.rotation)
             .field("unseal", &self.unseal)
@@ -205,6 +209,8 @@ struct RawConfig {
     #[serde(default)]
     limits: limits::RawLimits,
     #[serde(default)]
+    quotas: quotas::RawQuotas,
+    #[serde(default)]
     aws: aws::RawAws,
     #[serde(default)]
     rotation: rotation::RawRotation,
@@ -255,6 +261,11 @@ const KEYS: &[&str] = &[
     "audit.checkpoint_interval",
     "audit.verify_interval",
     "limits.heavy_queue",
+    "quotas.keys_per_tenant",
+    "quotas.versions_per_key",
+    "quotas.aliases_per_tenant",
+    "quotas.labels_per_key",
+    "quotas.tokens_per_tenant",
     "aws.static_keys_file",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
@@ -320,6 +331,11 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
         "max_body_bytes"
         | "limits.heavy_queue"
+        | "quotas.keys_per_tenant"
+        | "quotas.versions_per_key"
+        | "quotas.aliases_per_tenant"
+        | "quotas.labels_per_key"
+        | "quotas.tokens_per_tenant"
         | "rotation.rewrap_rate"
         | "custody.pool_size"
         | "custody.slot"
@@ -482,6 +498,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         audit,
         limits: raw.limits.validate(crate::offload::cores())?,
+        quotas: raw.quotas.validate()?,
         aws: raw.aws.validate()?,
         rotation: raw.rotation.validate()?,
         unseal: raw.unseal.validate()?,

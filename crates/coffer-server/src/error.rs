@@ -56,6 +56,7 @@ impl From<KmsError> for ApiError {
             KmsError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
             KmsError::Conflict(_) => ErrorCode::Conflict,
             KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
+            KmsError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             KmsError::Sealed => ErrorCode::Sealed,
             KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,
             KmsError::BackendUnavailable(_) => ErrorCode::BackendUnavailable,

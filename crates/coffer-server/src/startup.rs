@@ -236,6 +236,13 @@ fn state(
     })
 }
 
+/// The configured database, migrated, with the configured quotas.
+async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
+    let store = SqlStore::connect(&config.database_url).await?;
+    store.set_quotas(config.quotas.clone());
+    Ok(store)
+}
+
 /// Initialises a new deployment: custody state, schema, token root key, first admin
 /// token. Leaves custody unsealed in this process.
 pub async fn init(
@@ -243,7 +250,7 @@ pub async fn init(
     method: InitMethod,
 ) -> Result<(AppState, Initialized), StartError> {
     ensure_dir(&config.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
     let (custody, shares) = match (&config.custody, method) {
         (CustodyConfig::Pkcs11(settings), InitMethod::Pkcs11) => {
             let pkcs11 = settings.resolve(|name| std::env::var(name).ok())?;
@@ -343,7 +350,7 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
             ));
         }
     };
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
     if let ServerCustody::Sealed(sealed) = &custody {
         unseal_at_start(config, sealed).await?;
     }

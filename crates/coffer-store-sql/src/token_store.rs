@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use coffer_core::store::{LeaseStore, Record, StoreError, StoreResult, TokenStore};
 use coffer_core::time::Timestamp;
-use coffer_core::token::{TokenId, TokenRecord};
+use coffer_core::token::{TokenId, TokenKind, TokenRecord};
 
-use crate::{SqlStore, audit, errors, secrets};
+use crate::{SqlStore, audit, errors, quota, secrets};
 
 #[async_trait]
 impl TokenStore for SqlStore {
@@ -23,9 +23,17 @@ impl TokenStore for SqlStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| secrets::insert_token(
-            conn, token, record
-        ))
+        // Admin tokens belong to no tenant, so no tenant quota counts them.
+        let limits = match token.kind {
+            TokenKind::Tenant(tenant) => Some((tenant, self.quotas.of(tenant))),
+            TokenKind::Admin => None,
+        };
+        in_transaction!(self, audit = record, |conn| async {
+            if let Some((tenant, limits)) = &limits {
+                quota::admit_token(&mut *conn, limits, *tenant).await?;
+            }
+            secrets::insert_token(conn, token, record).await
+        })
     }
 
     async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()> {

@@ -96,7 +96,17 @@ impl Kms {
             .resolve_alias(tenant, &alias)
             .await?
             .ok_or(KmsError::NotFound("alias"))?;
-        let key = self.entry_in_scope(caller, tenant, current).await?.key.id;
+        // An alias naming a key outside the token's scope answers as an absent alias
+        // (as `alias set` does), or the answer would tell that the alias exists.
+        let key = self
+            .entry_in_scope(caller, tenant, current)
+            .await
+            .map_err(|e| match e {
+                KmsError::NotFound(_) => KmsError::NotFound("alias"),
+                other => other,
+            })?
+            .key
+            .id;
         let at = self.keys.clock().now();
         let event = Event::key(tenant, key, None, "alias.removed", alias.to_string(), at);
         let removed = self

@@ -95,6 +95,10 @@ impl From<KmsError> for AwsError {
             KmsError::UntrackedUse(_) => {
                 client("KMSInvalidStateException", ErrorCode::UntrackedUse)
             }
+            // AWS answers a quota (keys, aliases, grants per account) this way.
+            KmsError::QuotaExceeded(_) => {
+                client("LimitExceededException", ErrorCode::QuotaExceeded)
+            }
             KmsError::Saturated { .. } => client("ThrottlingException", ErrorCode::Unavailable),
             // The server's own state: retryable 5xx, as AWS answers a dependency failure.
             KmsError::Sealed | KmsError::Unavailable(_) => Self {

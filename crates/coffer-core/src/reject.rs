@@ -1,0 +1,26 @@
+//! `kms_reject_total{reason}`: requests Coffer refused to protect itself or other
+//! tenants (a quota, and any later limit such as back-pressure), as opposed to requests
+//! that were wrong (`rejected_total{reason=<error code>}` counts every error answer).
+//! One place for the metric's name and its label values, so every refusal of this kind
+//! shares one series family.
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// A per-tenant quota ([`crate::quota`]).
+    Quota,
+}
+
+impl RejectReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quota => "quota",
+        }
+    }
+}
+
+/// Counts one refusal.
+pub fn count(reason: RejectReason) {
+    metrics::counter!("kms_reject_total", "reason" => reason.as_str()).increment(1);
+}
