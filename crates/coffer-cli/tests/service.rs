@@ -24,6 +24,7 @@ mod service {
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;
+    pub mod quotas;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;

@@ -402,7 +402,6 @@ impl KeyStore for SqlStore {
     }
 
     async fn update_metadata(&self, key: &Key, record: &Record) -> StoreResult<()> {
-        quota::admit_labels(&self.quotas.of(key.tenant), key)?;
         in_transaction!(self, audit = record, |conn| keys::update_metadata(
             conn, key, record
         ))

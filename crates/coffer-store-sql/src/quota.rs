@@ -67,8 +67,9 @@ fn admit(limits: &Limits, quota: Quota, current: u64, adding: u64) -> StoreResul
         .map_err(StoreError::QuotaExceeded)
 }
 
-/// Labels are the key's own: no count in the database, no lock.
-pub fn admit_labels(limits: &Limits, key: &Key) -> StoreResult<()> {
+/// Labels are the key's own, set at its creation only: no count in the database, no
+/// lock. (Metadata changes keep the labels a key has, even over a quota lowered since.)
+fn admit_labels(limits: &Limits, key: &Key) -> StoreResult<()> {
     admit(limits, Quota::LabelsPerKey, 0, key.labels.len() as u64)
 }
 

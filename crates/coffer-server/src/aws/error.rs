@@ -177,6 +177,13 @@ mod tests {
                 },
                 "ThrottlingException",
             ),
+            (
+                KmsError::QuotaExceeded(coffer_core::quota::QuotaExceeded {
+                    quota: coffer_core::quota::Quota::AliasesPerTenant,
+                    limit: 2,
+                }),
+                "LimitExceededException",
+            ),
         ];
         for (error, kind) in cases {
             let aws = AwsError::from(error);
@@ -184,6 +191,16 @@ mod tests {
             assert_eq!(aws.body()["__type"], kind);
             assert!(aws.body()["message"].is_string());
         }
+        let quota = AwsError::from(KmsError::QuotaExceeded(coffer_core::quota::QuotaExceeded {
+            quota: coffer_core::quota::Quota::KeysPerTenant,
+            limit: 7,
+        }));
+        assert_eq!(quota.code, ErrorCode::QuotaExceeded);
+        assert!(
+            quota.message.contains("keys_per_tenant") && quota.message.contains('7'),
+            "{}",
+            quota.message
+        );
     }
 
     #[test]
