@@ -501,8 +501,15 @@ pub trait TokenStore: Send + Sync {
     /// Records a minted token.
     async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()>;
 
-    /// Marks a token revoked. `NotFound` if no such id or already revoked.
-    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()>;
+    /// Marks a token revoked at `at`, replacing its tag with `tag` (the revoked
+    /// record's, `token::revoked_tag`). `NotFound` if no such id or already revoked.
+    async fn revoke_token(
+        &self,
+        id: TokenId,
+        at: Timestamp,
+        tag: &[u8; 32],
+        record: &Record,
+    ) -> StoreResult<()>;
 
     /// Every token record (the server keeps them in memory).
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
@@ -513,6 +520,16 @@ pub trait TokenStore: Send + Sync {
     /// transaction with `record`. `Conflict` if the marker exists (another replica bound
     /// them first); then nothing changes.
     async fn bind_token_grants(
+        &self,
+        tags: &[(TokenId, [u8; 32])],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()>;
+
+    /// Binds the revocations made before revocations were bound: sets each named
+    /// record's tag where it is revoked, and stores `marker`, in one transaction with
+    /// `record`. `Conflict` if the marker exists; then nothing changes.
+    async fn bind_token_revocations(
         &self,
         tags: &[(TokenId, [u8; 32])],
         marker: (&str, &[u8]),

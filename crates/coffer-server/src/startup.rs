@@ -183,6 +183,8 @@ async fn kms(
 /// the deployment was never initialised.
 pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
     let loaded = state.kms.load().await?;
+    // The root keys are in memory now: say at once if their pages could not be locked.
+    crate::hardening::report_locked_memory();
     if let (true, Some(log)) = (loaded, &state.audit) {
         log.load_signer(state.custody.as_dyn().as_ref())
             .await

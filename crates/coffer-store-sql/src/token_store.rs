@@ -36,9 +36,15 @@ impl TokenStore for SqlStore {
         })
     }
 
-    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()> {
+    async fn revoke_token(
+        &self,
+        id: TokenId,
+        at: Timestamp,
+        tag: &[u8; 32],
+        record: &Record,
+    ) -> StoreResult<()> {
         in_transaction!(self, audit = record, |conn| secrets::revoke_token(
-            conn, id, at, record
+            conn, id, at, tag, record
         ))
     }
 
@@ -55,6 +61,18 @@ impl TokenStore for SqlStore {
         in_transaction!(self, audit = record, |conn| async {
             secrets::put(&mut *conn, marker.0, marker.1).await?;
             secrets::bind_grants(conn, tags).await
+        })
+    }
+
+    async fn bind_token_revocations(
+        &self,
+        tags: &[(TokenId, [u8; 32])],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, audit = record, |conn| async {
+            secrets::put(&mut *conn, marker.0, marker.1).await?;
+            secrets::bind_revocations(conn, tags).await
         })
     }
 }

@@ -286,3 +286,27 @@ async fn unseal_refusals_say_wrong_and_nothing_more() {
     // Progress is as the one real share left it.
     assert_eq!(anonymous.seal_status().await.unwrap().progress, 1);
 }
+
+/// The unsealed root keys sit in locked pages, and `/metrics` says how many pages are
+/// locked and how many the OS refused (none here: tests run with CAP_IPC_LOCK or a
+/// sufficient RLIMIT_MEMLOCK; the refused path is `locked::tests` and
+/// `hardening::tests`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsealed_root_keys_are_in_locked_pages_and_reported() {
+    let server = TestServer::start().await;
+    let metrics = server.anonymous().metrics(&server.ops).await.unwrap();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name}: {metrics}"))
+    };
+    let status = coffer_crypto::secret::locked_memory();
+    assert!(
+        status.locked_pages + status.unlocked_pages >= 1,
+        "{status:?}"
+    );
+    assert!(gauge("kms_secret_pages_locked") >= 1.0);
+    assert_eq!(gauge("kms_secret_pages_unlocked"), 0.0);
+}

@@ -27,6 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let sealed = u8::from(state.custody.status() != coffer_core::SealStatus::Unsealed);
     metrics::gauge!("kms_sealed").set(f64::from(sealed));
+    crate::hardening::report_locked_memory();
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),
