@@ -25,6 +25,7 @@ mod service {
     pub mod migrate;
     pub mod migrate_paths;
     pub mod quotas;
+    pub mod refusal_audit;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;

@@ -24,6 +24,7 @@ mod manage;
 mod quiet;
 mod reactivate;
 mod references;
+mod refusals;
 mod rewrap;
 mod rewrap_policy;
 mod rewrap_progress;
@@ -52,6 +53,7 @@ pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
+pub use refusals::{Close, RefusalLimit};
 pub use rewrap_policy::{DailyWindow, RewrapPolicy};
 pub use rewrap_progress::RewrapProgress;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
@@ -97,6 +99,8 @@ pub struct KmsOptions {
     pub retire_after_quiet: Duration,
     /// Pace and window of the rotation saga's tracked-key rewrap.
     pub rewrap: RewrapPolicy,
+    /// How many refusals per principal are audited one by one (`audit.refusals_*`).
+    pub refusals: RefusalLimit,
 }
 
 /// Default `rotation.untracked_window`: a quarter, so monthly and quarterly batch jobs
@@ -113,6 +117,7 @@ impl Default for KmsOptions {
             cache_ttl: Some(Duration::from_secs(30)),
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,
+            refusals: RefusalLimit::default(),
             rewrap: RewrapPolicy::default(),
         }
     }
@@ -135,6 +140,8 @@ pub struct Kms {
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
     integrity_failures: std::sync::atomic::AtomicU64,
+    /// Refusals audited per principal and window (`refusals`).
+    refusals: refusals::RefusalLimiter,
 }
 
 impl Kms {
@@ -163,6 +170,7 @@ impl Kms {
             options,
             rotation_wake: tokio::sync::Notify::new(),
             integrity_failures: std::sync::atomic::AtomicU64::new(0),
+            refusals: refusals::RefusalLimiter::default(),
         }
     }
 

@@ -134,6 +134,8 @@ pub struct AuditConfig {
     pub checkpoint_interval: Duration,
     /// How often the stored log is re-verified.
     pub verify_interval: Duration,
+    /// Refusals audited one by one per principal and window; the rest are counted.
+    pub refusals: coffer_core::kms::RefusalLimit,
 }
 
 impl std::fmt::Debug for Config {
@@ -231,6 +233,8 @@ struct RawAudit {
     anchor_url: Option<String>,
     checkpoint_interval: Option<String>,
     verify_interval: Option<String>,
+    refusals_per_principal: Option<u64>,
+    refusal_window: Option<String>,
 }
 
 /// Every key an environment variable may override, dotted.
@@ -260,6 +264,8 @@ const KEYS: &[&str] = &[
     "audit.anchor_url",
     "audit.checkpoint_interval",
     "audit.verify_interval",
+    "audit.refusals_per_principal",
+    "audit.refusal_window",
     "limits.heavy_queue",
     "quotas.keys_per_tenant",
     "quotas.versions_per_key",
@@ -331,6 +337,7 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
         "max_body_bytes"
         | "limits.heavy_queue"
+        | "audit.refusals_per_principal"
         | "quotas.keys_per_tenant"
         | "quotas.versions_per_key"
         | "quotas.aliases_per_tenant"
@@ -483,10 +490,21 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             60,
         )?,
         verify_interval: interval("audit.verify_interval", raw.audit.verify_interval, 300)?,
+        refusals: coffer_core::kms::RefusalLimit {
+            per_principal: match raw.audit.refusals_per_principal {
+                None => coffer_core::kms::RefusalLimit::default().per_principal,
+                Some(n) => u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid("audit.refusals_per_principal", "at least 1"))?,
+            },
+            window: interval("audit.refusal_window", raw.audit.refusal_window, 10)?,
+        },
     };
     for (key, value) in [
         ("audit.checkpoint_interval", audit.checkpoint_interval),
         ("audit.verify_interval", audit.verify_interval),
+        ("audit.refusal_window", audit.refusals.window),
     ] {
         if value.is_zero() {
             return Err(invalid(key, "must be longer than zero"));
