@@ -19,6 +19,7 @@
     reason = "secret slots in an anonymous locked mapping: mmap, mlock and raw slot access have no safe wrapper"
 )]
 
+use std::cell::RefCell;
 use std::ptr::{NonNull, null_mut};
 use std::sync::Mutex;
 
@@ -105,6 +106,68 @@ impl Pool {
 
 static POOL: Mutex<Pool> = Mutex::new(Pool::new(os_lock));
 
+/// Free slots of the process pool kept by this thread: token checks make a short-lived
+/// HMAC key per caveat, and a global lock per key would be a point of contention on
+/// every request. At most `LOCAL_MAX` are kept; a thread that ends gives its back.
+struct LocalSlots(Vec<usize>);
+
+const LOCAL_MAX: usize = 64;
+/// Slots moved to a thread at once when its list is empty.
+const REFILL: usize = 16;
+
+impl Drop for LocalSlots {
+    fn drop(&mut self) {
+        pool().free.append(&mut self.0);
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<LocalSlots> = const { RefCell::new(LocalSlots(Vec::new())) };
+}
+
+/// A slot from this thread's list, refilled from the process pool when empty.
+fn take_local() -> Option<NonNull<u8>> {
+    let cached = LOCAL
+        .try_with(|local| local.borrow_mut().0.pop())
+        .ok()
+        .flatten();
+    if let Some(addr) = cached {
+        return NonNull::new(addr as *mut u8);
+    }
+    let mut shared = pool();
+    let slot = shared.take()?;
+    let keep = shared.free.len().min(REFILL - 1);
+    let start = shared.free.len() - keep;
+    let moved: Vec<usize> = shared.free.drain(start..).collect();
+    drop(shared);
+    if let Err(moved) = LOCAL
+        .try_with(|local| local.borrow_mut().0.extend(&moved))
+        .map_err(|_| moved)
+    {
+        // The thread is ending: the slots go back where they came from.
+        pool().free.extend(moved);
+    }
+    Some(slot)
+}
+
+/// Gives a slot of the process pool back, to this thread's list while it has room.
+fn give_back_local(slot: NonNull<u8>) {
+    let kept = LOCAL
+        .try_with(|local| {
+            let mut local = local.borrow_mut();
+            if local.0.len() < LOCAL_MAX {
+                local.0.push(slot.as_ptr() as usize);
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
+    if !kept {
+        pool().give_back(slot);
+    }
+}
+
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
     // A panic while holding the pool leaves its free list consistent (every update
     // is one push or pop), so a poisoned lock is still usable.
@@ -132,9 +195,12 @@ unsafe impl Sync for Slot {}
 impl Slot {
     /// A slot from the process pool; `None` only if no page can be mapped at all.
     pub(crate) fn take() -> Option<Self> {
-        Self::take_from(&POOL)
+        let ptr = take_local()?;
+        Some(Self { ptr, home: &POOL })
     }
 
+    /// A slot from a pool of the test's own (a lock function it chose).
+    #[cfg(test)]
     fn take_from(home: &'static Mutex<Pool>) -> Option<Self> {
         let ptr = home
             .lock()
@@ -158,10 +224,14 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(self.bytes_mut());
-        self.home
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .give_back(self.ptr);
+        if std::ptr::eq(self.home, &POOL) {
+            give_back_local(self.ptr);
+        } else {
+            self.home
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .give_back(self.ptr);
+        }
     }
 }
 
@@ -198,6 +268,30 @@ mod tests {
         let again = Slot::take_from(&REFUSING).unwrap();
         assert_eq!(again.bytes(), &[0u8; SLOT]);
         assert_eq!(REFUSING.lock().unwrap().status.unlocked_pages, 1);
+    }
+
+    #[test]
+    fn process_slots_are_reused_through_the_threads_list_and_come_back_wiped() {
+        let mut first = Slot::take().unwrap();
+        first.bytes_mut().copy_from_slice(&[0xA5; SLOT]);
+        let addr = first.ptr;
+        drop(first);
+        // The same thread gets the slot it gave back, wiped.
+        let again = Slot::take().unwrap();
+        assert_eq!(again.ptr, addr);
+        assert_eq!(again.bytes(), &[0u8; SLOT]);
+        // Slots made on one thread may be dropped on another, and a thread that ends
+        // gives its list back: many keys across threads still fit the pool.
+        let made: Vec<Slot> =
+            std::thread::spawn(|| (0..100).map(|_| Slot::take().unwrap()).collect())
+                .join()
+                .unwrap();
+        drop(made);
+        let status = locked_memory();
+        assert!(
+            status.locked_pages + status.unlocked_pages >= 2,
+            "{status:?}"
+        );
     }
 
     #[test]
