@@ -11,6 +11,7 @@ mod alias;
 mod alias_bind;
 mod asymmetric;
 mod auth;
+mod backup;
 mod batch;
 mod cache;
 mod certificates;
@@ -18,6 +19,7 @@ mod datakey;
 mod deletion;
 mod error;
 mod integrity;
+mod kat;
 mod keys;
 mod mac;
 mod manage;
@@ -44,6 +46,7 @@ pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
 pub use auth::Caller;
+pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
@@ -51,6 +54,7 @@ pub use certificates::{
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;
+pub use kat::KnownAnswers;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use refusals::{Close, RefusalLimit};
@@ -142,6 +146,8 @@ pub struct Kms {
     integrity_failures: std::sync::atomic::AtomicU64,
     /// Refusals audited per principal and window (`refusals`).
     refusals: refusals::RefusalLimiter,
+    /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
+    known_answers: std::sync::RwLock<KnownAnswers>,
 }
 
 impl Kms {
@@ -171,6 +177,7 @@ impl Kms {
             rotation_wake: tokio::sync::Notify::new(),
             integrity_failures: std::sync::atomic::AtomicU64::new(0),
             refusals: refusals::RefusalLimiter::default(),
+            known_answers: std::sync::RwLock::new(KnownAnswers::NotRun),
         }
     }
 
@@ -184,10 +191,12 @@ impl Kms {
         self.custody.status()
     }
 
-    /// True when requests can be served: unsealed, loaded, and the store answers.
+    /// True when requests can be served: unsealed, loaded, the known-answer checks
+    /// passed, and the store answers.
     pub async fn ready(&self) -> bool {
         self.custody.status() == SealStatus::Unsealed
             && self.tokens.is_loaded()
+            && matches!(self.known_answer_outcome(), KnownAnswers::Passed(_))
             && self.keys.store().ping().await.is_ok()
     }
 

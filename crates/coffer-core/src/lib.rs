@@ -6,6 +6,7 @@
 //! - [`lifecycle`] — key and version states and the one transition table.
 //! - [`store`] — the `Store` trait (durable state) and its rules.
 //! - [`custody`] — the `Custody` trait (the root key).
+//! - [`backup`] — snapshots of the store and the encrypted bundle format.
 //! - [`keyring`] — the tenant key hierarchy between custody and key material.
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
@@ -17,6 +18,7 @@
 //! other way round.
 
 pub mod audit;
+pub mod backup;
 pub mod custody;
 pub mod error;
 pub mod event;

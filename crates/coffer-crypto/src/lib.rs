@@ -15,6 +15,7 @@
 //! - [`public`] — public keys as SPKI DER, PEM and JWK.
 //! - [`secret`] — [`SecretBytes`], how secret bytes cross this crate's boundary; raw keys
 //!   inside it live in mlock'ed pages (`secret::locked`, the other `unsafe` module).
+//! - [`selftest`] — fixed known-answer vectors a server checks before it is ready.
 //! - [`error`] — [`CryptoError`], the crate's one error type.
 //!
 //! The backend is aws-lc (through aws-lc-rs); nothing outside this crate names it, so it
@@ -30,6 +31,7 @@ pub mod material;
 pub mod public;
 pub mod rng;
 pub mod secret;
+pub mod selftest;
 pub mod sign;
 pub mod spec;
 pub mod xaes;

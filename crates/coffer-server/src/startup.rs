@@ -105,7 +105,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-fn ensure_dir(path: &Path) -> Result<(), StartError> {
+pub(crate) fn ensure_dir(path: &Path) -> Result<(), StartError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -113,7 +113,7 @@ fn ensure_dir(path: &Path) -> Result<(), StartError> {
         .map_err(|e| StartError::Io(format!("cannot create {}: {e}", path.display())))
 }
 
-fn read_secret_file(path: &Path) -> Result<String, StartError> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, StartError> {
     let meta =
         std::fs::metadata(path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -225,6 +225,7 @@ fn state(
         heavy,
         custody,
         audit,
+        backup: config.backup.clone(),
         audit_intervals: (
             config.audit.checkpoint_interval,
             config.audit.verify_interval,
@@ -333,7 +334,28 @@ fn init_sealed(
 /// `passphrase_file`) unseal at once; otherwise the server starts sealed and waits for
 /// `POST /v1/sys/unseal`.
 pub async fn open(config: &Config) -> Result<AppState, StartError> {
-    let custody = match (&config.custody, config.custody.state_file()) {
+    let custody = open_custody(config).await?;
+    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
+    if let ServerCustody::Sealed(sealed) = &custody {
+        unseal_at_start(config, sealed).await?;
+    }
+    let service = kms(config, store, custody.as_dyn()).await?;
+    let state = state(config, service, custody.clone())?;
+    if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
+        return Err(StartError::NotInitialized(
+            "the database holds no token root key".into(),
+        ));
+    }
+    if custody.status() != SealStatus::Unsealed {
+        tracing::warn!("starting sealed: unseal with `coffer unseal`");
+    }
+    Ok(state)
+}
+
+/// The custody of an initialised deployment, as configured (still sealed, for sealed
+/// custody).
+pub(crate) async fn open_custody(config: &Config) -> Result<ServerCustody, StartError> {
+    Ok(match (&config.custody, config.custody.state_file()) {
         (CustodyConfig::Pkcs11(settings), _) => {
             let pkcs11 = settings.resolve(|name| std::env::var(name).ok())?;
             // An absent token is not fatal: custody starts down and reconnects.
@@ -352,26 +374,14 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
                     .unwrap_or_default(),
             ));
         }
-    };
-    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
-    if let ServerCustody::Sealed(sealed) = &custody {
-        unseal_at_start(config, sealed).await?;
-    }
-    let service = kms(config, store, custody.as_dyn()).await?;
-    let state = state(config, service, custody.clone())?;
-    if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
-        return Err(StartError::NotInitialized(
-            "the database holds no token root key".into(),
-        ));
-    }
-    if custody.status() != SealStatus::Unsealed {
-        tracing::warn!("starting sealed: unseal with `coffer unseal`");
-    }
-    Ok(state)
+    })
 }
 
 /// Key-file custody, and passphrase custody with a `passphrase_file`, unseal at start.
-async fn unseal_at_start(config: &Config, custody: &Arc<SealedCustody>) -> Result<(), StartError> {
+pub(crate) async fn unseal_at_start(
+    config: &Config,
+    custody: &Arc<SealedCustody>,
+) -> Result<(), StartError> {
     match &config.custody {
         CustodyConfig::KeyFile { key_file, .. } => custody.unseal_key_file(key_file)?,
         CustodyConfig::Passphrase {

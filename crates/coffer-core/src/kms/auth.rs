@@ -193,6 +193,8 @@ impl Kms {
         self.bind_token_grants().await?;
         self.bind_token_revocations().await?;
         self.refresh_tokens().await?;
+        // Before readiness: a store whose keys do not answer is not served as ready.
+        self.check_known_answers().await;
         Ok(true)
     }
 
