@@ -43,17 +43,25 @@ pub struct UnwrapRequest {
     /// The context it was sealed with.
     #[serde(default, skip_serializing_if = "Context::is_empty")]
     pub context: Context,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of unwrap.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UnwrapResponse {
-    /// The plaintext.
+    /// The plaintext (empty when it went to a recipient instead).
     pub plaintext: B64Secret,
     /// Key id.
     pub key_id: String,
     /// Version that sealed it.
     pub key_version: u32,
+    /// The plaintext encrypted to the public key in the request's attestation document,
+    /// when it carried one (then no plaintext is returned; docs/attestation.md §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_for_recipient: Option<B64>,
 }
 
 /// `POST /v1/kms/datakey`.
@@ -75,6 +83,10 @@ pub struct DatakeyRequest {
     /// the tenant), so rotations rewrap it (seed 000's "cipher rows").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_id: Option<String>,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of datakey.
@@ -89,6 +101,10 @@ pub struct DatakeyResponse {
     pub key_id: String,
     /// Version.
     pub key_version: u32,
+    /// The plaintext encrypted to the public key in the request's attestation document,
+    /// when it carried one (then no plaintext is returned; docs/attestation.md §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_for_recipient: Option<B64>,
 }
 
 /// `POST /v1/kms/rewrap`.
@@ -128,6 +144,10 @@ pub struct SignRequest {
     /// default, `rsa-pss-sha384`, `rsa-pss-sha512`, `rsa-pkcs1-sha256`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of sign.
@@ -217,6 +237,10 @@ pub struct MacRequest {
     pub key_id: String,
     /// The message.
     pub message: B64,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of mac.

@@ -48,6 +48,12 @@ pub enum ErrorCode {
     /// 409: the key's primary version is not the one the request names
     /// (`expect_version` of a rotation start).
     VersionMismatch,
+    /// 403: the key's attestation policy asks for an attestation document for this
+    /// operation, and the request has none, or one that does not verify.
+    AttestationRequired,
+    /// 403: the attestation verified, but its measurement is not on the key's
+    /// allow-list.
+    MeasurementNotAllowed,
     /// 409: a rotation would retire a version recently used for untracked material
     /// (start it with `retire_untracked` to accept that).
     UntrackedUse,
@@ -79,7 +85,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest | Self::InvalidCiphertext => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::AttestationRequired | Self::MeasurementNotAllowed => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::KeyDisabled
@@ -104,6 +110,8 @@ impl ErrorCode {
             Self::InvalidCiphertext => "invalid_ciphertext",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::AttestationRequired => "attestation_required",
+            Self::MeasurementNotAllowed => "measurement_not_allowed",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::KeyDisabled => "key_disabled",

@@ -4,6 +4,8 @@
 //! - [`b64`] — base64 fields; [`B64Secret`] for plaintext and data keys (zeroized, never
 //!   printed).
 //! - [`keys`] — key management requests and views.
+//! - [`attestation`] — keys' attestation policies (which operations need an attested
+//!   caller, and which measurements may perform them).
 //! - [`crypto`] — wrap, unwrap, datakey, rewrap, sign, verify, mac, and their batch form.
 //! - [`admin`] — tenants, tokens, seal status and unseal.
 //! - [`audit`] — the audit log's paging limit.
@@ -14,6 +16,7 @@
 //! error, not a silently ignored option.
 
 pub mod admin;
+pub mod attestation;
 pub mod audit;
 pub mod b64;
 pub mod crypto;

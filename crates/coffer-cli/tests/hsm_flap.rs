@@ -53,6 +53,7 @@ async fn create(client: &Client, spec: &str) -> String {
 
 fn sign(key: &str) -> SignRequest {
     SignRequest {
+        attestation: None,
         key_id: key.into(),
         message: Some(B64(b"release 1.2.3".to_vec())),
         digest: None,

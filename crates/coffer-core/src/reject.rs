@@ -1,6 +1,6 @@
-//! `kms_reject_total{reason}`: requests Coffer refused to protect itself or other
-//! tenants (a quota, and any later limit such as back-pressure), as opposed to requests
-//! that were wrong (`rejected_total{reason=<error code>}` counts every error answer).
+//! `kms_reject_total{reason}`: requests Coffer refused to protect itself, other tenants
+//! or a key (a quota, an attestation policy, any later limit such as back-pressure),
+//! as opposed to requests that were wrong (`rejected_total{reason=<error code>}` counts every error answer).
 //! One place for the metric's name and its label values, so every refusal of this kind
 //! shares one series family.
 
@@ -9,6 +9,8 @@
 pub enum RejectReason {
     /// A per-tenant quota ([`crate::quota`]).
     Quota,
+    /// A key's attestation policy (`kms/attested.rs`).
+    Attestation,
 }
 
 impl RejectReason {
@@ -16,6 +18,7 @@ impl RejectReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Quota => "quota",
+            Self::Attestation => "attestation",
         }
     }
 }

@@ -50,7 +50,7 @@ pub use error::ApiError;
 pub use state::AppState;
 
 use handlers::{
-    admin, aliases, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
+    admin, aliases, attestation, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
 };
 
 /// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary
@@ -100,6 +100,14 @@ pub fn api_router(state: AppState) -> Router {
         .route(
             "/v1/kms/keys/alias/{name}/certificate",
             get(certificates::show_alias).post(certificates::import_alias),
+        )
+        .route(
+            "/v1/kms/keys/{key}/attestation-policy",
+            get(attestation::show).post(attestation::set),
+        )
+        .route(
+            "/v1/kms/keys/alias/{name}/attestation-policy",
+            get(attestation::show_alias).post(attestation::set_alias),
         )
         .route("/v1/kms/keys/{key}/verify-chain", get(certificates::verify))
         .route(

@@ -148,6 +148,7 @@ async fn kms(
         retire_after_quiet: config.rotation.retire_after_quiet,
         rewrap: config.rotation.rewrap,
         refusals: config.audit.refusals,
+        attestation: config.attestation.clone(),
     };
     let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
         let (log, _) = AuditLog::open(

@@ -75,6 +75,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_version_use.sql"),
     },
     Migration {
+        version: 10,
+        name: "attestation_policies",
+        sqlite: include_str!("../migrations/sqlite/0010_attestation_policies.sql"),
+        postgres: include_str!("../migrations/postgres/0010_attestation_policies.sql"),
+    },
+    Migration {
         version: 13,
         name: "tenant_aws_account",
         sqlite: include_str!("../migrations/sqlite/0013_tenant_aws_account.sql"),

@@ -74,6 +74,14 @@ impl From<KmsError> for AwsError {
             KmsError::Forbidden(_) | KmsError::Exceeds(_) => {
                 client("AccessDeniedException", ErrorCode::Forbidden)
             }
+            // AWS KMS answers a key policy's attestation condition that does not hold
+            // with AccessDeniedException.
+            KmsError::AttestationRequired(_) => {
+                client("AccessDeniedException", ErrorCode::AttestationRequired)
+            }
+            KmsError::MeasurementNotAllowed(_) => {
+                client("AccessDeniedException", ErrorCode::MeasurementNotAllowed)
+            }
             KmsError::NotFound(_) | KmsError::KeyDestroyed => {
                 client("NotFoundException", ErrorCode::NotFound)
             }
