@@ -1,9 +1,10 @@
 //! Attestation policies of keys: `GET` and `POST /v1/kms/keys/{key}/attestation-policy`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/kms/keys/{key}/attestation-policy`: the policy's next version.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAttestationPolicyRequest {
     /// Operations that need an attestation: `unwrap`, `datakey`, `sign`, `mac` (empty:
@@ -17,7 +18,7 @@ pub struct SetAttestationPolicyRequest {
 }
 
 /// One version of a key's attestation policy.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct AttestationPolicyView {
     /// Key id.
     pub key_id: String,
@@ -32,7 +33,7 @@ pub struct AttestationPolicyView {
 }
 
 /// `GET /v1/kms/keys/{key}/attestation-policy`: the version in force and the history.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct AttestationPoliciesResponse {
     /// Key id.
     pub key_id: String,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::b64::{B64, B64Secret};
@@ -11,7 +12,7 @@ use crate::error::ErrorDetail;
 pub type Context = BTreeMap<String, String>;
 
 /// `POST /v1/kms/wrap`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WrapRequest {
     /// Key id or `alias/NAME`.
@@ -24,7 +25,7 @@ pub struct WrapRequest {
 }
 
 /// Answer of wrap, rewrap and (with `plaintext`) datakey.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct CiphertextResponse {
     /// The envelope.
     pub ciphertext: B64,
@@ -35,7 +36,7 @@ pub struct CiphertextResponse {
 }
 
 /// `POST /v1/kms/unwrap`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnwrapRequest {
     /// The envelope.
@@ -50,7 +51,7 @@ pub struct UnwrapRequest {
 }
 
 /// Answer of unwrap.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UnwrapResponse {
     /// The plaintext (empty when it went to a recipient instead).
     pub plaintext: B64Secret,
@@ -65,7 +66,7 @@ pub struct UnwrapResponse {
 }
 
 /// `POST /v1/kms/datakey`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatakeyRequest {
     /// Key id or `alias/NAME`.
@@ -90,7 +91,7 @@ pub struct DatakeyRequest {
 }
 
 /// Answer of datakey.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DatakeyResponse {
     /// The data key, unless `include_plaintext` was false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +109,7 @@ pub struct DatakeyResponse {
 }
 
 /// `POST /v1/kms/rewrap`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RewrapRequest {
     /// The envelope to move.
@@ -126,7 +127,7 @@ pub struct RewrapRequest {
 
 /// `POST /v1/kms/sign`: exactly one of `message`, `digest` (by the algorithm's hash;
 /// ECDSA and RSA only) or `mu` (ML-DSA's 64-byte μ, computed by the caller).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     /// Key id or `alias/NAME`.
@@ -151,7 +152,7 @@ pub struct SignRequest {
 }
 
 /// Answer of sign.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct SignResponse {
     /// The signature.
     pub signature: B64,
@@ -164,7 +165,7 @@ pub struct SignResponse {
 }
 
 /// `POST /v1/kms/verify`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// Key id or `alias/NAME`.
@@ -189,7 +190,7 @@ pub struct VerifyRequest {
 }
 
 /// `POST /v1/kms/encrypt`: RSA-OAEP encryption with an RSA key of purpose encrypt.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptRequest {
     /// Key id or `alias/NAME`.
@@ -204,7 +205,7 @@ pub struct EncryptRequest {
 }
 
 /// `POST /v1/kms/decrypt`: RSA-OAEP decryption with an RSA key of purpose encrypt.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecryptRequest {
     /// Key id or `alias/NAME`.
@@ -219,7 +220,7 @@ pub struct DecryptRequest {
 }
 
 /// Answer of verify and verify-mac.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct VerifyResponse {
     /// True when the signature is valid.
     pub valid: bool,
@@ -230,7 +231,7 @@ pub struct VerifyResponse {
 }
 
 /// `POST /v1/kms/mac`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MacRequest {
     /// Key id or `alias/NAME`.
@@ -244,7 +245,7 @@ pub struct MacRequest {
 }
 
 /// Answer of mac.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct MacResponse {
     /// The HMAC-SHA256 tag.
     pub mac: B64,
@@ -255,7 +256,7 @@ pub struct MacResponse {
 }
 
 /// `POST /v1/kms/verify-mac`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyMacRequest {
     /// Key id or `alias/NAME`.
@@ -270,15 +271,17 @@ pub struct VerifyMacRequest {
 }
 
 /// The batch form of a hot operation: `{"items": [...]}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "{T}Batch")]
 pub struct Batch<T> {
     /// The requests, at most 256.
     pub items: Vec<T>,
 }
 
 /// One item's outcome in a batch answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "{T}Outcome")]
 #[serde(untagged)]
 pub enum ItemResult<T> {
     /// It failed.

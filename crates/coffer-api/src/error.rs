@@ -1,16 +1,17 @@
 //! The error body every endpoint answers with, and the stable codes in it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `{"error": {"code", "message", "request_id"}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// One error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable code.
     pub code: ErrorCode,
@@ -22,7 +23,7 @@ pub struct ErrorDetail {
 }
 
 /// Stable error codes; each maps to one HTTP status.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: the request is malformed (JSON, base64, unknown field, bad value).

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/kms/keys`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// `aes-256`, `ed25519`, `ecdsa-p256`, `ml-dsa-65`, `hybrid-ed25519-ml-dsa-65`,
@@ -33,7 +34,7 @@ pub struct CreateKeyRequest {
 }
 
 /// Rotation policy as durations like `90d`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotationPolicyView {
     /// Rotate every…
@@ -48,7 +49,7 @@ pub struct RotationPolicyView {
 }
 
 /// A key as answered by create, show and list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct KeyView {
     /// Key id (UUID).
     pub key_id: String,
@@ -81,7 +82,7 @@ pub struct KeyView {
 }
 
 /// One key version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct VersionView {
     /// Number.
     pub version: u32,
@@ -100,14 +101,14 @@ pub struct VersionView {
 }
 
 /// `GET /v1/kms/keys`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ListKeysResponse {
     /// The keys.
     pub keys: Vec<KeyView>,
 }
 
 /// Query of `GET /v1/kms/keys`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeysQuery {
     /// Only this purpose.
@@ -122,7 +123,7 @@ pub struct ListKeysQuery {
 }
 
 /// `POST /v1/kms/keys/{key}/rotate`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct RotateResponse {
     /// Key id.
     pub key_id: String,
@@ -130,8 +131,15 @@ pub struct RotateResponse {
     pub version: u32,
 }
 
+/// The body of a key action that takes none (`rotate`, `enable`, `disable`,
+/// `cancel-deletion`, `add-spare`, `publish`): absent, or `{}`. Anything else is refused,
+/// as an unknown field is anywhere.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
 /// `POST /v1/kms/keys/{key}/schedule-deletion`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDeletionRequest {
     /// Waiting period in days, 7–30 (default 30).
@@ -140,7 +148,7 @@ pub struct ScheduleDeletionRequest {
 }
 
 /// `POST /v1/kms/keys/{key}/activate`: make a spare (or pending) version primary.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     /// The version.
@@ -149,7 +157,7 @@ pub struct ActivateRequest {
 
 /// `POST /v1/kms/keys/{key}/reactivate`: move a retired version back to `retiring`
 /// (decrypt and verify only) while its material exists.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReactivateRequest {
     /// The retired version.
@@ -158,7 +166,7 @@ pub struct ReactivateRequest {
 
 /// `POST /v1/kms/keys/{key}/register`: register a purpose (`published` publishes a
 /// signing key in its tenant's JWKS).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The purpose, e.g. `attestation-signing`.
@@ -166,7 +174,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /v1/kms/aliases`: move an existing alias to another key of the tenant.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAliasRequest {
     /// The alias, `alias/NAME` (or `NAME`).
@@ -179,7 +187,7 @@ pub struct SetAliasRequest {
 }
 
 /// Answer of `POST /v1/kms/aliases`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct AliasView {
     /// The alias, `alias/NAME`.
     pub alias: String,
@@ -190,14 +198,14 @@ pub struct AliasView {
 }
 
 /// `GET /v1/kms/keys/{key}/history`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct HistoryResponse {
     /// Lifecycle events, oldest first.
     pub events: Vec<EventView>,
 }
 
 /// One lifecycle event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct EventView {
     /// When (RFC 3339).
     pub at: String,
@@ -211,7 +219,7 @@ pub struct EventView {
 }
 
 /// `POST /v1/kms/keys/{key}/certificate`: import a certificate chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportChainRequest {
     /// PEM `CERTIFICATE` blocks, leaf first; the leaf certifies the version's key.
@@ -223,7 +231,7 @@ pub struct ImportChainRequest {
 
 /// `POST /v1/kms/keys/{key}/issue-certificate`: issue a certificate for the key's
 /// primary version from a CA key of the tenant (the key itself: self-signed).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueCertificateRequest {
     /// The CA key: id or `alias/NAME`.
@@ -235,7 +243,7 @@ pub struct IssueCertificateRequest {
 }
 
 /// Query of `GET /v1/kms/keys/{key}/certificate` and `.../verify-chain`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChainQuery {
     /// The version (default: the primary).
@@ -244,7 +252,7 @@ pub struct ChainQuery {
 }
 
 /// One certificate of a chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ChainLinkView {
     /// Subject name.
     pub subject: String,
@@ -264,7 +272,7 @@ pub struct ChainLinkView {
 }
 
 /// A version's certificate chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ChainView {
     /// Key id.
     pub key_id: String,
@@ -277,7 +285,7 @@ pub struct ChainView {
 }
 
 /// `GET /v1/kms/keys/{key}/verify-chain`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ChainReportView {
     /// Key id.
     pub key_id: String,
@@ -294,7 +302,7 @@ pub struct ChainReportView {
 
 /// `POST /v1/kms/keys/{key}/policy`: change the rotation policy and version validity.
 /// Fields given replace the current ones; fields left out stay as they are.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPolicyRequest {
     /// Rotation policy fields to set.

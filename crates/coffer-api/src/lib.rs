@@ -12,7 +12,8 @@
 //! - [`error`] — the error body and the stable error codes.
 //! - [`paths`] — the endpoint paths, so server and client cannot disagree.
 //!
-//! Serde only: no logic lives here. Requests refuse unknown fields so a typo is an
+//! Serde, and schemars for each type's JSON Schema (the server's OpenAPI document is
+//! made from them): no logic lives here. Requests refuse unknown fields so a typo is an
 //! error, not a silently ignored option.
 
 pub mod admin;

@@ -28,6 +28,7 @@ mod service {
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;
+    pub mod openapi;
     pub mod quotas;
     pub mod refusal_audit;
     pub mod rewrap_watch;

@@ -53,7 +53,8 @@ pub use auth::Caller;
 pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
-    CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
+    CertificateChain, ChainLink, ChainReport, IssueCertificate, ParsedChain, SignatureCheck,
+    parse_pem_chain,
 };
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
