@@ -66,6 +66,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 429: the caller is over its share; retry after `Retry-After`.
     TooManyRequests,
+    /// 429: the change would take the tenant over a quota (the message names the quota
+    /// and its limit); retrying does not help until something is deleted or revoked.
+    QuotaExceeded,
     /// 503: the server is sealed.
     Sealed,
     /// 503: the server cannot serve now (store down, saturated).
@@ -95,7 +98,7 @@ impl ErrorCode {
             | Self::Conflict => 409,
             Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
-            Self::TooManyRequests => 429,
+            Self::TooManyRequests | Self::QuotaExceeded => 429,
             Self::Sealed | Self::Unavailable | Self::BackendUnavailable => 503,
             Self::Internal => 500,
         }
@@ -122,6 +125,7 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
             Self::TooManyRequests => "too_many_requests",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::Sealed => "sealed",
             Self::Unavailable => "unavailable",
             Self::BackendUnavailable => "backend_unavailable",

@@ -33,6 +33,8 @@ mod service {
     pub mod migrate_paths;
     pub mod openapi;
     pub mod pq_policy;
+    pub mod quotas;
+    pub mod refusal_audit;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;

@@ -33,6 +33,7 @@ mod pq_policy;
 mod quiet;
 mod reactivate;
 mod references;
+mod refusals;
 mod rewrap;
 mod rewrap_policy;
 mod rewrap_progress;
@@ -72,6 +73,7 @@ pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use policy::{Asked, KeyPolicy, Statement, actions_of, known_action};
 pub use pq_policy::{PqPolicy, SettingSource};
+pub use refusals::{Close, RefusalLimit};
 pub use rewrap_policy::{DailyWindow, RewrapPolicy};
 pub use rewrap_progress::RewrapProgress;
 pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
@@ -121,6 +123,8 @@ pub struct KmsOptions {
     pub rewrap: RewrapPolicy,
     /// Size and lifetime of the verify cache (`verify_cache_max`, `verify_cache_ttl_ms`).
     pub verify_cache: VerifyCacheOptions,
+    /// How many refusals per principal are audited one by one (`audit.refusals_*`).
+    pub refusals: RefusalLimit,
     /// The attestation formats trusted, and how old a document may be (`[attestation]`).
     pub attestation: coffer_attest::AttestationOptions,
 }
@@ -139,6 +143,7 @@ impl Default for KmsOptions {
             cache_ttl: Some(Duration::from_secs(30)),
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,
+            refusals: RefusalLimit::default(),
             rewrap: RewrapPolicy::default(),
             verify_cache: VerifyCacheOptions::default(),
             attestation: coffer_attest::AttestationOptions::default(),
@@ -172,6 +177,8 @@ pub struct Kms {
     integrity_failures: std::sync::atomic::AtomicU64,
     /// Tenants' PQ policy overrides.
     pq_policies: pq_policy::PqPolicies,
+    /// Refusals audited per principal and window (`refusals`).
+    refusals: refusals::RefusalLimiter,
     /// Verifies attestation documents (and remembers their nonces).
     attestor: coffer_attest::Attestor,
     /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
@@ -206,6 +213,7 @@ impl Kms {
             rotation_wake: tokio::sync::Notify::new(),
             integrity_failures: std::sync::atomic::AtomicU64::new(0),
             pq_policies: pq_policy::PqPolicies::default(),
+            refusals: refusals::RefusalLimiter::default(),
             known_answers: std::sync::RwLock::new(KnownAnswers::NotRun),
         }
     }

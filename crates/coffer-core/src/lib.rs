@@ -11,6 +11,7 @@
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
 //! - [`usage`] — use of key versions per principal and kind (the reference tracker's rows).
+//! - [`quota`] — per-tenant limits the store enforces; [`reject`] — `kms_reject_total`.
 //! - [`attestation`] — attestation policies of keys (which operations need an attested
 //!   caller, and which measurements may perform them) and their store.
 //! - `testing` (feature `testing`) — conformance suites every backend runs.
@@ -31,6 +32,8 @@ pub mod keys;
 pub mod kms;
 pub mod lifecycle;
 pub mod offload;
+pub mod quota;
+pub mod reject;
 pub mod saga;
 pub mod store;
 pub mod tenant;

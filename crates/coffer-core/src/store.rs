@@ -14,7 +14,9 @@
 //! - the schema itself enforces: at most one primary version per key and only an
 //!   active one; aliases unique per tenant; at most one running rotation per key;
 //! - a write that returned `Ok` survives a crash of the process right after;
-//! - every read is scoped by tenant: a key of another tenant is simply absent.
+//! - every read is scoped by tenant: a key of another tenant is simply absent;
+//! - a write that would take a tenant over its quota ([`crate::quota`]) is refused with
+//!   [`StoreError::QuotaExceeded`] inside its transaction, and writes nothing.
 //!
 //! The store sees only wrapped material (STYLE rule 4), never a secret type.
 
@@ -35,8 +37,10 @@ use crate::lifecycle::{KeyState, VersionState};
 use crate::saga::{Saga, Status, Step};
 use crate::tenant::Tenant;
 use crate::time::Timestamp;
-use crate::token::{TokenId, TokenRecord};
 use crate::usage::VersionUse;
+
+mod token_store;
+pub use token_store::TokenStore;
 
 /// Failures of a store.
 #[derive(Debug, Clone, Error)]
@@ -54,6 +58,10 @@ pub enum StoreError {
     /// Stored data does not decode into domain types (a schema or corruption problem).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The write would take the tenant over a quota ([`crate::quota`]). Nothing was
+    /// written.
+    #[error("{0}")]
+    QuotaExceeded(crate::quota::QuotaExceeded),
 }
 
 /// Shorthand for store results.
@@ -501,38 +509,6 @@ pub trait RotationStore: Send + Sync {
         to_version: u32,
         items: &[Rewrapped],
     ) -> StoreResult<u64>;
-}
-
-/// Server secrets (wrapped) and token records.
-#[async_trait]
-pub trait TokenStore: Send + Sync {
-    /// Stores a wrapped server secret under `name`. `Conflict` if it exists: secrets
-    /// are created once (at init) and never silently replaced.
-    async fn put_secret(&self, name: &str, wrapped: &[u8]) -> StoreResult<()>;
-
-    /// A wrapped server secret.
-    async fn get_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
-
-    /// Records a minted token.
-    async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()>;
-
-    /// Marks a token revoked. `NotFound` if no such id or already revoked.
-    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()>;
-
-    /// Every token record (the server keeps them in memory).
-    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
-
-    /// Binds the grants of records minted before grants were bound: sets each named
-    /// record's `grant_tag` where it has none, and stores the server secret
-    /// `marker` (name, wrapped value) recording that binding was done, in one
-    /// transaction with `record`. `Conflict` if the marker exists (another replica bound
-    /// them first); then nothing changes.
-    async fn bind_token_grants(
-        &self,
-        tags: &[(TokenId, [u8; 32])],
-        marker: (&str, &[u8]),
-        record: &Record,
-    ) -> StoreResult<()>;
 }
 
 /// The audit log: entries (indices allocated by the database) and checkpoints.

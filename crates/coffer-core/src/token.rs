@@ -42,6 +42,7 @@ const PREFIX: &str = "coffer_v1_";
 const FORMAT: u8 = 0x01;
 const DOMAIN: &[u8] = b"coffer/token/v1";
 const GRANT_DOMAIN: &[u8] = b"coffer/token-grant/v1";
+const REVOKED_DOMAIN: &[u8] = b"coffer/token-revoked/v1";
 const TAG_LEN: usize = 32;
 /// Caveats per token; a bound so a hostile token cannot make verification expensive.
 pub const MAX_CAVEATS: usize = 32;
@@ -128,23 +129,73 @@ pub struct TokenRecord {
     pub grant_tag: Option<[u8; TAG_LEN]>,
 }
 
+/// What a record's tag says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagCheck {
+    /// The tag covers the grant, and the revocation if the record is revoked.
+    Verified,
+    /// No tag: minted before grants were bound.
+    Untagged,
+    /// Revoked, with the tag of the unrevoked grant: revoked before revocations were
+    /// bound (harmless while revoked; the binding replaces that tag).
+    RevokedUnbound,
+    /// The tag matches neither: the row was edited.
+    Mismatch,
+}
+
 impl TokenRecord {
-    /// Whether the record's grant is the one its tag was made for (constant time).
-    /// False for an unbound record.
-    pub fn grant_verifies(&self, root: &MacKey) -> bool {
-        self.grant_tag.is_some_and(|tag| {
-            coffer_crypto::secret::constant_time_eq(&grant_tag(root, self.id, self.kind), &tag)
-        })
+    /// Checks the record against its tag (constant time): an unrevoked record's tag
+    /// is [`grant_tag`]; a revoked record's is [`revoked_tag`], which replaced it at
+    /// revocation, so clearing `revoked_at` leaves a tag no unrevoked record has.
+    pub fn check_tag(&self, root: &MacKey) -> TagCheck {
+        let Some(tag) = self.grant_tag else {
+            return TagCheck::Untagged;
+        };
+        let matches =
+            |expected: [u8; TAG_LEN]| coffer_crypto::secret::constant_time_eq(&expected, &tag);
+        let granted = || matches(grant_tag(root, self.id, self.kind));
+        match self.revoked_at {
+            None if granted() => TagCheck::Verified,
+            Some(at) if matches(revoked_tag(root, self.id, self.kind, at)) => TagCheck::Verified,
+            Some(_) if granted() => TagCheck::RevokedUnbound,
+            _ => TagCheck::Mismatch,
+        }
     }
+
+    /// Whether the record is what its tag was made for. False for an unbound record.
+    pub fn grant_verifies(&self, root: &MacKey) -> bool {
+        self.check_tag(root) == TagCheck::Verified
+    }
+}
+
+fn grant_bytes(kind: TokenKind) -> (u8, [u8; 16]) {
+    match kind {
+        TokenKind::Admin => (0u8, [0u8; 16]),
+        TokenKind::Tenant(tenant) => (1u8, *tenant.as_bytes()),
+    }
+}
+
+/// The tag of a revoked record: the grant and the revocation time under the token root
+/// key, in a domain of its own. Written with the revocation, replacing the grant tag.
+pub fn revoked_tag(root: &MacKey, id: TokenId, kind: TokenKind, at: Timestamp) -> [u8; TAG_LEN] {
+    let (kind_byte, tenant) = grant_bytes(kind);
+    tag_of(
+        root,
+        &[
+            REVOKED_DOMAIN,
+            &id.0,
+            &[kind_byte],
+            &tenant,
+            &at.millis().to_be_bytes(),
+        ]
+        .concat(),
+    )
 }
 
 /// The MAC binding a token id to its base grant, stored with the record. Fixed-length
 /// fields only, so no two grants share an encoding.
 pub fn grant_tag(root: &MacKey, id: TokenId, kind: TokenKind) -> [u8; TAG_LEN] {
-    let (kind_byte, tenant) = match kind {
-        TokenKind::Admin => (0u8, [0u8; 16]),
-        TokenKind::Tenant(tenant) => (1u8, *tenant.as_bytes()),
-    };
+    let (kind_byte, tenant) = grant_bytes(kind);
     tag_of(root, &[GRANT_DOMAIN, &id.0, &[kind_byte], &tenant].concat())
 }
 

@@ -6,13 +6,15 @@
 //!   context it authenticates.
 //! - [`sign`] — Ed25519, ECDSA (P-256, P-384, P-521, secp256k1), RSA (PSS, PKCS #1 v1.5
 //!   and OAEP decryption), ML-DSA-44/65/87 and composite ML-DSA-65 + Ed25519, with the
-//!   hybrid verification modes; `sign::mldsa_ffi` is the crate's only `unsafe`.
+//!   hybrid verification modes; `sign::mldsa_ffi` is one of the crate's two `unsafe`
+//!   modules.
 //! - [`mac`] — HMAC-SHA256.
 //! - [`legacy`] — AES-GCM and AES Key Wrap (RFC 3394) as a legacy key provider wrote
 //!   them, for `coffer migrate`.
 //! - [`material`] — one key version's secret, generated and (de)serialised for custody.
 //! - [`public`] — public keys as SPKI DER, PEM and JWK.
-//! - [`secret`] — [`SecretBytes`], how secret bytes cross this crate's boundary.
+//! - [`secret`] — [`SecretBytes`], how secret bytes cross this crate's boundary; raw keys
+//!   inside it live in mlock'ed pages (`secret::locked`, the other `unsafe` module).
 //! - [`selftest`] — fixed known-answer vectors a server checks before it is ready.
 //! - [`error`] — [`CryptoError`], the crate's one error type.
 //!

@@ -4,10 +4,15 @@
 //! decrypted plaintext, stored key material before custody wraps it). It follows the
 //! house rule for secrets: no `Clone`, `PartialEq`, `Serialize`; `Debug` says it is
 //! elided; the bytes are zeroized on drop and read through `expose_secret`.
+//! `SecretArray` (raw keys inside this crate) lives in locked pages (`locked`).
 
 use std::fmt;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
+
+mod locked;
+
+pub use locked::{LockedMemory, locked_memory};
 
 /// A heap buffer of secret bytes, zeroized on drop.
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
@@ -84,31 +89,44 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
-/// A fixed-size secret array, zeroized on drop. Used for raw 32-byte keys and seeds.
-pub(crate) struct SecretArray<const N: usize>([u8; N]);
+/// A fixed-size secret array (raw 32-byte keys and seeds), held in a slot of the locked
+/// secret pages ([`locked`]) and wiped when dropped.
+pub(crate) struct SecretArray<const N: usize> {
+    slot: locked::Slot,
+}
 
 impl<const N: usize> SecretArray<N> {
+    const FITS_A_SLOT: () = assert!(N <= locked::SLOT, "a secret array must fit one slot");
+
+    /// N zero bytes in a fresh slot.
+    fn zeroed() -> crate::Result<Self> {
+        let () = Self::FITS_A_SLOT;
+        locked::Slot::take()
+            .map(|slot| Self { slot })
+            .ok_or(crate::CryptoError::Backend("mapping memory for secrets"))
+    }
+
     pub(crate) fn from_slice(bytes: &[u8], what: &'static str) -> crate::Result<Self> {
-        let array: [u8; N] = bytes
-            .try_into()
-            .map_err(|_| crate::CryptoError::malformed(what, "wrong length"))?;
-        Ok(Self(array))
+        if bytes.len() != N {
+            return Err(crate::CryptoError::malformed(what, "wrong length"));
+        }
+        let mut array = Self::zeroed()?;
+        array.slot.bytes_mut()[..N].copy_from_slice(bytes);
+        Ok(array)
     }
 
     pub(crate) fn random() -> crate::Result<Self> {
-        let mut array = [0u8; N];
-        crate::rng::fill(&mut array)?;
-        Ok(Self(array))
+        let mut array = Self::zeroed()?;
+        crate::rng::fill(&mut array.slot.bytes_mut()[..N])?;
+        Ok(array)
     }
 
     pub(crate) fn expose(&self) -> &[u8; N] {
-        &self.0
-    }
-}
-
-impl<const N: usize> Drop for SecretArray<N> {
-    fn drop(&mut self) {
-        self.0.zeroize();
+        let bytes: &[u8; locked::SLOT] = self.slot.bytes();
+        // N <= SLOT (checked at compile time), so the first N bytes are an [u8; N].
+        bytes
+            .first_chunk::<N>()
+            .unwrap_or_else(|| unreachable!("N fits a slot"))
     }
 }
 

@@ -13,6 +13,7 @@ mod custody;
 mod envelope;
 mod get;
 mod limits;
+mod quotas;
 mod rotation;
 mod transport;
 mod unseal;
@@ -115,6 +116,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// In-flight caps per operation class and each tenant's guaranteed share.
     pub envelope: EnvelopeConfig,
+    /// What each tenant may hold (`[quotas]`).
+    pub quotas: coffer_core::quota::Quotas,
     /// The AWS front's registered access keys.
     pub aws: AwsConfig,
     /// How safely rotations retire old versions, and how their rewrap is paced.
@@ -146,6 +149,8 @@ pub struct AuditConfig {
     pub checkpoint_interval: Duration,
     /// How often the stored log is re-verified.
     pub verify_interval: Duration,
+    /// Refusals audited one by one per principal and window; the rest are counted.
+    pub refusals: coffer_core::kms::RefusalLimit,
 }
 
 impl std::fmt::Debug for Config {
@@ -164,6 +169,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("envelope", &self.envelope)
+            .field("quotas", &self.quotas)
             .field("aws", &self.aws)
             .field("rotation", &self.rotation)
             .field("unseal", &self.unseal)
@@ -230,6 +236,8 @@ struct RawConfig {
     #[serde(default)]
     limits: limits::RawLimits,
     #[serde(default)]
+    quotas: quotas::RawQuotas,
+    #[serde(default)]
     aws: aws::RawAws,
     #[serde(default)]
     rotation: rotation::RawRotation,
@@ -254,6 +262,8 @@ struct RawAudit {
     anchor_url: Option<String>,
     checkpoint_interval: Option<String>,
     verify_interval: Option<String>,
+    refusals_per_principal: Option<u64>,
+    refusal_window: Option<String>,
 }
 
 /// Every key an environment variable may override, dotted.
@@ -290,7 +300,14 @@ const KEYS: &[&str] = &[
     "audit.anchor_url",
     "audit.checkpoint_interval",
     "audit.verify_interval",
+    "audit.refusals_per_principal",
+    "audit.refusal_window",
     "limits.heavy_queue",
+    "quotas.keys_per_tenant",
+    "quotas.versions_per_key",
+    "quotas.aliases_per_tenant",
+    "quotas.labels_per_key",
+    "quotas.tokens_per_tenant",
     "aws.static_keys_file",
     "rotation.untracked_window",
     "rotation.retire_after_quiet",
@@ -362,6 +379,12 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
     let typed = match key {
         "max_body_bytes"
         | "limits.heavy_queue"
+        | "audit.refusals_per_principal"
+        | "quotas.keys_per_tenant"
+        | "quotas.versions_per_key"
+        | "quotas.aliases_per_tenant"
+        | "quotas.labels_per_key"
+        | "quotas.tokens_per_tenant"
         | "rotation.rewrap_rate"
         | "custody.pool_size"
         | "custody.slot"
@@ -518,10 +541,21 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             60,
         )?,
         verify_interval: interval("audit.verify_interval", raw.audit.verify_interval, 300)?,
+        refusals: coffer_core::kms::RefusalLimit {
+            per_principal: match raw.audit.refusals_per_principal {
+                None => coffer_core::kms::RefusalLimit::default().per_principal,
+                Some(n) => u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid("audit.refusals_per_principal", "at least 1"))?,
+            },
+            window: interval("audit.refusal_window", raw.audit.refusal_window, 10)?,
+        },
     };
     for (key, value) in [
         ("audit.checkpoint_interval", audit.checkpoint_interval),
         ("audit.verify_interval", audit.verify_interval),
+        ("audit.refusal_window", audit.refusals.window),
     ] {
         if value.is_zero() {
             return Err(invalid(key, "must be longer than zero"));
@@ -544,6 +578,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         audit,
         envelope,
         limits: raw.limits.validate(crate::offload::cores())?,
+        quotas: raw.quotas.validate()?,
         aws: raw.aws.validate()?,
         rotation: raw.rotation.validate()?,
         unseal: raw.unseal.validate()?,

@@ -66,6 +66,7 @@ impl From<KmsError> for ApiError {
             KmsError::MeasurementNotAllowed(_) => ErrorCode::MeasurementNotAllowed,
             KmsError::Conflict(_) | KmsError::LimitReached(_) => ErrorCode::Conflict,
             KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
+            KmsError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             KmsError::Sealed => ErrorCode::Sealed,
             KmsError::Unavailable(_) | KmsError::Saturated { .. } => ErrorCode::Unavailable,
             KmsError::BackendUnavailable(_) => ErrorCode::BackendUnavailable,

@@ -185,7 +185,11 @@ pub async fn serve(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => flush_references(&kms).await,
+                    _ = tick.tick() => {
+                        flush_references(&kms).await;
+                        // Closed windows of suppressed refusals get their summary entry.
+                        kms.flush_refusal_summaries(coffer_core::kms::Close::Due).await;
+                    }
                     _ = stop.changed() => break,
                 }
             }
@@ -307,6 +311,10 @@ pub async fn serve(
     // After both servers drained their requests: their use is in the map now.
     let _ = flusher.await;
     flush_references(&state_kms).await;
+    // Refusals suppressed in windows still open are summarised before the log stops.
+    state_kms
+        .flush_refusal_summaries(coffer_core::kms::Close::All)
+        .await;
     // The worker stops its drivers on the signal; a saga cut mid-step continues from its
     // persisted step (the steps are idempotent).
     let _ = rotations.await;

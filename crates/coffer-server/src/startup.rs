@@ -148,6 +148,7 @@ async fn kms(
         retire_after_quiet: config.rotation.retire_after_quiet,
         rewrap: config.rotation.rewrap,
         verify_cache: config.envelope.verify_cache,
+        refusals: config.audit.refusals,
         attestation: config.attestation.clone(),
     };
     let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
@@ -185,6 +186,8 @@ async fn kms(
 /// the deployment was never initialised.
 pub async fn after_unseal(state: &AppState) -> Result<bool, StartError> {
     let loaded = state.kms.load().await?;
+    // The root keys are in memory now: say at once if their pages could not be locked.
+    crate::hardening::report_locked_memory();
     if let (true, Some(log)) = (loaded, &state.audit) {
         log.load_signer(state.custody.as_dyn().as_ref())
             .await
@@ -243,6 +246,13 @@ fn state(
     })
 }
 
+/// The configured database, migrated, with the configured quotas.
+async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
+    let store = SqlStore::connect(&config.database_url).await?;
+    store.set_quotas(config.quotas.clone());
+    Ok(store)
+}
+
 /// Initialises a new deployment: custody state, schema, token root key, first admin
 /// token. Leaves custody unsealed in this process.
 pub async fn init(
@@ -250,7 +260,7 @@ pub async fn init(
     method: InitMethod,
 ) -> Result<(AppState, Initialized), StartError> {
     ensure_dir(&config.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
     let (custody, shares) = match (&config.custody, method) {
         (CustodyConfig::Pkcs11(settings), InitMethod::Pkcs11) => {
             let pkcs11 = settings.resolve(|name| std::env::var(name).ok())?;
@@ -331,7 +341,7 @@ fn init_sealed(
 /// `POST /v1/sys/unseal`.
 pub async fn open(config: &Config) -> Result<AppState, StartError> {
     let custody = open_custody(config).await?;
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
+    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
     if let ServerCustody::Sealed(sealed) = &custody {
         unseal_at_start(config, sealed).await?;
     }

@@ -3,7 +3,8 @@
 //! savepoint, so one that a rule of the schema refuses (an alias taken) is rolled back
 //! alone and answered with its own error while the others commit. A failure of the
 //! database itself fails the whole batch: nothing in it was acknowledged, nothing of it
-//! is kept. Each key's audit entry is appended inside its savepoint, as for any change.
+//! is kept. Each key's audit entry is appended inside its savepoint, as for any change,
+//! and its quotas are checked there (a refusal is rolled back alone, like a taken alias).
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::audit::{self, AuditHead};
 use crate::errors::unavailable;
 use crate::health::WriterHealth;
 use crate::keys;
+use crate::quota::SharedQuotas;
 
 /// Key creations per transaction at most.
 const BATCH: usize = 64;
@@ -35,9 +37,14 @@ pub struct KeyCreations {
 
 impl KeyCreations {
     /// Starts the task that commits queued key creations.
-    pub fn start(writer: AnyPool, head: Arc<AuditHead>, health: Arc<WriterHealth>) -> Self {
+    pub fn start(
+        writer: AnyPool,
+        head: Arc<AuditHead>,
+        health: Arc<WriterHealth>,
+        quotas: SharedQuotas,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(1024);
-        tokio::spawn(run(queue, writer, head, health));
+        tokio::spawn(run(queue, writer, head, health, quotas));
         Self { jobs }
     }
 
@@ -61,6 +68,7 @@ async fn run(
     writer: AnyPool,
     head: Arc<AuditHead>,
     health: Arc<WriterHealth>,
+    quotas: SharedQuotas,
 ) {
     while let Some(first) = queue.recv().await {
         let mut jobs = vec![first];
@@ -70,7 +78,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let outcomes = commit(&jobs, &writer, &head, &health).await;
+        let outcomes = commit(&jobs, &writer, &head, &health, &quotas).await;
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             let _ = job.done.send(outcome);
         }
@@ -83,6 +91,7 @@ async fn commit(
     writer: &AnyPool,
     head: &AuditHead,
     health: &WriterHealth,
+    quotas: &SharedQuotas,
 ) -> Vec<StoreResult<()>> {
     let pooled = match writer.acquire().await {
         Ok(pooled) => pooled,
@@ -102,7 +111,9 @@ async fn commit(
             savepoint(&mut tx, "SAVEPOINT key_creation").await?;
             let staged = head.staged();
             let created = async {
-                keys::create(&mut tx, &job.key, &job.first, &job.record).await?;
+                // Counted after the savepoints before it: one batch cannot overfill.
+                let limits = quotas.of(job.key.tenant);
+                keys::create(&mut tx, &limits, &job.key, &job.first, &job.record).await?;
                 audit::append_in(&mut tx, head, std::slice::from_ref(&job.record.audit)).await?;
                 Ok::<_, StoreError>(())
             }

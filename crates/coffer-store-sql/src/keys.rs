@@ -1,16 +1,19 @@
 //! Keys and aliases.
 
+use coffer_core::quota::Limits;
 use coffer_core::store::Record;
 use coffer_core::{Alias, Key, KeyId, KeyVersion, StoreError, StoreResult, TenantId};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::errors::{corrupt, one_row, unavailable};
 use crate::history::record_change;
+use crate::quota;
 use crate::rows::{self, duration_secs};
 use crate::versions::insert_version;
 
 pub async fn create(
     conn: &mut AnyConnection,
+    limits: &Limits,
     key: &Key,
     first: &KeyVersion,
     record: &Record,
@@ -18,6 +21,7 @@ pub async fn create(
     let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
     let purposes = serde_json::to_string(&key.registered_purposes)
         .map_err(|_| corrupt("registered_purposes"))?;
+    quota::admit_key(&mut *conn, limits, key).await?;
     sqlx::query(
         "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
          registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \
@@ -163,12 +167,14 @@ pub async fn require_key_in_tenant(
 
 pub async fn add_alias(
     conn: &mut AnyConnection,
+    limits: &Limits,
     tenant: TenantId,
     key: KeyId,
     alias: &Alias,
     record: &Record,
 ) -> StoreResult<()> {
     require_key_in_tenant(&mut *conn, tenant, key).await?;
+    quota::admit_aliases(&mut *conn, limits, tenant, 1).await?;
     insert_alias(&mut *conn, tenant, key, alias).await?;
     record_change(&mut *conn, record).await?;
     Ok(())

@@ -32,6 +32,7 @@ mod health;
 mod history;
 mod keys;
 pub mod migrate;
+mod quota;
 mod rows;
 mod secrets;
 mod tenants;
@@ -81,6 +82,8 @@ pub struct SqlStore {
     head: Arc<audit::AuditHead>,
     /// SQLite: key creations group-committed (see `batch`).
     creations: Option<batch::KeyCreations>,
+    /// Per-tenant quotas, checked inside the writing transactions (see `quota`).
+    quotas: quota::SharedQuotas,
 }
 
 /// Runs `$body` (an expression using `$conn: &mut AnyConnection`) in one transaction on
@@ -184,6 +187,7 @@ impl SqlStore {
                     // Filled from the stored log below, once migrated.
                     head: Arc::new(audit::AuditHead::memory()),
                     creations: None,
+                    quotas: quota::SharedQuotas::default(),
                 }
             }
             Backend::Postgres => {
@@ -200,6 +204,7 @@ impl SqlStore {
                     health: Arc::default(),
                     head: Arc::new(audit::AuditHead::Row),
                     creations: None,
+                    quotas: quota::SharedQuotas::default(),
                 }
             }
         };
@@ -212,6 +217,7 @@ impl SqlStore {
                 store.writer.clone(),
                 store.head.clone(),
                 store.health.clone(),
+                store.quotas.clone(),
             ));
         }
         Ok(store)
@@ -232,6 +238,12 @@ impl SqlStore {
         let outcome = audit::append_in(&mut pooled, &self.head, entries).await;
         self.head.settle(outcome.is_ok());
         self.health.settle(pooled, outcome).await
+    }
+
+    /// Replaces the per-tenant quotas (until then, `Limits::default()` for every
+    /// tenant). Every clone of this store shares them.
+    pub fn set_quotas(&self, quotas: coffer_core::quota::Quotas) {
+        self.quotas.set(quotas);
     }
 
     /// The backend in use.
@@ -353,8 +365,9 @@ impl KeyStore for SqlStore {
         if let Some(creations) = &self.creations {
             return creations.create(key, first, record).await;
         }
+        let limits = self.quotas.of(key.tenant);
         in_transaction!(self, audit = record, |conn| keys::create(
-            conn, key, first, record
+            conn, &limits, key, first, record
         ))
     }
 
@@ -377,8 +390,9 @@ impl KeyStore for SqlStore {
         alias: &Alias,
         record: &Record,
     ) -> StoreResult<()> {
+        let limits = self.quotas.of(tenant);
         in_transaction!(self, audit = record, |conn| keys::add_alias(
-            conn, tenant, key, alias, record
+            conn, &limits, tenant, key, alias, record
         ))
     }
 
@@ -431,8 +445,9 @@ impl VersionStore for SqlStore {
         then: &[Change],
         record: &Record,
     ) -> StoreResult<()> {
+        let limits = self.quotas.of(tenant);
         in_transaction!(self, audit = record, |conn| versions::add(
-            conn, tenant, version, then, record
+            conn, &limits, tenant, version, then, record
         ))
     }
 

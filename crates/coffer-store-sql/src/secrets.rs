@@ -60,15 +60,18 @@ pub async fn revoke_token(
     conn: &mut AnyConnection,
     id: TokenId,
     at: Timestamp,
+    tag: &[u8; 32],
     record: &Record,
 ) -> StoreResult<()> {
-    let done =
-        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(at.millis())
-            .bind(id.to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(unavailable)?;
+    let done = sqlx::query(
+        "UPDATE tokens SET revoked_at = $1, grant_tag = $2 WHERE id = $3 AND revoked_at IS NULL",
+    )
+    .bind(at.millis())
+    .bind(tag.to_vec())
+    .bind(id.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
     one_row(&done, StoreError::NotFound("token"))?;
     record_change(conn, record).await
 }
@@ -119,6 +122,21 @@ pub async fn bind_grants(
 ) -> StoreResult<()> {
     for (id, tag) in tags {
         sqlx::query("UPDATE tokens SET grant_tag = $1 WHERE id = $2 AND grant_tag IS NULL")
+            .bind(tag.to_vec())
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+pub async fn bind_revocations(
+    conn: &mut AnyConnection,
+    tags: &[(TokenId, [u8; 32])],
+) -> StoreResult<()> {
+    for (id, tag) in tags {
+        sqlx::query("UPDATE tokens SET grant_tag = $1 WHERE id = $2 AND revoked_at IS NOT NULL")
             .bind(tag.to_vec())
             .bind(id.to_string())
             .execute(&mut *conn)

@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use coffer_core::store::{LeaseStore, Record, StoreError, StoreResult, TokenStore};
 use coffer_core::time::Timestamp;
-use coffer_core::token::{TokenId, TokenRecord};
+use coffer_core::token::{TokenId, TokenKind, TokenRecord};
 
-use crate::{SqlStore, audit, errors, secrets};
+use crate::{SqlStore, audit, errors, quota, secrets};
 
 #[async_trait]
 impl TokenStore for SqlStore {
@@ -23,14 +23,28 @@ impl TokenStore for SqlStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord, record: &Record) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| secrets::insert_token(
-            conn, token, record
-        ))
+        // Admin tokens belong to no tenant, so no tenant quota counts them.
+        let limits = match token.kind {
+            TokenKind::Tenant(tenant) => Some((tenant, self.quotas.of(tenant))),
+            TokenKind::Admin => None,
+        };
+        in_transaction!(self, audit = record, |conn| async {
+            if let Some((tenant, limits)) = &limits {
+                quota::admit_token(&mut *conn, limits, *tenant).await?;
+            }
+            secrets::insert_token(conn, token, record).await
+        })
     }
 
-    async fn revoke_token(&self, id: TokenId, at: Timestamp, record: &Record) -> StoreResult<()> {
+    async fn revoke_token(
+        &self,
+        id: TokenId,
+        at: Timestamp,
+        tag: &[u8; 32],
+        record: &Record,
+    ) -> StoreResult<()> {
         in_transaction!(self, audit = record, |conn| secrets::revoke_token(
-            conn, id, at, record
+            conn, id, at, tag, record
         ))
     }
 
@@ -47,6 +61,18 @@ impl TokenStore for SqlStore {
         in_transaction!(self, audit = record, |conn| async {
             secrets::put(&mut *conn, marker.0, marker.1).await?;
             secrets::bind_grants(conn, tags).await
+        })
+    }
+
+    async fn bind_token_revocations(
+        &self,
+        tags: &[(TokenId, [u8; 32])],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, audit = record, |conn| async {
+            secrets::put(&mut *conn, marker.0, marker.1).await?;
+            secrets::bind_revocations(conn, tags).await
         })
     }
 }

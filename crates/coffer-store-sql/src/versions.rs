@@ -49,6 +49,7 @@ pub async fn list(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<V
 
 pub async fn add(
     conn: &mut AnyConnection,
+    limits: &coffer_core::quota::Limits,
     tenant: TenantId,
     version: &KeyVersion,
     then: &[Change],
@@ -60,6 +61,7 @@ pub async fn add(
         ));
     }
     require_key_in_tenant(&mut *conn, tenant, version.key).await?;
+    crate::quota::admit_version(&mut *conn, limits, tenant, version.key).await?;
     insert_version(&mut *conn, version).await?;
     for change in then {
         apply_one(&mut *conn, version.key, change).await?;

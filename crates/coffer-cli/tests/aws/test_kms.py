@@ -268,6 +268,28 @@ def test_alias_create_update_delete(kms, unchecked):
     assert error_type(kms.describe_key, KeyId="alias/aws-narrow") == "NotFoundException"
 
 
+def test_a_keys_scoped_access_key_cannot_tell_an_out_of_scope_alias_from_an_absent_one(kms):
+    # The scoped key's token carries keys=alias/aws-scope-inside.
+    inside = kms.create_key()["KeyMetadata"]
+    outside = kms.create_key()["KeyMetadata"]
+    kms.create_alias(AliasName="alias/aws-scope-inside", TargetKeyId=inside["KeyId"])
+    kms.create_alias(AliasName="alias/aws-scope-outside", TargetKeyId=outside["KeyId"])
+    scoped = client(env("COFFER_SCOPED_ACCESS_KEY_ID"), env("COFFER_SCOPED_SECRET_ACCESS_KEY"))
+    assert scoped.describe_key(KeyId="alias/aws-scope-inside")["KeyMetadata"]["KeyId"] == inside["KeyId"]
+
+    def refusal(alias):
+        with pytest.raises(ClientError) as raised:
+            scoped.delete_alias(AliasName=alias)
+        response = raised.value.response
+        return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
+
+    # The same answer, message included, for an alias outside the scope and for none.
+    assert refusal("alias/aws-scope-outside") == refusal("alias/aws-scope-absent")
+    assert refusal("alias/aws-scope-outside")[1] == "NotFoundException"
+    # And the out-of-scope alias is untouched.
+    assert kms.describe_key(KeyId="alias/aws-scope-outside")["KeyMetadata"]["KeyId"] == outside["KeyId"]
+
+
 def walk(call, field, limit, **kwargs):
     """Every entry of a list operation, page by page, and the number of pages."""
     entries, pages, marker = [], 0, None

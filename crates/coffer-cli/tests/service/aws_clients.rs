@@ -109,6 +109,15 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
         .unwrap()
         .aws_credentials();
 
+    // A key-scoped key: the token attenuated to the key an alias names.
+    let scoped = Token::decode(&token)
+        .unwrap()
+        .attenuate(Caveat::Keys(BTreeSet::from([
+            "alias/aws-scope-inside".to_owned()
+        ])))
+        .unwrap()
+        .aws_credentials();
+
     // A revoked token's key.
     let minted = server
         .admin()
@@ -160,6 +169,8 @@ async fn boto3_aws_cli_and_encryption_sdk_work_against_coffer() {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("COFFER_NARROW_ACCESS_KEY_ID", &narrow.access_key_id)
         .env("COFFER_NARROW_SECRET_ACCESS_KEY", narrow.expose_secret())
+        .env("COFFER_SCOPED_ACCESS_KEY_ID", &scoped.access_key_id)
+        .env("COFFER_SCOPED_SECRET_ACCESS_KEY", scoped.expose_secret())
         .env("COFFER_REVOKED_ACCESS_KEY_ID", &revoked.access_key_id)
         .env("COFFER_REVOKED_SECRET_ACCESS_KEY", revoked.expose_secret())
         .env("COFFER_OTHER_ACCESS_KEY_ID", &globex_key.access_key_id)

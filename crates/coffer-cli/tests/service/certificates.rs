@@ -153,6 +153,32 @@ async fn a_tenant_ca_issues_a_chain_that_verifies_and_an_expired_one_is_named() 
         "{too_long:?}"
     );
 
+    // Subject names with control characters or of absurd length are refused, and
+    // nothing is issued: the leaf keeps the chain it had.
+    let long = "x".repeat(4096);
+    for subject in [
+        "signer\nCN=Release CA",
+        "bell\u{7}",
+        "rtl\u{202E}gpj.exe",
+        long.as_str(),
+    ] {
+        let refused = client
+            .issue_certificate(
+                "alias/attestation",
+                &IssueCertificateRequest {
+                    ca_key: "alias/release-ca".into(),
+                    subject: subject.into(),
+                    validity: "10d".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, ClientError::Api { status: 400, message, .. } if message.starts_with("the subject")),
+            "{refused:?}"
+        );
+    }
+
     let report = client.verify_chain(&leaf.key_id, None).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.links.len(), 2);

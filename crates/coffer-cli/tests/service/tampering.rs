@@ -181,6 +181,87 @@ async fn upgraded_store_keeps_earlier_tokens_working_postgres() {
     upgraded_store_binds_earlier_tokens(Db::Postgres).await;
 }
 
+/// Clearing `revoked_at` does not revive a token: the revocation replaced the record's
+/// tag, so the edited row matches no tag and the token stays refused. A store upgraded
+/// from before (a revocation that left the grant tag, as earlier versions did) is bound
+/// at the first start, after which the same edit fails the same way.
+async fn cleared_revocation_does_not_revive(db: Db) {
+    let Some(server) = TestServer::start_with(db, InitMethod::KeyFile, &[]).await else {
+        return;
+    };
+    create_tenant(&server, "acme").await;
+    let (revoked, revoked_id) = mint_for(&server, "acme").await;
+    let (legacy, legacy_id) = mint_for(&server, "acme").await;
+    let (untouched, _) = mint_for(&server, "acme").await;
+    server
+        .admin()
+        .revoke_token(&coffer_api::admin::RevokeTokenRequest {
+            token_id: revoked_id.clone(),
+        })
+        .await
+        .unwrap();
+    // `legacy` revoked as an earlier version did (the row's grant tag left as it was),
+    // in a store from before revocations were bound.
+    let server = tamper_and_restart(
+        server,
+        &[
+            (
+                "UPDATE tokens SET revoked_at = 1000 WHERE id = $1",
+                &legacy_id,
+            ),
+            (
+                "DELETE FROM server_secrets WHERE name = $1",
+                "token-revocations-bound",
+            ),
+        ],
+    )
+    .await;
+    let listing = |token: &str| {
+        let client = server.client(token);
+        async move { client.list_keys(&Default::default()).await }
+    };
+    for token in [&revoked, &legacy] {
+        assert_eq!(code_of(listing(token).await), ErrorCode::Unauthorized);
+    }
+    assert_eq!(server.state.kms.integrity_failures(), 0);
+
+    // The attack: both revocations cleared in the database.
+    let server = tamper_and_restart(
+        server,
+        &[
+            (
+                "UPDATE tokens SET revoked_at = NULL WHERE id = $1",
+                &revoked_id,
+            ),
+            (
+                "UPDATE tokens SET revoked_at = NULL WHERE id = $1",
+                &legacy_id,
+            ),
+        ],
+    )
+    .await;
+    for token in [&revoked, &legacy] {
+        assert_eq!(
+            code_of(server.client(token).list_keys(&Default::default()).await),
+            ErrorCode::Unauthorized,
+            "a token whose revocation was cleared in the database authenticated"
+        );
+    }
+    assert_eq!(server.state.kms.integrity_failures(), 2);
+    // Fails closed for the edited rows only.
+    create(&server.client(&untouched), "aes-256", "still-works").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleared_revocation_does_not_revive_a_token_sqlite() {
+    cleared_revocation_does_not_revive(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleared_revocation_does_not_revive_a_token_postgres() {
+    cleared_revocation_does_not_revive(Db::Postgres).await;
+}
+
 async fn published_key(client: &coffer_client::Client, alias: &str) -> String {
     let key = client
         .create_key(&CreateKeyRequest {

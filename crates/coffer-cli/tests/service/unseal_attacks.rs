@@ -179,7 +179,7 @@ async fn forged_shares_take_no_slot_and_the_real_holders_still_unseal() {
     let one = anonymous.unseal(&share(&server.shares[0])).await.unwrap();
     assert_eq!((one.sealed, one.progress), (true, 1));
     let err = anonymous.unseal(&share(&forged_share())).await.unwrap_err();
-    assert!(err.to_string().contains("tag"), "{err}");
+    assert!(err.to_string().contains("wrong share"), "{err}");
     assert_eq!(anonymous.seal_status().await.unwrap().progress, 1);
     let done = anonymous.unseal(&share(&server.shares[2])).await.unwrap();
     assert!(!done.sealed);
@@ -231,4 +231,82 @@ async fn without_the_unseal_token_no_unseal_attempt_is_heard() {
     assert!(stdout.contains("sealed:    no"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(server.state.custody.status(), SealStatus::Unsealed);
+}
+
+/// The caller learns that its input was wrong and nothing else: a forged share, a
+/// share given twice, a malformed one and a passphrase to a Shamir deployment all
+/// answer one sentence, with no reason, index or custody file path in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unseal_refusals_say_wrong_and_nothing_more() {
+    let server = TestServer::start_with(
+        Db::Sqlite,
+        InitMethod::Shamir {
+            shares: 3,
+            threshold: 2,
+        },
+        &[],
+    )
+    .await
+    .unwrap();
+    seal(&server);
+    let anonymous = server.anonymous();
+    anonymous.unseal(&share(&server.shares[0])).await.unwrap();
+    let message = |err: coffer_client::ClientError| match err {
+        coffer_client::ClientError::Api { message, code, .. } => {
+            assert_eq!(code, ErrorCode::InvalidRequest);
+            message
+        }
+        other => panic!("{other}"),
+    };
+    let forged = message(anonymous.unseal(&share(&forged_share())).await.unwrap_err());
+    let twice = message(
+        anonymous
+            .unseal(&share(&server.shares[0]))
+            .await
+            .unwrap_err(),
+    );
+    let malformed = message(
+        anonymous
+            .unseal(&share("coffer-share-v1:AAAA"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(forged, "unseal failed: wrong share");
+    assert_eq!(twice, forged);
+    assert_eq!(malformed, forged);
+    let wrong_method = message(anonymous.unseal(&passphrase(PASSPHRASE)).await.unwrap_err());
+    assert_eq!(
+        wrong_method,
+        "unseal failed: wrong passphrase for this deployment"
+    );
+    // No path (of the custody state file or anything else) in either.
+    for text in [&forged, &wrong_method] {
+        assert!(!text.contains('/'), "{text}");
+    }
+    // Progress is as the one real share left it.
+    assert_eq!(anonymous.seal_status().await.unwrap().progress, 1);
+}
+
+/// The unsealed root keys sit in locked pages, and `/metrics` says how many pages are
+/// locked and how many the OS refused (none here: tests run with CAP_IPC_LOCK or a
+/// sufficient RLIMIT_MEMLOCK; the refused path is `locked::tests` and
+/// `hardening::tests`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsealed_root_keys_are_in_locked_pages_and_reported() {
+    let server = TestServer::start().await;
+    let metrics = server.anonymous().metrics(&server.ops).await.unwrap();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name}: {metrics}"))
+    };
+    let status = coffer_crypto::secret::locked_memory();
+    assert!(
+        status.locked_pages + status.unlocked_pages >= 1,
+        "{status:?}"
+    );
+    assert!(gauge("kms_secret_pages_locked") >= 1.0);
+    assert_eq!(gauge("kms_secret_pages_unlocked"), 0.0);
 }

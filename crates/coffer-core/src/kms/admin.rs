@@ -264,11 +264,13 @@ impl Kms {
         id: TokenId,
     ) -> KmsResult<()> {
         require_admin(caller, Operation::AdminTokens)?;
+        let kind = self.token_kind(id).await?;
         let now = self.keys.clock().now();
+        let tag = crate::token::revoked_tag(&*self.token_root()?, id, kind, now);
         let audit = actor.entry(None, (None, None), now, Some(format!("revoked token {id}")));
         self.keys
             .store()
-            .revoke_token(id, now, &Record::audit(audit))
+            .revoke_token(id, now, &tag, &Record::audit(audit))
             .await?;
         self.refresh_tokens().await
     }

@@ -96,9 +96,15 @@ impl Kms {
             .resolve_alias(tenant, &alias)
             .await?
             .ok_or(KmsError::NotFound("alias"))?;
+        // An alias naming a key outside the token's scope answers as an absent alias
+        // (as `alias set` does), or the answer would tell that the alias exists.
         let key = self
             .entry_for(caller, tenant, current, Operation::KeysManage)
-            .await?
+            .await
+            .map_err(|e| match e {
+                KmsError::NotFound(_) => KmsError::NotFound("alias"),
+                other => other,
+            })?
             .key
             .id;
         let at = self.keys.clock().now();

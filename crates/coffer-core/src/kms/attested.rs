@@ -52,7 +52,7 @@ impl<'a> Presented<'a> {
 }
 
 fn refused(presented: &Presented<'_>, what: String, error: KmsError) -> KmsError {
-    super::count_reject("attestation");
+    crate::reject::count(crate::reject::RejectReason::Attestation);
     tracing::warn!(target: "coffer::access", seen = %what, "attestation refused");
     presented.saw(what);
     error

@@ -13,7 +13,9 @@ use crate::audit::Actor;
 use crate::ids::TenantId;
 use crate::store::Record;
 use crate::tenant::TenantState;
-use crate::token::{Grants, Token, TokenId, TokenKind, TokenRecord, grant_tag};
+use crate::token::{
+    Grants, TagCheck, Token, TokenId, TokenKind, TokenRecord, grant_tag, revoked_tag,
+};
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -70,6 +72,10 @@ const ROOT_AAD: &[u8] = b"coffer/token-root/v1";
 /// integrity failure, not a record from before binding.
 pub(super) const GRANTS_BOUND: &str = "token-grants-bound";
 const GRANTS_BOUND_AAD: &[u8] = b"coffer/token-grants-bound/v1";
+/// Present once every revoked record carries its revoked tag: from then on no record
+/// in the store holds the unrevoked tag of a revoked token.
+pub(super) const REVOCATIONS_BOUND: &str = "token-revocations-bound";
+const REVOCATIONS_BOUND_AAD: &[u8] = b"coffer/token-revocations-bound/v1";
 
 impl TokenBook {
     pub fn is_loaded(&self) -> bool {
@@ -161,6 +167,11 @@ impl TokenBook {
         })
     }
 
+    /// The base grant of a known record.
+    pub fn kind_of(&self, id: TokenId) -> Option<TokenKind> {
+        self.standing(id).map(|(kind, _)| kind)
+    }
+
     pub fn forget(&self) {
         if let Ok(mut root) = self.root.write() {
             *root = None;
@@ -180,6 +191,7 @@ impl Kms {
         self.tokens
             .set_root(MacKey::from_bytes(raw.expose_secret())?);
         self.bind_token_grants().await?;
+        self.bind_token_revocations().await?;
         self.refresh_tokens().await?;
         // Before readiness: a store whose keys do not answer is not served as ready.
         self.check_known_answers().await;
@@ -224,9 +236,14 @@ impl Kms {
         let records = records
             .into_iter()
             .filter(|record| !matches!(record.kind, TokenKind::Tenant(t) if shredded.contains(&t)));
-        let (trusted, refused): (Vec<TokenRecord>, Vec<TokenRecord>) =
-            records.into_iter().partition(|record| {
-                record.grant_verifies(root) || (!bound && record.grant_tag.is_none())
+        // A revoked record authenticates nothing whatever its tag, so only an edit that
+        // would let a token in (a changed grant, a cleared revocation) is refused.
+        let (trusted, refused): (Vec<TokenRecord>, Vec<TokenRecord>) = records
+            .into_iter()
+            .partition(|record| match record.check_tag(root) {
+                TagCheck::Verified | TagCheck::RevokedUnbound => true,
+                TagCheck::Untagged => !bound,
+                TagCheck::Mismatch => false,
             });
         let refused = refused.into_iter().map(|record| record.id).collect();
         for id in self.tokens.newly_refused(refused) {
@@ -276,6 +293,45 @@ impl Kms {
         }
     }
 
+    /// Once per deployment, at the first unseal after revocations became bound: gives
+    /// every record revoked before its revoked tag (replacing the unrevoked grant tag,
+    /// which would otherwise let a cleared `revoked_at` authenticate again), and stores
+    /// the marker. Another replica doing it at the same moment is fine.
+    async fn bind_token_revocations(&self) -> KmsResult<()> {
+        let store = self.keys.store();
+        if store.get_secret(REVOCATIONS_BOUND).await?.is_some() {
+            return Ok(());
+        }
+        let root = self.token_root()?;
+        let tags: Vec<(TokenId, [u8; 32])> = store
+            .list_tokens()
+            .await?
+            .iter()
+            .filter(|record| record.check_tag(&root) == TagCheck::RevokedUnbound)
+            .filter_map(|record| {
+                let at = record.revoked_at?;
+                Some((record.id, revoked_tag(&root, record.id, record.kind, at)))
+            })
+            .collect();
+        let marker = self
+            .custody
+            .wrap(REVOCATIONS_BOUND_AAD, b"token revocations bound")?;
+        let now = self.keys.clock().now();
+        let audit = Actor::new("-", "unseal", "token.bind_revocations").entry(
+            None,
+            (None, None),
+            now,
+            Some(format!("bound {} earlier revocations", tags.len())),
+        );
+        match store
+            .bind_token_revocations(&tags, (REVOCATIONS_BOUND, &marker), &Record::audit(audit))
+            .await
+        {
+            Ok(()) | Err(crate::store::StoreError::Conflict(_)) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Creates the token root key (once per deployment; `Conflict` after that).
     pub(super) async fn create_token_root(&self) -> KmsResult<()> {
         let root = MacKey::generate()?;
@@ -284,6 +340,13 @@ impl Kms {
         // A new deployment has no records from before binding.
         let marker = self.custody.wrap(GRANTS_BOUND_AAD, b"token grants bound")?;
         self.keys.store().put_secret(GRANTS_BOUND, &marker).await?;
+        let marker = self
+            .custody
+            .wrap(REVOCATIONS_BOUND_AAD, b"token revocations bound")?;
+        self.keys
+            .store()
+            .put_secret(REVOCATIONS_BOUND, &marker)
+            .await?;
         self.tokens.set_root(root);
         Ok(())
     }
@@ -339,6 +402,20 @@ impl Kms {
 
     pub(super) fn remember_token(&self, record: TokenRecord) {
         self.tokens.upsert(record);
+    }
+
+    /// The base grant of token `id`, from memory or else from the store (a token
+    /// minted on another replica since the last refresh, or one left out of memory).
+    pub(super) async fn token_kind(&self, id: TokenId) -> KmsResult<TokenKind> {
+        if let Some(kind) = self.tokens.kind_of(id) {
+            return Ok(kind);
+        }
+        let records = self.keys.store().list_tokens().await?;
+        records
+            .into_iter()
+            .find(|record| record.id == id)
+            .map(|record| record.kind)
+            .ok_or(KmsError::NotFound("token"))
     }
 }
 

@@ -284,11 +284,7 @@ impl Kms {
                 operation: "carry a certificate",
             });
         }
-        if request.subject_cn.is_empty() || request.subject_cn.len() > 64 {
-            return Err(KmsError::Invalid(
-                "the subject is 1-64 characters (a common name)".into(),
-            ));
-        }
+        x509::check_subject_cn(&request.subject_cn)?;
         let number = entry.primary_number()?;
         let subject = PublicKey::from_spki_der(&public_key_of(&entry, number)?)?;
         let ca_number = ca.primary_number()?;

@@ -77,6 +77,9 @@ pub enum KmsError {
     /// rotations per key); the API answers it as a conflict.
     #[error("{0}")]
     LimitReached(String),
+    /// The change would take the tenant over a quota; nothing was changed.
+    #[error("{0}")]
+    QuotaExceeded(crate::quota::QuotaExceeded),
     /// A rotation would retire a version recently used for material Coffer does not
     /// track (the message names the principals, counts and last use).
     #[error("{0}")]
@@ -120,6 +123,7 @@ impl KmsError {
             Self::MeasurementNotAllowed(_) => "measurement_not_allowed",
             Self::Conflict(_) | Self::LimitReached(_) => "conflict",
             Self::UntrackedUse(_) => "untracked_use",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::Sealed => "sealed",
             Self::Unavailable(_) | Self::Saturated { .. } => "unavailable",
             Self::BackendUnavailable(_) => "backend_unavailable",
@@ -135,6 +139,11 @@ impl From<StoreError> for KmsError {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Unavailable(why) => Self::Unavailable(why),
             StoreError::Corrupt(why) => Self::Internal(format!("corrupt stored data: {why}")),
+            // Every quota refusal starts in the store, so it is counted once, here.
+            StoreError::QuotaExceeded(exceeded) => {
+                crate::reject::count(crate::reject::RejectReason::Quota);
+                Self::QuotaExceeded(exceeded)
+            }
         }
     }
 }

@@ -7,7 +7,8 @@
 //! Changes are recorded differently: a change's `ok` entry is written by the store in
 //! the change's own transaction (see `store::Record`), so a change that cannot be
 //! audited does not happen. Their entries call [`Kms::settled`], which records only
-//! refusals and failures (which changed nothing).
+//! refusals and failures (which changed nothing). Refusals are recorded up to a limit
+//! per principal and window, then counted and summarised (`refusals`).
 
 use coffer_crypto::SecretBytes;
 
@@ -147,11 +148,18 @@ impl Kms {
     }
 
     /// Records `entry`, then answers `result` (or `Unavailable` if it cannot be recorded).
+    /// A refusal past its principal's limit is counted instead (`refusals`).
     pub(super) async fn recorded<T>(
         &self,
         entry: AuditEntry,
         result: KmsResult<T>,
     ) -> KmsResult<T> {
+        if let Err(error) = &result
+            && super::refusals::is_refusal(error)
+            && self.admit_refusal(&entry).await == super::refusals::Admit::Suppress
+        {
+            return result;
+        }
         // A refusal changed nothing and hands out nothing: its entry is queued, not
         // waited for (seed 002: "401/403 must be cheap"). Everything else waits for
         // its entry to be durable (fail closed).

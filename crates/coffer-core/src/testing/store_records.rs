@@ -60,12 +60,12 @@ pub async fn token_records_round_trip_and_revoke(store: S) {
     assert!(listed.contains(&admin) && listed.contains(&tenant));
     let later = T0.plus(HumanDuration::days(1).get());
     store
-        .revoke_token(tenant.id, later, &fixtures::audit_record(None))
+        .revoke_token(tenant.id, later, &[9; 32], &fixtures::audit_record(None))
         .await
         .unwrap();
     assert!(matches!(
         store
-            .revoke_token(tenant.id, later, &fixtures::audit_record(None))
+            .revoke_token(tenant.id, later, &[8; 32], &fixtures::audit_record(None))
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -77,6 +77,8 @@ pub async fn token_records_round_trip_and_revoke(store: S) {
         .find(|r| r.id == tenant.id)
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(later));
+    // The revocation's tag replaced the grant's, and the refused second one wrote none.
+    assert_eq!(revoked.grant_tag, Some([9; 32]));
 }
 
 /// Binding grants tags only unbound records and stores the marker with them; a second

@@ -119,6 +119,10 @@ impl From<KmsError> for AwsError {
             KmsError::UntrackedUse(_) => {
                 client("KMSInvalidStateException", ErrorCode::UntrackedUse)
             }
+            // AWS answers a quota (keys, aliases, grants per account) this way.
+            KmsError::QuotaExceeded(_) => {
+                client("LimitExceededException", ErrorCode::QuotaExceeded)
+            }
             KmsError::Saturated { .. } => client("ThrottlingException", ErrorCode::Unavailable),
             // The server's own state: retryable 5xx, as AWS answers a dependency failure.
             KmsError::Sealed | KmsError::Unavailable(_) => Self {
@@ -197,6 +201,13 @@ mod tests {
                 },
                 "ThrottlingException",
             ),
+            (
+                KmsError::QuotaExceeded(coffer_core::quota::QuotaExceeded {
+                    quota: coffer_core::quota::Quota::AliasesPerTenant,
+                    limit: 2,
+                }),
+                "LimitExceededException",
+            ),
         ];
         for (error, kind) in cases {
             let aws = AwsError::from(error);
@@ -204,6 +215,16 @@ mod tests {
             assert_eq!(aws.body()["__type"], kind);
             assert!(aws.body()["message"].is_string());
         }
+        let quota = AwsError::from(KmsError::QuotaExceeded(coffer_core::quota::QuotaExceeded {
+            quota: coffer_core::quota::Quota::KeysPerTenant,
+            limit: 7,
+        }));
+        assert_eq!(quota.code, ErrorCode::QuotaExceeded);
+        assert!(
+            quota.message.contains("keys_per_tenant") && quota.message.contains('7'),
+            "{}",
+            quota.message
+        );
     }
 
     #[test]

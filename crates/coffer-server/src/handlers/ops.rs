@@ -31,6 +31,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // process installed its recorder would otherwise never show.
     state.kms.report_verify_cache();
     state.admission.report();
+    crate::hardening::report_locked_memory();
     // Set at each scrape too: gauges left unset for ten minutes disappear.
     match state.kms.known_answer_outcome() {
         coffer_core::kms::KnownAnswers::Passed(_) => {

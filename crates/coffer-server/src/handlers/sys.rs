@@ -43,12 +43,26 @@ pub async fn seal_status(State(state): State<AppState>) -> Json<SealStatusView> 
     Json(status_view(&state))
 }
 
-fn unseal_error(error: CustodyError) -> ApiError {
+/// What a refused unseal tells the caller: that the input was wrong, and nothing more.
+/// The unseal route is unauthenticated, so the reason (a tag mismatch, a share index
+/// already given, how the deployment unseals, the custody file's path) goes to the
+/// server log for the operator, not to whoever called.
+fn unseal_error(error: CustodyError, input: &'static str) -> ApiError {
     match error {
         CustodyError::UnsealFailed(why) => {
-            ApiError::new(ErrorCode::InvalidRequest, format!("unseal failed: {why}"))
+            tracing::warn!(target: "coffer::unseal", reason = why, "unseal refused");
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("unseal failed: wrong {input}"),
+            )
         }
-        CustodyError::Config(why) => ApiError::new(ErrorCode::InvalidRequest, why),
+        CustodyError::Config(why) => {
+            tracing::warn!(target: "coffer::unseal", reason = %why, "unseal refused");
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("unseal failed: wrong {input} for this deployment"),
+            )
+        }
         other => {
             tracing::error!(error = %other, "unseal");
             ApiError::new(ErrorCode::Internal, "unseal failed")
@@ -81,6 +95,11 @@ pub async fn unseal(
     let Some(custody) = state.custody.sealed().cloned() else {
         return Ok(Json(status_view(&state)));
     };
+    let input = if r.share.is_some() {
+        "share"
+    } else {
+        "passphrase"
+    };
     let outcome = match (r.share, r.passphrase) {
         (Some(share), None) => tokio::task::spawn_blocking(move || {
             let text = std::str::from_utf8(share.expose_secret())
@@ -93,10 +112,7 @@ pub async fn unseal(
             let permit = guard.admit_passphrase()?;
             let text = std::str::from_utf8(passphrase.expose_secret())
                 .map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::InvalidRequest,
-                        "unseal failed: the passphrase is not UTF-8",
-                    )
+                    ApiError::new(ErrorCode::InvalidRequest, "unseal failed: wrong passphrase")
                 })?
                 .to_owned();
             // Passphrase zeroizes its own copy; `passphrase` (B64Secret) zeroizes its.
@@ -124,11 +140,14 @@ pub async fn unseal(
             .await
             .map_err(|_| ApiError::new(ErrorCode::Internal, "unseal task failed"))?
         }
-        _ => Err(CustodyError::Config(
-            "give exactly one of share and passphrase".into(),
-        )),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "give exactly one of share and passphrase",
+            ));
+        }
     };
-    outcome.map_err(unseal_error)?;
+    outcome.map_err(|e| unseal_error(e, input))?;
     if state.custody.status() == SealStatus::Unsealed {
         crate::startup::after_unseal(&state).await.map_err(|e| {
             tracing::error!(error = %e, "loading after unseal");

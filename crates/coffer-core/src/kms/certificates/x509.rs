@@ -144,6 +144,31 @@ fn check_signature(cert: &X509Certificate<'_>, issuer_spki: &[u8]) -> SignatureC
     }
 }
 
+/// RFC 5280's upper bound of a common name, in characters.
+const SUBJECT_CN_MAX: usize = 64;
+
+/// A subject common name Coffer will sign: 1-64 characters, none of them a control
+/// character or a bidirectional override (which make a name display as another, in a
+/// log line or a certificate viewer), and no surrounding spaces.
+pub(super) fn check_subject_cn(cn: &str) -> KmsResult<()> {
+    let refused = |why: &str| Err(KmsError::Invalid(format!("the subject {why}")));
+    let chars = cn.chars().count();
+    if chars == 0 || chars > SUBJECT_CN_MAX {
+        return refused("is 1-64 characters (a common name)");
+    }
+    let deceptive = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if cn.chars().any(deceptive) {
+        return refused("must not contain control characters or direction overrides");
+    }
+    if cn.trim() != cn {
+        return refused("must not begin or end with spaces");
+    }
+    Ok(())
+}
+
 /// What to issue: subject name, validity and whether the subject may issue in turn.
 pub(super) struct Request<'a> {
     pub subject_cn: &'a str,
@@ -313,4 +338,30 @@ pub(super) fn issue(
     }
     .map_err(|e| KmsError::Internal(format!("issuing a certificate: {e}")))?;
     Ok(certificate.der().to_vec())
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::check_subject_cn;
+
+    #[test]
+    fn subject_names_refuse_control_characters_overrides_and_absurd_lengths() {
+        for good in ["Release CA", "attestation signer", "é".repeat(64).as_str()] {
+            assert!(check_subject_cn(good).is_ok(), "{good:?}");
+        }
+        let long = "a".repeat(65);
+        for bad in [
+            "",
+            long.as_str(),
+            "CA\nCN=Other",
+            "tab\there",
+            "nul\0",
+            "evil\u{202E}moc.elpmaxe",
+            "\u{2066}isolate",
+            " padded",
+            "padded ",
+        ] {
+            assert!(check_subject_cn(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 }
