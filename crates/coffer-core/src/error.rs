@@ -49,6 +49,9 @@ pub enum CoreError {
     /// must stay active, waiting period not over, ...).
     #[error("state conflict: {0}")]
     Conflict(&'static str),
+    /// An HSM-resident key operation failed (or no HSM is configured).
+    #[error(transparent)]
+    Hsm(#[from] crate::hsm::HsmError),
     /// A destructive act was not confirmed as required.
     #[error("not confirmed: {0}")]
     NotConfirmed(&'static str),

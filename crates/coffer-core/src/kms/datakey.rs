@@ -3,7 +3,7 @@
 
 use coffer_crypto::{EncryptionContext, SecretBytes};
 
-use super::wrap::{Sealed, seal_primary};
+use super::wrap::Sealed;
 use super::{Caller, Kms, KmsError, KmsResult};
 use crate::audit::Actor;
 use crate::token::Operation;
@@ -101,7 +101,7 @@ impl Kms {
             .primary
             .map(|v| self.in_flight(caller, &entry.key, v, kind));
         let key = SecretBytes::random(bytes)?;
-        let sealed = seal_primary(&entry, key.expose_secret(), context)?;
+        let sealed = self.seal_primary(&entry, key.expose_secret(), context)?;
         if let Some(track_id) = track_id {
             if track_id.is_empty() || track_id.len() > 256 || track_id.chars().any(char::is_control)
             {

@@ -29,7 +29,7 @@ impl Kms {
         let entry = self.key_for(caller, Operation::Mac, reference).await?;
         require_usable(&entry, KeyPurpose::Mac, "compute a MAC")?;
         let (number, ready) = entry.ready_primary()?;
-        let KeyMaterial::HmacSha256(key) = &ready.material else {
+        let Some(KeyMaterial::HmacSha256(key)) = ready.software() else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
         let who = Verified {
@@ -70,7 +70,7 @@ impl Kms {
             .await?;
         require_usable(&entry, KeyPurpose::Mac, "verify a MAC")?;
         let (number, ready) = entry.ready_to_check(version)?;
-        let KeyMaterial::HmacSha256(key) = &ready.material else {
+        let Some(KeyMaterial::HmacSha256(key)) = ready.software() else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
         Ok(Verified {

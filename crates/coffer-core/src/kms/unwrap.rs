@@ -31,8 +31,11 @@ pub(super) fn header(ciphertext: &[u8]) -> KmsResult<(KeyId, VersionNumber)> {
     Ok((KeyId::from_bytes(header.key_id), version))
 }
 
-/// Opens `ciphertext` with the version it names (already authorised).
+impl Kms {
+/// Opens `ciphertext` with the version it names (already authorised): in memory, or
+/// by the HSM for an HSM-resident version.
 pub(super) fn open_with(
+    &self,
     entry: &CachedKey,
     version: VersionNumber,
     ciphertext: &[u8],
@@ -49,16 +52,19 @@ pub(super) fn open_with(
             _ => KmsError::InvalidCiphertext,
         });
     };
-    let KeyMaterial::Aes256(key) = &ready.material else {
-        return Err(KmsError::Internal(
-            "encrypt key without AES material".into(),
-        ));
-    };
     let binding = Binding {
         tenant_id: entry.key.tenant.as_bytes(),
         context,
     };
-    let plaintext = envelope::open(key, ciphertext, binding)?;
+    let plaintext = match (ready.software(), ready.hsm()) {
+        (Some(KeyMaterial::Aes256(key)), _) => envelope::open(key, ciphertext, binding)?,
+        (_, Some(location)) => self.hsm_open(location, ciphertext, binding)?,
+        _ => {
+            return Err(KmsError::Internal(
+                "encrypt key without AES material".into(),
+            ));
+        }
+    };
     Ok(Opened {
         plaintext,
         key_id: entry.key.id,
@@ -66,7 +72,6 @@ pub(super) fn open_with(
     })
 }
 
-impl Kms {
     /// Unwraps an envelope (the key comes from its header, within the caller's tenant).
     pub async fn unwrap(
         &self,
@@ -103,6 +108,6 @@ impl Kms {
             version,
             UseKind::of_ciphertext(UseKind::Decrypt, context),
         );
-        open_with(&entry, version, ciphertext, context)
+        self.open_with(&entry, version, ciphertext, context)
     }
 }
