@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod store;
 pub mod store_aliases;
 pub mod store_deletion;
+pub mod store_hsm;
 pub mod store_records;
 pub mod store_rotations;
 
@@ -47,7 +48,8 @@ macro_rules! store_conformance {
             concurrent_key_creations_commit_independently,
             leases_have_one_holder_until_they_expire,
             version_use_adds_up_per_principal_and_kind,
-            certificate_chains_are_kept_per_version
+            certificate_chains_are_kept_per_version,
+            hsm_protection_and_locations_round_trip
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

@@ -583,5 +583,6 @@ pub async fn racing_writers_cannot_both_win(store: S) {
 
 pub use super::store_aliases::*;
 pub use super::store_deletion::*;
+pub use super::store_hsm::*;
 pub use super::store_records::*;
 pub use super::store_rotations::*;
