@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use coffer_api::admin::{CustodyView, Pkcs11View, RootKeyView, SessionPoolView};
-use coffer_core::{Custody, SealStatus};
+use coffer_core::{Custody, KeyHsm, SealStatus};
 use coffer_custody_pkcs11::Pkcs11Custody;
 use coffer_custody_sealed::SealedCustody;
 
@@ -26,6 +26,15 @@ impl ServerCustody {
         match self {
             Self::Sealed(c) => c.clone(),
             Self::Pkcs11(c, _) => c.clone(),
+        }
+    }
+
+    /// The HSM that holds HSM-resident keys: the custody's token under PKCS#11 custody,
+    /// none under sealed custody (`protection = hsm` is then refused).
+    pub fn key_hsm(&self) -> Option<Arc<dyn KeyHsm>> {
+        match self {
+            Self::Sealed(_) => None,
+            Self::Pkcs11(c, _) => Some(c.clone()),
         }
     }
 

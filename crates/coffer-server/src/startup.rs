@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use coffer_core::kms::{Kms, KmsError, KmsOptions};
-use coffer_core::{Clock, Custody, CustodyError, SealStatus, Store, StoreError, SystemClock};
+use coffer_core::{Clock, CustodyError, SealStatus, Store, StoreError, SystemClock};
 use coffer_custody_sealed::{Passphrase, SealedCustody, UnsealShare};
 use coffer_store_sql::SqlStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -139,7 +139,7 @@ struct Service {
 async fn kms(
     config: &Config,
     store: Arc<dyn Store>,
-    custody: Arc<dyn Custody>,
+    custody: &ServerCustody,
 ) -> Result<Service, StartError> {
     let options = KmsOptions {
         pq_verify_mode: config.pq_verify_mode,
@@ -166,10 +166,11 @@ async fn kms(
     let heavy = Arc::new(BoundedPool::per_core(config.limits.heavy_queue));
     let kms = Kms::new(
         store,
-        custody,
+        custody.as_dyn(),
         Arc::new(SystemClock) as Arc<dyn Clock>,
         sink,
         heavy.clone(),
+        custody.key_hsm(),
         options,
     );
     Ok(Service {
@@ -265,7 +266,7 @@ pub async fn init(
             (ServerCustody::Sealed(Arc::new(custody)), shares)
         }
     };
-    let service = kms(config, store, custody.as_dyn()).await?;
+    let service = kms(config, store, &custody).await?;
     let admin_token = service.kms.initialize().await?.ok_or_else(|| {
         StartError::AlreadyInitialized("the database already holds a token root key".into())
     })?;
@@ -347,7 +348,7 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
     if let ServerCustody::Sealed(sealed) = &custody {
         unseal_at_start(config, sealed).await?;
     }
-    let service = kms(config, store, custody.as_dyn()).await?;
+    let service = kms(config, store, &custody).await?;
     let state = state(config, service, custody.clone())?;
     if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
         return Err(StartError::NotInitialized(

@@ -306,7 +306,7 @@ impl Kms {
         let spec = ca.key.spec;
         // The CA signs in memory, or (an HSM-resident CA key) in the token; a token
         // failure (away, say) is kept to answer with instead of rcgen's.
-        let token_failure = std::cell::RefCell::new(None);
+        let token_failure = std::sync::Mutex::new(None);
         let ca_sign = |tbs: &[u8]| -> Option<Vec<u8>> {
             let algorithm = SignatureAlgorithm::choose(spec, None).ok()?;
             match (ca_ready.software(), ca_ready.hsm()) {
@@ -315,7 +315,9 @@ impl Kms {
                     match self.hsm_sign(location, spec, algorithm, SignInput::Message(tbs)) {
                         Ok(signature) => Some(signature),
                         Err(error) => {
-                            token_failure.replace(Some(error));
+                            *token_failure
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
                             None
                         }
                     }
@@ -336,7 +338,12 @@ impl Kms {
             &ca_sign,
             ca_chain.first().map(Vec::as_slice),
         )
-        .map_err(|error| token_failure.take().unwrap_or(error))?;
+        .map_err(|error| {
+            token_failure
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or(error)
+        })?;
         let mut ders = vec![leaf];
         ders.extend(ca_chain);
         let issuer = format!("issued by CA key {} version {}", ca.key.id, ca_number);
