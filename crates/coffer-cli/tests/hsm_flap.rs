@@ -322,3 +322,59 @@ async fn hsm_keys_refuse_while_the_token_is_away_and_work_after() {
     assert_eq!(opened.plaintext.expose_secret(), b"data key");
     acme.wrap(&wrap(&kek)).await.unwrap();
 }
+
+/// A restart while the token is away: without a failover policy the start fails (the
+/// service's secrets need the token); with `custody.failover = "verify-only"` the
+/// server starts, healthy and not ready, refuses requests with 503, and serves fully
+/// once the token is back, HSM-resident keys included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_starts_without_its_token_under_verify_only_and_serves_once_it_is_back() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let _turn = FLAP.lock().await;
+    let server = hsm_server(hsm, "none").await;
+    let token = server.tenant_token("acme").await;
+    let acme = server.client(&token);
+    let in_hsm = create_in_hsm(&acme, "ecdsa-p256").await;
+    let software = create(&acme, "ed25519").await;
+    let signed = acme.sign(&sign(&in_hsm)).await.unwrap();
+    let stopped = server.stop().await;
+
+    let bring_back = take_tokens_away(hsm);
+    let refused = match stopped.try_start().await {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("started without the token and without a failover policy"),
+    };
+    assert!(refused.contains("unavailable"), "{refused}");
+
+    let stopped = stopped.with_var("COFFER_CUSTODY_FAILOVER", "verify-only");
+    let server = stopped.try_start().await.expect("starts without the token");
+    let (readyz, healthz) = (
+        format!("{}/readyz", server.ops),
+        format!("{}/healthz", server.ops),
+    );
+    assert_eq!(status(readyz.clone()).await, 503);
+    assert_eq!(status(healthz).await, 200);
+    let acme = server.client(&token);
+    match acme.sign(&sign(&software)).await {
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 503),
+        other => panic!("expected 503 before the token is back, got {other:?}"),
+    }
+
+    bring_back();
+    wait_for_status(&readyz, 200).await;
+    acme.sign(&sign(&software)).await.unwrap();
+    let again = acme.sign(&sign(&in_hsm)).await.unwrap();
+    assert_eq!(again.key_version, signed.key_version);
+    let verify = VerifyRequest {
+        key_id: in_hsm.clone(),
+        key_version: Some(signed.key_version),
+        message: Some(B64(b"release 1.2.3".to_vec())),
+        digest: None,
+        mu: None,
+        algorithm: None,
+        signature: signed.signature.clone(),
+    };
+    assert!(acme.verify(&verify).await.unwrap().valid);
+}

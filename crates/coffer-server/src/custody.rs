@@ -38,6 +38,14 @@ impl ServerCustody {
         }
     }
 
+    /// True when the server may start while the token is away (`custody.failover =
+    /// "verify-only"`): it listens, not ready, and loads its secrets once the token is
+    /// back. Without that policy a start without the token fails, for the supervisor to
+    /// retry.
+    pub fn starts_without_token(&self) -> bool {
+        matches!(self, Self::Pkcs11(_, Failover::VerifyOnly))
+    }
+
     /// False while the failover policy refuses secret-key operations: the token is
     /// away and `custody.failover = "verify-only"`.
     pub fn serves_secret_operations(&self) -> bool {

@@ -350,15 +350,52 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
     }
     let service = kms(config, store, &custody).await?;
     let state = state(config, service, custody.clone())?;
-    if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
-        return Err(StartError::NotInitialized(
-            "the database holds no token root key".into(),
-        ));
+    if custody.status() == SealStatus::Unsealed {
+        match after_unseal(&state).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StartError::NotInitialized(
+                    "the database holds no token root key".into(),
+                ));
+            }
+            // The token is away at start and the policy is to keep serving what can be
+            // served: listen now (not ready), and load once the token answers.
+            Err(StartError::Kms(KmsError::BackendUnavailable(why)))
+                if custody.starts_without_token() =>
+            {
+                tracing::warn!(
+                    reason = %why,
+                    "the HSM is unavailable at start; serving not-ready until it is back"
+                );
+                tokio::spawn(load_when_the_token_returns(state.clone()));
+            }
+            Err(other) => return Err(other),
+        }
     }
     if custody.status() != SealStatus::Unsealed {
         tracing::warn!("starting sealed: unseal with `coffer unseal`");
     }
     Ok(state)
+}
+
+/// Retries [`after_unseal`] until the token answers (every 500 ms; the custody's own
+/// reconnects back off underneath), then the server becomes ready.
+async fn load_when_the_token_returns(state: AppState) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        match after_unseal(&state).await {
+            Ok(true) => {
+                tracing::info!("the HSM is back: service secrets loaded, serving");
+                return;
+            }
+            Ok(false) => {
+                tracing::error!("the database holds no token root key; not serving");
+                return;
+            }
+            Err(StartError::Kms(KmsError::BackendUnavailable(_))) => {}
+            Err(error) => tracing::warn!(%error, "loading the service secrets failed; retrying"),
+        }
+    }
 }
 
 /// Key-file custody, and passphrase custody with a `passphrase_file`, unseal at start.
