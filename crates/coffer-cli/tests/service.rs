@@ -21,6 +21,7 @@ mod service {
     pub mod harness;
     pub mod heavy;
     pub mod hsm;
+    pub mod hsm_destroy;
     pub mod hsm_keys;
     pub mod isolation;
     pub mod migrate;

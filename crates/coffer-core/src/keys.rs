@@ -450,10 +450,14 @@ impl KeyService {
             detail,
             self.clock.now(),
         );
-        Ok(self
-            .store
+        self.store
             .apply(tenant, id, &[change], &Record::event(actor, event))
-            .await?)
+            .await?;
+        // A destroyed HSM-resident version's object goes from the token too.
+        if let (VersionState::Destroyed, Some(location)) = (to, &version.hsm) {
+            self.discard_hsm_object(location);
+        }
+        Ok(())
     }
 
     /// Enables, disables, schedules deletion (`waiting` 7–30 days) or cancels it.
