@@ -311,7 +311,10 @@ async fn hsm_keys_refuse_while_the_token_is_away_and_work_after() {
         code_of(acme.unwrap(&unwrap()).await),
         ErrorCode::BackendUnavailable
     );
-    assert!(acme.verify(&verify()).await.unwrap().valid, "verification goes on");
+    assert!(
+        acme.verify(&verify()).await.unwrap().valid,
+        "verification goes on"
+    );
     acme.sign(&sign(&software)).await.unwrap();
 
     bring_back();

@@ -84,6 +84,10 @@ const HSM_REF_FORMAT: u8 = 0x02;
 
 /// What a version's sealed bytes hold: software material, or where the HSM keeps it.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a version is opened once per load; boxing would only add an allocation"
+)]
 pub enum VersionSecret {
     /// Software material.
     Software(KeyMaterial),
@@ -230,7 +234,10 @@ mod tests {
     fn malformed_references_are_refused_without_panicking() {
         let encoded = sample().encode().unwrap();
         for cut in 0..encoded.len() {
-            assert!(HsmVersion::decode(&encoded[..cut]).is_none(), "cut at {cut}");
+            assert!(
+                HsmVersion::decode(&encoded[..cut]).is_none(),
+                "cut at {cut}"
+            );
         }
         let mut longer = encoded.clone();
         longer.push(0);

@@ -191,7 +191,8 @@ impl KeyService {
             created_at: now,
         };
         let number = VersionNumber::FIRST;
-        let mut first = self.new_version(&kek, &key, number, VersionState::Active, request.hsm_slot)?;
+        let mut first =
+            self.new_version(&kek, &key, number, VersionState::Active, request.hsm_slot)?;
         first.primary = true;
         let event = Event::key(
             tenant,
@@ -510,7 +511,6 @@ impl KeyService {
             ..key
         })
     }
-
 
     /// Crypto-shreds a tenant: destroys its tenant key, making all of its key material
     /// unrecoverable at once. `confirm` must repeat the tenant's name.

@@ -151,7 +151,10 @@ pub fn token_associated_data(header: EnvelopeHeader, binding: Binding<'_>) -> Re
 /// An envelope 0x02 from the token's `IV ‖ ciphertext ‖ tag`.
 pub fn token_assemble(header: EnvelopeHeader, sealed: &[u8]) -> Result<Vec<u8>> {
     if sealed.len() < TOKEN_IV_LEN + TAG_LEN {
-        return Err(CryptoError::malformed(WHAT, "the token's seal is too short"));
+        return Err(CryptoError::malformed(
+            WHAT,
+            "the token's seal is too short",
+        ));
     }
     Ok([&header.encode_as(FORMAT_TOKEN)[..], sealed].concat())
 }

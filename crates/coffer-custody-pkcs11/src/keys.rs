@@ -119,7 +119,11 @@ fn generate_in(
             ]);
             (Mechanism::RsaPkcsKeyPairGen, 0)
         }
-        other => return Ok(Err(unsupported(format!("the HSM does not hold {other} keys")))),
+        other => {
+            return Ok(Err(unsupported(format!(
+                "the HSM does not hold {other} keys"
+            ))));
+        }
     };
     private.push(Attribute::Sign(true));
     let (public, _private) = session.generate_key_pair(&mechanism, &public, &private)?;
@@ -138,7 +142,11 @@ fn generate_in(
         }
         match (modulus, exponent) {
             (Some(m), Some(e)) => der::rsa_public_key(&m, &e),
-            _ => return Ok(Err(HsmError::Call("the token gave no RSA public key".into()))),
+            _ => {
+                return Ok(Err(HsmError::Call(
+                    "the token gave no RSA public key".into(),
+                )));
+            }
         }
     } else {
         let attributes = session.get_attributes(public, &[AttributeType::EcPoint])?;
@@ -235,9 +243,14 @@ impl KeyHsm for Pkcs11Custody {
                 ))));
             }
             if spec == KeySpec::Ed25519 {
-                let offered = connection.context.pkcs11.get_mechanism_list(connection.slot)?;
+                let offered = connection
+                    .context
+                    .pkcs11
+                    .get_mechanism_list(connection.slot)?;
                 if !offered.contains(&MechanismType::ECC_EDWARDS_KEY_PAIR_GEN) {
-                    return Ok(Err(unsupported("this token does not generate Ed25519 keys")));
+                    return Ok(Err(unsupported(
+                        "this token does not generate Ed25519 keys",
+                    )));
                 }
             }
             let made = generate_in(lent.session(), spec, label, &id)?;
@@ -271,8 +284,9 @@ impl KeyHsm for Pkcs11Custody {
             session.sign(&mechanism, handle, &data).map(Ok)
         })?;
         if matches!(spec, KeySpec::EcdsaP256) {
-            return der::ecdsa_signature(&raw)
-                .ok_or(HsmError::Call("the token's ECDSA signature is malformed".into()));
+            return der::ecdsa_signature(&raw).ok_or(HsmError::Call(
+                "the token's ECDSA signature is malformed".into(),
+            ));
         }
         Ok(raw)
     }

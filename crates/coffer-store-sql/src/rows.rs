@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use coffer_core::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
-use coffer_core::{HsmKeyRef, Protection};
 use coffer_core::{
     Event, HumanDuration, KeyId, KeyState, StoreResult, Tenant, TenantId, TenantName, TenantState,
     Timestamp, VersionNumber, VersionState,
 };
+use coffer_core::{HsmKeyRef, Protection};
 use coffer_crypto::KeySpec;
 use sqlx::Row;
 use sqlx::any::AnyRow;

@@ -389,7 +389,14 @@ pub(crate) fn versions_table(key: &KeyView) -> String {
         })
         .collect();
     table(
-        &["VERSION", "STATE", "PRIMARY", "NOT BEFORE", "NOT AFTER", "LOCATION"],
+        &[
+            "VERSION",
+            "STATE",
+            "PRIMARY",
+            "NOT BEFORE",
+            "NOT AFTER",
+            "LOCATION",
+        ],
         &rows,
     )
 }

@@ -72,7 +72,10 @@ async fn destroyed_hsm_versions_leave_the_token() {
     )
     .await
     .unwrap();
-    assert!(matches!(sign_with(&custody, &pending_at), Err(HsmError::Missing)));
+    assert!(matches!(
+        sign_with(&custody, &pending_at),
+        Err(HsmError::Missing)
+    ));
     sign_with(&custody, &first_at).expect("version 1 is untouched");
 
     // The whole key, once its deletion is due.
@@ -89,5 +92,8 @@ async fn destroyed_hsm_versions_leave_the_token() {
     keys.destroy_due_key(tenant.id, key.id, &actor)
         .await
         .unwrap();
-    assert!(matches!(sign_with(&custody, &first_at), Err(HsmError::Missing)));
+    assert!(matches!(
+        sign_with(&custody, &first_at),
+        Err(HsmError::Missing)
+    ));
 }

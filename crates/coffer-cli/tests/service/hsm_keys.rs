@@ -28,7 +28,12 @@ fn openssl_verifies(pem: &str, algorithm: SignatureAlgorithm, msg: &[u8], sig: &
     } else {
         command.args(["dgst", "-sha256", "-verify"]).arg(&key);
         if algorithm.as_str().starts_with("rsa-pss") {
-            command.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1"]);
+            command.args([
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:-1",
+            ]);
         }
         command.arg("-signature").arg(&s).arg(&m);
     }
@@ -133,7 +138,12 @@ async fn an_hsm_key_signs_rotates_and_publishes_from_the_token() {
         algorithm: None,
         signature: signature.clone(),
     };
-    assert!(acme.verify(&verify(1, &signed.signature)).await.unwrap().valid);
+    assert!(
+        acme.verify(&verify(1, &signed.signature))
+            .await
+            .unwrap()
+            .valid
+    );
 
     // Rotation: version 2 is made in the token as well.
     let rotated = acme.rotate_key(&key.key_id).await.unwrap();
@@ -146,9 +156,25 @@ async fn an_hsm_key_signs_rotates_and_publishes_from_the_token() {
         .await
         .unwrap();
     assert_eq!(second.key_version, 2);
-    assert!(acme.verify(&verify(2, &second.signature)).await.unwrap().valid);
-    assert!(acme.verify(&verify(1, &signed.signature)).await.unwrap().valid);
-    assert!(!acme.verify(&verify(2, &signed.signature)).await.unwrap().valid);
+    assert!(
+        acme.verify(&verify(2, &second.signature))
+            .await
+            .unwrap()
+            .valid
+    );
+    assert!(
+        acme.verify(&verify(1, &signed.signature))
+            .await
+            .unwrap()
+            .valid
+    );
+    assert!(
+        !acme
+            .verify(&verify(2, &signed.signature))
+            .await
+            .unwrap()
+            .valid
+    );
 
     // JWKS publishes both versions' public keys, read from the token at creation.
     acme.publish_key(&key.key_id).await.unwrap();
@@ -159,7 +185,10 @@ async fn an_hsm_key_signs_rotates_and_publishes_from_the_token() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
-    assert_eq!(kids, [format!("{}:1", key.key_id), format!("{}:2", key.key_id)]);
+    assert_eq!(
+        kids,
+        [format!("{}:1", key.key_id), format!("{}:2", key.key_id)]
+    );
     assert_eq!(jwks["keys"][0]["kty"], "EC");
 
     // The HSM key certifies itself (self-issued CA): the token signs the certificate.
@@ -203,7 +232,12 @@ async fn ed25519_and_rsa_keys_sign_in_the_hsm() {
         let pem = key.versions[0].public_key_pem.clone().expect("public key");
         let verifier = VerifyingKey::new(PublicKey::from_pem(&pem).unwrap()).unwrap();
         verifier
-            .verify_with(algorithm, message.as_bytes(), &signed.signature.0, PqVerifyMode::And)
+            .verify_with(
+                algorithm,
+                message.as_bytes(),
+                &signed.signature.0,
+                PqVerifyMode::And,
+            )
             .unwrap_or_else(|e| panic!("{}: {e}", algorithm.as_str()));
         assert!(openssl_verifies(
             &pem,
@@ -242,7 +276,10 @@ async fn an_hsm_aes_key_wraps_and_unwraps_in_the_token() {
     let mut changed = sealed.ciphertext.clone();
     let last = changed.0.len() - 1;
     changed.0[last] ^= 1;
-    let (_, code, _) = code_of(acme.unwrap(&unwrap_request(&changed, &[("app", "x")])).await);
+    let (_, code, _) = code_of(
+        acme.unwrap(&unwrap_request(&changed, &[("app", "x")]))
+            .await,
+    );
     assert_eq!(code, ErrorCode::InvalidCiphertext);
 
     let datakey = acme
@@ -307,14 +344,33 @@ async fn hsm_requests_it_cannot_serve_are_refused_and_create_nothing() {
         ..Default::default()
     };
     for (bad, reason) in [
-        (request("hmac-sha256", Some("hsm"), None), "protection hsm takes"),
-        (request("ml-dsa-65", Some("hsm"), None), "protection hsm takes"),
-        (request("ecdsa-p256", Some("hsm"), Some(slot + 7)), "--hsm-slot"),
-        (request("ecdsa-p256", None, Some(slot)), "only with protection hsm"),
-        (request("ecdsa-p256", Some("vault"), None), "expected software or hsm"),
+        (
+            request("hmac-sha256", Some("hsm"), None),
+            "protection hsm takes",
+        ),
+        (
+            request("ml-dsa-65", Some("hsm"), None),
+            "protection hsm takes",
+        ),
+        (
+            request("ecdsa-p256", Some("hsm"), Some(slot + 7)),
+            "--hsm-slot",
+        ),
+        (
+            request("ecdsa-p256", None, Some(slot)),
+            "only with protection hsm",
+        ),
+        (
+            request("ecdsa-p256", Some("vault"), None),
+            "expected software or hsm",
+        ),
     ] {
         let (status, code, message) = code_of(acme.create_key(&bad).await);
-        assert_eq!((status, code), (400, ErrorCode::InvalidRequest), "{message}");
+        assert_eq!(
+            (status, code),
+            (400, ErrorCode::InvalidRequest),
+            "{message}"
+        );
         assert!(message.contains(reason), "{message}");
     }
     let rsa_encrypt = CreateKeyRequest {

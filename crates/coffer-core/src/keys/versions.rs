@@ -54,7 +54,11 @@ impl KeyService {
             Protection::Software => {
                 let material = KeyMaterial::generate(key.spec)?;
                 let wrapped = keyring::wrap_material(kek, key.tenant, key.id, number, &material)?;
-                (material.public_key().map(|pk| pk.to_spki_der()), wrapped, None)
+                (
+                    material.public_key().map(|pk| pk.to_spki_der()),
+                    wrapped,
+                    None,
+                )
             }
             Protection::Hsm => {
                 let label = format!("coffer:{}:{}:v{}", key.tenant, key.id, number.get());
@@ -111,7 +115,6 @@ impl KeyService {
             }
         }
     }
-
 }
 
 /// Refuses what the HSM does not hold: specs outside [`hsm_supports`], and RSA keys
@@ -129,4 +132,3 @@ pub(super) fn check_hsm_spec(spec: KeySpec, purpose: KeyPurpose) -> CoreResult<(
     }
     Ok(())
 }
-

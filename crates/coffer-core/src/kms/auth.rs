@@ -78,7 +78,8 @@ const GRANTS_BOUND_AAD: &[u8] = b"coffer/token-grants-bound/v1";
 
 impl TokenBook {
     pub fn is_loaded(&self) -> bool {
-        self.records_loaded.load(std::sync::atomic::Ordering::Acquire)
+        self.records_loaded
+            .load(std::sync::atomic::Ordering::Acquire)
             && self.root.read().is_ok_and(|root| root.is_some())
     }
 

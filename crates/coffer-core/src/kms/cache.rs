@@ -30,6 +30,10 @@ use crate::key::{Key, KeyVersion};
 use crate::lifecycle::VersionState;
 
 /// Where a usable version's secret is: in memory, or in the HSM.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per cached key version, as KeyMaterial itself; boxing would add an indirection to every hot-path use"
+)]
 pub(crate) enum Material {
     /// Software material, unwrapped.
     Software(KeyMaterial),

@@ -125,12 +125,13 @@ impl Kms {
             // Off the async workers, on the bounded pool; the entry (and its material)
             // is shared, the input copied.
             let (entry, owned) = (entry.clone(), OwnedInput::from(input));
-            let job: crate::offload::HeavyJob = Box::new(move || {
-                match entry.ready.get(&number).and_then(|r| r.software()) {
-                    Some(KeyMaterial::Signing(key)) => owned.borrow().sign(key, algorithm),
-                    _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
-                }
-            });
+            let job: crate::offload::HeavyJob =
+                Box::new(
+                    move || match entry.ready.get(&number).and_then(|r| r.software()) {
+                        Some(KeyMaterial::Signing(key)) => owned.borrow().sign(key, algorithm),
+                        _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
+                    },
+                );
             self.offload.run(job).await?
         } else {
             input.sign(key, algorithm)?

@@ -32,45 +32,45 @@ pub(super) fn header(ciphertext: &[u8]) -> KmsResult<(KeyId, VersionNumber)> {
 }
 
 impl Kms {
-/// Opens `ciphertext` with the version it names (already authorised): in memory, or
-/// by the HSM for an HSM-resident version.
-pub(super) fn open_with(
-    &self,
-    entry: &CachedKey,
-    version: VersionNumber,
-    ciphertext: &[u8],
-    context: &EncryptionContext,
-) -> KmsResult<Opened> {
-    require_usable(entry, KeyPurpose::Encrypt, "decrypt")?;
-    let Some(ready) = entry.ready.get(&version) else {
-        return Err(match entry.versions.get(&version).map(|v| v.state) {
-            Some(VersionState::Retired | VersionState::Destroyed) => {
-                KmsError::VersionRetired(version.get())
+    /// Opens `ciphertext` with the version it names (already authorised): in memory, or
+    /// by the HSM for an HSM-resident version.
+    pub(super) fn open_with(
+        &self,
+        entry: &CachedKey,
+        version: VersionNumber,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Opened> {
+        require_usable(entry, KeyPurpose::Encrypt, "decrypt")?;
+        let Some(ready) = entry.ready.get(&version) else {
+            return Err(match entry.versions.get(&version).map(|v| v.state) {
+                Some(VersionState::Retired | VersionState::Destroyed) => {
+                    KmsError::VersionRetired(version.get())
+                }
+                // Pending, inactive or unknown versions never sealed anything the caller
+                // could hold: the blob is not genuine.
+                _ => KmsError::InvalidCiphertext,
+            });
+        };
+        let binding = Binding {
+            tenant_id: entry.key.tenant.as_bytes(),
+            context,
+        };
+        let plaintext = match (ready.software(), ready.hsm()) {
+            (Some(KeyMaterial::Aes256(key)), _) => envelope::open(key, ciphertext, binding)?,
+            (_, Some(location)) => self.hsm_open(location, ciphertext, binding)?,
+            _ => {
+                return Err(KmsError::Internal(
+                    "encrypt key without AES material".into(),
+                ));
             }
-            // Pending, inactive or unknown versions never sealed anything the caller
-            // could hold: the blob is not genuine.
-            _ => KmsError::InvalidCiphertext,
-        });
-    };
-    let binding = Binding {
-        tenant_id: entry.key.tenant.as_bytes(),
-        context,
-    };
-    let plaintext = match (ready.software(), ready.hsm()) {
-        (Some(KeyMaterial::Aes256(key)), _) => envelope::open(key, ciphertext, binding)?,
-        (_, Some(location)) => self.hsm_open(location, ciphertext, binding)?,
-        _ => {
-            return Err(KmsError::Internal(
-                "encrypt key without AES material".into(),
-            ));
-        }
-    };
-    Ok(Opened {
-        plaintext,
-        key_id: entry.key.id,
-        version,
-    })
-}
+        };
+        Ok(Opened {
+            plaintext,
+            key_id: entry.key.id,
+            version,
+        })
+    }
 
     /// Unwraps an envelope (the key comes from its header, within the caller's tenant).
     pub async fn unwrap(

@@ -23,7 +23,11 @@ fn custody() -> Option<Arc<Pkcs11Custody>> {
 /// (aws-lc) and of the token. `pss` selects RSA-PSS with a salt as long as the hash.
 fn openssl_verifies(spki_pem: &str, algorithm: SignatureAlgorithm, msg: &[u8], sig: &[u8]) -> bool {
     let dir = tempfile::tempdir().expect("dir");
-    let (key, m, s) = (dir.path().join("k.pem"), dir.path().join("m"), dir.path().join("s"));
+    let (key, m, s) = (
+        dir.path().join("k.pem"),
+        dir.path().join("m"),
+        dir.path().join("s"),
+    );
     std::fs::write(&key, spki_pem).expect("key");
     std::fs::write(&m, msg).expect("msg");
     std::fs::write(&s, sig).expect("sig");
@@ -39,7 +43,12 @@ fn openssl_verifies(spki_pem: &str, algorithm: SignatureAlgorithm, msg: &[u8], s
         };
         command.args(["dgst", hash, "-verify"]).arg(&key);
         if algorithm.as_str().starts_with("rsa-pss") {
-            command.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1"]);
+            command.args([
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:-1",
+            ]);
         }
         command.arg("-signature").arg(&s).arg(&m);
     }
@@ -95,7 +104,11 @@ async fn each_key_pair_signs_in_the_token_and_verifies_with_its_public_key() {
                 .is_err()
         );
         let pem = public.to_pem();
-        assert!(openssl_verifies(&pem, algorithm, msg.as_bytes(), &sig), "{}", algorithm.as_str());
+        assert!(
+            openssl_verifies(&pem, algorithm, msg.as_bytes(), &sig),
+            "{}",
+            algorithm.as_str()
+        );
         assert!(!openssl_verifies(&pem, algorithm, b"another message", &sig));
     }
 }
@@ -108,7 +121,9 @@ async fn private_and_secret_keys_never_leave_the_token() {
         return;
     };
     let hsm = softhsm::softhsm().expect("softhsm");
-    let pair = custody.generate(KeySpec::EcdsaP256, "ec", None).expect("ec");
+    let pair = custody
+        .generate(KeySpec::EcdsaP256, "ec", None)
+        .expect("ec");
     let aes = custody.generate(KeySpec::Aes256, "aes", None).expect("aes");
     assert!(aes.public_key.is_none());
     // A second handle on the module this process already initialised: C_Initialize
@@ -181,18 +196,30 @@ async fn aes_keys_seal_and_open_in_the_token() {
     let Some(custody) = custody() else {
         return;
     };
-    let key = custody.generate(KeySpec::Aes256, "wrap", None).expect("aes").location;
+    let key = custody
+        .generate(KeySpec::Aes256, "wrap", None)
+        .expect("aes")
+        .location;
     let sealed = custody.seal(&key, b"aad", b"a data key").expect("seal");
     assert_eq!(sealed.len(), 12 + 10 + 16);
     let again = custody.seal(&key, b"aad", b"a data key").expect("seal");
     assert_ne!(sealed, again, "a fresh IV each time");
     let opened = custody.open(&key, b"aad", &sealed).expect("open");
     assert_eq!(opened.expose_secret(), b"a data key");
-    assert!(matches!(custody.open(&key, b"other", &sealed), Err(HsmError::OpenFailed)));
+    assert!(matches!(
+        custody.open(&key, b"other", &sealed),
+        Err(HsmError::OpenFailed)
+    ));
     let mut changed = sealed.clone();
     changed[20] ^= 1;
-    assert!(matches!(custody.open(&key, b"aad", &changed), Err(HsmError::OpenFailed)));
-    assert!(matches!(custody.open(&key, b"aad", &sealed[..20]), Err(HsmError::OpenFailed)));
+    assert!(matches!(
+        custody.open(&key, b"aad", &changed),
+        Err(HsmError::OpenFailed)
+    ));
+    assert!(matches!(
+        custody.open(&key, b"aad", &sealed[..20]),
+        Err(HsmError::OpenFailed)
+    ));
 }
 
 /// What the token cannot hold, another slot, and a destroyed key are refused by name.
@@ -218,7 +245,12 @@ async fn unsupported_requests_and_destroyed_keys_are_refused() {
     assert_eq!(made.location.slot, slot);
     // An algorithm of another spec is refused before the token is asked.
     assert!(matches!(
-        custody.sign(&made.location, KeySpec::EcdsaP256, SignatureAlgorithm::Ed25519, HsmInput::Message(b"m")),
+        custody.sign(
+            &made.location,
+            KeySpec::EcdsaP256,
+            SignatureAlgorithm::Ed25519,
+            HsmInput::Message(b"m")
+        ),
         Err(HsmError::Unsupported(_))
     ));
     custody.destroy(&made.location).expect("destroy");
