@@ -23,6 +23,7 @@ mod service {
     pub mod hsm;
     pub mod hsm_destroy;
     pub mod hsm_keys;
+    pub mod hsm_rotation;
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;
