@@ -170,6 +170,12 @@ impl TokenBook {
         })
     }
 
+    /// The records in memory are all there are (a deployment just initialised).
+    pub fn mark_records_loaded(&self) {
+        self.records_loaded
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     pub fn forget(&self) {
         self.records_loaded
             .store(false, std::sync::atomic::Ordering::Release);
