@@ -37,6 +37,8 @@ pub const TENANTS_SHRED: &str = "/v1/admin/tenants/shred";
 pub const TOKENS: &str = "/v1/admin/tokens";
 /// Revoke a token (admin).
 pub const TOKENS_REVOKE: &str = "/v1/admin/tokens/revoke";
+/// `POST`: a backup bundle of the whole store (admin tokens with `admin:backup`).
+pub const BACKUP: &str = "/v1/admin/backup";
 /// Seal status (no token).
 pub const SEAL_STATUS: &str = "/v1/sys/seal-status";
 /// Unseal (no token: the share is the credential).

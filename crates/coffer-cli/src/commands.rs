@@ -2,6 +2,7 @@
 //! an argument or stdin, and output as JSON, lines or a table.
 
 pub mod audit;
+pub mod backup;
 pub mod certificates;
 pub mod doctor;
 pub mod envelope;

@@ -11,7 +11,7 @@
 //!   decrypt, datakey, rewrap), `signing` (sign, verify, mac, verify-mac), `tenant`,
 //!   `token`, `sys` (status, unseal), `rotate` (the rotation saga for operators, with
 //!   its own submodules under `commands/rotate/`), `migrate` (legacy sidecars, under
-//!   `commands/migrate/`).
+//!   `commands/migrate/`), `backup` (create, verify, restore).
 //!
 //! Output contract: stdout carries the result only (a ciphertext, a signature, a
 //! table), so scripts can capture it; metadata such as `key_version=…` goes to stderr.
@@ -25,7 +25,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    Globals, audit, doctor, envelope, keys, migrate, rotate, server, signing, sys, tenant, token,
+    Globals, audit, backup, doctor, envelope, keys, migrate, rotate, server, signing, sys, tenant,
+    token,
 };
 
 /// Coffer key management service: operator's tool.
@@ -79,6 +80,9 @@ enum Command {
     /// Legacy migration: inventory, rewrap sidecars with a journal, dual read, verify.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Encrypted backups: create (from the server), verify and restore (offline).
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Rotation saga: preflight, stage, validate, all, rollback, resume, status, verify.
     Rotate(rotate::RotateArgs),
     /// Start everything locally on the embedded default, ready to use.
@@ -130,6 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(global, args).await,
         Command::Migrate(command) => migrate::run(global, command).await,
         Command::Rotate(args) => rotate::run(global, args).await,
+        Command::Backup(command) => backup::run(global, command).await,
         Command::Dev(args) => server::dev(args).await,
         Command::Serve(args) => server::serve(args).await,
         Command::Init(args) => server::init(global, args).await,

@@ -10,6 +10,8 @@ mod service {
     pub mod audit;
     pub mod audit_pages;
     pub mod aws_clients;
+    pub mod backup;
+    pub mod backup_schedule;
     pub mod bad_input;
     pub mod batch_rewrap;
     pub mod certificates;

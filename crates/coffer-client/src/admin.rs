@@ -47,6 +47,11 @@ impl Client {
         self.post_raw(paths::TOKENS_REVOKE, request).await.map(drop)
     }
 
+    /// `POST /v1/admin/backup` (admin token with `admin:backup`): the bundle's bytes.
+    pub async fn backup(&self) -> Result<Vec<u8>, ClientError> {
+        self.post_bytes(paths::BACKUP).await
+    }
+
     /// `GET /v1/sys/seal-status` (no token needed).
     pub async fn seal_status(&self) -> Result<SealStatusView, ClientError> {
         self.get(paths::SEAL_STATUS).await

@@ -179,6 +179,12 @@ impl Client {
         Ok((status, body.to_vec()))
     }
 
+    /// `POST path` with no body, the answer's raw bytes (a backup bundle).
+    pub(crate) async fn post_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        self.execute(self.request(reqwest::Method::POST, path))
+            .await
+    }
+
     /// `method path` (the path may carry a query), the body as text.
     pub(crate) async fn text(
         &self,

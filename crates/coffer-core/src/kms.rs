@@ -11,6 +11,7 @@ mod alias;
 mod alias_bind;
 mod asymmetric;
 mod auth;
+mod backup;
 mod batch;
 mod cache;
 mod certificates;
@@ -19,6 +20,7 @@ mod deletion;
 mod error;
 mod hsm_ops;
 mod integrity;
+mod kat;
 mod keys;
 mod load;
 mod mac;
@@ -45,6 +47,7 @@ pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
 pub use auth::Caller;
+pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
     CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
@@ -52,6 +55,7 @@ pub use certificates::{
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;
+pub use kat::KnownAnswers;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
 pub use rewrap_policy::{DailyWindow, RewrapPolicy};
@@ -136,6 +140,8 @@ pub struct Kms {
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
     integrity_failures: std::sync::atomic::AtomicU64,
+    /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
+    known_answers: std::sync::RwLock<KnownAnswers>,
 }
 
 impl Kms {
@@ -166,6 +172,7 @@ impl Kms {
             options,
             rotation_wake: tokio::sync::Notify::new(),
             integrity_failures: std::sync::atomic::AtomicU64::new(0),
+            known_answers: std::sync::RwLock::new(KnownAnswers::NotRun),
         }
     }
 
@@ -179,10 +186,12 @@ impl Kms {
         self.custody.status()
     }
 
-    /// True when requests can be served: unsealed, loaded, and the store answers.
+    /// True when requests can be served: unsealed, loaded, the known-answer checks
+    /// passed, and the store answers.
     pub async fn ready(&self) -> bool {
         self.custody.status() == SealStatus::Unsealed
             && self.tokens.is_loaded()
+            && matches!(self.known_answer_outcome(), KnownAnswers::Passed(_))
             && self.keys.store().ping().await.is_ok()
     }
 

@@ -7,6 +7,7 @@
 //! - [`store`] — the `Store` trait (durable state) and its rules.
 //! - [`custody`] — the `Custody` trait (the root key).
 //! - [`hsm`] — HSM-resident keys: `Protection`, where a version lives, the `KeyHsm` trait.
+//! - [`backup`] — snapshots of the store and the encrypted bundle format.
 //! - [`keyring`] — the tenant key hierarchy between custody and key material.
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
@@ -17,6 +18,7 @@
 //! other way round.
 
 pub mod audit;
+pub mod backup;
 pub mod custody;
 pub mod error;
 pub mod event;

@@ -574,6 +574,7 @@ pub trait Store:
     + AuditStore
     + LeaseStore
     + UsageStore
+    + crate::backup::BackupStore
     + 'static
 {
     /// Checks the database answers and, after a write failed to commit, that a write

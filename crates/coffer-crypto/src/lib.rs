@@ -13,6 +13,7 @@
 //! - [`material`] — one key version's secret, generated and (de)serialised for custody.
 //! - [`public`] — public keys as SPKI DER, PEM and JWK.
 //! - [`secret`] — [`SecretBytes`], how secret bytes cross this crate's boundary.
+//! - [`selftest`] — fixed known-answer vectors a server checks before it is ready.
 //! - [`error`] — [`CryptoError`], the crate's one error type.
 //!
 //! The backend is aws-lc (through aws-lc-rs); nothing outside this crate names it, so it
@@ -28,6 +29,7 @@ pub mod material;
 pub mod public;
 pub mod rng;
 pub mod secret;
+pub mod selftest;
 pub mod sign;
 pub mod spec;
 pub mod xaes;

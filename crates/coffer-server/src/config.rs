@@ -6,6 +6,7 @@
 //! becomes `COFFER_API_ADDR`.
 
 mod aws;
+mod backup;
 mod custody;
 mod limits;
 mod rotation;
@@ -13,6 +14,7 @@ mod transport;
 mod unseal;
 
 pub use aws::{AwsConfig, StaticKey};
+pub use backup::BackupConfig;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
@@ -114,6 +116,8 @@ pub struct Config {
     pub transport: TransportConfig,
     /// TLS on both ports (absent: plain HTTP).
     pub tls: Option<TlsConfig>,
+    /// Scheduled backups.
+    pub backup: BackupConfig,
 }
 
 /// The audit log's settings.
@@ -153,6 +157,7 @@ impl std::fmt::Debug for Config {
             .field("unseal", &self.unseal)
             .field("transport", &self.transport)
             .field("tls", &self.tls)
+            .field("backup", &self.backup)
             .finish()
     }
 }
@@ -214,6 +219,8 @@ struct RawConfig {
     transport: transport::RawTransport,
     #[serde(default)]
     tls: transport::RawTls,
+    #[serde(default)]
+    backup: backup::RawBackup,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -272,6 +279,9 @@ const KEYS: &[&str] = &[
     "tls.key_file",
     "tls.client_ca_file",
     "tls.client_auth",
+    "backup.dir",
+    "backup.interval",
+    "backup.keep",
 ];
 
 fn env_name(key: &str) -> String {
@@ -324,7 +334,8 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
         | "custody.pool_size"
         | "custody.slot"
         | "transport.max_connections"
-        | "transport.ops_max_connections" => value
+        | "transport.ops_max_connections"
+        | "backup.keep" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
@@ -487,6 +498,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         unseal: raw.unseal.validate()?,
         transport: raw.transport.validate(descriptor_limit())?,
         tls: raw.tls.validate()?,
+        backup: raw.backup.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

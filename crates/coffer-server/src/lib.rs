@@ -10,6 +10,8 @@
 //! - [`hardening`] — no core dumps of a process that holds secrets.
 //! - [`transport`] — accepting connections: caps, timeouts, TLS and client
 //!   certificates.
+//! - [`backup_worker`] — scheduled backups under a lease; [`restore`] — opening a
+//!   bundle with this deployment's custody and restoring it into an empty store.
 //! - [`unseal_guard`] — the unseal token, one Argon2id at a time, back-off on wrong
 //!   passphrases.
 //! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
@@ -17,6 +19,7 @@
 //!   logs and metrics; `convert` — domain ↔ wire.
 
 pub mod aws;
+pub mod backup_worker;
 pub mod config;
 mod context;
 mod convert;
@@ -26,6 +29,7 @@ mod extract;
 mod handlers;
 pub mod hardening;
 pub mod offload;
+pub mod restore;
 pub mod startup;
 mod state;
 pub mod transport;
@@ -132,6 +136,7 @@ pub fn api_router(state: AppState) -> Router {
         .route(paths::TENANTS_SHRED, post(admin::shred_tenant))
         .route(paths::TOKENS, post(admin::mint_token))
         .route(paths::TOKENS_REVOKE, post(admin::revoke_token))
+        .route(paths::BACKUP, post(admin::backup))
         .route(paths::SEAL_STATUS, get(sys::seal_status))
         .route(paths::UNSEAL, post(sys::unseal))
         .route(
@@ -234,6 +239,12 @@ pub async fn serve(
         let worker = coffer_core::kms::RotationWorker::new(state.kms.clone(), instance.clone());
         tokio::spawn(worker.run(wait_for_stop(stop_rx.clone())))
     };
+    let backups = tokio::spawn(backup_worker::run(
+        state.kms.clone(),
+        state.backup.clone(),
+        instance.clone(),
+        stop_rx.clone(),
+    ));
     let scheduler = {
         let kms = state.kms.clone();
         let mut stop = stop_rx.clone();
@@ -306,6 +317,7 @@ pub async fn serve(
     }
     refresher.abort();
     scheduler.abort();
+    backups.abort();
     // After both servers drained their requests: their use is in the map now.
     let _ = flusher.await;
     flush_references(&state_kms).await;

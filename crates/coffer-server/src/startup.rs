@@ -105,7 +105,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-fn ensure_dir(path: &Path) -> Result<(), StartError> {
+pub(crate) fn ensure_dir(path: &Path) -> Result<(), StartError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -113,7 +113,7 @@ fn ensure_dir(path: &Path) -> Result<(), StartError> {
         .map_err(|e| StartError::Io(format!("cannot create {}: {e}", path.display())))
 }
 
-fn read_secret_file(path: &Path) -> Result<String, StartError> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, StartError> {
     let meta =
         std::fs::metadata(path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -223,6 +223,7 @@ fn state(
         heavy,
         custody,
         audit,
+        backup: config.backup.clone(),
         audit_intervals: (
             config.audit.checkpoint_interval,
             config.audit.verify_interval,
@@ -324,26 +325,7 @@ fn init_sealed(
 /// `passphrase_file`) unseal at once; otherwise the server starts sealed and waits for
 /// `POST /v1/sys/unseal`.
 pub async fn open(config: &Config) -> Result<AppState, StartError> {
-    let custody = match (&config.custody, config.custody.state_file()) {
-        (CustodyConfig::Pkcs11(settings), _) => {
-            let pkcs11 = settings.resolve(|name| std::env::var(name).ok())?;
-            // An absent token is not fatal: custody starts down and reconnects.
-            let custody = tokio::task::spawn_blocking(move || Pkcs11Custody::open(pkcs11))
-                .await
-                .map_err(|e| StartError::Io(e.to_string()))??;
-            ServerCustody::Pkcs11(custody, settings.failover)
-        }
-        (_, Some(state_file)) if state_file.exists() => {
-            ServerCustody::Sealed(Arc::new(SealedCustody::open(state_file)?))
-        }
-        (_, state_file) => {
-            return Err(StartError::NotInitialized(
-                state_file
-                    .map(|f| f.display().to_string())
-                    .unwrap_or_default(),
-            ));
-        }
-    };
+    let custody = open_custody(config).await?;
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.database_url).await?);
     if let ServerCustody::Sealed(sealed) = &custody {
         unseal_at_start(config, sealed).await?;
@@ -378,6 +360,31 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
     Ok(state)
 }
 
+/// The custody of an initialised deployment, as configured (still sealed, for sealed
+/// custody).
+pub(crate) async fn open_custody(config: &Config) -> Result<ServerCustody, StartError> {
+    Ok(match (&config.custody, config.custody.state_file()) {
+        (CustodyConfig::Pkcs11(settings), _) => {
+            let pkcs11 = settings.resolve(|name| std::env::var(name).ok())?;
+            // An absent token is not fatal: custody starts down and reconnects.
+            let custody = tokio::task::spawn_blocking(move || Pkcs11Custody::open(pkcs11))
+                .await
+                .map_err(|e| StartError::Io(e.to_string()))??;
+            ServerCustody::Pkcs11(custody, settings.failover)
+        }
+        (_, Some(state_file)) if state_file.exists() => {
+            ServerCustody::Sealed(Arc::new(SealedCustody::open(state_file)?))
+        }
+        (_, state_file) => {
+            return Err(StartError::NotInitialized(
+                state_file
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+            ));
+        }
+    })
+}
+
 /// Retries [`after_unseal`] until the token answers (every 500 ms; the custody's own
 /// reconnects back off underneath), then the server becomes ready.
 async fn load_when_the_token_returns(state: AppState) {
@@ -399,7 +406,10 @@ async fn load_when_the_token_returns(state: AppState) {
 }
 
 /// Key-file custody, and passphrase custody with a `passphrase_file`, unseal at start.
-async fn unseal_at_start(config: &Config, custody: &Arc<SealedCustody>) -> Result<(), StartError> {
+pub(crate) async fn unseal_at_start(
+    config: &Config,
+    custody: &Arc<SealedCustody>,
+) -> Result<(), StartError> {
     match &config.custody {
         CustodyConfig::KeyFile { key_file, .. } => custody.unseal_key_file(key_file)?,
         CustodyConfig::Passphrase {

@@ -34,4 +34,6 @@ pub struct AppState {
     pub tls: Option<Arc<crate::transport::tls::TlsSource>>,
     /// How often to sign a checkpoint and to re-verify the stored log.
     pub audit_intervals: (std::time::Duration, std::time::Duration),
+    /// Scheduled backups (`[backup]`).
+    pub backup: crate::config::BackupConfig,
 }

@@ -131,6 +131,7 @@ macro_rules! in_transaction {
 }
 
 // After the macro, which they use (macros are in scope from their definition on).
+pub mod backup;
 mod token_store;
 mod usage;
 

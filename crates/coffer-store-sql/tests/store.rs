@@ -4,6 +4,7 @@
 
 mod store {
     pub mod backends;
+    pub mod backup;
     pub mod batch_audit;
     pub mod deletion;
     pub mod durability;

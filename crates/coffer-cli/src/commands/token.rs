@@ -60,7 +60,8 @@ pub struct MintArgs {
 pub struct Scope {
     /// Only these operations (comma-separated): wrap, unwrap, datakey, rewrap, sign,
     /// verify, mac, verify-mac, keys:create, keys:read, keys:rotate, keys:manage; and
-    /// the admin powers admin:tenants, admin:tokens, audit:read, audit:checkpoint. A
+    /// the admin powers admin:tenants, admin:tokens, audit:read, audit:checkpoint,
+    /// admin:backup. A
     /// minted token never gets more than the minting token has.
     #[arg(long, value_name = "OPS", value_delimiter = ',', value_parser = parse_operation)]
     ops: Vec<Operation>,

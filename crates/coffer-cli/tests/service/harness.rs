@@ -46,6 +46,24 @@ pub struct Stopped {
 }
 
 impl Stopped {
+    /// A deployment configured by `vars` (`COFFER_…` variables; addresses default to
+    /// ephemeral ports), not started: one a test put on disk itself (a restore).
+    pub fn configured(vars: &[(&str, &str)], admin_token: &str) -> Self {
+        let mut all: Vec<(String, String)> = vec![
+            ("COFFER_API_ADDR".into(), "127.0.0.1:0".into()),
+            ("COFFER_METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        ];
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = config(&all);
+        Self {
+            dir: config.data_dir.clone(),
+            database_url: config.database_url.clone(),
+            vars: all,
+            admin_token: admin_token.to_owned(),
+            shares: Vec::new(),
+        }
+    }
+
     /// Opens the deployment again, as `coffer serve` does: new ports, key-file custody
     /// unsealed at once.
     pub async fn start(self) -> TestServer {
@@ -104,6 +122,11 @@ pub async fn postgres_url() -> Option<String> {
 }
 
 impl TestServer {
+    /// The `COFFER_…` variables this server was configured with.
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.vars
+    }
+
     /// Runs the `coffer` binary against this server as `token`: exit code, stdout,
     /// stderr. The environment is cleared, so only what is given here reaches it.
     pub fn cli(&self, token: &str, args: &[&str]) -> (i32, String, String) {

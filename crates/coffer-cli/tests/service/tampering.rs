@@ -283,7 +283,13 @@ async fn corrupt_stored_material_is_a_logged_500_not_a_client_error() {
         ),
         ErrorCode::Internal
     );
-    assert_eq!(server.state.kms.integrity_failures(), 1);
+    // Found twice: by the known-answer checks at start (which keep the server not
+    // ready), and by the request.
+    assert_eq!(server.state.kms.integrity_failures(), 2);
+    assert!(matches!(
+        server.state.kms.known_answer_outcome(),
+        coffer_core::kms::KnownAnswers::Failed(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +381,13 @@ async fn edited_spec_is_detected(db: Db) {
         ErrorCode::Internal,
         "an edited spec is an integrity failure, not the caller's wrong purpose"
     );
-    assert_eq!(server.state.kms.integrity_failures(), 1);
+    // Found twice: by the known-answer checks at start (which keep the server not
+    // ready), and by the request.
+    assert_eq!(server.state.kms.integrity_failures(), 2);
+    assert!(matches!(
+        server.state.kms.known_answer_outcome(),
+        coffer_core::kms::KnownAnswers::Failed(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

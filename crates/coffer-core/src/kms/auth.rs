@@ -198,6 +198,8 @@ impl Kms {
             .set_root(MacKey::from_bytes(raw.expose_secret())?);
         self.bind_token_grants().await?;
         self.refresh_tokens().await?;
+        // Before readiness: a store whose keys do not answer is not served as ready.
+        self.check_known_answers().await;
         Ok(true)
     }
 

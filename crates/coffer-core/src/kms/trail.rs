@@ -61,6 +61,7 @@ subject!(KeyVersion, |v| (Some(v.key), Some(v.number)));
 subject!(CertificateChain, |c| (Some(c.key_id), Some(c.version)));
 subject!(ChainReport, |r| (Some(r.key_id), Some(r.version)));
 subject!(Tenant, |_t| (None, None));
+subject!(super::BackupMade, |_b| (None, None));
 subject!((String, TokenId), |_t| (None, None));
 subject!((), |_u| (None, None));
 subject!(Vec<Tenant>, |_t| (None, None));

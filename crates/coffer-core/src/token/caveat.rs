@@ -44,11 +44,13 @@ pub enum Operation {
     AuditRead,
     /// sign an audit checkpoint now (admin tokens)
     AuditCheckpoint,
+    /// make a backup bundle of the whole store (admin tokens)
+    AdminBackup,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Wrap,
         Self::Unwrap,
         Self::Datakey,
@@ -65,6 +67,7 @@ impl Operation {
         Self::AdminTokens,
         Self::AuditRead,
         Self::AuditCheckpoint,
+        Self::AdminBackup,
     ];
 
     /// The caveat and CLI spelling.
@@ -86,6 +89,7 @@ impl Operation {
             Self::AdminTokens => "admin:tokens",
             Self::AuditRead => "audit:read",
             Self::AuditCheckpoint => "audit:checkpoint",
+            Self::AdminBackup => "admin:backup",
         }
     }
 }

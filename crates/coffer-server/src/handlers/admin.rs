@@ -102,3 +102,27 @@ pub async fn revoke_token(
     state.kms.revoke_token(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /v1/admin/backup`: a bundle of the whole store (`application/octet-stream`),
+/// for an admin token allowed `admin:backup`. Its SHA-256 is in
+/// `X-Coffer-Backup-Sha256`.
+pub async fn backup(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let made = state.kms.backup(&caller).await?;
+    let hash = coffer_core::backup::bundle::file_hash(&made.bundle);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (
+                axum::http::header::HeaderName::from_static("x-coffer-backup-sha256"),
+                hash,
+            ),
+        ],
+        made.bundle,
+    ))
+}

@@ -27,6 +27,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let sealed = u8::from(state.custody.status() != coffer_core::SealStatus::Unsealed);
     metrics::gauge!("kms_sealed").set(f64::from(sealed));
+    // Set at each scrape too: gauges left unset for ten minutes disappear.
+    match state.kms.known_answer_outcome() {
+        coffer_core::kms::KnownAnswers::Passed(_) => {
+            metrics::gauge!("kms_known_answers_ok").set(1.0)
+        }
+        coffer_core::kms::KnownAnswers::Failed(_) => {
+            metrics::gauge!("kms_known_answers_ok").set(0.0)
+        }
+        coffer_core::kms::KnownAnswers::NotRun => {}
+    }
+    crate::backup_worker::report();
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),
