@@ -103,3 +103,31 @@ async fn the_cli_creates_hsm_keys_and_shows_where_versions_live() {
     assert_ne!(code, 0);
     assert!(err.contains("--protection"), "{err}");
 }
+
+/// The known-answer checks before readiness run HSM-resident versions through the
+/// token: after a restart with only HSM keys, they pass for their specs and the server
+/// is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_answer_checks_run_hsm_keys_through_the_token() {
+    let Some(server) = hsm_server().await else {
+        return;
+    };
+    let acme = server.client(&server.tenant_token("acme").await);
+    for spec in ["aes-256", "ecdsa-p256"] {
+        acme.create_key(&CreateKeyRequest {
+            spec: spec.into(),
+            protection: Some("hsm".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let server = server.restart().await;
+    match server.state.kms.known_answer_outcome() {
+        coffer_core::kms::KnownAnswers::Passed(specs) => {
+            assert_eq!(specs, ["aes-256", "ecdsa-p256"], "{specs:?}");
+        }
+        other => panic!("known-answer checks: {other:?}"),
+    }
+    assert!(server.anonymous().readyz(&server.ops).await.unwrap());
+}
