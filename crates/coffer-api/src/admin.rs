@@ -1,9 +1,10 @@
 //! Tenants, tokens, seal status.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/admin/tenants`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
     /// Name: 1–64 of a-z, 0-9, `-`, `_`.
@@ -15,7 +16,7 @@ pub struct CreateTenantRequest {
 }
 
 /// A tenant.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct TenantView {
     /// Id.
     pub tenant_id: String,
@@ -31,14 +32,14 @@ pub struct TenantView {
 }
 
 /// `GET /v1/admin/tenants`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ListTenantsResponse {
     /// The tenants.
     pub tenants: Vec<TenantView>,
 }
 
 /// `POST /v1/admin/tokens`: a token for a tenant (or an admin token).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintTokenRequest {
     /// Tenant name or id; required unless `admin`.
@@ -62,7 +63,7 @@ pub struct MintTokenRequest {
 }
 
 /// Answer of mint. `Debug` elides the token: it is a bearer credential.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct MintTokenResponse {
     /// The bearer token. Shown once.
     pub token: String,
@@ -80,7 +81,7 @@ impl std::fmt::Debug for MintTokenResponse {
 
 /// `POST /v1/admin/tenants/shred`: destroys the tenant's key, and with it every key
 /// of the tenant, irrecoverably.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShredTenantRequest {
     /// The tenant's name or id.
@@ -90,7 +91,7 @@ pub struct ShredTenantRequest {
 }
 
 /// `POST /v1/admin/tokens/revoke`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeTokenRequest {
     /// The token id (every token attenuated from it is revoked with it).
@@ -98,7 +99,7 @@ pub struct RevokeTokenRequest {
 }
 
 /// `GET /v1/sys/seal-status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct SealStatusView {
     /// True while the root key is unavailable.
     pub sealed: bool,
@@ -111,7 +112,7 @@ pub struct SealStatusView {
 }
 
 /// `GET /custody` on the operations port: custody's backend, for `coffer doctor`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct CustodyView {
     /// `sealed` or `pkcs11`.
     pub kind: String,
@@ -123,7 +124,7 @@ pub struct CustodyView {
 }
 
 /// The PKCS#11 token as the server sees it. No PIN, no key material.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct Pkcs11View {
     /// The module's path.
     pub module: String,
@@ -150,7 +151,7 @@ pub struct Pkcs11View {
 }
 
 /// One root key generation in the token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct RootKeyView {
     /// The generation (its `CKA_ID`).
     pub generation: u32,
@@ -159,7 +160,7 @@ pub struct RootKeyView {
 }
 
 /// The bounded session pool.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct SessionPoolView {
     /// Sessions open (idle or in use).
     pub open: usize,
@@ -170,7 +171,7 @@ pub struct SessionPoolView {
 }
 
 /// `POST /v1/sys/unseal`: one of the fields, matching the custody method.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsealRequest {
     /// A Shamir share.

@@ -1,9 +1,11 @@
 //! Base64 (standard alphabet, padded) fields.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
@@ -75,5 +77,43 @@ impl<'de> Deserialize<'de> for B64Secret {
             .decode(text.as_bytes())
             .map(Self::new)
             .map_err(|_| D::Error::custom("invalid base64 (standard alphabet, padded)"))
+    }
+}
+
+/// Both base64 fields are one schema: a string in the standard alphabet, padded
+/// (`format: byte`, so OpenAPI tools generate and check base64).
+fn base64_schema() -> Schema {
+    json_schema!({
+        "type": "string",
+        "format": "byte",
+        "description": "Base64, standard alphabet, padded."
+    })
+}
+
+impl JsonSchema for B64 {
+    fn schema_name() -> Cow<'static, str> {
+        "Base64".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        base64_schema()
+    }
+}
+
+impl JsonSchema for B64Secret {
+    fn schema_name() -> Cow<'static, str> {
+        "Base64".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        base64_schema()
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::b64::{B64, B64Secret};
@@ -11,7 +12,7 @@ use crate::error::ErrorDetail;
 pub type Context = BTreeMap<String, String>;
 
 /// `POST /v1/kms/wrap`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WrapRequest {
     /// Key id or `alias/NAME`.
@@ -24,7 +25,7 @@ pub struct WrapRequest {
 }
 
 /// Answer of wrap, rewrap and (with `plaintext`) datakey.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct CiphertextResponse {
     /// The envelope.
     pub ciphertext: B64,
@@ -35,7 +36,7 @@ pub struct CiphertextResponse {
 }
 
 /// `POST /v1/kms/unwrap`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnwrapRequest {
     /// The envelope.
@@ -43,21 +44,29 @@ pub struct UnwrapRequest {
     /// The context it was sealed with.
     #[serde(default, skip_serializing_if = "Context::is_empty")]
     pub context: Context,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of unwrap.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UnwrapResponse {
-    /// The plaintext.
+    /// The plaintext (empty when it went to a recipient instead).
     pub plaintext: B64Secret,
     /// Key id.
     pub key_id: String,
     /// Version that sealed it.
     pub key_version: u32,
+    /// The plaintext encrypted to the public key in the request's attestation document,
+    /// when it carried one (then no plaintext is returned; docs/attestation.md §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_for_recipient: Option<B64>,
 }
 
 /// `POST /v1/kms/datakey`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatakeyRequest {
     /// Key id or `alias/NAME`.
@@ -75,10 +84,14 @@ pub struct DatakeyRequest {
     /// the tenant), so rotations rewrap it (seed 000's "cipher rows").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_id: Option<String>,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of datakey.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DatakeyResponse {
     /// The data key, unless `include_plaintext` was false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,10 +102,14 @@ pub struct DatakeyResponse {
     pub key_id: String,
     /// Version.
     pub key_version: u32,
+    /// The plaintext encrypted to the public key in the request's attestation document,
+    /// when it carried one (then no plaintext is returned; docs/attestation.md §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_for_recipient: Option<B64>,
 }
 
 /// `POST /v1/kms/rewrap`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RewrapRequest {
     /// The envelope to move.
@@ -110,7 +127,7 @@ pub struct RewrapRequest {
 
 /// `POST /v1/kms/sign`: exactly one of `message`, `digest` (by the algorithm's hash;
 /// ECDSA and RSA only) or `mu` (ML-DSA's 64-byte μ, computed by the caller).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     /// Key id or `alias/NAME`.
@@ -128,10 +145,14 @@ pub struct SignRequest {
     /// default, `rsa-pss-sha384`, `rsa-pss-sha512`, `rsa-pkcs1-sha256`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of sign.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct SignResponse {
     /// The signature.
     pub signature: B64,
@@ -144,7 +165,7 @@ pub struct SignResponse {
 }
 
 /// `POST /v1/kms/verify`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// Key id or `alias/NAME`.
@@ -169,7 +190,7 @@ pub struct VerifyRequest {
 }
 
 /// `POST /v1/kms/encrypt`: RSA-OAEP encryption with an RSA key of purpose encrypt.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptRequest {
     /// Key id or `alias/NAME`.
@@ -184,7 +205,7 @@ pub struct EncryptRequest {
 }
 
 /// `POST /v1/kms/decrypt`: RSA-OAEP decryption with an RSA key of purpose encrypt.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecryptRequest {
     /// Key id or `alias/NAME`.
@@ -199,7 +220,7 @@ pub struct DecryptRequest {
 }
 
 /// Answer of verify and verify-mac.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct VerifyResponse {
     /// True when the signature is valid.
     pub valid: bool,
@@ -210,17 +231,21 @@ pub struct VerifyResponse {
 }
 
 /// `POST /v1/kms/mac`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MacRequest {
     /// Key id or `alias/NAME`.
     pub key_id: String,
     /// The message.
     pub message: B64,
+    /// An attestation document (base64), for keys whose attestation policy asks for
+    /// one for this operation (docs/attestation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<B64>,
 }
 
 /// Answer of mac.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct MacResponse {
     /// The HMAC-SHA256 tag.
     pub mac: B64,
@@ -231,7 +256,7 @@ pub struct MacResponse {
 }
 
 /// `POST /v1/kms/verify-mac`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyMacRequest {
     /// Key id or `alias/NAME`.
@@ -246,15 +271,17 @@ pub struct VerifyMacRequest {
 }
 
 /// The batch form of a hot operation: `{"items": [...]}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "{T}Batch")]
 pub struct Batch<T> {
     /// The requests, at most 256.
     pub items: Vec<T>,
 }
 
 /// One item's outcome in a batch answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "{T}Outcome")]
 #[serde(untagged)]
 pub enum ItemResult<T> {
     /// It failed.

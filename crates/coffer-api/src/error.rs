@@ -1,16 +1,17 @@
 //! The error body every endpoint answers with, and the stable codes in it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `{"error": {"code", "message", "request_id"}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// One error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable code.
     pub code: ErrorCode,
@@ -22,7 +23,7 @@ pub struct ErrorDetail {
 }
 
 /// Stable error codes; each maps to one HTTP status.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: the request is malformed (JSON, base64, unknown field, bad value).
@@ -48,6 +49,12 @@ pub enum ErrorCode {
     /// 409: the key's primary version is not the one the request names
     /// (`expect_version` of a rotation start).
     VersionMismatch,
+    /// 403: the key's attestation policy asks for an attestation document for this
+    /// operation, and the request has none, or one that does not verify.
+    AttestationRequired,
+    /// 403: the attestation verified, but its measurement is not on the key's
+    /// allow-list.
+    MeasurementNotAllowed,
     /// 409: a rotation would retire a version recently used for untracked material
     /// (start it with `retire_untracked` to accept that).
     UntrackedUse,
@@ -76,7 +83,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest | Self::InvalidCiphertext => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::AttestationRequired | Self::MeasurementNotAllowed => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::KeyDisabled
@@ -101,6 +108,8 @@ impl ErrorCode {
             Self::InvalidCiphertext => "invalid_ciphertext",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::AttestationRequired => "attestation_required",
+            Self::MeasurementNotAllowed => "measurement_not_allowed",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::KeyDisabled => "key_disabled",

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/kms/keys`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// `aes-256`, `ed25519`, `ecdsa-p256`, `ml-dsa-65`, `hybrid-ed25519-ml-dsa-65`,
@@ -41,7 +42,7 @@ pub struct CreateKeyRequest {
 }
 
 /// Rotation policy as durations like `90d`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotationPolicyView {
     /// Rotate every…
@@ -56,7 +57,7 @@ pub struct RotationPolicyView {
 }
 
 /// A key as answered by create, show and list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct KeyView {
     /// Key id (UUID).
     pub key_id: String,
@@ -92,7 +93,7 @@ pub struct KeyView {
 }
 
 /// One key version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct VersionView {
     /// Number.
     pub version: u32,
@@ -121,7 +122,7 @@ fn software() -> String {
 }
 
 /// The token object holding an HSM-resident version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct HsmObjectView {
     /// The slot the token was in when the object was created.
     pub slot: u64,
@@ -134,14 +135,14 @@ pub struct HsmObjectView {
 }
 
 /// `GET /v1/kms/keys`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ListKeysResponse {
     /// The keys.
     pub keys: Vec<KeyView>,
 }
 
 /// Query of `GET /v1/kms/keys`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeysQuery {
     /// Only this purpose.
@@ -156,7 +157,7 @@ pub struct ListKeysQuery {
 }
 
 /// `POST /v1/kms/keys/{key}/rotate`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct RotateResponse {
     /// Key id.
     pub key_id: String,
@@ -164,8 +165,15 @@ pub struct RotateResponse {
     pub version: u32,
 }
 
+/// The body of a key action that takes none (`rotate`, `enable`, `disable`,
+/// `cancel-deletion`, `add-spare`, `publish`): absent, or `{}`. Anything else is refused,
+/// as an unknown field is anywhere.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
 /// `POST /v1/kms/keys/{key}/schedule-deletion`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDeletionRequest {
     /// Waiting period in days, 7–30 (default 30).
@@ -174,7 +182,7 @@ pub struct ScheduleDeletionRequest {
 }
 
 /// `POST /v1/kms/keys/{key}/activate`: make a spare (or pending) version primary.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     /// The version.
@@ -183,7 +191,7 @@ pub struct ActivateRequest {
 
 /// `POST /v1/kms/keys/{key}/reactivate`: move a retired version back to `retiring`
 /// (decrypt and verify only) while its material exists.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReactivateRequest {
     /// The retired version.
@@ -192,7 +200,7 @@ pub struct ReactivateRequest {
 
 /// `POST /v1/kms/keys/{key}/register`: register a purpose (`published` publishes a
 /// signing key in its tenant's JWKS).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The purpose, e.g. `attestation-signing`.
@@ -200,7 +208,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /v1/kms/aliases`: move an existing alias to another key of the tenant.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAliasRequest {
     /// The alias, `alias/NAME` (or `NAME`).
@@ -213,7 +221,7 @@ pub struct SetAliasRequest {
 }
 
 /// Answer of `POST /v1/kms/aliases`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct AliasView {
     /// The alias, `alias/NAME`.
     pub alias: String,
@@ -224,14 +232,14 @@ pub struct AliasView {
 }
 
 /// `GET /v1/kms/keys/{key}/history`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct HistoryResponse {
     /// Lifecycle events, oldest first.
     pub events: Vec<EventView>,
 }
 
 /// One lifecycle event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct EventView {
     /// When (RFC 3339).
     pub at: String,
@@ -245,7 +253,7 @@ pub struct EventView {
 }
 
 /// `POST /v1/kms/keys/{key}/certificate`: import a certificate chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportChainRequest {
     /// PEM `CERTIFICATE` blocks, leaf first; the leaf certifies the version's key.
@@ -257,7 +265,7 @@ pub struct ImportChainRequest {
 
 /// `POST /v1/kms/keys/{key}/issue-certificate`: issue a certificate for the key's
 /// primary version from a CA key of the tenant (the key itself: self-signed).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueCertificateRequest {
     /// The CA key: id or `alias/NAME`.
@@ -269,7 +277,7 @@ pub struct IssueCertificateRequest {
 }
 
 /// Query of `GET /v1/kms/keys/{key}/certificate` and `.../verify-chain`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChainQuery {
     /// The version (default: the primary).
@@ -278,7 +286,7 @@ pub struct ChainQuery {
 }
 
 /// One certificate of a chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ChainLinkView {
     /// Subject name.
     pub subject: String,
@@ -298,7 +306,7 @@ pub struct ChainLinkView {
 }
 
 /// A version's certificate chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ChainView {
     /// Key id.
     pub key_id: String,
@@ -311,7 +319,7 @@ pub struct ChainView {
 }
 
 /// `GET /v1/kms/keys/{key}/verify-chain`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ChainReportView {
     /// Key id.
     pub key_id: String,
@@ -328,7 +336,7 @@ pub struct ChainReportView {
 
 /// `POST /v1/kms/keys/{key}/policy`: change the rotation policy and version validity.
 /// Fields given replace the current ones; fields left out stay as they are.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPolicyRequest {
     /// Rotation policy fields to set.

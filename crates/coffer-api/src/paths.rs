@@ -62,8 +62,10 @@ pub const AUDIT_ENTRIES: &str = "/v1/audit/entries";
 pub const AUDIT_INCLUSION: &str = "/v1/audit/proof/inclusion";
 /// Consistency proof: `?old=&new=`.
 pub const AUDIT_CONSISTENCY: &str = "/v1/audit/proof/consistency";
-/// OpenAPI document.
+/// The API's OpenAPI document (no token).
 pub const OPENAPI: &str = "/v1/openapi.json";
+/// The operations port's OpenAPI document.
+pub const OPS_OPENAPI: &str = "/openapi.json";
 /// Liveness (operations port).
 pub const HEALTHZ: &str = "/healthz";
 /// Readiness (operations port).

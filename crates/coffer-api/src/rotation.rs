@@ -1,9 +1,10 @@
 //! The rotation saga and the reference tracker.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/kms/rotations`: start a rotation saga for a key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRotationRequest {
     /// Key id or `alias/NAME`.
@@ -27,7 +28,7 @@ pub struct StartRotationRequest {
 }
 
 /// `POST /v1/kms/rotations/{id}/resume`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRotationRequest {
     /// Stop after this step (default: run to the end).
@@ -36,7 +37,7 @@ pub struct ResumeRotationRequest {
 }
 
 /// A rotation saga as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct RotationView {
     /// Id.
     pub rotation_id: String,
@@ -79,7 +80,7 @@ pub struct RotationView {
 }
 
 /// Progress of a running `rewrap_tracked` step.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct RewrapView {
     /// Tracked data keys this run has moved to the new version.
     pub done: u64,
@@ -96,7 +97,7 @@ pub struct RewrapView {
 }
 
 /// Why a running rotation waits for `resume`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RotationHold {
     /// It ran through its `paused_after` step.
@@ -106,7 +107,7 @@ pub enum RotationHold {
 }
 
 /// `GET /v1/kms/rotations?key=K&status=S`: filters of the tenant's rotations.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRotationsQuery {
     /// Only this key's (id or `alias/NAME`).
@@ -118,14 +119,14 @@ pub struct ListRotationsQuery {
 }
 
 /// `GET /v1/kms/rotations`: the tenant's rotations, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct RotationList {
     /// The rotations.
     pub rotations: Vec<RotationView>,
 }
 
 /// `GET /v1/kms/rotations/{id}/verify`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct RotationVerifyView {
     /// True when every invariant holds and the rotation is completed and anchored.
     pub ok: bool,
@@ -142,7 +143,7 @@ pub struct RotationVerifyView {
 }
 
 /// A broken invariant.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ViolationView {
     /// Invariant name.
     pub invariant: String,
@@ -152,7 +153,7 @@ pub struct ViolationView {
 
 /// `GET /v1/kms/keys/{key}/references`: who uses which version (seed 000: "find the
 /// process holding the old KEK reference").
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ReferencesView {
     /// Key.
     pub key_id: String,
@@ -161,7 +162,7 @@ pub struct ReferencesView {
 }
 
 /// Use of one version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct VersionReferences {
     /// Number.
     pub version: u32,
@@ -180,7 +181,7 @@ pub struct VersionReferences {
 }
 
 /// One principal's use of a version in one way.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct PrincipalUse {
     /// Token id.
     pub principal: String,
@@ -203,7 +204,7 @@ pub struct PrincipalUse {
 
 /// `GET /v1/kms/tracked/{track_id}`: a tracked data key's current wrapping (rewrapped by
 /// rotations; the caller's copy may be older).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct TrackedView {
     /// The caller's id for it.
     pub track_id: String,

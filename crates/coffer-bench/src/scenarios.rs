@@ -59,6 +59,7 @@ async fn key(client: &Client, spec: &str) -> anyhow::Result<String> {
 
 async fn signature(client: &Client, key: &str, message: &[u8]) -> anyhow::Result<String> {
     let request = SignRequest {
+        attestation: None,
         key_id: key.into(),
         message: Some(B64(message.to_vec())),
         digest: None,

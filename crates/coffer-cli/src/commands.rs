@@ -7,6 +7,7 @@ pub mod certificates;
 pub mod doctor;
 pub mod envelope;
 pub mod key_alias;
+pub mod key_attestation;
 pub mod key_lifecycle;
 pub mod keys;
 pub mod migrate;

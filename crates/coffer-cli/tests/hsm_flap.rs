@@ -53,6 +53,7 @@ async fn create(client: &Client, spec: &str) -> String {
 
 fn sign(key: &str) -> SignRequest {
     SignRequest {
+        attestation: None,
         key_id: key.into(),
         message: Some(B64(b"release 1.2.3".to_vec())),
         digest: None,
@@ -285,6 +286,7 @@ async fn hsm_keys_refuse_while_the_token_is_away_and_work_after() {
     let unwrap = || UnwrapRequest {
         ciphertext: sealed.ciphertext.clone(),
         context: Default::default(),
+        attestation: None,
     };
     let verify = || VerifyRequest {
         key_id: in_hsm.clone(),

@@ -7,6 +7,8 @@ mod service {
     pub mod algorithms;
     pub mod alias_move;
     pub mod api;
+    pub mod attestation;
+    pub mod attestation_recipient;
     pub mod audit;
     pub mod audit_pages;
     pub mod aws_clients;
@@ -30,6 +32,7 @@ mod service {
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;
+    pub mod openapi;
     pub mod rewrap_watch;
     pub mod rotation;
     pub mod rotation_worker;

@@ -18,6 +18,7 @@
 //! inside [`coffer_api::B64Secret`], whose `Debug` is elided.
 
 mod admin;
+mod attestation;
 mod audit;
 mod certificates;
 mod client;

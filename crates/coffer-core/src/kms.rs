@@ -10,6 +10,8 @@ mod admin;
 mod alias;
 mod alias_bind;
 mod asymmetric;
+mod attestation_policy;
+mod attested;
 mod auth;
 mod backup;
 mod batch;
@@ -46,11 +48,14 @@ mod wrap;
 pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
+pub use attestation_policy::PolicyChange;
+use attested::Presented;
 pub use auth::Caller;
 pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
 pub use certificates::{
-    CertificateChain, ChainLink, ChainReport, IssueCertificate, SignatureCheck,
+    CertificateChain, ChainLink, ChainReport, IssueCertificate, ParsedChain, SignatureCheck,
+    parse_pem_chain,
 };
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
@@ -102,6 +107,8 @@ pub struct KmsOptions {
     pub retire_after_quiet: Duration,
     /// Pace and window of the rotation saga's tracked-key rewrap.
     pub rewrap: RewrapPolicy,
+    /// The attestation formats trusted, and how old a document may be (`[attestation]`).
+    pub attestation: coffer_attest::AttestationOptions,
 }
 
 /// Default `rotation.untracked_window`: a quarter, so monthly and quarterly batch jobs
@@ -119,6 +126,7 @@ impl Default for KmsOptions {
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,
             rewrap: RewrapPolicy::default(),
+            attestation: coffer_attest::AttestationOptions::default(),
         }
     }
 }
@@ -140,6 +148,8 @@ pub struct Kms {
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
     integrity_failures: std::sync::atomic::AtomicU64,
+    /// Verifies attestation documents (and remembers their nonces).
+    attestor: coffer_attest::Attestor,
     /// The last known-answer checks (`kat.rs`): readiness waits for them to pass.
     known_answers: std::sync::RwLock<KnownAnswers>,
 }
@@ -161,6 +171,7 @@ impl Kms {
         options: KmsOptions,
     ) -> Self {
         Self {
+            attestor: coffer_attest::Attestor::new(&options.attestation),
             audit,
             offload,
             references: Arc::default(),
@@ -305,7 +316,10 @@ impl Kms {
             let loaded = self.ready_version(&key, version, &kek, &subject)?;
             ready.insert(version.number, loaded);
         }
-        let entry = Arc::new(CachedKey::new(key, versions, ready));
+        let attestation = self.keys.store().attestation_policy(tenant, id).await?;
+        let mut cached = CachedKey::new(key, versions, ready);
+        cached.attestation = attestation;
+        let entry = Arc::new(cached);
         self.cache.insert(entry.clone(), epoch);
         Ok(entry)
     }

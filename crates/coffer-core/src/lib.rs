@@ -12,11 +12,14 @@
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
 //! - [`usage`] — use of key versions per principal and kind (the reference tracker's rows).
+//! - [`attestation`] — attestation policies of keys (which operations need an attested
+//!   caller, and which measurements may perform them) and their store.
 //! - `testing` (feature `testing`) — conformance suites every backend runs.
 //!
 //! This crate names no database, HTTP or HSM library: backends depend on it, not the
 //! other way round.
 
+pub mod attestation;
 pub mod audit;
 pub mod backup;
 pub mod custody;

@@ -1,7 +1,7 @@
 //! The store: durable state of tenants, keys, versions and their history, as one small
 //! trait per aggregate ([`TenantStore`], [`KeyStore`], [`VersionStore`],
-//! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`], [`UsageStore`]) and
-//! [`Store`],
+//! [`RotationStore`], [`TokenStore`], [`AuditStore`], [`LeaseStore`], [`UsageStore`],
+//! [`crate::attestation::AttestationStore`]) and [`Store`],
 //! which is all of them plus the database's health. Every state-changing method takes
 //! the change's [`Record`] and commits it in the change's own transaction.
 //!
@@ -567,6 +567,7 @@ pub trait UsageStore: Send + Sync {
 #[async_trait]
 pub trait Store:
     TenantStore
+    + crate::attestation::AttestationStore
     + KeyStore
     + VersionStore
     + RotationStore

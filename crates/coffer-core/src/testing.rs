@@ -8,6 +8,7 @@ pub mod custody;
 pub mod fixtures;
 pub mod store;
 pub mod store_aliases;
+pub mod store_attestation;
 pub mod store_deletion;
 pub mod store_hsm;
 pub mod store_records;
@@ -49,7 +50,8 @@ macro_rules! store_conformance {
             leases_have_one_holder_until_they_expire,
             version_use_adds_up_per_principal_and_kind,
             certificate_chains_are_kept_per_version,
-            hsm_protection_and_locations_round_trip
+            hsm_protection_and_locations_round_trip,
+            attestation_policies_are_versioned_by_compare_and_set
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

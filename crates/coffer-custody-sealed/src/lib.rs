@@ -56,3 +56,9 @@ pub use custody::{SealedCustody, UnsealMethod};
 pub use passphrase::Argon2Params;
 pub use secret::{Passphrase, UnsealShare};
 pub use shamir::SHARE_PREFIX;
+
+/// The share parser and combiner for the fuzz targets in `fuzz/` (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::shamir::ceremony;
+}

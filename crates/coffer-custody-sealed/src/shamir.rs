@@ -169,9 +169,85 @@ impl Pending {
     }
 }
 
+/// The ceremony on untrusted share texts, as `SealedCustody::submit_share` runs it:
+/// each text parsed (against `tags`, when given) and added, and once `threshold` are in,
+/// the key recombined. `Ok(true)` when a key was recombined. For the fuzz targets and
+/// the smoke below; never panics on any input.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn ceremony(
+    texts: &[&str],
+    shares: u8,
+    threshold: u8,
+    tags: &[Vec<u8>],
+) -> Result<bool, CustodyError> {
+    check_params(shares, threshold)?;
+    let mut pending = Pending::default();
+    for text in texts {
+        pending.add(parse(text, shares, tags)?)?;
+        if pending.len() >= usize::from(threshold) {
+            pending.recombine(threshold)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A share's text for arbitrary bytes of the right length.
+    fn text_of(bytes: &[u8]) -> String {
+        format!("{SHARE_PREFIX}{}", STANDARD.encode(bytes))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The CI smoke of the `shamir` fuzz target: any text, tagged or not.
+        #[test]
+        fn arbitrary_share_text_never_panics(
+            texts in proptest::collection::vec("\\PC{0,80}", 1..4),
+            shares in any::<u8>(),
+            threshold in any::<u8>(),
+        ) {
+            let texts: Vec<String> = texts.iter().map(|t| format!("{SHARE_PREFIX}{t}")).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let _ = ceremony(&texts, shares, threshold, &[]);
+            let _ = ceremony(&texts, shares, threshold, &[vec![0; TAG_LEN]]);
+        }
+
+        /// Well-formed shares of arbitrary bytes reach the combiner: it answers a key
+        /// or an error (a repeated index is a duplicate), never a panic.
+        #[test]
+        fn arbitrary_well_formed_shares_recombine_or_are_refused(
+            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), SHARE_LEN), 1..5),
+            threshold in 1u8..5,
+        ) {
+            let texts: Vec<String> = raw.iter().map(|b| text_of(b)).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let outcome = ceremony(&texts, 255, threshold, &[]);
+            let indexes: std::collections::BTreeSet<u8> = raw.iter().map(|b| b[0]).collect();
+            if raw.iter().all(|b| b[0] != 0) && indexes.len() == raw.len()
+                && raw.len() >= usize::from(threshold)
+            {
+                prop_assert_eq!(outcome.ok(), Some(true));
+            }
+        }
+    }
+
+    #[test]
+    fn the_ceremony_recombines_real_shares_and_refuses_a_forged_one() {
+        let key = AeadKey::generate().unwrap();
+        let (shares, tags) = split(&key, 3, 2);
+        let texts: Vec<&str> = shares.iter().map(|s| s.expose_secret()).collect();
+        assert!(ceremony(&texts[1..], 3, 2, &tags).unwrap());
+        let forged = text_of(&[1; SHARE_LEN]);
+        let err = ceremony(&[&forged, texts[1]], 3, 2, &tags).unwrap_err();
+        assert!(matches!(err, CustodyError::UnsealFailed(m) if m.contains("tag")));
+        assert!(ceremony(&[texts[0]], 3, 0, &tags).is_err(), "threshold 0");
+    }
 
     #[test]
     fn dealt_shares_parse_and_recombine() {

@@ -5,6 +5,7 @@
 //! with `_` (`custody.method` → `COFFER_CUSTODY_METHOD`). Seed 002's `KMS_API_ADDR`
 //! becomes `COFFER_API_ADDR`.
 
+mod attestation;
 mod aws;
 mod backup;
 mod custody;
@@ -116,6 +117,8 @@ pub struct Config {
     pub transport: TransportConfig,
     /// TLS on both ports (absent: plain HTTP).
     pub tls: Option<TlsConfig>,
+    /// The attestation documents trusted (`[attestation]`).
+    pub attestation: coffer_attest::AttestationOptions,
     /// Scheduled backups.
     pub backup: BackupConfig,
 }
@@ -157,6 +160,7 @@ impl std::fmt::Debug for Config {
             .field("unseal", &self.unseal)
             .field("transport", &self.transport)
             .field("tls", &self.tls)
+            .field("attestation", &self.attestation)
             .field("backup", &self.backup)
             .finish()
     }
@@ -220,6 +224,8 @@ struct RawConfig {
     #[serde(default)]
     tls: transport::RawTls,
     #[serde(default)]
+    attestation: attestation::RawAttestation,
+    #[serde(default)]
     backup: backup::RawBackup,
 }
 
@@ -279,6 +285,9 @@ const KEYS: &[&str] = &[
     "tls.key_file",
     "tls.client_ca_file",
     "tls.client_auth",
+    "attestation.authority_public_key_file",
+    "attestation.nitro_root_file",
+    "attestation.max_age",
     "backup.dir",
     "backup.interval",
     "backup.keep",
@@ -498,6 +507,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         unseal: raw.unseal.validate()?,
         transport: raw.transport.validate(descriptor_limit())?,
         tls: raw.tls.validate()?,
+        attestation: raw.attestation.validate()?,
         backup: raw.backup.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,

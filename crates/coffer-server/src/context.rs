@@ -66,6 +66,9 @@ fn operation(path: &str) -> &'static str {
         // the request path by `action_label` (a fixed set, so labels stay bounded).
         p if p.starts_with("/v1/kms/keys") && p.ends_with("/references") => "keys_references",
         p if p.starts_with("/v1/kms/keys") && p.ends_with("/history") => "keys_history",
+        p if p.starts_with("/v1/kms/keys") && p.ends_with("/attestation-policy") => {
+            "keys_attestation_policy"
+        }
         p if p.starts_with("/v1/jwks") => "jwks",
         p if p.starts_with("/v1/kms/keys") && p.ends_with("{action}") => "keys_action",
         p if p.starts_with("/v1/kms/keys") => "keys_show",

@@ -54,6 +54,8 @@ impl From<KmsError> for ApiError {
             KmsError::KeyExpired(_) => ErrorCode::KeyExpired,
             KmsError::WrongPurpose { .. } => ErrorCode::WrongKeyPurpose,
             KmsError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
+            KmsError::AttestationRequired(_) => ErrorCode::AttestationRequired,
+            KmsError::MeasurementNotAllowed(_) => ErrorCode::MeasurementNotAllowed,
             KmsError::Conflict(_) => ErrorCode::Conflict,
             KmsError::UntrackedUse(_) => ErrorCode::UntrackedUse,
             KmsError::Sealed => ErrorCode::Sealed,

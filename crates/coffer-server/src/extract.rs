@@ -41,7 +41,17 @@ async fn body_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiErro
         })
 }
 
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// A request body: one JSON object of type `T`. serde would also read a struct from a
+/// JSON array of its fields in order (`[null, null]` as an unseal request with neither
+/// field); every body of the API is an object, so anything else is refused here.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "invalid JSON body: expected a JSON object",
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
 }
@@ -71,18 +81,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OneOrBatch<T> {
         // The single form is the common case: try it first; a batch fails it (unknown
         // field `items`) and parses second. If both fail, the single form's error is
         // the helpful one.
-        match serde_json::from_slice::<T>(&bytes) {
+        match parse::<T>(&bytes) {
             Ok(one) => Ok(Self::One(one)),
-            Err(single_error) => match serde_json::from_slice::<Batch<T>>(&bytes) {
+            Err(single_error) => match parse::<Batch<T>>(&bytes) {
                 Ok(batch) if batch.items.len() > MAX_BATCH_ITEMS => Err(ApiError::new(
                     ErrorCode::InvalidRequest,
                     format!("a batch takes at most {MAX_BATCH_ITEMS} items"),
                 )),
                 Ok(batch) => Ok(Self::Batch(batch.items)),
-                Err(_) => Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("invalid JSON body: {single_error}"),
-                )),
+                Err(_) => Err(single_error),
             },
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod aliases;
+pub mod attestation;
 pub mod audit;
 pub mod certificates;
 pub mod crypto;

@@ -14,6 +14,8 @@
 //!   bundle with this deployment's custody and restoring it into an empty store.
 //! - [`unseal_guard`] — the unseal token, one Argon2id at a time, back-off on wrong
 //!   passphrases.
+//! - [`openapi`] — the list of routes both the routers and their OpenAPI documents are
+//!   built from; `routes` — that list.
 //! - `handlers/` — thin handlers, one module per area; `extract` — body, batch and
 //!   token extractors; `error` — errors to HTTP in one place; `context` — request ids,
 //!   logs and metrics; `convert` — domain ↔ wire.
@@ -29,7 +31,9 @@ mod extract;
 mod handlers;
 pub mod hardening;
 pub mod offload;
+pub mod openapi;
 pub mod restore;
+mod routes;
 pub mod startup;
 mod state;
 pub mod transport;
@@ -40,18 +44,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use coffer_api::{ErrorCode, paths};
+use coffer_api::ErrorCode;
 use tokio::net::TcpListener;
 use transport::{Port, PortOptions};
 
 pub use config::{Config, ConfigError, CustodyConfig};
 pub use error::ApiError;
 pub use state::AppState;
-
-use handlers::{
-    admin, aliases, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
-};
 
 /// Sets `kms_key_version_expiry_seconds{tenant,key,version}` for every primary
 /// version with a validity limit (negative once expired).
@@ -74,79 +73,11 @@ async fn report_expiry(kms: &coffer_core::kms::Kms) {
     }
 }
 
-/// The native API router (port 9446).
+/// The native API router (port 9446): the routes of [`routes::api`], which also make
+/// its OpenAPI document (`GET /v1/openapi.json`).
 pub fn api_router(state: AppState) -> Router {
-    Router::new()
-        // The AWS KMS front (JSON 1.1 + SigV4): `X-Amz-Target` names the operation.
-        .route("/", post(aws::handle))
-        .route(paths::KEYS, post(keys::create).get(keys::list))
-        .route(paths::ALIASES, post(aliases::set))
-        .route("/v1/kms/keys/alias/{name}", get(keys::show_alias))
-        .route(
-            "/v1/kms/keys/alias/{name}/references",
-            get(rotation::alias_references),
-        )
-        .route("/v1/kms/keys/{key}/references", get(rotation::references))
-        .route("/v1/kms/keys/{key}/history", get(keys::history))
-        .route(
-            "/v1/kms/keys/alias/{name}/history",
-            get(keys::alias_history),
-        )
-        // Explicit, GET and POST: a static segment outranks `{key}/{action}`.
-        .route(
-            "/v1/kms/keys/{key}/certificate",
-            get(certificates::show).post(certificates::import),
-        )
-        .route(
-            "/v1/kms/keys/alias/{name}/certificate",
-            get(certificates::show_alias).post(certificates::import_alias),
-        )
-        .route("/v1/kms/keys/{key}/verify-chain", get(certificates::verify))
-        .route(
-            "/v1/kms/keys/alias/{name}/verify-chain",
-            get(certificates::verify_alias),
-        )
-        .route("/v1/jwks/{tenant}", get(keys::jwks))
-        .route(paths::ROTATIONS, post(rotation::start).get(rotation::list))
-        .route("/v1/kms/rotations/{id}", get(rotation::show))
-        .route("/v1/kms/rotations/{id}/resume", post(rotation::resume))
-        .route("/v1/kms/rotations/{id}/rollback", post(rotation::rollback))
-        .route("/v1/kms/rotations/{id}/verify", get(rotation::verify))
-        .route("/v1/kms/tracked/{track_id}", get(rotation::tracked))
-        .route(
-            "/v1/kms/keys/alias/{name}/{action}",
-            post(keys::alias_action),
-        )
-        .route("/v1/kms/keys/{key}", get(keys::show))
-        .route("/v1/kms/keys/{key}/{action}", post(keys::action))
-        .route(paths::WRAP, post(crypto::wrap))
-        .route(paths::UNWRAP, post(crypto::unwrap))
-        .route(paths::DATAKEY, post(crypto::datakey))
-        .route(paths::REWRAP, post(crypto::rewrap))
-        .route(paths::SIGN, post(crypto::sign))
-        .route(paths::VERIFY, post(crypto::verify))
-        .route(paths::ENCRYPT, post(crypto::encrypt))
-        .route(paths::DECRYPT, post(crypto::decrypt))
-        .route(paths::MAC, post(crypto::mac))
-        .route(paths::VERIFY_MAC, post(crypto::verify_mac))
-        .route(
-            paths::TENANTS,
-            post(admin::create_tenant).get(admin::list_tenants),
-        )
-        .route(paths::TENANTS_SHRED, post(admin::shred_tenant))
-        .route(paths::TOKENS, post(admin::mint_token))
-        .route(paths::TOKENS_REVOKE, post(admin::revoke_token))
-        .route(paths::BACKUP, post(admin::backup))
-        .route(paths::SEAL_STATUS, get(sys::seal_status))
-        .route(paths::UNSEAL, post(sys::unseal))
-        .route(
-            paths::AUDIT_CHECKPOINT,
-            get(audit_api::latest).post(audit_api::create),
-        )
-        .route(paths::AUDIT_KEY, get(audit_api::key))
-        .route(paths::AUDIT_ENTRIES, get(audit_api::entries))
-        .route(paths::AUDIT_INCLUSION, get(audit_api::inclusion))
-        .route(paths::AUDIT_CONSISTENCY, get(audit_api::consistency))
+    routes::api()
+        .into_router()
         .fallback(async || ApiError::new(ErrorCode::NotFound, "no such endpoint"))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(axum::middleware::map_response(error::json_errors))
@@ -154,14 +85,10 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The operations router (port 9909): health, readiness, metrics, custody's backend.
+/// The operations router (port 9909): health, readiness, metrics, custody's backend,
+/// and its own OpenAPI document (`GET /openapi.json`).
 pub fn ops_router(state: AppState) -> Router {
-    Router::new()
-        .route(paths::HEALTHZ, get(ops::healthz))
-        .route(paths::READYZ, get(ops::readyz))
-        .route(paths::METRICS, get(ops::metrics))
-        .route(paths::CUSTODY, get(ops::custody))
-        .with_state(state)
+    routes::ops().into_router().with_state(state)
 }
 
 /// One flush of the reference tracker; a failure is logged and counted

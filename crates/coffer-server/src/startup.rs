@@ -147,6 +147,7 @@ async fn kms(
         untracked_window: config.rotation.untracked_window,
         retire_after_quiet: config.rotation.retire_after_quiet,
         rewrap: config.rotation.rewrap,
+        attestation: config.attestation.clone(),
     };
     let (sink, log): (Arc<dyn AuditSink>, _) = if config.audit.enabled {
         let (log, _) = AuditLog::open(

@@ -197,6 +197,17 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("uses", Int),
         ],
     ),
+    (
+        "key_attestation_policies",
+        &[
+            ("tenant_id", Text),
+            ("key_id", Text),
+            ("version", Int),
+            ("operations", Text),
+            ("measurements", Text),
+            ("created_at", Int),
+        ],
+    ),
 ];
 
 /// Tables of the schema a snapshot leaves out on purpose.

@@ -6,6 +6,7 @@
 //! - [`migrate`] — embedded schema migrations, run at start.
 //! - `tenants`, `keys`, `versions`, `history` — the queries, one module per table group.
 //! - `usage` — the reference tracker's persisted counts (`UsageStore`).
+//! - `attestation` — keys' attestation policies, one row per version (`AttestationStore`).
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
 //! - `testing` (feature `testing`) — a fresh PostgreSQL schema per test.
 //!
@@ -131,6 +132,7 @@ macro_rules! in_transaction {
 }
 
 // After the macro, which they use (macros are in scope from their definition on).
+mod attestation;
 pub mod backup;
 mod token_store;
 mod usage;

@@ -75,6 +75,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_version_use.sql"),
     },
     Migration {
+        version: 10,
+        name: "attestation_policies",
+        sqlite: include_str!("../migrations/sqlite/0010_attestation_policies.sql"),
+        postgres: include_str!("../migrations/postgres/0010_attestation_policies.sql"),
+    },
+    Migration {
         version: 11,
         name: "hsm_keys",
         sqlite: include_str!("../migrations/sqlite/0011_hsm_keys.sql"),

@@ -140,6 +140,7 @@ pub async fn decrypt(global: &Globals, args: DecryptArgs) -> anyhow::Result<Exit
         }
         _ => {
             let request = UnwrapRequest {
+                attestation: None,
                 ciphertext,
                 context: pairs_to_map(args.context, "context")?,
             };
@@ -157,6 +158,7 @@ pub async fn decrypt(global: &Globals, args: DecryptArgs) -> anyhow::Result<Exit
 /// Prints `ciphertext=…` and (unless `--no-plaintext`) `plaintext=…`, both base64.
 pub async fn datakey(global: &Globals, args: DatakeyArgs) -> anyhow::Result<ExitCode> {
     let request = DatakeyRequest {
+        attestation: None,
         key_id: args.key,
         bytes: args.bytes,
         context: pairs_to_map(args.context, "context")?,

@@ -160,6 +160,7 @@ async fn test_sign(global: &Globals, client: &Client, key: &str) -> anyhow::Resu
     let message = B64(b"coffer test-sign".to_vec());
     let signed = client
         .sign(&SignRequest {
+            attestation: None,
             key_id: key.to_owned(),
             message: Some(message.clone()),
             digest: None,

@@ -44,6 +44,9 @@ pub enum KeysCommand {
     /// Aliases: move one to another key (`keys alias set alias/NAME KEY`).
     #[command(subcommand)]
     Alias(super::key_alias::AliasCommand),
+    /// Which operations need an attested caller, and the measurement allow-list.
+    #[command(subcommand)]
+    AttestationPolicy(super::key_attestation::AttestationCommand),
     /// Change the rotation policy (auto-rotation, overlap) and the validity of new versions.
     SetPolicy(super::key_lifecycle::PolicyArgs),
     /// Sign and verify a test message with the primary version (exit 1 on failure,
@@ -154,6 +157,9 @@ pub async fn run(global: &Globals, command: KeysCommand) -> anyhow::Result<ExitC
     let key = match command {
         KeysCommand::Alias(command) => {
             return super::key_alias::run(global, &client, command).await;
+        }
+        KeysCommand::AttestationPolicy(command) => {
+            return super::key_attestation::run(global, &client, command).await;
         }
         KeysCommand::Create(args) => client.create_key(&create_request(args)?).await?,
         KeysCommand::AddSpare(_)

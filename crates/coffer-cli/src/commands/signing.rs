@@ -149,6 +149,7 @@ fn signed_input(
 pub async fn sign(global: &Globals, args: SignArgs) -> anyhow::Result<ExitCode> {
     let input = signed_input(args.message, args.digest_hex, args.mu_hex)?;
     let request = SignRequest {
+        attestation: None,
         key_id: args.key,
         message: input.message,
         digest: input.digest,
@@ -188,6 +189,7 @@ pub async fn verify(global: &Globals, args: VerifyArgs) -> anyhow::Result<ExitCo
 /// Prints the tag (base64) on stdout; `key_version=…` on stderr.
 pub async fn mac(global: &Globals, args: MacArgs) -> anyhow::Result<ExitCode> {
     let request = MacRequest {
+        attestation: None,
         key_id: args.key,
         message: args.message.read()?,
     };

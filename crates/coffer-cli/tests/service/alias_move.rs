@@ -61,6 +61,7 @@ async fn an_alias_moved_under_concurrent_signing_only_ever_signs_with_the_old_or
                 let sent = Instant::now();
                 let signed = client
                     .sign(&SignRequest {
+                        attestation: None,
                         key_id: "alias/release-signer".into(),
                         message: Some(B64(message.clone())),
                         digest: None,
@@ -219,6 +220,7 @@ async fn another_replica_follows_a_moved_alias_within_its_cache_ttl() {
     let sign = |client: coffer_client::Client| async move {
         client
             .sign(&SignRequest {
+                attestation: None,
                 key_id: "alias/release-signer".into(),
                 message: Some(B64(b"release".to_vec())),
                 digest: None,

@@ -43,6 +43,7 @@ pub fn wrap_request(key: &str, plaintext: &[u8], context: &[(&str, &str)]) -> Wr
 
 pub fn unwrap_request(ciphertext: &B64, context: &[(&str, &str)]) -> UnwrapRequest {
     UnwrapRequest {
+        attestation: None,
         ciphertext: ciphertext.clone(),
         context: context
             .iter()
@@ -161,6 +162,7 @@ async fn every_operation(db: Db) {
         let message = B64(b"release-1.2.3.tar.gz".to_vec());
         let signed = acme
             .sign(&SignRequest {
+                attestation: None,
                 key_id: key.clone(),
                 message: Some(message.clone()),
                 digest: None,
@@ -205,6 +207,7 @@ async fn every_operation(db: Db) {
     let mac_key = create(&acme, "hmac-sha256", "webhooks").await;
     let tag = acme
         .mac(&MacRequest {
+            attestation: None,
             key_id: mac_key.clone(),
             message: B64(b"payload".to_vec()),
         })

@@ -335,6 +335,7 @@ async fn operations_fail_closed_when_the_log_cannot_be_written() {
         ErrorCode::Unavailable
     );
     let sign = coffer_api::crypto::SignRequest {
+        attestation: None,
         key_id: signing.clone(),
         message: Some(coffer_api::B64(b"m".to_vec())),
         digest: None,

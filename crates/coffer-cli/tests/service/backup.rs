@@ -72,6 +72,7 @@ pub async fn populate(server: &TestServer) -> Made {
         let message = format!("release {spec}").into_bytes();
         let out = acme
             .sign(&SignRequest {
+                attestation: None,
                 key_id: key.clone(),
                 message: Some(B64(message.clone())),
                 digest: None,
@@ -85,6 +86,7 @@ pub async fn populate(server: &TestServer) -> Made {
     let mac_key = create(&acme, "hmac-sha256", "webhooks").await;
     let out = acme
         .mac(&MacRequest {
+            attestation: None,
             key_id: mac_key.clone(),
             message: B64(b"webhook body".to_vec()),
         })

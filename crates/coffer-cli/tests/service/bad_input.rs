@@ -342,3 +342,88 @@ async fn labels_purposes_and_track_ids_refuse_control_characters_and_huge_sizes(
     let fine = with_labels(BTreeMap::from([("team".to_owned(), "payments".to_owned())]));
     acme.create_key(&fine).await.unwrap();
 }
+
+/// serde reads a struct from a JSON array of its fields in order; the API's bodies are
+/// objects only. Before, `[null, null]` was an unseal request with neither field
+/// (answered 200 on an unsealed server) and `["<key>", "aGk="]` a wrap request that
+/// sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_in_place_of_an_object_is_refused_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let token = server.tenant_token("acme").await;
+    let (status, key) = server
+        .post_raw("/v1/kms/keys", &token, r#"{"spec": "ed25519"}"#)
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let key = key["key_id"].as_str().unwrap().to_owned();
+    let register = format!("/v1/kms/keys/{key}/register");
+    for (path, body) in [
+        ("/v1/sys/unseal", "[null, null]".to_owned()),
+        ("/v1/kms/wrap", format!(r#"["{key}", "aGk="]"#)),
+        ("/v1/kms/sign", format!(r#"  ["{key}", "aGk="]"#)),
+        (register.as_str(), r#"["published"]"#.to_owned()),
+        (
+            "/v1/kms/rotations/00000000-0000-0000-0000-000000000000/resume",
+            "[null]".to_owned(),
+        ),
+    ] {
+        let (status, answer) = server.post_raw(path, &token, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("expected a JSON object"), "{answer}");
+    }
+    // The refused registration changed nothing; the same request as an object works.
+    let shown = server.client(&token).show_key(&key).await.unwrap();
+    assert!(shown.registered_purposes.is_empty(), "{shown:?}");
+    let (status, shown) = server
+        .post_raw(&register, &token, r#"{"purpose": "published"}"#)
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["registered_purposes"][0], "published");
+}
+
+/// A key action that takes no body ignored whatever it was sent (found by schemathesis:
+/// `rotate` with `{"ca_key": …, "subject": ""}` rotated). It takes none or `{}` now, and
+/// refuses anything else, as an unknown field is refused anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_on_a_key_action_that_takes_none_is_refused_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let token = server.tenant_token("acme").await;
+    let acme = server.client(&token);
+    let key = create(&acme, "aes-256", "k").await;
+    let rotate = format!("/v1/kms/keys/{key}/rotate");
+    for body in [
+        r#"{"ca_key": "x", "subject": ""}"#,
+        r#"{"version": 1}"#,
+        "[]",
+    ] {
+        let (status, answer) = server.post_raw(&rotate, &token, body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+    }
+    let (status, answer) = server
+        .post_raw(
+            &format!("/v1/kms/keys/{key}/disable"),
+            &token,
+            r#"{"why": "x"}"#,
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let shown = acme.show_key(&key).await.unwrap();
+    assert_eq!(shown.primary_version, 1, "a refused rotate rotated");
+    assert_eq!(shown.state, "enabled", "a refused disable disabled");
+    // No body, and `{}`, each rotate.
+    let (status, answer) = server.post_raw(&rotate, &token, "").await;
+    assert_eq!(
+        (status, answer["version"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    let (status, answer) = server.post_raw(&rotate, &token, "{}").await;
+    assert_eq!(
+        (status, answer["version"].as_u64()),
+        (200, Some(3)),
+        "{answer}"
+    );
+}

@@ -11,6 +11,7 @@ use super::harness::TestServer;
 async fn sign(client: &Client, key: &str) {
     client
         .sign(&SignRequest {
+            attestation: None,
             key_id: key.to_owned(),
             message: Some(B64(b"release-1.2.3.tar.gz".to_vec())),
             digest: None,

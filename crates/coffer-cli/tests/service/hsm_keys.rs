@@ -58,6 +58,7 @@ fn sign_request(key: &str, message: &[u8], algorithm: Option<&str>) -> SignReque
         digest: None,
         mu: None,
         algorithm: algorithm.map(str::to_owned),
+        attestation: None,
     }
 }
 

@@ -58,6 +58,7 @@ async fn an_edited_hsm_location_is_an_integrity_failure() {
                 digest: None,
                 mu: None,
                 algorithm: None,
+                attestation: None,
             })
             .await;
         match signed {

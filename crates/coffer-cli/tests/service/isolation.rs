@@ -42,6 +42,7 @@ async fn every_endpoint_treats_another_tenants_key_as_absent() {
         .unwrap();
     let signed = acme
         .sign(&SignRequest {
+            attestation: None,
             key_id: sig.clone(),
             message: Some(B64(b"m".to_vec())),
             digest: None,
@@ -81,6 +82,7 @@ async fn every_endpoint_treats_another_tenants_key_as_absent() {
             "sign",
             globex
                 .sign(&SignRequest {
+                    attestation: None,
                     key_id: reference.into(),
                     message: Some(B64(b"m".to_vec())),
                     digest: None,
@@ -105,6 +107,7 @@ async fn every_endpoint_treats_another_tenants_key_as_absent() {
             "mac",
             globex
                 .mac(&MacRequest {
+                    attestation: None,
                     key_id: reference.into(),
                     message: B64(b"m".to_vec()),
                 })

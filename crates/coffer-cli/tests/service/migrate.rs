@@ -133,6 +133,7 @@ async fn assert_all_open(
         let items = chunk
             .iter()
             .map(|(_, wrapped, _)| UnwrapRequest {
+                attestation: None,
                 ciphertext: B64(wrapped.clone()),
                 context: Default::default(),
             })

@@ -358,6 +358,7 @@ async fn json_lines_sidecars_are_rewritten_to_out_with_mapped_field_names() {
         let wrapped = STANDARD.decode(line["edk"].as_str().unwrap()).unwrap();
         let answer = client
             .unwrap(&UnwrapRequest {
+                attestation: None,
                 ciphertext: B64(wrapped),
                 context: Default::default(),
             })

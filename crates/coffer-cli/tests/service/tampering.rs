@@ -352,6 +352,7 @@ async fn rotation_period_under_an_hour_is_refused() {
 
 fn sign_request(key: &str) -> coffer_api::crypto::SignRequest {
     coffer_api::crypto::SignRequest {
+        attestation: None,
         key_id: key.into(),
         message: Some(coffer_api::B64(b"release".to_vec())),
         digest: None,

@@ -119,6 +119,7 @@ impl Kms {
             plaintext,
             key_id: entry.key.id,
             version: number,
+            for_recipient: None,
         })
     }
 }

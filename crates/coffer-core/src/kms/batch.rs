@@ -28,6 +28,8 @@ pub struct UnwrapItem<'a> {
     pub ciphertext: &'a [u8],
     /// Its encryption context.
     pub context: &'a EncryptionContext,
+    /// The caller's attestation document, for keys whose policy asks for one.
+    pub attestation: Option<&'a [u8]>,
 }
 
 /// One item of a rewrap batch (caller-held ciphertexts moved to a new version or key).
@@ -69,12 +71,13 @@ impl Kms {
     ) -> Vec<KmsResult<Opened>> {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
+            let presented = super::Presented::new(item.attestation);
             let result = self
-                .unwrap_unaudited(caller, item.ciphertext, item.context)
+                .unwrap_unaudited(caller, item.ciphertext, item.context, &presented)
                 .await;
             let named = Named::header(item.ciphertext);
             outcomes.push((
-                self.entry_of(caller, "unwrap", named, None, &result),
+                self.entry_of(caller, "unwrap", named, presented.detail(), &result),
                 result,
             ));
         }

@@ -73,6 +73,9 @@ pub(crate) struct CachedKey {
     /// Usable versions (active, retiring), by number.
     pub ready: BTreeMap<VersionNumber, ReadyVersion>,
     pub primary: Option<VersionNumber>,
+    /// The key's attestation policy in force (loaded with the key, so a changed
+    /// allow-list takes effect with the invalidation that follows the change).
+    pub attestation: Option<crate::attestation::AttestationPolicy>,
     loaded_at: Instant,
 }
 
@@ -95,6 +98,7 @@ impl CachedKey {
             versions,
             ready,
             primary,
+            attestation: None,
             loaded_at: Instant::now(),
         }
     }

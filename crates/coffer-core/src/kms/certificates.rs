@@ -6,6 +6,8 @@
 //! signing key of the tenant: it gets its own self-signed certificate by issuing for
 //! itself, and a certificate it issues is stored with the CA's chain appended.
 
+#[cfg(test)]
+mod fuzz_tests;
 mod x509;
 
 use std::time::Duration;
@@ -101,6 +103,33 @@ pub struct IssueCertificate {
     pub subject_cn: String,
     /// How long the certificate is valid from now.
     pub validity: Duration,
+}
+
+/// A chain given by a caller, read as an import reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedChain {
+    /// The chain as Coffer stores it (64-column base64 blocks), leaf first.
+    pub pem: String,
+    /// The leaf's SubjectPublicKeyInfo (DER): an import compares it with the version's
+    /// public key.
+    pub leaf_spki: Vec<u8>,
+    /// The links as of the instant given, leaf first.
+    pub links: Vec<ChainLink>,
+}
+
+/// Reads untrusted PEM as an import does (every block a `CERTIFICATE` that parses, at
+/// least one) and inspects each link as of `now`: validity, and each signature against
+/// the next link's key. Any text answers a chain or an error, never a panic (the
+/// `pem_chain` fuzz target and `certificates::fuzz_tests` hold this).
+pub fn parse_pem_chain(pem: &str, now: Timestamp) -> KmsResult<ParsedChain> {
+    let ders = x509::from_pem(pem)?;
+    let leaf_spki = x509::spki(&ders[0])?;
+    let links = x509::inspect(&ders, now)?;
+    Ok(ParsedChain {
+        pem: x509::to_pem(&ders),
+        leaf_spki,
+        links,
+    })
 }
 
 fn public_key_of(entry: &CachedKey, number: VersionNumber) -> KmsResult<Vec<u8>> {

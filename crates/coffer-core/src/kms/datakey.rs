@@ -3,9 +3,12 @@
 
 use coffer_crypto::{EncryptionContext, SecretBytes};
 
+use super::attested::Presented;
 use super::wrap::Sealed;
-use super::{Caller, Kms, KmsError, KmsResult};
+use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::audit::Actor;
+use crate::key::KeyPurpose;
 use crate::token::Operation;
 use crate::usage::UseKind;
 
@@ -61,21 +64,46 @@ impl Kms {
         context: &EncryptionContext,
         track_id: Option<&str>,
     ) -> KmsResult<(SecretBytes, Sealed)> {
+        self.datakey_attested(caller, reference, bytes, context, track_id, None)
+            .await
+            .map(|(key, sealed, _)| (key, sealed))
+    }
+
+    /// [`Kms::datakey`] with the caller's attestation document, for keys whose policy
+    /// asks for one. When the document carries a public key, the data key comes back
+    /// encrypted to it (the third value) and the first value is empty.
+    pub async fn datakey_attested(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        bytes: usize,
+        context: &EncryptionContext,
+        track_id: Option<&str>,
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
         let actor = caller.actor("datakey");
+        let presented = Presented::new(attestation);
         let result = self
-            .datakey_unaudited(caller, reference, bytes, context, track_id, &actor)
+            .datakey_unaudited(
+                caller, reference, bytes, context, track_id, &actor, &presented,
+            )
             .await;
         match track_id {
             // Registering the data key is a change: its entry committed with it.
-            Some(_) => self.settled(caller, &actor, Some(reference), result).await,
-            None => {
-                self.audited(caller, "datakey", Some(reference), result)
+            Some(_) if result.is_ok() => result,
+            _ => {
+                let detail = presented.detail();
+                self.audited_with(caller, "datakey", Some(reference), detail, result)
                     .await
             }
         }
     }
 
     /// Generates a `bytes`-long data key and wraps it under `reference`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the request's fields, its actor and its attestation, each used once"
+    )]
     pub(super) async fn datakey_unaudited(
         &self,
         caller: &Caller,
@@ -84,13 +112,16 @@ impl Kms {
         context: &EncryptionContext,
         track_id: Option<&str>,
         actor: &Actor,
-    ) -> KmsResult<(SecretBytes, Sealed)> {
+        presented: &Presented<'_>,
+    ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
         let entry = self.key_for(caller, Operation::Datakey, reference).await?;
         if !DATAKEY_BYTES.contains(&bytes) {
             return Err(KmsError::Invalid(format!(
                 "bytes must be 1 to 1024, not {bytes}"
             )));
         }
+        require_usable(&entry, KeyPurpose::Encrypt, "encrypt")?;
+        let attested = self.attested(&entry, AttestedOp::Datakey, presented)?;
         // Only a tracked data key is rewrapped by rotations; any other stays with the
         // caller, sealed under this version.
         let kind = match track_id {
@@ -102,6 +133,9 @@ impl Kms {
             .map(|v| self.in_flight(caller, &entry.key, v, kind));
         let key = SecretBytes::random(bytes)?;
         let sealed = self.seal_primary(&entry, key.expose_secret(), context)?;
+        // Encrypted to the attested workload before anything is registered, so a key
+        // that cannot be is neither tracked nor answered.
+        let for_recipient = super::unwrap::for_recipient(attested, key.expose_secret())?;
         if let Some(track_id) = track_id {
             if track_id.is_empty() || track_id.len() > 256 || track_id.chars().any(char::is_control)
             {
@@ -123,13 +157,16 @@ impl Kms {
                 Some(entry.key.tenant),
                 (Some(entry.key.id), Some(sealed.version)),
                 self.keys.clock().now(),
-                Some(format!("tracked as {track_id}")),
+                presented.detail_with(Some(format!("tracked as {track_id}"))),
             );
             self.keys
                 .store()
                 .track_key(&tracked, &crate::store::Record::audit(audit))
                 .await?;
         }
-        Ok((key, sealed))
+        match for_recipient {
+            Some(ciphertext) => Ok((SecretBytes::new(Vec::new()), sealed, Some(ciphertext))),
+            None => Ok((key, sealed, None)),
+        }
     }
 }

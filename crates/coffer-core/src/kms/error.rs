@@ -62,6 +62,14 @@ pub enum KmsError {
         /// The key's primary version.
         primary: u32,
     },
+    /// The key's attestation policy asks for an attestation document for this
+    /// operation, and the request carries none, or one that does not verify (the
+    /// message says why: forged, expired, replayed, …).
+    #[error("attestation required: {0}")]
+    AttestationRequired(String),
+    /// The attestation verified, but its measurement is not on the key's allow-list.
+    #[error("the measurement {0} is not on the key's allow-list")]
+    MeasurementNotAllowed(String),
     /// A state conflict.
     #[error("{0}")]
     Conflict(String),
@@ -104,6 +112,8 @@ impl KmsError {
             Self::KeyExpired(_) => "key_expired",
             Self::WrongPurpose { .. } => "wrong_key_purpose",
             Self::VersionMismatch { .. } => "version_mismatch",
+            Self::AttestationRequired(_) => "attestation_required",
+            Self::MeasurementNotAllowed(_) => "measurement_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::UntrackedUse(_) => "untracked_use",
             Self::Sealed => "sealed",

@@ -2,8 +2,10 @@
 
 use coffer_crypto::KeyMaterial;
 
+use super::attested::Presented;
 use super::verify::Verified;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::key::KeyPurpose;
 use crate::token::Operation;
 
@@ -15,8 +17,25 @@ impl Kms {
         reference: &str,
         message: &[u8],
     ) -> KmsResult<(Vec<u8>, Verified)> {
-        let result = self.mac_unaudited(caller, reference, message).await;
-        self.audited(caller, "mac", Some(reference), result).await
+        self.mac_attested(caller, reference, message, None).await
+    }
+
+    /// [`Kms::mac`] with the caller's attestation document, for keys whose policy asks
+    /// for one.
+    pub async fn mac_attested(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        message: &[u8],
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<(Vec<u8>, Verified)> {
+        let presented = Presented::new(attestation);
+        let result = self
+            .mac_unaudited(caller, reference, message, &presented)
+            .await;
+        let detail = presented.detail();
+        self.audited_with(caller, "mac", Some(reference), detail, result)
+            .await
     }
 
     /// The HMAC-SHA256 tag of `message` under the primary version.
@@ -25,9 +44,11 @@ impl Kms {
         caller: &Caller,
         reference: &str,
         message: &[u8],
+        presented: &Presented<'_>,
     ) -> KmsResult<(Vec<u8>, Verified)> {
         let entry = self.key_for(caller, Operation::Mac, reference).await?;
         require_usable(&entry, KeyPurpose::Mac, "compute a MAC")?;
+        self.attested(&entry, AttestedOp::Mac, presented)?;
         let (number, ready) = entry.ready_primary()?;
         let Some(KeyMaterial::HmacSha256(key)) = ready.software() else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));

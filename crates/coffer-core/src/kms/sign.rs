@@ -2,7 +2,9 @@
 
 use coffer_crypto::{KeyMaterial, KeySpec, SignatureAlgorithm, SigningKey};
 
+use super::attested::Presented;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
@@ -76,10 +78,27 @@ impl Kms {
         algorithm: Option<SignatureAlgorithm>,
         input: SignInput<'_>,
     ) -> KmsResult<Signed> {
+        self.sign_attested(caller, reference, algorithm, input, None)
+            .await
+    }
+
+    /// [`Kms::sign_with`] with the caller's attestation document, for keys whose
+    /// policy asks for one.
+    pub async fn sign_attested(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        algorithm: Option<SignatureAlgorithm>,
+        input: SignInput<'_>,
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<Signed> {
+        let presented = Presented::new(attestation);
         let result = self
-            .sign_unaudited(caller, reference, algorithm, input)
+            .sign_unaudited(caller, reference, algorithm, input, &presented)
             .await;
-        self.audited(caller, "sign", Some(reference), result).await
+        let detail = presented.detail();
+        self.audited_with(caller, "sign", Some(reference), detail, result)
+            .await
     }
 
     /// Signs with `reference`'s primary version, refusing an expired or not-yet-valid
@@ -90,9 +109,11 @@ impl Kms {
         reference: &str,
         algorithm: Option<SignatureAlgorithm>,
         input: SignInput<'_>,
+        presented: &Presented<'_>,
     ) -> KmsResult<Signed> {
         let entry = self.key_for(caller, Operation::Sign, reference).await?;
         require_usable(&entry, KeyPurpose::Sign, "sign")?;
+        self.attested(&entry, AttestedOp::Sign, presented)?;
         let (number, ready) = entry.ready_primary()?;
         let meta = entry
             .versions

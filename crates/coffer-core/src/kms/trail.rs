@@ -46,6 +46,10 @@ subject!((SecretBytes, Sealed), |d| (
     Some(d.1.key_id),
     Some(d.1.version)
 ));
+subject!((SecretBytes, Sealed, Option<Vec<u8>>), |d| (
+    Some(d.1.key_id),
+    Some(d.1.version)
+));
 subject!(Signed, |s| (Some(s.key_id), Some(s.version)));
 subject!(Verified, |v| (Some(v.key_id), Some(v.version)));
 subject!((Vec<u8>, Verified), |m| (
@@ -80,6 +84,14 @@ subject!((KeyId, Vec<super::VersionReferences>), |r| (
     None
 ));
 subject!(super::AliasMove, |m| (Some(m.to), None));
+subject!(crate::attestation::AttestationPolicy, |p| (
+    Some(p.key),
+    None
+));
+subject!((KeyId, Vec<crate::attestation::AttestationPolicy>), |p| (
+    Some(p.0),
+    None
+));
 subject!(super::AliasBinding, |b| (Some(b.key), None));
 subject!(crate::store::TrackedKey, |t| (
     Some(t.key),

@@ -3,9 +3,11 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
 
+use super::attested::Presented;
 use super::cache::CachedKey;
 use super::trail::Named;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
+use crate::attestation::AttestedOp;
 use crate::ids::{KeyId, VersionNumber};
 use crate::key::KeyPurpose;
 use crate::lifecycle::VersionState;
@@ -21,6 +23,24 @@ pub struct Opened {
     pub key_id: KeyId,
     /// Version.
     pub version: VersionNumber,
+    /// The plaintext encrypted to the public key of the caller's attestation document
+    /// (`coffer_attest::recipient`), when it carried one; `plaintext` is then empty,
+    /// so the plaintext never leaves in the clear.
+    pub for_recipient: Option<Vec<u8>>,
+}
+
+/// Moves `secret` into a ciphertext for the attested workload's public key, if its
+/// document carried one: `None` (and `secret` untouched) otherwise.
+pub(super) fn for_recipient(
+    attested: Option<crate::attestation::Attested>,
+    secret: &[u8],
+) -> KmsResult<Option<Vec<u8>>> {
+    match attested.and_then(|a| a.public_key) {
+        None => Ok(None),
+        Some(key) => coffer_attest::recipient::seal(&key, secret)
+            .map(Some)
+            .map_err(|e| KmsError::Invalid(e.to_string())),
+    }
 }
 
 /// The key id and version an envelope names, before anything else is trusted.
@@ -69,6 +89,7 @@ impl Kms {
             plaintext,
             key_id: entry.key.id,
             version,
+            for_recipient: None,
         })
     }
 
@@ -79,10 +100,27 @@ impl Kms {
         ciphertext: &[u8],
         context: &EncryptionContext,
     ) -> KmsResult<Opened> {
-        let result = self.unwrap_unaudited(caller, ciphertext, context).await;
+        self.unwrap_attested(caller, ciphertext, context, None)
+            .await
+    }
+
+    /// [`Kms::unwrap`] with the caller's attestation document, for keys whose policy
+    /// asks for one.
+    pub async fn unwrap_attested(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        attestation: Option<&[u8]>,
+    ) -> KmsResult<Opened> {
+        let presented = Presented::new(attestation);
+        let result = self
+            .unwrap_unaudited(caller, ciphertext, context, &presented)
+            .await;
         // A success names its key and version itself; a failure (a retired version
         // refused, say) names those of the ciphertext's header.
-        let entry = self.entry_of(caller, "unwrap", Named::header(ciphertext), None, &result);
+        let named = Named::header(ciphertext);
+        let entry = self.entry_of(caller, "unwrap", named, presented.detail(), &result);
         self.recorded(entry, result).await
     }
 
@@ -93,6 +131,7 @@ impl Kms {
         caller: &Caller,
         ciphertext: &[u8],
         context: &EncryptionContext,
+        presented: &Presented<'_>,
     ) -> KmsResult<Opened> {
         if !caller.grants.allows_op(Operation::Unwrap) {
             return Err(KmsError::Forbidden(
@@ -102,12 +141,19 @@ impl Kms {
         let (key_id, version) = header(ciphertext)?;
         let tenant = Self::tenant_of(caller)?;
         let entry = self.entry_in_scope(caller, tenant, key_id).await?;
+        require_usable(&entry, KeyPurpose::Encrypt, "decrypt")?;
+        let attested = self.attested(&entry, AttestedOp::Unwrap, presented)?;
         let _in_flight = self.in_flight(
             caller,
             &entry.key,
             version,
             UseKind::of_ciphertext(UseKind::Decrypt, context),
         );
-        self.open_with(&entry, version, ciphertext, context)
+        let mut opened = self.open_with(&entry, version, ciphertext, context)?;
+        if let Some(sealed) = for_recipient(attested, opened.plaintext.expose_secret())? {
+            opened.plaintext = SecretBytes::new(Vec::new());
+            opened.for_recipient = Some(sealed);
+        }
+        Ok(opened)
     }
 }

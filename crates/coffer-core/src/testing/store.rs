@@ -582,6 +582,7 @@ pub async fn racing_writers_cannot_both_win(store: S) {
 }
 
 pub use super::store_aliases::*;
+pub use super::store_attestation::*;
 pub use super::store_deletion::*;
 pub use super::store_hsm::*;
 pub use super::store_records::*;

@@ -5,8 +5,20 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_api::ErrorCode;
 use coffer_core::kms::KmsError;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::sigv4::SigV4Error;
+
+/// The body of an AWS error answer (its schema is in the OpenAPI document).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AwsErrorBody {
+    /// The exception, e.g. `NotFoundException`.
+    #[serde(rename = "__type")]
+    pub kind: String,
+    /// What went wrong.
+    pub message: String,
+}
 
 /// An AWS error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +65,10 @@ impl AwsError {
 
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "__type": self.kind, "message": self.message })
+        serde_json::json!(AwsErrorBody {
+            kind: self.kind.to_owned(),
+            message: self.message.clone(),
+        })
     }
 }
 
@@ -73,6 +88,14 @@ impl From<KmsError> for AwsError {
             ),
             KmsError::Forbidden(_) | KmsError::Exceeds(_) => {
                 client("AccessDeniedException", ErrorCode::Forbidden)
+            }
+            // AWS KMS answers a key policy's attestation condition that does not hold
+            // with AccessDeniedException.
+            KmsError::AttestationRequired(_) => {
+                client("AccessDeniedException", ErrorCode::AttestationRequired)
+            }
+            KmsError::MeasurementNotAllowed(_) => {
+                client("AccessDeniedException", ErrorCode::MeasurementNotAllowed)
             }
             KmsError::NotFound(_) | KmsError::KeyDestroyed => {
                 client("NotFoundException", ErrorCode::NotFound)

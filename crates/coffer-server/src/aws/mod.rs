@@ -29,12 +29,12 @@ use coffer_core::kms::Caller;
 use coffer_core::{Tenant, TenantId};
 use serde_json::Value;
 
-pub use error::AwsError;
+pub use error::{AwsError, AwsErrorBody};
 
 use crate::state::AppState;
 use request::Body;
 
-const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
+pub(crate) const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
 const TARGET_PREFIX: &str = "TrentService.";
 
 /// A request's caller and where it thinks it is (region of its credential scope).

@@ -94,7 +94,7 @@ pub async fn key(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// Query of entries.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
     #[serde(default)]
@@ -123,7 +123,7 @@ pub async fn entries(
 }
 
 /// Query of an inclusion proof.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionQuery {
     index: u64,
@@ -131,7 +131,7 @@ pub struct InclusionQuery {
 }
 
 /// An inclusion proof.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct InclusionProof {
     index: u64,
     size: u64,
@@ -160,7 +160,7 @@ pub async fn inclusion(
 }
 
 /// Query of a consistency proof.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
     old: u64,
@@ -168,7 +168,7 @@ pub struct ConsistencyQuery {
 }
 
 /// A consistency proof.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct ConsistencyProof {
     old: u64,
     new: u64,

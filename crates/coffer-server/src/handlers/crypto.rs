@@ -110,12 +110,23 @@ async fn unwrap_one(
     r: UnwrapRequest,
 ) -> ApiResult<UnwrapResponse> {
     let ctx = context(&r.context)?;
-    let opened = state.kms.unwrap(caller, &r.ciphertext.0, &ctx).await?;
-    Ok(UnwrapResponse {
+    let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
+    let opened = state
+        .kms
+        .unwrap_attested(caller, &r.ciphertext.0, &ctx, attestation)
+        .await?;
+    Ok(opened_response(opened))
+}
+
+/// The answer of one unwrap: the plaintext, or (for an attested recipient) the
+/// plaintext encrypted to it and an empty `plaintext`.
+pub(super) fn opened_response(opened: coffer_core::kms::Opened) -> UnwrapResponse {
+    UnwrapResponse {
         plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
         key_id: opened.key_id.to_string(),
         key_version: opened.version.get(),
-    })
+        ciphertext_for_recipient: opened.for_recipient.map(B64),
+    }
 }
 
 /// `POST /v1/kms/unwrap`
@@ -140,19 +151,27 @@ async fn datakey_one(
 ) -> ApiResult<DatakeyResponse> {
     let ctx = context(&r.context)?;
     let bytes = usize::try_from(r.bytes.unwrap_or(32)).unwrap_or(usize::MAX);
-    let (key, s) = state
+    let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
+    let (key, s, for_recipient) = state
         .kms
-        .datakey(caller, &r.key_id, bytes, &ctx, r.track_id.as_deref())
+        .datakey_attested(
+            caller,
+            &r.key_id,
+            bytes,
+            &ctx,
+            r.track_id.as_deref(),
+            attestation,
+        )
         .await?;
-    let plaintext = r
-        .include_plaintext
-        .unwrap_or(true)
+    // A data key made for a recipient never leaves in the clear.
+    let plaintext = (r.include_plaintext.unwrap_or(true) && for_recipient.is_none())
         .then(|| B64Secret::new(key.expose_secret().to_vec()));
     Ok(DatakeyResponse {
         plaintext,
         ciphertext: B64(s.ciphertext),
         key_id: s.key_id.to_string(),
         key_version: s.version.get(),
+        ciphertext_for_recipient: for_recipient.map(B64),
     })
 }
 
@@ -238,7 +257,13 @@ async fn sign_one(state: &AppState, caller: &Caller, r: SignRequest) -> ApiResul
     // (`crate::offload`); a full queue answers 503 with `Retry-After`.
     let s = state
         .kms
-        .sign_with(caller, &r.key_id, algorithm, input)
+        .sign_attested(
+            caller,
+            &r.key_id,
+            algorithm,
+            input,
+            r.attestation.as_ref().map(|a| a.0.as_slice()),
+        )
         .await?;
     Ok(SignResponse {
         signature: B64(s.signature),
@@ -339,11 +364,7 @@ async fn decrypt_one(
         .kms
         .decrypt_asymmetric(caller, &r.key_id, r.key_version, algorithm, &r.ciphertext.0)
         .await?;
-    Ok(UnwrapResponse {
-        plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
-        key_id: opened.key_id.to_string(),
-        key_version: opened.version.get(),
-    })
+    Ok(opened_response(opened))
 }
 
 /// `POST /v1/kms/decrypt`
@@ -356,7 +377,11 @@ pub async fn decrypt(
 }
 
 async fn mac_one(state: &AppState, caller: &Caller, r: MacRequest) -> ApiResult<MacResponse> {
-    let (tag, who) = state.kms.mac(caller, &r.key_id, &r.message.0).await?;
+    let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
+    let (tag, who) = state
+        .kms
+        .mac_attested(caller, &r.key_id, &r.message.0, attestation)
+        .await?;
     Ok(MacResponse {
         mac: B64(tag),
         key_id: who.key_id.to_string(),

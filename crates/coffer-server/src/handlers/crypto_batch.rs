@@ -4,10 +4,7 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use coffer_api::B64Secret;
-use coffer_api::crypto::{
-    Batch, ItemResult, RewrapRequest, UnwrapRequest, UnwrapResponse, WrapRequest,
-};
+use coffer_api::crypto::{Batch, ItemResult, RewrapRequest, UnwrapRequest, WrapRequest};
 use coffer_core::kms::{Caller, KmsResult, RewrapItem, UnwrapItem, WrapItem};
 use coffer_crypto::EncryptionContext;
 
@@ -86,14 +83,11 @@ pub async fn unwrap(state: &AppState, caller: &Caller, requests: Vec<UnwrapReque
         .map(|(r, c)| UnwrapItem {
             ciphertext: &r.ciphertext.0,
             context: c,
+            attestation: r.attestation.as_ref().map(|a| a.0.as_slice()),
         })
         .collect();
     let results = state.kms.unwrap_batch(caller, &items).await;
-    answer(&parsed, results, |opened| UnwrapResponse {
-        plaintext: B64Secret::new(opened.plaintext.expose_secret().to_vec()),
-        key_id: opened.key_id.to_string(),
-        key_version: opened.version.get(),
-    })
+    answer(&parsed, results, super::crypto::opened_response)
 }
 
 type ParsedRewrap = (RewrapRequest, EncryptionContext, Option<EncryptionContext>);

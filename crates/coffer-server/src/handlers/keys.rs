@@ -129,6 +129,18 @@ pub async fn action(
     body: Bytes,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
+    // An action that takes no body refuses one it would otherwise ignore.
+    let takes_none = [
+        "rotate",
+        "enable",
+        "disable",
+        "cancel-deletion",
+        "add-spare",
+        "publish",
+    ];
+    if takes_none.contains(&action.as_str()) && !body.is_empty() {
+        crate::extract::parse::<coffer_api::keys::EmptyRequest>(&body)?;
+    }
     let to = match action.as_str() {
         "rotate" => {
             let version = state.kms.rotate_key(&caller, &key).await?;
@@ -143,20 +155,17 @@ pub async fn action(
             return Ok(Json(key_view(&details)).into_response());
         }
         "activate" => {
-            let request: ActivateRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: ActivateRequest = crate::extract::parse(&body)?;
             let details = state.kms.activate(&caller, &key, request.version).await?;
             return Ok(Json(key_view(&details)).into_response());
         }
         "reactivate" => {
-            let request: ReactivateRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: ReactivateRequest = crate::extract::parse(&body)?;
             let details = state.kms.reactivate(&caller, &key, request.version).await?;
             return Ok(Json(key_view(&details)).into_response());
         }
         "register" => {
-            let request: RegisterRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: RegisterRequest = crate::extract::parse(&body)?;
             let details = state
                 .kms
                 .register_purpose(&caller, &key, &request.purpose)
@@ -164,8 +173,7 @@ pub async fn action(
             return Ok(Json(key_view(&details)).into_response());
         }
         "policy" => {
-            let request: coffer_api::keys::SetPolicyRequest = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+            let request: coffer_api::keys::SetPolicyRequest = crate::extract::parse(&body)?;
             let rotation = request.rotation.unwrap_or_default();
             let policy = RotationPolicy {
                 period: parse_duration("rotation.period", &rotation.period)?,
@@ -205,8 +213,7 @@ pub async fn action(
         }
     };
     let waiting = if action == "schedule-deletion" && !body.is_empty() {
-        let request: ScheduleDeletionRequest =
-            serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+        let request: ScheduleDeletionRequest = crate::extract::parse(&body)?;
         request
             .pending_window_days
             .map(|days| Duration::from_secs(u64::from(days) * 86_400))
@@ -256,18 +263,28 @@ pub async fn alias_history(
     history(state, caller, Path(format!("alias/{name}"))).await
 }
 
+/// A JSON Web Key Set (RFC 7517).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Jwks {
+    /// The keys, each with `kid` `KEY_ID:VERSION`.
+    pub keys: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// `GET /v1/jwks/{tenant}`: the tenant's published public keys (no token).
 pub async fn jwks(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Jwks>> {
     let keys = state.kms.published_keys(&tenant).await?;
-    let jwks: Vec<serde_json::Value> = keys
+    let keys = keys
         .into_iter()
         .filter_map(|(key, version, der)| {
             let public = coffer_crypto::PublicKey::from_spki_der(&der).ok()?;
-            serde_json::to_value(public.to_jwk(Some(&format!("{key}:{version}")))).ok()
+            match serde_json::to_value(public.to_jwk(Some(&format!("{key}:{version}")))) {
+                Ok(serde_json::Value::Object(jwk)) => Some(jwk),
+                _ => None,
+            }
         })
         .collect();
-    Ok(Json(serde_json::json!({ "keys": jwks })))
+    Ok(Json(Jwks { keys }))
 }

@@ -123,9 +123,7 @@ pub async fn resume(
     let request: ResumeRotationRequest = if body.is_empty() {
         ResumeRotationRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}"))
-        })?
+        crate::extract::parse(&body)?
     };
     let status = state
         .kms

@@ -132,6 +132,7 @@ async fn a_batch_is_one_audit_group_with_one_result_per_item() {
     let unwraps: Vec<UnwrapItem<'_>> = moved
         .iter()
         .map(|s| UnwrapItem {
+            attestation: None,
             ciphertext: &s.ciphertext,
             context: &context,
         })

@@ -56,6 +56,7 @@ pub async fn data_key(
         Provider::Coffer { .. } => {
             let answer = client
                 .unwrap(&UnwrapRequest {
+                    attestation: None,
                     ciphertext: B64(sidecar.wrapped_dek.clone()),
                     context: context.clone(),
                 })

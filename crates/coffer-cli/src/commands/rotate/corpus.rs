@@ -38,6 +38,7 @@ pub async fn dual_unwrap(s: &mut Session, corpus: &Path) -> anyhow::Result<Verdi
             items: chunk
                 .iter()
                 .map(|(_, line)| UnwrapRequest {
+                    attestation: None,
                     ciphertext: line.ciphertext.clone(),
                     context: line.context.clone(),
                 })
@@ -277,6 +278,7 @@ mod tests {
                 plaintext: B64Secret::new(bytes.to_vec()),
                 key_id: "k".into(),
                 key_version: 2,
+                ciphertext_for_recipient: None,
             })
         };
         assert_eq!(

@@ -152,6 +152,7 @@ async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
         Step::Done(wrapped) => Some(wrapped),
     };
     let unwrap = UnwrapRequest {
+        attestation: None,
         ciphertext: wrapped
             .as_ref()
             .map(|w| w.ciphertext.clone())
@@ -192,6 +193,7 @@ fn test_message() -> B64 {
 
 async fn sign(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     let request = SignRequest {
+        attestation: None,
         key_id: key.to_owned(),
         message: Some(test_message()),
         digest: None,
@@ -236,6 +238,7 @@ async fn sign(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
 
 async fn mac(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     let request = MacRequest {
+        attestation: None,
         key_id: key.to_owned(),
         message: test_message(),
     };
