@@ -31,6 +31,14 @@ pub struct CreateKeyRequest {
     /// Validity of each version, e.g. `365d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<String>,
+    /// `software` (the default) or `hsm`: each version a non-extractable key in the
+    /// HSM token (custody `pkcs11` only; `aes-256`, `ecdsa-p256`, `ed25519`, RSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<String>,
+    /// With `protection = hsm`: the slot of the token to create it in (must be the
+    /// configured token's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsm_slot: Option<u64>,
 }
 
 /// Rotation policy as durations like `90d`.
@@ -73,6 +81,9 @@ pub struct KeyView {
     /// Validity of each new version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<String>,
+    /// `software` or `hsm`: where the key's versions live.
+    #[serde(default = "software")]
+    pub protection: String,
     /// The primary version's number.
     pub primary_version: u32,
     /// Creation time (RFC 3339).
@@ -98,6 +109,29 @@ pub struct VersionView {
     /// Public key as PEM (signing keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_pem: Option<String>,
+    /// Where this version lives: `software` (wrapped in the database) or `hsm`.
+    #[serde(default = "software")]
+    pub location: String,
+    /// For an HSM-resident version: the token object that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsm: Option<HsmObjectView>,
+}
+
+fn software() -> String {
+    "software".into()
+}
+
+/// The token object holding an HSM-resident version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct HsmObjectView {
+    /// The slot the token was in when the object was created.
+    pub slot: u64,
+    /// The token's label.
+    pub token: String,
+    /// The object's `CKA_LABEL`.
+    pub label: String,
+    /// The object's `CKA_ID`, hex.
+    pub id: String,
 }
 
 /// `GET /v1/kms/keys`.

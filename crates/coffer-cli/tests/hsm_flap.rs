@@ -26,7 +26,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use coffer_api::admin::CreateTenantRequest;
-use coffer_api::crypto::{SignRequest, VerifyRequest, WrapRequest};
+use coffer_api::crypto::{SignRequest, UnwrapRequest, VerifyRequest, WrapRequest};
 use coffer_api::keys::CreateKeyRequest;
 use coffer_api::{B64, B64Secret, ErrorCode};
 use coffer_client::{Client, ClientError};
@@ -251,4 +251,135 @@ async fn a_flapping_hsm_fails_over_to_verify_only_and_recovers() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no backend_reconnects_total in\n{text}"));
     assert!(reconnects >= 1.0, "{reconnects}");
+}
+
+async fn create_in_hsm(client: &Client, spec: &str) -> String {
+    client
+        .create_key(&CreateKeyRequest {
+            spec: spec.into(),
+            protection: Some("hsm".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .key_id
+}
+
+/// HSM-resident keys while the token is away: signing, wrapping and unwrapping with
+/// them answer `backend_unavailable` (the token makes them, even with the key's entry
+/// in memory), verification goes on with the stored public key, a software key in
+/// memory keeps signing; once the token is back the HSM keys serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsm_keys_refuse_while_the_token_is_away_and_work_after() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let _turn = FLAP.lock().await;
+    let server = hsm_server(hsm, "none").await;
+    let acme = server.client(&server.tenant_token("acme").await);
+    let in_hsm = create_in_hsm(&acme, "ecdsa-p256").await;
+    let kek = create_in_hsm(&acme, "aes-256").await;
+    let software = create(&acme, "ed25519").await;
+    let signed = acme.sign(&sign(&in_hsm)).await.unwrap();
+    let sealed = acme.wrap(&wrap(&kek)).await.unwrap();
+    acme.sign(&sign(&software)).await.unwrap();
+    let unwrap = || UnwrapRequest {
+        ciphertext: sealed.ciphertext.clone(),
+        context: Default::default(),
+        attestation: None,
+    };
+    let verify = || VerifyRequest {
+        key_id: in_hsm.clone(),
+        key_version: Some(signed.key_version),
+        message: Some(B64(b"release 1.2.3".to_vec())),
+        digest: None,
+        mu: None,
+        algorithm: None,
+        signature: signed.signature.clone(),
+    };
+    let readyz = format!("{}/readyz", server.ops);
+
+    let bring_back = take_tokens_away(hsm);
+    wait_for_status(&readyz, 503).await;
+    assert_eq!(
+        code_of(acme.sign(&sign(&in_hsm)).await),
+        ErrorCode::BackendUnavailable
+    );
+    assert_eq!(
+        code_of(acme.wrap(&wrap(&kek)).await),
+        ErrorCode::BackendUnavailable
+    );
+    assert_eq!(
+        code_of(acme.unwrap(&unwrap()).await),
+        ErrorCode::BackendUnavailable
+    );
+    assert!(
+        acme.verify(&verify()).await.unwrap().valid,
+        "verification goes on"
+    );
+    acme.sign(&sign(&software)).await.unwrap();
+
+    bring_back();
+    wait_for_status(&readyz, 200).await;
+    let again = acme.sign(&sign(&in_hsm)).await.unwrap();
+    assert_eq!(again.key_version, 1);
+    let opened = acme.unwrap(&unwrap()).await.unwrap();
+    assert_eq!(opened.plaintext.expose_secret(), b"data key");
+    acme.wrap(&wrap(&kek)).await.unwrap();
+}
+
+/// A restart while the token is away: without a failover policy the start fails (the
+/// service's secrets need the token); with `custody.failover = "verify-only"` the
+/// server starts, healthy and not ready, refuses requests with 503, and serves fully
+/// once the token is back, HSM-resident keys included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_starts_without_its_token_under_verify_only_and_serves_once_it_is_back() {
+    let Some(hsm) = softhsm::softhsm() else {
+        return;
+    };
+    let _turn = FLAP.lock().await;
+    let server = hsm_server(hsm, "none").await;
+    let token = server.tenant_token("acme").await;
+    let acme = server.client(&token);
+    let in_hsm = create_in_hsm(&acme, "ecdsa-p256").await;
+    let software = create(&acme, "ed25519").await;
+    let signed = acme.sign(&sign(&in_hsm)).await.unwrap();
+    let stopped = server.stop().await;
+
+    let bring_back = take_tokens_away(hsm);
+    let refused = match stopped.try_start().await {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("started without the token and without a failover policy"),
+    };
+    assert!(refused.contains("unavailable"), "{refused}");
+
+    let stopped = stopped.with_var("COFFER_CUSTODY_FAILOVER", "verify-only");
+    let server = stopped.try_start().await.expect("starts without the token");
+    let (readyz, healthz) = (
+        format!("{}/readyz", server.ops),
+        format!("{}/healthz", server.ops),
+    );
+    assert_eq!(status(readyz.clone()).await, 503);
+    assert_eq!(status(healthz).await, 200);
+    let acme = server.client(&token);
+    match acme.sign(&sign(&software)).await {
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 503),
+        other => panic!("expected 503 before the token is back, got {other:?}"),
+    }
+
+    bring_back();
+    wait_for_status(&readyz, 200).await;
+    acme.sign(&sign(&software)).await.unwrap();
+    let again = acme.sign(&sign(&in_hsm)).await.unwrap();
+    assert_eq!(again.key_version, signed.key_version);
+    let verify = VerifyRequest {
+        key_id: in_hsm.clone(),
+        key_version: Some(signed.key_version),
+        message: Some(B64(b"release 1.2.3".to_vec())),
+        digest: None,
+        mu: None,
+        algorithm: None,
+        signature: signed.signature.clone(),
+    };
+    assert!(acme.verify(&verify).await.unwrap().valid);
 }

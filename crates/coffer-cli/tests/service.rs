@@ -28,6 +28,10 @@ mod service {
     pub mod harness;
     pub mod heavy;
     pub mod hsm;
+    pub mod hsm_destroy;
+    pub mod hsm_keys;
+    pub mod hsm_rotation;
+    pub mod hsm_tampering;
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;

@@ -53,6 +53,9 @@ pub enum CoreError {
     /// rotations).
     #[error("limit reached: {0}")]
     LimitReached(&'static str),
+    /// An HSM-resident key operation failed (or no HSM is configured).
+    #[error(transparent)]
+    Hsm(#[from] crate::hsm::HsmError),
     /// A destructive act was not confirmed as required.
     #[error("not confirmed: {0}")]
     NotConfirmed(&'static str),

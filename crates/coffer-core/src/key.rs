@@ -7,6 +7,7 @@ use std::str::FromStr;
 use coffer_crypto::KeySpec;
 
 use crate::error::InvalidInput;
+use crate::hsm::{HsmKeyRef, Protection};
 use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
 use crate::time::{HumanDuration, Timestamp};
@@ -188,6 +189,8 @@ pub struct Key {
     pub rotation: RotationPolicy,
     /// Validity given to each new version (`--validity 365d`), if any.
     pub validity: Option<HumanDuration>,
+    /// Where its versions live (software, or each in the HSM).
+    pub protection: Protection,
     /// Creation time.
     pub created_at: Timestamp,
 }
@@ -209,8 +212,12 @@ pub struct KeyVersion {
     pub not_after: Option<Timestamp>,
     /// SPKI DER of the public key, for signing keys.
     pub public_key: Option<Vec<u8>>,
-    /// The secret material, wrapped under the tenant key (see [`crate::keyring`]).
+    /// The secret material (or, for an HSM-resident version, its sealed location),
+    /// wrapped under the tenant key (see [`crate::keyring`]).
     pub wrapped_material: Vec<u8>,
+    /// Where the HSM keeps it, for an HSM-resident version (a readable copy of the
+    /// sealed location, checked against it when the key loads).
+    pub hsm: Option<HsmKeyRef>,
     /// Creation time.
     pub created_at: Timestamp,
 }
@@ -225,6 +232,7 @@ impl fmt::Debug for KeyVersion {
             .field("primary", &self.primary)
             .field("not_before", &self.not_before)
             .field("not_after", &self.not_after)
+            .field("hsm", &self.hsm)
             .finish_non_exhaustive()
     }
 }

@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_crypto::{AeadKey, KeyMaterial, KeySpec};
+use coffer_crypto::{AeadKey, KeySpec};
 
 use crate::audit::Actor;
 use crate::custody::Custody;
 use crate::error::{CoreError, CoreResult, InvalidInput};
 use crate::event::Event;
+use crate::hsm::{HsmError, KeyHsm, Protection};
 use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
 use crate::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
 use crate::keyring;
@@ -23,6 +24,7 @@ use crate::tenant::{Tenant, TenantName, TenantState};
 use crate::time::{Clock, HumanDuration};
 
 mod deletion;
+mod material;
 mod versions;
 
 /// The principal of the rotation scheduler in key histories; its rotations are not
@@ -52,6 +54,11 @@ pub struct NewKey {
     pub rotation: RotationPolicy,
     /// Validity of each version, if limited.
     pub validity: Option<HumanDuration>,
+    /// Where its versions live.
+    pub protection: Protection,
+    /// For HSM protection: the slot of the token to create it in (default: the
+    /// configured token's).
+    pub hsm_slot: Option<u64>,
 }
 
 impl NewKey {
@@ -65,26 +72,42 @@ impl NewKey {
             registered_purposes: BTreeSet::new(),
             rotation: RotationPolicy::default(),
             validity: None,
+            protection: Protection::Software,
+            hsm_slot: None,
         }
     }
 }
 
-/// The key service over a store, a custody and a clock.
+/// The key service over a store, a custody, a clock and (when custody is an HSM) the
+/// HSM that holds HSM-resident keys.
 #[derive(Clone)]
 pub struct KeyService {
     store: Arc<dyn Store>,
     custody: Arc<dyn Custody>,
     clock: Arc<dyn Clock>,
+    hsm: Option<Arc<dyn KeyHsm>>,
 }
 
 impl KeyService {
-    /// Composes the service.
-    pub fn new(store: Arc<dyn Store>, custody: Arc<dyn Custody>, clock: Arc<dyn Clock>) -> Self {
+    /// Composes the service. `hsm` is the token HSM-resident keys live in; `None` (no
+    /// HSM configured) refuses `protection = hsm`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        custody: Arc<dyn Custody>,
+        clock: Arc<dyn Clock>,
+        hsm: Option<Arc<dyn KeyHsm>>,
+    ) -> Self {
         Self {
             store,
             custody,
             clock,
+            hsm,
         }
+    }
+
+    /// The HSM that holds HSM-resident keys, if one is configured.
+    pub fn hsm(&self) -> Result<&Arc<dyn KeyHsm>, HsmError> {
+        self.hsm.as_ref().ok_or(HsmError::NotConfigured)
     }
 
     /// The store.
@@ -149,6 +172,12 @@ impl KeyService {
         for purpose in &request.registered_purposes {
             crate::key::check_registered_purpose(purpose)?;
         }
+        if request.protection == Protection::Hsm {
+            self.hsm()?;
+            material::check_hsm_spec(request.spec, request.purpose)?;
+        } else if request.hsm_slot.is_some() {
+            return Err(InvalidInput::new("hsm_slot", "only with protection hsm").into());
+        }
         let kek = self.tenant_kek(tenant).await?;
         let now = self.clock.now();
         let key = Key {
@@ -163,9 +192,12 @@ impl KeyService {
             registered_purposes: request.registered_purposes,
             rotation: request.rotation,
             validity: request.validity,
+            protection: request.protection,
             created_at: now,
         };
-        let mut first = self.new_version(&kek, &key, VersionNumber::FIRST, VersionState::Active)?;
+        let number = VersionNumber::FIRST;
+        let mut first =
+            self.new_version(&kek, &key, number, VersionState::Active, request.hsm_slot)?;
         first.primary = true;
         let event = Event::key(
             tenant,
@@ -175,33 +207,12 @@ impl KeyService {
             key.spec.as_str(),
             now,
         );
-        self.store
+        let stored = self
+            .store
             .create_key(&key, &first, &Record::event(actor, event))
-            .await?;
+            .await;
+        self.discard_if_failed(&first, stored)?;
         Ok((key, first))
-    }
-
-    fn new_version(
-        &self,
-        kek: &AeadKey,
-        key: &Key,
-        number: VersionNumber,
-        state: VersionState,
-    ) -> CoreResult<KeyVersion> {
-        let material = KeyMaterial::generate(key.spec)?;
-        let wrapped = keyring::wrap_material(kek, key.tenant, key.id, number, &material)?;
-        let now = self.clock.now();
-        Ok(KeyVersion {
-            key: key.id,
-            number,
-            state,
-            primary: false,
-            not_before: now,
-            not_after: key.validity.map(|v| now.plus(v.get())),
-            public_key: material.public_key().map(|pk| pk.to_spki_der()),
-            wrapped_material: wrapped,
-            created_at: now,
-        })
     }
 
     /// A key by id, within the tenant.
@@ -338,10 +349,14 @@ impl KeyService {
             detail,
             self.clock.now(),
         );
-        Ok(self
-            .store
+        self.store
             .apply(tenant, id, &[change], &Record::event(actor, event))
-            .await?)
+            .await?;
+        // A destroyed HSM-resident version's object goes from the token too.
+        if let (VersionState::Destroyed, Some(location)) = (to, &version.hsm) {
+            self.discard_hsm_object(location);
+        }
+        Ok(())
     }
 
     /// Enables, disables, schedules deletion (`waiting` 7–30 days) or cancels it.
@@ -393,18 +408,6 @@ impl KeyService {
             deletion_due,
             ..key
         })
-    }
-
-    /// Loads and unwraps one version's material.
-    pub async fn load_material(&self, key: &Key, version: &KeyVersion) -> CoreResult<KeyMaterial> {
-        let kek = self.tenant_kek(key.tenant).await?;
-        keyring::unwrap_material(
-            &kek,
-            key.tenant,
-            key.id,
-            version.number,
-            &version.wrapped_material,
-        )
     }
 
     /// Crypto-shreds a tenant: destroys its tenant key, making all of its key material

@@ -22,10 +22,12 @@ mod datakey;
 mod datakey_pair;
 mod deletion;
 mod error;
+mod hsm_ops;
 mod integrity;
 mod kat;
 mod keys;
 mod labels;
+mod load;
 mod mac;
 mod manage;
 mod policy;
@@ -90,19 +92,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_crypto::{PqVerifyMode, VerifyingKey};
+use coffer_crypto::PqVerifyMode;
 
 use crate::audit::AuditSink;
 use crate::custody::{Custody, SealStatus};
 use crate::ids::{Alias, KeyId, TenantId};
 use crate::key::KeyPurpose;
-use crate::keyring;
 use crate::keys::KeyService;
 use crate::lifecycle::KeyState;
 use crate::store::Store;
 use crate::time::Clock;
 use crate::token::Operation;
-use cache::{CachedKey, KeyCache, ReadyVersion};
+use cache::{CachedKey, KeyCache};
 
 /// Tunables of the service.
 #[derive(Debug, Clone)]
@@ -191,12 +192,14 @@ impl Kms {
     /// `offload` runs CPU-heavy signing (ML-DSA, hybrid): the server passes its bounded
     /// pool; only tests and tools pass [`crate::offload::Inline`]. It is an argument, not
     /// a builder step with a default, so the production wiring cannot be forgotten.
+    /// `hsm` holds HSM-resident keys (`None`: no HSM, `protection = hsm` is refused).
     pub fn new(
         store: Arc<dyn Store>,
         custody: Arc<dyn Custody>,
         clock: Arc<dyn Clock>,
         audit: Arc<dyn AuditSink>,
         offload: Arc<dyn crate::offload::Offload>,
+        hsm: Option<Arc<dyn crate::hsm::KeyHsm>>,
         options: KmsOptions,
     ) -> Self {
         Self {
@@ -206,7 +209,7 @@ impl Kms {
             references: Arc::default(),
             rewrap_board: Arc::default(),
             cache: KeyCache::new(options.cache_ttl, options.verify_cache),
-            keys: KeyService::new(store, custody.clone(), clock),
+            keys: KeyService::new(store, custody.clone(), clock, hsm),
             custody,
             tokens: auth::TokenBook::default(),
             options,
@@ -369,33 +372,9 @@ impl Kms {
         let kek = self.tenant_key(tenant).await?;
         let mut ready = BTreeMap::new();
         for version in versions.iter().filter(|v| v.state.can_decrypt()) {
-            let subject = || format!("tenant {tenant} key {id} version {}", version.number);
-            // The material was sealed by this deployment and bound to its row: if it
-            // does not open, the stored bytes changed, which is no fault of the caller.
-            let material = keyring::unwrap_material(
-                &kek,
-                tenant,
-                id,
-                version.number,
-                &version.wrapped_material,
-            )
-            .map_err(|_| self.integrity_failure(IntegrityCheck::KeyMaterial, &subject()))?;
-            // The published column is a copy of what the material derives; a copy that
-            // differs was edited, and serving it would publish a key Coffer never holds.
-            // The spec and purpose columns are re-derived from the material, whose
-            // sealed bytes name their spec: an edited row would make Coffer announce, or
-            // use, the key as something it is not. (An RSA key may sign or encrypt, and its
-            // material does not say which: its purpose column is checked only against
-            // the two.)
-            if material.spec() != key.spec || !key.purpose.serves(key.spec) {
-                return Err(self.integrity_failure(IntegrityCheck::KeySpec, &subject()));
-            }
-            let derived = material.public_key().map(|pk| pk.to_spki_der());
-            if derived != version.public_key {
-                return Err(self.integrity_failure(IntegrityCheck::PublicKey, &subject()));
-            }
-            let verifier = material.public_key().map(VerifyingKey::new).transpose()?;
-            ready.insert(version.number, ReadyVersion { material, verifier });
+            let subject = format!("tenant {tenant} key {id} version {}", version.number);
+            let loaded = self.ready_version(&key, version, &kek, &subject)?;
+            ready.insert(version.number, loaded);
         }
         let attestation = self.keys.store().attestation_policy(tenant, id).await?;
         let mut cached = CachedKey::new(key, versions, ready);

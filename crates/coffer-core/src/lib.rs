@@ -6,6 +6,7 @@
 //! - [`lifecycle`] — key and version states and the one transition table.
 //! - [`store`] — the `Store` trait (durable state) and its rules.
 //! - [`custody`] — the `Custody` trait (the root key).
+//! - [`hsm`] — HSM-resident keys: `Protection`, where a version lives, the `KeyHsm` trait.
 //! - [`backup`] — snapshots of the store and the encrypted bundle format.
 //! - [`keyring`] — the tenant key hierarchy between custody and key material.
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
@@ -25,6 +26,7 @@ pub mod backup;
 pub mod custody;
 pub mod error;
 pub mod event;
+pub mod hsm;
 pub mod ids;
 pub mod key;
 pub mod keyring;
@@ -48,6 +50,7 @@ pub use audit::Actor;
 pub use custody::{Custody, CustodyError, SealStatus};
 pub use error::{CoreError, CoreResult, InvalidInput};
 pub use event::Event;
+pub use hsm::{HsmError, HsmKeyRef, KeyHsm, Protection};
 pub use ids::{Alias, KeyId, TenantId, VersionNumber};
 pub use key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
 pub use keys::{KeyService, NewKey};

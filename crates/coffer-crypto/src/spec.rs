@@ -90,7 +90,7 @@ impl KeySpec {
     }
 
     /// The one-byte code used in stored material. Never renumber.
-    pub(crate) const fn code(self) -> u8 {
+    pub const fn code(self) -> u8 {
         match self {
             Self::Aes256 => 1,
             Self::Ed25519 => 2,
@@ -112,7 +112,8 @@ impl KeySpec {
         }
     }
 
-    pub(crate) fn from_code(code: u8) -> Option<Self> {
+    /// The spec with this stored code.
+    pub fn from_code(code: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|spec| spec.code() == code)
     }
 

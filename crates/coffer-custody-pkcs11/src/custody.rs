@@ -250,7 +250,7 @@ impl Pkcs11Custody {
     }
 
     /// Runs `op` on a pooled session; a link failure drops the connection.
-    fn with_session<T>(
+    pub(crate) fn with_session<T>(
         &self,
         op: impl FnOnce(&Connection, &Lent<'_>) -> Result<T, cryptoki::error::Error>,
     ) -> Result<T, Pkcs11Error> {

@@ -13,6 +13,9 @@
 //! - **Resilience**: a call that finds the token gone drops the connection; calls then
 //!   fail fast with `CustodyError::Unavailable` while a watchdog thread reconnects with
 //!   exponential backoff and jitter (`backend_reconnects_total`, `backend_up`).
+//! - **HSM-resident keys** (`KeyHsm`): key pairs (ECDSA P-256, Ed25519, RSA) and AES
+//!   keys generated in the same token, non-extractable; signatures and AES-GCM seals
+//!   are made by the token through the same pool and reconnects.
 //! - The PIN is read from a 0600 file or given directly, zeroed on drop, never printed.
 //!
 //! # Layout
@@ -24,12 +27,14 @@
 //! - `pool` — the bounded session pool.
 //! - `roots` — root generations in the token and the wrapped format.
 //! - `link` — up or down, and the backoff.
+//! - `keys` — HSM-resident keys (`KeyHsm`): generated, used and destroyed in the token.
 //! - `error` — the crate's error type.
 
 pub mod config;
 mod connection;
 pub mod custody;
 mod error;
+mod keys;
 mod link;
 mod module;
 mod pool;

@@ -1,8 +1,11 @@
 //! Integration tests of PKCS#11 custody against SoftHSM2, one binary (STYLE rule 12).
 //!
 //! - this file: the shared conformance suite, init and open, the PIN, the pool.
+//! - `pkcs11/keys.rs`: HSM-resident keys (`KeyHsm`).
 //! - `pkcs11/softhsm.rs`: tokens in a temp directory.
 
+#[path = "pkcs11/keys.rs"]
+mod hsm_keys;
 #[path = "pkcs11/softhsm.rs"]
 mod softhsm;
 

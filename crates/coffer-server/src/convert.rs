@@ -1,7 +1,7 @@
 //! Domain values to wire types and back, at the edge.
 
 use coffer_api::admin::TenantView;
-use coffer_api::keys::{KeyView, RotationPolicyView, VersionView};
+use coffer_api::keys::{HsmObjectView, KeyView, RotationPolicyView, VersionView};
 use coffer_core::kms::KeyDetails;
 use coffer_core::{HumanDuration, RotationPolicy, Tenant, Timestamp};
 use coffer_crypto::{EncryptionContext, PublicKey};
@@ -46,6 +46,7 @@ pub fn key_view(details: &KeyDetails) -> KeyView {
         registered_purposes: key.registered_purposes.iter().cloned().collect(),
         rotation: policy_view(&key.rotation),
         validity: duration(key.validity),
+        protection: key.protection.as_str().to_owned(),
         primary_version: details
             .versions
             .iter()
@@ -66,6 +67,13 @@ pub fn key_view(details: &KeyDetails) -> KeyView {
                     .as_deref()
                     .and_then(|der| PublicKey::from_spki_der(der).ok())
                     .map(|pk| pk.to_pem()),
+                location: if v.hsm.is_some() { "hsm" } else { "software" }.to_owned(),
+                hsm: v.hsm.as_ref().map(|at| HsmObjectView {
+                    slot: at.slot,
+                    token: at.token.clone(),
+                    label: at.label.clone(),
+                    id: at.id_hex(),
+                }),
             })
             .collect(),
     }

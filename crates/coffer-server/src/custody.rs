@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use coffer_api::admin::{CustodyView, Pkcs11View, RootKeyView, SessionPoolView};
-use coffer_core::{Custody, SealStatus};
+use coffer_core::{Custody, KeyHsm, SealStatus};
 use coffer_custody_pkcs11::Pkcs11Custody;
 use coffer_custody_sealed::SealedCustody;
 
@@ -27,6 +27,23 @@ impl ServerCustody {
             Self::Sealed(c) => c.clone(),
             Self::Pkcs11(c, _) => c.clone(),
         }
+    }
+
+    /// The HSM that holds HSM-resident keys: the custody's token under PKCS#11 custody,
+    /// none under sealed custody (`protection = hsm` is then refused).
+    pub fn key_hsm(&self) -> Option<Arc<dyn KeyHsm>> {
+        match self {
+            Self::Sealed(_) => None,
+            Self::Pkcs11(c, _) => Some(c.clone()),
+        }
+    }
+
+    /// True when the server may start while the token is away (`custody.failover =
+    /// "verify-only"`): it listens, not ready, and loads its secrets once the token is
+    /// back. Without that policy a start without the token fails, for the supervisor to
+    /// retry.
+    pub fn starts_without_token(&self) -> bool {
+        matches!(self, Self::Pkcs11(_, Failover::VerifyOnly))
     }
 
     /// False while the failover policy refuses secret-key operations: the token is

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use coffer_core::kms::{Kms, KmsError, KmsOptions};
-use coffer_core::{Clock, Custody, CustodyError, SealStatus, Store, StoreError, SystemClock};
+use coffer_core::{Clock, CustodyError, SealStatus, Store, StoreError, SystemClock};
 use coffer_custody_sealed::{Passphrase, SealedCustody, UnsealShare};
 use coffer_store_sql::SqlStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -139,7 +139,7 @@ struct Service {
 async fn kms(
     config: &Config,
     store: Arc<dyn Store>,
-    custody: Arc<dyn Custody>,
+    custody: &ServerCustody,
 ) -> Result<Service, StartError> {
     let options = KmsOptions {
         pq_verify_mode: config.pq_verify_mode,
@@ -169,10 +169,11 @@ async fn kms(
     let heavy = Arc::new(BoundedPool::per_core(config.limits.heavy_queue));
     let kms = Kms::new(
         store,
-        custody,
+        custody.as_dyn(),
         Arc::new(SystemClock) as Arc<dyn Clock>,
         sink,
         heavy.clone(),
+        custody.key_hsm(),
         options,
     );
     Ok(Service {
@@ -282,7 +283,7 @@ pub async fn init(
             (ServerCustody::Sealed(Arc::new(custody)), shares)
         }
     };
-    let service = kms(config, store, custody.as_dyn()).await?;
+    let service = kms(config, store, &custody).await?;
     let admin_token = service.kms.initialize().await?.ok_or_else(|| {
         StartError::AlreadyInitialized("the database already holds a token root key".into())
     })?;
@@ -345,12 +346,29 @@ pub async fn open(config: &Config) -> Result<AppState, StartError> {
     if let ServerCustody::Sealed(sealed) = &custody {
         unseal_at_start(config, sealed).await?;
     }
-    let service = kms(config, store, custody.as_dyn()).await?;
+    let service = kms(config, store, &custody).await?;
     let state = state(config, service, custody.clone())?;
-    if custody.status() == SealStatus::Unsealed && !after_unseal(&state).await? {
-        return Err(StartError::NotInitialized(
-            "the database holds no token root key".into(),
-        ));
+    if custody.status() == SealStatus::Unsealed {
+        match after_unseal(&state).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StartError::NotInitialized(
+                    "the database holds no token root key".into(),
+                ));
+            }
+            // The token is away at start and the policy is to keep serving what can be
+            // served: listen now (not ready), and load once the token answers.
+            Err(StartError::Kms(KmsError::BackendUnavailable(why)))
+                if custody.starts_without_token() =>
+            {
+                tracing::warn!(
+                    reason = %why,
+                    "the HSM is unavailable at start; serving not-ready until it is back"
+                );
+                tokio::spawn(load_when_the_token_returns(state.clone()));
+            }
+            Err(other) => return Err(other),
+        }
     }
     if custody.status() != SealStatus::Unsealed {
         tracing::warn!("starting sealed: unseal with `coffer unseal`");
@@ -381,6 +399,26 @@ pub(crate) async fn open_custody(config: &Config) -> Result<ServerCustody, Start
             ));
         }
     })
+}
+
+/// Retries [`after_unseal`] until the token answers (every 500 ms; the custody's own
+/// reconnects back off underneath), then the server becomes ready.
+async fn load_when_the_token_returns(state: AppState) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        match after_unseal(&state).await {
+            Ok(true) => {
+                tracing::info!("the HSM is back: service secrets loaded, serving");
+                return;
+            }
+            Ok(false) => {
+                tracing::error!("the database holds no token root key; not serving");
+                return;
+            }
+            Err(StartError::Kms(KmsError::BackendUnavailable(_))) => {}
+            Err(error) => tracing::warn!(%error, "loading the service secrets failed; retrying"),
+        }
+    }
 }
 
 /// Key-file custody, and passphrase custody with a `passphrase_file`, unseal at start.

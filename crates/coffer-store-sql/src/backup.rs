@@ -104,6 +104,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("rotation_overlap", Int),
             ("validity", Int),
             ("created_at", Int),
+            ("protection", Text),
         ],
     ),
     (
@@ -150,6 +151,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("wrapped_material", Blob),
             ("created_at", Int),
             ("cert_chain", Text),
+            ("hsm_location", Text),
         ],
     ),
     (

@@ -25,7 +25,8 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
          registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \
-         validity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         validity, created_at, protection) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(key.id.to_string())
     .bind(key.tenant.to_string())
@@ -40,6 +41,7 @@ pub async fn create(
     .bind(duration_secs(key.rotation.overlap))
     .bind(duration_secs(key.validity))
     .bind(key.created_at.millis())
+    .bind(key.protection.as_str())
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;

@@ -81,6 +81,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0010_attestation_policies.sql"),
     },
     Migration {
+        version: 11,
+        name: "hsm_keys",
+        sqlite: include_str!("../migrations/sqlite/0011_hsm_keys.sql"),
+        postgres: include_str!("../migrations/postgres/0011_hsm_keys.sql"),
+    },
+    Migration {
         version: 13,
         name: "tenant_aws_account",
         sqlite: include_str!("../migrations/sqlite/0013_tenant_aws_account.sql"),

@@ -9,6 +9,7 @@ use coffer_core::{
     Event, HumanDuration, KeyId, KeyState, StoreResult, Tenant, TenantId, TenantName, TenantState,
     Timestamp, VersionNumber, VersionState,
 };
+use coffer_core::{HsmKeyRef, Protection};
 use coffer_crypto::KeySpec;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -81,6 +82,7 @@ pub fn key(row: &AnyRow) -> StoreResult<Key> {
             overlap: duration(opt_int(row, "rotation_overlap")?),
         },
         validity: duration(opt_int(row, "validity")?),
+        protection: parsed::<Protection>(row, "protection")?,
         created_at: Timestamp::from_millis(int(row, "created_at")?),
     })
 }
@@ -97,7 +99,41 @@ pub fn version(row: &AnyRow) -> StoreResult<KeyVersion> {
         public_key: opt_bytes(row, "public_key")?,
         // Destroyed versions keep no material.
         wrapped_material: opt_bytes(row, "wrapped_material")?.unwrap_or_default(),
+        hsm: row
+            .try_get::<Option<String>, _>("hsm_location")
+            .map_err(unavailable)?
+            .map(|text| parse_hsm_location(&text).ok_or_else(|| corrupt("hsm_location")))
+            .transpose()?,
         created_at: Timestamp::from_millis(int(row, "created_at")?),
+    })
+}
+
+/// Stored form of an HSM-resident version's location (JSON; the id as hex).
+pub fn hsm_location(location: &HsmKeyRef) -> String {
+    serde_json::json!({
+        "slot": location.slot,
+        "token": location.token,
+        "label": location.label,
+        "id": location.id_hex(),
+    })
+    .to_string()
+}
+
+fn parse_hsm_location(text: &str) -> Option<HsmKeyRef> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let hex = value.get("id")?.as_str()?;
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return None;
+    }
+    let id = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(HsmKeyRef {
+        slot: value.get("slot")?.as_u64()?,
+        token: value.get("token")?.as_str()?.to_owned(),
+        label: value.get("label")?.as_str()?.to_owned(),
+        id,
     })
 }
 

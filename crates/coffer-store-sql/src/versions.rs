@@ -15,7 +15,8 @@ use crate::rows;
 pub async fn insert_version(conn: &mut AnyConnection, v: &KeyVersion) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO key_versions (key_id, number, state, is_primary, not_before, not_after, \
-         public_key, wrapped_material, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         public_key, wrapped_material, created_at, hsm_location) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(v.key.to_string())
     .bind(i64::from(v.number.get()))
@@ -26,6 +27,7 @@ pub async fn insert_version(conn: &mut AnyConnection, v: &KeyVersion) -> StoreRe
     .bind(v.public_key.as_deref())
     .bind(v.wrapped_material.as_slice())
     .bind(v.created_at.millis())
+    .bind(v.hsm.as_ref().map(rows::hsm_location))
     .execute(conn)
     .await
     .map(|_| ())

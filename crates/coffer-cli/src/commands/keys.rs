@@ -112,6 +112,13 @@ pub struct CreateArgs {
     /// Validity of each version (e.g. 365d).
     #[arg(long, value_name = "D")]
     validity: Option<HumanDuration>,
+    /// Where the versions live: software (default) or hsm (each version a
+    /// non-extractable key in the HSM token; custody pkcs11 only).
+    #[arg(long, value_parser = ["software", "hsm"])]
+    protection: Option<String>,
+    /// With --protection hsm: the slot of the token (must be the configured token's).
+    #[arg(long, value_name = "N", requires = "protection")]
+    hsm_slot: Option<u64>,
 }
 
 /// `keys list`.
@@ -261,6 +268,8 @@ fn create_request(args: CreateArgs) -> anyhow::Result<CreateKeyRequest> {
         registered_purposes: args.registered_purposes.into_iter().collect(),
         rotation: (rotation != RotationPolicyView::default()).then_some(rotation),
         validity: text(args.validity),
+        protection: args.protection,
+        hsm_slot: args.hsm_slot,
     })
 }
 
@@ -357,6 +366,7 @@ fn summary(key: &KeyView) -> String {
             ),
         ),
         ("validity", or_dash(key.validity.as_deref())),
+        ("protection", key.protection.clone()),
         ("created", key.created_at.clone()),
     ];
     let mut text: String = fields
@@ -368,7 +378,7 @@ fn summary(key: &KeyView) -> String {
     text
 }
 
-/// One row per version: number, state, primary, validity window.
+/// One row per version: number, state, primary, validity window, where it lives.
 pub(crate) fn versions_table(key: &KeyView) -> String {
     let rows: Vec<Vec<String>> = key
         .versions
@@ -380,13 +390,32 @@ pub(crate) fn versions_table(key: &KeyView) -> String {
                 if v.primary { "yes" } else { "" }.into(),
                 v.not_before.clone(),
                 or_dash(v.not_after.as_deref()),
+                location(v),
             ]
         })
         .collect();
     table(
-        &["VERSION", "STATE", "PRIMARY", "NOT BEFORE", "NOT AFTER"],
+        &[
+            "VERSION",
+            "STATE",
+            "PRIMARY",
+            "NOT BEFORE",
+            "NOT AFTER",
+            "LOCATION",
+        ],
         &rows,
     )
+}
+
+/// `software`, or `hsm slot N label L id HEX` for an HSM-resident version.
+fn location(version: &coffer_api::keys::VersionView) -> String {
+    match &version.hsm {
+        Some(at) => format!(
+            "hsm slot {} token {} label {} id {}",
+            at.slot, at.token, at.label, at.id
+        ),
+        None => version.location.clone(),
+    }
 }
 
 #[cfg(test)]

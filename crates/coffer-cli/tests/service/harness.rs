@@ -67,8 +67,25 @@ impl Stopped {
     /// Opens the deployment again, as `coffer serve` does: new ports, key-file custody
     /// unsealed at once.
     pub async fn start(self) -> TestServer {
-        let state = startup::open(&config(&self.vars)).await.unwrap();
-        TestServer::serve(state, self.vars, self.admin_token, self.shares).await
+        self.try_start().await.unwrap()
+    }
+
+    /// [`Stopped::start`], answering the start's error instead of panicking.
+    pub async fn try_start(&self) -> Result<TestServer, startup::StartError> {
+        let state = startup::open(&config(&self.vars)).await?;
+        Ok(TestServer::serve(
+            state,
+            self.vars.clone(),
+            self.admin_token.clone(),
+            self.shares.clone(),
+        )
+        .await)
+    }
+
+    /// Sets a configuration variable for the next start (it wins over earlier ones).
+    pub fn with_var(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
     }
 }
 

@@ -12,10 +12,10 @@ use super::harness::{Db, TestServer, temp_dir};
 
 #[allow(dead_code, reason = "the custody crate's helper, used here in part")]
 #[path = "../../../coffer-custody-pkcs11/tests/pkcs11/softhsm.rs"]
-mod softhsm;
+pub(super) mod softhsm;
 
 /// A server on a fresh token; `None` when SoftHSM is absent and not required.
-async fn hsm_server() -> Option<TestServer> {
+pub(super) async fn hsm_server() -> Option<TestServer> {
     let hsm = softhsm::softhsm()?;
     let label = hsm.new_token();
     let dir = temp_dir();

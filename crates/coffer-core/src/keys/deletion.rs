@@ -54,7 +54,8 @@ impl KeyService {
                 "the key's deletion waiting period has not ended",
             ));
         }
-        let versions = self.versions(tenant, id).await?.len();
+        let all = self.versions(tenant, id).await?;
+        let versions = all.len();
         let event = Event::key(
             tenant,
             id,
@@ -71,6 +72,10 @@ impl KeyService {
                 &Record::event(actor, event),
             )
             .await?;
+        // HSM-resident versions: their objects go from the token too.
+        for location in all.iter().filter_map(|v| v.hsm.as_ref()) {
+            self.discard_hsm_object(location);
+        }
         Ok(Key {
             state: KeyState::Destroyed,
             deletion_due: None,

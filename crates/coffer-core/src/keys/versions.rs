@@ -46,8 +46,11 @@ impl KeyService {
             .unwrap_or(VersionNumber::FIRST)
             .next();
         let kek = self.tenant_kek(key.tenant).await?;
-        let version = self.new_version(&kek, key, next, state)?;
-        let (changes, detail) = then(&version, &versions)?;
+        let version = self.new_version(&kek, key, next, state, None)?;
+        let (changes, detail) = match then(&version, &versions) {
+            Ok(done) => done,
+            Err(error) => return self.discard_if_failed(&version, Err(error)),
+        };
         let now = self.clock.now();
         let created = Event::key(
             key.tenant,
@@ -66,9 +69,11 @@ impl KeyService {
             record.events.insert(0, created);
             record
         };
-        self.store
+        let stored = self
+            .store
             .add_version(key.tenant, &version, &changes, &record)
-            .await?;
+            .await;
+        self.discard_if_failed(&version, stored)?;
         Ok(version)
     }
 

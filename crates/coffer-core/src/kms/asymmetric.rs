@@ -62,8 +62,8 @@ impl Kms {
         require_rsa_encryption(&entry, "encrypt")?;
         let (number, ready) = entry.ready_to_check(version)?;
         let public = ready
-            .material
-            .public_key()
+            .software()
+            .and_then(|m| m.public_key())
             .ok_or(KmsError::Internal("RSA key without a public key".into()))?;
         // Untracked use, as wrap's is: Coffer cannot rewrap an OAEP ciphertext.
         let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Encrypt);
@@ -106,7 +106,7 @@ impl Kms {
         // RSA private-key operations are heavy: on the bounded pool, as signing is.
         let (shared, ciphertext) = (entry.clone(), ciphertext.to_vec());
         let job: crate::offload::HeavyJob = Box::new(move || {
-            match shared.ready.get(&number).map(|r| &r.material) {
+            match shared.ready.get(&number).and_then(|r| r.software()) {
                 Some(KeyMaterial::Signing(key)) => key
                     .decrypt(algorithm, &ciphertext)
                     // Moved out as the Vec the pool carries; wrapped again below.

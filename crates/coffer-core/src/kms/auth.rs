@@ -57,6 +57,11 @@ pub(super) struct TokenBook {
     /// Local writes (mints, revocations) made while a refresh reads the store: the
     /// refresh's snapshot may predate them, so they are applied again over it.
     during_refresh: Mutex<RefreshWrites>,
+    /// True once records were installed after the root was set: until then a token
+    /// would not be found, so requests answer `sealed` (and readiness is false) rather
+    /// than `unknown token` (a load that happens while the server already listens: an
+    /// unseal, or an HSM that came back after the start).
+    records_loaded: std::sync::atomic::AtomicBool,
 }
 
 /// Refreshes in progress and the local writes made since the first of them began.
@@ -79,7 +84,9 @@ const REVOCATIONS_BOUND_AAD: &[u8] = b"coffer/token-revocations-bound/v1";
 
 impl TokenBook {
     pub fn is_loaded(&self) -> bool {
-        self.root.read().is_ok_and(|root| root.is_some())
+        self.records_loaded
+            .load(std::sync::atomic::Ordering::Acquire)
+            && self.root.read().is_ok_and(|root| root.is_some())
     }
 
     pub fn root(&self) -> Option<Arc<MacKey>> {
@@ -113,6 +120,8 @@ impl TokenBook {
             for record in &during.writes {
                 map.insert(record.id, record.clone());
             }
+            self.records_loaded
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         self.end_refresh_locked(&mut during);
     }
@@ -172,7 +181,15 @@ impl TokenBook {
         self.standing(id).map(|(kind, _)| kind)
     }
 
+    /// The records in memory are all there are (a deployment just initialised).
+    pub fn mark_records_loaded(&self) {
+        self.records_loaded
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     pub fn forget(&self) {
+        self.records_loaded
+            .store(false, std::sync::atomic::Ordering::Release);
         if let Ok(mut root) = self.root.write() {
             *root = None;
         }
@@ -354,6 +371,9 @@ impl Kms {
     /// Authenticates a bearer token. Memory only.
     pub fn authenticate(&self, bearer: &str) -> KmsResult<Caller> {
         let token = Token::decode(bearer).map_err(|_| KmsError::Unauthorized("malformed token"))?;
+        if !self.tokens.is_loaded() {
+            return Err(KmsError::Sealed);
+        }
         let root = self.tokens.root().ok_or(KmsError::Sealed)?;
         token
             .verify(&root)

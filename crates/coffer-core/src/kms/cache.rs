@@ -24,14 +24,45 @@ use std::time::{Duration, Instant};
 use coffer_crypto::{AeadKey, KeyMaterial, VerifyingKey};
 
 use super::{KmsError, KmsResult};
+use crate::hsm::HsmKeyRef;
 use crate::ids::{KeyId, TenantId, VersionNumber};
 use crate::key::{Key, KeyVersion};
 use crate::lifecycle::VersionState;
 
+/// Where a usable version's secret is: in memory, or in the HSM.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per cached key version, as KeyMaterial itself; boxing would add an indirection to every hot-path use"
+)]
+pub(crate) enum Material {
+    /// Software material, unwrapped.
+    Software(KeyMaterial),
+    /// An HSM-resident version: every private-key operation is a token call.
+    Hsm(HsmKeyRef),
+}
+
 /// One usable version: material and verifier ready.
 pub(crate) struct ReadyVersion {
-    pub material: KeyMaterial,
+    pub material: Material,
     pub verifier: Option<VerifyingKey>,
+}
+
+impl ReadyVersion {
+    /// The software material, if the version is not HSM-resident.
+    pub fn software(&self) -> Option<&KeyMaterial> {
+        match &self.material {
+            Material::Software(material) => Some(material),
+            Material::Hsm(_) => None,
+        }
+    }
+
+    /// Where the HSM keeps it, for an HSM-resident version.
+    pub fn hsm(&self) -> Option<&HsmKeyRef> {
+        match &self.material {
+            Material::Hsm(location) => Some(location),
+            Material::Software(_) => None,
+        }
+    }
 }
 
 /// A key as the hot path needs it.
@@ -260,6 +291,7 @@ mod tests {
             registered_purposes: Default::default(),
             rotation: RotationPolicy::default(),
             validity: None,
+            protection: crate::hsm::Protection::Software,
             created_at: Timestamp::from_millis(0),
         };
         Arc::new(CachedKey::new(key, Vec::new(), BTreeMap::new()))

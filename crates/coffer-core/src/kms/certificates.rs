@@ -12,8 +12,9 @@ mod x509;
 
 use std::time::Duration;
 
-use coffer_crypto::{KeyMaterial, PublicKey};
+use coffer_crypto::{KeyMaterial, PublicKey, SignatureAlgorithm};
 
+use super::SignInput;
 use super::cache::CachedKey;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::audit::Actor;
@@ -318,9 +319,36 @@ impl Kms {
                 )));
             }
         }
-        let Some(KeyMaterial::Signing(ca_key)) = ca.ready.get(&ca_number).map(|r| &r.material)
-        else {
-            return Err(KmsError::Internal("CA primary version not loaded".into()));
+        let ca_ready = ca
+            .ready
+            .get(&ca_number)
+            .ok_or(KmsError::Internal("CA primary version not loaded".into()))?;
+        let ca_public = ca_ready
+            .verifier
+            .as_ref()
+            .map(|v| v.public_key().clone())
+            .ok_or(KmsError::Internal("CA key without a public key".into()))?;
+        let spec = ca.key.spec;
+        // The CA signs in memory, or (an HSM-resident CA key) in the token; a token
+        // failure (away, say) is kept to answer with instead of rcgen's.
+        let token_failure = std::sync::Mutex::new(None);
+        let ca_sign = |tbs: &[u8]| -> Option<Vec<u8>> {
+            let algorithm = SignatureAlgorithm::choose(spec, None).ok()?;
+            match (ca_ready.software(), ca_ready.hsm()) {
+                (Some(KeyMaterial::Signing(key)), _) => key.sign(tbs).ok(),
+                (_, Some(location)) => {
+                    match self.hsm_sign(location, spec, algorithm, SignInput::Message(tbs)) {
+                        Ok(signature) => Some(signature),
+                        Err(error) => {
+                            *token_failure
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            }
         };
         let _in_flight = self.in_flight(caller, &ca.key, ca_number, UseKind::Sign);
         let leaf = x509::issue(
@@ -331,9 +359,16 @@ impl Kms {
                 is_ca: self_issued,
             },
             &subject,
-            ca_key,
+            &ca_public,
+            &ca_sign,
             ca_chain.first().map(Vec::as_slice),
-        )?;
+        )
+        .map_err(|error| {
+            token_failure
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or(error)
+        })?;
         let mut ders = vec![leaf];
         ders.extend(ca_chain);
         let issuer = format!("issued by CA key {} version {}", ca.key.id, ca_number);

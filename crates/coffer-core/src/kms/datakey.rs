@@ -4,7 +4,7 @@
 use coffer_crypto::{EncryptionContext, SecretBytes};
 
 use super::attested::Presented;
-use super::wrap::{Sealed, seal_primary};
+use super::wrap::Sealed;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::attestation::AttestedOp;
 use crate::audit::Actor;
@@ -132,7 +132,7 @@ impl Kms {
             .primary
             .map(|v| self.in_flight(caller, &entry.key, v, kind));
         let key = SecretBytes::random(bytes)?;
-        let sealed = seal_primary(&entry, key.expose_secret(), context)?;
+        let sealed = self.seal_primary(&entry, key.expose_secret(), context)?;
         // Encrypted to the attested workload before anything is registered, so a key
         // that cannot be is neither tracked nor answered.
         let for_recipient = super::unwrap::for_recipient(attested, key.expose_secret())?;

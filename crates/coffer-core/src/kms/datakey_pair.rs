@@ -6,7 +6,7 @@
 
 use coffer_crypto::{EncryptionContext, KeySpec, SecretBytes, SigningKey};
 
-use super::wrap::{Sealed, seal_primary};
+use super::wrap::Sealed;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
 use crate::key::KeyPurpose;
 use crate::token::Operation;
@@ -79,7 +79,7 @@ impl Kms {
         let public_key = SigningKey::from_pkcs8(spec, private_key.expose_secret())?
             .public_key()
             .to_spki_der();
-        let sealed = seal_primary(&entry, private_key.expose_secret(), context)?;
+        let sealed = self.seal_primary(&entry, private_key.expose_secret(), context)?;
         Ok(DataKeyPair {
             spec,
             private_key,

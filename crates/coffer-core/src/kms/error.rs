@@ -148,6 +148,18 @@ impl From<StoreError> for KmsError {
     }
 }
 
+impl From<crate::hsm::HsmError> for KmsError {
+    fn from(error: crate::hsm::HsmError) -> Self {
+        use crate::hsm::HsmError as H;
+        match error {
+            H::NotConfigured | H::Unsupported(_) => Self::Invalid(error.to_string()),
+            H::Unavailable(why) => Self::BackendUnavailable(why),
+            H::OpenFailed => Self::InvalidCiphertext,
+            H::Missing | H::Call(_) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
 impl From<CustodyError> for KmsError {
     fn from(error: CustodyError) -> Self {
         match error {
@@ -192,6 +204,7 @@ impl From<CoreError> for KmsError {
             CoreError::NotFound(what) => Self::NotFound(what),
             CoreError::Store(e) => e.into(),
             CoreError::Custody(e) => e.into(),
+            CoreError::Hsm(e) => e.into(),
             CoreError::Crypto(e) => e.into(),
             CoreError::Conflict(why) => Self::Conflict(why.to_owned()),
             CoreError::NotConfirmed(why) => Self::Invalid(why.to_owned()),

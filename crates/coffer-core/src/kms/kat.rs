@@ -85,7 +85,14 @@ impl Kms {
                     continue;
                 }
                 for (number, ready) in &entry.ready {
-                    round_trip(&ready.material, ready.verifier.as_ref()).map_err(|why| {
+                    let verifier = ready.verifier.as_ref();
+                    let checked = match (ready.software(), ready.hsm()) {
+                        (Some(material), _) => round_trip(material, verifier),
+                        // An HSM-resident version answers through the token.
+                        (_, Some(location)) => self.hsm_round_trip(location, key.spec, verifier),
+                        _ => Err("no material".to_owned()),
+                    };
+                    checked.map_err(|why| {
                         format!(
                             "{} key {} version {number}: {why}",
                             key.spec.as_str(),
@@ -100,6 +107,44 @@ impl Kms {
             }
         }
         Ok(checked.into_iter().map(str::to_owned).collect())
+    }
+}
+
+impl Kms {
+    /// Seal/open (AES) or sign/verify with an HSM-resident version, made by the token.
+    fn hsm_round_trip(
+        &self,
+        location: &crate::hsm::HsmKeyRef,
+        spec: coffer_crypto::KeySpec,
+        verifier: Option<&coffer_crypto::VerifyingKey>,
+    ) -> Result<(), String> {
+        if spec == coffer_crypto::KeySpec::Aes256 {
+            let hsm = self.keys.hsm().map_err(|e| e.to_string())?;
+            let sealed = hsm
+                .seal(location, MESSAGE, MESSAGE)
+                .map_err(|e| e.to_string())?;
+            let opened = hsm
+                .open(location, MESSAGE, &sealed)
+                .map_err(|e| e.to_string())?;
+            if opened.expose_secret() != MESSAGE {
+                return Err("the token did not open what it sealed".into());
+            }
+            return Ok(());
+        }
+        let algorithm =
+            coffer_crypto::SignatureAlgorithm::choose(spec, None).map_err(|e| e.to_string())?;
+        let signature = self
+            .hsm_sign(
+                location,
+                spec,
+                algorithm,
+                super::SignInput::Message(MESSAGE),
+            )
+            .map_err(|e| e.to_string())?;
+        verifier
+            .ok_or("no verifier for a signing key")?
+            .verify(MESSAGE, &signature, PqVerifyMode::And)
+            .map_err(|e| format!("the token's signature does not verify ({e})"))
     }
 }
 

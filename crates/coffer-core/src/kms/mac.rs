@@ -95,7 +95,7 @@ impl Kms {
         require_spec(&entry, expected, "compute a MAC with this algorithm")?;
         self.attested(&entry, AttestedOp::Mac, presented)?;
         let (number, ready) = entry.ready_primary()?;
-        let KeyMaterial::Hmac(key) = &ready.material else {
+        let Some(KeyMaterial::Hmac(key)) = ready.software() else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
         let who = Verified {
@@ -152,7 +152,7 @@ impl Kms {
         require_usable(&entry, KeyPurpose::Mac, "verify a MAC")?;
         require_spec(&entry, expected, "verify a MAC with this algorithm")?;
         let (number, ready) = entry.ready_to_check(version)?;
-        let KeyMaterial::Hmac(key) = &ready.material else {
+        let Some(KeyMaterial::Hmac(key)) = ready.software() else {
             return Err(KmsError::Internal("mac key without HMAC material".into()));
         };
         Ok(Verified {

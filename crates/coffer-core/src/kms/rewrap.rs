@@ -3,8 +3,8 @@
 
 use coffer_crypto::EncryptionContext;
 
-use super::unwrap::{header, open_with};
-use super::wrap::{Sealed, seal_primary};
+use super::unwrap::header;
+use super::wrap::Sealed;
 use super::{Caller, Kms, KmsError, KmsResult};
 use crate::token::Operation;
 use crate::usage::UseKind;
@@ -86,8 +86,8 @@ impl Kms {
                 UseKind::of_ciphertext(UseKind::Encrypt, sealed),
             )
         });
-        let opened = open_with(&source, version, ciphertext, context)?;
-        seal_primary(
+        let opened = self.open_with(&source, version, ciphertext, context)?;
+        self.seal_primary(
             &target,
             opened.plaintext.expose_secret(),
             destination_context.unwrap_or(context),

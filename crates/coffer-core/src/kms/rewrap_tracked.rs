@@ -12,6 +12,9 @@ use std::time::Duration;
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{AeadKey, EncryptionContext, KeyMaterial};
 
+use crate::hsm::HsmKeyRef;
+use crate::keyring::VersionSecret;
+
 use super::rewrap_policy::{DailyWindow, REWRAP_BATCH};
 use super::rewrap_progress::RunHandle;
 use super::{Kms, KmsError, KmsResult};
@@ -28,8 +31,18 @@ struct Move {
     key: KeyId,
     from: VersionNumber,
     to: VersionNumber,
-    old_key: AeadKey,
-    new_key: AeadKey,
+    old_key: Sealer,
+    new_key: Sealer,
+}
+
+/// An AES version's secret: in memory, or in the HSM.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "two per rewrap run; boxing would only add an allocation"
+)]
+enum Sealer {
+    Software(AeadKey),
+    Hsm(HsmKeyRef),
 }
 
 impl Kms {
@@ -143,9 +156,16 @@ impl Kms {
         let find = |n: VersionNumber| versions.iter().find(|v| v.number == n).cloned();
         let old_v = find(from).ok_or(KmsError::NotFound("key version"))?;
         let new_v = find(to).ok_or(KmsError::NotFound("key version"))?;
-        let (KeyMaterial::Aes256(old_key), KeyMaterial::Aes256(new_key)) = (
-            self.keys.load_material(&details, &old_v).await?,
-            self.keys.load_material(&details, &new_v).await?,
+        let sealer = |secret| match secret {
+            VersionSecret::Software(KeyMaterial::Aes256(key)) => Some(Sealer::Software(key)),
+            VersionSecret::Hsm(hsm) if hsm.spec == coffer_crypto::KeySpec::Aes256 => {
+                Some(Sealer::Hsm(hsm.location))
+            }
+            _ => None,
+        };
+        let (Some(old_key), Some(new_key)) = (
+            sealer(self.keys.open_version(&details, &old_v).await?),
+            sealer(self.keys.open_version(&details, &new_v).await?),
         ) else {
             return Ok(None);
         };
@@ -182,13 +202,22 @@ impl Kms {
                 tenant_id: tenant.as_bytes(),
                 context: &context,
             };
-            let plaintext = envelope::open(&subject.old_key, &tracked.ciphertext, binding)?;
+            let plaintext = match &subject.old_key {
+                Sealer::Software(old) => envelope::open(old, &tracked.ciphertext, binding)?,
+                Sealer::Hsm(old) => self.hsm_open(old, &tracked.ciphertext, binding)?,
+            };
             let header = EnvelopeHeader {
                 key_id: *key.as_bytes(),
                 key_version: subject.to.get(),
             };
-            let ciphertext =
-                envelope::seal(&subject.new_key, header, binding, plaintext.expose_secret())?;
+            let ciphertext = match &subject.new_key {
+                Sealer::Software(new) => {
+                    envelope::seal(new, header, binding, plaintext.expose_secret())?
+                }
+                Sealer::Hsm(new) => {
+                    self.hsm_seal(new, header, binding, plaintext.expose_secret())?
+                }
+            };
             items.push(Rewrapped {
                 track_id: tracked.track_id,
                 ciphertext,

@@ -474,7 +474,7 @@ impl Kms {
                     .iter()
                     .find(|v| v.number == new)
                     .ok_or(KmsError::NotFound("key version"))?;
-                self.keys.load_material(&details, v).await?;
+                self.keys.open_version(&details, v).await?;
             }
             Step::SwitchPointer => {
                 let new = self.new_version(record)?;

@@ -152,7 +152,19 @@ impl Kms {
         if now < meta.not_before || meta.not_after.is_some_and(|t| now >= t) {
             return Err(KmsError::KeyExpired(number.get()));
         }
-        let KeyMaterial::Signing(key) = &ready.material else {
+        if let Some(location) = ready.hsm() {
+            let spec = entry.key.spec;
+            let algorithm = SignatureAlgorithm::choose_among(spec, among)?;
+            let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Sign);
+            let signature = self.hsm_sign(location, spec, algorithm, input)?;
+            return Ok(Signed {
+                signature,
+                key_id: entry.key.id,
+                version: number,
+                algorithm,
+            });
+        }
+        let Some(KeyMaterial::Signing(key)) = ready.software() else {
             return Err(KmsError::Internal(
                 "sign key without signing material".into(),
             ));
@@ -165,7 +177,7 @@ impl Kms {
             let (entry, owned) = (entry.clone(), OwnedInput::from(input));
             let job: crate::offload::HeavyJob =
                 Box::new(
-                    move || match entry.ready.get(&number).map(|r| &r.material) {
+                    move || match entry.ready.get(&number).and_then(|r| r.software()) {
                         Some(KeyMaterial::Signing(key)) => owned.borrow().sign(key, algorithm),
                         _ => Err(coffer_crypto::CryptoError::Backend("signing key vanished")),
                     },

@@ -51,43 +51,48 @@ pub(super) fn header(ciphertext: &[u8]) -> KmsResult<(KeyId, VersionNumber)> {
     Ok((KeyId::from_bytes(header.key_id), version))
 }
 
-/// Opens `ciphertext` with the version it names (already authorised).
-pub(super) fn open_with(
-    entry: &CachedKey,
-    version: VersionNumber,
-    ciphertext: &[u8],
-    context: &EncryptionContext,
-) -> KmsResult<Opened> {
-    require_usable(entry, KeyPurpose::Encrypt, "decrypt")?;
-    let Some(ready) = entry.ready.get(&version) else {
-        return Err(match entry.versions.get(&version).map(|v| v.state) {
-            Some(VersionState::Retired | VersionState::Destroyed) => {
-                KmsError::VersionRetired(version.get())
-            }
-            // Pending, inactive or unknown versions never sealed anything the caller
-            // could hold: the blob is not genuine.
-            _ => KmsError::InvalidCiphertext,
-        });
-    };
-    let KeyMaterial::Aes256(key) = &ready.material else {
-        return Err(KmsError::Internal(
-            "encrypt key without AES material".into(),
-        ));
-    };
-    let binding = Binding {
-        tenant_id: entry.key.tenant.as_bytes(),
-        context,
-    };
-    let plaintext = envelope::open(key, ciphertext, binding)?;
-    Ok(Opened {
-        plaintext,
-        key_id: entry.key.id,
-        version,
-        for_recipient: None,
-    })
-}
-
 impl Kms {
+    /// Opens `ciphertext` with the version it names (already authorised): in memory, or
+    /// by the HSM for an HSM-resident version.
+    pub(super) fn open_with(
+        &self,
+        entry: &CachedKey,
+        version: VersionNumber,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Opened> {
+        require_usable(entry, KeyPurpose::Encrypt, "decrypt")?;
+        let Some(ready) = entry.ready.get(&version) else {
+            return Err(match entry.versions.get(&version).map(|v| v.state) {
+                Some(VersionState::Retired | VersionState::Destroyed) => {
+                    KmsError::VersionRetired(version.get())
+                }
+                // Pending, inactive or unknown versions never sealed anything the caller
+                // could hold: the blob is not genuine.
+                _ => KmsError::InvalidCiphertext,
+            });
+        };
+        let binding = Binding {
+            tenant_id: entry.key.tenant.as_bytes(),
+            context,
+        };
+        let plaintext = match (ready.software(), ready.hsm()) {
+            (Some(KeyMaterial::Aes256(key)), _) => envelope::open(key, ciphertext, binding)?,
+            (_, Some(location)) => self.hsm_open(location, ciphertext, binding)?,
+            _ => {
+                return Err(KmsError::Internal(
+                    "encrypt key without AES material".into(),
+                ));
+            }
+        };
+        Ok(Opened {
+            plaintext,
+            key_id: entry.key.id,
+            version,
+            for_recipient: None,
+        })
+    }
+
     /// Unwraps an envelope (the key comes from its header, within the caller's tenant).
     pub async fn unwrap(
         &self,
@@ -146,7 +151,7 @@ impl Kms {
             version,
             UseKind::of_ciphertext(UseKind::Decrypt, context),
         );
-        let mut opened = open_with(&entry, version, ciphertext, context)?;
+        let mut opened = self.open_with(&entry, version, ciphertext, context)?;
         if let Some(sealed) = for_recipient(attested, opened.plaintext.expose_secret())? {
             opened.plaintext = SecretBytes::new(Vec::new());
             opened.for_recipient = Some(sealed);

@@ -25,36 +25,41 @@ pub struct Sealed {
     pub version: VersionNumber,
 }
 
-/// Seals `plaintext` under the primary version of `entry` (already authorised).
-pub(super) fn seal_primary(
-    entry: &CachedKey,
-    plaintext: &[u8],
-    context: &EncryptionContext,
-) -> KmsResult<Sealed> {
-    require_usable(entry, KeyPurpose::Encrypt, "encrypt")?;
-    let (number, ready) = entry.ready_primary()?;
-    let KeyMaterial::Aes256(key) = &ready.material else {
-        return Err(KmsError::Internal(
-            "encrypt key without AES material".into(),
-        ));
-    };
-    let header = EnvelopeHeader {
-        key_id: *entry.key.id.as_bytes(),
-        key_version: number.get(),
-    };
-    let binding = Binding {
-        tenant_id: entry.key.tenant.as_bytes(),
-        context,
-    };
-    let ciphertext = envelope::seal(key, header, binding, plaintext)?;
-    Ok(Sealed {
-        ciphertext,
-        key_id: entry.key.id,
-        version: number,
-    })
-}
-
 impl Kms {
+    /// Seals `plaintext` under the primary version of `entry` (already authorised): in
+    /// memory, or by the HSM for an HSM-resident version.
+    pub(super) fn seal_primary(
+        &self,
+        entry: &CachedKey,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> KmsResult<Sealed> {
+        require_usable(entry, KeyPurpose::Encrypt, "encrypt")?;
+        let (number, ready) = entry.ready_primary()?;
+        let header = EnvelopeHeader {
+            key_id: *entry.key.id.as_bytes(),
+            key_version: number.get(),
+        };
+        let binding = Binding {
+            tenant_id: entry.key.tenant.as_bytes(),
+            context,
+        };
+        let ciphertext = match (ready.software(), ready.hsm()) {
+            (Some(KeyMaterial::Aes256(key)), _) => envelope::seal(key, header, binding, plaintext)?,
+            (_, Some(location)) => self.hsm_seal(location, header, binding, plaintext)?,
+            _ => {
+                return Err(KmsError::Internal(
+                    "encrypt key without AES material".into(),
+                ));
+            }
+        };
+        Ok(Sealed {
+            ciphertext,
+            key_id: entry.key.id,
+            version: number,
+        })
+    }
+
     /// Wraps `plaintext` (at most 4096 bytes) under `reference`'s primary version.
     pub async fn wrap(
         &self,
@@ -92,6 +97,6 @@ impl Kms {
                 UseKind::of_ciphertext(UseKind::Encrypt, context),
             )
         });
-        seal_primary(&entry, plaintext, context)
+        self.seal_primary(&entry, plaintext, context)
     }
 }

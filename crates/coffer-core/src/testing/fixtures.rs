@@ -49,6 +49,7 @@ pub fn key(tenant: TenantId, aliases: &[&str]) -> Key {
             overlap: Some(HumanDuration::days(14)),
         },
         validity: Some(HumanDuration::days(365)),
+        protection: crate::hsm::Protection::Software,
         created_at: T0,
     }
 }
@@ -64,6 +65,7 @@ pub fn version(key: KeyId, n: u32, state: VersionState, primary: bool) -> KeyVer
         not_after: Some(T0.plus(HumanDuration::days(365).get())),
         public_key: None,
         wrapped_material: random_bytes(72),
+        hsm: None,
         created_at: T0,
     }
 }

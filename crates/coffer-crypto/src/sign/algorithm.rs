@@ -65,6 +65,13 @@ impl DigestAlgorithm {
         }
     }
 
+    /// The digest of `message` by this hash.
+    pub fn hash(self, message: &[u8]) -> Vec<u8> {
+        aws_lc_rs::digest::digest(self.aws_lc(), message)
+            .as_ref()
+            .to_vec()
+    }
+
     pub(crate) fn aws_lc(self) -> &'static aws_lc_rs::digest::Algorithm {
         match self {
             Self::Sha256 => &aws_lc_rs::digest::SHA256,

@@ -12,7 +12,7 @@ use coffer_api::keys::{
     ListKeysResponse, ReactivateRequest, RegisterRequest, RotateResponse, ScheduleDeletionRequest,
 };
 use coffer_core::kms::KeyFilter;
-use coffer_core::{KeyPurpose, KeyState, NewKey, RotationPolicy};
+use coffer_core::{KeyPurpose, KeyState, NewKey, Protection, RotationPolicy};
 use coffer_crypto::KeySpec;
 
 use crate::convert::{key_view, parse_duration};
@@ -52,6 +52,12 @@ fn new_key(request: CreateKeyRequest) -> ApiResult<NewKey> {
         };
     }
     new.validity = parse_duration("validity", &request.validity)?;
+    if let Some(protection) = request.protection {
+        new.protection = protection
+            .parse::<Protection>()
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    new.hsm_slot = request.hsm_slot;
     Ok(new)
 }
 

@@ -101,6 +101,7 @@ async fn populated(url: &str) -> (Arc<dyn Store>, Arc<Kms>, Caller) {
         Arc::new(SystemClock),
         Arc::new(coffer_core::audit::NoAudit),
         Arc::new(coffer_core::offload::Inline),
+        None,
         KmsOptions::default(),
     ));
     let admin = kms

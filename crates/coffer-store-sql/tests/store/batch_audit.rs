@@ -48,6 +48,7 @@ async fn kms(sink: Arc<Recorder>) -> (Kms, coffer_core::kms::Caller) {
         Arc::new(clock) as Arc<dyn Clock>,
         sink,
         Arc::new(coffer_core::offload::Inline),
+        None,
         KmsOptions::default(),
     );
     let admin = kms

@@ -25,6 +25,7 @@ async fn service() -> (KeyService, Arc<dyn Store>) {
         store.clone(),
         Arc::new(custody),
         Arc::new(clock) as Arc<dyn Clock>,
+        None,
     );
     (keys, store)
 }

@@ -41,6 +41,7 @@ async fn world() -> World {
         Arc::new(clock.clone()) as Arc<dyn Clock>,
         Arc::new(coffer_core::audit::NoAudit),
         Arc::new(coffer_core::offload::Inline),
+        None,
         KmsOptions::default(),
     );
     let admin = kms

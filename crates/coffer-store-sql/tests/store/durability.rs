@@ -28,7 +28,12 @@ fn custody(dir: &Path) -> Arc<SealedCustody> {
 }
 
 fn service(store: Arc<dyn Store>, custody: Arc<SealedCustody>) -> KeyService {
-    KeyService::new(store, custody, Arc::new(SystemClock) as Arc<dyn Clock>)
+    KeyService::new(
+        store,
+        custody,
+        Arc::new(SystemClock) as Arc<dyn Clock>,
+        None,
+    )
 }
 
 fn sqlite_url(dir: &Path) -> String {

@@ -52,6 +52,7 @@ fn kms(w: &World, rewrap: RewrapPolicy) -> Arc<Kms> {
         Arc::new(w.clock.clone()) as Arc<dyn Clock>,
         Arc::new(coffer_core::audit::NoAudit),
         Arc::new(coffer_core::offload::Inline),
+        None,
         KmsOptions {
             rewrap,
             ..KmsOptions::default()

@@ -30,6 +30,7 @@ fn kms_over(f: &Fixture) -> coffer_core::kms::Kms {
         Arc::new(f.clock.clone()) as Arc<dyn Clock>,
         Arc::new(coffer_core::audit::NoAudit),
         Arc::new(coffer_core::offload::Inline),
+        None,
         coffer_core::kms::KmsOptions::default(),
     )
 }
@@ -47,6 +48,7 @@ async fn fixture() -> Fixture {
         store.clone(),
         custody.clone(),
         Arc::new(clock.clone()) as Arc<dyn Clock>,
+        None,
     );
     Fixture {
         keys,

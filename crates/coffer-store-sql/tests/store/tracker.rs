@@ -46,6 +46,7 @@ async fn replica(d: &Deployment) -> Replica {
         Arc::new(d.clock.clone()) as Arc<dyn Clock>,
         Arc::new(coffer_core::audit::NoAudit),
         Arc::new(coffer_core::offload::Inline),
+        None,
         KmsOptions::default(),
     ));
     assert!(kms.load().await.unwrap(), "the deployment is initialized");
@@ -65,6 +66,7 @@ async fn deployment(url: String, dir: &Path) -> Deployment {
         Arc::new(clock.clone()) as Arc<dyn Clock>,
         Arc::new(coffer_core::audit::NoAudit),
         Arc::new(coffer_core::offload::Inline),
+        None,
         KmsOptions::default(),
     );
     let admin = kms

@@ -73,6 +73,7 @@ mod tests {
             registered_purposes: Vec::new(),
             rotation: RotationPolicyView::default(),
             validity: validity.map(str::to_owned),
+            protection: "software".into(),
             primary_version: 1,
             created_at: String::new(),
             versions: states
@@ -85,6 +86,8 @@ mod tests {
                     not_before: String::new(),
                     not_after: None,
                     public_key_pem: None,
+                    location: "software".into(),
+                    hsm: None,
                 })
                 .collect(),
         }

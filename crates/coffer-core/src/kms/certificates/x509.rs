@@ -7,7 +7,7 @@
 //! cryptography.
 
 use base64::Engine;
-use coffer_crypto::{PqVerifyMode, PublicKey, SigningKey, VerifyingKey};
+use coffer_crypto::{PqVerifyMode, PublicKey, VerifyingKey};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
@@ -178,9 +178,13 @@ pub(super) struct Request<'a> {
 }
 
 /// A Coffer signing key as rcgen's signer (and the subject key as its public key).
+/// Signs a certificate's to-be-signed bytes with the CA key (in memory or in the HSM);
+/// `None` when it could not.
+pub(super) type CaSigner<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
+
 struct CofferKey<'a> {
     public: &'a PublicKey,
-    signer: Option<&'a SigningKey>,
+    signer: Option<CaSigner<'a>>,
 }
 
 fn rcgen_algorithm(public: &PublicKey) -> KmsResult<&'static rcgen::SignatureAlgorithm> {
@@ -214,9 +218,8 @@ impl rcgen::SigningKey for CofferKey<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         // ECDSA signatures come DER-encoded (Ecdsa-Sig-Value), as X.509 wants them.
         self.signer
-            .ok_or(rcgen::Error::RemoteKeyError)?
-            .sign(msg)
-            .map_err(|_| rcgen::Error::RemoteKeyError)
+            .and_then(|sign| sign(msg))
+            .ok_or(rcgen::Error::RemoteKeyError)
     }
 }
 
@@ -271,18 +274,19 @@ fn datetime(t: Timestamp) -> KmsResult<time::OffsetDateTime> {
         .map_err(|_| invalid("the validity is out of range"))
 }
 
-/// Issues a certificate for `subject` signed by `ca_key`. `ca_cert` is the CA's own
+/// Issues a certificate for `subject` signed by `ca_sign` (the CA key, whose public
+/// key is `ca_public`). `ca_cert` is the CA's own
 /// certificate (its subject becomes the issuer); without one the certificate is
 /// self-issued, which is only meaningful when `subject` is the CA's own key.
 pub(super) fn issue(
     request: &Request<'_>,
     subject: &PublicKey,
-    ca_key: &SigningKey,
+    ca_public: &PublicKey,
+    ca_sign: CaSigner<'_>,
     ca_cert: Option<&[u8]>,
 ) -> KmsResult<Vec<u8>> {
     rcgen_algorithm(subject)?;
-    let ca_public = ca_key.public_key();
-    rcgen_algorithm(&ca_public)?;
+    rcgen_algorithm(ca_public)?;
     let mut serial = [0u8; 16];
     coffer_crypto::rng::fill(&mut serial)?;
     serial[0] &= 0x7f; // a positive INTEGER of 16 bytes
@@ -307,8 +311,8 @@ pub(super) fn issue(
         params.is_ca = rcgen::IsCa::ExplicitNoCa;
     }
     let signer = CofferKey {
-        public: &ca_public,
-        signer: Some(ca_key),
+        public: ca_public,
+        signer: Some(ca_sign),
     };
     let subject_key = CofferKey {
         public: subject,
