@@ -54,7 +54,7 @@ async fn every_documented_operation_reaches_its_route_and_the_router_has_no_othe
     assert_eq!(media.as_deref(), Some("application/json"));
     assert_eq!(document["openapi"], "3.0.3");
     let operations = operations(&document);
-    assert_eq!(operations.len(), 55, "{operations:?}");
+    assert_eq!(operations.len(), 57, "{operations:?}");
 
     let http = reqwest::Client::new();
     let reached = |status: u16, body: &Value| {
