@@ -152,10 +152,16 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
     let acme = source.client(&token);
     let key = create(&acme, "aes-256", "busy").await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // The writer runs until the backups are taken (bounded), so each backup is taken
+    // while it writes, however fast or slow the machine is.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (acme, key) = (source.client(&token), key.clone());
+        let (acme, key, stop) = (source.client(&token), key.clone(), stop.clone());
         tokio::spawn(async move {
-            for i in 0..200u32 {
+            for i in 0..20_000u32 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
                 if i % 20 == 0 {
                     create(&acme, "ed25519", &format!("k{i}")).await;
                 }
@@ -178,9 +184,17 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
         let before = acknowledged.len();
         bundles.push((source.admin().backup().await.unwrap(), before));
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
+    while let Ok(item) = rx.try_recv() {
+        acknowledged.push(item);
+    }
     let (bytes, before) = bundles.pop().unwrap();
-    assert!(before > 0 && before < 200, "taken mid-write: {before}");
+    assert!(
+        before > 0 && before < acknowledged.len(),
+        "taken mid-write: {before} of {}",
+        acknowledged.len()
+    );
     let file = temp_dir().join("mid.bundle");
     std::fs::write(&file, &bytes).unwrap();
     std::fs::write(
