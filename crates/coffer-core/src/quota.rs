@@ -132,6 +132,11 @@ impl Quotas {
         Self { default, tenants }
     }
 
+    /// The limits of every tenant without an override.
+    pub fn default_limits(&self) -> &Limits {
+        &self.default
+    }
+
     /// The limits of `tenant`.
     pub fn of(&self, tenant: TenantId) -> &Limits {
         self.tenants.get(&tenant).unwrap_or(&self.default)

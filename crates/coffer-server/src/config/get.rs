@@ -117,6 +117,7 @@ fn value_of(
         _ => None,
     };
     let tls = config.tls.as_ref();
+    let quota = config.quotas.default_limits();
     let caps = config.envelope.max_inflight;
     let value = match key {
         "api_addr" => Some(config.api_addr.to_string()),
@@ -205,6 +206,13 @@ fn value_of(
         "transport.idle_timeout" => Some(duration(config.transport.idle_timeout)),
         "transport.max_connections" => Some(config.transport.max_connections.to_string()),
         "transport.ops_max_connections" => Some(config.transport.ops_max_connections.to_string()),
+        "audit.refusals_per_principal" => Some(config.audit.refusals.per_principal.to_string()),
+        "audit.refusal_window" => Some(duration(config.audit.refusals.window)),
+        "quotas.keys_per_tenant" => Some(quota.keys_per_tenant.to_string()),
+        "quotas.versions_per_key" => Some(quota.versions_per_key.to_string()),
+        "quotas.aliases_per_tenant" => Some(quota.aliases_per_tenant.to_string()),
+        "quotas.labels_per_key" => Some(quota.labels_per_key.to_string()),
+        "quotas.tokens_per_tenant" => Some(quota.tokens_per_tenant.to_string()),
         "backup.dir" => config.backup.dir.as_deref().map(path),
         "backup.interval" => Some(duration(config.backup.interval)),
         "backup.keep" => Some(config.backup.keep.to_string()),
