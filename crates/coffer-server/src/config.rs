@@ -14,6 +14,7 @@ mod envelope;
 mod get;
 mod limits;
 mod quotas;
+mod redacted;
 mod rotation;
 mod transport;
 mod unseal;
@@ -151,34 +152,6 @@ pub struct AuditConfig {
     pub verify_interval: Duration,
     /// Refusals audited one by one per principal and window; the rest are counted.
     pub refusals: coffer_core::kms::RefusalLimit,
-}
-
-impl std::fmt::Debug for Config {
-    // By hand: `database_url` may carry a password, which must not reach a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("api_addr", &self.api_addr)
-            .field("metrics_addr", &self.metrics_addr)
-            .field("data_dir", &self.data_dir)
-            .field("database_url", &redacted_url(&self.database_url))
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("cache_ttl", &self.cache_ttl)
-            .field("pq_verify_mode", &self.pq_verify_mode)
-            .field("log_format", &self.log_format)
-            .field("custody", &self.custody)
-            .field("audit", &self.audit)
-            .field("limits", &self.limits)
-            .field("envelope", &self.envelope)
-            .field("quotas", &self.quotas)
-            .field("aws", &self.aws)
-            .field("rotation", &self.rotation)
-            .field("unseal", &self.unseal)
-            .field("transport", &self.transport)
-            .field("tls", &self.tls)
-            .field("attestation", &self.attestation)
-            .field("backup", &self.backup)
-            .finish()
-    }
 }
 
 /// `scheme://user:***@host/…`: the URL without its password.

@@ -3,7 +3,7 @@
 //! ([`crate::openapi::Routes`]).
 
 use coffer_api::admin::{
-    CreateTenantRequest, CustodyView, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
+    CreateTenantRequest, ListTenantsResponse, MintTokenRequest, MintTokenResponse,
     RevokeTokenRequest, SealStatusView, SetPqPolicyRequest, ShredTenantRequest, TenantSettingsView,
     TenantView, UnsealRequest,
 };
@@ -28,9 +28,12 @@ use coffer_api::rotation::{
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use crate::handlers::{
-    admin, aliases, attestation, audit as audit_api, certificates, crypto, keys, ops, rotation, sys,
+    admin, aliases, attestation, audit as audit_api, certificates, crypto, keys, rotation, sys,
 };
 use crate::openapi::{Op, Routes, any_object, schema_of};
+
+mod ops_port;
+pub use ops_port::ops;
 
 /// The actions of `POST /v1/kms/keys/{key}/{action}` (and by alias).
 pub const KEY_ACTIONS: &[&str] = &[
@@ -572,40 +575,4 @@ fn audit_routes(r: Routes) -> Routes {
         .query::<audit_api::ConsistencyQuery>()
         .answers::<audit_api::ConsistencyProof>(200, "The proof."),
     )
-}
-
-/// The operations port's routes.
-pub fn ops() -> Routes {
-    let op = |id: &'static str, summary: &'static str| Op::new(id, "ops", summary).public();
-    Routes::new("Coffer operations port", paths::OPS_OPENAPI)
-        .get(
-            paths::HEALTHZ,
-            ops::healthz,
-            op("healthz", "Liveness.").answers_text(200, "ok", "text/plain"),
-        )
-        .get(
-            paths::READYZ,
-            ops::readyz,
-            op(
-                "readyz",
-                "Readiness: unsealed, store and custody reachable.",
-            )
-            .answers_text(200, "ready", "text/plain")
-            .answers_text(503, "not ready", "text/plain"),
-        )
-        .get(
-            paths::METRICS,
-            ops::metrics,
-            op("metrics", "Prometheus metrics.").answers_text(
-                200,
-                "Text format 0.0.4.",
-                "text/plain",
-            ),
-        )
-        .get(
-            paths::CUSTODY,
-            ops::custody,
-            op("custody", "Custody's backend.").answers::<CustodyView>(200, "The backend."),
-        )
-        .finish()
 }
