@@ -98,19 +98,6 @@ impl AuditHead {
         }
     }
 
-    /// What the running transaction staged so far (to restore after a savepoint
-    /// rolled back).
-    pub fn staged(&self) -> Option<Head> {
-        self.slots().and_then(|slots| slots.1)
-    }
-
-    /// Puts back what was staged before a savepoint that rolled back.
-    pub fn restore(&self, staged: Option<Head>) {
-        if let Some(mut slots) = self.slots() {
-            slots.1 = staged;
-        }
-    }
-
     /// A transaction starts: nothing is staged (an abandoned one's staging is void).
     pub fn begin(&self) {
         if let Some(mut slots) = self.slots() {

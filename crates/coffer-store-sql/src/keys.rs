@@ -11,9 +11,10 @@ use crate::quota;
 use crate::rows::{self, duration_secs};
 use crate::versions::insert_version;
 
+/// Writes a new key, its first version, its aliases and its events. Its quotas were
+/// checked by the caller under the tenant's lock (`quota::Tally`, in `batch`).
 pub async fn create(
     conn: &mut AnyConnection,
-    limits: &Limits,
     key: &Key,
     first: &KeyVersion,
     record: &Record,
@@ -21,7 +22,6 @@ pub async fn create(
     let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
     let purposes = serde_json::to_string(&key.registered_purposes)
         .map_err(|_| corrupt("registered_purposes"))?;
-    quota::admit_key(&mut *conn, limits, key).await?;
     sqlx::query(
         "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
          registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \

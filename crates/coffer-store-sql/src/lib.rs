@@ -80,7 +80,7 @@ pub struct SqlStore {
     backend: Backend,
     health: Arc<WriterHealth>,
     head: Arc<audit::AuditHead>,
-    /// SQLite: key creations group-committed (see `batch`).
+    /// Key creations, group-committed (see `batch`); started once migrated.
     creations: Option<batch::KeyCreations>,
     /// Per-tenant quotas, checked inside the writing transactions (see `quota`).
     quotas: quota::SharedQuotas,
@@ -212,14 +212,12 @@ impl SqlStore {
         audit::ensure_head(&store.writer).await?;
         store.head.load(&store.writer).await?;
         let mut store = store;
-        if backend == Backend::Sqlite {
-            store.creations = Some(batch::KeyCreations::start(
-                store.writer.clone(),
-                store.head.clone(),
-                store.health.clone(),
-                store.quotas.clone(),
-            ));
-        }
+        store.creations = Some(batch::KeyCreations::start(
+            store.writer.clone(),
+            store.head.clone(),
+            store.health.clone(),
+            store.quotas.clone(),
+        ));
         Ok(store)
     }
 
@@ -362,13 +360,12 @@ impl TenantStore for SqlStore {
 #[async_trait]
 impl KeyStore for SqlStore {
     async fn create_key(&self, key: &Key, first: &KeyVersion, record: &Record) -> StoreResult<()> {
-        if let Some(creations) = &self.creations {
-            return creations.create(key, first, record).await;
+        match &self.creations {
+            Some(creations) => creations.create(key, first, record).await,
+            None => Err(StoreError::Unavailable(
+                "the key creation queue was not started".into(),
+            )),
         }
-        let limits = self.quotas.of(key.tenant);
-        in_transaction!(self, audit = record, |conn| keys::create(
-            conn, &limits, key, first, record
-        ))
     }
 
     async fn get_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<Key>> {

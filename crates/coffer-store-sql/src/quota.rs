@@ -73,21 +73,51 @@ fn admit_labels(limits: &Limits, key: &Key) -> StoreResult<()> {
     admit(limits, Quota::LabelsPerKey, 0, key.labels.len() as u64)
 }
 
-/// A new key with its aliases and labels.
-pub async fn admit_key(conn: &mut AnyConnection, limits: &Limits, key: &Key) -> StoreResult<()> {
-    admit_labels(limits, key)?;
-    lock_tenant(&mut *conn, key.tenant).await?;
-    let keys = count(
-        &mut *conn,
-        "SELECT COUNT(*) FROM keys WHERE tenant_id = $1 AND state <> 'destroyed'",
-        key.tenant.to_string(),
-    )
-    .await?;
-    admit(limits, Quota::KeysPerTenant, keys, 1)?;
-    if !key.aliases.is_empty() {
-        admit_aliases_locked(&mut *conn, limits, key.tenant, key.aliases.len() as u64).await?;
+/// A tenant's keys and aliases, counted once under its row lock: a group of key
+/// creations (`batch`) counts each tenant once per transaction, not once per key, and
+/// adds what each admitted creation writes. The lock (PostgreSQL) and the single
+/// writer (SQLite) keep the counts true until the transaction ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Tally {
+    keys: u64,
+    aliases: u64,
+}
+
+impl Tally {
+    /// Locks `tenant`'s row and counts its keys (not destroyed) and aliases.
+    pub async fn take(conn: &mut AnyConnection, tenant: TenantId) -> StoreResult<Self> {
+        lock_tenant(&mut *conn, tenant).await?;
+        let keys = count(
+            &mut *conn,
+            "SELECT COUNT(*) FROM keys WHERE tenant_id = $1 AND state <> 'destroyed'",
+            tenant.to_string(),
+        )
+        .await?;
+        let aliases = count(
+            conn,
+            "SELECT COUNT(*) FROM aliases WHERE tenant_id = $1",
+            tenant.to_string(),
+        )
+        .await?;
+        Ok(Self { keys, aliases })
     }
-    Ok(())
+
+    /// Whether `key` (with its aliases and labels) fits beside what is counted.
+    pub fn admit(&self, limits: &Limits, key: &Key) -> StoreResult<()> {
+        admit_labels(limits, key)?;
+        admit(limits, Quota::KeysPerTenant, self.keys, 1)?;
+        if !key.aliases.is_empty() {
+            let adding = key.aliases.len() as u64;
+            admit(limits, Quota::AliasesPerTenant, self.aliases, adding)?;
+        }
+        Ok(())
+    }
+
+    /// Counts `key` as written.
+    pub fn add(&mut self, key: &Key) {
+        self.keys += 1;
+        self.aliases += key.aliases.len() as u64;
+    }
 }
 
 /// `adding` more aliases in `tenant`.

@@ -10,6 +10,7 @@ mod store {
     pub mod deletion;
     pub mod durability;
     pub mod expiry;
+    pub mod group_create;
     pub mod rewrap;
     pub mod service;
     pub mod tracker;
