@@ -103,14 +103,11 @@ impl Alias {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl FromStr for Alias {
-    type Err = InvalidInput;
-
-    /// Accepts `alias/NAME` or a bare `NAME`; NAME is 1+ characters of `[A-Za-z0-9/_-]`
-    /// and may not start with `aws/` or `coffer/`, which are reserved.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    /// The full form (`alias/NAME`) of `s`, checked as [`str::parse`] checks it, and
+    /// borrowed from `s` when it already carries the prefix: the hot path looks an
+    /// alias up in the key cache without allocating.
+    pub fn full(s: &str) -> Result<std::borrow::Cow<'_, str>, InvalidInput> {
         let name = s.strip_prefix("alias/").unwrap_or(s);
         let valid_chars = name
             .chars()
@@ -124,16 +121,62 @@ impl FromStr for Alias {
         if name.starts_with("aws/") || name.starts_with("coffer/") {
             return Err(InvalidInput::new("alias", "aws/ and coffer/ are reserved"));
         }
-        let full = format!("alias/{name}");
-        if full.len() > Self::MAX_LEN {
+        if "alias/".len() + name.len() > Self::MAX_LEN {
             return Err(InvalidInput::new("alias", "longer than 256 characters"));
         }
-        Ok(Self(full))
+        Ok(if name.len() == s.len() {
+            std::borrow::Cow::Owned(format!("alias/{name}"))
+        } else {
+            std::borrow::Cow::Borrowed(s)
+        })
+    }
+}
+
+impl FromStr for Alias {
+    type Err = InvalidInput;
+
+    /// Accepts `alias/NAME` or a bare `NAME`; NAME is 1+ characters of `[A-Za-z0-9/_-]`
+    /// and may not start with `aws/` or `coffer/`, which are reserved.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::full(s).map(|full| Self(full.into_owned()))
     }
 }
 
 impl fmt::Display for Alias {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::Alias;
+
+    #[test]
+    fn an_alias_in_full_is_borrowed_and_checked_as_parse_checks_it() {
+        assert!(matches!(
+            Alias::full("alias/payments"),
+            Ok(Cow::Borrowed("alias/payments"))
+        ));
+        assert_eq!(Alias::full("payments").unwrap(), "alias/payments");
+        let long = "a".repeat(Alias::MAX_LEN);
+        for input in [
+            "alias/payments",
+            "payments",
+            "alias/",
+            "",
+            "alias/aws/x",
+            "coffer/x",
+            "alias/sp ace",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                Alias::full(input).map(Cow::into_owned).ok(),
+                input.parse::<Alias>().ok().map(|a| a.as_str().to_owned()),
+                "{input}"
+            );
+        }
     }
 }

@@ -332,12 +332,13 @@ impl Kms {
         if let Ok(id) = reference.parse::<KeyId>() {
             return Ok(id);
         }
-        let alias: Alias = reference
-            .parse()
-            .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
-        if let Some(id) = self.cache.alias(tenant, alias.as_str()) {
+        let full = Alias::full(reference).map_err(|e| KmsError::Invalid(e.to_string()))?;
+        if let Some(id) = self.cache.alias(tenant, &full) {
             return Ok(id);
         }
+        let alias: Alias = full
+            .parse()
+            .map_err(|e: crate::InvalidInput| KmsError::Invalid(e.to_string()))?;
         self.keys
             .store()
             .resolve_alias(tenant, &alias)

@@ -2,7 +2,8 @@
 //! logs), the tenant once authenticated (for metrics labels), and the middleware that
 //! logs and measures every request.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -10,28 +11,34 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use coffer_api::ErrorCode;
+use coffer_core::TenantId;
+use metrics::SharedString;
 
 tokio::task_local! {
     static REQUEST: RequestContext;
 }
 
+/// Shared, not copied: the id is read by the caller's audit entries, error bodies and
+/// the response header.
 struct RequestContext {
-    id: String,
-    tenant: OnceLock<String>,
+    id: Arc<str>,
+    tenant: OnceLock<Option<TenantId>>,
 }
 
 /// The current request's id ("" outside a request).
-pub fn request_id() -> String {
-    REQUEST.try_with(|c| c.id.clone()).unwrap_or_default()
+pub fn request_id() -> Arc<str> {
+    REQUEST
+        .try_with(|c| c.id.clone())
+        .unwrap_or_else(|_| Arc::from(""))
 }
 
-/// Records the authenticated tenant for this request's metrics.
-pub fn set_tenant(tenant: String) {
+/// Records the authenticated tenant (`None`: an admin token) for this request's metrics.
+pub fn set_tenant(tenant: Option<TenantId>) {
     let _ = REQUEST.try_with(|c| c.tenant.set(tenant));
 }
 
 /// A request id: the caller's `x-request-id` if it is short and plain, else a new one.
-fn choose_id(request: &Request) -> String {
+fn choose_id(request: &Request) -> Arc<str> {
     request
         .headers()
         .get("x-request-id")
@@ -42,8 +49,8 @@ fn choose_id(request: &Request) -> String {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().simple().to_string()))
 }
 
 /// The operation name of a route, for metric labels (bounded set: route templates).
@@ -102,22 +109,54 @@ fn action_label(path: &str) -> &'static str {
 /// bounds the metric at roughly `20 × ops × 65` series however many tenants there are.
 pub const LATENCY_TENANTS: usize = 64;
 
-/// The `tenant` label of `kms_latency_seconds`: the first [`LATENCY_TENANTS`] tenants
-/// seen keep theirs (`admin` and `-` included), the rest are `other`.
-fn latency_tenant(tenant: &str) -> String {
-    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if seen.contains(tenant) {
-        return tenant.to_owned();
+/// A tenant's metric labels: `tenant` of `kms_ops_total`, and of `kms_latency_seconds`
+/// (its own for the first [`LATENCY_TENANTS`] tenants seen, `other` after).
+#[derive(Clone)]
+struct TenantLabels {
+    ops: SharedString,
+    latency: SharedString,
+}
+
+/// Who a request was for: a tenant, an admin token, or nobody authenticated (`-`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Labelled {
+    Tenant(TenantId),
+    Admin,
+    Nobody,
+}
+
+/// The labels of `who`, made once per process and shared afterwards (an `Arc` clone
+/// per request, under a read lock, instead of formatting the tenant id and taking a
+/// mutex on every request).
+fn tenant_labels(who: Labelled) -> TenantLabels {
+    static SEEN: OnceLock<RwLock<HashMap<Labelled, TenantLabels>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(labels) = seen
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&who)
+    {
+        return labels.clone();
     }
-    if seen.len() < LATENCY_TENANTS {
-        seen.insert(tenant.to_owned());
-        return tenant.to_owned();
-    }
-    "other".to_owned()
+    let mut seen = seen.write().unwrap_or_else(PoisonError::into_inner);
+    let own_latency = seen.values().filter(|l| &*l.latency != "other").count();
+    let labels = seen.entry(who).or_insert_with(|| {
+        let name: Arc<str> = match who {
+            Labelled::Tenant(tenant) => Arc::from(tenant.to_string()),
+            Labelled::Admin => Arc::from("admin"),
+            Labelled::Nobody => Arc::from("-"),
+        };
+        let latency = if own_latency < LATENCY_TENANTS {
+            SharedString::from(name.clone())
+        } else {
+            SharedString::const_str("other")
+        };
+        TenantLabels {
+            ops: SharedString::from(name),
+            latency,
+        }
+    });
+    labels.clone()
 }
 
 /// Request id, logging and metrics around every API request.
@@ -138,15 +177,18 @@ pub async fn observe(request: Request, next: Next) -> Response {
         tenant: OnceLock::new(),
     };
     let started = Instant::now();
-    let (mut response, tenant) = REQUEST
+    let (mut response, who) = REQUEST
         .scope(context, async move {
             let response = next.run(request).await;
-            let tenant = REQUEST
-                .with(|c| c.tenant.get().cloned())
-                .unwrap_or_else(|| "-".to_owned());
-            (response, tenant)
+            let who = match REQUEST.with(|c| c.tenant.get().copied()) {
+                Some(Some(tenant)) => Labelled::Tenant(tenant),
+                Some(None) => Labelled::Admin,
+                None => Labelled::Nobody,
+            };
+            (response, who)
         })
         .await;
+    let tenant = tenant_labels(who);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let code = response.extensions().get::<ErrorCode>().copied();
@@ -155,9 +197,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
         Some(code) if code.status() >= 500 => "error",
         Some(_) => "rejected",
     };
-    metrics::histogram!("kms_latency_seconds", "op" => op, "tenant" => latency_tenant(&tenant))
+    metrics::histogram!("kms_latency_seconds", "op" => op, "tenant" => tenant.latency)
         .record(elapsed.as_secs_f64());
-    metrics::counter!("kms_ops_total", "tenant" => tenant, "op" => op, "outcome" => outcome)
+    metrics::counter!("kms_ops_total", "tenant" => tenant.ops, "op" => op, "outcome" => outcome)
         .increment(1);
     if let Some(code) = code {
         let reason = response
@@ -180,14 +222,24 @@ mod tests {
     #[test]
     fn the_latency_tenant_label_is_bounded() {
         let mut labels = std::collections::HashSet::new();
-        for n in 0..LATENCY_TENANTS * 3 {
-            labels.insert(latency_tenant(&format!("tenant-{n}")));
+        let mut given = Vec::new();
+        for _ in 0..LATENCY_TENANTS * 3 {
+            let who = Labelled::Tenant(TenantId::generate());
+            let made = tenant_labels(who);
+            assert_ne!(&*made.ops, "other", "kms_ops_total names every tenant");
+            labels.insert((*made.latency).to_owned());
+            given.push((who, made));
         }
         // Other tests of this process may have taken some of the slots first.
         assert!(labels.len() <= LATENCY_TENANTS + 1, "{}", labels.len());
         assert!(labels.contains("other"));
-        // A tenant that got its label keeps it.
-        let first = labels.iter().find(|l| *l != "other").unwrap().clone();
-        assert_eq!(latency_tenant(&first), first);
+        // A tenant keeps the labels it got.
+        for (who, made) in given {
+            let again = tenant_labels(who);
+            assert_eq!(&*again.latency, &*made.latency);
+            assert_eq!(&*again.ops, &*made.ops);
+        }
+        assert_eq!(&*tenant_labels(Labelled::Admin).ops, "admin");
+        assert_eq!(&*tenant_labels(Labelled::Nobody).ops, "-");
     }
 }

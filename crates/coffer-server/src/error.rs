@@ -44,7 +44,7 @@ impl ApiError {
         ErrorDetail {
             code: self.code,
             message: self.message.clone(),
-            request_id: crate::context::request_id(),
+            request_id: crate::context::request_id().to_string(),
         }
     }
 }

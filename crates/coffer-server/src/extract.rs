@@ -79,21 +79,53 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OneOrBatch<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(request, state).await?;
-        // The single form is the common case: try it first; a batch fails it (unknown
-        // field `items`) and parses second. If both fail, the single form's error is
-        // the helpful one.
+        // A body whose first member is `items` is a batch and is parsed once, as one;
+        // anything else is tried as the single form first. A batch written with
+        // another member before `items` fails that (unknown field) and is parsed
+        // second, as before. If both fail, the single form's error is the helpful one.
+        if starts_with_items(&bytes) {
+            return Self::batch(&bytes);
+        }
         match parse::<T>(&bytes) {
             Ok(one) => Ok(Self::One(one)),
-            Err(single_error) => match parse::<Batch<T>>(&bytes) {
-                Ok(batch) if batch.items.len() > MAX_BATCH_ITEMS => Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("a batch takes at most {MAX_BATCH_ITEMS} items"),
-                )),
-                Ok(batch) => Ok(Self::Batch(batch.items)),
-                Err(_) => Err(single_error),
-            },
+            Err(single_error) => Self::batch(&bytes).map_err(|_| single_error),
         }
     }
+}
+
+impl<T: DeserializeOwned> OneOrBatch<T> {
+    fn batch(bytes: &[u8]) -> Result<Self, ApiError> {
+        let batch = parse::<Batch<T>>(bytes)?;
+        if batch.items.len() > MAX_BATCH_ITEMS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("a batch takes at most {MAX_BATCH_ITEMS} items"),
+            ));
+        }
+        Ok(Self::Batch(batch.items))
+    }
+}
+
+/// Whether a JSON body's first member is named `items` (written plainly, without
+/// escapes): `{`, whitespace, `"items"`, whitespace, `:`. No single request has such a
+/// member, so the body can only be a batch.
+fn starts_with_items(bytes: &[u8]) -> bool {
+    let rest = skip_whitespace(bytes);
+    let Some(rest) = rest.strip_prefix(b"{") else {
+        return false;
+    };
+    let Some(rest) = skip_whitespace(rest).strip_prefix(b"\"items\"") else {
+        return false;
+    };
+    skip_whitespace(rest).starts_with(b":")
+}
+
+fn skip_whitespace(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 /// The authenticated caller (`Authorization: Bearer …`). Memory only: no store.
@@ -141,11 +173,7 @@ impl FromRequestParts<AppState> for Authed {
             }
         }
         caller.request_id = crate::context::request_id();
-        let label = caller
-            .grants
-            .tenant()
-            .map_or_else(|| "admin".to_owned(), |t| t.to_string());
-        crate::context::set_tenant(label);
+        crate::context::set_tenant(caller.grants.tenant());
         let class = parts
             .extensions
             .get::<MatchedPath>()
@@ -189,5 +217,42 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
             .await
             .map(|axum::extract::Query(value)| Self(value))
             .map_err(|rejection| ApiError::new(ErrorCode::InvalidRequest, rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_with_items;
+
+    #[test]
+    fn a_body_opening_with_items_is_a_batch_and_nothing_else_is() {
+        for batch in [
+            &br#"{"items":[]}"#[..],
+            br#"  { "items" : [{"key_id":"k"}] }"#,
+            b"{\n\t\"items\"\r\n:[]}",
+        ] {
+            assert!(
+                starts_with_items(batch),
+                "{}",
+                String::from_utf8_lossy(batch)
+            );
+        }
+        for other in [
+            &br#"{"key_id":"k","plaintext":"aGk="}"#[..],
+            br#"{"itemsx":[]}"#,
+            br#"{"items_":[]}"#,
+            br#"{"items"}"#,
+            br#"["items"]"#,
+            br#"{"key_id":"k","items":[]}"#,
+            b"",
+            b"{",
+            b"{\"items",
+        ] {
+            assert!(
+                !starts_with_items(other),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 }

@@ -24,8 +24,9 @@ pub struct Caller {
     pub token_id: TokenId,
     /// What it may do.
     pub grants: Grants,
-    /// The request id, recorded with every audit entry.
-    pub request_id: String,
+    /// The request id, recorded with every audit entry (shared with the server's
+    /// request context, not copied).
+    pub request_id: Arc<str>,
     /// How the caller came in, when not with its bearer token: e.g. the AWS front's
     /// `aws:<access key id>:<Operation>`. Audit entries name it with the token id.
     pub via: Option<String>,
@@ -34,7 +35,7 @@ pub struct Caller {
 impl Caller {
     /// This caller acting as `op`: the principal of every change it makes.
     pub fn actor(&self, op: &str) -> crate::audit::Actor {
-        crate::audit::Actor::new(self.principal(), self.request_id.clone(), op)
+        crate::audit::Actor::new(self.principal(), &*self.request_id, op)
     }
 
     /// The principal audit entries name: the token id, and how it came in if not as
@@ -69,6 +70,12 @@ pub(super) struct TokenBook {
 struct RefreshWrites {
     active: u32,
     writes: Vec<TokenRecord>,
+}
+
+/// The request id of a caller no request has named yet: one shared empty string.
+fn no_request_id() -> Arc<str> {
+    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from("")).clone()
 }
 
 pub(super) const ROOT_SECRET: &str = "token-root-key";
@@ -392,7 +399,7 @@ impl Kms {
         Ok(Caller {
             token_id: token.id(),
             grants,
-            request_id: String::new(),
+            request_id: no_request_id(),
             via: None,
         })
     }

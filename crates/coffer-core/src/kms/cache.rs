@@ -155,8 +155,9 @@ impl CachedKey {
 #[derive(Default)]
 pub(crate) struct KeyCache {
     keys: RwLock<HashMap<(TenantId, KeyId), Arc<CachedKey>>>,
-    /// Alias → key, with when the mapping was loaded.
-    aliases: RwLock<HashMap<(TenantId, String), (KeyId, Instant)>>,
+    /// Alias → key, with when the mapping was loaded; by tenant, so a lookup borrows
+    /// the alias as given rather than allocating a key for the map.
+    aliases: RwLock<HashMap<TenantId, HashMap<Box<str>, (KeyId, Instant)>>>,
     tenant_keys: RwLock<HashMap<TenantId, Arc<AeadKey>>>,
     ttl: Option<Duration>,
     /// Bumped by every invalidation; a load that began in an older epoch is not cached.
@@ -183,9 +184,7 @@ impl KeyCache {
     }
 
     pub fn alias(&self, tenant: TenantId, alias: &str) -> Option<KeyId> {
-        let (id, loaded_at) = read(&self.aliases)
-            .get(&(tenant, alias.to_owned()))
-            .copied()?;
+        let (id, loaded_at) = read(&self.aliases).get(&tenant)?.get(alias).copied()?;
         match self.ttl {
             Some(ttl) if loaded_at.elapsed() > ttl => None,
             _ => Some(id),
@@ -209,12 +208,10 @@ impl KeyCache {
         }
         {
             let mut aliases = write(&self.aliases);
-            aliases.retain(|(t, _), (id, _)| !(*t == tenant && *id == entry.key.id));
+            let of_tenant = aliases.entry(tenant).or_default();
+            of_tenant.retain(|_, (id, _)| *id != entry.key.id);
             for alias in &entry.key.aliases {
-                aliases.insert(
-                    (tenant, alias.as_str().to_owned()),
-                    (entry.key.id, entry.loaded_at),
-                );
+                of_tenant.insert(alias.as_str().into(), (entry.key.id, entry.loaded_at));
             }
         }
         keys.insert((tenant, entry.key.id), entry);
@@ -225,7 +222,9 @@ impl KeyCache {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.verdicts.invalidate_key(key);
         keys.remove(&(tenant, key));
-        write(&self.aliases).retain(|(t, _), (id, _)| !(*t == tenant && *id == key));
+        if let Some(of_tenant) = write(&self.aliases).get_mut(&tenant) {
+            of_tenant.retain(|_, (id, _)| *id != key);
+        }
     }
 
     pub fn tenant_key(&self, tenant: TenantId) -> Option<Arc<AeadKey>> {
@@ -243,7 +242,7 @@ impl KeyCache {
         self.verdicts.invalidate_all();
         keys.retain(|(t, _), _| *t != tenant);
         drop(keys);
-        write(&self.aliases).retain(|(t, _), _| *t != tenant);
+        write(&self.aliases).remove(&tenant);
         write(&self.tenant_keys).remove(&tenant);
     }
 

@@ -4,9 +4,10 @@
 //!
 //! Use is persisted (the store's `UsageStore`), so every replica and every restart gives
 //! one answer; in-flight counts stay here, as they are per process by nature. The hot
-//! path only updates this process's map of deltas under one mutex, taken twice per
-//! operation (start, end) for a hash update and never held across an await or a crypto
-//! call. A background task ([`References::flush`], about once a second, and once more
+//! path takes this process's one mutex once per operation, at its start, for two hash
+//! updates (the use delta, and the version's in-flight counter, an atomic shared with
+//! the operation's guard), and never holds it across an await or a crypto call; the
+//! operation's end only decrements that atomic. A background task ([`References::flush`], about once a second, and once more
 //! at shutdown) moves the deltas to the store; a failed flush keeps them for the next.
 //!
 //! A reader gets stored use plus the deltas not yet flushed. The flush gate, an async
@@ -19,6 +20,7 @@
 //! thread while it waits.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -31,7 +33,9 @@ use crate::usage::{UseCount, UseOf, VersionUse};
 
 #[derive(Default)]
 struct Counters {
-    in_flight: HashMap<(KeyId, VersionNumber), u64>,
+    /// Operations in flight per version; each guard holds its version's counter, so
+    /// an operation's end needs no lock. Counters stay once made (one per version used).
+    in_flight: HashMap<(KeyId, VersionNumber), Arc<AtomicU64>>,
     /// Use since the last flush took the deltas.
     pending: HashMap<UseOf, UseCount>,
 }
@@ -49,20 +53,14 @@ pub(crate) struct References {
 /// Marks one operation in flight on a version until dropped.
 pub(crate) struct InFlight {
     references: Arc<References>,
-    at: (KeyId, VersionNumber),
+    count: Arc<AtomicU64>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let now_idle = match self.references.lock().in_flight.get_mut(&self.at) {
-            Some(count) => {
-                *count = count.saturating_sub(1);
-                *count == 0
-            }
-            None => false,
-        };
-        // Outside the lock; only on reaching zero, the one change a drain waits for.
-        if now_idle {
+        // Only on reaching zero, the one change a drain waits for. A drain registers
+        // before it reads the count, so it sees either this decrement or the wake-up.
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.references.idle.notify_waiters();
         }
     }
@@ -77,15 +75,21 @@ impl References {
     /// Records a use and marks it in flight.
     pub fn begin(self: &Arc<Self>, of: UseOf, now: Timestamp) -> InFlight {
         let mut counters = self.lock();
-        *counters.in_flight.entry((of.key, of.version)).or_default() += 1;
+        let count = counters
+            .in_flight
+            .entry((of.key, of.version))
+            .or_default()
+            .clone();
+        count.fetch_add(1, Ordering::AcqRel);
         counters
             .pending
             .entry(of)
             .and_modify(|count| count.add(UseCount::once(now)))
             .or_insert(UseCount::once(now));
+        drop(counters);
         InFlight {
             references: self.clone(),
-            at: (of.key, of.version),
+            count,
         }
     }
 
@@ -94,8 +98,7 @@ impl References {
         self.lock()
             .in_flight
             .get(&(key, version))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |count| count.load(Ordering::Acquire))
     }
 
     /// Moves the deltas accumulated since the last flush to `store`, in one

@@ -227,7 +227,7 @@ impl Kms {
                 .as_ref()
                 .map_or_else(KmsError::code, |_| "ok")
                 .to_owned(),
-            request_id: caller.request_id.clone(),
+            request_id: caller.request_id.to_string(),
             detail,
         }
     }

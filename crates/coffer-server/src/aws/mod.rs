@@ -204,7 +204,7 @@ async fn serve(
             "AWS access keys act for a tenant; an admin token's cannot",
         )
     })?;
-    crate::context::set_tenant(tenant.to_string());
+    crate::context::set_tenant(Some(tenant));
     // The same in-flight caps as the native API, before the body is parsed; AWS SDKs
     // retry a `ThrottlingException` with back-off.
     let class = class_of(&operation);
