@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use coffer_core::quota::{Limits, Quotas};
-use coffer_core::testing::fixtures;
 use coffer_core::store::{AuditStore, KeyStore, TenantStore, VersionStore};
+use coffer_core::testing::fixtures;
 use coffer_core::{Key, KeyVersion, Record, Store, StoreError, TenantId, VersionState};
 use coffer_store_sql::SqlStore;
 use sqlx::{AnyConnection, Connection, Executor};
@@ -121,7 +121,11 @@ async fn a_failed_group_commit_fails_every_member_and_keeps_none(url: String, sq
         );
         assert!(store.get_key(t, key.id).await.unwrap().is_none());
     }
-    assert_eq!(counts(&mut conn).await, before, "nothing of the groups is kept");
+    assert_eq!(
+        counts(&mut conn).await,
+        before,
+        "nothing of the groups is kept"
+    );
 
     // The writer is not wedged: once commits work again, so do creations.
     mend_commits(&mut conn, sqlite).await;
