@@ -29,6 +29,9 @@ pub async fn start_embedded(audit_off: bool, database_url: Option<&str>) -> anyh
         "COFFER_DATA_DIR" => Some(dir_text.clone()),
         "COFFER_AUDIT_ENABLED" => Some(audit.to_owned()),
         "COFFER_DATABASE_URL" => database_url.clone(),
+        // Key creation runs for seconds at thousands a second: past the default quota
+        // of 10,000 keys a tenant, every creation would be a cheap 429.
+        "COFFER_QUOTAS_KEYS_PER_TENANT" => Some("10000000".to_owned()),
         _ => None,
     })?;
     let (state, init) = startup::init(&config, InitMethod::KeyFile)

@@ -20,6 +20,7 @@ mod harness;
 mod faults {
     pub mod audit_refused;
     pub mod audit_rewrite;
+    pub mod batch_commit;
     pub mod db;
     pub mod deletion;
     pub mod disk_full;

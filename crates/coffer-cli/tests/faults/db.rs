@@ -141,3 +141,43 @@ pub async fn accept_audit(conn: &mut AnyConnection, url: &str) {
     };
     conn.execute(drop.as_str()).await.unwrap();
 }
+
+/// Makes every commit that appends audit entries fail at the commit itself: a deferred
+/// constraint trigger raises at COMMIT, after every statement succeeded (PostgreSQL).
+/// SQLite has no deferred trigger, so there the insert fails, the last statement
+/// before the commit ([`refuse_audit`]).
+pub async fn fail_audit_commits(conn: &mut AnyConnection, url: &str) {
+    if is_sqlite(url) {
+        return refuse_audit(conn, url).await;
+    }
+    conn.execute(
+        format!(
+            "CREATE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'commit refused'; END $$"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    conn.execute(
+        format!(
+            "CREATE CONSTRAINT TRIGGER {TRIGGER} AFTER INSERT ON audit_entries \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {TRIGGER}()"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The stored audit entries (leaf JSON) that name `request_id`.
+pub async fn audit_leaves_of(conn: &mut AnyConnection, request_id: &str) -> Vec<String> {
+    sqlx::query("SELECT leaf FROM audit_entries ORDER BY idx")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(0))
+        .filter(|leaf| leaf.contains(&format!("\"request_id\":\"{request_id}\"")))
+        .collect()
+}
