@@ -50,12 +50,18 @@ pub async fn client_over<I>(io: I, origin: &str) -> KmsClient<H2>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    try_client_over(io, origin).await.unwrap()
+}
+
+/// [`client_over`], answering a failed HTTP/2 handshake instead of panicking.
+pub async fn try_client_over<I>(io: I, origin: &str) -> Result<KmsClient<H2>, hyper::Error>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-            .await
-            .unwrap();
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await?;
     tokio::spawn(connection);
-    KmsClient::new(H2(sender, origin.to_owned()))
+    Ok(KmsClient::new(H2(sender, origin.to_owned())))
 }
 
 /// The generated client, connected to the server's gRPC port.

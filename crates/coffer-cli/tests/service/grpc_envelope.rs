@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tonic::Code;
 
 use super::api::create;
-use super::grpc::{audited, authed, client_over, connect, grpc_server, refusal};
+use super::grpc::{audited, authed, client_over, connect, grpc_server, refusal, try_client_over};
 use super::harness::TestServer;
 
 /// A request body sent piece by piece; it ends when its sender is dropped.
@@ -351,20 +351,13 @@ fn pki(name: &str) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_over_tls_uses_the_servers_certificate() {
-    use rustls_pki_types::pem::PemObject;
-    let (cert, key) = (pki("server.pem"), pki("server.key"));
-    let server = grpc_server(&[
-        ("COFFER_TLS_CERT_FILE", cert.as_str()),
-        ("COFFER_TLS_KEY_FILE", key.as_str()),
-    ])
-    .await;
-    // The native API is on TLS too: the tenant, token and key are made through it.
+/// A tenant `acme` and a token for it, made through the native API over TLS (with
+/// the client certificate `cert`, when the server asks for one).
+async fn tenant_over_tls(server: &TestServer, cert: Option<&str>) -> String {
     let native_tls = coffer_client::ClientTls {
         ca_file: Some(pki("ca.pem").into()),
-        cert_file: None,
-        key_file: None,
+        cert_file: cert.map(|c| pki(&format!("{c}.pem")).into()),
+        key_file: cert.map(|c| pki(&format!("{c}.key")).into()),
     };
     let api = server.api.replacen("http://", "https://", 1);
     let admin =
@@ -377,45 +370,85 @@ async fn grpc_over_tls_uses_the_servers_certificate() {
         })
         .await
         .unwrap();
-    let token = admin
+    admin
         .mint_token(&coffer_api::admin::MintTokenRequest {
             tenant: Some("acme".into()),
             ..Default::default()
         })
         .await
         .unwrap()
-        .token;
-    let acme = coffer_client::Client::with_tls(&api, Some(token.clone()), &native_tls).unwrap();
+        .token
+}
+
+/// A TLS connection to `addr` trusting the test CA, offering ALPN `h2` and the client
+/// certificate `cert` if any.
+async fn tls_to(
+    addr: &str,
+    cert: Option<&str>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls_pki_types::CertificateDer::pem_file_iter(pki("ca.pem")).unwrap() {
         roots.add(ca.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match cert {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let chain = rustls_pki_types::CertificateDer::pem_file_iter(pki(&format!("{c}.pem")))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key =
+                rustls_pki_types::PrivateKeyDer::from_pem_file(pki(&format!("{c}.key"))).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let addr = server.grpc.clone().unwrap();
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .unwrap();
+}
+
+fn datakey(key: &str) -> proto::DatakeyRequest {
+    proto::DatakeyRequest {
+        key_id: key.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_tls_uses_the_servers_certificate() {
+    let (cert, key) = (pki("server.pem"), pki("server.key"));
+    let server = grpc_server(&[
+        ("COFFER_TLS_CERT_FILE", cert.as_str()),
+        ("COFFER_TLS_KEY_FILE", key.as_str()),
+    ])
+    .await;
+    let token = tenant_over_tls(&server, None).await;
+    let addr = server.grpc.clone().unwrap();
+    let tls = tls_to(&addr, None).await.unwrap();
     // The server chose HTTP/2 by ALPN, as gRPC clients require.
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let mut kms = client_over(tls, &format!("https://{addr}")).await;
-    let request = proto::DatakeyRequest {
-        key_id: "alias/k".into(),
-        ..Default::default()
-    };
-    let refused = kms.datakey(authed(&token, request.clone())).await;
+    let refused = kms.datakey(authed(&token, datakey("alias/k"))).await;
     assert_eq!(refusal(refused), (Code::NotFound, "not_found".to_owned()));
+    let api = server.api.replacen("http://", "https://", 1);
+    let native_tls = coffer_client::ClientTls {
+        ca_file: Some(pki("ca.pem").into()),
+        cert_file: None,
+        key_file: None,
+    };
+    let acme = coffer_client::Client::with_tls(&api, Some(token.clone()), &native_tls).unwrap();
     create(&acme, "aes-256", "k").await;
     let data_key = kms
-        .datakey(authed(&token, request))
+        .datakey(authed(&token, datakey("alias/k")))
         .await
         .unwrap()
         .into_inner();
@@ -426,17 +459,49 @@ async fn grpc_over_tls_uses_the_servers_certificate() {
     let mut plain = client_over(stream, &format!("http://{addr}")).await;
     let answered = tokio::time::timeout(
         Duration::from_secs(5),
-        plain.datakey(authed(
-            &token,
-            proto::DatakeyRequest {
-                key_id: "alias/k".into(),
-                ..Default::default()
-            },
-        )),
+        plain.datakey(authed(&token, datakey("alias/k"))),
     )
     .await;
     assert!(
         !matches!(answered, Ok(Ok(_))),
         "a plaintext call was answered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_tls_applies_the_client_certificate_policy() {
+    let (cert, key, ca) = (pki("server.pem"), pki("server.key"), pki("ca.pem"));
+    let server = grpc_server(&[
+        ("COFFER_TLS_CERT_FILE", cert.as_str()),
+        ("COFFER_TLS_KEY_FILE", key.as_str()),
+        ("COFFER_TLS_CLIENT_CA_FILE", ca.as_str()),
+        ("COFFER_TLS_CLIENT_AUTH", "required"),
+    ])
+    .await;
+    let token = tenant_over_tls(&server, Some("client-admin")).await;
+    let addr = server.grpc.clone().unwrap();
+    let origin = format!("https://{addr}");
+
+    // No certificate: no call is answered, whatever the token.
+    if let Ok(bare) = tls_to(&addr, None).await {
+        let answered = match try_client_over(bare, &origin).await {
+            Err(_) => false,
+            Ok(mut kms) => kms
+                .datakey(authed(&token, datakey("alias/k")))
+                .await
+                .is_ok(),
+        };
+        assert!(
+            !answered,
+            "a call without a client certificate was answered"
+        );
+    }
+    // The admin's certificate with a tenant's token: not that principal.
+    let stream = tls_to(&addr, Some("client-admin")).await.unwrap();
+    let mut kms = client_over(stream, &origin).await;
+    let refused = kms.datakey(authed(&token, datakey("alias/k"))).await;
+    assert_eq!(
+        refusal(refused),
+        (Code::PermissionDenied, "forbidden".to_owned())
     );
 }
