@@ -152,12 +152,15 @@ impl CachedKey {
     }
 }
 
+/// One tenant's aliases: alias → key, with when the mapping was loaded.
+type TenantAliases = HashMap<Box<str>, (KeyId, Instant)>;
+
 #[derive(Default)]
 pub(crate) struct KeyCache {
     keys: RwLock<HashMap<(TenantId, KeyId), Arc<CachedKey>>>,
     /// Alias → key, with when the mapping was loaded; by tenant, so a lookup borrows
     /// the alias as given rather than allocating a key for the map.
-    aliases: RwLock<HashMap<TenantId, HashMap<Box<str>, (KeyId, Instant)>>>,
+    aliases: RwLock<HashMap<TenantId, TenantAliases>>,
     tenant_keys: RwLock<HashMap<TenantId, Arc<AeadKey>>>,
     ttl: Option<Duration>,
     /// Bumped by every invalidation; a load that began in an older epoch is not cached.
