@@ -82,6 +82,7 @@ pub async fn all(target: &Target, baseline: &str) -> anyhow::Result<Vec<Scenario
             key_id: aes.clone(),
             plaintext: coffer_api::B64Secret::new(vec![7u8; 32]),
             context: Default::default(),
+            track_id: None,
         })
         .await?;
     let unwrap_body = format!(r#"{{"ciphertext":"{}"}}"#, b64(&sealed.ciphertext.0));

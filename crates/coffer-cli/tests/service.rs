@@ -13,6 +13,7 @@ mod service {
     pub mod audit_pages;
     pub mod aws_clients;
     pub mod backup;
+    pub mod backup_hsm;
     pub mod backup_schedule;
     pub mod bad_input;
     pub mod batch_rewrap;
@@ -35,6 +36,7 @@ mod service {
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;
+    pub mod migrate_tracked;
     pub mod openapi;
     pub mod pq_policy;
     pub mod quotas;
@@ -51,6 +53,7 @@ mod service {
     pub mod tampering;
     pub mod tokens;
     pub mod tour;
+    pub mod tracked_import;
     pub mod tracker;
     pub mod transport;
     pub mod unseal_attacks;

@@ -52,6 +52,7 @@ mod unwrap;
 mod verify;
 mod verify_cache;
 mod wrap;
+mod wrap_tracked;
 
 pub use access::MAX_GRANTS;
 pub use admin::MintToken;

@@ -137,22 +137,8 @@ impl Kms {
         // that cannot be is neither tracked nor answered.
         let for_recipient = super::unwrap::for_recipient(attested, key.expose_secret())?;
         if let Some(track_id) = track_id {
-            if track_id.is_empty() || track_id.len() > 256 || track_id.chars().any(char::is_control)
-            {
-                return Err(KmsError::Invalid(
-                    "track_id must be 1 to 256 characters, none of them control characters".into(),
-                ));
-            }
-            let pairs: std::collections::BTreeMap<&str, &str> = context.pairs().collect();
-            let tracked = crate::store::TrackedKey {
-                tenant: entry.key.tenant,
-                track_id: track_id.to_owned(),
-                key: entry.key.id,
-                version: sealed.version.get(),
-                ciphertext: sealed.ciphertext.clone(),
-                context: serde_json::to_string(&pairs)
-                    .map_err(|e| KmsError::Internal(e.to_string()))?,
-            };
+            super::wrap_tracked::check_track_id(track_id)?;
+            let tracked = super::wrap_tracked::tracked_row(&entry, track_id, &sealed, context)?;
             let audit = actor.entry(
                 Some(entry.key.tenant),
                 (Some(entry.key.id), Some(sealed.version)),

@@ -130,6 +130,7 @@ async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
         key_id: key.to_owned(),
         plaintext: B64Secret::new(value.to_vec()),
         context: context.clone(),
+        track_id: None,
     };
     let shown = json!({
         "key_id": key,
