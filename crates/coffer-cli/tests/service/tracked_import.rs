@@ -196,7 +196,8 @@ async fn refused_imports_store_nothing(db: Db) {
     let Some(server) = TestServer::start_with(db, InitMethod::KeyFile, &[]).await else {
         return;
     };
-    let acme = server.tenant("acme").await;
+    let acme_token = server.tenant_token("acme").await;
+    let acme = server.client(&acme_token);
     let key = create(&acme, "aes-256", "kek").await;
     let mac = create(&acme, "hmac-sha256", "mac").await;
     let dek = [5u8; 32];
@@ -334,6 +335,43 @@ async fn refused_imports_store_nothing(db: Db) {
     // The token that may read it back gets the same import answered with the row.
     let replay = acme.wrap(&import(&key, &taken_dek, "taken")).await.unwrap();
     assert_eq!(replay.ciphertext, taken.ciphertext);
+
+    // `coffer encrypt --track-id`: the same import from the command line; a second one
+    // under the same id with other bytes is refused and changes nothing.
+    let cli = |plaintext: &str| {
+        server.cli(
+            &acme_token,
+            &[
+                "encrypt",
+                "--key",
+                "alias/kek",
+                "--track-id",
+                "cli-1",
+                "--context",
+                "blob=cli-1",
+                "--plaintext",
+                plaintext,
+            ],
+        )
+    };
+    let (code, stdout, stderr) = cli("a data key from the command line");
+    assert_eq!(code, 0, "{stderr}");
+    let row = acme.tracked("cli-1").await.unwrap();
+    assert_eq!(
+        stdout.trim(),
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            &row.ciphertext.0
+        )
+    );
+    let (code, _, stderr) = cli("other bytes");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert_eq!(
+        acme.tracked("cli-1").await.unwrap().ciphertext,
+        row.ciphertext
+    );
+    tracked_opens(&acme, "cli-1", 1, b"a data key from the command line").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
