@@ -278,7 +278,10 @@ pub async fn removed_is_refused(
     };
     let planned = s.post(path, Some(shown));
     let (outcome, detail) = match answer {
-        Err(ClientError::Api { code, .. }) if code == ErrorCode::MeasurementNotAllowed => (
+        Err(ClientError::Api {
+            code: ErrorCode::MeasurementNotAllowed,
+            ..
+        }) => (
             Outcome::Ok,
             format!(
                 "{op} as removed measurement {removed}: refused (measurement_not_allowed), as it must be"
