@@ -12,6 +12,7 @@ mod service {
     pub mod audit;
     pub mod audit_pages;
     pub mod aws_clients;
+    pub mod aws_recipient;
     pub mod backup;
     pub mod backup_hsm;
     pub mod backup_schedule;
@@ -45,11 +46,13 @@ mod service {
     pub mod refusal_audit;
     pub mod rewrap_watch;
     pub mod rotation;
+    pub mod rotation_allow_list;
     pub mod rotation_worker;
     pub mod runbook004;
     pub mod scope_probes;
     pub mod sealed;
     pub mod seed001;
+    pub mod seed001_attested;
     pub mod seed004;
     pub mod shredding;
     pub mod tampering;

@@ -181,6 +181,23 @@ pub enum Change {
         /// New wrapped bytes.
         to: Vec<u8>,
     },
+    /// Stores `policy` as the key's next attestation policy version, only if the one in
+    /// force is `policy.version - 1` (as [`crate::attestation::AttestationStore`]'s put,
+    /// inside this transaction). The rotation saga's switch applies it with the primary
+    /// move, so key and allow-list change together.
+    AttestationPolicy(crate::attestation::AttestationPolicy),
+}
+
+/// The allow-list a rotation puts in force with its switch
+/// (`coffer rotate … --allowed-measurements`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowListChange {
+    /// The attestation policy version in force when the rotation started: the switch
+    /// stores the next one by compare-and-set on it, so a change made meanwhile makes
+    /// the switch fail (before the pointer moves) and the saga roll back.
+    pub from_policy: u32,
+    /// The measurements in force from the switch on (the operations stay as they were).
+    pub measurements: std::collections::BTreeSet<crate::attestation::Measurement>,
 }
 
 /// A rotation record: the saga's persisted state. The store guarantees at most one
@@ -213,6 +230,9 @@ pub struct RotationRecord {
     /// The principal that started the rotation (`-` for records older than the field);
     /// the worker's audit entries name it.
     pub started_by: String,
+    /// The allow-list the switch puts in force with the new version, if the rotation
+    /// changes it (migration 0020).
+    pub allow_list: Option<AllowListChange>,
     /// Last change.
     pub updated_at: Timestamp,
 }

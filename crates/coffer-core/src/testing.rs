@@ -55,7 +55,8 @@ macro_rules! store_conformance {
             key_tags_change_within_their_limit,
             key_policies_and_grants_are_kept_per_key,
             hsm_protection_and_locations_round_trip,
-            attestation_policies_are_versioned_by_compare_and_set
+            attestation_policies_are_versioned_by_compare_and_set,
+            a_switch_and_its_allow_list_commit_together
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

@@ -188,6 +188,8 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("error", Text),
             ("paused_after", Text),
             ("started_by", Text),
+            ("allow_list", Text),
+            ("allow_list_from_policy", Int),
         ],
     ),
     (

@@ -81,8 +81,23 @@ impl Kms {
         track_id: Option<&str>,
         attestation: Option<&[u8]>,
     ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
-        let actor = caller.actor("datakey");
         let presented = Presented::new(attestation);
+        self.datakey_presented(caller, reference, bytes, context, track_id, presented)
+            .await
+    }
+
+    /// [`Kms::datakey`] for a request presenting `presented` (the AWS front's
+    /// `Recipient`: [`Presented::aws_recipient`]).
+    pub async fn datakey_presented(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        bytes: usize,
+        context: &EncryptionContext,
+        track_id: Option<&str>,
+        presented: Presented<'_>,
+    ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
+        let actor = caller.actor("datakey");
         let result = self
             .datakey_unaudited(
                 caller, reference, bytes, context, track_id, &actor, &presented,
@@ -135,7 +150,8 @@ impl Kms {
         let sealed = self.seal_primary(&entry, key.expose_secret(), context)?;
         // Encrypted to the attested workload before anything is registered, so a key
         // that cannot be is neither tracked nor answered.
-        let for_recipient = super::unwrap::for_recipient(attested, key.expose_secret())?;
+        let for_recipient =
+            super::unwrap::for_recipient(attested, key.expose_secret(), presented.format())?;
         if let Some(track_id) = track_id {
             super::wrap_tracked::check_track_id(track_id)?;
             let tracked = super::wrap_tracked::tracked_row(&entry, track_id, &sealed, context)?;

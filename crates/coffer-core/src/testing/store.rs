@@ -479,6 +479,7 @@ pub async fn one_running_rotation_per_key(store: S) {
         error: None,
         paused_after: None,
         started_by: "-".into(),
+        allow_list: None,
         updated_at: T0,
     };
     let audit = fixtures::audit_record(Some(t.id));
