@@ -12,6 +12,7 @@ mod service {
     pub mod audit;
     pub mod audit_pages;
     pub mod aws_clients;
+    pub mod aws_throttling;
     pub mod backup;
     pub mod backup_schedule;
     pub mod bad_input;
@@ -23,6 +24,7 @@ mod service {
     pub mod envelope;
     pub mod error_bodies;
     pub mod fairness;
+    pub mod grafana;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;
@@ -48,6 +50,7 @@ mod service {
     pub mod seed001;
     pub mod seed004;
     pub mod shredding;
+    pub mod systemd;
     pub mod tampering;
     pub mod tokens;
     pub mod tour;
