@@ -49,6 +49,7 @@ fn pings_between(seen: &Seen, from: Instant, to: Instant) -> usize {
 /// `GET path` on a fresh connection (closed after), so the test holds no keep-alive
 /// connection on the operations port.
 async fn status(url: &str) -> u16 {
+    coffer_client::install_tls_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -160,11 +161,14 @@ async fn coffer_serve_notifies_systemd_ready_watchdog_and_stopping() {
     assert!(ready.contains("STATUS=ready"), "{ready}");
 
     // The operations port's cap (3) held by idle sockets: the liveness probe cannot
-    // connect, so the pings stop; released, they resume.
-    let held: Vec<std::net::TcpStream> = (0..3)
-        .map(|_| std::net::TcpStream::connect(("127.0.0.1", ops)).unwrap())
-        .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // connect, so the pings stop; released, they resume. A socket opened while a
+    // probe holds a slot is refused and closed, so sockets keep being opened for a
+    // second: every slot a probe frees is taken long before the next probe comes.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(std::net::TcpStream::connect(("127.0.0.1", ops)).unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let wedged_from = Instant::now();
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let wedged_to = Instant::now();
