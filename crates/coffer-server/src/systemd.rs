@@ -267,6 +267,52 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A loopback port whose every connection is answered with `status` (raw HTTP,
+    /// as any server would answer the probe's request).
+    async fn serve_health(status: u16) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 512];
+                let _ = stream.read(&mut request).await;
+                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn the_probe_passes_only_when_healthz_answers_200_in_time() {
+        let limit = Duration::from_secs(2);
+        let healthy = serve_health(200).await;
+        assert!(Probe::port(healthy).alive(limit).await);
+        // Listening on every address: probed on loopback.
+        let every = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), healthy.port());
+        assert!(Probe::port(every).alive(limit).await);
+        let refusing = serve_health(503).await;
+        assert!(!Probe::port(refusing).alive(limit).await);
+        // Nobody listening.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = closed.local_addr().unwrap();
+        drop(closed);
+        assert!(!Probe::port(gone).alive(limit).await);
+        // A port that accepts and never answers: the probe gives up at its limit.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let started = std::time::Instant::now();
+        assert!(
+            !Probe::port(silent.local_addr().unwrap())
+                .alive(Duration::from_millis(300))
+                .await
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // In-process (TLS ports): the router's own answer (200 here, 404 without it).
+        let router = Router::new().fallback(|| async { "ok" });
+        assert!(Probe::Router(router).alive(limit).await);
+        assert!(!Probe::Router(Router::new()).alive(limit).await);
+    }
+
     #[test]
     fn readiness_says_ready_only_when_ready() {
         assert!(readiness_message(true, false).starts_with("READY=1\n"));
