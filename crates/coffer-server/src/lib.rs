@@ -150,6 +150,8 @@ async fn wait_for_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
 /// returns. Also refreshes token records periodically (revocations made by other
 /// replicas sharing the database), runs the scheduler, and runs the rotation worker
 /// (`coffer_core::kms::RotationWorker`), which drives every running saga not paused.
+/// Started by systemd ([`AppState::systemd`]), it also says `READY=1`, `STATUS=`,
+/// `STOPPING=1` and feeds the watchdog ([`systemd`]).
 pub async fn serve(
     api: TcpListener,
     operations: TcpListener,
