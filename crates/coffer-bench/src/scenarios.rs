@@ -41,11 +41,11 @@ fn single(name: &'static str, request: Request, seed: Option<f64>) -> Scenario {
     }
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
-async fn key(client: &Client, spec: &str) -> anyhow::Result<String> {
+pub(crate) async fn key(client: &Client, spec: &str) -> anyhow::Result<String> {
     let request = CreateKeyRequest {
         spec: spec.into(),
         ..Default::default()
@@ -57,7 +57,11 @@ async fn key(client: &Client, spec: &str) -> anyhow::Result<String> {
         .key_id)
 }
 
-async fn signature(client: &Client, key: &str, message: &[u8]) -> anyhow::Result<String> {
+pub(crate) async fn signature(
+    client: &Client,
+    key: &str,
+    message: &[u8],
+) -> anyhow::Result<String> {
     let request = SignRequest {
         attestation: None,
         key_id: key.into(),

@@ -13,6 +13,7 @@ mod service {
     pub mod audit_pages;
     pub mod aws_clients;
     pub mod aws_recipient;
+    pub mod aws_throttling;
     pub mod backup;
     pub mod backup_hsm;
     pub mod backup_schedule;
@@ -25,6 +26,7 @@ mod service {
     pub mod envelope;
     pub mod error_bodies;
     pub mod fairness;
+    pub mod grafana;
     pub mod grpc;
     pub mod grpc_envelope;
     // Shared with the faults binary, which alone restarts servers.
@@ -55,6 +57,7 @@ mod service {
     pub mod seed001_attested;
     pub mod seed004;
     pub mod shredding;
+    pub mod systemd;
     pub mod tampering;
     pub mod tokens;
     pub mod tour;

@@ -244,6 +244,8 @@ fn state(
             config.envelope.max_inflight,
             config.envelope.tenant_share_min,
         )),
+        // Started by systemd (`Type=notify`) or not; read once, here.
+        systemd: crate::systemd::Notifier::from_env(),
     })
 }
 

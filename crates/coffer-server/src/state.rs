@@ -38,4 +38,6 @@ pub struct AppState {
     pub audit_intervals: (std::time::Duration, std::time::Duration),
     /// Scheduled backups (`[backup]`).
     pub backup: crate::config::BackupConfig,
+    /// systemd's notification socket, when systemd started the process (`systemd`).
+    pub systemd: Option<crate::systemd::Notifier>,
 }
