@@ -38,4 +38,6 @@ pub struct AppState {
     pub audit_intervals: (std::time::Duration, std::time::Duration),
     /// Scheduled backups (`[backup]`).
     pub backup: crate::config::BackupConfig,
+    /// The configuration the server started with, secrets redacted (`GET /config`).
+    pub running_config: Arc<coffer_api::admin::RunningConfigView>,
 }
