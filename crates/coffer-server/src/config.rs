@@ -12,6 +12,7 @@ mod check;
 mod custody;
 mod envelope;
 mod get;
+mod grpc;
 mod limits;
 mod pq;
 mod quotas;
@@ -26,6 +27,7 @@ pub use check::unknown_keys;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use envelope::EnvelopeConfig;
 pub use get::{Shown, Source, effective};
+pub use grpc::GrpcConfig;
 pub use limits::LimitsConfig;
 pub use redacted::redacted_url;
 pub use rotation::RotationConfig;
@@ -135,6 +137,8 @@ pub struct Config {
     pub attestation: coffer_attest::AttestationOptions,
     /// Scheduled backups.
     pub backup: BackupConfig,
+    /// The gRPC front's port (off by default).
+    pub grpc: GrpcConfig,
     /// Where each key came from (file, environment, default), for `config get` and the
     /// operations port's `/config`.
     origin: get::Origin,
@@ -210,6 +214,8 @@ struct RawConfig {
     attestation: attestation::RawAttestation,
     #[serde(default)]
     backup: backup::RawBackup,
+    #[serde(default)]
+    grpc: grpc::RawGrpc,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -292,6 +298,7 @@ const KEYS: &[&str] = &[
     "backup.dir",
     "backup.interval",
     "backup.keep",
+    "grpc.addr",
 ];
 
 fn env_name(key: &str) -> String {
@@ -552,6 +559,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tls: raw.tls.validate()?,
         attestation: raw.attestation.validate()?,
         backup: raw.backup.validate()?,
+        grpc: raw.grpc.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

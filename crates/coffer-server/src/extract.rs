@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use coffer_api::ErrorCode;
 use coffer_api::crypto::{Batch, MAX_BATCH_ITEMS};
 use coffer_core::kms::Caller;
@@ -113,54 +114,67 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "missing Authorization: Bearer token",
-                )
-            })?;
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "expected Authorization: Bearer <token>",
-            )
-        })?;
-        let mut caller = state.kms.authenticate(token)?;
-        // Over a connection with a client certificate, only tokens of the principal it
-        // names (`transport::peer`).
-        if let Some(peer) = parts.extensions.get::<Peer>() {
-            if !peer.admits(&caller) {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this token is not the principal the client certificate names",
-                ));
-            }
-        }
-        caller.request_id = crate::context::request_id();
-        let label = caller
-            .grants
-            .tenant()
-            .map_or_else(|| "admin".to_owned(), |t| t.to_string());
-        crate::context::set_tenant(label);
         let class = parts
             .extensions
             .get::<MatchedPath>()
             .map_or(Class::Admin, |path| class_of(path.as_str()));
-        let slot = state
-            .admission
-            .admit(class, caller.grants.tenant())
-            .map_err(|shed| admission::refusal(class, shed))?;
+        let (caller, slot) = authenticate(&parts.headers, &parts.extensions, state, class)?;
         Ok(Authed(caller, slot))
     }
 }
 
+/// The caller of a request with these `headers` (`Authorization: Bearer …`, or the gRPC
+/// metadata of that name), checked against the client certificate's principal when
+/// there is one, and its in-flight slot of `class`. Memory only. Both the native API
+/// ([`Authed`]) and the gRPC front (`crate::grpc`) admit their callers here.
+pub(crate) fn authenticate(
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    state: &AppState,
+    class: Class,
+) -> Result<(Caller, Slot), ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing Authorization: Bearer token",
+            )
+        })?;
+    let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "expected Authorization: Bearer <token>",
+        )
+    })?;
+    let mut caller = state.kms.authenticate(token)?;
+    // Over a connection with a client certificate, only tokens of the principal it
+    // names (`transport::peer`).
+    if let Some(peer) = extensions.get::<Peer>() {
+        if !peer.admits(&caller) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this token is not the principal the client certificate names",
+            ));
+        }
+    }
+    caller.request_id = crate::context::request_id();
+    let label = caller
+        .grants
+        .tenant()
+        .map_or_else(|| "admin".to_owned(), |t| t.to_string());
+    crate::context::set_tenant(label);
+    let slot = state
+        .admission
+        .admit(class, caller.grants.tenant())
+        .map_err(|shed| admission::refusal(class, shed))?;
+    Ok((caller, slot))
+}
+
 /// The class of a native API route: the hot operations by what they do, the rest
 /// (key management, tenants, tokens, rotations, audit) `admin`.
-fn class_of(route: &str) -> Class {
+pub(crate) fn class_of(route: &str) -> Class {
     use coffer_api::paths;
     match route {
         paths::SIGN | paths::MAC => Class::Sign,

@@ -30,6 +30,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("attestation", &self.attestation)
             .field("backup", &self.backup)
+            .field("grpc", &self.grpc)
             .finish()
     }
 }
@@ -172,6 +173,7 @@ pub(super) fn shown_value(config: &Config, key: &str) -> Result<Option<String>, 
         "backup.dir" => config.backup.dir.as_deref().map(path),
         "backup.interval" => Some(duration(config.backup.interval)),
         "backup.keep" => Some(config.backup.keep.to_string()),
+        "grpc.addr" => config.grpc.addr.map(|a| a.to_string()),
         "tls.cert_file" => tls.map(|t| path(&t.cert_file)),
         "tls.key_file" => tls.map(|t| path(&t.key_file)),
         "tls.client_ca_file" => tls.and_then(|t| t.client_ca_file.as_deref().map(path)),
