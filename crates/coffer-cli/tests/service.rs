@@ -44,6 +44,7 @@ mod service {
     pub mod migrate_tracked;
     pub mod openapi;
     pub mod pq_policy;
+    pub mod pq_rollout;
     pub mod quotas;
     pub mod refusal_audit;
     pub mod rewrap_watch;

@@ -352,17 +352,18 @@ pub trait TenantStore: Send + Sync {
     /// Deletes the tenant key and marks the tenant shredded (crypto-shredding).
     async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()>;
 
-    /// Sets (`Some`: `and`, `or` or `pq_only`) or clears (`None`) the tenant's PQ verify
-    /// mode override, with the change's audit entry.
-    async fn set_tenant_pq_verify_mode(
+    /// Applies `change` to the tenant's PQ overrides (each setting kept, cleared or
+    /// set), with the change's audit entry, in one transaction: two concurrent changes
+    /// of different settings both hold. Answers the overrides after the change.
+    async fn change_tenant_pq_policy(
         &self,
         id: TenantId,
-        mode: Option<&str>,
+        change: &crate::pq::PqChange,
         record: &Record,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<crate::pq::PqOverrides>;
 
-    /// Every tenant's PQ verify mode override.
-    async fn tenant_pq_verify_modes(&self) -> StoreResult<Vec<(TenantId, String)>>;
+    /// Every tenant that has a PQ override, with its overrides.
+    async fn tenant_pq_policies(&self) -> StoreResult<Vec<(TenantId, crate::pq::PqOverrides)>>;
 }
 
 /// Keys, their aliases, metadata and history.

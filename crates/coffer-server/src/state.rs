@@ -40,4 +40,6 @@ pub struct AppState {
     pub backup: crate::config::BackupConfig,
     /// systemd's notification socket, when systemd started the process (`systemd`).
     pub systemd: Option<crate::systemd::Notifier>,
+    /// The configuration the server started with, secrets redacted (`GET /config`).
+    pub running_config: Arc<coffer_api::admin::RunningConfigView>,
 }

@@ -86,6 +86,8 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("tenant_id", Text),
             ("pq_verify_mode", Text),
             ("updated_at", Int),
+            ("pq_produce_hybrid", Int),
+            ("pq_rollout_percent", Int),
         ],
     ),
     (

@@ -587,6 +587,7 @@ pub use super::store_aliases::*;
 pub use super::store_attestation::*;
 pub use super::store_deletion::*;
 pub use super::store_hsm::*;
+pub use super::store_pq::*;
 pub use super::store_records::*;
 pub use super::store_rotations::*;
 pub use super::store_tags::*;
