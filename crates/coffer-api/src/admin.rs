@@ -31,16 +31,48 @@ pub struct TenantView {
     pub aws_account_id: Option<String>,
 }
 
-/// `POST /v1/admin/tenants/pq-policy`: a tenant's PQ verify mode, overriding the
-/// server's `pq_verify_mode` at once (seed 002 §6.4).
+/// `POST /v1/admin/tenants/pq-policy`: a tenant's PQ policy, overriding the server's
+/// settings at once (seed 002 §6.4). Each setting is left as it is when absent, set to
+/// the tenant's own value when given, and back to the server's default when `null`; at
+/// least one must be named.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPqPolicyRequest {
     /// Tenant name or id.
     pub tenant: String,
-    /// `and`, `or` or `pq_only`; absent or `null`: the server's default again.
-    #[serde(default)]
-    pub pq_verify_mode: Option<String>,
+    /// How its hybrid signatures are accepted: `and`, `or` or `pq_only`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pq_verify_mode: Option<Option<String>>,
+    /// Whether its hybrid keys in the rollout sign with the composite (`true`) or with
+    /// the classical half alone, a plain Ed25519 signature (`false`).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pq_produce_hybrid: Option<Option<bool>>,
+    /// The share of its hybrid keys in the rollout, 0 to 100, by a stable hash of
+    /// tenant and key.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pq_rollout_percent: Option<Option<i64>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`), apart from one that is
+/// absent (`None`, by `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// One effective setting and where it comes from.
@@ -142,6 +174,27 @@ pub struct SealStatusView {
     pub threshold: u8,
     /// `shamir`, `passphrase`, `key-file` or `pkcs11` (nothing to unseal).
     pub method: String,
+}
+
+/// One configuration key of a running server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct ConfigSettingView {
+    /// The dotted key (`max_inflight_sign`, `custody.method`).
+    pub key: String,
+    /// Its value, secrets redacted (a database URL's password is `***`); absent when the
+    /// key does not apply (a PKCS#11 key under key-file custody).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `default`, `file` or `env`: where the server's load found it.
+    pub source: String,
+}
+
+/// `GET /config` on the operations port: the configuration the server started with,
+/// every key, secrets redacted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct RunningConfigView {
+    /// Every key, in the example configuration's order.
+    pub settings: Vec<ConfigSettingView>,
 }
 
 /// `GET /custody` on the operations port: custody's backend, for `coffer doctor`.

@@ -22,6 +22,12 @@ pub struct WrapRequest {
     /// Encryption context.
     #[serde(default, skip_serializing_if = "Context::is_empty")]
     pub context: Context,
+    /// Register the plaintext (then a data key of 1 to 1024 bytes) as a tracked data
+    /// key under this id, as `datakey` with `track_id` registers a generated one, so
+    /// rotations rewrap it. Repeating the same import answers the stored envelope to a
+    /// token that may also `unwrap` the key; any other reuse of the id is `conflict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
 }
 
 /// Answer of wrap, rewrap and (with `plaintext`) datakey.

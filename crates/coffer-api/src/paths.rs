@@ -77,3 +77,5 @@ pub const METRICS: &str = "/metrics";
 /// Ops port: custody's backend (kind, reachability; for PKCS#11 the module, token,
 /// root key handles and session pool).
 pub const CUSTODY: &str = "/custody";
+/// Ops port: the configuration the server runs with, secrets redacted.
+pub const CONFIG: &str = "/config";

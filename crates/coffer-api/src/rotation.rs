@@ -25,6 +25,13 @@ pub struct StartRotationRequest {
     /// records the choice and the use it accepted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retire_untracked: bool,
+    /// The key's enclave allow-list (measurements, hex) from the switch on: stored as
+    /// the key's next attestation policy version (its operations unchanged) in the
+    /// transaction that makes the new version primary, by compare-and-set on the policy
+    /// version in force at the start. `400 invalid_request` if the key's policy names no
+    /// operation. Absent: the list is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_measurements: Option<Vec<String>>,
 }
 
 /// `POST /v1/kms/rotations/{id}/resume`.
@@ -67,6 +74,13 @@ pub struct RotationView {
     /// The last failure, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The allow-list the rotation puts in force with its switch, if it changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_measurements: Option<Vec<String>>,
+    /// The attestation policy version the allow-list change was asked against; the
+    /// switch stores the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_list_from_policy: Option<u32>,
     /// Tracked data keys still wrapped under the old version.
     pub tracked_remaining: u64,
     /// The rewrap's progress while the `rewrap_tracked` step runs, as seen by the

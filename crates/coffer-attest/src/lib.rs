@@ -10,7 +10,9 @@
 //! - [`test_format`] — the Coffer test format, signed by a configured
 //!   attestation-authority key (Ed25519 or ECDSA P-256), so policies can be exercised
 //!   without an enclave;
-//! - [`recipient`] — answers encrypted to the public key a document carries;
+//! - [`recipient`] — answers encrypted to the public key a document carries, in
+//!   Coffer's format (the native API); [`recipient_cms`] — the same in AWS KMS's
+//!   (`CiphertextForRecipient`: CMS EnvelopedData, RSAES-OAEP-SHA-256, AES-256-CBC);
 //! - `replay` — the nonces already seen, kept as long as their documents are fresh.
 //!
 //! Verification is pure apart from the replay memory: the caller passes the time, so a
@@ -19,6 +21,7 @@
 mod error;
 pub mod nitro;
 pub mod recipient;
+pub mod recipient_cms;
 mod replay;
 pub mod test_format;
 

@@ -19,6 +19,8 @@ pub struct Request {
     pub items: u64,
     /// Label for per-kind latency (mixed scenarios).
     pub kind: &'static str,
+    /// A verification whose answer must say `"valid":true` (drills count the others).
+    pub expect_valid: bool,
 }
 
 impl Request {
@@ -30,6 +32,7 @@ impl Request {
             token,
             items: 1,
             kind,
+            expect_valid: false,
         }
     }
 }

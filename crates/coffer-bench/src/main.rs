@@ -2,11 +2,15 @@
 //! with a no-op baseline on the same HTTP stack measured in the same run, so every
 //! figure is also a ratio to what the machine can do at all.
 //!
-//! Layout: `setup` (an embedded server and the baseline, or a remote server), `load`
-//! (the generator and latency statistics), `scenarios` (what each run sends), `report`
-//! (table and JSON). Traffic goes to loopback only; every run stops by itself after its
-//! duration.
+//! `coffer-bench drill …` runs seed 002's chaos drills instead (`drill`; the scripts
+//! in `scripts/drills/` call it).
+//!
+//! Layout: `setup` (an embedded server and the baseline), `load` (the closed-loop
+//! generator and latency statistics), `scenarios` (what each run sends), `report`
+//! (table and JSON), `drill` (open-loop phases at a rate, /metrics before and after).
+//! Traffic goes to loopback only; every run stops by itself after its duration.
 
+mod drill;
 mod load;
 mod report;
 mod scenarios;
@@ -39,12 +43,28 @@ struct Args {
     /// Use a PostgreSQL database instead of embedded SQLite.
     #[arg(long)]
     database_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// A chaos drill of seed 002 §9 against an embedded server (see scripts/drills/).
+    Drill(drill::DrillArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let target = setup::start_embedded(args.audit_off, args.database_url.as_deref()).await?;
+    if let Some(Command::Drill(drill)) = args.command {
+        return drill::run(drill, args.database_url.as_deref()).await;
+    }
+    let target = setup::start_embedded(
+        args.audit_off,
+        args.database_url.as_deref(),
+        setup::Settings::Defaults,
+    )
+    .await?;
     let baseline = setup::start_baseline().await?;
     let duration = Duration::from_secs(args.seconds.max(1));
     let mut results = Vec::new();

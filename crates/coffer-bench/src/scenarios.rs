@@ -41,11 +41,11 @@ fn single(name: &'static str, request: Request, seed: Option<f64>) -> Scenario {
     }
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
-async fn key(client: &Client, spec: &str) -> anyhow::Result<String> {
+pub(crate) async fn key(client: &Client, spec: &str) -> anyhow::Result<String> {
     let request = CreateKeyRequest {
         spec: spec.into(),
         ..Default::default()
@@ -57,7 +57,11 @@ async fn key(client: &Client, spec: &str) -> anyhow::Result<String> {
         .key_id)
 }
 
-async fn signature(client: &Client, key: &str, message: &[u8]) -> anyhow::Result<String> {
+pub(crate) async fn signature(
+    client: &Client,
+    key: &str,
+    message: &[u8],
+) -> anyhow::Result<String> {
     let request = SignRequest {
         attestation: None,
         key_id: key.into(),
@@ -82,6 +86,7 @@ pub async fn all(target: &Target, baseline: &str) -> anyhow::Result<Vec<Scenario
             key_id: aes.clone(),
             plaintext: coffer_api::B64Secret::new(vec![7u8; 32]),
             context: Default::default(),
+            track_id: None,
         })
         .await?;
     let unwrap_body = format!(r#"{{"ciphertext":"{}"}}"#, b64(&sealed.ciphertext.0));

@@ -15,11 +15,27 @@ use tokio::net::TcpListener;
 /// A running Coffer and a tenant token for it.
 pub struct Target {
     pub api: String,
+    /// The operations port (`/metrics`).
+    pub ops: String,
     pub token: String,
 }
 
+/// Where the embedded server's other configuration comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Settings {
+    /// Defaults only: benchmark figures do not depend on the caller's shell.
+    Defaults,
+    /// `COFFER_*` variables of this process (caps, cache sizes, …): drills run with
+    /// the limits the operator is testing.
+    FromEnvironment,
+}
+
 /// Starts Coffer in this process on an ephemeral port.
-pub async fn start_embedded(audit_off: bool, database_url: Option<&str>) -> anyhow::Result<Target> {
+pub async fn start_embedded(
+    audit_off: bool,
+    database_url: Option<&str>,
+    settings: Settings,
+) -> anyhow::Result<Target> {
     let dir = std::env::temp_dir().join(format!("coffer-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let dir_text = dir.display().to_string();
@@ -32,6 +48,13 @@ pub async fn start_embedded(audit_off: bool, database_url: Option<&str>) -> anyh
         // Key creation runs for seconds at thousands a second: past the default quota
         // of 10,000 keys a tenant, every creation would be a cheap 429.
         "COFFER_QUOTAS_KEYS_PER_TENANT" => Some("10000000".to_owned()),
+        // Listeners are bound here, custody is a key file in the temp dir.
+        "COFFER_API_ADDR"
+        | "COFFER_METRICS_ADDR"
+        | "COFFER_CUSTODY_METHOD"
+        | "COFFER_CUSTODY_STATE_FILE"
+        | "COFFER_CUSTODY_KEY_FILE" => None,
+        other if settings == Settings::FromEnvironment => std::env::var(other).ok(),
         _ => None,
     })?;
     let (state, init) = startup::init(&config, InitMethod::KeyFile)
@@ -52,17 +75,19 @@ pub async fn start_embedded(audit_off: bool, database_url: Option<&str>) -> anyh
     let api = TcpListener::bind("127.0.0.1:0").await?;
     let ops = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", api.local_addr()?);
-    eprintln!(
-        "embedded Coffer: API {url}, operations http://{}",
-        ops.local_addr()?
-    );
+    let ops_url = format!("http://{}", ops.local_addr()?);
+    eprintln!("embedded Coffer: API {url}, operations {ops_url}");
     tokio::spawn(coffer_server::serve(
         api,
         ops,
         state,
         std::future::pending(),
     ));
-    Ok(Target { api: url, token })
+    Ok(Target {
+        api: url,
+        ops: ops_url,
+        token,
+    })
 }
 
 /// The baseline's answer: the size of a wrap answer.

@@ -91,7 +91,7 @@ enum Command {
     Serve(server::ServeArgs),
     /// Initialise a new deployment (custody, schema, first admin token).
     Init(server::InitArgs),
-    /// Check a configuration file (no server needed).
+    /// A configuration file checked, or the values a running server uses.
     #[command(subcommand)]
     Config(config::ConfigCommand),
 }
@@ -141,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dev(args) => server::dev(args).await,
         Command::Serve(args) => server::serve(args).await,
         Command::Init(args) => server::init(global, args).await,
-        Command::Config(command) => config::run(command),
+        Command::Config(command) => config::run(global, command).await,
     }
 }
 

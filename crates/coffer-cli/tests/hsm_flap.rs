@@ -67,6 +67,7 @@ fn wrap(key: &str) -> WrapRequest {
         key_id: key.into(),
         plaintext: B64Secret::new(b"data key".to_vec()),
         context: Default::default(),
+        track_id: None,
     }
 }
 

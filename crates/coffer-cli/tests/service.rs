@@ -12,7 +12,10 @@ mod service {
     pub mod audit;
     pub mod audit_pages;
     pub mod aws_clients;
+    pub mod aws_recipient;
+    pub mod aws_throttling;
     pub mod backup;
+    pub mod backup_hsm;
     pub mod backup_schedule;
     pub mod bad_input;
     pub mod batch_rewrap;
@@ -23,6 +26,7 @@ mod service {
     pub mod envelope;
     pub mod error_bodies;
     pub mod fairness;
+    pub mod grafana;
     pub mod grpc;
     pub mod grpc_envelope;
     // Shared with the faults binary, which alone restarts servers.
@@ -37,22 +41,28 @@ mod service {
     pub mod isolation;
     pub mod migrate;
     pub mod migrate_paths;
+    pub mod migrate_tracked;
     pub mod openapi;
     pub mod pq_policy;
+    pub mod pq_rollout;
     pub mod quotas;
     pub mod refusal_audit;
     pub mod rewrap_watch;
     pub mod rotation;
+    pub mod rotation_allow_list;
     pub mod rotation_worker;
     pub mod runbook004;
     pub mod scope_probes;
     pub mod sealed;
     pub mod seed001;
+    pub mod seed001_attested;
     pub mod seed004;
     pub mod shredding;
+    pub mod systemd;
     pub mod tampering;
     pub mod tokens;
     pub mod tour;
+    pub mod tracked_import;
     pub mod tracker;
     pub mod transport;
     pub mod unseal_attacks;

@@ -52,6 +52,18 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// `GET /config`: the configuration the server started with, secrets redacted.
+    pub async fn running_config(
+        &self,
+        ops_base_url: &str,
+    ) -> Result<coffer_api::admin::RunningConfigView, ClientError> {
+        let (status, body) = self.get_other(ops_base_url, paths::CONFIG).await?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &body, None));
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// `GET /metrics`: the Prometheus text.
     pub async fn metrics(&self, ops_base_url: &str) -> Result<String, ClientError> {
         let (status, body) = self.get_other(ops_base_url, paths::METRICS).await?;

@@ -251,6 +251,21 @@ impl KeyService {
         version: VersionNumber,
         actor: &Actor,
     ) -> CoreResult<()> {
+        self.activate_with_policy(tenant, id, version, None, actor)
+            .await
+    }
+
+    /// [`Self::activate`], and in the same transaction `policy` as the key's next
+    /// attestation policy version (compare-and-set on the one before it): a rotation's
+    /// switch with its allow-list, so neither is ever in force without the other.
+    pub async fn activate_with_policy(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        version: VersionNumber,
+        policy: Option<crate::attestation::AttestationPolicy>,
+        actor: &Actor,
+    ) -> CoreResult<()> {
         let key = self.key(tenant, id).await?;
         let current = self.version(&key, version).await?;
         // A spare's validity counts from its activation: one kept for months must not
@@ -273,7 +288,9 @@ impl KeyService {
             &key,
             version,
             current.state,
-            restart,
+            restart
+                .into_iter()
+                .chain(policy.map(Change::AttestationPolicy)),
             "version.activated",
             actor,
         )
@@ -285,7 +302,7 @@ impl KeyService {
         key: &Key,
         to: VersionNumber,
         from_state: VersionState,
-        restart: Option<Change>,
+        with: impl IntoIterator<Item = Change>,
         kind: &str,
         actor: &Actor,
     ) -> CoreResult<()> {
@@ -296,17 +313,38 @@ impl KeyService {
             .find(|v| v.primary)
             .ok_or(CoreError::NotFound("primary version"))?;
         let mut detail = format!("primary {} -> {}", primary.number, to);
-        if restart.is_some() {
-            detail.push_str("; validity counted from activation");
+        let mut policy_event = None;
+        let with: Vec<Change> = with.into_iter().collect();
+        for change in &with {
+            match change {
+                Change::Validity { .. } => detail.push_str("; validity counted from activation"),
+                Change::AttestationPolicy(policy) => {
+                    detail.push_str(&format!("; attestation policy {}", policy.summary()));
+                    policy_event = Some(Event::key(
+                        key.tenant,
+                        key.id,
+                        None,
+                        "key.attestation_policy",
+                        policy.summary(),
+                        self.clock.now(),
+                    ));
+                }
+                _ => {}
+            }
         }
-        let changes: Vec<Change> = restart
+        let changes: Vec<Change> = with
             .into_iter()
             .chain(promotion(primary.number, to, from_state))
             .collect();
         let event = Event::key(key.tenant, key.id, Some(to), kind, detail, self.clock.now());
+        let mut record = Record::event(actor, event);
+        if let Some(mut event) = policy_event {
+            event.actor = Some(actor.principal.clone());
+            record.events.push(event);
+        }
         Ok(self
             .store
-            .apply(key.tenant, key.id, &changes, &Record::event(actor, event))
+            .apply(key.tenant, key.id, &changes, &record)
             .await?)
     }
 

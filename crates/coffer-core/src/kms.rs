@@ -41,6 +41,7 @@ mod rewrap_policy;
 mod rewrap_progress;
 mod rewrap_tracked;
 mod rotation;
+mod rotation_allow_list;
 mod rotation_views;
 mod rotation_worker;
 mod schedule;
@@ -52,13 +53,14 @@ mod unwrap;
 mod verify;
 mod verify_cache;
 mod wrap;
+mod wrap_tracked;
 
 pub use access::MAX_GRANTS;
 pub use admin::MintToken;
 pub use alias::AliasMove;
 pub use alias_bind::AliasBinding;
 pub use attestation_policy::PolicyChange;
-use attested::Presented;
+pub use attested::{Presented, RecipientFormat};
 pub use auth::Caller;
 pub use backup::{BACKUP_PRINCIPAL, BackupMade};
 pub use batch::{RewrapItem, UnwrapItem, WrapItem};
@@ -92,8 +94,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_crypto::PqVerifyMode;
-
 use crate::audit::AuditSink;
 use crate::custody::{Custody, SealStatus};
 use crate::ids::{Alias, KeyId, TenantId};
@@ -108,8 +108,9 @@ use cache::{CachedKey, KeyCache};
 /// Tunables of the service.
 #[derive(Debug, Clone)]
 pub struct KmsOptions {
-    /// How hybrid signatures are accepted (seed 002's `KMS_PQ_VERIFY_MODE`).
-    pub pq_verify_mode: PqVerifyMode,
+    /// The server's PQ policy (seed 002's `KMS_PQ_VERIFY_MODE`,
+    /// `KMS_PQ_PRODUCE_HYBRID`, `KMS_PQ_ROLLOUT_PERCENT`), which tenants may override.
+    pub pq: crate::pq::PqDefaults,
     /// How long a cached key may serve before it is reloaded (bounds how long another
     /// replica's change stays unseen). `None`: until invalidated by this process.
     pub cache_ttl: Option<Duration>,
@@ -140,7 +141,7 @@ pub const RETIRE_AFTER_QUIET: Duration = Duration::from_secs(7 * 86_400);
 impl Default for KmsOptions {
     fn default() -> Self {
         Self {
-            pq_verify_mode: PqVerifyMode::And,
+            pq: crate::pq::PqDefaults::default(),
             cache_ttl: Some(Duration::from_secs(30)),
             untracked_window: UNTRACKED_WINDOW,
             retire_after_quiet: RETIRE_AFTER_QUIET,

@@ -12,6 +12,8 @@
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
 //! - [`usage`] — use of key versions per principal and kind (the reference tracker's rows).
+//! - [`pq`] — the post-quantum policy: verify modes, composite or classical-half
+//!   signing, rollout buckets, and a tenant's overrides of the server's defaults.
 //! - [`quota`] — per-tenant limits the store enforces; [`reject`] — `kms_reject_total`.
 //! - [`attestation`] — attestation policies of keys (which operations need an attested
 //!   caller, and which measurements may perform them) and their store.
@@ -34,6 +36,7 @@ pub mod keys;
 pub mod kms;
 pub mod lifecycle;
 pub mod offload;
+pub mod pq;
 pub mod quota;
 pub mod reject;
 pub mod saga;

@@ -181,6 +181,23 @@ pub enum Change {
         /// New wrapped bytes.
         to: Vec<u8>,
     },
+    /// Stores `policy` as the key's next attestation policy version, only if the one in
+    /// force is `policy.version - 1` (as [`crate::attestation::AttestationStore`]'s put,
+    /// inside this transaction). The rotation saga's switch applies it with the primary
+    /// move, so key and allow-list change together.
+    AttestationPolicy(crate::attestation::AttestationPolicy),
+}
+
+/// The allow-list a rotation puts in force with its switch
+/// (`coffer rotate … --allowed-measurements`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowListChange {
+    /// The attestation policy version in force when the rotation started: the switch
+    /// stores the next one by compare-and-set on it, so a change made meanwhile makes
+    /// the switch fail (before the pointer moves) and the saga roll back.
+    pub from_policy: u32,
+    /// The measurements in force from the switch on (the operations stay as they were).
+    pub measurements: std::collections::BTreeSet<crate::attestation::Measurement>,
 }
 
 /// A rotation record: the saga's persisted state. The store guarantees at most one
@@ -213,6 +230,9 @@ pub struct RotationRecord {
     /// The principal that started the rotation (`-` for records older than the field);
     /// the worker's audit entries name it.
     pub started_by: String,
+    /// The allow-list the switch puts in force with the new version, if the rotation
+    /// changes it (migration 0020).
+    pub allow_list: Option<AllowListChange>,
     /// Last change.
     pub updated_at: Timestamp,
 }
@@ -332,17 +352,18 @@ pub trait TenantStore: Send + Sync {
     /// Deletes the tenant key and marks the tenant shredded (crypto-shredding).
     async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()>;
 
-    /// Sets (`Some`: `and`, `or` or `pq_only`) or clears (`None`) the tenant's PQ verify
-    /// mode override, with the change's audit entry.
-    async fn set_tenant_pq_verify_mode(
+    /// Applies `change` to the tenant's PQ overrides (each setting kept, cleared or
+    /// set), with the change's audit entry, in one transaction: two concurrent changes
+    /// of different settings both hold. Answers the overrides after the change.
+    async fn change_tenant_pq_policy(
         &self,
         id: TenantId,
-        mode: Option<&str>,
+        change: &crate::pq::PqChange,
         record: &Record,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<crate::pq::PqOverrides>;
 
-    /// Every tenant's PQ verify mode override.
-    async fn tenant_pq_verify_modes(&self) -> StoreResult<Vec<(TenantId, String)>>;
+    /// Every tenant that has a PQ override, with its overrides.
+    async fn tenant_pq_policies(&self) -> StoreResult<Vec<(TenantId, crate::pq::PqOverrides)>>;
 }
 
 /// Keys, their aliases, metadata and history.

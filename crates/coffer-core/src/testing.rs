@@ -12,6 +12,7 @@ pub mod store_aliases;
 pub mod store_attestation;
 pub mod store_deletion;
 pub mod store_hsm;
+pub mod store_pq;
 pub mod store_records;
 pub mod store_rotations;
 pub mod store_tags;
@@ -55,7 +56,9 @@ macro_rules! store_conformance {
             key_tags_change_within_their_limit,
             key_policies_and_grants_are_kept_per_key,
             hsm_protection_and_locations_round_trip,
-            attestation_policies_are_versioned_by_compare_and_set
+            attestation_policies_are_versioned_by_compare_and_set,
+            a_switch_and_its_allow_list_commit_together,
+            tenant_pq_overrides_change_one_setting_at_a_time
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

@@ -178,6 +178,20 @@ impl SigningKey {
         }
     }
 
+    /// A hybrid key's classical half alone: a plain Ed25519 signature over `message`
+    /// (named [`SignatureAlgorithm::Ed25519`]), for verifiers that are not PQ-ready. Only
+    /// composite keys have one; a message beginning with the composite prefix is
+    /// refused (`sign/composite.rs`).
+    pub fn sign_classical_half(&self, message: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Self::Composite(k) => k.sign_classical_half(message),
+            other => Err(CryptoError::WrongKeyType {
+                operation: "sign with the classical half",
+                spec: other.spec().as_str(),
+            }),
+        }
+    }
+
     /// Signs a precomputed digest of the hash `algorithm` names. Only ECDSA and RSA sign
     /// digests; the other algorithms sign whole messages by design.
     pub fn sign_digest(&self, algorithm: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {

@@ -14,6 +14,7 @@ mod envelope;
 mod get;
 mod grpc;
 mod limits;
+mod pq;
 mod quotas;
 mod redacted;
 mod rotation;
@@ -25,9 +26,10 @@ pub use backup::BackupConfig;
 pub use check::unknown_keys;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use envelope::EnvelopeConfig;
-pub use get::{Source, effective};
+pub use get::{Shown, Source, effective};
 pub use grpc::GrpcConfig;
 pub use limits::LimitsConfig;
+pub use redacted::redacted_url;
 pub use rotation::RotationConfig;
 pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
 pub use unseal::UnsealConfig;
@@ -37,7 +39,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coffer_core::HumanDuration;
-use coffer_crypto::PqVerifyMode;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -107,8 +108,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Key cache lifetime (bounds staleness across replicas).
     pub cache_ttl: Duration,
-    /// Hybrid signature acceptance.
-    pub pq_verify_mode: PqVerifyMode,
+    /// The PQ policy's defaults: hybrid signature acceptance, composite or classical
+    /// half, rollout share (`pq_verify_mode`, `pq_produce_hybrid`, `pq_rollout_percent`).
+    pub pq: coffer_core::pq::PqDefaults,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
     /// Custody.
@@ -137,6 +139,9 @@ pub struct Config {
     pub backup: BackupConfig,
     /// The gRPC front's port (off by default).
     pub grpc: GrpcConfig,
+    /// Where each key came from (file, environment, default), for `config get` and the
+    /// operations port's `/config`.
+    origin: get::Origin,
 }
 
 /// The audit log's settings.
@@ -158,27 +163,6 @@ pub struct AuditConfig {
     pub refusals: coffer_core::kms::RefusalLimit,
 }
 
-/// `scheme://user:***@host/…`: the URL without its password.
-pub fn redacted_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_owned()
-            };
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -198,6 +182,8 @@ struct RawConfig {
     max_body_bytes: Option<u64>,
     cache_ttl: Option<String>,
     pq_verify_mode: Option<String>,
+    pq_produce_hybrid: Option<toml::Value>,
+    pq_rollout_percent: Option<toml::Value>,
     log_format: Option<String>,
     max_inflight_sign: Option<u64>,
     max_inflight_verify: Option<u64>,
@@ -254,6 +240,8 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "cache_ttl",
     "pq_verify_mode",
+    "pq_produce_hybrid",
+    "pq_rollout_percent",
     "log_format",
     "max_inflight_sign",
     "max_inflight_verify",
@@ -340,6 +328,7 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let origin = get::Origin::of(&table, &env);
         for key in KEYS {
             if let Some(value) = env(&env_name(key)) {
                 set(&mut table, key, value);
@@ -350,7 +339,10 @@ impl Config {
             // serde names the unknown field in its message.
             invalid("(file)", message)
         })?;
-        validate(raw)
+        Ok(Self {
+            origin,
+            ..validate(raw)?
+        })
     }
 }
 
@@ -370,7 +362,8 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
         | "custody.slot"
         | "transport.max_connections"
         | "transport.ops_max_connections"
-        | "backup.keep" => value
+        | "backup.keep"
+        | "pq_rollout_percent" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or(toml::Value::String(value)),
@@ -382,7 +375,7 @@ fn set(table: &mut toml::Table, key: &str, value: String) {
             .parse::<f64>()
             .map(toml::Value::Float)
             .unwrap_or(toml::Value::String(value)),
-        "audit.enabled" => value
+        "audit.enabled" | "pq_produce_hybrid" => value
             .parse::<bool>()
             .map(toml::Value::Boolean)
             .unwrap_or(toml::Value::String(value)),
@@ -450,12 +443,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .get(),
         None => Duration::from_secs(30),
     };
-    let pq_verify_mode = match raw.pq_verify_mode {
-        Some(text) => text
-            .parse()
-            .map_err(|_| invalid("pq_verify_mode", "expected and, or or pq_only"))?,
-        None => PqVerifyMode::And,
-    };
+    let pq = pq::RawPq {
+        pq_verify_mode: raw.pq_verify_mode,
+        pq_produce_hybrid: raw.pq_produce_hybrid,
+        pq_rollout_percent: raw.pq_rollout_percent,
+    }
+    .validate()?;
     let log_format = match raw.log_format.as_deref() {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
@@ -573,9 +566,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         database_url,
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(64 * 1024),
         cache_ttl,
-        pq_verify_mode,
+        pq,
         log_format,
         custody,
+        origin: get::Origin::default(),
     })
 }
 

@@ -9,6 +9,7 @@
 //! - [`config`] — TOML + `COFFER_…` environment, validated.
 //! - [`custody`] — the custody a server runs with: sealed or PKCS#11.
 //! - [`hardening`] — no core dumps of a process that holds secrets.
+//! - [`systemd`] — readiness, status, watchdog and stopping notices to systemd.
 //! - [`transport`] — accepting connections: caps, timeouts, TLS and client
 //!   certificates.
 //! - [`grpc`] — the gRPC front (`grpc.addr`, off by default): the hot operations over
@@ -41,6 +42,7 @@ pub mod restore;
 mod routes;
 pub mod startup;
 mod state;
+pub mod systemd;
 pub mod transport;
 pub mod unseal_guard;
 
@@ -214,6 +216,8 @@ pub async fn serve(
 /// returns. Also refreshes token records periodically (revocations made by other
 /// replicas sharing the database), runs the scheduler, and runs the rotation worker
 /// (`coffer_core::kms::RotationWorker`), which drives every running saga not paused.
+/// Started by systemd ([`AppState::systemd`]), it also says `READY=1`, `STATUS=`,
+/// `STOPPING=1` and feeds the watchdog ([`systemd`]).
 pub async fn serve_on(
     listeners: Listeners,
     state: AppState,
@@ -332,6 +336,7 @@ pub async fn serve_on(
     });
     // Seed 002's "logs show service=… ready=1": one line when the server becomes ready
     // (as `/readyz` judges it), its opposite when it stops being; `kms_ready` the same.
+    // Under systemd the same check says READY=1 (and STATUS=) at each change.
     let readiness = {
         let state = state.clone();
         let mut stop = stop_rx.clone();
@@ -348,6 +353,10 @@ pub async fn serve_on(
                             Some(line) => tracing::warn!("{line}"),
                             None => {}
                         }
+                        if let Some(notifier) = state.systemd.as_ref().filter(|_| was != Some(now)) {
+                            let sealed = state.custody.status() != coffer_core::SealStatus::Unsealed;
+                            notifier.send(&systemd::readiness_message(now, sealed));
+                        }
                         was = Some(now);
                     }
                     _ = stop.changed() => break,
@@ -356,6 +365,20 @@ pub async fn serve_on(
         })
     };
     let state_kms = state.kms.clone();
+    let notifier = state.systemd.clone();
+    let watchdog = notifier.as_ref().and_then(|notifier| {
+        let interval = notifier.watchdog()?;
+        let probe = match &state.tls {
+            None => systemd::Probe::port(operations.local_addr().ok()?),
+            Some(_) => systemd::Probe::Router(ops_router(state.clone())),
+        };
+        Some(tokio::spawn(systemd::watchdog(
+            notifier.clone(),
+            interval,
+            probe,
+            stop_rx.clone(),
+        )))
+    });
     let tls_watch = state
         .tls
         .clone()
@@ -378,6 +401,9 @@ pub async fn serve_on(
     let trigger = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
+        if let Some(notifier) = &notifier {
+            notifier.send("STOPPING=1\nSTATUS=stopping: draining in-flight requests");
+        }
         let _ = stop_tx.send(true);
     };
     let (api_result, ops_result, grpc_result, ()) =
@@ -387,6 +413,9 @@ pub async fn serve_on(
     }
     refresher.abort();
     readiness.abort();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     scheduler.abort();
     backups.abort();
     // After every server drained its requests: their use is in the map now.

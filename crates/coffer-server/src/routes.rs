@@ -459,9 +459,12 @@ fn admin_routes(r: Routes) -> Routes {
     .post(
         paths::TENANTS_PQ_POLICY,
         admin::set_pq_policy,
-        admin("set_pq_policy", "Set or clear a tenant's PQ verify mode.")
-            .body::<SetPqPolicyRequest>()
-            .answers::<TenantSettingsView>(200, "The tenant and its effective settings."),
+        admin(
+            "set_pq_policy",
+            "Set or clear a tenant's PQ verify mode, hybrid production and rollout percent.",
+        )
+        .body::<SetPqPolicyRequest>()
+        .answers::<TenantSettingsView>(200, "The tenant and its effective settings."),
     )
     .get(
         "/v1/admin/tenants/{tenant}",

@@ -142,7 +142,7 @@ async fn kms(
     custody: &ServerCustody,
 ) -> Result<Service, StartError> {
     let options = KmsOptions {
-        pq_verify_mode: config.pq_verify_mode,
+        pq: config.pq,
         cache_ttl: Some(config.cache_ttl),
         untracked_window: config.rotation.untracked_window,
         retire_after_quiet: config.rotation.retire_after_quiet,
@@ -239,11 +239,14 @@ fn state(
         transport: config.transport.clone(),
         tls,
         aws_keys: config.aws.static_keys.clone(),
+        running_config: std::sync::Arc::new(config.running_view()),
         aws_accounts: std::sync::Arc::default(),
         admission: std::sync::Arc::new(crate::admission::Admission::new(
             config.envelope.max_inflight,
             config.envelope.tenant_share_min,
         )),
+        // Started by systemd (`Type=notify`) or not; read once, here.
+        systemd: crate::systemd::Notifier::from_env(),
     })
 }
 

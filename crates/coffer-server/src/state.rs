@@ -38,4 +38,8 @@ pub struct AppState {
     pub audit_intervals: (std::time::Duration, std::time::Duration),
     /// Scheduled backups (`[backup]`).
     pub backup: crate::config::BackupConfig,
+    /// systemd's notification socket, when systemd started the process (`systemd`).
+    pub systemd: Option<crate::systemd::Notifier>,
+    /// The configuration the server started with, secrets redacted (`GET /config`).
+    pub running_config: Arc<coffer_api::admin::RunningConfigView>,
 }

@@ -17,7 +17,7 @@ use crate::{SqlStore, audit};
 
 const COLUMNS: &str = "tenant_id, key_id, version, operations, measurements, created_at";
 
-fn joined<T: ToString>(items: &BTreeSet<T>) -> String {
+pub(crate) fn joined<T: ToString>(items: &BTreeSet<T>) -> String {
     items
         .iter()
         .map(ToString::to_string)
@@ -25,7 +25,10 @@ fn joined<T: ToString>(items: &BTreeSet<T>) -> String {
         .join(",")
 }
 
-fn split<T: Ord + std::str::FromStr>(text: &str, column: &str) -> StoreResult<BTreeSet<T>> {
+pub(crate) fn split<T: Ord + std::str::FromStr>(
+    text: &str,
+    column: &str,
+) -> StoreResult<BTreeSet<T>> {
     text.split(',')
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| corrupt(column)))
@@ -68,6 +71,17 @@ async fn put(
     policy: &AttestationPolicy,
     record: &Record,
 ) -> StoreResult<()> {
+    insert_version(&mut *conn, policy).await?;
+    record_change(&mut *conn, record).await
+}
+
+/// Inserts `policy` as the key's next version, by compare-and-set on the one in force
+/// (`policy.version - 1`), inside the caller's transaction: `put` above, and
+/// [`coffer_core::Change::AttestationPolicy`] in a key change (a rotation's switch).
+pub(crate) async fn insert_version(
+    conn: &mut AnyConnection,
+    policy: &AttestationPolicy,
+) -> StoreResult<()> {
     let exists: Option<String> =
         sqlx::query_scalar("SELECT id FROM keys WHERE id = $1 AND tenant_id = $2")
             .bind(policy.key.to_string())
@@ -102,7 +116,7 @@ async fn put(
         }
         other => other,
     })?;
-    record_change(&mut *conn, record).await
+    Ok(())
 }
 
 #[async_trait]

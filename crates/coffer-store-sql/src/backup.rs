@@ -86,6 +86,8 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("tenant_id", Text),
             ("pq_verify_mode", Text),
             ("updated_at", Int),
+            ("pq_produce_hybrid", Int),
+            ("pq_rollout_percent", Int),
         ],
     ),
     (
@@ -188,6 +190,8 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("error", Text),
             ("paused_after", Text),
             ("started_by", Text),
+            ("allow_list", Text),
+            ("allow_list_from_policy", Int),
         ],
     ),
     (

@@ -1,10 +1,11 @@
 //! Events (written inside other modules' transactions) and rotation records.
 
 use coffer_core::saga::{Status, Step};
-use coffer_core::store::{Record, RotationFilter, RotationRecord};
+use coffer_core::store::{AllowListChange, Record, RotationFilter, RotationRecord};
 use coffer_core::{Event, KeyId, StoreError, StoreResult, TenantId, Timestamp};
 use sqlx::{AnyConnection, AnyPool};
 
+use crate::attestation::{joined, split};
 use crate::errors::{corrupt, one_row, unavailable};
 use crate::rows;
 
@@ -60,8 +61,9 @@ pub async fn start_rotation(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO rotations (id, tenant_id, key_id, step, status, started_at, updated_at, \
-         from_version, to_version, switched, failures, error, paused_after, started_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         from_version, to_version, switched, failures, error, paused_after, started_by, \
+         allow_list, allow_list_from_policy) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&r.id)
     .bind(r.tenant.to_string())
@@ -77,6 +79,8 @@ pub async fn start_rotation(
     .bind(r.error.as_deref())
     .bind(r.paused_after.map(Step::as_str))
     .bind(&r.started_by)
+    .bind(r.allow_list.as_ref().map(|a| joined(&a.measurements)))
+    .bind(r.allow_list.as_ref().map(|a| i64::from(a.from_policy)))
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;
@@ -150,6 +154,21 @@ fn rotation(row: &sqlx::any::AnyRow) -> StoreResult<RotationRecord> {
         .map_err(unavailable)?
         .map(|step| step.parse::<Step>().map_err(|_| corrupt("paused_after")))
         .transpose()?;
+    let allow_list = row
+        .try_get::<Option<String>, _>("allow_list")
+        .map_err(unavailable)?;
+    let from_policy = row
+        .try_get::<Option<i64>, _>("allow_list_from_policy")
+        .map_err(unavailable)?;
+    // The two are written together; one without the other is not a record this store made.
+    let allow_list = match (allow_list, from_policy) {
+        (None, None) => None,
+        (Some(list), Some(from)) => Some(AllowListChange {
+            from_policy: u32::try_from(from).map_err(|_| corrupt("allow_list_from_policy"))?,
+            measurements: split(&list, "allow_list")?,
+        }),
+        _ => return Err(corrupt("allow_list")),
+    };
     Ok(RotationRecord {
         id: text("id")?,
         tenant: text("tenant_id")?
@@ -167,6 +186,7 @@ fn rotation(row: &sqlx::any::AnyRow) -> StoreResult<RotationRecord> {
             .map_err(unavailable)?,
         paused_after,
         started_by: text("started_by")?,
+        allow_list,
         updated_at: Timestamp::from_millis(int("updated_at")?),
     })
 }

@@ -35,6 +35,7 @@ pub mod migrate;
 mod quota;
 mod rows;
 mod secrets;
+mod tenant_pq;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -341,19 +342,21 @@ impl TenantStore for SqlStore {
         ))
     }
 
-    async fn set_tenant_pq_verify_mode(
+    async fn change_tenant_pq_policy(
         &self,
         id: TenantId,
-        mode: Option<&str>,
+        change: &coffer_core::pq::PqChange,
         record: &Record,
-    ) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| tenants::set_pq_verify_mode(
-            conn, id, mode, record
+    ) -> StoreResult<coffer_core::pq::PqOverrides> {
+        in_transaction!(self, audit = record, |conn| tenant_pq::change(
+            conn, id, change, record
         ))
     }
 
-    async fn tenant_pq_verify_modes(&self) -> StoreResult<Vec<(TenantId, String)>> {
-        tenants::pq_verify_modes(&self.reader).await
+    async fn tenant_pq_policies(
+        &self,
+    ) -> StoreResult<Vec<(TenantId, coffer_core::pq::PqOverrides)>> {
+        tenant_pq::all(&self.reader).await
     }
 }
 

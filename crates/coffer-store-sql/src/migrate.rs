@@ -111,6 +111,18 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0017_token_grant_tag.sql"),
     },
     Migration {
+        version: 20,
+        name: "rotation_allow_list",
+        sqlite: include_str!("../migrations/sqlite/0020_rotation_allow_list.sql"),
+        postgres: include_str!("../migrations/postgres/0020_rotation_allow_list.sql"),
+    },
+    Migration {
+        version: 21,
+        name: "tenant_pq_rollout",
+        sqlite: include_str!("../migrations/sqlite/0021_tenant_pq_rollout.sql"),
+        postgres: include_str!("../migrations/postgres/0021_tenant_pq_rollout.sql"),
+    },
+    Migration {
         version: 24,
         name: "key_access",
         sqlite: include_str!("../migrations/sqlite/0024_key_access.sql"),

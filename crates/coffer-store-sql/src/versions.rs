@@ -224,6 +224,15 @@ async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> Sto
         .await
         .map_err(unavailable)?
         .rows_affected(),
+        Change::AttestationPolicy(policy) => {
+            if policy.key != key {
+                return Err(StoreError::Conflict(
+                    "an attestation policy change names another key",
+                ));
+            }
+            crate::attestation::insert_version(&mut *conn, policy).await?;
+            1
+        }
     };
     if affected == 1 {
         Ok(())
@@ -275,5 +284,6 @@ fn conflict_reason(change: &Change) -> &'static str {
         Change::DestroyKey { .. } => "the key is not pending deletion, or not yet due",
         Change::Validity { .. } => "the version's validity changed underneath",
         Change::Material { .. } => "the version's material changed underneath",
+        Change::AttestationPolicy(_) => "the key's attestation policy changed meanwhile",
     }
 }

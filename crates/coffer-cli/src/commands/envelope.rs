@@ -38,6 +38,10 @@ pub struct EncryptArgs {
     /// With --algorithm: the version to encrypt to (default: the primary).
     #[arg(long, value_name = "N", requires = "algorithm")]
     version: Option<u32>,
+    /// Register the plaintext (a data key you already hold, 1–1024 bytes) as a tracked
+    /// data key under this id, so rotations rewrap it (`GET /v1/kms/tracked/ID`).
+    #[arg(long, value_name = "ID", conflicts_with = "algorithm")]
+    track_id: Option<String>,
 }
 
 /// `decrypt`.
@@ -113,6 +117,7 @@ pub async fn encrypt(global: &Globals, args: EncryptArgs) -> anyhow::Result<Exit
             key_id: args.key,
             plaintext: B64Secret::new(plaintext.to_vec()),
             context: pairs_to_map(args.context, "context")?,
+            track_id: args.track_id,
         };
         global.client()?.wrap(&request).await?
     };

@@ -19,7 +19,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{Globals, pairs_to_map, parse_pair, print_json, print_line};
-use engine::{Durability, Engine, Output, Settings};
+use engine::{Durability, Engine, Output, Settings, Tracking};
 use journal::{Journal, Outcome};
 use legacy_key::LegacyKey;
 use open::Cutover;
@@ -47,7 +47,7 @@ pub struct Source {
     #[arg(long, value_name = "DIR|FILE")]
     from: PathBuf,
     /// Another name for a sidecar field, OURS=THEIRS (repeatable): id, key_id,
-    /// wrapped_dek, dek_version, legacy_alg, blob, content_sha256.
+    /// wrapped_dek, dek_version, legacy_alg, blob, content_sha256, track_id.
     #[arg(long = "field", value_name = "OURS=THEIRS", value_parser = parse_pair)]
     fields: Vec<(String, String)>,
 }
@@ -135,9 +135,23 @@ pub struct SidecarsArgs {
     /// rewrites the journal counts as done, which dual read still opens).
     #[arg(long)]
     no_fsync: bool,
+    /// Register each legacy data key as a tracked data key under the sidecar's id
+    /// (rotations rewrap it server side; the new sidecar gets a `track_id` field). The
+    /// token needs `unwrap` too, so a resumed run gets back what a killed one
+    /// registered.
+    #[arg(long)]
+    track: bool,
 }
 
 impl SidecarsArgs {
+    fn tracking(&self) -> Tracking {
+        if self.track {
+            Tracking::BySidecarId
+        } else {
+            Tracking::Untracked
+        }
+    }
+
     fn durability(&self) -> Durability {
         if self.no_fsync {
             Durability::Cached
@@ -269,6 +283,12 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
     journal
         .bind("key", args.key.as_deref().unwrap_or("-"))
         .await?;
+    // A journal's sidecars are all tracked or none: a resume cannot change that.
+    let tracking = match args.tracking() {
+        Tracking::Untracked => "untracked",
+        Tracking::BySidecarId => "tracked by sidecar id",
+    };
+    journal.bind("tracking", tracking).await?;
 
     // A previous run's committed rewrites are finished first, without Coffer.
     let pending = journal.wrapped().await?;
@@ -317,6 +337,7 @@ async fn sidecars(global: &Globals, args: SidecarsArgs) -> anyhow::Result<ExitCo
         rate: args.rate,
         retries: args.retries,
         durability: args.durability(),
+        tracking: args.tracking(),
     };
     let engine = Arc::new(Engine::new(
         global.client()?,

@@ -14,7 +14,8 @@
 //!   `list`. The server runs a saga in its rotation worker and answers a start or
 //!   resume with 202; these commands then poll the rotation until it settles.
 //! - `rotate/watch.rs` — `status --watch`: the rewrap's progress bar.
-//! - `rotate/smoke.rs` — `validate`; `rotate/corpus.rs` — `dual-unwrap`.
+//! - `rotate/smoke.rs` — `validate` (`rotate/attested.rs`: its attested checks);
+//!   `rotate/corpus.rs` — `dual-unwrap`.
 //! - `rotate/health.rs`, `rotate/hooks.rs` (with `hook_process.rs` and `scrub.rs`) —
 //!   the profile's health-check URLs and hook commands (seed 001), run at their points
 //!   of `preflight`, `stage`, `all`, `validate` and `rollback`.
@@ -23,6 +24,7 @@
 //! check, a failed step, a refused rollback, a violated invariant; 2 a usage error,
 //! including a production change without `--confirm-production`.
 
+mod attested;
 mod checks;
 mod corpus;
 mod evidence;
@@ -202,6 +204,13 @@ pub struct ValidateArgs {
     /// Also unwrap every ciphertext of this corpus (see dual-unwrap).
     #[arg(long, value_name = "FILE")]
     corpus: Option<PathBuf>,
+    /// A test attestation authority's signing key (PKCS #8 PEM or DER, Ed25519 or P-256,
+    /// mode 0600) the server trusts: the smoke test then carries a Coffer test-format
+    /// document for a measurement on the key's allow-list, and a measurement the
+    /// policy's last change removed must be refused (default: the profile's
+    /// attestation_authority_key_file).
+    #[arg(long, value_name = "FILE")]
+    attestation_authority_key: Option<PathBuf>,
 }
 
 /// `stage`.
@@ -214,6 +223,8 @@ pub struct StageArgs {
     versions: VersionChecks,
     #[command(flatten)]
     untracked: UntrackedArg,
+    #[command(flatten)]
+    allow_list: AllowListArg,
 }
 
 /// `all`.
@@ -225,6 +236,27 @@ pub struct AllArgs {
     versions: VersionChecks,
     #[command(flatten)]
     untracked: UntrackedArg,
+    #[command(flatten)]
+    allow_list: AllowListArg,
+}
+
+/// Seed 001's `KMS_ALLOWED_MEASUREMENTS`.
+#[derive(Args)]
+pub struct AllowListArg {
+    /// The key's enclave allow-list from the switch on (hex measurements, comma
+    /// separated): stored with the new primary in one transaction, by compare-and-set on
+    /// the attestation policy version in force at the start (default: the profile's
+    /// allowed_measurements; without either, the list is left alone).
+    #[arg(long, value_name = "M1,M2", value_delimiter = ',')]
+    allowed_measurements: Option<Vec<String>>,
+}
+
+impl AllowListArg {
+    /// The flag, else the profile's list.
+    fn or_profile(self, s: &Session) -> Option<Vec<String>> {
+        self.allowed_measurements
+            .or_else(|| s.runbook.allowed_measurements.clone())
+    }
 }
 
 /// Seed 001's `KMS_KEY_VERSION` and `NEXT_KMS_KEY_VERSION`, as checks.
@@ -401,19 +433,29 @@ async fn dispatch(
             key,
             versions,
             untracked,
-        }) => saga::stage(s, &key, versions, untracked.policy()).await,
+            allow_list,
+        }) => {
+            let allow_list = allow_list.or_profile(s);
+            saga::stage(s, &key, versions, untracked.policy(), allow_list).await
+        }
         RotateCommand::All(AllArgs {
             validate,
             versions,
             untracked,
+            allow_list,
         }) => {
+            if let Some(file) = validate.attestation_authority_key.clone() {
+                s.runbook.attestation_authority_key = Some(file);
+            }
             let policy = untracked.policy();
+            let allow_list = allow_list.or_profile(s);
             saga::all(
                 s,
                 &validate.key,
                 validate.corpus.as_deref(),
                 versions,
                 policy,
+                allow_list,
             )
             .await
         }
@@ -423,6 +465,9 @@ async fn dispatch(
         RotateCommand::List(ListArgs { key, status }) => saga::list(s, key, status).await,
         RotateCommand::Verify(IdArg { id }) => verification::verify(s, &id).await,
         RotateCommand::Validate(args) => {
+            if let Some(file) = args.attestation_authority_key {
+                s.runbook.attestation_authority_key = Some(file);
+            }
             smoke::validate(s, &args.key, args.corpus.as_deref()).await
         }
         RotateCommand::DualUnwrap(args) => corpus::dual_unwrap(s, &args.corpus).await,

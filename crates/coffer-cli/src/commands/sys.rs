@@ -196,8 +196,9 @@ fn read_passphrase(path: &Path) -> anyhow::Result<B64Secret> {
     Ok(B64Secret::new(bytes.to_vec()))
 }
 
+/// Refuses a secret file others can read (mode 0600 or stricter).
 #[cfg(unix)]
-fn check_private(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_private(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -214,7 +215,7 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_private(_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 

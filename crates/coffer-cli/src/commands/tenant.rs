@@ -39,14 +39,29 @@ pub enum TenantCommand {
         /// The tenant's name or id.
         tenant: String,
     },
-    /// Change a tenant's settings at once, without a restart (audited).
+    /// Change a tenant's PQ settings at once, without a restart (audited). Settings not
+    /// named are left as they are; `default` puts one back to the server's.
+    #[command(group(
+        clap::ArgGroup::new("setting")
+            .required(true)
+            .multiple(true)
+            .args(["pq_verify_mode", "pq_produce_hybrid", "pq_rollout_percent"])
+    ))]
     Set {
         /// The tenant's name or id.
         tenant: String,
         /// How its hybrid signatures are accepted: `and`, `or`, `pq_only`, or
         /// `default` (the server's `pq_verify_mode` again).
         #[arg(long, value_name = "MODE")]
-        pq_verify_mode: String,
+        pq_verify_mode: Option<String>,
+        /// Whether its hybrid keys in the rollout sign with the composite: `true`,
+        /// `false` (the classical half alone, a plain Ed25519 signature), or `default`.
+        #[arg(long, value_name = "true|false|default")]
+        pq_produce_hybrid: Option<String>,
+        /// The share of its hybrid keys in the rollout (a stable hash of tenant and
+        /// key): 0 to 100, or `default`.
+        #[arg(long, value_name = "PERCENT")]
+        pq_rollout_percent: Option<String>,
     },
 }
 
@@ -64,6 +79,19 @@ fn print_settings(global: &Globals, view: &TenantSettingsView) -> anyhow::Result
         .map(|s| vec![s.name.clone(), s.value.clone(), s.source.clone()])
         .collect();
     print_line(&table(&["SETTING", "VALUE", "SOURCE"], &rows))
+}
+
+/// One setting of `tenant set`: not named (left as it is), `default` (cleared: `null`),
+/// or a value.
+fn setting<T>(
+    given: Option<String>,
+    parse: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<Option<T>>> {
+    match given.as_deref() {
+        None => Ok(None),
+        Some("default") => Ok(Some(None)),
+        Some(text) => parse(text).map(|value| Some(Some(value))),
+    }
 }
 
 /// Runs a `tenant` command.
@@ -103,10 +131,20 @@ pub async fn run(global: &Globals, command: TenantCommand) -> anyhow::Result<Exi
         TenantCommand::Set {
             tenant,
             pq_verify_mode,
+            pq_produce_hybrid,
+            pq_rollout_percent,
         } => {
             let request = SetPqPolicyRequest {
                 tenant,
-                pq_verify_mode: (pq_verify_mode != "default").then_some(pq_verify_mode),
+                pq_verify_mode: setting(pq_verify_mode, |text| Ok(text.to_owned()))?,
+                pq_produce_hybrid: setting(pq_produce_hybrid, |text| {
+                    text.parse::<bool>()
+                        .map_err(|_| anyhow::anyhow!("--pq-produce-hybrid: true, false or default"))
+                })?,
+                pq_rollout_percent: setting(pq_rollout_percent, |text| {
+                    text.parse::<i64>()
+                        .map_err(|_| anyhow::anyhow!("--pq-rollout-percent: 0 to 100 or default"))
+                })?,
             };
             print_settings(global, &client.set_pq_policy(&request).await?)?;
         }

@@ -38,6 +38,7 @@ pub fn wrap_request(key: &str, plaintext: &[u8], context: &[(&str, &str)]) -> Wr
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        track_id: None,
     }
 }
 

@@ -21,7 +21,7 @@ const FIXED_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// The account id chosen for tenant globex.
 const CHOSEN_ACCOUNT: &str = "123456789012";
 
-fn venv_python() -> Option<PathBuf> {
+pub fn venv_python() -> Option<PathBuf> {
     let venv =
         std::env::var("COFFER_AWS_VENV").unwrap_or_else(|_| "/var/tmp/coffer-aws-venv".to_owned());
     let python = PathBuf::from(venv).join("bin/python");

@@ -173,7 +173,7 @@ pub fn vars_for(dir: &Path, database_url: Option<&str>) -> Vec<(String, String)>
     vars
 }
 
-fn refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+pub fn refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
@@ -185,7 +185,7 @@ pub fn restore(vars: &[(String, String)], bundle: &Path) -> (i32, String, String
     )
 }
 
-async fn ready(server: &TestServer) -> (u16, String) {
+pub async fn ready(server: &TestServer) -> (u16, String) {
     let response = reqwest::get(format!("{}/readyz", server.ops))
         .await
         .unwrap();

@@ -487,6 +487,7 @@ fn the_example_config_loads() {
     assert_eq!(config.max_body_bytes, 65_536);
     assert_eq!(config.cache_ttl, Duration::from_secs(30));
     assert!(matches!(config.custody, CustodyConfig::KeyFile { .. }));
+    assert_eq!(config.pq, coffer_core::pq::PqDefaults::default());
 
     let text = std::fs::read_to_string(file).unwrap();
     let uncommented: String = text

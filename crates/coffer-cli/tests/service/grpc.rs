@@ -109,6 +109,7 @@ fn wrap(key: &str, plaintext: &[u8]) -> proto::WrapRequest {
         key_id: key.to_owned(),
         plaintext: plaintext.to_vec(),
         context: context(),
+        track_id: None,
     }
 }
 
@@ -170,6 +171,16 @@ async fn the_generated_client_round_trips_the_hot_operations() {
         .into_inner();
     assert_eq!(opened.plaintext, b"card 4242");
     assert_eq!(opened.key_id, sealed.key_id);
+    // With a track id, the wrap registers a tracked data key, as the native route does.
+    let mut tracked = wrap("alias/data", b"a legacy data key");
+    tracked.track_id = Some("grpc-1".into());
+    let imported = kms
+        .wrap(authed(&token, tracked))
+        .await
+        .unwrap()
+        .into_inner();
+    let row = acme.tracked("grpc-1").await.unwrap();
+    assert_eq!(row.ciphertext.0, imported.ciphertext);
     let wrong = kms
         .unwrap(authed(
             &token,

@@ -309,6 +309,7 @@ async fn a_message_that_does_not_decode_is_invalid_argument_and_changes_nothing(
         key_id: "alias/data".into(),
         plaintext: b"x".to_vec(),
         context: Default::default(),
+        track_id: None,
     };
     kms.wrap(authed(&token, wrap)).await.unwrap();
 }
@@ -328,6 +329,7 @@ async fn an_oversized_or_trickling_message_is_refused_as_over_http() {
         key_id: "alias/data".into(),
         plaintext: vec![7; 2000],
         context: Default::default(),
+        track_id: None,
     };
     assert_eq!(
         refusal(kms.wrap(authed(&token, big)).await),

@@ -94,6 +94,7 @@ async fn write_sidecars(
                 key_id: coffer_key.into(),
                 plaintext: B64Secret::new(dek.expose_secret().to_vec()),
                 context: Default::default(),
+                track_id: None,
             })
             .collect();
         let answers = client.wrap_batch(&Batch { items }).await.unwrap();

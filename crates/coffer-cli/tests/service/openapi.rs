@@ -96,6 +96,7 @@ async fn every_documented_operation_reaches_its_route_and_the_router_has_no_othe
     assert_eq!(
         ops_paths,
         [
+            "/config",
             "/custody",
             "/healthz",
             "/metrics",

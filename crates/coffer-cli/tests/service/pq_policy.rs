@@ -51,7 +51,7 @@ async fn valid(client: &Client, key: &str, message: &[u8], signature: &B64) -> b
         .valid
 }
 
-async fn pq_rejects(server: &TestServer) -> f64 {
+pub(super) async fn pq_rejects(server: &TestServer) -> f64 {
     let text = server.anonymous().metrics(&server.ops).await.unwrap();
     text.lines()
         .find_map(|l| {
@@ -64,7 +64,7 @@ async fn pq_rejects(server: &TestServer) -> f64 {
 }
 
 /// The value and source `coffer tenant show` prints for `setting`.
-fn shown(server: &TestServer, tenant: &str, setting: &str) -> (String, String) {
+pub(super) fn shown(server: &TestServer, tenant: &str, setting: &str) -> (String, String) {
     let (code, out, err) = server.cli(&server.admin_token, &["tenant", "show", tenant]);
     assert_eq!(code, 0, "{err}");
     let line = out
@@ -134,7 +134,8 @@ async fn runtime_policy(db: Db) {
     admin
         .set_pq_policy(&SetPqPolicyRequest {
             tenant: "acme".into(),
-            pq_verify_mode: Some("pq_only".into()),
+            pq_verify_mode: Some(Some("pq_only".into())),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -150,7 +151,8 @@ async fn runtime_policy(db: Db) {
         let refused = client
             .set_pq_policy(&SetPqPolicyRequest {
                 tenant: tenant.into(),
-                pq_verify_mode: mode.map(str::to_owned),
+                pq_verify_mode: Some(mode.map(str::to_owned)),
+                ..Default::default()
             })
             .await;
         match refused {
@@ -192,7 +194,8 @@ async fn runtime_policy(db: Db) {
             .admin()
             .set_pq_policy(&SetPqPolicyRequest {
                 tenant: "acme".into(),
-                pq_verify_mode: Some("or".into()),
+                pq_verify_mode: Some(Some("or".into())),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -214,7 +217,8 @@ async fn runtime_policy(db: Db) {
             .admin()
             .set_pq_policy(&SetPqPolicyRequest {
                 tenant: "acme".into(),
-                pq_verify_mode: None,
+                pq_verify_mode: Some(None),
+                ..Default::default()
             })
             .await
             .unwrap();

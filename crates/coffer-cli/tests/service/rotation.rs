@@ -191,8 +191,8 @@ async fn one_saga_per_key_and_rollback_only_before_the_switch() {
 }
 
 /// A `coffer serve` child process with a data directory.
-struct Served {
-    child: Child,
+pub struct Served {
+    pub child: Child,
 }
 
 impl Drop for Served {
@@ -202,7 +202,7 @@ impl Drop for Served {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -210,7 +210,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn coffer(dir: &std::path::Path, api: u16, ops: u16) -> Command {
+pub fn coffer(dir: &std::path::Path, api: u16, ops: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
     command
         .env_clear()
@@ -223,15 +223,27 @@ fn coffer(dir: &std::path::Path, api: u16, ops: u16) -> Command {
 }
 
 async fn serve(dir: &std::path::Path, api: u16, ops: u16, failpoint: Option<Step>) -> Served {
+    serve_with(dir, api, ops, failpoint.map(Step::as_str), &[]).await
+}
+
+/// `coffer serve` with `COFFER_FAILPOINT=rotation:<failpoint>` and `env`, once ready.
+pub async fn serve_with(
+    dir: &std::path::Path,
+    api: u16,
+    ops: u16,
+    failpoint: Option<&str>,
+    env: &[(&str, &str)],
+) -> Served {
     let mut command = coffer(dir, api, ops);
     let log = std::fs::File::create(dir.join(format!(
         "serve-{}.log",
-        failpoint.map_or("clean", Step::as_str)
+        failpoint.unwrap_or("clean").replace(':', "-")
     )))
     .unwrap();
     command.arg("serve").stdout(Stdio::null()).stderr(log);
-    if let Some(step) = failpoint {
-        command.env("COFFER_FAILPOINT", format!("rotation:{step}"));
+    command.envs(env.iter().copied());
+    if let Some(point) = failpoint {
+        command.env("COFFER_FAILPOINT", format!("rotation:{point}"));
     }
     let served = Served {
         child: command.spawn().unwrap(),

@@ -117,7 +117,7 @@ impl Deployment {
 }
 
 /// The evidence log's lines.
-fn evidence(dir: &Path) -> Vec<Value> {
+pub fn evidence(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("evidence.jsonl"))
         .unwrap()
         .lines()
@@ -126,7 +126,7 @@ fn evidence(dir: &Path) -> Vec<Value> {
 }
 
 /// The one line of `step` (panics unless there is exactly one).
-fn line<'a>(lines: &'a [Value], step: &str) -> &'a Value {
+pub fn line<'a>(lines: &'a [Value], step: &str) -> &'a Value {
     let found: Vec<&Value> = lines.iter().filter(|l| l["step"] == step).collect();
     assert_eq!(found.len(), 1, "{step} in {lines:#?}");
     found[0]
@@ -141,13 +141,13 @@ fn position(lines: &[Value], step: &str) -> usize {
 
 /// A tiny HTTP server answering every request with `status` and a marker body;
 /// counts the requests.
-struct HealthEndpoint {
-    url: String,
-    hits: Arc<AtomicUsize>,
+pub struct HealthEndpoint {
+    pub url: String,
+    pub hits: Arc<AtomicUsize>,
 }
 
 impl HealthEndpoint {
-    fn new(status: u16) -> Self {
+    pub fn new(status: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/healthz", listener.local_addr().unwrap());
         let hits = Arc::new(AtomicUsize::new(0));

@@ -15,21 +15,52 @@ use super::cache::CachedKey;
 use super::{Kms, KmsError, KmsResult};
 use crate::attestation::{Attested, AttestedOp};
 
+/// How a secret answered to an attested workload is encrypted to its public key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecipientFormat {
+    /// Coffer's own (`coffer_attest::recipient`), for the native API's `attestation`
+    /// field: the document is read only when the key's policy asks for the operation,
+    /// and a document without a public key gets the plaintext.
+    #[default]
+    Coffer,
+    /// AWS KMS's `CiphertextForRecipient` (`coffer_attest::recipient_cms`), for the AWS
+    /// front's `Recipient`: the document is verified (signature, chain, freshness,
+    /// replay) whether or not the key's policy asks, as AWS does, and must carry a
+    /// public key; the plaintext is never answered.
+    AwsCms,
+}
+
 /// The attestation document a request carries, and what checking it found (for the
 /// operation's audit entry).
 #[derive(Debug, Default)]
 pub struct Presented<'a> {
     document: Option<&'a [u8]>,
+    format: RecipientFormat,
     seen: OnceLock<String>,
 }
 
 impl<'a> Presented<'a> {
-    /// A request carrying `document` (or none).
+    /// A request carrying `document` (or none) in the native API's `attestation` field.
     pub fn new(document: Option<&'a [u8]>) -> Self {
         Self {
             document,
+            format: RecipientFormat::Coffer,
             seen: OnceLock::new(),
         }
+    }
+
+    /// An AWS `Recipient`'s attestation document.
+    pub fn aws_recipient(document: &'a [u8]) -> Self {
+        Self {
+            document: Some(document),
+            format: RecipientFormat::AwsCms,
+            seen: OnceLock::new(),
+        }
+    }
+
+    /// How an answer to this request's workload is encrypted.
+    pub(super) fn format(&self) -> RecipientFormat {
+        self.format
     }
 
     /// What the check found, for the audit entry (nothing when the key's policy did
@@ -67,13 +98,19 @@ impl Kms {
         op: AttestedOp,
         presented: &Presented<'_>,
     ) -> KmsResult<Option<Attested>> {
-        let Some(policy) = entry.attestation.as_ref().filter(|p| p.requires(op)) else {
+        let policy = entry.attestation.as_ref().filter(|p| p.requires(op));
+        // An AWS `Recipient` is verified even where the policy does not ask.
+        if policy.is_none() && presented.format != RecipientFormat::AwsCms {
             return Ok(None);
-        };
+        }
+        let under = policy.map_or_else(
+            || "no policy for the operation".to_owned(),
+            |p| format!("policy v{}", p.version),
+        );
         let Some(document) = presented.document else {
             return Err(refused(
                 presented,
-                format!("attestation: none (policy v{})", policy.version),
+                format!("attestation: none ({under})"),
                 KmsError::AttestationRequired(format!(
                     "the key requires an attestation document for {op}"
                 )),
@@ -85,7 +122,7 @@ impl Kms {
             Err(e) => {
                 return Err(refused(
                     presented,
-                    format!("attestation: refused ({e}) (policy v{})", policy.version),
+                    format!("attestation: refused ({e}) ({under})"),
                     KmsError::AttestationRequired(e.to_string()),
                 ));
             }
@@ -95,14 +132,17 @@ impl Kms {
             attested.format.as_str(),
             attested.measurement
         );
-        if !policy.measurements.contains(&attested.measurement) {
+        if policy.is_some_and(|p| !p.measurements.contains(&attested.measurement)) {
             return Err(refused(
                 presented,
-                format!("{seen} not allowed (policy v{})", policy.version),
+                format!("{seen} not allowed ({under})"),
                 KmsError::MeasurementNotAllowed(attested.measurement.to_string()),
             ));
         }
-        presented.saw(format!("{seen} allowed (policy v{})", policy.version));
+        presented.saw(match presented.format {
+            RecipientFormat::AwsCms => format!("{seen} allowed ({under}); aws recipient"),
+            RecipientFormat::Coffer => format!("{seen} allowed ({under})"),
+        });
         Ok(Some(attested))
     }
 }

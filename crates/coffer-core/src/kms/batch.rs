@@ -19,6 +19,9 @@ pub struct WrapItem<'a> {
     pub plaintext: &'a [u8],
     /// Encryption context.
     pub context: &'a EncryptionContext,
+    /// Register the bytes (a data key) as this tracked data key
+    /// ([`Kms::wrap_tracked`]).
+    pub track_id: Option<&'a str>,
 }
 
 /// One item of an unwrap batch.
@@ -46,21 +49,49 @@ pub struct RewrapItem<'a> {
 }
 
 impl Kms {
-    /// Wraps every item; one audit group for the batch.
+    /// Wraps every item; one audit group for the batch. A tracked item registered now
+    /// committed its entry with its row, so only the others join the group.
     pub async fn wrap_batch(
         &self,
         caller: &Caller,
         items: &[WrapItem<'_>],
     ) -> Vec<KmsResult<Sealed>> {
-        let mut outcomes = Vec::with_capacity(items.len());
+        let mut entries = Vec::with_capacity(items.len());
+        let mut results = Vec::with_capacity(items.len());
         for item in items {
-            let result = self
-                .wrap_unaudited(caller, item.reference, item.plaintext, item.context)
+            let Some(track_id) = item.track_id else {
+                let result = self
+                    .wrap_unaudited(caller, item.reference, item.plaintext, item.context)
+                    .await;
+                entries.push(self.entry_of(
+                    caller,
+                    "wrap",
+                    Named::reference(Some(item.reference)),
+                    None,
+                    &result,
+                ));
+                results.push(result);
+                continue;
+            };
+            let actor = caller.actor("wrap");
+            let imported = self
+                .wrap_tracked_unaudited(
+                    caller,
+                    item.reference,
+                    item.plaintext,
+                    item.context,
+                    track_id,
+                    &actor,
+                )
                 .await;
-            let named = Named::reference(Some(item.reference));
-            outcomes.push((self.entry_of(caller, "wrap", named, None, &result), result));
+            let (result, detail) = super::wrap_tracked::imported_outcome(imported, track_id);
+            if detail.is_some() {
+                let named = Named::reference(Some(item.reference));
+                entries.push(self.entry_of(caller, "wrap", named, detail, &result));
+            }
+            results.push(result);
         }
-        self.audited_group(outcomes).await
+        self.audited_group(entries, results).await
     }
 
     /// Unwraps every item; one audit group for the batch.
@@ -81,7 +112,8 @@ impl Kms {
                 result,
             ));
         }
-        self.audited_group(outcomes).await
+        let (entries, results) = outcomes.into_iter().unzip();
+        self.audited_group(entries, results).await
     }
 
     /// Rewraps every item; one audit group for the batch. Each entry names the
@@ -109,6 +141,7 @@ impl Kms {
                 result,
             ));
         }
-        self.audited_group(outcomes).await
+        let (entries, results) = outcomes.into_iter().unzip();
+        self.audited_group(entries, results).await
     }
 }

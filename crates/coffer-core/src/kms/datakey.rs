@@ -81,8 +81,23 @@ impl Kms {
         track_id: Option<&str>,
         attestation: Option<&[u8]>,
     ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
-        let actor = caller.actor("datakey");
         let presented = Presented::new(attestation);
+        self.datakey_presented(caller, reference, bytes, context, track_id, presented)
+            .await
+    }
+
+    /// [`Kms::datakey`] for a request presenting `presented` (the AWS front's
+    /// `Recipient`: [`Presented::aws_recipient`]).
+    pub async fn datakey_presented(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        bytes: usize,
+        context: &EncryptionContext,
+        track_id: Option<&str>,
+        presented: Presented<'_>,
+    ) -> KmsResult<(SecretBytes, Sealed, Option<Vec<u8>>)> {
+        let actor = caller.actor("datakey");
         let result = self
             .datakey_unaudited(
                 caller, reference, bytes, context, track_id, &actor, &presented,
@@ -135,24 +150,11 @@ impl Kms {
         let sealed = self.seal_primary(&entry, key.expose_secret(), context)?;
         // Encrypted to the attested workload before anything is registered, so a key
         // that cannot be is neither tracked nor answered.
-        let for_recipient = super::unwrap::for_recipient(attested, key.expose_secret())?;
+        let for_recipient =
+            super::unwrap::for_recipient(attested, key.expose_secret(), presented.format())?;
         if let Some(track_id) = track_id {
-            if track_id.is_empty() || track_id.len() > 256 || track_id.chars().any(char::is_control)
-            {
-                return Err(KmsError::Invalid(
-                    "track_id must be 1 to 256 characters, none of them control characters".into(),
-                ));
-            }
-            let pairs: std::collections::BTreeMap<&str, &str> = context.pairs().collect();
-            let tracked = crate::store::TrackedKey {
-                tenant: entry.key.tenant,
-                track_id: track_id.to_owned(),
-                key: entry.key.id,
-                version: sealed.version.get(),
-                ciphertext: sealed.ciphertext.clone(),
-                context: serde_json::to_string(&pairs)
-                    .map_err(|e| KmsError::Internal(e.to_string()))?,
-            };
+            super::wrap_tracked::check_track_id(track_id)?;
+            let tracked = super::wrap_tracked::tracked_row(&entry, track_id, &sealed, context)?;
             let audit = actor.entry(
                 Some(entry.key.tenant),
                 (Some(entry.key.id), Some(sealed.version)),

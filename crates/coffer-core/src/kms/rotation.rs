@@ -9,10 +9,12 @@
 //! Every step is idempotent, because a crash can fall between a step's effect and the
 //! record of its completion: re-running it finds the effect done and moves on.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::untracked::RetireUntracked;
 use super::{Caller, Kms, KmsError, KmsResult};
+use crate::attestation::Measurement;
 use crate::audit::{Actor, AuditEntry};
 use crate::ids::{TenantId, VersionNumber};
 use crate::lifecycle::{KeyState, VersionState};
@@ -69,15 +71,25 @@ pub struct VersionReferences {
     pub untracked_since: crate::time::Timestamp,
 }
 
+fn joined(measurements: &BTreeSet<Measurement>) -> String {
+    let list: Vec<&str> = measurements.iter().map(Measurement::as_str).collect();
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.join(",")
+    }
+}
+
 fn version(n: u32) -> KmsResult<VersionNumber> {
     VersionNumber::new(n).map_err(|e| KmsError::Internal(e.to_string()))
 }
 
 /// Test builds only: `COFFER_FAILPOINT=rotation:<step>` kills the process (SIGKILL) when
-/// that step is about to run, for the crash tests.
+/// that step is about to run, and `rotation:<step>:done` once its effect is made and
+/// before its record is saved, for the crash tests.
 #[cfg(feature = "failpoints")]
-fn failpoint(step: Step) {
-    if std::env::var("COFFER_FAILPOINT").ok().as_deref() == Some(&format!("rotation:{step}")) {
+fn failpoint(point: &str) {
+    if std::env::var("COFFER_FAILPOINT").ok().as_deref() == Some(&format!("rotation:{point}")) {
         let _ = std::process::Command::new("kill")
             .args(["-9", &std::process::id().to_string()])
             .status();
@@ -86,7 +98,7 @@ fn failpoint(step: Step) {
 }
 
 #[cfg(not(feature = "failpoints"))]
-fn failpoint(_step: Step) {}
+fn failpoint(_point: &str) {}
 
 impl Kms {
     pub(super) fn rotation_caller(&self, caller: &Caller) -> KmsResult<TenantId> {
@@ -196,9 +208,17 @@ impl Kms {
         until: Option<Step>,
         expect_version: Option<u32>,
         untracked: RetireUntracked,
+        allow_list: Option<BTreeSet<Measurement>>,
     ) -> KmsResult<RotationStatus> {
         let result = self
-            .start_rotation_unaudited(caller, reference, until, expect_version, untracked)
+            .start_rotation_unaudited(
+                caller,
+                reference,
+                until,
+                expect_version,
+                untracked,
+                allow_list,
+            )
             .await;
         let actor = caller.actor("rotation.start");
         self.settled(caller, &actor, Some(reference), result).await
@@ -211,6 +231,7 @@ impl Kms {
         until: Option<Step>,
         expect_version: Option<u32>,
         untracked: RetireUntracked,
+        allow_list: Option<BTreeSet<Measurement>>,
     ) -> KmsResult<RotationStatus> {
         self.rotation_caller(caller)?;
         let entry = self
@@ -226,6 +247,9 @@ impl Kms {
                 primary: from.get(),
             });
         }
+        let allow_list = self
+            .allow_list_at_start(entry.key.tenant, entry.key.id, allow_list)
+            .await?;
         let accepted = self
             .preflight_untracked(entry.key.tenant, entry.key.id, from, untracked)
             .await?;
@@ -243,6 +267,7 @@ impl Kms {
             error: None,
             paused_after: until,
             started_by: caller.token_id.to_string(),
+            allow_list,
             updated_at: now,
         };
         let actor = caller.actor("rotation.start");
@@ -252,6 +277,15 @@ impl Kms {
             let accepted = accepted.as_deref().unwrap_or("no recent untracked use");
             let detail = entry.detail.get_or_insert_with(String::new);
             detail.push_str(&format!("; retire-untracked: {accepted}"));
+        }
+        if let Some(list) = &record.allow_list {
+            let detail = entry.detail.get_or_insert_with(String::new);
+            detail.push_str(&format!(
+                "; allow-list at the switch (policy v{} -> v{}): {}",
+                list.from_policy,
+                list.from_policy + 1,
+                joined(&list.measurements)
+            ));
         }
         self.keys
             .store()
@@ -377,8 +411,11 @@ impl Kms {
             let saga = record.saga();
             let step = saga.step;
             tracing::info!(rotation = %record.id, %step, "rotation step");
-            failpoint(step);
+            failpoint(step.as_str());
             let outcome = self.run_step(&mut record, step, &saga_actor).await;
+            if outcome.is_ok() {
+                failpoint(&format!("{step}:done"));
+            }
             let now = self.keys.clock().now();
             let op = format!("rotation.{step}");
             match outcome {
@@ -420,10 +457,13 @@ impl Kms {
             return Ok(());
         };
         let versions = self.keys.versions(record.tenant, record.key).await?;
-        if versions
-            .iter()
-            .any(|v| v.number.get() == new && v.state == VersionState::Pending)
-        {
+        let new_version = versions.iter().find(|v| v.number.get() == new);
+        Self::refuse_if_switched(
+            record,
+            version(new)?,
+            new_version.is_some_and(|v| v.primary),
+        )?;
+        if new_version.is_some_and(|v| v.state == VersionState::Pending) {
             self.keys
                 .set_version_state(
                     record.tenant,
@@ -481,7 +521,7 @@ impl Kms {
                 let versions = self.keys.versions(tenant, key).await?;
                 let done = versions.iter().any(|v| v.number == new && v.primary);
                 if !done {
-                    self.keys.activate(tenant, key, new, &actor).await?;
+                    self.switch_with_allow_list(record, new, &actor).await?;
                 }
                 self.forget_key(tenant, key);
             }

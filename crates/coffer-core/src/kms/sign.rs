@@ -29,6 +29,13 @@ impl SignInput<'_> {
         algorithm: SignatureAlgorithm,
     ) -> coffer_crypto::Result<Vec<u8>> {
         match self {
+            // A hybrid key's classical half, as its tenant's PQ policy chose (`pq_policy`).
+            Self::Message(message)
+                if algorithm == SignatureAlgorithm::Ed25519
+                    && key.spec() == KeySpec::HybridEd25519MlDsa65 =>
+            {
+                key.sign_classical_half(message)
+            }
             Self::Message(message) => key.sign_with(algorithm, message),
             Self::Digest(digest) => key.sign_digest(algorithm, digest),
             Self::MlDsaMu(mu) => key.sign_ml_dsa_external_mu(mu),
@@ -169,7 +176,11 @@ impl Kms {
                 "sign key without signing material".into(),
             ));
         };
-        let algorithm = SignatureAlgorithm::choose_among(key.spec(), among)?;
+        let algorithm = if super::pq_policy::is_hybrid(key.spec()) {
+            self.hybrid_signing_algorithm(&entry.key, among)?
+        } else {
+            SignatureAlgorithm::choose_among(key.spec(), among)?
+        };
         let _in_flight = self.in_flight(caller, &entry.key, number, UseKind::Sign);
         let signature = if heavy(key.spec()) {
             // Off the async workers, on the bounded pool; the entry (and its material)

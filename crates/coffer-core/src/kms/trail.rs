@@ -181,12 +181,17 @@ impl Kms {
 
     /// Records the entries of a batch request's items as one group (one durable
     /// commit), then answers each item; if the group cannot be recorded, every item
-    /// answers `Unavailable` (fail closed, as for a single request).
+    /// answers `Unavailable` (fail closed, as for a single request). Items whose entry
+    /// committed with their change (a tracked wrap) bring none; with none left, the
+    /// results go at once.
     pub(super) async fn audited_group<T>(
         &self,
-        outcomes: Vec<(AuditEntry, KmsResult<T>)>,
+        entries: Vec<AuditEntry>,
+        results: Vec<KmsResult<T>>,
     ) -> Vec<KmsResult<T>> {
-        let (entries, results): (Vec<AuditEntry>, Vec<KmsResult<T>>) = outcomes.into_iter().unzip();
+        if entries.is_empty() {
+            return results;
+        }
         match self.audit.record_group(entries).await {
             Ok(()) => results,
             Err(e) => results

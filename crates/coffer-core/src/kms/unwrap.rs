@@ -3,7 +3,7 @@
 use coffer_crypto::envelope::{self, Binding, EnvelopeHeader};
 use coffer_crypto::{EncryptionContext, KeyMaterial, SecretBytes};
 
-use super::attested::Presented;
+use super::attested::{Presented, RecipientFormat};
 use super::cache::CachedKey;
 use super::trail::Named;
 use super::{Caller, Kms, KmsError, KmsResult, require_usable};
@@ -31,16 +31,27 @@ pub struct Opened {
 
 /// Moves `secret` into a ciphertext for the attested workload's public key, if its
 /// document carried one: `None` (and `secret` untouched) otherwise.
+/// In the AWS format, a document without a public key is refused (`400`): the AWS
+/// front never answers the plaintext to a `Recipient`.
 pub(super) fn for_recipient(
     attested: Option<crate::attestation::Attested>,
     secret: &[u8],
+    format: RecipientFormat,
 ) -> KmsResult<Option<Vec<u8>>> {
-    match attested.and_then(|a| a.public_key) {
-        None => Ok(None),
-        Some(key) => coffer_attest::recipient::seal(&key, secret)
-            .map(Some)
-            .map_err(|e| KmsError::Invalid(e.to_string())),
-    }
+    let key = attested.and_then(|a| a.public_key);
+    let sealed = match (format, key) {
+        (RecipientFormat::Coffer, None) => return Ok(None),
+        (RecipientFormat::AwsCms, None) => {
+            return Err(KmsError::Invalid(
+                "the Recipient's attestation document carries no public key".into(),
+            ));
+        }
+        (RecipientFormat::Coffer, Some(key)) => coffer_attest::recipient::seal(&key, secret),
+        (RecipientFormat::AwsCms, Some(key)) => coffer_attest::recipient_cms::seal(&key, secret),
+    };
+    sealed
+        .map(Some)
+        .map_err(|e| KmsError::Invalid(e.to_string()))
 }
 
 /// The key id and version an envelope names, before anything else is trusted.
@@ -113,7 +124,19 @@ impl Kms {
         context: &EncryptionContext,
         attestation: Option<&[u8]>,
     ) -> KmsResult<Opened> {
-        let presented = Presented::new(attestation);
+        self.unwrap_presented(caller, ciphertext, context, Presented::new(attestation))
+            .await
+    }
+
+    /// [`Kms::unwrap`] for a request presenting `presented` (the AWS front's
+    /// `Recipient`: [`Presented::aws_recipient`]).
+    pub async fn unwrap_presented(
+        &self,
+        caller: &Caller,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        presented: Presented<'_>,
+    ) -> KmsResult<Opened> {
         let result = self
             .unwrap_unaudited(caller, ciphertext, context, &presented)
             .await;
@@ -152,7 +175,8 @@ impl Kms {
             UseKind::of_ciphertext(UseKind::Decrypt, context),
         );
         let mut opened = self.open_with(&entry, version, ciphertext, context)?;
-        if let Some(sealed) = for_recipient(attested, opened.plaintext.expose_secret())? {
+        let format = presented.format();
+        if let Some(sealed) = for_recipient(attested, opened.plaintext.expose_secret(), format)? {
             opened.plaintext = SecretBytes::new(Vec::new());
             opened.for_recipient = Some(sealed);
         }

@@ -90,10 +90,17 @@ impl Kms {
             .verifier
             .as_ref()
             .ok_or(KmsError::Internal("no verifier".into()))?;
-        let algorithm = SignatureAlgorithm::choose_among(entry.key.spec, among)?;
+        let hybrid = super::pq_policy::is_hybrid(entry.key.spec);
+        let hybrid_form = hybrid
+            .then(|| super::pq_policy::hybrid_verify_algorithm(among, signature))
+            .flatten();
+        let algorithm = match hybrid_form {
+            Some(form) => form,
+            None => SignatureAlgorithm::choose_among(entry.key.spec, among)?,
+        };
         // Every check above ran without the cache; the verdict is a pure function of
         // what the question names (`verify_cache`).
-        let mode = self.pq_policy(entry.key.tenant).verify_mode;
+        let mode = self.pq_policy(entry.key.tenant).verify_mode.value;
         let verdicts = &self.cache.verdicts;
         let epoch = verdicts.epoch_of(entry.key.id);
         let question = Question {
@@ -117,15 +124,20 @@ impl Kms {
         // wrong length) is the caller's error, not an invalid signature.
         let outcome = match input {
             SignInput::Message(message) => {
-                let outcome = verifier.verify_with(algorithm, message, signature, mode);
+                let check = |mode| {
+                    if hybrid && algorithm == SignatureAlgorithm::Ed25519 {
+                        verifier.verify_classical_half(message, signature, mode)
+                    } else {
+                        verifier.verify_with(algorithm, message, signature, mode)
+                    }
+                };
+                let outcome = check(mode);
                 // Refused by the mode alone (`and`, `pq_only`) where `or` accepts: the
                 // policy at work, not a forgery (`pq_policy`).
                 if matches!(outcome, Err(coffer_crypto::CryptoError::InvalidSignature))
                     && mode != PqVerifyMode::Or
-                    && entry.key.spec == coffer_crypto::KeySpec::HybridEd25519MlDsa65
-                    && verifier
-                        .verify_with(algorithm, message, signature, PqVerifyMode::Or)
-                        .is_ok()
+                    && hybrid
+                    && check(PqVerifyMode::Or).is_ok()
                 {
                     super::count_reject("pq_policy");
                 }

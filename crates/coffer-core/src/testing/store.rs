@@ -479,6 +479,7 @@ pub async fn one_running_rotation_per_key(store: S) {
         error: None,
         paused_after: None,
         started_by: "-".into(),
+        allow_list: None,
         updated_at: T0,
     };
     let audit = fixtures::audit_record(Some(t.id));
@@ -586,6 +587,7 @@ pub use super::store_aliases::*;
 pub use super::store_attestation::*;
 pub use super::store_deletion::*;
 pub use super::store_hsm::*;
+pub use super::store_pq::*;
 pub use super::store_records::*;
 pub use super::store_rotations::*;
 pub use super::store_tags::*;

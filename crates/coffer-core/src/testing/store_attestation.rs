@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::attestation::{AttestationPolicy, AttestedOp};
-use crate::store::{Store, StoreError};
+use crate::ids::VersionNumber;
+use crate::lifecycle::VersionState;
+use crate::store::{Change, Store, StoreError};
 use crate::testing::fixtures::{self, T0};
 
 use super::store::{new_key, new_tenant};
@@ -94,4 +96,92 @@ pub async fn attestation_policies_are_versioned_by_compare_and_set(store: S) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+/// A key change carrying an attestation policy (a rotation's switch with its
+/// allow-list) commits both or neither: a policy version that lost its compare-and-set
+/// leaves the primary where it was, and a switch that lost its own leaves the policy.
+pub async fn a_switch_and_its_allow_list_commit_together(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let key = new_key(&store, t.id, &[]).await;
+    let m1 = "11".repeat(48);
+    let m2 = "22".repeat(48);
+    let record = fixtures::record(&fixtures::event(t.id, key.id, "key.attestation_policy"));
+    let v1 = policy(t.id, key.id, 1, &[&m1]);
+    store.put_attestation_policy(&v1, &record).await.unwrap();
+    store
+        .add_version(
+            t.id,
+            &fixtures::version(key.id, 2, VersionState::Pending, false),
+            &[],
+            &record,
+        )
+        .await
+        .unwrap();
+    let number = |n| VersionNumber::new(n).unwrap();
+    let switch = |policy_version: u32, from: u32| {
+        [
+            Change::AttestationPolicy(policy(t.id, key.id, policy_version, &[&m2])),
+            Change::VersionState {
+                version: number(2),
+                from: VersionState::Pending,
+                to: VersionState::Active,
+            },
+            Change::Primary {
+                from: number(from),
+                to: number(2),
+            },
+        ]
+    };
+    let primary = |versions: &[crate::key::KeyVersion]| {
+        versions.iter().find(|v| v.primary).map(|v| v.number.get())
+    };
+
+    // The policy moved meanwhile (version 3 expected, 1 in force): nothing changes.
+    let err = store
+        .apply(t.id, key.id, &switch(3, 1), &record)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let versions = store.list_versions(t.id, key.id).await.unwrap();
+    assert_eq!(primary(&versions), Some(1));
+    assert_eq!(versions[1].state, VersionState::Pending);
+    assert_eq!(
+        store.attestation_policy(t.id, key.id).await.unwrap(),
+        Some(v1.clone())
+    );
+
+    // The primary moved meanwhile (the switch names 7): the policy is not stored.
+    let err = store
+        .apply(t.id, key.id, &switch(2, 7), &record)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.attestation_policy(t.id, key.id).await.unwrap(),
+        Some(v1.clone())
+    );
+
+    // Both in order: both change.
+    store
+        .apply(t.id, key.id, &switch(2, 1), &record)
+        .await
+        .unwrap();
+    let versions = store.list_versions(t.id, key.id).await.unwrap();
+    assert_eq!(primary(&versions), Some(2));
+    let in_force = store.attestation_policy(t.id, key.id).await.unwrap();
+    assert_eq!(in_force, Some(policy(t.id, key.id, 2, &[&m2])));
+
+    // A policy naming another key is refused inside the change.
+    let other = new_key(&store, t.id, &[]).await;
+    let foreign = [Change::AttestationPolicy(policy(t.id, other.id, 1, &[]))];
+    let err = store
+        .apply(t.id, key.id, &foreign, &record)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.attestation_policy(t.id, other.id).await.unwrap(),
+        None
+    );
 }

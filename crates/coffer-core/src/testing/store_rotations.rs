@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::ids::{KeyId, TenantId};
 use crate::saga::{Status, Step};
-use crate::store::{RotationFilter, RotationRecord, Store, StoreError};
+use crate::store::{AllowListChange, RotationFilter, RotationRecord, Store, StoreError};
 use crate::testing::fixtures::{self, T0};
 
 use super::store::{new_key, new_tenant};
@@ -30,6 +30,10 @@ pub async fn rotation_records_save_the_saga_state(store: S) {
         error: None,
         paused_after: Some(Step::Stage),
         started_by: "tok-1".into(),
+        allow_list: Some(AllowListChange {
+            from_policy: 3,
+            measurements: ["11".repeat(48).parse().unwrap()].into(),
+        }),
         updated_at: T0,
     };
     store
@@ -89,6 +93,7 @@ pub async fn a_rotation_starts_only_from_the_primary(store: S) {
         error: None,
         paused_after: None,
         started_by: "-".into(),
+        allow_list: None,
         updated_at: T0,
     };
     let audit = fixtures::audit_record(Some(t.id));
@@ -128,6 +133,7 @@ pub async fn rotations_list_by_tenant_key_and_status(store: S) {
         error: None,
         paused_after: None,
         started_by: "-".into(),
+        allow_list: None,
         updated_at: crate::Timestamp::from_millis(at),
     };
     let audit = fixtures::audit_record(Some(t.id));

@@ -11,6 +11,15 @@
 //! Both halves sign the same M', and the label in both M' and the ML-DSA context binds
 //! each half to this combination, so neither half can be stripped and passed off as a
 //! plain ML-DSA or Ed25519 signature.
+//!
+//! **The classical half alone** (a tenant's PQ policy not producing the composite yet,
+//! so that verifiers that are not PQ-ready keep working): a plain Ed25519 signature over
+//! the message itself with the key's Ed25519 component, which any Ed25519 library
+//! checks with the last 32 bytes of the public key. The component then signs two kinds
+//! of message, and a composite's stripped Ed25519 half is a plain signature over that
+//! composite's M', which begins with [`COMPOSITE_PREFIX`]. So the classical half never
+//! signs, and never verifies, a message beginning with that prefix: no composite can be
+//! turned into a classical-half signature Coffer accepts.
 
 use aws_lc_rs::digest::{SHA512, digest};
 use aws_lc_rs::signature::{ED25519, ParsedPublicKey};
@@ -87,6 +96,17 @@ impl CompositeKey {
         Ok(signature)
     }
 
+    /// The classical half alone: Ed25519 over `message` (module notes).
+    pub(crate) fn sign_classical_half(&self, message: &[u8]) -> Result<Vec<u8>> {
+        if message.starts_with(COMPOSITE_PREFIX) {
+            return Err(CryptoError::malformed(
+                "message",
+                "a hybrid key's classical half does not sign messages beginning with the composite prefix",
+            ));
+        }
+        Ok(self.ed25519.sign(message))
+    }
+
     pub(crate) fn public_key(&self) -> PublicKey {
         PublicKey::Composite {
             ml_dsa: self.ml_dsa.public_key().to_vec(),
@@ -130,5 +150,19 @@ impl CompositeVerifier {
             PqVerifyMode::Or => classical_ok() || pq_ok(),
             PqVerifyMode::PqOnly => pq_ok(),
         }
+    }
+
+    /// A classical-half signature ([`CompositeKey::sign_classical_half`]): accepted by
+    /// `or` alone, since `and` and `pq_only` need the ML-DSA half it does not carry.
+    pub(crate) fn verify_classical_half(
+        &self,
+        message: &[u8],
+        signature: &[u8],
+        mode: PqVerifyMode,
+    ) -> bool {
+        mode == PqVerifyMode::Or
+            && signature.len() == ED25519_SIGNATURE_LEN
+            && !message.starts_with(COMPOSITE_PREFIX)
+            && self.ed25519.verify_sig(message, signature).is_ok()
     }
 }

@@ -94,6 +94,27 @@ impl VerifyingKey {
         verdict(valid)
     }
 
+    /// Verifies a hybrid key's classical-half signature
+    /// ([`SigningKey::sign_classical_half`](crate::SigningKey::sign_classical_half)):
+    /// valid under [`PqVerifyMode::Or`] only, as it carries no ML-DSA half. Only
+    /// composite keys have one.
+    pub fn verify_classical_half(
+        &self,
+        message: &[u8],
+        signature: &[u8],
+        mode: PqVerifyMode,
+    ) -> Result<()> {
+        match &self.inner {
+            VerifierInner::Composite(key) => {
+                verdict(key.verify_classical_half(message, signature, mode))
+            }
+            _ => Err(CryptoError::WrongKeyType {
+                operation: "verify with the classical half",
+                spec: self.public.spec().as_str(),
+            }),
+        }
+    }
+
     /// Verifies a signature over a precomputed digest of `algorithm`'s hash (ECDSA and
     /// RSA only).
     pub fn verify_digest(

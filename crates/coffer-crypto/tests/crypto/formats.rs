@@ -167,3 +167,63 @@ fn hybrid_verify_modes() {
         PqVerifyMode::PqOnly
     );
 }
+
+/// A hybrid key's classical half alone (`pq_produce_hybrid = false`): a plain Ed25519
+/// signature over the message, which a verifier that is not PQ-ready checks with the
+/// composite public key's Ed25519 part, and which Coffer accepts under `or` only.
+#[test]
+fn the_classical_half_is_plain_ed25519_accepted_under_or_only() {
+    let KeyMaterial::Signing(key) = KeyMaterial::generate(KeySpec::HybridEd25519MlDsa65).unwrap()
+    else {
+        unreachable!()
+    };
+    let message = b"release 1.2";
+    let signature = key.sign_classical_half(message).unwrap();
+    assert_eq!(signature.len(), 64);
+    let PublicKey::Composite { ed25519, .. } = key.public_key() else {
+        unreachable!()
+    };
+    ParsedPublicKey::new(&ED25519, ed25519)
+        .unwrap()
+        .verify_sig(message, &signature)
+        .unwrap();
+    let verifier = VerifyingKey::new(key.public_key()).unwrap();
+    let check = |msg: &[u8], sig: &[u8], mode| verifier.verify_classical_half(msg, sig, mode);
+    check(message, &signature, PqVerifyMode::Or).unwrap();
+    for mode in [PqVerifyMode::And, PqVerifyMode::PqOnly] {
+        assert!(matches!(
+            check(message, &signature, mode),
+            Err(CryptoError::InvalidSignature)
+        ));
+    }
+    assert!(check(b"release 1.3", &signature, PqVerifyMode::Or).is_err());
+    // Nor is it a composite, under any mode.
+    for mode in [PqVerifyMode::And, PqVerifyMode::Or, PqVerifyMode::PqOnly] {
+        assert!(verifier.verify(message, &signature, mode).is_err());
+    }
+
+    // A composite's stripped Ed25519 half is a plain signature over its M'; the
+    // classical half neither signs nor accepts a message beginning with the prefix.
+    let composite = key.sign(message).unwrap();
+    let stripped = &composite[3309..];
+    let mut m_prime = COMPOSITE_PREFIX.to_vec();
+    m_prime.extend_from_slice(COMPOSITE_LABEL);
+    m_prime.push(0);
+    m_prime
+        .extend_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, message).as_ref());
+    ParsedPublicKey::new(&ED25519, ed25519)
+        .unwrap()
+        .verify_sig(&m_prime, stripped)
+        .unwrap();
+    assert!(check(&m_prime, stripped, PqVerifyMode::Or).is_err());
+    assert!(key.sign_classical_half(&m_prime).is_err());
+
+    // Only hybrid keys have a classical half.
+    let KeyMaterial::Signing(plain) = KeyMaterial::generate(KeySpec::Ed25519).unwrap() else {
+        unreachable!()
+    };
+    assert!(matches!(
+        plain.sign_classical_half(message),
+        Err(CryptoError::WrongKeyType { .. })
+    ));
+}

@@ -5,6 +5,7 @@
 
 use coffer_api::ErrorCode;
 use coffer_core::KeyId;
+use coffer_core::kms::Presented;
 use coffer_crypto::EncryptionAlgorithm;
 use coffer_crypto::envelope::EnvelopeHeader;
 use serde_json::{Value, json};
@@ -114,11 +115,53 @@ fn ciphertext(input: &Body, field: &str) -> Result<Vec<u8>, AwsError> {
     Ok(blob)
 }
 
+/// AWS's bound on a `Recipient`'s attestation document.
+const MAX_ATTESTATION_DOCUMENT: usize = 262_144;
+
+/// A `Recipient` (a Nitro enclave's attestation document; docs/aws.md): the document,
+/// once the key encryption algorithm is the one AWS offers.
+fn recipient(input: &Body) -> Result<Option<Vec<u8>>, AwsError> {
+    let Some(recipient) = input.opt_object("Recipient")? else {
+        return Ok(None);
+    };
+    match recipient.opt_str("KeyEncryptionAlgorithm")? {
+        None | Some("RSAES_OAEP_SHA_256") => {}
+        Some(other) => {
+            return Err(AwsError::validation(format!(
+                "Recipient.KeyEncryptionAlgorithm {other} is not RSAES_OAEP_SHA_256"
+            )));
+        }
+    }
+    let document = recipient.blob("AttestationDocument")?;
+    if document.is_empty() || document.len() > MAX_ATTESTATION_DOCUMENT {
+        return Err(AwsError::validation(
+            "Recipient.AttestationDocument must be between 1 and 262144 bytes",
+        ));
+    }
+    Ok(Some(document))
+}
+
+/// The CMS answer of a `Recipient` request (always made by the service for one).
+fn for_recipient(sealed: Option<Vec<u8>>) -> Result<Value, AwsError> {
+    sealed.map(|cms| b64(&cms)).ok_or_else(|| {
+        AwsError::from(coffer_core::kms::KmsError::Internal(
+            "no answer for the recipient".into(),
+        ))
+    })
+}
+
 /// `Decrypt`: the key comes from the blob; a `KeyId`, when given, must be that key.
-/// An RSAES-OAEP ciphertext names no key: `KeyId` is required, as at AWS.
+/// An RSAES-OAEP ciphertext names no key: `KeyId` is required, as at AWS. With a
+/// `Recipient`, the plaintext comes back only as `CiphertextForRecipient`.
 pub async fn decrypt(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
     let blob = ciphertext(input, "CiphertextBlob")?;
+    let recipient = recipient(input)?;
     if let Some((name, algorithm)) = rsa_algorithm(input)? {
+        if recipient.is_some() {
+            return Err(AwsError::unsupported(
+                "Recipient is offered for symmetric keys only by Coffer's AWS front",
+            ));
+        }
         let key_id = input.opt_str("KeyId")?.ok_or_else(|| {
             AwsError::validation("KeyId is required to decrypt with an asymmetric key")
         })?;
@@ -142,6 +185,19 @@ pub async fn decrypt(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> {
         if key_of(ctx, key_id).await? != KeyId::from_bytes(named.key_id) {
             return Err(incorrect_key());
         }
+    }
+    if let Some(document) = &recipient {
+        let presented = Presented::aws_recipient(document);
+        let opened = ctx
+            .state
+            .kms
+            .unwrap_presented(&ctx.caller, &blob, &context, presented)
+            .await?;
+        return Ok(json!({
+            "KeyId": ctx.key_arn(opened.key_id),
+            "CiphertextForRecipient": for_recipient(opened.for_recipient)?,
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        }));
     }
     let opened = ctx.state.kms.unwrap(&ctx.caller, &blob, &context).await?;
     Ok(json!({
@@ -220,16 +276,29 @@ pub async fn data_key(
             ));
         }
     };
-    let (key, sealed) = ctx
+    let recipient = recipient(input)?;
+    if recipient.is_some() && !with_plaintext {
+        return Err(AwsError::validation(
+            "Recipient is not a parameter of GenerateDataKeyWithoutPlaintext",
+        ));
+    }
+    let presented = match &recipient {
+        Some(document) => Presented::aws_recipient(document),
+        None => Presented::new(None),
+    };
+    let (key, sealed, for_cms) = ctx
         .state
         .kms
-        .datakey(&ctx.caller, &reference, bytes, &context, None)
+        .datakey_presented(&ctx.caller, &reference, bytes, &context, None, presented)
         .await?;
     let mut answer = json!({
         "CiphertextBlob": b64(&sealed.ciphertext),
         "KeyId": ctx.key_arn(sealed.key_id),
     });
-    if with_plaintext {
+    if recipient.is_some() {
+        // The data key leaves only encrypted to the enclave; Plaintext is omitted.
+        answer["CiphertextForRecipient"] = for_recipient(for_cms)?;
+    } else if with_plaintext {
         answer["Plaintext"] = b64(key.expose_secret());
     }
     Ok(answer)

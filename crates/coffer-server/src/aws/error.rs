@@ -1,6 +1,12 @@
 //! Errors as AWS KMS shapes them: HTTP 400 (a client error is never a 5xx) with
 //! `{"__type": "<Exception>", "message": "…"}`; 5xx only for the server's own faults.
+//! A request shed by the operating envelope (in-flight caps, a tenant's share, the
+//! full heavy-signing queue) is `ThrottlingException`, as AWS KMS answers a request
+//! over its rate quota: HTTP 400, which the AWS SDKs retry with back-off.
 
+use std::time::Duration;
+
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_api::ErrorCode;
@@ -31,6 +37,11 @@ pub struct AwsError {
     pub status: u16,
     /// The native code it stands for (labels `rejected_total` like the native API).
     pub code: ErrorCode,
+    /// The `reason` label of `rejected_total` when more specific than the code
+    /// (`backpressure`, `tenant_share`), as the native API labels its sheds.
+    pub reason: Option<&'static str>,
+    /// Sent as `Retry-After` (whole seconds) when the caller should wait.
+    pub retry_after: Option<Duration>,
 }
 
 impl AwsError {
@@ -41,6 +52,19 @@ impl AwsError {
             message: message.into(),
             status: 400,
             code,
+            reason: None,
+            retry_after: None,
+        }
+    }
+
+    /// `ThrottlingException` for a request the operating envelope shed, keeping the
+    /// shed's reason (`rejected_total{reason="backpressure"|"tenant_share"}`) and its
+    /// `Retry-After`.
+    pub(crate) fn throttled(shed: crate::error::ApiError) -> Self {
+        Self {
+            reason: shed.reason,
+            retry_after: shed.retry_after,
+            ..Self::client("ThrottlingException", shed.code, shed.message)
         }
     }
 
@@ -74,6 +98,11 @@ impl AwsError {
 
 impl From<KmsError> for AwsError {
     fn from(error: KmsError) -> Self {
+        // The heavy-signing queue is full: counted and labelled as the native API's
+        // shed (`backpressure`, with its Retry-After), answered as AWS throttles.
+        if matches!(error, KmsError::Saturated { .. }) {
+            return Self::throttled(crate::error::ApiError::from(error));
+        }
         let message = error.to_string();
         let client = |kind, code| Self::client(kind, code, message.clone());
         match &error {
@@ -123,6 +152,7 @@ impl From<KmsError> for AwsError {
             KmsError::QuotaExceeded(_) => {
                 client("LimitExceededException", ErrorCode::QuotaExceeded)
             }
+            // Answered above, with its reason; the arm keeps the match exhaustive.
             KmsError::Saturated { .. } => client("ThrottlingException", ErrorCode::Unavailable),
             // The server's own state: retryable 5xx, as AWS answers a dependency failure.
             KmsError::Sealed | KmsError::Unavailable(_) => Self {
@@ -141,6 +171,8 @@ impl From<KmsError> for AwsError {
                     message: "internal error".into(),
                     status: 500,
                     code: ErrorCode::Internal,
+                    reason: None,
+                    retry_after: None,
                 }
             }
         }
@@ -165,7 +197,19 @@ impl IntoResponse for AwsError {
         if let Ok(value) = HeaderValue::from_str(self.kind) {
             response.headers_mut().insert("x-amzn-errortype", value);
         }
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, never 0, as the native API sends it.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         response.extensions_mut().insert(self.code);
+        if let Some(reason) = self.reason {
+            response
+                .extensions_mut()
+                .insert(crate::error::RejectReason(reason));
+        }
         response
     }
 }
@@ -225,6 +269,42 @@ mod tests {
             "{}",
             quota.message
         );
+    }
+
+    /// A shed AWS request is `ThrottlingException` (400, as AWS KMS throttles) with
+    /// `Retry-After`, labelled for `rejected_total` as the native API's sheds are.
+    #[test]
+    fn sheds_are_throttling_with_their_reason_and_retry_after() {
+        use crate::admission::{Class, Shed, refusal};
+        let sheds = [
+            (
+                AwsError::throttled(refusal(Class::Wrap, Shed::Backpressure)),
+                "backpressure",
+            ),
+            (
+                AwsError::throttled(refusal(Class::Sign, Shed::TenantShare)),
+                "tenant_share",
+            ),
+            (
+                AwsError::from(KmsError::Saturated {
+                    retry_after: std::time::Duration::from_millis(1500),
+                }),
+                "backpressure",
+            ),
+        ];
+        for (error, reason) in sheds {
+            assert_eq!((error.kind, error.status), ("ThrottlingException", 400));
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(
+                response.headers()["x-amzn-errortype"],
+                "ThrottlingException"
+            );
+            let wait = response.headers()[RETRY_AFTER].to_str().unwrap();
+            assert!(wait == "1" || wait == "2", "{wait}");
+            let label = response.extensions().get::<crate::error::RejectReason>();
+            assert_eq!(label.map(|r| r.0), Some(reason));
+        }
     }
 
     #[test]

@@ -208,10 +208,10 @@ async fn serve(
     // The same in-flight caps as the native API, before the body is parsed; AWS SDKs
     // retry a `ThrottlingException` with back-off.
     let class = class_of(&operation);
-    let _slot = state.admission.admit(class, Some(tenant)).map_err(|shed| {
-        let refused = crate::admission::refusal(class, shed);
-        AwsError::client("ThrottlingException", refused.code, refused.message)
-    })?;
+    let _slot = state
+        .admission
+        .admit(class, Some(tenant))
+        .map_err(|shed| AwsError::throttled(crate::admission::refusal(class, shed)))?;
     let ctx = Ctx {
         state,
         caller,

@@ -92,6 +92,15 @@ impl Body {
         }
     }
 
+    /// An optional nested structure (`Recipient`), as a body of its own.
+    pub fn opt_object(&self, name: &str) -> Result<Option<Self>, AwsError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(Self(map.clone()))),
+            Some(_) => Err(AwsError::validation(format!("{name} must be a structure"))),
+        }
+    }
+
     /// A required base64 blob.
     pub fn blob(&self, name: &str) -> Result<Vec<u8>, AwsError> {
         STANDARD

@@ -20,6 +20,7 @@ impl From<proto::WrapRequest> for api::WrapRequest {
             key_id: std::mem::take(&mut r.key_id),
             plaintext: B64Secret::new(std::mem::take(&mut r.plaintext)),
             context: std::mem::take(&mut r.context),
+            track_id: r.track_id.take(),
         }
     }
 }

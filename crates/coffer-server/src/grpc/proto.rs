@@ -24,6 +24,7 @@ impl fmt::Debug for WrapRequest {
             .field("key_id", &self.key_id)
             .field("plaintext", &ELIDED)
             .field("context", &self.context)
+            .field("track_id", &self.track_id)
             .finish()
     }
 }

@@ -10,6 +10,7 @@ use coffer_api::admin::{
     TenantView,
 };
 use coffer_core::kms::MintToken;
+use coffer_core::pq::{Change, HybridSigning, PqChange, RolloutPercent};
 use coffer_core::token::{Operation, TokenId};
 
 use crate::convert::{parse_duration, tenant_view};
@@ -112,11 +113,23 @@ fn settings_view(
     tenant: &coffer_core::Tenant,
     pq: coffer_core::kms::PqPolicy,
 ) -> TenantSettingsView {
-    let mut settings = vec![SettingView {
-        name: "pq_verify_mode".into(),
-        value: pq.verify_mode.as_str().into(),
-        source: pq.source.as_str().into(),
-    }];
+    let mut settings = vec![
+        SettingView {
+            name: "pq_verify_mode".into(),
+            value: pq.verify_mode.value.as_str().into(),
+            source: pq.verify_mode.source.as_str().into(),
+        },
+        SettingView {
+            name: "pq_produce_hybrid".into(),
+            value: pq.signing.value.as_str().into(),
+            source: pq.signing.source.as_str().into(),
+        },
+        SettingView {
+            name: "pq_rollout_percent".into(),
+            value: pq.rollout.value.to_string(),
+            source: pq.rollout.source.as_str().into(),
+        },
+    ];
     for class in crate::admission::Class::ALL {
         let name = class.as_str();
         settings.push(SettingView {
@@ -146,27 +159,55 @@ pub async fn show_tenant(
     Ok(Json(settings_view(&state, &tenant, pq)))
 }
 
+/// The request's settings as a change: absent keeps, `null` clears, a value sets.
+fn pq_change(r: &SetPqPolicyRequest) -> ApiResult<PqChange> {
+    fn change<W: Clone, T>(
+        field: &Option<Option<W>>,
+        parse: impl Fn(W) -> Option<T>,
+        refusal: &'static str,
+    ) -> ApiResult<Change<T>> {
+        Ok(match field {
+            None => Change::Keep,
+            Some(None) => Change::Clear,
+            Some(Some(given)) => Change::Set(
+                parse(given.clone())
+                    .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, refusal))?,
+            ),
+        })
+    }
+    Ok(PqChange {
+        verify_mode: change(
+            &r.pq_verify_mode,
+            |text: String| text.parse::<coffer_crypto::PqVerifyMode>().ok(),
+            "pq_verify_mode must be and, or, pq_only or null",
+        )?,
+        signing: change(
+            &r.pq_produce_hybrid,
+            |produce| Some(HybridSigning::from_produce_hybrid(produce)),
+            "pq_produce_hybrid must be true, false or null",
+        )?,
+        rollout: change(
+            &r.pq_rollout_percent,
+            |percent: i64| {
+                u8::try_from(percent)
+                    .ok()
+                    .and_then(|p| RolloutPercent::new(p).ok())
+            },
+            "pq_rollout_percent must be between 0 and 100, or null",
+        )?,
+    })
+}
+
 /// `POST /v1/admin/tenants/pq-policy`
 pub async fn set_pq_policy(
     State(state): State<AppState>,
     Authed(caller, ..): Authed,
     ApiJson(r): ApiJson<SetPqPolicyRequest>,
 ) -> ApiResult<Json<TenantSettingsView>> {
-    let mode = r
-        .pq_verify_mode
-        .as_deref()
-        .map(|text| {
-            text.parse::<coffer_crypto::PqVerifyMode>().map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    "pq_verify_mode must be and, or, pq_only or null",
-                )
-            })
-        })
-        .transpose()?;
+    let change = pq_change(&r)?;
     state
         .kms
-        .set_tenant_pq_verify_mode(&caller, &r.tenant, mode)
+        .change_tenant_pq_policy(&caller, &r.tenant, change)
         .await?;
     let (tenant, pq) = state.kms.show_tenant(&caller, &r.tenant).await?;
     Ok(Json(settings_view(&state, &tenant, pq)))

@@ -82,12 +82,16 @@ pub(crate) async fn wrap_one(
     r: WrapRequest,
 ) -> ApiResult<CiphertextResponse> {
     let ctx = context(&r.context)?;
-    Ok(sealed(
-        state
-            .kms
-            .wrap(caller, &r.key_id, r.plaintext.expose_secret(), &ctx)
-            .await?,
-    ))
+    let plaintext = r.plaintext.expose_secret();
+    Ok(sealed(match r.track_id.as_deref() {
+        None => state.kms.wrap(caller, &r.key_id, plaintext, &ctx).await?,
+        Some(track_id) => {
+            state
+                .kms
+                .wrap_tracked(caller, &r.key_id, plaintext, &ctx, track_id)
+                .await?
+        }
+    }))
 }
 
 /// `POST /v1/kms/wrap`

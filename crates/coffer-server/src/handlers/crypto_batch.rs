@@ -62,6 +62,7 @@ pub async fn wrap(state: &AppState, caller: &Caller, requests: Vec<WrapRequest>)
             reference: &r.key_id,
             plaintext: r.plaintext.expose_secret(),
             context: c,
+            track_id: r.track_id.as_deref(),
         })
         .collect();
     let results = state.kms.wrap_batch(caller, &items).await;

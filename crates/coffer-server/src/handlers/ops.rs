@@ -1,10 +1,11 @@
-//! The operations port: liveness, readiness, Prometheus metrics, custody's backend.
+//! The operations port: liveness, readiness, Prometheus metrics, custody's backend, the
+//! running configuration.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use coffer_api::admin::CustodyView;
+use coffer_api::admin::{CustodyView, RunningConfigView};
 
 use crate::state::AppState;
 
@@ -53,4 +54,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// key handles and session pool (never the PIN).
 pub async fn custody(State(state): State<AppState>) -> axum::Json<CustodyView> {
     axum::Json(state.custody.view())
+}
+
+/// `GET /config`: the configuration the server started with (each key's value and
+/// whether the file, the environment or the default set it), secrets redacted as
+/// `Debug` and `coffer config get` redact them (`config/redacted.rs`). No token, like
+/// the rest of this port, which is kept on a private network (docs/configuration.md):
+/// it answers while sealed, when an operator most needs to see what the server loaded,
+/// and holds nothing `/custody` and the example configuration do not already show.
+pub async fn config(State(state): State<AppState>) -> axum::Json<RunningConfigView> {
+    axum::Json(RunningConfigView::clone(&state.running_config))
 }

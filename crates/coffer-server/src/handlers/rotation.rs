@@ -1,5 +1,7 @@
 //! Rotation sagas, the reference tracker and tracked data keys.
 
+use std::collections::BTreeSet;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,6 +11,7 @@ use coffer_api::rotation::{
     TrackedView, VersionReferences, ViolationView,
 };
 use coffer_api::{B64, ErrorCode};
+use coffer_core::attestation::Measurement;
 use coffer_core::kms::{RetireUntracked, RotationStatus};
 use coffer_core::saga::{Status, Step};
 use coffer_core::store::Hold;
@@ -33,6 +36,19 @@ fn until(text: Option<String>) -> ApiResult<Option<Step>> {
     parsed(text)
 }
 
+/// The allow-list of a start, parsed (hex measurements), or a 400.
+fn measurements(list: Option<Vec<String>>) -> ApiResult<Option<BTreeSet<Measurement>>> {
+    list.map(|list| {
+        list.iter()
+            .map(|m| {
+                m.parse::<Measurement>()
+                    .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
+            })
+            .collect()
+    })
+    .transpose()
+}
+
 /// A rotation as the API shows it.
 pub fn view(status: &RotationStatus) -> RotationView {
     let r = &status.record;
@@ -51,6 +67,11 @@ pub fn view(status: &RotationStatus) -> RotationView {
         }),
         failures: r.failures,
         error: r.error.clone(),
+        allowed_measurements: r
+            .allow_list
+            .as_ref()
+            .map(|a| a.measurements.iter().map(ToString::to_string).collect()),
+        allow_list_from_policy: r.allow_list.as_ref().map(|a| a.from_policy),
         tracked_remaining: status.tracked_remaining,
         rewrap: status.rewrap.as_ref().map(|p| RewrapView {
             done: p.done,
@@ -82,6 +103,7 @@ pub async fn start(
             } else {
                 RetireUntracked::Refuse
             },
+            measurements(r.allowed_measurements)?,
         )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(view(&status))))

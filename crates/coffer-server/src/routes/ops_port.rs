@@ -1,6 +1,6 @@
 //! The operations port's routes (9909), described like the API's.
 
-use coffer_api::admin::CustodyView;
+use coffer_api::admin::{CustodyView, RunningConfigView};
 use coffer_api::paths;
 
 use crate::handlers::ops;
@@ -38,6 +38,15 @@ pub fn ops() -> Routes {
             paths::CUSTODY,
             ops::custody,
             op("custody", "Custody's backend.").answers::<CustodyView>(200, "The backend."),
+        )
+        .get(
+            paths::CONFIG,
+            ops::config,
+            op(
+                "config",
+                "The configuration the server started with, secrets redacted.",
+            )
+            .answers::<RunningConfigView>(200, "Every key, its value and its source."),
         )
         .finish()
 }

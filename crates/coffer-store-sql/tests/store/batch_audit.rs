@@ -88,6 +88,7 @@ async fn a_batch_is_one_audit_group_with_one_result_per_item() {
             reference: &key,
             plaintext: p,
             context: &context,
+            track_id: None,
         })
         .collect();
     let sealed: Vec<_> = kms

@@ -176,6 +176,7 @@ async fn a_100k_rewrap_reports_progress_keeps_its_rate_and_survives_a_crash() {
             Some(Step::RewrapTracked),
             None,
             RetireUntracked::default(),
+            None,
         )
         .await
         .unwrap()
@@ -316,6 +317,7 @@ async fn outside_its_window_the_rewrap_waits_and_resumes_inside_it() {
             Some(Step::RewrapTracked),
             None,
             RetireUntracked::default(),
+            None,
         )
         .await
         .unwrap()

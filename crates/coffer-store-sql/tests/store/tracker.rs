@@ -295,7 +295,7 @@ async fn untracked_use_refuses_a_rotation_unless_accepted_and_the_old_version_re
 
     let refused = r
         .kms
-        .start_rotation(&r.caller, &key, None, None, RetireUntracked::Refuse)
+        .start_rotation(&r.caller, &key, None, None, RetireUntracked::Refuse, None)
         .await
         .unwrap_err();
     let message = refused.to_string();
@@ -314,6 +314,7 @@ async fn untracked_use_refuses_a_rotation_unless_accepted_and_the_old_version_re
             Some(Step::RetireOld),
             None,
             RetireUntracked::Accept,
+            None,
         )
         .await
         .unwrap();

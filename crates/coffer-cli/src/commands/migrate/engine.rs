@@ -40,6 +40,18 @@ pub struct Settings {
     pub retries: u32,
     /// Whether each new sidecar file is flushed to disk before the journal says done.
     pub durability: Durability,
+    /// Whether legacy data keys are registered as tracked data keys.
+    pub tracking: Tracking,
+}
+
+/// Whether a legacy data key is wrapped plainly or registered as a tracked data key,
+/// which rotations rewrap server side (`--track`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracking {
+    /// `wrap`: the sidecar's copy is the only one.
+    Untracked,
+    /// `wrap` with the sidecar's id as track id; the new sidecar names it (`track_id`).
+    BySidecarId,
 }
 
 /// Whether a rewritten sidecar is flushed to disk (`fsync`) before it counts as done.
@@ -219,6 +231,7 @@ impl Engine {
                         &answer.key_id,
                         answer.key_version,
                         &answer.ciphertext.0,
+                        self.track_id(sidecar, &work),
                     );
                     let text = serde_json::to_string(&new)?;
                     if let Origin::File(path) = &sidecar.origin {
@@ -325,8 +338,20 @@ impl Engine {
             .collect()
     }
 
+    /// The track id a sidecar's data key is registered under by this batch, if any.
+    fn track_id<'s>(&self, sidecar: &'s Sidecar, work: &Work) -> Option<&'s str> {
+        match (work, self.settings.tracking) {
+            (Work::Wrap(_), Tracking::BySidecarId) => Some(&sidecar.id),
+            _ => None,
+        }
+    }
+
     fn wrap_request(&self, sidecar: &Sidecar, key: &SecretBytes) -> WrapRequest {
         WrapRequest {
+            track_id: match self.settings.tracking {
+                Tracking::Untracked => None,
+                Tracking::BySidecarId => Some(sidecar.id.clone()),
+            },
             key_id: self.settings.target_key.clone().unwrap_or_default(),
             plaintext: B64Secret::new(key.expose_secret().to_vec()),
             context: context_for(

@@ -26,6 +26,7 @@ pub struct FieldNames {
     pub legacy_alg: String,
     pub blob: String,
     pub content_hash: String,
+    pub track_id: String,
 }
 
 impl Default for FieldNames {
@@ -38,6 +39,7 @@ impl Default for FieldNames {
             legacy_alg: "legacy_alg".into(),
             blob: "blob".into(),
             content_hash: "content_sha256".into(),
+            track_id: "track_id".into(),
         }
     }
 }
@@ -55,8 +57,9 @@ impl FieldNames {
                 "legacy_alg" => &mut names.legacy_alg,
                 "blob" => &mut names.blob,
                 "content_sha256" => &mut names.content_hash,
+                "track_id" => &mut names.track_id,
                 other => bail!(
-                    "unknown sidecar field `{other}` (id, key_id, wrapped_dek, dek_version, legacy_alg, blob, content_sha256)"
+                    "unknown sidecar field `{other}` (id, key_id, wrapped_dek, dek_version, legacy_alg, blob, content_sha256, track_id)"
                 ),
             };
             theirs.clone_into(slot);
@@ -144,9 +147,20 @@ pub struct Sidecar {
 
 impl Sidecar {
     /// The sidecar after migration: the same fields, with the key, wrapped key and
-    /// version replaced and `legacy_alg` gone.
-    pub fn migrated(&self, names: &FieldNames, key: &str, version: u32, wrapped: &[u8]) -> Value {
+    /// version replaced, `legacy_alg` gone, and the track id its data key is
+    /// registered under at Coffer when it is tracked.
+    pub fn migrated(
+        &self,
+        names: &FieldNames,
+        key: &str,
+        version: u32,
+        wrapped: &[u8],
+        track_id: Option<&str>,
+    ) -> Value {
         let mut fields = self.fields.clone();
+        if let Some(track_id) = track_id {
+            fields.insert(names.track_id.clone(), Value::from(track_id));
+        }
         fields.insert(names.key_id.clone(), Value::from(key));
         fields.insert(
             names.wrapped_dek.clone(),
@@ -391,10 +405,14 @@ mod tests {
         ])
         .unwrap();
         let sidecar = parse(br#"{"id":"a","kid":"dpapi","edk":"AAAA"}"#, &names, None).unwrap();
-        let migrated = sidecar.migrated(&names, "k1", 2, b"\x01");
+        let migrated = sidecar.migrated(&names, "k1", 2, b"\x01", None);
         assert_eq!(migrated["kid"], "k1");
         assert_eq!(migrated["edk"], "AQ==");
         assert_eq!(migrated["dek_version"], 2);
+        assert!(migrated.get("track_id").is_none());
+        let names = FieldNames::mapped(&[("track_id".into(), "tracked_as".into())]).unwrap();
+        let tracked = sidecar.migrated(&names, "k1", 2, b"\x01", Some("a"));
+        assert_eq!(tracked["tracked_as"], "a");
         assert!(FieldNames::mapped(&[("nope".into(), "x".into())]).is_err());
         let bad = |json: &str| {
             parse(json.as_bytes(), &FieldNames::default(), None)

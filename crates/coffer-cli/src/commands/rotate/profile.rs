@@ -16,7 +16,10 @@
 //! A profile may also name what seed 001's script runs around a rotation: health-check
 //! URLs (`api_healthcheck_url`, `enclave_healthcheck_url`, fetched with
 //! `healthcheck_timeout`, see `health.rs`) and hook commands (`stage_cmd`,
-//! `validate_cmd`, `rollback_cmd`, run with `hook_timeout`, see `hooks.rs`).
+//! `validate_cmd`, `rollback_cmd`, run with `hook_timeout`, see `hooks.rs`), and the
+//! enclave allow-list a rotation puts in force with its switch (`allowed_measurements`),
+//! and the test authority key `validate` attests with (`attestation_authority_key_file`,
+//! see `attested.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,6 +88,13 @@ pub struct Runbook {
     pub hook_timeout: Duration,
     /// The variable that holds the token: removed from the hooks' environment.
     pub token_env: Option<String>,
+    /// Seed 001's `KMS_ALLOWED_MEASUREMENTS`: the enclave allow-list `stage` and `all`
+    /// put in force with the switch (`--allowed-measurements` overrides it).
+    pub allowed_measurements: Option<Vec<String>>,
+    /// A test attestation authority's signing key (PKCS #8, mode 0600): `validate`
+    /// makes Coffer test-format documents with it (`--attestation-authority-key`
+    /// overrides it).
+    pub attestation_authority_key: Option<PathBuf>,
 }
 
 /// A health check that answers slower than this fails.
@@ -124,6 +134,10 @@ struct Profile {
     rollback_cmd: Option<String>,
     #[serde(default)]
     hook_timeout: Option<String>,
+    #[serde(default)]
+    allowed_measurements: Option<Vec<String>>,
+    #[serde(default)]
+    attestation_authority_key_file: Option<PathBuf>,
 }
 
 /// Addresses only: hook commands can carry secrets.
@@ -165,6 +179,8 @@ impl Profile {
             rollback_cmd: command(&self.rollback_cmd),
             hook_timeout: duration(&self.hook_timeout, "hook_timeout", HOOK_TIMEOUT)?,
             token_env: self.token_env.clone(),
+            allowed_measurements: self.allowed_measurements.clone(),
+            attestation_authority_key: self.attestation_authority_key_file.clone(),
         })
     }
 }

@@ -44,6 +44,7 @@ pub async fn stage(
     key: &str,
     checks: VersionChecks,
     untracked: checks::Untracked,
+    allowed_measurements: Option<Vec<String>>,
 ) -> anyhow::Result<Verdict> {
     s.learn("KMS_KEY_ID", key);
     if !health::before_change(s).await? {
@@ -54,6 +55,7 @@ pub async fn stage(
         until: Some("stage".into()),
         expect_version: checks.expect_version,
         retire_untracked: untracked == checks::Untracked::Retire,
+        allowed_measurements,
     };
     let view = match start(s, "stage.start", &request).await? {
         Started::Planned => {
@@ -97,6 +99,7 @@ pub async fn all(
     corpus: Option<&Path>,
     checks: VersionChecks,
     untracked: checks::Untracked,
+    allowed_measurements: Option<Vec<String>>,
 ) -> anyhow::Result<Verdict> {
     s.learn("KMS_KEY_ID", key);
     if checks::preflight(s, key, untracked).await? == Verdict::Failed {
@@ -117,6 +120,7 @@ pub async fn all(
         until: Some(until.to_owned()),
         expect_version: checks.expect_version,
         retire_untracked: untracked == checks::Untracked::Retire,
+        allowed_measurements,
     };
     let rotation = match start(s, "rotation.start", &request).await? {
         Started::Planned => None,
@@ -465,6 +469,17 @@ pub fn summary(view: &RotationView) -> String {
     if let Some(error) = &view.error {
         text.push_str(&format!("\nerror:     {error}"));
     }
+    if let (Some(list), Some(from)) = (&view.allowed_measurements, view.allow_list_from_policy) {
+        text.push_str(&format!(
+            "\nallow-list: {} at the switch (attestation policy v{from} -> v{})",
+            if list.is_empty() {
+                "-".to_owned()
+            } else {
+                list.join(",")
+            },
+            from + 1
+        ));
+    }
     text.push_str(&format!(
         "\ntracked data keys still under v{}: {}",
         view.from_version, view.tracked_remaining
@@ -494,6 +509,8 @@ pub fn rotation_evidence(view: &RotationView) -> Value {
         "to_version": view.to_version,
         "failures": view.failures,
         "error": view.error,
+        "allowed_measurements": view.allowed_measurements,
+        "allow_list_from_policy": view.allow_list_from_policy,
         "tracked_remaining": view.tracked_remaining,
     })
 }
@@ -515,6 +532,8 @@ pub(super) mod tests {
             held: None,
             failures: 0,
             error: None,
+            allowed_measurements: None,
+            allow_list_from_policy: None,
             tracked_remaining: 0,
             rewrap: None,
             started_at: String::new(),

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use coffer_api::crypto::{
-    Context, MacRequest, SignRequest, UnwrapRequest, VerifyMacRequest, VerifyRequest, WrapRequest,
+    Context, MacRequest, RewrapRequest, SignRequest, UnwrapRequest, VerifyMacRequest,
+    VerifyRequest, WrapRequest,
 };
 use coffer_api::{B64, B64Secret, paths};
 use coffer_client::request_paths;
@@ -19,6 +20,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::Verdict;
+use super::attested::{self, AuthorityFile, Plan};
 use super::checks::key_evidence;
 use super::corpus::dual_unwrap;
 use super::health::{self, Moment};
@@ -28,12 +30,32 @@ use crate::commands::print_line;
 
 const TEST_BYTES: usize = 32;
 
-/// Smoke-tests `key`'s primary version by its purpose, then unwraps `corpus` if given.
+/// The context of `validate`'s disposable ciphertexts. `coffer:probe` declares them
+/// disposable: the server counts their round trips as `probe` use, which does not
+/// refuse the next rotation as untracked use would (it still counts as use for the
+/// quiet period).
+pub fn probe_context() -> Context {
+    Context::from([
+        ("purpose".into(), "coffer-rotate-validate".into()),
+        ("coffer:probe".into(), "rotate-validate".into()),
+    ])
+}
+
+/// Smoke-tests `key`'s primary version by its purpose (attested as the key's policy
+/// asks when the run has a test authority's key, see `attested.rs`), then unwraps
+/// `corpus` if given.
 pub async fn validate(
     s: &mut Session,
     key: &str,
     corpus: Option<&Path>,
 ) -> anyhow::Result<Verdict> {
+    // Read first, so a dry run checks it too (a local input).
+    let authority = s
+        .runbook
+        .attestation_authority_key
+        .as_deref()
+        .map(AuthorityFile::load)
+        .transpose()?;
     let planned = s.get(&request_paths::key(key)?);
     let client = s.client().clone();
     let view = match s
@@ -49,11 +71,25 @@ pub async fn validate(
         None => {
             print_line("[dry-run] validate: the test depends on the key's purpose")?;
             for purpose in ["encrypt", "sign", "mac"] {
-                smoke(s, purpose, key, None).await?;
+                smoke(s, purpose, key, None, None).await?;
             }
             Verdict::Planned
         }
-        Some(view) => smoke(s, &view.purpose, &view.key_id, Some(view.primary_version)).await?,
+        Some(view) => match attested::plan(s, &view.key_id, authority).await? {
+            Err(failed) => failed,
+            Ok(plan) => {
+                let (purpose, id) = (&view.purpose, &view.key_id);
+                let passed = smoke(s, purpose, id, Some(view.primary_version), plan.as_ref());
+                let passed = passed.await?;
+                match &plan {
+                    Some(plan) => worst(
+                        passed,
+                        attested::removed_is_refused(s, plan, purpose, id).await?,
+                    ),
+                    None => passed,
+                }
+            }
+        },
     };
     let corpus = match corpus {
         Some(path) => dual_unwrap(s, path).await?,
@@ -80,11 +116,12 @@ async fn smoke(
     purpose: &str,
     key: &str,
     primary: Option<u32>,
+    attest: Option<&Plan>,
 ) -> anyhow::Result<Verdict> {
     let result = match purpose {
-        "encrypt" => encrypt(s, key).await?,
-        "sign" => sign(s, key).await?,
-        "mac" => mac(s, key).await?,
+        "encrypt" => encrypt(s, key, attest).await?,
+        "sign" => sign(s, key, attest).await?,
+        "mac" => mac(s, key, attest).await?,
         other => Some(Err(format!("no smoke test for purpose {other}"))),
     };
     let (outcome, detail) = match result {
@@ -95,6 +132,10 @@ async fn smoke(
                 "used v{version}, but the primary is v{}",
                 primary.unwrap_or_default()
             ),
+        ),
+        Some(Ok(version)) if attest.is_some() => (
+            Outcome::Ok,
+            format!("ok under v{version} (primary), attested as an allowed measurement"),
         ),
         Some(Ok(version)) => (Outcome::Ok, format!("ok under v{version} (primary)")),
         Some(Err(why)) => (Outcome::Failed, format!("FAILED: {why}")),
@@ -116,20 +157,15 @@ async fn smoke(
 /// `None`: planned. `Some(Ok(version))`: passed under that version.
 type Smoke = Option<Result<u32, String>>;
 
-async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
+async fn encrypt(s: &mut Session, key: &str, attest: Option<&Plan>) -> anyhow::Result<Smoke> {
     let mut value = Zeroizing::new(vec![0u8; TEST_BYTES]);
     coffer_crypto::rng::fill(&mut value).context("the random generator failed")?;
-    // `coffer:probe` declares the test ciphertext disposable: the server counts this
-    // round trip as `probe` use, which does not refuse the next rotation as untracked
-    // use would (it still counts as use for the quiet period).
-    let context = Context::from([
-        ("purpose".into(), "coffer-rotate-validate".into()),
-        ("coffer:probe".into(), "rotate-validate".into()),
-    ]);
+    let context = probe_context();
     let wrap = WrapRequest {
         key_id: key.to_owned(),
         plaintext: B64Secret::new(value.to_vec()),
         context: context.clone(),
+        track_id: None,
     };
     let shown = json!({
         "key_id": key,
@@ -152,7 +188,7 @@ async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
         Step::Done(wrapped) => Some(wrapped),
     };
     let unwrap = UnwrapRequest {
-        attestation: None,
+        attestation: document(attest, "unwrap")?,
         ciphertext: wrapped
             .as_ref()
             .map(|w| w.ciphertext.clone())
@@ -169,7 +205,7 @@ async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
             |u| json!({ "key_id": u.key_id, "key_version": u.key_version }),
         )
         .await?;
-    Ok(match (step, wrapped) {
+    let opened = match (step, wrapped) {
         (Step::Planned, _) | (_, None) => None,
         (Step::Failed(error), _) => Some(Err(format!("unwrap: {error}"))),
         (Step::Done(opened), Some(wrapped)) => {
@@ -181,26 +217,98 @@ async fn encrypt(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
                     wrapped.key_version, opened.key_version
                 ))
             } else {
-                Ok(wrapped.key_version)
+                Ok((wrapped.key_version, wrapped.ciphertext))
             })
         }
+    };
+    match (opened, attest) {
+        (None, _) => Ok(None),
+        (Some(Err(why)), _) => Ok(Some(Err(why))),
+        (Some(Ok((version, _))), None) => Ok(Some(Ok(version))),
+        // Attested: the refresh path too, a rewrap and an unwrap of its result.
+        (Some(Ok((_, ciphertext))), Some(plan)) => {
+            refresh(s, ciphertext, &value, plan).await.map(Some)
+        }
+    }
+}
+
+/// A refresh-style rewrap (a token's ciphertext moved to the primary) and an attested
+/// unwrap of what it answered.
+async fn refresh(
+    s: &mut Session,
+    ciphertext: B64,
+    value: &[u8],
+    plan: &Plan,
+) -> anyhow::Result<Result<u32, String>> {
+    let context = probe_context();
+    let rewrap = RewrapRequest {
+        ciphertext,
+        context: context.clone(),
+        ..Default::default()
+    };
+    let shown = json!({ "ciphertext": "<the ciphertext wrap answered>", "context": context });
+    let planned = s.post(paths::REWRAP, Some(shown));
+    let client = s.client().clone();
+    let rewrapped = match s
+        .run(
+            "validate.rewrap",
+            &planned,
+            client.rewrap(&rewrap),
+            |r| json!({ "key_id": r.key_id, "key_version": r.key_version }),
+        )
+        .await?
+    {
+        Step::Planned => return Ok(Err("rewrap: not performed".into())),
+        Step::Failed(error) => return Ok(Err(format!("rewrap: {error}"))),
+        Step::Done(rewrapped) => rewrapped,
+    };
+    let unwrap = UnwrapRequest {
+        attestation: plan.document("unwrap")?,
+        ciphertext: rewrapped.ciphertext.clone(),
+        context: context.clone(),
+    };
+    let shown = json!({ "ciphertext": "<the ciphertext rewrap answered>", "context": context });
+    let planned = s.post(paths::UNWRAP, Some(shown));
+    let step = s
+        .run(
+            "validate.unwrap-rewrapped",
+            &planned,
+            client.unwrap(&unwrap),
+            |u| json!({ "key_id": u.key_id, "key_version": u.key_version }),
+        )
+        .await?;
+    Ok(match step {
+        Step::Planned => Err("unwrap of the rewrapped ciphertext: not performed".into()),
+        Step::Failed(error) => Err(format!("unwrap of the rewrapped ciphertext: {error}")),
+        Step::Done(opened) if opened.plaintext.expose_secret() != value => {
+            Err("the rewrapped ciphertext opened to other bytes".into())
+        }
+        Step::Done(opened) => Ok(opened.key_version),
     })
+}
+
+fn document(attest: Option<&Plan>, operation: &str) -> anyhow::Result<Option<B64>> {
+    attest.map_or(Ok(None), |plan| plan.document(operation))
 }
 
 fn test_message() -> B64 {
     B64(format!("coffer rotate validate {}", std::process::id()).into_bytes())
 }
 
-async fn sign(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
+async fn sign(s: &mut Session, key: &str, attest: Option<&Plan>) -> anyhow::Result<Smoke> {
     let request = SignRequest {
-        attestation: None,
+        attestation: document(attest, "sign")?,
         key_id: key.to_owned(),
         message: Some(test_message()),
         digest: None,
         mu: None,
         algorithm: None,
     };
-    let planned = s.post(paths::SIGN, Some(serde_json::to_value(&request)?));
+    let mut shown = serde_json::to_value(&request)?;
+    if request.attestation.is_some() {
+        shown["attestation"] = json!("<coffer-test document for an allowed measurement>");
+    }
+    let planned = s.post(paths::SIGN, Some(shown));
     let client = s.client().clone();
     let step = s
         .run("validate.sign", &planned, client.sign(&request), |r| {
@@ -236,13 +344,17 @@ async fn sign(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
     Ok(verified(step, signed.map(|r| r.key_version), "verify"))
 }
 
-async fn mac(s: &mut Session, key: &str) -> anyhow::Result<Smoke> {
+async fn mac(s: &mut Session, key: &str, attest: Option<&Plan>) -> anyhow::Result<Smoke> {
     let request = MacRequest {
-        attestation: None,
+        attestation: document(attest, "mac")?,
         key_id: key.to_owned(),
         message: test_message(),
     };
-    let planned = s.post(paths::MAC, Some(serde_json::to_value(&request)?));
+    let mut shown = serde_json::to_value(&request)?;
+    if request.attestation.is_some() {
+        shown["attestation"] = json!("<coffer-test document for an allowed measurement>");
+    }
+    let planned = s.post(paths::MAC, Some(shown));
     let client = s.client().clone();
     let step = s
         .run(

@@ -127,6 +127,8 @@ mod tests {
             held: None,
             failures: 0,
             error: None,
+            allowed_measurements: None,
+            allow_list_from_policy: None,
             tracked_remaining: remaining,
             rewrap,
             started_at: String::new(),

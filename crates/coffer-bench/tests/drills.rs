@@ -1,0 +1,174 @@
+//! The drill scripts (`scripts/drills/`) run end to end with tiny bounds: each writes
+//! its figures and the server's `/metrics` before and after, and the figures hold
+//! what was measured. A smoke test, not a measurement (a few seconds each).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/drills")
+        .join(name)
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coffer-drill-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn run(name: &str, out: &Path, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(script(name))
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .env("COFFER_BENCH", env!("CARGO_BIN_EXE_coffer-bench"))
+        .env("COFFER_DRILL_TIMEOUT", "60")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{name} failed:\n{stderr}");
+    let text = std::fs::read_to_string(out.join("figures.json")).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn assert_metrics_saved(out: &Path) {
+    for file in ["metrics-before.txt", "metrics-after.txt"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(text.contains("kms_inflight_max"), "{file}: {text}");
+    }
+}
+
+#[test]
+fn the_burst_drill_reports_each_phase_against_its_baseline() {
+    let out = out_dir("burst");
+    let figures = run(
+        "burst",
+        &out,
+        &[
+            "--rate",
+            "40",
+            "--factor",
+            "5",
+            "--seconds",
+            "2",
+            "--baseline-seconds",
+            "1",
+        ],
+    );
+    assert_metrics_saved(&out);
+    let phases = figures["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["baseline", "burst", "recovery"]);
+    assert_eq!(phases[1]["target_rate"], 200.0);
+    for phase in phases {
+        let sent = phase["sent"].as_u64().unwrap();
+        assert!(sent > 0, "{phase}");
+        // Every request sent was answered or counted as failed.
+        let counted: u64 = ["ok", "shed_429", "shed_503", "failed", "invalid"]
+            .iter()
+            .map(|k| phase[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, sent, "{phase}");
+        assert!(phase["ok"].as_u64().unwrap() > 0, "{phase}");
+    }
+    let checks = &figures["checks"];
+    assert!(
+        checks["shed_share_at_sustainable_rate"].is_number(),
+        "{checks}"
+    );
+    assert!(checks["recovery_p95_to_baseline"].is_number(), "{checks}");
+    assert_eq!(figures["sustainable_rate"], 40.0);
+}
+
+#[test]
+fn the_burst_drill_counts_sheds_when_the_cap_is_tiny() {
+    let out = out_dir("shed");
+    // One sign slot: a burst of 400/s sheds some of it, and the server counted them.
+    let output = Command::new(script("burst"))
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--rate",
+            "20",
+            "--factor",
+            "20",
+            "--seconds",
+            "2",
+            "--baseline-seconds",
+            "1",
+        ])
+        .env("COFFER_BENCH", env!("CARGO_BIN_EXE_coffer-bench"))
+        .env("COFFER_MAX_INFLIGHT_SIGN", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
+    let burst = &figures["phases"][1];
+    let shed = burst["shed_503"].as_u64().unwrap() + burst["shed_429"].as_u64().unwrap();
+    assert!(shed > 0, "{burst}");
+    let counted = figures["metrics_delta"]["rejected_total{reason=\"backpressure\"}"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(counted >= 1.0, "{}", figures["metrics_delta"]);
+}
+
+#[test]
+fn the_rotate_flood_drill_reports_the_verify_cache_and_pq_rejects() {
+    let out = out_dir("rotate");
+    let figures = run(
+        "rotate-flood",
+        &out,
+        &[
+            "--keys",
+            "3",
+            "--rate",
+            "60",
+            "--seconds",
+            "3",
+            "--rotate-every-ms",
+            "300",
+        ],
+    );
+    assert_metrics_saved(&out);
+    assert!(figures["rotations"].as_u64().unwrap() >= 3, "{figures}");
+    assert_eq!(figures["rotations_failed"], 0, "{figures}");
+    assert_eq!(figures["verify"]["invalid"], 0, "{figures}");
+    assert!(figures["verify"]["ok"].as_u64().unwrap() > 0, "{figures}");
+    let cache = &figures["verify_cache"];
+    assert!(cache["hits"].as_f64().unwrap() > 0.0, "{cache}");
+    assert!(cache["stale"].as_f64().unwrap() > 0.0, "{cache}");
+    assert_eq!(figures["pq_policy_rejects"], 0.0);
+    assert_eq!(figures["checks"]["no_pq_policy_rejects"], true);
+}
+
+#[test]
+fn the_network_jitter_drill_runs_or_says_why_not() {
+    let out = out_dir("jitter");
+    let figures = run("network-jitter", &out, &["--rate", "20", "--seconds", "2"]);
+    match figures["status"].as_str() {
+        Some("skipped") => assert!(figures["reason"].as_str().is_some_and(|r| !r.is_empty())),
+        Some("ran") => {
+            for run in ["clean", "netem"] {
+                assert!(
+                    figures[run]["phase"]["ok"].as_u64().unwrap() > 0,
+                    "{figures}"
+                );
+                assert_metrics_saved(&out.join(run));
+            }
+            // 50 ms each way on the loopback: the p50 moves by at least the delay.
+            let clean = figures["clean"]["phase"]["p50_ms"].as_f64().unwrap();
+            let netem = figures["netem"]["phase"]["p50_ms"].as_f64().unwrap();
+            assert!(netem >= clean + 90.0, "clean {clean} ms, netem {netem} ms");
+        }
+        other => panic!("status {other:?}: {figures}"),
+    }
+}
