@@ -181,6 +181,18 @@ pub enum Change {
         /// New wrapped bytes.
         to: Vec<u8>,
     },
+    /// Replaces a row's state tag if it is still `from` (`None`: untagged), after the
+    /// changes before it in the list ([`crate::state_seal::StateSeal::seal_changes`]
+    /// appends one per row those changes alter). `Conflict` when the row was re-tagged
+    /// meanwhile: another change moved it, and this one was computed from an older row.
+    Seal {
+        /// The key's row or one of its versions.
+        row: crate::state_seal::SealedRow,
+        /// Expected current tag.
+        from: Option<crate::state_seal::StateTag>,
+        /// New tag.
+        to: crate::state_seal::StateTag,
+    },
 }
 
 /// A rotation record: the saga's persisted state. The store guarantees at most one
@@ -443,6 +455,22 @@ pub trait VersionStore: Send + Sync {
         key: KeyId,
         version: VersionNumber,
     ) -> StoreResult<Option<String>>;
+
+    /// Binds the rows written before key states were sealed: sets each named row's
+    /// state tag where it has none, and stores the server secret `marker` (name,
+    /// wrapped value) recording that binding was done, in one transaction with
+    /// `record`. `Conflict` if the marker exists (another replica bound them first);
+    /// then nothing changes.
+    async fn bind_key_states(
+        &self,
+        tags: &[(
+            KeyId,
+            crate::state_seal::SealedRow,
+            crate::state_seal::StateTag,
+        )],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()>;
 }
 
 /// Rotation saga records and the tracked data keys a saga rewraps.

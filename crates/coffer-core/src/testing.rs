@@ -14,6 +14,7 @@ pub mod store_deletion;
 pub mod store_hsm;
 pub mod store_records;
 pub mod store_rotations;
+pub mod store_seals;
 pub mod store_tags;
 
 /// Generates one `#[tokio::test]` per store conformance case. `$factory` is an async
@@ -55,7 +56,8 @@ macro_rules! store_conformance {
             key_tags_change_within_their_limit,
             key_policies_and_grants_are_kept_per_key,
             hsm_protection_and_locations_round_trip,
-            attestation_policies_are_versioned_by_compare_and_set
+            attestation_policies_are_versioned_by_compare_and_set,
+            state_tags_change_by_compare_and_set
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

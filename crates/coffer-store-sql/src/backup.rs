@@ -105,6 +105,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("validity", Int),
             ("created_at", Int),
             ("protection", Text),
+            ("state_tag", Blob),
         ],
     ),
     (
@@ -152,6 +153,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("cert_chain", Text),
             ("hsm_location", Text),
+            ("state_tag", Blob),
         ],
     ),
     (

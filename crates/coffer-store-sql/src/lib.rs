@@ -484,6 +484,22 @@ impl VersionStore for SqlStore {
     ) -> StoreResult<Option<String>> {
         versions::get_cert_chain(&self.reader, tenant, key, version).await
     }
+
+    async fn bind_key_states(
+        &self,
+        tags: &[(
+            KeyId,
+            coffer_core::state_seal::SealedRow,
+            coffer_core::state_seal::StateTag,
+        )],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()> {
+        in_transaction!(self, audit = record, |conn| async {
+            secrets::put(&mut *conn, marker.0, marker.1).await?;
+            versions::bind_states(conn, tags).await
+        })
+    }
 }
 
 #[async_trait]

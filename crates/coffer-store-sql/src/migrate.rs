@@ -111,6 +111,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0017_token_grant_tag.sql"),
     },
     Migration {
+        version: 19,
+        name: "state_tags",
+        sqlite: include_str!("../migrations/sqlite/0019_state_tags.sql"),
+        postgres: include_str!("../migrations/postgres/0019_state_tags.sql"),
+    },
+    Migration {
         version: 24,
         name: "key_access",
         sqlite: include_str!("../migrations/sqlite/0024_key_access.sql"),

@@ -179,21 +179,39 @@ impl Kms {
         result
     }
 
-    /// Records the entries of a batch request's items as one group (one durable
-    /// commit), then answers each item; if the group cannot be recorded, every item
-    /// answers `Unavailable` (fail closed, as for a single request).
+    /// Records the entries of a batch request's items, then answers each item. The
+    /// items that succeeded or failed are one group (one durable commit); if it cannot
+    /// be recorded, those items answer `Unavailable` (fail closed, as for a single
+    /// request). Refused items are refusals like any other: under their principal's
+    /// refusal limit (`refusals.rs`), queued rather than waited for, and past the limit
+    /// counted instead of recorded.
     pub(super) async fn audited_group<T>(
         &self,
         outcomes: Vec<(AuditEntry, KmsResult<T>)>,
     ) -> Vec<KmsResult<T>> {
-        let (entries, results): (Vec<AuditEntry>, Vec<KmsResult<T>>) = outcomes.into_iter().unzip();
-        match self.audit.record_group(entries).await {
-            Ok(()) => results,
-            Err(e) => results
-                .into_iter()
-                .map(|_| Err(KmsError::Unavailable(e.to_string())))
-                .collect(),
+        let mut group = Vec::new();
+        let mut grouped = Vec::with_capacity(outcomes.len());
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (entry, result) in outcomes {
+            let refused = matches!(&result, Err(error) if super::refusals::is_refusal(error));
+            grouped.push(!refused);
+            if refused {
+                results.push(self.refusal_queued(entry).await.and(result));
+            } else {
+                group.push(entry);
+                results.push(result);
+            }
         }
+        if !group.is_empty()
+            && let Err(e) = self.audit.record_group(group).await
+        {
+            for (result, grouped) in results.iter_mut().zip(grouped) {
+                if grouped {
+                    *result = Err(KmsError::Unavailable(e.to_string()));
+                }
+            }
+        }
+        results
     }
 
     /// The audit entry of one outcome: a success names what it used; a failure names
