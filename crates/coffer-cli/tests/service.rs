@@ -48,6 +48,7 @@ mod service {
     pub mod seed001;
     pub mod seed004;
     pub mod shredding;
+    pub mod state_tampering;
     pub mod tampering;
     pub mod tokens;
     pub mod tour;
