@@ -255,6 +255,16 @@ async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
         unauthorized_took < Duration::from_secs(1),
         "{unauthorized_took:?}"
     );
+    // And a batch whose items are all refused (nothing in it waits for a commit).
+    let started = Instant::now();
+    let batch = serde_json::json!({ "items": [
+        wrap_request("alias/none", b"x", &[]),
+        wrap_request("alias/none-either", b"x", &[]),
+    ]});
+    let (batch_status, _, _) = post(&server, "/v1/kms/wrap", &token, batch.to_string()).await;
+    assert_eq!(batch_status, 200);
+    let batch_took = started.elapsed();
+    assert!(batch_took < Duration::from_secs(1), "{batch_took:?}");
     // The refusals answered while the wrap still waits for its commit.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
