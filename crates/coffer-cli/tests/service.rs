@@ -23,6 +23,8 @@ mod service {
     pub mod envelope;
     pub mod error_bodies;
     pub mod fairness;
+    pub mod grpc;
+    pub mod grpc_envelope;
     // Shared with the faults binary, which alone restarts servers.
     #[allow(dead_code, reason = "shared with the faults binary")]
     pub mod harness;

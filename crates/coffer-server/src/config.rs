@@ -12,6 +12,7 @@ mod check;
 mod custody;
 mod envelope;
 mod get;
+mod grpc;
 mod limits;
 mod quotas;
 mod redacted;
@@ -25,6 +26,7 @@ pub use check::unknown_keys;
 pub use custody::{CustodyConfig, Failover, Pkcs11Settings};
 pub use envelope::EnvelopeConfig;
 pub use get::{Source, effective};
+pub use grpc::GrpcConfig;
 pub use limits::LimitsConfig;
 pub use rotation::RotationConfig;
 pub use transport::{ClientAuth, TlsConfig, TransportConfig, default_max_connections};
@@ -133,6 +135,8 @@ pub struct Config {
     pub attestation: coffer_attest::AttestationOptions,
     /// Scheduled backups.
     pub backup: BackupConfig,
+    /// The gRPC front's port (off by default).
+    pub grpc: GrpcConfig,
 }
 
 /// The audit log's settings.
@@ -224,6 +228,8 @@ struct RawConfig {
     attestation: attestation::RawAttestation,
     #[serde(default)]
     backup: backup::RawBackup,
+    #[serde(default)]
+    grpc: grpc::RawGrpc,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -304,6 +310,7 @@ const KEYS: &[&str] = &[
     "backup.dir",
     "backup.interval",
     "backup.keep",
+    "grpc.addr",
 ];
 
 fn env_name(key: &str) -> String {
@@ -559,6 +566,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tls: raw.tls.validate()?,
         attestation: raw.attestation.validate()?,
         backup: raw.backup.validate()?,
+        grpc: raw.grpc.validate()?,
         api_addr: addr("api_addr", raw.api_addr, "127.0.0.1:9446")?,
         metrics_addr: addr("metrics_addr", raw.metrics_addr, "127.0.0.1:9909")?,
         data_dir,

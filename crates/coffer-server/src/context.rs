@@ -1,6 +1,6 @@
 //! Per-request context: the request id (echoed in `x-request-id`, in error bodies and in
 //! logs), the tenant once authenticated (for metrics labels), and the middleware that
-//! logs and measures every request.
+//! logs and measures every request, on the native API and the gRPC front alike.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -18,6 +18,9 @@ tokio::task_local! {
 struct RequestContext {
     id: String,
     tenant: OnceLock<String>,
+    /// The code (and reason) of an error answered in a form that carries no response
+    /// extension: a gRPC status (`grpc::status`).
+    error: OnceLock<(ErrorCode, Option<&'static str>)>,
 }
 
 /// The current request's id ("" outside a request).
@@ -28,6 +31,12 @@ pub fn request_id() -> String {
 /// Records the authenticated tenant for this request's metrics.
 pub fn set_tenant(tenant: String) {
     let _ = REQUEST.try_with(|c| c.tenant.set(tenant));
+}
+
+/// Records the code of this request's error answer, and the `rejected_total` reason
+/// when more specific than the code, for its metrics.
+pub fn note_error(code: ErrorCode, reason: Option<&'static str>) {
+    let _ = REQUEST.try_with(|c| c.error.set((code, reason)));
 }
 
 /// A request id: the caller's `x-request-id` if it is short and plain, else a new one.
@@ -59,6 +68,8 @@ fn operation(path: &str) -> &'static str {
         "/v1/kms/decrypt" => "decrypt",
         "/v1/kms/mac" => "mac",
         "/v1/kms/verify-mac" => "verify_mac",
+        // The gRPC front's methods carry their native route's label.
+        p if p.starts_with(crate::grpc::PREFIX) => crate::grpc::operation(p),
         "/v1/kms/keys" => "keys",
         "/" => "aws",
         "/v1/kms/aliases" => "aliases",
@@ -136,20 +147,24 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let context = RequestContext {
         id: id.clone(),
         tenant: OnceLock::new(),
+        error: OnceLock::new(),
     };
     let started = Instant::now();
-    let (mut response, tenant) = REQUEST
+    let (mut response, tenant, noted) = REQUEST
         .scope(context, async move {
             let response = next.run(request).await;
-            let tenant = REQUEST
-                .with(|c| c.tenant.get().cloned())
-                .unwrap_or_else(|| "-".to_owned());
-            (response, tenant)
+            let (tenant, noted) =
+                REQUEST.with(|c| (c.tenant.get().cloned(), c.error.get().copied()));
+            (response, tenant.unwrap_or_else(|| "-".to_owned()), noted)
         })
         .await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let code = response.extensions().get::<ErrorCode>().copied();
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .copied()
+        .or(noted.map(|(code, _)| code));
     let outcome = match code {
         None => "ok",
         Some(code) if code.status() >= 500 => "error",
@@ -163,7 +178,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
         let reason = response
             .extensions()
             .get::<crate::error::RejectReason>()
-            .map_or(code.as_str(), |r| r.0);
+            .map(|r| r.0)
+            .or(noted.and_then(|(_, reason)| reason))
+            .unwrap_or(code.as_str());
         metrics::counter!("rejected_total", "reason" => reason).increment(1);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {

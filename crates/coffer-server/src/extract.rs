@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use coffer_api::ErrorCode;
 use coffer_api::crypto::{Batch, MAX_BATCH_ITEMS};
 use coffer_core::kms::{Caller, KmsError, Unauthenticated};
@@ -114,67 +115,78 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let bearer = header.and_then(|h| h.strip_prefix("Bearer "));
-        let authenticated = match (header, bearer) {
-            (None, _) => Err(KmsError::Unauthorized(
-                "missing Authorization: Bearer token",
-            )),
-            (Some(_), None) => Err(KmsError::Unauthorized(
-                "expected Authorization: Bearer <token>",
-            )),
-            (_, Some(token)) => state.kms.authenticate(token),
-        };
-        let mut caller = match authenticated {
-            Ok(caller) => caller,
-            // A 401 is a refusal like any other: audited under the refusal limit,
-            // keyed as `Kms::record_unauthenticated` explains, without waiting.
-            Err(KmsError::Unauthorized(reason)) => {
-                let refused = Unauthenticated {
-                    bearer,
-                    peer: parts.extensions.get::<ClientAddr>().map(|addr| addr.0),
-                    reason,
-                    request_id: &crate::context::request_id(),
-                };
-                state.kms.record_unauthenticated(refused).await?;
-                return Err(KmsError::Unauthorized(reason).into());
-            }
-            Err(other) => return Err(other.into()),
-        };
-        // Over a connection with a client certificate, only tokens of the principal it
-        // names (`transport::peer`).
-        if let Some(peer) = parts.extensions.get::<Peer>() {
-            if !peer.admits(&caller) {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this token is not the principal the client certificate names",
-                ));
-            }
-        }
-        caller.request_id = crate::context::request_id();
-        let label = caller
-            .grants
-            .tenant()
-            .map_or_else(|| "admin".to_owned(), |t| t.to_string());
-        crate::context::set_tenant(label);
         let class = parts
             .extensions
             .get::<MatchedPath>()
             .map_or(Class::Admin, |path| class_of(path.as_str()));
-        let slot = state
-            .admission
-            .admit(class, caller.grants.tenant())
-            .map_err(|shed| admission::refusal(class, shed))?;
+        let (caller, slot) = authenticate(&parts.headers, &parts.extensions, state, class).await?;
         Ok(Authed(caller, slot))
     }
 }
 
+/// The caller of a request with these `headers` (`Authorization: Bearer …`, or the gRPC
+/// metadata of that name), checked against the client certificate's principal when
+/// there is one, and its in-flight slot of `class`. Memory only. Both the native API
+/// ([`Authed`]) and the gRPC front (`crate::grpc`) admit their callers here.
+pub(crate) async fn authenticate(
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    state: &AppState,
+    class: Class,
+) -> Result<(Caller, Slot), ApiError> {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let bearer = header.and_then(|h| h.strip_prefix("Bearer "));
+    let authenticated = match (header, bearer) {
+        (None, _) => Err(KmsError::Unauthorized(
+            "missing Authorization: Bearer token",
+        )),
+        (Some(_), None) => Err(KmsError::Unauthorized(
+            "expected Authorization: Bearer <token>",
+        )),
+        (_, Some(token)) => state.kms.authenticate(token),
+    };
+    let mut caller = match authenticated {
+        Ok(caller) => caller,
+        // A 401 is a refusal like any other: audited under the refusal limit, keyed
+        // as `Kms::record_unauthenticated` explains, without waiting for a commit.
+        Err(KmsError::Unauthorized(reason)) => {
+            let refused = Unauthenticated {
+                bearer,
+                peer: extensions.get::<ClientAddr>().map(|addr| addr.0),
+                reason,
+                request_id: &crate::context::request_id(),
+            };
+            state.kms.record_unauthenticated(refused).await?;
+            return Err(KmsError::Unauthorized(reason).into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    // Over a connection with a client certificate, only tokens of the principal it
+    // names (`transport::peer`).
+    if let Some(peer) = extensions.get::<Peer>() {
+        if !peer.admits(&caller) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this token is not the principal the client certificate names",
+            ));
+        }
+    }
+    caller.request_id = crate::context::request_id();
+    let label = caller
+        .grants
+        .tenant()
+        .map_or_else(|| "admin".to_owned(), |t| t.to_string());
+    crate::context::set_tenant(label);
+    let slot = state
+        .admission
+        .admit(class, caller.grants.tenant())
+        .map_err(|shed| admission::refusal(class, shed))?;
+    Ok((caller, slot))
+}
+
 /// The class of a native API route: the hot operations by what they do, the rest
 /// (key management, tenants, tokens, rotations, audit) `admin`.
-fn class_of(route: &str) -> Class {
+pub(crate) fn class_of(route: &str) -> Class {
     use coffer_api::paths;
     match route {
         paths::SIGN | paths::MAC => Class::Sign,

@@ -11,6 +11,8 @@
 //! - [`hardening`] — no core dumps of a process that holds secrets.
 //! - [`transport`] — accepting connections: caps, timeouts, TLS and client
 //!   certificates.
+//! - [`grpc`] — the gRPC front (`grpc.addr`, off by default): the hot operations over
+//!   HTTP/2, through the same service, tokens, caps and audit as the native API.
 //! - [`backup_worker`] — scheduled backups under a lease; [`restore`] — opening a
 //!   bundle with this deployment's custody and restoring it into an empty store.
 //! - [`unseal_guard`] — the unseal token, one Argon2id at a time, back-off on wrong
@@ -30,6 +32,7 @@ mod convert;
 pub mod custody;
 mod error;
 mod extract;
+pub mod grpc;
 mod handlers;
 pub mod hardening;
 pub mod offload;
@@ -144,16 +147,83 @@ async fn wait_for_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.changed().await;
 }
 
+/// The sockets a server listens on.
+pub struct Listeners {
+    /// The native API (`api_addr`).
+    pub api: TcpListener,
+    /// Health, readiness, metrics (`metrics_addr`).
+    pub operations: TcpListener,
+    /// The gRPC front (`grpc.addr`); `None`, and no port at all, unless configured.
+    pub grpc: Option<TcpListener>,
+}
+
+/// An address that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({key}): {source}")]
+pub struct BindError {
+    /// The config key that names the address.
+    pub key: &'static str,
+    /// The address.
+    pub addr: std::net::SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` names; the gRPC port only when `grpc.addr` is set.
+    pub async fn bind(config: &Config) -> Result<Self, BindError> {
+        async fn bind(
+            key: &'static str,
+            addr: std::net::SocketAddr,
+        ) -> Result<TcpListener, BindError> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| BindError { key, addr, source })
+        }
+        let grpc = match config.grpc.addr {
+            Some(addr) => Some(bind("grpc.addr", addr).await?),
+            None => None,
+        };
+        Ok(Self {
+            api: bind("api_addr", config.api_addr).await?,
+            operations: bind("metrics_addr", config.metrics_addr).await?,
+            grpc,
+        })
+    }
+}
+
 /// Serves both routers until `shutdown` resolves, then drains in-flight requests and
-/// returns. Also refreshes token records periodically (revocations made by other
-/// replicas sharing the database), runs the scheduler, and runs the rotation worker
-/// (`coffer_core::kms::RotationWorker`), which drives every running saga not paused.
+/// returns: [`serve_on`] without a gRPC port.
 pub async fn serve(
     api: TcpListener,
     operations: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listeners = Listeners {
+        api,
+        operations,
+        grpc: None,
+    };
+    serve_on(listeners, state, shutdown).await
+}
+
+/// Serves the native API, the operations port and (when it has a listener) the gRPC
+/// front until `shutdown` resolves, then drains every port's in-flight requests and
+/// returns. Also refreshes token records periodically (revocations made by other
+/// replicas sharing the database), runs the scheduler, and runs the rotation worker
+/// (`coffer_core::kms::RotationWorker`), which drives every running saga not paused.
+pub async fn serve_on(
+    listeners: Listeners,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Listeners {
+        api,
+        operations,
+        grpc,
+    } = listeners;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let refresher = {
         let kms = state.kms.clone();
@@ -292,15 +362,26 @@ pub async fn serve(
         .map(|tls| tokio::spawn(tls.watch(stop_rx.clone())));
     let api_options = PortOptions::new(Port::Api, &state.transport, state.tls.clone());
     let ops_options = PortOptions::new(Port::Ops, &state.transport, state.tls.clone());
+    let grpc_options = PortOptions::new(Port::Grpc, &state.transport, state.tls.clone());
     let api_server =
         transport::serve_port(api, api_router(state.clone()), api_options, stop_rx.clone());
+    let grpc_server = {
+        let (router, stop) = (grpc::router(state.clone()), stop_rx.clone());
+        async move {
+            match grpc {
+                Some(listener) => transport::serve_port(listener, router, grpc_options, stop).await,
+                None => Ok(()),
+            }
+        }
+    };
     let ops_server = transport::serve_port(operations, ops_router(state), ops_options, stop_rx);
     let trigger = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
     };
-    let (api_result, ops_result, ()) = tokio::join!(api_server, ops_server, trigger);
+    let (api_result, ops_result, grpc_result, ()) =
+        tokio::join!(api_server, ops_server, grpc_server, trigger);
     if let Some(tls_watch) = tls_watch {
         tls_watch.abort();
     }
@@ -308,7 +389,7 @@ pub async fn serve(
     readiness.abort();
     scheduler.abort();
     backups.abort();
-    // After both servers drained their requests: their use is in the map now.
+    // After every server drained its requests: their use is in the map now.
     let _ = flusher.await;
     flush_references(&state_kms).await;
     // Refusals suppressed in windows still open are summarised before the log stops.
@@ -321,5 +402,5 @@ pub async fn serve(
     if let Some(auditor) = auditor {
         auditor.abort();
     }
-    api_result.and(ops_result)
+    api_result.and(ops_result).and(grpc_result)
 }

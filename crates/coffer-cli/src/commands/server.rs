@@ -12,7 +12,7 @@ use coffer_core::kms::MintToken;
 use coffer_custody_sealed::Passphrase;
 use coffer_server::config::LogFormat;
 use coffer_server::startup::{self, InitMethod};
-use coffer_server::{AppState, Config, CustodyConfig};
+use coffer_server::{AppState, Config, CustodyConfig, Listeners};
 use tokio::net::TcpListener;
 
 use super::{Globals, print_json, print_line};
@@ -92,24 +92,28 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({what})"))
-}
-
 async fn run_server(
     state: AppState,
     config: &Config,
     on_bound: impl FnOnce(SocketAddr, SocketAddr) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
-    let api = bind(config.api_addr, "api_addr").await?;
-    let ops = bind(config.metrics_addr, "metrics_addr").await?;
-    let (api_addr, ops_addr) = (api.local_addr()?, ops.local_addr()?);
+    let listeners = Listeners::bind(config).await?;
+    let (api_addr, ops_addr) = (
+        listeners.api.local_addr()?,
+        listeners.operations.local_addr()?,
+    );
+    let grpc_addr = listeners
+        .grpc
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let shutdown = shutdown_signal()?;
-    tracing::info!(%api_addr, %ops_addr, "serving");
+    match grpc_addr {
+        Some(grpc_addr) => tracing::info!(%api_addr, %ops_addr, %grpc_addr, "serving"),
+        None => tracing::info!(%api_addr, %ops_addr, "serving"),
+    }
     on_bound(api_addr, ops_addr)?;
-    coffer_server::serve(api, ops, state, shutdown).await?;
+    coffer_server::serve_on(listeners, state, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

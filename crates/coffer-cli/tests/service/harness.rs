@@ -6,7 +6,6 @@ use coffer_api::admin::{CreateTenantRequest, MintTokenRequest};
 use coffer_client::Client;
 use coffer_server::startup::{self, InitMethod, Initialized};
 use coffer_server::{AppState, Config};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -21,6 +20,8 @@ pub enum Db {
 pub struct TestServer {
     pub api: String,
     pub ops: String,
+    /// The gRPC front's address (`host:port`), when `COFFER_GRPC_ADDR` configured one.
+    pub grpc: Option<String>,
     pub admin_token: String,
     pub shares: Vec<String>,
     /// The data directory (database, custody state).
@@ -257,19 +258,29 @@ impl TestServer {
         shares: Vec<String>,
     ) -> Self {
         let config = config(&vars);
-        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // As `coffer serve` binds them (the variables name port 0 on loopback): the
+        // gRPC port only when configured.
+        let listeners = coffer_server::Listeners::bind(&config).await.unwrap();
         let (api_url, ops_url) = (
-            format!("http://{}", api.local_addr().unwrap()),
-            format!("http://{}", ops.local_addr().unwrap()),
+            format!("http://{}", listeners.api.local_addr().unwrap()),
+            format!("http://{}", listeners.operations.local_addr().unwrap()),
         );
+        let grpc = listeners
+            .grpc
+            .as_ref()
+            .map(|l| l.local_addr().unwrap().to_string());
         let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(coffer_server::serve(api, ops, state.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let served = tokio::spawn(coffer_server::serve_on(
+            listeners,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             api: api_url,
             ops: ops_url,
+            grpc,
             admin_token,
             shares,
             dir: config.data_dir.clone(),

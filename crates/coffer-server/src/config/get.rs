@@ -216,6 +216,7 @@ fn value_of(
         "backup.dir" => config.backup.dir.as_deref().map(path),
         "backup.interval" => Some(duration(config.backup.interval)),
         "backup.keep" => Some(config.backup.keep.to_string()),
+        "grpc.addr" => config.grpc.addr.map(|a| a.to_string()),
         "tls.cert_file" => tls.map(|t| path(&t.cert_file)),
         "tls.key_file" => tls.map(|t| path(&t.key_file)),
         "tls.client_ca_file" => tls.and_then(|t| t.client_ca_file.as_deref().map(path)),

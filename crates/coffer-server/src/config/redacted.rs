@@ -26,6 +26,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("attestation", &self.attestation)
             .field("backup", &self.backup)
+            .field("grpc", &self.grpc)
             .finish()
     }
 }

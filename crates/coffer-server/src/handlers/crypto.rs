@@ -1,6 +1,7 @@
 //! The hot operations: wrap, unwrap, datakey, rewrap, sign, verify, encrypt, decrypt,
 //! mac, verify-mac.
-//! Each takes one request or `{"items": [...]}` and answers in the same form. Batches
+//! Each takes one request or `{"items": [...]}` and answers in the same form. The
+//! per-item functions (`wrap_one`, …) also serve the gRPC front (`crate::grpc`). Batches
 //! of wrap, unwrap and rewrap go through `crypto_batch` (one audit commit per batch);
 //! the others answer item by item.
 
@@ -54,7 +55,7 @@ fn refused_by_failover(state: &AppState) -> Option<Response> {
 }
 
 /// The refusal while `custody.failover = "verify-only"` and the token is away, if it is.
-pub(super) fn refusal_by_failover(state: &AppState) -> Option<ApiError> {
+pub(crate) fn refusal_by_failover(state: &AppState) -> Option<ApiError> {
     if state.custody.serves_secret_operations() {
         return None;
     }
@@ -75,7 +76,7 @@ pub(super) fn sealed(s: Sealed) -> CiphertextResponse {
     }
 }
 
-async fn wrap_one(
+pub(crate) async fn wrap_one(
     state: &AppState,
     caller: &Caller,
     r: WrapRequest,
@@ -104,7 +105,7 @@ pub async fn wrap(
     }
 }
 
-async fn unwrap_one(
+pub(crate) async fn unwrap_one(
     state: &AppState,
     caller: &Caller,
     r: UnwrapRequest,
@@ -144,7 +145,7 @@ pub async fn unwrap(
     }
 }
 
-async fn datakey_one(
+pub(crate) async fn datakey_one(
     state: &AppState,
     caller: &Caller,
     r: DatakeyRequest,
@@ -187,7 +188,7 @@ pub async fn datakey(
     answer!(input, |r| datakey_one(&state, &caller, r).await)
 }
 
-async fn rewrap_one(
+pub(crate) async fn rewrap_one(
     state: &AppState,
     caller: &Caller,
     r: RewrapRequest,
@@ -250,7 +251,11 @@ where
     .transpose()
 }
 
-async fn sign_one(state: &AppState, caller: &Caller, r: SignRequest) -> ApiResult<SignResponse> {
+pub(crate) async fn sign_one(
+    state: &AppState,
+    caller: &Caller,
+    r: SignRequest,
+) -> ApiResult<SignResponse> {
     let input = sign_input(&r.message, &r.digest, &r.mu)?;
     let algorithm = parse::<SignatureAlgorithm>(r.algorithm.as_deref())?;
     // ML-DSA, hybrid and RSA signing run on the bounded pool `startup` gives the service
@@ -285,7 +290,7 @@ pub async fn sign(
     answer!(input, |r| sign_one(&state, &caller, r).await)
 }
 
-async fn verify_one(
+pub(crate) async fn verify_one(
     state: &AppState,
     caller: &Caller,
     r: VerifyRequest,
@@ -376,7 +381,11 @@ pub async fn decrypt(
     answer!(input, |r| decrypt_one(&state, &caller, r).await)
 }
 
-async fn mac_one(state: &AppState, caller: &Caller, r: MacRequest) -> ApiResult<MacResponse> {
+pub(crate) async fn mac_one(
+    state: &AppState,
+    caller: &Caller,
+    r: MacRequest,
+) -> ApiResult<MacResponse> {
     let attestation = r.attestation.as_ref().map(|a| a.0.as_slice());
     let (tag, who) = state
         .kms
@@ -401,7 +410,7 @@ pub async fn mac(
     answer!(input, |r| mac_one(&state, &caller, r).await)
 }
 
-async fn verify_mac_one(
+pub(crate) async fn verify_mac_one(
     state: &AppState,
     caller: &Caller,
     r: VerifyMacRequest,

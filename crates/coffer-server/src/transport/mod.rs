@@ -18,10 +18,15 @@
 //! - **Body timeout.** Enforced where bodies are read (`extract`), answering 408.
 //! - **TLS.** [`tls::TlsSource`]: the configuration current at accept; client
 //!   certificates become a [`peer::Peer`] request extension.
+//! - **HTTP/2.** The gRPC port ([`Port::Grpc`]) speaks HTTP/2 (prior knowledge, or
+//!   ALPN `h2` over TLS) under the same cap, idle timeout, TLS and drain; it has no
+//!   header timeout of its own (hyper's HTTP/2 server has none), so a connection that
+//!   sends nothing is closed by the idle timeout.
 
 pub mod peer;
 pub mod tls;
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,7 +34,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -46,6 +51,8 @@ pub enum Port {
     Api,
     /// Health, readiness, metrics.
     Ops,
+    /// The gRPC front (HTTP/2).
+    Grpc,
 }
 
 impl Port {
@@ -53,6 +60,7 @@ impl Port {
         match self {
             Self::Api => "api",
             Self::Ops => "ops",
+            Self::Grpc => "grpc",
         }
     }
 }
@@ -78,7 +86,8 @@ impl PortOptions {
         Self {
             port,
             max_connections: match port {
-                Port::Api => transport.max_connections,
+                // The gRPC port has a cap of its own, as large as the API port's.
+                Port::Api | Port::Grpc => transport.max_connections,
                 Port::Ops => transport.ops_max_connections,
             },
             header_timeout: transport.header_timeout,
@@ -122,9 +131,12 @@ pub async fn serve_port(
                     Err(_) => {
                         metrics::counter!("kms_connections_refused_total", "port" => label)
                             .increment(1);
-                        if let (Ok(permit), true) =
-                            (refusals.clone().try_acquire_owned(), options.tls.is_none())
-                        {
+                        // An HTTP/1.1 503 means nothing to an HTTP/2 client: the gRPC port
+                        // closes such a connection unanswered.
+                        if let (Ok(permit), true) = (
+                            refusals.clone().try_acquire_owned(),
+                            options.tls.is_none() && options.port != Port::Grpc,
+                        ) {
                             tokio::spawn(async move {
                                 refuse(stream).await;
                                 drop(permit);
@@ -201,6 +213,7 @@ async fn serve_connection(
             let config = match options.port {
                 Port::Api => tls.api(),
                 Port::Ops => tls.ops(),
+                Port::Grpc => tls.grpc(),
             };
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let handshake = tokio::time::timeout(options.idle_timeout, acceptor.accept(io));
@@ -231,7 +244,7 @@ async fn serve_io<I>(
     router: Router,
     options: &PortOptions,
     activity: Arc<Activity>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -244,21 +257,73 @@ async fn serve_io<I>(
                 request.extensions_mut().insert(client);
             }
             let router = router.clone();
-            let in_flight = in_flight.clone();
-            in_flight.requests.fetch_add(1, Ordering::Relaxed);
+            // Counted until the request's future ends or is dropped (an HTTP/2 stream
+            // reset by its client drops it unfinished).
+            let request_in_flight = InFlight::start(in_flight.clone());
             async move {
                 let response = router.oneshot(request).await;
-                in_flight.requests.fetch_sub(1, Ordering::Relaxed);
-                in_flight.touch();
+                drop(request_in_flight);
                 response
             }
         });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout)
-        .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if options.port == Port::Grpc {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        drive(connection, options, &activity, stop).await;
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_timeout)
+            .keep_alive(true);
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        drive(connection, options, &activity, stop).await;
+    }
+}
+
+/// A connection of either HTTP version, which can be asked to finish gracefully.
+trait Graceful: Future {
+    fn shut_down(self: Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for hyper::server::conn::http1::Connection<I, S>
+where
+    Self: Future,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    Self: Future,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs `connection` until it ends: on `stop`, or once idle for `idle_timeout`, it is
+/// asked to finish the requests in flight and close.
+async fn drive<C: Graceful>(
+    connection: C,
+    options: &PortOptions,
+    activity: &Activity,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::pin!(connection);
     let check_every =
         (options.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
@@ -269,7 +334,7 @@ async fn serve_io<I>(
             _ = connection.as_mut() => break,
             _ = stop.changed(), if !closing => {
                 closing = true;
-                connection.as_mut().graceful_shutdown();
+                connection.as_mut().shut_down();
             }
             _ = tick.tick(), if !closing => {
                 if activity.requests.load(Ordering::Relaxed) == 0
@@ -278,7 +343,7 @@ async fn serve_io<I>(
                     metrics::counter!("kms_connections_timed_out_total", "port" => options.port.label(), "reason" => "idle")
                         .increment(1);
                     closing = true;
-                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().shut_down();
                 }
             }
         }
@@ -309,6 +374,23 @@ impl Activity {
     fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_millis.load(Ordering::Relaxed));
         self.started.elapsed().saturating_sub(last)
+    }
+}
+
+/// One request in flight on a connection, from its start until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.requests.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
     }
 }
 

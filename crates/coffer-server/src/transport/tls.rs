@@ -1,4 +1,4 @@
-//! TLS on both ports: the certificate and key read from files, reloaded without
+//! TLS on every port: the certificate and key read from files, reloaded without
 //! dropping connections.
 //!
 //! Each connection's handshake takes the configuration current when it was accepted;
@@ -25,7 +25,7 @@ use crate::config::{ClientAuth, TlsConfig};
 #[error("tls: {0}")]
 pub struct TlsError(String);
 
-/// The configurations handshakes use, for the API port and the operations port.
+/// The configurations handshakes use, for the API, operations and gRPC ports.
 pub struct TlsSource {
     config: TlsConfig,
     current: RwLock<Current>,
@@ -34,6 +34,7 @@ pub struct TlsSource {
 struct Current {
     api: Arc<ServerConfig>,
     ops: Arc<ServerConfig>,
+    grpc: Arc<ServerConfig>,
     stamp: Stamp,
 }
 
@@ -70,7 +71,10 @@ fn stamp(config: &TlsConfig) -> Stamp {
     .collect()
 }
 
-fn build(config: &TlsConfig) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), TlsError> {
+/// The configurations of the API, operations and gRPC ports.
+type Configs = (Arc<ServerConfig>, Arc<ServerConfig>, Arc<ServerConfig>);
+
+fn build(config: &TlsConfig) -> Result<Configs, TlsError> {
     let chain = certificates(&config.cert_file)?;
     let key = PrivateKeyDer::from_pem_file(&config.key_file)
         .map_err(|e| TlsError(format!("{}: {e}", config.key_file.display())))?;
@@ -110,17 +114,26 @@ fn build(config: &TlsConfig) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), T
             .with_single_cert(chain, key)
             .map_err(|e| TlsError(format!("certificate and key: {e}")))?,
     };
-    Ok((Arc::new(api), Arc::new(ops)))
+    // The gRPC port: the API port's certificate and client authentication, and ALPN
+    // `h2`, without which gRPC clients refuse the connection.
+    let mut grpc = api.clone();
+    grpc.alpn_protocols = vec![b"h2".to_vec()];
+    Ok((Arc::new(api), Arc::new(ops), Arc::new(grpc)))
 }
 
 impl TlsSource {
     /// Loads the files named in `config`.
     pub fn load(config: &TlsConfig) -> Result<Arc<Self>, TlsError> {
         let stamp = stamp(config);
-        let (api, ops) = build(config)?;
+        let (api, ops, grpc) = build(config)?;
         Ok(Arc::new(Self {
             config: config.clone(),
-            current: RwLock::new(Current { api, ops, stamp }),
+            current: RwLock::new(Current {
+                api,
+                ops,
+                grpc,
+                stamp,
+            }),
         }))
     }
 
@@ -132,6 +145,11 @@ impl TlsSource {
     /// The configuration a new operations connection's handshake uses.
     pub fn ops(&self) -> Arc<ServerConfig> {
         self.read().ops.clone()
+    }
+
+    /// The configuration a new gRPC connection's handshake uses.
+    pub fn grpc(&self) -> Arc<ServerConfig> {
+        self.read().grpc.clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
@@ -146,9 +164,13 @@ impl TlsSource {
             return;
         }
         match build(&self.config) {
-            Ok((api, ops)) => {
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) =
-                    Current { api, ops, stamp };
+            Ok((api, ops, grpc)) => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Current {
+                    api,
+                    ops,
+                    grpc,
+                    stamp,
+                };
                 metrics::counter!("kms_tls_reloads_total", "outcome" => "ok").increment(1);
                 tracing::info!("tls certificate reloaded");
             }
