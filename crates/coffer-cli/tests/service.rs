@@ -58,6 +58,7 @@ mod service {
     pub mod seed001_attested;
     pub mod seed004;
     pub mod shredding;
+    pub mod state_tampering;
     pub mod systemd;
     pub mod tampering;
     pub mod tokens;

@@ -59,6 +59,10 @@ pub enum CoreError {
     /// A destructive act was not confirmed as required.
     #[error("not confirmed: {0}")]
     NotConfirmed(&'static str),
+    /// A stored row does not match the MAC that binds it (`crate::state_seal`); the
+    /// text names the row by ids only. Already logged and counted where found.
+    #[error("integrity failure: {0}")]
+    Integrity(String),
 }
 
 /// Shorthand for domain results.

@@ -193,6 +193,9 @@ pub struct Key {
     pub protection: Protection,
     /// Creation time.
     pub created_at: Timestamp,
+    /// The MAC over the row's identity and power-bearing fields
+    /// ([`crate::state_seal`]); `None` for a row from before the binding.
+    pub state_tag: Option<crate::state_seal::StateTag>,
 }
 
 /// One version of a key: its own material, state and validity.
@@ -220,6 +223,9 @@ pub struct KeyVersion {
     pub hsm: Option<HsmKeyRef>,
     /// Creation time.
     pub created_at: Timestamp,
+    /// The MAC over the row's identity and power-bearing fields
+    /// ([`crate::state_seal`]); `None` for a row from before the binding.
+    pub state_tag: Option<crate::state_seal::StateTag>,
 }
 
 impl fmt::Debug for KeyVersion {

@@ -19,6 +19,7 @@ use crate::ids::{Alias, KeyId, TenantId, VersionNumber};
 use crate::key::{Key, KeyPurpose, KeyVersion, Labels, RotationPolicy};
 use crate::keyring;
 use crate::lifecycle::{KeyState, VersionState};
+use crate::state_seal::StateSeal;
 use crate::store::{Change, Record, Store};
 use crate::tenant::{Tenant, TenantName, TenantState};
 use crate::time::{Clock, HumanDuration};
@@ -86,23 +87,49 @@ pub struct KeyService {
     custody: Arc<dyn Custody>,
     clock: Arc<dyn Clock>,
     hsm: Option<Arc<dyn KeyHsm>>,
+    seal: Arc<StateSeal>,
 }
 
 impl KeyService {
     /// Composes the service. `hsm` is the token HSM-resident keys live in; `None` (no
-    /// HSM configured) refuses `protection = hsm`.
+    /// HSM configured) refuses `protection = hsm`. `seal` tags every key and version
+    /// row this service writes (`Kms` passes its own, keyed at unseal; a tool passes
+    /// [`StateSeal::keyed`]): a required argument, so no write path can leave it out.
     pub fn new(
         store: Arc<dyn Store>,
         custody: Arc<dyn Custody>,
         clock: Arc<dyn Clock>,
         hsm: Option<Arc<dyn KeyHsm>>,
+        seal: Arc<StateSeal>,
     ) -> Self {
         Self {
             store,
             custody,
             clock,
             hsm,
+            seal,
         }
+    }
+
+    /// The seal over key and version states.
+    pub fn seal(&self) -> &Arc<StateSeal> {
+        &self.seal
+    }
+
+    /// `changes` to `key` (whose versions the caller read as `versions`), with the
+    /// seals of every row they alter, in one transaction.
+    async fn apply_sealed(
+        &self,
+        key: &Key,
+        versions: &[KeyVersion],
+        changes: &[Change],
+        record: &Record,
+    ) -> CoreResult<()> {
+        let sealed = self.seal.seal_changes(key, versions, changes)?;
+        Ok(self
+            .store
+            .apply(key.tenant, key.id, &sealed, record)
+            .await?)
     }
 
     /// The HSM that holds HSM-resident keys, if one is configured.
@@ -194,11 +221,16 @@ impl KeyService {
             validity: request.validity,
             protection: request.protection,
             created_at: now,
+            state_tag: None,
         };
+        let mut key = key;
         let number = VersionNumber::FIRST;
         let mut first =
             self.new_version(&kek, &key, number, VersionState::Active, request.hsm_slot)?;
         first.primary = true;
+        if let Err(error) = self.seal.seal_new(&mut key, &mut first) {
+            return self.discard_if_failed(&first, Err(error));
+        }
         let event = Event::key(
             tenant,
             key.id,
@@ -342,10 +374,7 @@ impl KeyService {
             event.actor = Some(actor.principal.clone());
             record.events.push(event);
         }
-        Ok(self
-            .store
-            .apply(key.tenant, key.id, &changes, &record)
-            .await?)
+        self.apply_sealed(key, &versions, &changes, &record).await
     }
 
     async fn version(&self, key: &Key, number: VersionNumber) -> CoreResult<KeyVersion> {
@@ -387,9 +416,13 @@ impl KeyService {
             detail,
             self.clock.now(),
         );
-        self.store
-            .apply(tenant, id, &[change], &Record::event(actor, event))
-            .await?;
+        self.apply_sealed(
+            &key,
+            std::slice::from_ref(&version),
+            &[change],
+            &Record::event(actor, event),
+        )
+        .await?;
         // A destroyed HSM-resident version's object goes from the token too.
         if let (VersionState::Destroyed, Some(location)) = (to, &version.hsm) {
             self.discard_hsm_object(location);
@@ -438,8 +471,7 @@ impl KeyService {
             format!("{} -> {}", key.state, to),
             now,
         );
-        self.store
-            .apply(tenant, id, &[change], &Record::event(actor, event))
+        self.apply_sealed(&key, &[], &[change], &Record::event(actor, event))
             .await?;
         Ok(Key {
             state: to,

@@ -46,8 +46,10 @@ mod rotation_views;
 mod rotation_worker;
 mod schedule;
 mod sign;
+mod state_binding;
 mod tags;
 mod trail;
+mod unauthenticated;
 mod untracked;
 mod unwrap;
 mod verify;
@@ -72,6 +74,7 @@ pub use datakey_pair::{DataKeyPair, pair_spec};
 pub use deletion::DELETION_PRINCIPAL;
 pub use error::{KmsError, KmsResult};
 pub use integrity::IntegrityCheck;
+pub(crate) use integrity::report_integrity_failure;
 pub use kat::KnownAnswers;
 pub use keys::{KeyDetails, KeyFilter};
 pub use manage::PUBLISHED;
@@ -84,6 +87,7 @@ pub use rotation::{RotationStatus, RotationVerification, VersionReferences};
 pub use rotation_worker::RotationWorker;
 pub use sign::{SignInput, Signed};
 pub use tags::{MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, check_tag_key, check_tags};
+pub use unauthenticated::Unauthenticated;
 pub use untracked::RetireUntracked;
 pub use unwrap::Opened;
 pub use verify::Verified;
@@ -176,7 +180,7 @@ pub struct Kms {
     /// so it need not wait for its next tick.
     rotation_wake: tokio::sync::Notify,
     /// Integrity failures this service found (its share of `kms_integrity_failed_total`).
-    integrity_failures: std::sync::atomic::AtomicU64,
+    integrity_failures: Arc<std::sync::atomic::AtomicU64>,
     /// Tenants' PQ policy overrides.
     pq_policies: pq_policy::PqPolicies,
     /// Refusals audited per principal and window (`refusals`).
@@ -203,6 +207,11 @@ impl Kms {
         hsm: Option<Arc<dyn crate::hsm::KeyHsm>>,
         options: KmsOptions,
     ) -> Self {
+        // Rows refused by the state seal count with every other integrity failure.
+        let integrity_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seal = Arc::new(crate::state_seal::StateSeal::new(
+            integrity_failures.clone(),
+        ));
         Self {
             attestor: coffer_attest::Attestor::new(&options.attestation),
             audit,
@@ -210,12 +219,12 @@ impl Kms {
             references: Arc::default(),
             rewrap_board: Arc::default(),
             cache: KeyCache::new(options.cache_ttl, options.verify_cache),
-            keys: KeyService::new(store, custody.clone(), clock, hsm),
+            keys: KeyService::new(store, custody.clone(), clock, hsm, seal),
             custody,
             tokens: auth::TokenBook::default(),
             options,
             rotation_wake: tokio::sync::Notify::new(),
-            integrity_failures: std::sync::atomic::AtomicU64::new(0),
+            integrity_failures,
             pq_policies: pq_policy::PqPolicies::default(),
             refusals: refusals::RefusalLimiter::default(),
             known_answers: std::sync::RwLock::new(KnownAnswers::NotRun),
@@ -261,6 +270,7 @@ impl Kms {
     pub fn forget_secrets(&self) {
         self.cache.clear();
         self.tokens.forget();
+        self.keys.seal().forget();
     }
 
     /// Marks an operation by `caller` on `version` of `key` in flight, and records the
@@ -378,6 +388,8 @@ impl Kms {
             let loaded = self.ready_version(&key, version, &kek, &subject)?;
             ready.insert(version.number, loaded);
         }
+        // After the material checks, so an edit they catch keeps its own label.
+        self.check_states(&key, &versions)?;
         let attestation = self.keys.store().attestation_policy(tenant, id).await?;
         let mut cached = CachedKey::new(key, versions, ready);
         cached.attestation = attestation;

@@ -9,6 +9,7 @@
 //! - [`hsm`] — HSM-resident keys: `Protection`, where a version lives, the `KeyHsm` trait.
 //! - [`backup`] — snapshots of the store and the encrypted bundle format.
 //! - [`keyring`] — the tenant key hierarchy between custody and key material.
+//! - [`state_seal`] — key and version states under a MAC, checked when keys load.
 //! - [`keys`] — the key service: tenants and keys created, rotated, changed, loaded.
 //! - [`event`] — lifecycle events recorded with each change.
 //! - [`usage`] — use of key versions per principal and kind (the reference tracker's rows).
@@ -40,6 +41,7 @@ pub mod pq;
 pub mod quota;
 pub mod reject;
 pub mod saga;
+pub mod state_seal;
 pub mod store;
 pub mod tenant;
 pub mod time;

@@ -186,6 +186,18 @@ pub enum Change {
     /// inside this transaction). The rotation saga's switch applies it with the primary
     /// move, so key and allow-list change together.
     AttestationPolicy(crate::attestation::AttestationPolicy),
+    /// Replaces a row's state tag if it is still `from` (`None`: untagged), after the
+    /// changes before it in the list ([`crate::state_seal::StateSeal::seal_changes`]
+    /// appends one per row those changes alter). `Conflict` when the row was re-tagged
+    /// meanwhile: another change moved it, and this one was computed from an older row.
+    Seal {
+        /// The key's row or one of its versions.
+        row: crate::state_seal::SealedRow,
+        /// Expected current tag.
+        from: Option<crate::state_seal::StateTag>,
+        /// New tag.
+        to: crate::state_seal::StateTag,
+    },
 }
 
 /// The allow-list a rotation puts in force with its switch
@@ -464,6 +476,22 @@ pub trait VersionStore: Send + Sync {
         key: KeyId,
         version: VersionNumber,
     ) -> StoreResult<Option<String>>;
+
+    /// Binds the rows written before key states were sealed: sets each named row's
+    /// state tag where it has none, and stores the server secret `marker` (name,
+    /// wrapped value) recording that binding was done, in one transaction with
+    /// `record`. `Conflict` if the marker exists (another replica bound them first);
+    /// then nothing changes.
+    async fn bind_key_states(
+        &self,
+        tags: &[(
+            KeyId,
+            crate::state_seal::SealedRow,
+            crate::state_seal::StateTag,
+        )],
+        marker: (&str, &[u8]),
+        record: &Record,
+    ) -> StoreResult<()>;
 }
 
 /// Rotation saga records and the tracked data keys a saga rewraps.

@@ -15,6 +15,7 @@ pub mod store_hsm;
 pub mod store_pq;
 pub mod store_records;
 pub mod store_rotations;
+pub mod store_seals;
 pub mod store_tags;
 
 /// Generates one `#[tokio::test]` per store conformance case. `$factory` is an async
@@ -58,7 +59,8 @@ macro_rules! store_conformance {
             hsm_protection_and_locations_round_trip,
             attestation_policies_are_versioned_by_compare_and_set,
             a_switch_and_its_allow_list_commit_together,
-            tenant_pq_overrides_change_one_setting_at_a_time
+            tenant_pq_overrides_change_one_setting_at_a_time,
+            state_tags_change_by_compare_and_set
         );
     };
     (@cases $factory:path; $($case:ident),+) => {

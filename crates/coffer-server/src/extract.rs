@@ -8,12 +8,13 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap};
 use coffer_api::ErrorCode;
 use coffer_api::crypto::{Batch, MAX_BATCH_ITEMS};
-use coffer_core::kms::Caller;
+use coffer_core::kms::{Caller, KmsError, Unauthenticated};
 use serde::de::DeserializeOwned;
 
 use crate::admission::{self, Class, Slot};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::transport::ClientAddr;
 use crate::transport::peer::Peer;
 
 /// A JSON body; malformed JSON, unknown fields and bad base64 answer 400 with the
@@ -150,7 +151,7 @@ impl FromRequestParts<AppState> for Authed {
             .extensions
             .get::<MatchedPath>()
             .map_or(Class::Admin, |path| class_of(path.as_str()));
-        let (caller, slot) = authenticate(&parts.headers, &parts.extensions, state, class)?;
+        let (caller, slot) = authenticate(&parts.headers, &parts.extensions, state, class).await?;
         Ok(Authed(caller, slot))
     }
 }
@@ -159,28 +160,39 @@ impl FromRequestParts<AppState> for Authed {
 /// metadata of that name), checked against the client certificate's principal when
 /// there is one, and its in-flight slot of `class`. Memory only. Both the native API
 /// ([`Authed`]) and the gRPC front (`crate::grpc`) admit their callers here.
-pub(crate) fn authenticate(
+pub(crate) async fn authenticate(
     headers: &HeaderMap,
     extensions: &Extensions,
     state: &AppState,
     class: Class,
 ) -> Result<(Caller, Slot), ApiError> {
-    let header = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "missing Authorization: Bearer token",
-            )
-        })?;
-    let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthorized,
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let bearer = header.and_then(|h| h.strip_prefix("Bearer "));
+    let authenticated = match (header, bearer) {
+        (None, _) => Err(KmsError::Unauthorized(
+            "missing Authorization: Bearer token",
+        )),
+        (Some(_), None) => Err(KmsError::Unauthorized(
             "expected Authorization: Bearer <token>",
-        )
-    })?;
-    let mut caller = state.kms.authenticate(token)?;
+        )),
+        (_, Some(token)) => state.kms.authenticate(token),
+    };
+    let mut caller = match authenticated {
+        Ok(caller) => caller,
+        // A 401 is a refusal like any other: audited under the refusal limit, keyed
+        // as `Kms::record_unauthenticated` explains, without waiting for a commit.
+        Err(KmsError::Unauthorized(reason)) => {
+            let refused = Unauthenticated {
+                bearer,
+                peer: extensions.get::<ClientAddr>().map(|addr| addr.0),
+                reason,
+                request_id: &crate::context::request_id(),
+            };
+            state.kms.record_unauthenticated(refused).await?;
+            return Err(KmsError::Unauthorized(reason).into());
+        }
+        Err(other) => return Err(other.into()),
+    };
     // Over a connection with a client certificate, only tokens of the principal it
     // names (`transport::peer`).
     if let Some(peer) = extensions.get::<Peer>() {

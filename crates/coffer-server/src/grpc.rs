@@ -92,11 +92,17 @@ async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Re
         .and_then(|path| method(path.as_str()))
         .map_or(Class::Admin, |(_, class)| class);
     let (mut parts, body) = request.into_parts();
-    let (caller, slot) =
-        match crate::extract::authenticate(&parts.headers, &parts.extensions, &state, class) {
-            Ok(admitted) => admitted,
-            Err(error) => return status::response(error),
-        };
+    let (caller, slot) = match crate::extract::authenticate(
+        &parts.headers,
+        &parts.extensions,
+        &state,
+        class,
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(error) => return status::response(error),
+    };
     let body = match read_body(body, &state).await {
         Ok(bytes) => bytes,
         Err(error) => return status::response(error),

@@ -23,6 +23,8 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
+use coffer_core::quota::Quota;
+
 use crate::state::AppState;
 
 /// Makes a schema (usually a `$ref`) with the document's generator.
@@ -113,6 +115,9 @@ pub struct Op {
     body: Option<(Content, bool)>,
     answers: Vec<(u16, &'static str, Content)>,
     errors: Content,
+    /// The tenant quotas a call can meet (`429 quota_exceeded`), named beside the
+    /// handler in the route list so the document and the router cannot part.
+    quotas: &'static [Quota],
 }
 
 impl Op {
@@ -130,7 +135,15 @@ impl Op {
             body: None,
             answers: Vec::new(),
             errors: Content::Json(schema_of::<coffer_api::ErrorBody>),
+            quotas: &[],
         }
+    }
+
+    /// A write the tenant's `quotas` bound: it answers `429 quota_exceeded` (the
+    /// native error body) when one more would pass one of them.
+    pub fn limited_by(mut self, quotas: &'static [Quota]) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     /// Needs no token.
@@ -271,6 +284,19 @@ impl Op {
                 response["content"] = content;
             }
             responses.insert(status.to_string(), response);
+        }
+        if !self.quotas.is_empty() {
+            let names: Vec<&str> = self.quotas.iter().map(|q| q.as_str()).collect();
+            let mut response = json!({
+                "description": format!(
+                    "quota_exceeded: one more would pass the tenant's quota ({}); nothing changed.",
+                    names.join(", ")
+                ),
+            });
+            if let Some(content) = content(generator, self.errors) {
+                response["content"] = content;
+            }
+            responses.insert("429".into(), response);
         }
         let mut errors = json!({ "description": "An error: the status and body say which." });
         if let Some(content) = content(generator, self.errors) {

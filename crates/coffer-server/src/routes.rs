@@ -25,6 +25,7 @@ use coffer_api::rotation::{
     ListRotationsQuery, ReferencesView, RotationList, RotationVerifyView, RotationView,
     StartRotationRequest, TrackedView,
 };
+use coffer_core::quota::Quota;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use crate::handlers::{
@@ -144,6 +145,11 @@ fn key_routes(r: Routes) -> Routes {
         keys::create,
         key_op("create_key", "Create a key.")
             .body::<CreateKeyRequest>()
+            .limited_by(&[
+                Quota::KeysPerTenant,
+                Quota::AliasesPerTenant,
+                Quota::LabelsPerKey,
+            ])
             .answers::<KeyView>(201, "The key."),
     )
     .get(
@@ -358,6 +364,7 @@ fn key_routes(r: Routes) -> Routes {
         keys::alias_action,
         key_op("key_action_by_alias", "A key action, by alias.")
             .path_enum("action", KEY_ACTIONS)
+            .limited_by(VERSION_QUOTA)
             .optional_body(key_action_body)
             .answers_schema(200, "The key, new version or chain.", key_action_answer),
     )
@@ -374,10 +381,14 @@ fn key_routes(r: Routes) -> Routes {
             "A key action: rotate, enable, disable, deletion, versions…",
         )
         .path_enum("action", KEY_ACTIONS)
+        .limited_by(VERSION_QUOTA)
         .optional_body(key_action_body)
         .answers_schema(200, "The key, new version or chain.", key_action_answer),
     )
 }
+
+/// Key actions that add a version (`rotate`, `add-spare`) meet the versions quota.
+const VERSION_QUOTA: &[Quota] = &[Quota::VersionsPerKey];
 
 fn crypto_routes(r: Routes) -> Routes {
     r.post(
@@ -480,6 +491,7 @@ fn admin_routes(r: Routes) -> Routes {
         admin::mint_token,
         admin("mint_token", "Mint a token.")
             .body::<MintTokenRequest>()
+            .limited_by(&[Quota::TokensPerTenant])
             .answers::<MintTokenResponse>(201, "The token, shown once."),
     )
     .post(

@@ -107,6 +107,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("validity", Int),
             ("created_at", Int),
             ("protection", Text),
+            ("state_tag", Blob),
         ],
     ),
     (
@@ -154,6 +155,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("cert_chain", Text),
             ("hsm_location", Text),
+            ("state_tag", Blob),
         ],
     ),
     (

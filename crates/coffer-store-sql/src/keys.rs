@@ -25,8 +25,8 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
          registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \
-         validity, created_at, protection) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         validity, created_at, protection, state_tag) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(key.id.to_string())
     .bind(key.tenant.to_string())
@@ -42,6 +42,7 @@ pub async fn create(
     .bind(duration_secs(key.validity))
     .bind(key.created_at.millis())
     .bind(key.protection.as_str())
+    .bind(key.state_tag.map(|tag| tag.to_vec()))
     .execute(&mut *conn)
     .await
     .map_err(unavailable)?;

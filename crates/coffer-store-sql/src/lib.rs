@@ -4,7 +4,8 @@
 //! - this file — [`SqlStore`]: connecting, pool layout per backend, the trait impl that
 //!   delegates to the modules below.
 //! - [`migrate`] — embedded schema migrations, run at start.
-//! - `tenants`, `keys`, `versions`, `history` — the queries, one module per table group.
+//! - `tenants`, `keys`, `versions`, `history` — the queries, one module per table group
+//!   (`version_store` is the `VersionStore` impl over `versions`).
 //! - `usage` — the reference tracker's persisted counts (`UsageStore`).
 //! - `attestation` — keys' attestation policies, one row per version (`AttestationStore`).
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
@@ -51,12 +52,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
-    Appended, AuditStore, Change, KeyStore, Record, Rewrapped, RotationFilter, RotationRecord,
-    RotationStore, Store, StoreError, StoreResult, TenantStore, TrackedKey, VersionStore,
+    Appended, AuditStore, KeyStore, Record, Rewrapped, RotationFilter, RotationRecord,
+    RotationStore, Store, StoreError, StoreResult, TenantStore, TrackedKey,
 };
-use coffer_core::{
-    Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp, VersionNumber,
-};
+use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
@@ -142,6 +141,7 @@ pub mod backup;
 mod tags;
 mod token_store;
 mod usage;
+mod version_store;
 
 impl SqlStore {
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.
@@ -429,60 +429,6 @@ impl KeyStore for SqlStore {
 
     async fn key_events(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>> {
         history::key_events(&self.reader, tenant, key).await
-    }
-}
-
-#[async_trait]
-impl VersionStore for SqlStore {
-    async fn list_versions(&self, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>> {
-        versions::list(&self.reader, tenant, key).await
-    }
-
-    async fn add_version(
-        &self,
-        tenant: TenantId,
-        version: &KeyVersion,
-        then: &[Change],
-        record: &Record,
-    ) -> StoreResult<()> {
-        let limits = self.quotas.of(tenant);
-        in_transaction!(self, audit = record, |conn| versions::add(
-            conn, &limits, tenant, version, then, record
-        ))
-    }
-
-    async fn apply(
-        &self,
-        tenant: TenantId,
-        key: KeyId,
-        changes: &[Change],
-        record: &Record,
-    ) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| versions::apply(
-            conn, tenant, key, changes, record
-        ))
-    }
-
-    async fn set_cert_chain(
-        &self,
-        tenant: TenantId,
-        key: KeyId,
-        version: VersionNumber,
-        chain_pem: Option<&str>,
-        record: &Record,
-    ) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| versions::set_cert_chain(
-            conn, tenant, key, version, chain_pem, record
-        ))
-    }
-
-    async fn get_cert_chain(
-        &self,
-        tenant: TenantId,
-        key: KeyId,
-        version: VersionNumber,
-    ) -> StoreResult<Option<String>> {
-        versions::get_cert_chain(&self.reader, tenant, key, version).await
     }
 }
 

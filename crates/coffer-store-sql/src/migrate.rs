@@ -111,6 +111,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0017_token_grant_tag.sql"),
     },
     Migration {
+        version: 19,
+        name: "state_tags",
+        sqlite: include_str!("../migrations/sqlite/0019_state_tags.sql"),
+        postgres: include_str!("../migrations/postgres/0019_state_tags.sql"),
+    },
+    Migration {
         version: 20,
         name: "rotation_allow_list",
         sqlite: include_str!("../migrations/sqlite/0020_rotation_allow_list.sql"),

@@ -84,6 +84,7 @@ pub fn key(row: &AnyRow) -> StoreResult<Key> {
         validity: duration(opt_int(row, "validity")?),
         protection: parsed::<Protection>(row, "protection")?,
         created_at: Timestamp::from_millis(int(row, "created_at")?),
+        state_tag: state_tag(row)?,
     })
 }
 
@@ -105,7 +106,15 @@ pub fn version(row: &AnyRow) -> StoreResult<KeyVersion> {
             .map(|text| parse_hsm_location(&text).ok_or_else(|| corrupt("hsm_location")))
             .transpose()?,
         created_at: Timestamp::from_millis(int(row, "created_at")?),
+        state_tag: state_tag(row)?,
     })
+}
+
+/// A row's state tag (`coffer_core::state_seal`): 32 bytes, or none before binding.
+fn state_tag(row: &AnyRow) -> StoreResult<Option<coffer_core::state_seal::StateTag>> {
+    opt_bytes(row, "state_tag")?
+        .map(|tag| tag.try_into().map_err(|_| corrupt("state_tag")))
+        .transpose()
 }
 
 /// Stored form of an HSM-resident version's location (JSON; the id as hex).

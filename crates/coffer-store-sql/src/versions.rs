@@ -7,6 +7,8 @@ use coffer_core::{
 };
 use sqlx::{AnyConnection, AnyPool};
 
+use coffer_core::state_seal::{SealedRow, StateTag};
+
 use crate::errors::unavailable;
 use crate::history::record_change;
 use crate::keys::require_key_in_tenant;
@@ -15,8 +17,8 @@ use crate::rows;
 pub async fn insert_version(conn: &mut AnyConnection, v: &KeyVersion) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO key_versions (key_id, number, state, is_primary, not_before, not_after, \
-         public_key, wrapped_material, created_at, hsm_location) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         public_key, wrapped_material, created_at, hsm_location, state_tag) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(v.key.to_string())
     .bind(i64::from(v.number.get()))
@@ -28,6 +30,7 @@ pub async fn insert_version(conn: &mut AnyConnection, v: &KeyVersion) -> StoreRe
     .bind(v.wrapped_material.as_slice())
     .bind(v.created_at.millis())
     .bind(v.hsm.as_ref().map(rows::hsm_location))
+    .bind(v.state_tag.map(|tag| tag.to_vec()))
     .execute(conn)
     .await
     .map(|_| ())
@@ -212,6 +215,7 @@ async fn apply_one(conn: &mut AnyConnection, key: KeyId, change: &Change) -> Sto
         .await
         .map_err(unavailable)?
         .rows_affected(),
+        Change::Seal { row, from, to } => seal(&mut *conn, &key_id, *row, *from, to).await?,
         Change::Material { version, from, to } => sqlx::query(
             "UPDATE key_versions SET wrapped_material = $1 \
                  WHERE key_id = $2 AND number = $3 AND wrapped_material = $4",
@@ -276,6 +280,54 @@ async fn destroy_key(
     Ok(destroyed)
 }
 
+/// [`Change::Seal`]: the row's tag, compare-and-set on the one the change was computed
+/// from (`IS NULL` for an untagged row: `= NULL` would match nothing).
+async fn seal(
+    conn: &mut AnyConnection,
+    key_id: &str,
+    row: SealedRow,
+    from: Option<StateTag>,
+    to: &StateTag,
+) -> StoreResult<u64> {
+    let (table_row, number) = match row {
+        SealedRow::Key => ("keys SET state_tag = $1 WHERE id = $2", None),
+        SealedRow::Version(n) => (
+            "key_versions SET state_tag = $1 WHERE key_id = $2 AND number = $3",
+            Some(i64::from(n.get())),
+        ),
+    };
+    let compare = match (from, number) {
+        (None, _) => " AND state_tag IS NULL".to_owned(),
+        (Some(_), None) => " AND state_tag = $3".to_owned(),
+        (Some(_), Some(_)) => " AND state_tag = $4".to_owned(),
+    };
+    let sql = format!("UPDATE {table_row}{compare}");
+    let mut query = sqlx::query(&sql).bind(to.to_vec()).bind(key_id);
+    if let Some(number) = number {
+        query = query.bind(number);
+    }
+    if let Some(from) = from {
+        query = query.bind(from.to_vec());
+    }
+    Ok(query
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?
+        .rows_affected())
+}
+
+/// Sets the state tag of each named row that has none (the binding of rows written
+/// before key states were sealed; rows tagged meanwhile keep theirs).
+pub async fn bind_states(
+    conn: &mut AnyConnection,
+    tags: &[(KeyId, SealedRow, StateTag)],
+) -> StoreResult<()> {
+    for (key, row, tag) in tags {
+        seal(&mut *conn, &key.to_string(), *row, None, tag).await?;
+    }
+    Ok(())
+}
+
 fn conflict_reason(change: &Change) -> &'static str {
     match change {
         Change::KeyState { .. } => "the key's state changed underneath",
@@ -285,5 +337,6 @@ fn conflict_reason(change: &Change) -> &'static str {
         Change::Validity { .. } => "the version's validity changed underneath",
         Change::Material { .. } => "the version's material changed underneath",
         Change::AttestationPolicy(_) => "the key's attestation policy changed meanwhile",
+        Change::Seal { .. } => "the row changed underneath",
     }
 }

@@ -5,7 +5,8 @@
 //! alone.
 //!
 //! Seven days cannot pass in a test: the server is stopped, the key's due time moved
-//! into the past in the database, and the scheduler lease of the stopped replica
+//! into the past in the database (with the row's state tag made as Coffer makes it),
+//! and the scheduler lease of the stopped replica
 //! dropped (the new one would otherwise wait out its 90 s); the pass runs at start.
 
 use std::time::{Duration, Instant};
@@ -85,11 +86,30 @@ async fn scheduled_deletion_destroys_due_keys(db_kind: Db) {
         assert!(answer.ok(), "{answer:?}");
     }
 
+    // The due time is under the key row's state tag (`coffer_core::state_seal`): the
+    // moved row is sealed as Coffer seals a change, with this deployment's seal, or
+    // the scheduler would rightly refuse it as edited.
+    let moved_tag = {
+        let mut conn = db::connect(&server.database_url).await;
+        let tenant: String = sqlx::query_scalar("SELECT tenant_id FROM keys WHERE id = $1")
+            .bind(&due)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let keys = server.state.kms.key_service();
+        let mut row = keys
+            .key(tenant.parse().unwrap(), due.parse().unwrap())
+            .await
+            .unwrap();
+        row.deletion_due = Some(coffer_core::Timestamp::from_millis(1));
+        keys.seal().key_tag(&row).unwrap().to_vec()
+    };
     let stopped = server.stop().await;
     let url = stopped.database_url.clone();
     let mut conn = db::connect(&url).await;
-    sqlx::query("UPDATE keys SET deletion_due = 1 WHERE id = $1")
+    sqlx::query("UPDATE keys SET deletion_due = 1, state_tag = $2 WHERE id = $1")
         .bind(&due)
+        .bind(moved_tag)
         .execute(&mut conn)
         .await
         .unwrap();

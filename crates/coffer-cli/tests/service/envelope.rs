@@ -246,6 +246,25 @@ async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
     )
     .await;
     assert_eq!(missing, 404);
+    // So does a refused authentication (a 401 is audited under the refusal limit).
+    let started = Instant::now();
+    let (unauthorized, _, _) = post(&server, "/v1/kms/wrap", "not-a-token", wrap.clone()).await;
+    let unauthorized_took = started.elapsed();
+    assert_eq!(unauthorized, 401);
+    assert!(
+        unauthorized_took < Duration::from_secs(1),
+        "{unauthorized_took:?}"
+    );
+    // And a batch whose items are all refused (nothing in it waits for a commit).
+    let started = Instant::now();
+    let batch = serde_json::json!({ "items": [
+        wrap_request("alias/none", b"x", &[]),
+        wrap_request("alias/none-either", b"x", &[]),
+    ]});
+    let (batch_status, _, _) = post(&server, "/v1/kms/wrap", &token, batch.to_string()).await;
+    assert_eq!(batch_status, 200);
+    let batch_took = started.elapsed();
+    assert!(batch_took < Duration::from_secs(1), "{batch_took:?}");
     // The refusals answered while the wrap still waits for its commit.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -275,6 +294,13 @@ async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
             "{outcome}: {outcomes:?}"
         );
     }
+    assert!(
+        lines
+            .lines()
+            .any(|line| line.contains("\"op\":\"authenticate\"")
+                && line.contains("\"outcome\":\"unauthorized\"")),
+        "the 401 is in the log"
+    );
 
     // Figures (printed; PERFORMANCE.md): medians of 50 sequential 403s and 50 wraps.
     let mut medians = Vec::new();

@@ -416,9 +416,27 @@ async fn a_bad_or_missing_token_is_refused_unauthenticated_and_audited_as_over_h
             .await;
         assert_eq!(code_of(native), ErrorCode::Unauthorized);
     }
-    // A token that does not authenticate names no principal: neither front records
-    // anything for it.
-    assert_eq!(audited(&server).await, before);
+    // Each 401 is audited alike on both fronts (op `authenticate`, outcome
+    // `unauthorized`, under the refusal limit): the revoked token, whose tag verifies,
+    // by its id; no token and a malformed one by the peer's address.
+    assert!(audited(&server).await >= before + 5);
+    let log = entries(&server).await;
+    let unauthorized: Vec<&AuditEntry> = log
+        .iter()
+        .filter(|e| e.op == "authenticate" && e.outcome == "unauthorized")
+        .collect();
+    let revoked_id = Token::decode(&revoked).unwrap().id().to_string();
+    let by = |principal: &str| {
+        unauthorized
+            .iter()
+            .filter(|e| e.principal == principal)
+            .count()
+    };
+    assert_eq!(
+        (by(&revoked_id), by("peer:127.0.0.1")),
+        (2, 3),
+        "{unauthorized:?}"
+    );
 
     // A token that authenticates but may not wrap: refused and audited alike.
     let verify_only = server

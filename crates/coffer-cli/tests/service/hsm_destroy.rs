@@ -42,6 +42,10 @@ async fn destroyed_hsm_versions_leave_the_token() {
         custody.clone(),
         Arc::new(clock.clone()) as Arc<dyn Clock>,
         Some(custody.clone() as Arc<dyn KeyHsm>),
+        Arc::new(
+            coffer_core::state_seal::StateSeal::keyed(&coffer_crypto::MacKey::generate().unwrap())
+                .unwrap(),
+        ),
     );
     let actor = Actor::new("test", "test", "test");
     let tenant = keys

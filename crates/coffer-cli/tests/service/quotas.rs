@@ -115,6 +115,30 @@ async fn every_quota_refuses_with_429_and_changes_nothing(db: Db) {
         .unwrap();
     mint(&server, "acme").await.unwrap();
 
+    // Each route that just answered 429 says so in the OpenAPI document, naming the
+    // quota it met.
+    let document: serde_json::Value = reqwest::get(format!("{}/v1/openapi.json", server.api))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, quotas) in [
+        (
+            "/v1/kms/keys",
+            &["labels_per_key", "aliases_per_tenant", "keys_per_tenant"][..],
+        ),
+        ("/v1/kms/keys/{key}/{action}", &["versions_per_key"][..]),
+        ("/v1/admin/tokens", &["tokens_per_tenant"][..]),
+    ] {
+        let documented = document["paths"][path]["post"]["responses"]["429"]["description"]
+            .as_str()
+            .unwrap_or_else(|| panic!("POST {path} answered 429 but does not document it"));
+        for quota in quotas {
+            assert!(documented.contains(quota), "POST {path}: {documented}");
+        }
+    }
+
     // Another tenant has its own quota.
     let globex = server.tenant("globex").await;
     globex.create_key(&key(Some("a1"), 0)).await.unwrap();

@@ -64,14 +64,13 @@ impl KeyService {
             format!("material of {versions} version(s) destroyed"),
             now,
         );
-        self.store
-            .apply(
-                tenant,
-                id,
-                &[Change::DestroyKey { due_by: now }],
-                &Record::event(actor, event),
-            )
-            .await?;
+        self.apply_sealed(
+            &key,
+            &all,
+            &[Change::DestroyKey { due_by: now }],
+            &Record::event(actor, event),
+        )
+        .await?;
         // HSM-resident versions: their objects go from the token too.
         for location in all.iter().filter_map(|v| v.hsm.as_ref()) {
             self.discard_hsm_object(location);

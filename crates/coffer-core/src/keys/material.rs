@@ -88,6 +88,7 @@ impl KeyService {
             wrapped_material: wrapped,
             hsm,
             created_at: now,
+            state_tag: None,
         })
     }
 

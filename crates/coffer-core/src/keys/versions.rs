@@ -46,8 +46,24 @@ impl KeyService {
             .unwrap_or(VersionNumber::FIRST)
             .next();
         let kek = self.tenant_kek(key.tenant).await?;
-        let version = self.new_version(&kek, key, next, state, None)?;
-        let (changes, detail) = match then(&version, &versions) {
+        let mut version = self.new_version(&kek, key, next, state, None)?;
+        // The new row is tagged as inserted; what follows it in the transaction (the
+        // primary move) re-tags the rows it alters, the new one included.
+        let sealed = self
+            .seal
+            .seal_version(key.tenant, &mut version)
+            .and_then(|()| then(&version, &versions))
+            .and_then(|(changes, detail)| {
+                let mut rows = versions.clone();
+                rows.push(version.clone());
+                let changes = if changes.is_empty() {
+                    changes
+                } else {
+                    self.seal.seal_changes(key, &rows, &changes)?
+                };
+                Ok((changes, detail))
+            });
+        let (changes, detail) = match sealed {
             Ok(done) => done,
             Err(error) => return self.discard_if_failed(&version, Err(error)),
         };

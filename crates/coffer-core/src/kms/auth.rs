@@ -212,8 +212,9 @@ impl Kms {
             return Ok(false);
         };
         let raw = self.custody.unwrap(ROOT_AAD, &wrapped)?;
-        self.tokens
-            .set_root(MacKey::from_bytes(raw.expose_secret())?);
+        let root = MacKey::from_bytes(raw.expose_secret())?;
+        self.load_state_seal(&root).await?;
+        self.tokens.set_root(root);
         self.bind_token_grants().await?;
         self.bind_token_revocations().await?;
         self.refresh_tokens().await?;
@@ -371,6 +372,7 @@ impl Kms {
             .store()
             .put_secret(REVOCATIONS_BOUND, &marker)
             .await?;
+        self.init_state_seal(&root).await?;
         self.tokens.set_root(root);
         Ok(())
     }

@@ -56,21 +56,20 @@ impl Kms {
         caller: &Caller,
         items: &[WrapItem<'_>],
     ) -> Vec<KmsResult<Sealed>> {
-        let mut entries = Vec::with_capacity(items.len());
-        let mut results = Vec::with_capacity(items.len());
+        let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let Some(track_id) = item.track_id else {
                 let result = self
                     .wrap_unaudited(caller, item.reference, item.plaintext, item.context)
                     .await;
-                entries.push(self.entry_of(
+                let entry = self.entry_of(
                     caller,
                     "wrap",
                     Named::reference(Some(item.reference)),
                     None,
                     &result,
-                ));
-                results.push(result);
+                );
+                outcomes.push((Some(entry), result));
                 continue;
             };
             let actor = caller.actor("wrap");
@@ -85,13 +84,14 @@ impl Kms {
                 )
                 .await;
             let (result, detail) = super::wrap_tracked::imported_outcome(imported, track_id);
-            if detail.is_some() {
+            // A newly registered tracked key's entry committed with its row.
+            let entry = detail.is_some().then(|| {
                 let named = Named::reference(Some(item.reference));
-                entries.push(self.entry_of(caller, "wrap", named, detail, &result));
-            }
-            results.push(result);
+                self.entry_of(caller, "wrap", named, detail, &result)
+            });
+            outcomes.push((entry, result));
         }
-        self.audited_group(entries, results).await
+        self.audited_group(outcomes).await
     }
 
     /// Unwraps every item; one audit group for the batch.
@@ -108,12 +108,11 @@ impl Kms {
                 .await;
             let named = Named::header(item.ciphertext);
             outcomes.push((
-                self.entry_of(caller, "unwrap", named, presented.detail(), &result),
+                Some(self.entry_of(caller, "unwrap", named, presented.detail(), &result)),
                 result,
             ));
         }
-        let (entries, results) = outcomes.into_iter().unzip();
-        self.audited_group(entries, results).await
+        self.audited_group(outcomes).await
     }
 
     /// Rewraps every item; one audit group for the batch. Each entry names the
@@ -137,11 +136,10 @@ impl Kms {
             let source = super::rewrap::source_detail(item.ciphertext);
             let named = Named::reference(item.destination);
             outcomes.push((
-                self.entry_of(caller, "rewrap", named, source, &result),
+                Some(self.entry_of(caller, "rewrap", named, source, &result)),
                 result,
             ));
         }
-        let (entries, results) = outcomes.into_iter().unzip();
-        self.audited_group(entries, results).await
+        self.audited_group(outcomes).await
     }
 }

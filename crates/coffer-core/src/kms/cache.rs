@@ -295,6 +295,7 @@ mod tests {
             validity: None,
             protection: crate::hsm::Protection::Software,
             created_at: Timestamp::from_millis(0),
+            state_tag: None,
         };
         Arc::new(CachedKey::new(key, Vec::new(), BTreeMap::new()))
     }

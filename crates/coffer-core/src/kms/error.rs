@@ -209,6 +209,9 @@ impl From<CoreError> for KmsError {
             CoreError::Conflict(why) => Self::Conflict(why.to_owned()),
             CoreError::NotConfirmed(why) => Self::Invalid(why.to_owned()),
             CoreError::LimitReached(why) => Self::LimitReached(why.to_owned()),
+            CoreError::Integrity(subject) => {
+                Self::Internal(format!("integrity failure (key_state): {subject}"))
+            }
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum IntegrityCheck {
     KeyMaterial,
     /// A key's spec or purpose is not what its material is.
     KeySpec,
+    /// A key's or version's state, primary flag, validity or purpose does not match
+    /// its state tag ([`crate::state_seal`]), or a row lost its tag after the binding.
+    KeyState,
 }
 
 impl IntegrityCheck {
@@ -31,21 +34,28 @@ impl IntegrityCheck {
             Self::PublicKey => "public_key",
             Self::KeyMaterial => "key_material",
             Self::KeySpec => "key_spec",
+            Self::KeyState => "key_state",
         }
     }
+}
+
+/// Logs an integrity failure (target `coffer::integrity`; `subject` names the row by
+/// ids, never values) and counts it in `kms_integrity_failed_total{check}`.
+pub(crate) fn report_integrity_failure(check: IntegrityCheck, subject: &str) {
+    tracing::error!(
+        target: "coffer::integrity",
+        check = check.as_str(),
+        subject,
+        "stored data does not match its binding; refusing to use it"
+    );
+    metrics::counter!("kms_integrity_failed_total", "check" => check.as_str()).increment(1);
 }
 
 impl Kms {
     /// Records an integrity failure (`subject` names the row: ids only, never values)
     /// and returns the error the request fails with.
     pub(super) fn integrity_failure(&self, check: IntegrityCheck, subject: &str) -> KmsError {
-        tracing::error!(
-            target: "coffer::integrity",
-            check = check.as_str(),
-            subject,
-            "stored data does not match its binding; refusing to use it"
-        );
-        metrics::counter!("kms_integrity_failed_total", "check" => check.as_str()).increment(1);
+        report_integrity_failure(check, subject);
         self.integrity_failures.fetch_add(1, Ordering::Relaxed);
         KmsError::Internal(format!("integrity failure ({}): {subject}", check.as_str()))
     }

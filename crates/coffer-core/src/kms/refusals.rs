@@ -169,6 +169,18 @@ impl Kms {
         }
     }
 
+    /// A refusal's entry under the limit: counted past it, else queued without
+    /// waiting for its commit. `Err` only when it could not even be queued.
+    pub(super) async fn refusal_queued(&self, entry: AuditEntry) -> Result<(), KmsError> {
+        if self.admit_refusal(&entry).await == Admit::Suppress {
+            return Ok(());
+        }
+        self.audit
+            .record_refusal(entry)
+            .await
+            .map_err(|e| KmsError::Unavailable(e.to_string()))
+    }
+
     /// Whether this refusal's entry is written: counts the suppressed ones and writes
     /// the summary of the principal's closed window, if any, first.
     pub(super) async fn admit_refusal(&self, entry: &AuditEntry) -> Admit {

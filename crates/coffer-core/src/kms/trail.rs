@@ -179,26 +179,45 @@ impl Kms {
         result
     }
 
-    /// Records the entries of a batch request's items as one group (one durable
-    /// commit), then answers each item; if the group cannot be recorded, every item
-    /// answers `Unavailable` (fail closed, as for a single request). Items whose entry
-    /// committed with their change (a tracked wrap) bring none; with none left, the
-    /// results go at once.
+    /// Records the entries of a batch request's items, then answers each item. The
+    /// items that succeeded or failed are one group (one durable commit); if it cannot
+    /// be recorded, those items answer `Unavailable` (fail closed, as for a single
+    /// request). Refused items are refusals like any other: under their principal's
+    /// refusal limit (`refusals.rs`), queued rather than waited for, and past the limit
+    /// counted instead of recorded. An item without an entry (a tracked wrap, whose
+    /// entry committed with its change) answers as it is.
     pub(super) async fn audited_group<T>(
         &self,
-        entries: Vec<AuditEntry>,
-        results: Vec<KmsResult<T>>,
+        outcomes: Vec<(Option<AuditEntry>, KmsResult<T>)>,
     ) -> Vec<KmsResult<T>> {
-        if entries.is_empty() {
-            return results;
+        let mut group = Vec::new();
+        let mut grouped = Vec::with_capacity(outcomes.len());
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (entry, result) in outcomes {
+            let Some(entry) = entry else {
+                grouped.push(false);
+                results.push(result);
+                continue;
+            };
+            let refused = matches!(&result, Err(error) if super::refusals::is_refusal(error));
+            grouped.push(!refused);
+            if refused {
+                results.push(self.refusal_queued(entry).await.and(result));
+            } else {
+                group.push(entry);
+                results.push(result);
+            }
         }
-        match self.audit.record_group(entries).await {
-            Ok(()) => results,
-            Err(e) => results
-                .into_iter()
-                .map(|_| Err(KmsError::Unavailable(e.to_string())))
-                .collect(),
+        if !group.is_empty()
+            && let Err(e) = self.audit.record_group(group).await
+        {
+            for (result, grouped) in results.iter_mut().zip(grouped) {
+                if grouped {
+                    *result = Err(KmsError::Unavailable(e.to_string()));
+                }
+            }
         }
+        results
     }
 
     /// The audit entry of one outcome: a success names what it used; a failure names

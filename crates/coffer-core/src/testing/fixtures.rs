@@ -51,6 +51,7 @@ pub fn key(tenant: TenantId, aliases: &[&str]) -> Key {
         validity: Some(HumanDuration::days(365)),
         protection: crate::hsm::Protection::Software,
         created_at: T0,
+        state_tag: None,
     }
 }
 
@@ -67,6 +68,7 @@ pub fn version(key: KeyId, n: u32, state: VersionState, primary: bool) -> KeyVer
         wrapped_material: random_bytes(72),
         hsm: None,
         created_at: T0,
+        state_tag: None,
     }
 }
 
@@ -95,4 +97,22 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
     coffer_crypto::rng::fill(&mut out).expect("random bytes");
     out
+}
+
+/// A state seal keyed by a fixed root (so every service built over one store in a test
+/// agrees), with every row bound: for tests that drive a [`crate::KeyService`] without
+/// a `Kms`.
+pub fn state_seal() -> std::sync::Arc<crate::state_seal::StateSeal> {
+    std::sync::Arc::new(crate::state_seal::StateSeal::keyed(&state_root()).expect("fixture seal"))
+}
+
+/// Keys `seal` (a `Kms`'s, which is keyed only by `Kms::load`) with the fixed root of
+/// [`state_seal`], for tests that run a `Kms` over rows a bare `KeyService` wrote.
+pub fn key_state_seal(seal: &crate::state_seal::StateSeal) {
+    seal.set_root(&state_root()).expect("fixture seal");
+    seal.mark_bound();
+}
+
+fn state_root() -> coffer_crypto::MacKey {
+    coffer_crypto::MacKey::from_bytes(&[7u8; 32]).expect("fixture root")
 }

@@ -590,4 +590,5 @@ pub use super::store_hsm::*;
 pub use super::store_pq::*;
 pub use super::store_records::*;
 pub use super::store_rotations::*;
+pub use super::store_seals::*;
 pub use super::store_tags::*;

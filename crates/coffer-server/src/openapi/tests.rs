@@ -207,3 +207,31 @@ fn the_document_names_the_routes_without_a_token() {
         "bearer"
     );
 }
+
+#[test]
+fn the_writes_tenant_quotas_bound_document_429_with_the_error_body() {
+    let document = routes::api().document();
+    let limited: BTreeSet<(String, String)> = documented(&document)
+        .into_iter()
+        .filter(|(method, path)| document["paths"][path][method]["responses"]["429"].is_object())
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("post", "/v1/kms/keys"),
+        ("post", "/v1/kms/keys/{key}/{action}"),
+        ("post", "/v1/kms/keys/alias/{name}/{action}"),
+        ("post", "/v1/admin/tokens"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(limited, expected);
+    let create = &document["paths"]["/v1/kms/keys"]["post"]["responses"];
+    let description = create["429"]["description"].as_str().unwrap();
+    for quota in ["keys_per_tenant", "aliases_per_tenant", "labels_per_key"] {
+        assert!(description.contains(quota), "{description}");
+    }
+    assert_eq!(
+        create["429"]["content"], create["default"]["content"],
+        "the native error body"
+    );
+}

@@ -178,6 +178,12 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
+/// The address a request's connection came from (a request extension): what the
+/// audit of refused authentications is keyed by when no verified token names the
+/// caller (`coffer_core::kms::Unauthenticated`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 async fn serve_connection(
     stream: TcpStream,
     router: Router,
@@ -185,13 +191,24 @@ async fn serve_connection(
     stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let client = stream.peer_addr().ok().map(|addr| ClientAddr(addr.ip()));
     let activity = Arc::new(Activity::new());
     let io = Tracked {
         inner: stream,
         activity: activity.clone(),
     };
     match &options.tls {
-        None => serve_io(io, Peer::Anonymous, router, options, activity, stop).await,
+        None => {
+            serve_io(
+                io,
+                (Peer::Anonymous, client),
+                router,
+                options,
+                activity,
+                stop,
+            )
+            .await
+        }
         Some(tls) => {
             let config = match options.port {
                 Port::Api => tls.api(),
@@ -216,14 +233,14 @@ async fn serve_connection(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .map_or(Peer::Anonymous, |leaf| Peer::from_certificate(leaf));
-            serve_io(stream, peer, router, options, activity, stop).await;
+            serve_io(stream, (peer, client), router, options, activity, stop).await;
         }
     }
 }
 
 async fn serve_io<I>(
     io: I,
-    peer: Peer,
+    (peer, client): (Peer, Option<ClientAddr>),
     router: Router,
     options: &PortOptions,
     activity: Arc<Activity>,
@@ -236,6 +253,9 @@ async fn serve_io<I>(
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(peer.clone());
+            if let Some(client) = client {
+                request.extensions_mut().insert(client);
+            }
             let router = router.clone();
             // Counted until the request's future ends or is dropped (an HTTP/2 stream
             // reset by its client drops it unfinished).

@@ -26,6 +26,7 @@ async fn service() -> (KeyService, Arc<dyn Store>) {
         Arc::new(custody),
         Arc::new(clock) as Arc<dyn Clock>,
         None,
+        coffer_core::testing::fixtures::state_seal(),
     );
     (keys, store)
 }

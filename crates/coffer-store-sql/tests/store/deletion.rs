@@ -244,22 +244,26 @@ async fn a_rescheduled_deletion_is_not_carried_out_early() {
     // against `now` in the transaction, is refused and nothing is erased.
     w.clock.advance(WEEK);
     let rescheduled = w.clock.now().plus(WEEK);
+    let changes = [
+        coffer_core::store::Change::KeyState {
+            from: KeyState::PendingDeletion,
+            to: KeyState::Disabled,
+            deletion_due: None,
+        },
+        coffer_core::store::Change::KeyState {
+            from: KeyState::Disabled,
+            to: KeyState::PendingDeletion,
+            deletion_due: Some(rescheduled),
+        },
+    ];
+    // Sealed as that replica would seal them.
+    let stored = w.store.get_key(tenant, id).await.unwrap().unwrap();
+    let changes = keys.seal().seal_changes(&stored, &[], &changes).unwrap();
     w.store
         .apply(
             tenant,
             id,
-            &[
-                coffer_core::store::Change::KeyState {
-                    from: KeyState::PendingDeletion,
-                    to: KeyState::Disabled,
-                    deletion_due: None,
-                },
-                coffer_core::store::Change::KeyState {
-                    from: KeyState::Disabled,
-                    to: KeyState::PendingDeletion,
-                    deletion_due: Some(rescheduled),
-                },
-            ],
+            &changes,
             &record(&coffer_core::Event::key(
                 tenant,
                 id,

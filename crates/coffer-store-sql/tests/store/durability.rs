@@ -33,6 +33,7 @@ fn service(store: Arc<dyn Store>, custody: Arc<SealedCustody>) -> KeyService {
         custody,
         Arc::new(SystemClock) as Arc<dyn Clock>,
         None,
+        coffer_core::testing::fixtures::state_seal(),
     )
 }
 

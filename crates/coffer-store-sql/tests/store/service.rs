@@ -24,7 +24,7 @@ struct Fixture {
 /// A `Kms` over the fixture's store, custody and clock (audit off: these tests check
 /// scheduling, not the log).
 fn kms_over(f: &Fixture) -> coffer_core::kms::Kms {
-    coffer_core::kms::Kms::new(
+    let kms = coffer_core::kms::Kms::new(
         f.store.clone(),
         f.custody.clone(),
         Arc::new(f.clock.clone()) as Arc<dyn Clock>,
@@ -32,7 +32,10 @@ fn kms_over(f: &Fixture) -> coffer_core::kms::Kms {
         Arc::new(coffer_core::offload::Inline),
         None,
         coffer_core::kms::KmsOptions::default(),
-    )
+    );
+    // The fixture's rows are sealed under the fixture root; so are this service's.
+    coffer_core::testing::fixtures::key_state_seal(kms.key_service().seal());
+    kms
 }
 
 async fn fixture() -> Fixture {
@@ -49,6 +52,7 @@ async fn fixture() -> Fixture {
         custody.clone(),
         Arc::new(clock.clone()) as Arc<dyn Clock>,
         None,
+        coffer_core::testing::fixtures::state_seal(),
     );
     Fixture {
         keys,

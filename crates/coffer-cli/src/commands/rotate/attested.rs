@@ -324,6 +324,7 @@ async fn probe_ciphertext(s: &mut Session, key: &str) -> anyhow::Result<B64> {
             key_id: key.to_owned(),
             plaintext: B64Secret::new(value.to_vec()),
             context: super::smoke::probe_context(),
+            track_id: None,
         })
         .await
         .context("wrapping the refusal check's probe")?;
