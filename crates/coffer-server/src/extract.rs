@@ -132,13 +132,13 @@ impl FromRequestParts<AppState> for Authed {
         let mut caller = state.kms.authenticate(token)?;
         // Over a connection with a client certificate, only tokens of the principal it
         // names (`transport::peer`).
-        if let Some(peer) = parts.extensions.get::<Peer>() {
-            if !peer.admits(&caller) {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this token is not the principal the client certificate names",
-                ));
-            }
+        if let Some(peer) = parts.extensions.get::<Peer>()
+            && !peer.admits(&caller)
+        {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this token is not the principal the client certificate names",
+            ));
         }
         caller.request_id = crate::context::request_id();
         let label = caller
