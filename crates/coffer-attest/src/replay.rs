@@ -47,10 +47,10 @@ impl Seen {
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(until) = entries.get(&id) {
-            if *until >= now_ms {
-                return Err(AttestError::Replayed);
-            }
+        if let Some(until) = entries.get(&id)
+            && *until >= now_ms
+        {
+            return Err(AttestError::Replayed);
         }
         if entries.len() >= self.capacity {
             entries.retain(|_, until| *until >= now_ms);

@@ -253,15 +253,15 @@ impl AuditLog {
             (state.tree.size(), state.tree.root())
         };
         let trusted = *lock_read(&self.trusted);
-        if let Some(trusted) = trusted {
-            if let Err(problem) = self.extends(trusted) {
-                self.rewritten.store(true, Ordering::Release);
-                self.report(&Integrity {
-                    entries: size,
-                    failures: vec![problem],
-                });
-                return Err(refuse.into());
-            }
+        if let Some(trusted) = trusted
+            && let Err(problem) = self.extends(trusted)
+        {
+            self.rewritten.store(true, Ordering::Release);
+            self.report(&Integrity {
+                entries: size,
+                failures: vec![problem],
+            });
+            return Err(refuse.into());
         }
         let note = signer
             .sign(&Checkpoint {
@@ -367,12 +367,11 @@ impl AuditLog {
                 }
                 if let Some(index) = (0..snapshot.size())
                     .find(|&i| snapshot.leaf(i) != leaves.get(i as usize).copied())
+                    && index < leaves.len() as u64
                 {
-                    if index < leaves.len() as u64 {
-                        integrity.failures.push(format!(
-                            "stored audit entry {index} differs from the one read before"
-                        ));
-                    }
+                    integrity.failures.push(format!(
+                        "stored audit entry {index} differs from the one read before"
+                    ));
                 }
                 self.check_stored_checkpoints(checkpoints, &leaves, &mut integrity);
             }

@@ -200,10 +200,10 @@ impl Model for SagaModel {
                 let i = w.running()?;
                 let (saga, from, new) = w.sagas[i];
                 let (next, effect) = saga.step_failed(saga.step).ok()?;
-                if effect == Effect::Compensate {
-                    if let Some(n) = new {
-                        w.set_state(n, VersionState::Destroyed);
-                    }
+                if effect == Effect::Compensate
+                    && let Some(n) = new
+                {
+                    w.set_state(n, VersionState::Destroyed);
                 }
                 w.sagas[i] = (next, from, new);
             }

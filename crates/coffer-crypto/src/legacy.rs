@@ -87,7 +87,7 @@ fn kek(key: &SecretBytes) -> Result<AesKek> {
 /// Unwraps an RFC 3394 wrapped key. A wrong key or a modified value fails the integrity
 /// check ([`CryptoError::DecryptFailed`]).
 pub fn unwrap_aes_kw(key: &SecretBytes, wrapped: &[u8]) -> Result<SecretBytes> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(CryptoError::malformed(
             "AES-KW value",
             "not a multiple of 8 bytes of at least 24",
@@ -105,7 +105,7 @@ pub fn unwrap_aes_kw(key: &SecretBytes, wrapped: &[u8]) -> Result<SecretBytes> {
 
 /// Wraps `plaintext` (a multiple of 8 bytes, at least 16) with RFC 3394.
 pub fn wrap_aes_kw(key: &SecretBytes, plaintext: &SecretBytes) -> Result<Vec<u8>> {
-    if plaintext.len() < 16 || plaintext.len() % 8 != 0 {
+    if plaintext.len() < 16 || !plaintext.len().is_multiple_of(8) {
         return Err(CryptoError::malformed(
             "AES-KW input",
             "not a multiple of 8 bytes of at least 16",

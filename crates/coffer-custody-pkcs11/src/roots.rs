@@ -34,10 +34,10 @@ pub(crate) fn find(
     ];
     for handle in session.find_objects(&template)? {
         for attribute in session.get_attributes(handle, &[AttributeType::Id])? {
-            if let Attribute::Id(id) = attribute {
-                if let Ok(bytes) = <[u8; 4]>::try_from(id.as_slice()) {
-                    found.insert(u32::from_be_bytes(bytes), handle);
-                }
+            if let Attribute::Id(id) = attribute
+                && let Ok(bytes) = <[u8; 4]>::try_from(id.as_slice())
+            {
+                found.insert(u32::from_be_bytes(bytes), handle);
             }
         }
     }

@@ -43,12 +43,11 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if kms.ready().await {
-                    if let Err(error) = pass(&kms, &config, &dir, &holder, tick_every).await {
+                if kms.ready().await
+                    && let Err(error) = pass(&kms, &config, &dir, &holder, tick_every).await {
                         metrics::counter!("kms_backup_failures_total").increment(1);
                         tracing::error!(target: "coffer::backup", %error, "scheduled backup failed");
                     }
-                }
             }
             _ = stop.changed() => break,
         }
@@ -76,12 +75,11 @@ pub async fn pass(
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let existing = bundles(dir)?;
-    if let Some((newest, _)) = existing.last() {
-        if now.millis().saturating_sub(*newest)
+    if let Some((newest, _)) = existing.last()
+        && now.millis().saturating_sub(*newest)
             < i64::try_from(config.interval.as_millis()).unwrap_or(i64::MAX)
-        {
-            return Ok(None);
-        }
+    {
+        return Ok(None);
     }
     let made = kms.scheduled_backup().await.map_err(|e| e.to_string())?;
     let name = format!("{PREFIX}{:013}{SUFFIX}", made.header.created_at.millis());

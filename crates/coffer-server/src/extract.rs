@@ -195,13 +195,13 @@ pub(crate) async fn authenticate(
     };
     // Over a connection with a client certificate, only tokens of the principal it
     // names (`transport::peer`).
-    if let Some(peer) = extensions.get::<Peer>() {
-        if !peer.admits(&caller) {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "this token is not the principal the client certificate names",
-            ));
-        }
+    if let Some(peer) = extensions.get::<Peer>()
+        && !peer.admits(&caller)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this token is not the principal the client certificate names",
+        ));
     }
     caller.request_id = crate::context::request_id();
     crate::context::set_tenant(caller.grants.tenant());

@@ -237,11 +237,10 @@ pub async fn serve_on(
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        if kms.ready().await {
-                            if let Err(error) = kms.refresh_tokens().await {
+                        if kms.ready().await
+                            && let Err(error) = kms.refresh_tokens().await {
                                 tracing::warn!(%error, "token refresh failed");
                             }
-                        }
                     }
                     _ = stop.changed() => break,
                 }

@@ -117,10 +117,10 @@ async fn a_client_that_disconnects_after_starting_does_not_stop_the_rotation() {
     drop(connection);
 
     let done = loop {
-        if let Some(view) = list(&other, Some(&key), None).await.into_iter().next() {
-            if view.status != "running" {
-                break view;
-            }
+        if let Some(view) = list(&other, Some(&key), None).await.into_iter().next()
+            && view.status != "running"
+        {
+            break view;
         }
         assert!(
             std::time::Instant::now() < deadline,

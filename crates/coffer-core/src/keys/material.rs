@@ -110,10 +110,10 @@ impl KeyService {
     /// Best effort: the row no longer names it, so a token that is away at that moment
     /// keeps an object nothing uses (logged, with its location).
     pub(super) fn discard_hsm_object(&self, location: &HsmKeyRef) {
-        if let Ok(hsm) = self.hsm() {
-            if let Err(error) = hsm.destroy(location) {
-                tracing::warn!(%error, %location, "could not destroy an HSM key object");
-            }
+        if let Ok(hsm) = self.hsm()
+            && let Err(error) = hsm.destroy(location)
+        {
+            tracing::warn!(%error, %location, "could not destroy an HSM key object");
         }
     }
 }

@@ -79,13 +79,12 @@ impl Kms {
                 .attestation_policy(tenant, key)
                 .await?
                 .map_or(0, |p| p.version);
-            if let Some(expected) = change.expect_version {
-                if expected != current {
+            if let Some(expected) = change.expect_version
+                && expected != current {
                     return Err(KmsError::Conflict(format!(
                         "the attestation policy is at version {current}, not {expected} as the request expects"
                     )));
                 }
-            }
             let now = self.keys.clock().now();
             let policy = AttestationPolicy {
                 tenant,

@@ -264,10 +264,10 @@ impl Kms {
                 },
             };
             for version in entry.versions.values() {
-                if matches!(version.state, VersionState::Active | VersionState::Retiring) {
-                    if let Some(der) = &version.public_key {
-                        out.push((key.id, version.number, der.clone()));
-                    }
+                if matches!(version.state, VersionState::Active | VersionState::Retiring)
+                    && let Some(der) = &version.public_key
+                {
+                    out.push((key.id, version.number, der.clone()));
                 }
             }
         }

@@ -85,11 +85,11 @@ impl Kms {
                 .begin(&record.id, key, self.tracked_under_count(&subject).await?);
         let mut pacer = policy.pacer();
         loop {
-            if let Some(window) = policy.window {
-                if self.wait_for_window(window, &record.id, &run).await {
-                    pacer.restart();
-                    run.remaining(self.tracked_under_count(&subject).await?);
-                }
+            if let Some(window) = policy.window
+                && self.wait_for_window(window, &record.id, &run).await
+            {
+                pacer.restart();
+                run.remaining(self.tracked_under_count(&subject).await?);
             }
             pacer.admit(policy.batch()).await;
             match self.rewrap_tracked_batch(&subject, policy.batch()).await? {

@@ -179,14 +179,14 @@ pub fn check_record(record: &RecordView, versions: &[(u32, VersionState, bool)])
         }
         _ => {}
     }
-    if saga.status == Status::RolledBack {
-        if let Some(to) = record.to {
-            match state_of(to) {
-                None | Some(VersionState::Destroyed) => {}
-                Some(state) => violate(format!(
-                    "the record says rolled-back, but its new version {to} is {state}, not destroyed"
-                )),
-            }
+    if saga.status == Status::RolledBack
+        && let Some(to) = record.to
+    {
+        match state_of(to) {
+            None | Some(VersionState::Destroyed) => {}
+            Some(state) => violate(format!(
+                "the record says rolled-back, but its new version {to} is {state}, not destroyed"
+            )),
         }
     }
     if saga.status == Status::Completed {

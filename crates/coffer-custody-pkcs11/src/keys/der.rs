@@ -49,7 +49,7 @@ fn sequence_of_unsigned(parts: &[&[u8]]) -> Vec<u8> {
 
 /// `SEQUENCE { r INTEGER, s INTEGER }` from a token's fixed-width `r ‖ s`.
 pub(crate) fn ecdsa_signature(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);

@@ -218,10 +218,10 @@ pub async fn re_encrypt(ctx: &Ctx<'_>, input: &Body) -> Result<Value, AwsError> 
     let source = EnvelopeHeader::parse(&blob)
         .map_err(|_| AwsError::from(coffer_core::kms::KmsError::InvalidCiphertext))?;
     let source = KeyId::from_bytes(source.key_id);
-    if let Some(key_id) = input.opt_str("SourceKeyId")? {
-        if key_of(ctx, key_id).await? != source {
-            return Err(incorrect_key());
-        }
+    if let Some(key_id) = input.opt_str("SourceKeyId")?
+        && key_of(ctx, key_id).await? != source
+    {
+        return Err(incorrect_key());
     }
     let sealed = ctx
         .state

@@ -61,10 +61,10 @@ impl Page {
             field: shown.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
             "Truncated": rest.len() > shown.len(),
         });
-        if rest.len() > shown.len() {
-            if let Some((last, _)) = shown.last() {
-                answer["NextMarker"] = json!(URL_SAFE_NO_PAD.encode(last));
-            }
+        if rest.len() > shown.len()
+            && let Some((last, _)) = shown.last()
+        {
+            answer["NextMarker"] = json!(URL_SAFE_NO_PAD.encode(last));
         }
         answer
     }

@@ -167,10 +167,10 @@ pub fn parse(document: &str, account: &str) -> Result<KeyPolicy, AwsError> {
             "{other} is not supported at the policy's top level"
         )));
     }
-    if let Some(version) = map.get("Version") {
-        if !matches!(version.as_str(), Some("2012-10-17" | "2008-10-17")) {
-            return Err(malformed("Version must be 2012-10-17 or 2008-10-17"));
-        }
+    if let Some(version) = map.get("Version")
+        && !matches!(version.as_str(), Some("2012-10-17" | "2008-10-17"))
+    {
+        return Err(malformed("Version must be 2012-10-17 or 2008-10-17"));
     }
     let statements = match map.get("Statement") {
         Some(Value::Array(items)) if !items.is_empty() => items.iter().collect(),

@@ -39,10 +39,10 @@ impl Front {
                 "missing Authorization: Bearer token",
             ))
         })?;
-        if uses == Uses::SecretKey {
-            if let Some(refused) = crypto::refusal_by_failover(&self.state) {
-                return Err(status(refused));
-            }
+        if uses == Uses::SecretKey
+            && let Some(refused) = crypto::refusal_by_failover(&self.state)
+        {
+            return Err(status(refused));
         }
         Ok((caller, request.into_inner()))
     }

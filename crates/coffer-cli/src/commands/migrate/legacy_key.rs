@@ -36,7 +36,7 @@ impl LegacyKey {
     }
 
     fn decode(text: &str) -> anyhow::Result<Self> {
-        let is_hex = text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit());
+        let is_hex = text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit());
         let bytes = if is_hex && matches!(text.len(), 32 | 64) {
             Zeroizing::new(hex::decode(text).context("the legacy key is not hex")?)
         } else {

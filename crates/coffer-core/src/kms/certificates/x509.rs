@@ -330,12 +330,12 @@ pub(super) fn issue(
             let issuer = rcgen::Issuer::new(issuer_params, &signer);
             let issued = params.signed_by(&subject_key, &issuer);
             // The issuer field must name the CA exactly, or the chain does not link.
-            if let Ok(cert) = &issued {
-                if parse(cert.der())?.issuer().as_raw() != ca.subject().as_raw() {
-                    return Err(invalid(
-                        "the CA certificate's subject cannot be carried over",
-                    ));
-                }
+            if let Ok(cert) = &issued
+                && parse(cert.der())?.issuer().as_raw() != ca.subject().as_raw()
+            {
+                return Err(invalid(
+                    "the CA certificate's subject cannot be carried over",
+                ));
             }
             issued
         }
