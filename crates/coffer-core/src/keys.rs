@@ -193,6 +193,21 @@ impl KeyService {
         request: NewKey,
         actor: &Actor,
     ) -> CoreResult<(Key, KeyVersion)> {
+        let kek = self.tenant_kek(tenant).await?;
+        self.create_key_under(tenant, &kek, request, actor).await
+    }
+
+    /// [`Self::create_key`] with the tenant key already unwrapped (`Kms` keeps it in its
+    /// cache, which saves a store read and a custody call per creation). The store
+    /// refuses the creation if the tenant was shredded meanwhile (`NotFound`), so a
+    /// tenant key still cached after a shred cannot add keys to the tenant.
+    pub async fn create_key_under(
+        &self,
+        tenant: TenantId,
+        kek: &AeadKey,
+        request: NewKey,
+        actor: &Actor,
+    ) -> CoreResult<(Key, KeyVersion)> {
         request.purpose.check_spec(request.spec)?;
         request.rotation.check()?;
         crate::key::check_labels(&request.labels)?;
@@ -205,7 +220,6 @@ impl KeyService {
         } else if request.hsm_slot.is_some() {
             return Err(InvalidInput::new("hsm_slot", "only with protection hsm").into());
         }
-        let kek = self.tenant_kek(tenant).await?;
         let now = self.clock.now();
         let key = Key {
             tenant,
@@ -226,7 +240,7 @@ impl KeyService {
         let mut key = key;
         let number = VersionNumber::FIRST;
         let mut first =
-            self.new_version(&kek, &key, number, VersionState::Active, request.hsm_slot)?;
+            self.new_version(kek, &key, number, VersionState::Active, request.hsm_slot)?;
         first.primary = true;
         if let Err(error) = self.seal.seal_new(&mut key, &mut first) {
             return self.discard_if_failed(&first, Err(error));

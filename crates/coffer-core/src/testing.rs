@@ -51,6 +51,8 @@ macro_rules! store_conformance {
             rotations_list_by_tenant_key_and_status,
             tracked_keys_rewrap_by_compare_and_set,
             concurrent_key_creations_commit_independently,
+            a_group_with_one_alias_twice_commits_all_but_one,
+            a_shredded_tenant_gets_no_new_keys,
             leases_have_one_holder_until_they_expire,
             version_use_adds_up_per_principal_and_kind,
             certificate_chains_are_kept_per_version,

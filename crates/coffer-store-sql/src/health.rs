@@ -1,6 +1,6 @@
 //! The writer's health, for readiness: broken from a failed write until the next commit.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use coffer_core::{StoreError, StoreResult};
 use sqlx::Any;
@@ -10,12 +10,24 @@ use sqlx::pool::PoolConnection;
 #[derive(Debug, Default)]
 pub struct WriterHealth {
     broken: AtomicBool,
+    /// Write transactions begun through `in_transaction!` (see `batch::kept`).
+    writes: AtomicU64,
 }
 
 impl WriterHealth {
     /// True after a write failed on the database's side and none committed since.
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)
+    }
+
+    /// Counts a write transaction that has just taken the writer connection.
+    pub fn began_write(&self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Write transactions begun so far through `in_transaction!`.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
     }
 
     /// Records a failure of the database itself and passes the error on.

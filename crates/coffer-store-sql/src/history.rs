@@ -7,35 +7,43 @@ use sqlx::{AnyConnection, AnyPool};
 
 use crate::attestation::{joined, split};
 use crate::errors::{corrupt, one_row, unavailable};
+use crate::multirow;
 use crate::rows;
 
 /// Writes a change's history events inside the change's transaction. Its audit entry
 /// is appended by the transaction wrapper (`in_transaction!` in `lib.rs`) after the
 /// change, last, so the audit head is held as briefly as possible.
 pub async fn record_change(conn: &mut AnyConnection, record: &Record) -> StoreResult<()> {
-    for event in &record.events {
-        insert_event(&mut *conn, event).await?;
+    let events: Vec<&Event> = record.events.iter().collect();
+    insert_events(conn, &events).await
+}
+
+/// The `events` table and its columns, in the order [`bind_event`] binds them.
+const EVENT_COLUMNS: &str = "events (tenant_id, key_id, version, kind, detail, actor, at)";
+const EVENT_PARAMS: usize = 7;
+
+/// Appends `events`, in order, inside the caller's transaction; many rows a statement
+/// (see `multirow`), and both engines number them (`seq`) in the order of the rows.
+pub async fn insert_events(conn: &mut AnyConnection, events: &[&Event]) -> StoreResult<()> {
+    for chunk in events.chunks(multirow::rows_per_statement(EVENT_PARAMS)) {
+        let sql = multirow::insert(conn, EVENT_COLUMNS, chunk.len(), EVENT_PARAMS);
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(&sql), |query, event| bind_event(query, event));
+        query.execute(&mut *conn).await.map_err(unavailable)?;
     }
     Ok(())
 }
 
-/// Appends `event` inside the caller's transaction.
-pub async fn insert_event(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO events (tenant_id, key_id, version, kind, detail, actor, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event.tenant.to_string())
-    .bind(event.key.map(|k| k.to_string()))
-    .bind(event.version.map(|v| i64::from(v.get())))
-    .bind(&event.kind)
-    .bind(&event.detail)
-    .bind(event.actor.as_deref())
-    .bind(event.at.millis())
-    .execute(conn)
-    .await
-    .map(|_| ())
-    .map_err(unavailable)
+fn bind_event<'q>(query: multirow::Query<'q>, event: &'q Event) -> multirow::Query<'q> {
+    query
+        .bind(event.tenant.to_string())
+        .bind(event.key.map(|k| k.to_string()))
+        .bind(event.version.map(|v| i64::from(v.get())))
+        .bind(event.kind.as_str())
+        .bind(event.detail.as_str())
+        .bind(event.actor.as_deref())
+        .bind(event.at.millis())
 }
 
 pub async fn key_events(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<Vec<Event>> {

@@ -2,57 +2,102 @@
 
 use coffer_core::quota::Limits;
 use coffer_core::store::Record;
-use coffer_core::{Alias, Key, KeyId, KeyVersion, StoreError, StoreResult, TenantId};
+use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, StoreError, StoreResult, TenantId};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::errors::{corrupt, one_row, unavailable};
-use crate::history::record_change;
+use crate::history::{insert_events, record_change};
+use crate::multirow;
 use crate::quota;
 use crate::rows::{self, duration_secs};
-use crate::versions::insert_version;
+use crate::versions::insert_versions;
 
-/// Writes a new key, its first version, its aliases and its events. Its quotas were
-/// checked by the caller under the tenant's lock (`quota::Tally`, in `batch`).
+/// One key to create: the key, its first version, and its record (the events written
+/// here; the audit entry is appended by the caller, after every row of its group).
+#[derive(Clone, Copy)]
+pub struct Creation<'a> {
+    pub key: &'a Key,
+    pub first: &'a KeyVersion,
+    pub record: &'a Record,
+}
+
+/// Writes new keys, their first versions, their aliases and their events: one
+/// statement per table for all of them (see `multirow`), so a group of creations costs
+/// four round trips whatever its size. Any refusal (an alias taken) refuses all of
+/// them: the caller then writes them one at a time to find which (`batch`). Their
+/// quotas were checked by the caller under the tenant's lock (`quota::Tally`).
+pub async fn create_all(conn: &mut AnyConnection, creations: &[Creation<'_>]) -> StoreResult<()> {
+    let keys: Vec<&Key> = creations.iter().map(|c| c.key).collect();
+    insert_keys(&mut *conn, &keys).await?;
+    let firsts: Vec<&KeyVersion> = creations.iter().map(|c| c.first).collect();
+    insert_versions(&mut *conn, &firsts).await?;
+    let aliases: Vec<(TenantId, KeyId, &Alias)> = creations
+        .iter()
+        .flat_map(|c| {
+            let key = c.key;
+            key.aliases.iter().map(|alias| (key.tenant, key.id, alias))
+        })
+        .collect();
+    insert_aliases(&mut *conn, &aliases).await?;
+    let events: Vec<&Event> = creations
+        .iter()
+        .flat_map(|c| c.record.events.iter())
+        .collect();
+    insert_events(conn, &events).await
+}
+
+/// Writes one new key (see [`create_all`]).
 pub async fn create(
     conn: &mut AnyConnection,
     key: &Key,
     first: &KeyVersion,
     record: &Record,
 ) -> StoreResult<()> {
+    create_all(conn, &[Creation { key, first, record }]).await
+}
+
+/// The `keys` table and its columns, in the order [`bind_key`] binds them.
+const KEY_COLUMNS: &str = "keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
+     registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \
+     validity, created_at, protection, state_tag)";
+const KEY_PARAMS: usize = 15;
+
+async fn insert_keys(conn: &mut AnyConnection, keys: &[&Key]) -> StoreResult<()> {
+    for chunk in keys.chunks(multirow::rows_per_statement(KEY_PARAMS)) {
+        let sql = multirow::insert(conn, KEY_COLUMNS, chunk.len(), KEY_PARAMS);
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = bind_key(query, key)?;
+        }
+        query.execute(&mut *conn).await.map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn bind_key<'q>(query: multirow::Query<'q>, key: &'q Key) -> StoreResult<multirow::Query<'q>> {
     let labels = serde_json::to_string(&key.labels).map_err(|_| corrupt("labels"))?;
     let purposes = serde_json::to_string(&key.registered_purposes)
         .map_err(|_| corrupt("registered_purposes"))?;
-    sqlx::query(
-        "INSERT INTO keys (id, tenant_id, spec, purpose, state, deletion_due, labels, \
-         registered_purposes, rotation_period, rotation_before_expiry, rotation_overlap, \
-         validity, created_at, protection, state_tag) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(key.id.to_string())
-    .bind(key.tenant.to_string())
-    .bind(key.spec.as_str())
-    .bind(key.purpose.as_str())
-    .bind(key.state.as_str())
-    .bind(key.deletion_due.map(|t| t.millis()))
-    .bind(labels)
-    .bind(purposes)
-    .bind(duration_secs(key.rotation.period))
-    .bind(duration_secs(key.rotation.before_expiry))
-    .bind(duration_secs(key.rotation.overlap))
-    .bind(duration_secs(key.validity))
-    .bind(key.created_at.millis())
-    .bind(key.protection.as_str())
-    .bind(key.state_tag.map(|tag| tag.to_vec()))
-    .execute(&mut *conn)
-    .await
-    .map_err(unavailable)?;
-    insert_version(&mut *conn, first).await?;
-    for alias in &key.aliases {
-        insert_alias(&mut *conn, key.tenant, key.id, alias).await?;
-    }
-    record_change(&mut *conn, record).await?;
-    Ok(())
+    Ok(query
+        .bind(key.id.to_string())
+        .bind(key.tenant.to_string())
+        .bind(key.spec.as_str())
+        .bind(key.purpose.as_str())
+        .bind(key.state.as_str())
+        .bind(key.deletion_due.map(|t| t.millis()))
+        .bind(labels)
+        .bind(purposes)
+        .bind(duration_secs(key.rotation.period))
+        .bind(duration_secs(key.rotation.before_expiry))
+        .bind(duration_secs(key.rotation.overlap))
+        .bind(duration_secs(key.validity))
+        .bind(key.created_at.millis())
+        .bind(key.protection.as_str())
+        .bind(key.state_tag.map(|tag| tag.to_vec())))
 }
+
+const ALIAS_COLUMNS: &str = "aliases (tenant_id, alias, key_id)";
+const ALIAS_PARAMS: usize = 3;
 
 async fn insert_alias(
     conn: &mut AnyConnection,
@@ -60,20 +105,37 @@ async fn insert_alias(
     key: KeyId,
     alias: &Alias,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO aliases (tenant_id, alias, key_id) VALUES ($1, $2, $3)")
-        .bind(tenant.to_string())
-        .bind(alias.as_str())
-        .bind(key.to_string())
-        .execute(conn)
-        .await
-        .map(|_| ())
-        .map_err(|e| match unavailable(e) {
-            // Both engines' messages name the table, which is what `errors` matches.
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("the alias is already in use in this tenant")
-            }
-            other => other,
-        })
+    insert_aliases(conn, &[(tenant, key, alias)]).await
+}
+
+/// Writes `(tenant, key, alias)` rows; a taken alias is `Conflict` (for the whole
+/// statement).
+async fn insert_aliases(
+    conn: &mut AnyConnection,
+    aliases: &[(TenantId, KeyId, &Alias)],
+) -> StoreResult<()> {
+    for chunk in aliases.chunks(multirow::rows_per_statement(ALIAS_PARAMS)) {
+        let sql = multirow::insert(conn, ALIAS_COLUMNS, chunk.len(), ALIAS_PARAMS);
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(&sql), |query, (tenant, key, alias)| {
+                query
+                    .bind(tenant.to_string())
+                    .bind(alias.as_str())
+                    .bind(key.to_string())
+            });
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| match unavailable(e) {
+                // Both engines' messages name the table, which is what `errors` matches.
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict("the alias is already in use in this tenant")
+                }
+                other => other,
+            })?;
+    }
+    Ok(())
 }
 
 async fn attach_aliases(pool: &AnyPool, tenant: TenantId, keys: &mut [Key]) -> StoreResult<()> {

@@ -8,6 +8,8 @@
 //!   (`version_store` is the `VersionStore` impl over `versions`).
 //! - `usage` — the reference tracker's persisted counts (`UsageStore`).
 //! - `attestation` — keys' attestation policies, one row per version (`AttestationStore`).
+//! - `multirow` — INSERT statements of many rows (a group of key creations, a
+//!   change's events).
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
 //! - `testing` (feature `testing`) — a fresh PostgreSQL schema per test.
 //!
@@ -33,6 +35,7 @@ mod health;
 mod history;
 mod keys;
 pub mod migrate;
+mod multirow;
 mod quota;
 mod rows;
 mod secrets;
@@ -112,6 +115,9 @@ macro_rules! in_transaction {
         match store.writer.acquire().await {
             Err(error) => Err(store.health.failed(errors::unavailable(error))),
             Ok(mut pooled) => {
+                // Counted while the connection is held: a group of key creations that
+                // kept its tenants' counts (`batch::kept`) sees that this one ran.
+                store.health.began_write();
                 // Transactions on the writer run one at a time: whatever an abandoned
                 // one (a dropped request) staged of the audit head is void.
                 store.head.begin();
@@ -214,6 +220,7 @@ impl SqlStore {
         store.head.load(&store.writer).await?;
         let mut store = store;
         store.creations = Some(batch::KeyCreations::start(
+            backend,
             store.writer.clone(),
             store.head.clone(),
             store.health.clone(),

@@ -73,6 +73,18 @@ pub async fn kek(pool: &AnyPool, id: TenantId) -> StoreResult<Option<Vec<u8>>> {
         .transpose()
 }
 
+/// Whether `id` still holds its tenant key (it is not shredded), read inside the
+/// caller's transaction: after the tenant's row lock on PostgreSQL (`quota::Tally`),
+/// which a shred's update of the row waits for.
+pub async fn holds_kek(conn: &mut AnyConnection, id: TenantId) -> StoreResult<bool> {
+    let row = sqlx::query("SELECT 1 FROM tenant_keks WHERE tenant_id = $1")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(row.is_some())
+}
+
 pub async fn replace_kek(
     conn: &mut AnyConnection,
     id: TenantId,

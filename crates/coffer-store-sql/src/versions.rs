@@ -12,29 +12,46 @@ use coffer_core::state_seal::{SealedRow, StateTag};
 use crate::errors::unavailable;
 use crate::history::record_change;
 use crate::keys::require_key_in_tenant;
+use crate::multirow;
 use crate::rows;
 
+/// The `key_versions` table and its columns, in the order [`bind_version`] binds them.
+const VERSION_COLUMNS: &str = "key_versions (key_id, number, state, is_primary, not_before, \
+     not_after, public_key, wrapped_material, created_at, hsm_location, state_tag)";
+const VERSION_PARAMS: usize = 11;
+
 pub async fn insert_version(conn: &mut AnyConnection, v: &KeyVersion) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO key_versions (key_id, number, state, is_primary, not_before, not_after, \
-         public_key, wrapped_material, created_at, hsm_location, state_tag) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(v.key.to_string())
-    .bind(i64::from(v.number.get()))
-    .bind(v.state.as_str())
-    .bind(i64::from(v.primary))
-    .bind(v.not_before.millis())
-    .bind(v.not_after.map(|t| t.millis()))
-    .bind(v.public_key.as_deref())
-    .bind(v.wrapped_material.as_slice())
-    .bind(v.created_at.millis())
-    .bind(v.hsm.as_ref().map(rows::hsm_location))
-    .bind(v.state_tag.map(|tag| tag.to_vec()))
-    .execute(conn)
-    .await
-    .map(|_| ())
-    .map_err(unavailable)
+    insert_versions(conn, &[v]).await
+}
+
+/// Writes `versions`, many rows a statement (see `multirow`).
+pub async fn insert_versions(
+    conn: &mut AnyConnection,
+    versions: &[&KeyVersion],
+) -> StoreResult<()> {
+    for chunk in versions.chunks(multirow::rows_per_statement(VERSION_PARAMS)) {
+        let sql = multirow::insert(conn, VERSION_COLUMNS, chunk.len(), VERSION_PARAMS);
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(&sql), |query, v| bind_version(query, v));
+        query.execute(&mut *conn).await.map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn bind_version<'q>(query: multirow::Query<'q>, v: &'q KeyVersion) -> multirow::Query<'q> {
+    query
+        .bind(v.key.to_string())
+        .bind(i64::from(v.number.get()))
+        .bind(v.state.as_str())
+        .bind(i64::from(v.primary))
+        .bind(v.not_before.millis())
+        .bind(v.not_after.map(|t| t.millis()))
+        .bind(v.public_key.as_deref())
+        .bind(v.wrapped_material.as_slice())
+        .bind(v.created_at.millis())
+        .bind(v.hsm.as_ref().map(rows::hsm_location))
+        .bind(v.state_tag.map(|tag| tag.to_vec()))
 }
 
 pub async fn list(pool: &AnyPool, tenant: TenantId, key: KeyId) -> StoreResult<Vec<KeyVersion>> {

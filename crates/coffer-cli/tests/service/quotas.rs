@@ -1,7 +1,8 @@
 //! Per-tenant quotas, as a token holder meets them: every quota refuses with `429
 //! quota_exceeded` naming the quota and its limit, a refusal changes nothing (and is
 //! audited and counted in `kms_reject_total{reason="quota"}`), and concurrent creations
-//! never take more than the last free slot. SQLite and PostgreSQL.
+//! never take more than the last free slot (and are counted in
+//! `kms_key_creation_batch_keys`). SQLite and PostgreSQL.
 
 use std::collections::BTreeMap;
 
@@ -199,6 +200,15 @@ async fn concurrent_creations_never_pass_the_last_slot(db: Db) {
     }
     assert_eq!(made, 4);
     assert_eq!(key_count(&acme).await, 5);
+    // Every creation went through a group commit, which the summary counts: at least
+    // this test's 21 (the registry is the test process's, shared with other tests).
+    let metrics = server.anonymous().metrics(&server.ops).await.unwrap();
+    let grouped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kms_key_creation_batch_keys_sum "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no kms_key_creation_batch_keys_sum: {metrics}"));
+    assert!(grouped >= 21.0, "{grouped}");
     // The same for tokens: 3 slots left after the first, 12 mints at once.
     let mints: Vec<_> = (0..12)
         .map(|_| {

@@ -63,7 +63,11 @@ impl Kms {
             ));
         }
         let tenant = Self::tenant_of(caller)?;
-        let (key, first) = self.keys.create_key(tenant, request, actor).await?;
+        let kek = self.tenant_key(tenant).await?;
+        let (key, first) = self
+            .keys
+            .create_key_under(tenant, &kek, request, actor)
+            .await?;
         Ok(KeyDetails {
             key,
             versions: without_material(vec![first]),

@@ -417,6 +417,63 @@ pub async fn concurrent_key_creations_commit_independently(store: S) {
     );
 }
 
+/// Creations that arrive together and name the same new alias: exactly one commits,
+/// the other is refused alone (`Conflict`) and leaves nothing, and every creation
+/// beside them commits with its audit entry.
+pub async fn a_group_with_one_alias_twice_commits_all_but_one(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let before = store.audit_entries(0, 10_000).await.unwrap().len();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let alias = if i % 8 == 3 {
+                "alias/twice".to_owned()
+            } else {
+                format!("alias/k{i}")
+            };
+            let key = fixtures::key(t.id, &[alias.as_str()]);
+            let first = fixtures::version(key.id, 1, crate::lifecycle::VersionState::Active, true);
+            let record = fixtures::record(&fixtures::event(t.id, key.id, "key.created"));
+            (key.id, store.create_key(&key, &first, &record).await)
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (id, outcome) = task.await.unwrap();
+        match outcome {
+            Ok(()) => created += 1,
+            Err(StoreError::Conflict(_)) => {
+                assert!(store.get_key(t.id, id).await.unwrap().is_none());
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(created, 15);
+    assert_eq!(store.list_keys(t.id).await.unwrap().len(), 15);
+    let rows = store.audit_entries(0, 10_000).await.unwrap();
+    assert_eq!(rows.len(), before + 15);
+}
+
+/// A tenant shredded is given no more keys, even by a service that still holds its
+/// tenant key in memory: the creation is refused (`NotFound`) and writes nothing.
+pub async fn a_shredded_tenant_gets_no_new_keys(store: S) {
+    let t = new_tenant(&store, "acme").await;
+    let event = Event::tenant(t.id, "tenant.shredded", "confirmed", T0);
+    store
+        .shred_tenant(t.id, &fixtures::record(&event))
+        .await
+        .unwrap();
+    let before = store.audit_entries(0, 10_000).await.unwrap().len();
+    let key = fixtures::key(t.id, &[]);
+    let first = fixtures::version(key.id, 1, crate::lifecycle::VersionState::Active, true);
+    let record = fixtures::record(&fixtures::event(t.id, key.id, "key.created"));
+    let refused = store.create_key(&key, &first, &record).await.unwrap_err();
+    assert!(matches!(refused, StoreError::NotFound(_)), "{refused}");
+    assert!(store.get_key(t.id, key.id).await.unwrap().is_none());
+    assert_eq!(store.audit_entries(0, 10_000).await.unwrap().len(), before);
+}
+
 /// The reference tracker's counts add up: counts sum, the earliest first use and the
 /// latest last use stay, whatever order batches land in; reads are per key and tenant.
 pub async fn version_use_adds_up_per_principal_and_kind(store: S) {

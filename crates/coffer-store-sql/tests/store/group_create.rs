@@ -1,7 +1,8 @@
 //! Key creations that arrive together commit together (`batch`), on SQLite and
 //! PostgreSQL: a group whose commit fails answers every member with an error and keeps
-//! nothing of any of them; a member over its tenant's quota is refused alone; and a
-//! process killed (SIGKILL) while groups commit loses no creation it acknowledged.
+//! nothing of any of them; a member over its tenant's quota is refused alone, and counts
+//! carried from one group to the next follow the writes made in between; and a process
+//! killed (SIGKILL) while groups commit loses no creation it acknowledged.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -199,6 +200,64 @@ async fn postgres_members_over_the_quota_are_refused_alone() {
         return;
     };
     members_over_the_quota_are_refused_alone(SqlStore::connect(&url).await.unwrap()).await;
+}
+
+/// Counts carried from one group to the next (`batch::kept`, SQLite) follow every
+/// write made in between: an alias removed frees its slot for the next group, an alias
+/// added takes one, and a key created with an alias over the quota is refused.
+async fn counts_between_groups_follow_other_writes(store: SqlStore) {
+    let t = tenant(&store).await;
+    let limits = Limits {
+        aliases_per_tenant: 2,
+        ..Limits::default()
+    };
+    store.set_quotas(Quotas::new(Limits::default(), HashMap::from([(t, limits)])));
+    let (first_key, first, record) = creation(t, Some("alias/one"));
+    store.create_key(&first_key, &first, &record).await.unwrap();
+    let (key, first, record) = creation(t, Some("alias/two"));
+    store.create_key(&key, &first, &record).await.unwrap();
+    // Full; a single change frees one slot, so the next creation fits.
+    let one: coffer_core::Alias = "alias/one".parse().unwrap();
+    let event = fixtures::event(t, first_key.id, "alias.removed");
+    store
+        .remove_alias(t, first_key.id, &one, &fixtures::record(&event))
+        .await
+        .unwrap();
+    let (key, first, record) = creation(t, Some("alias/three"));
+    store.create_key(&key, &first, &record).await.unwrap();
+    // A slot freed and counted by a group (a key without an alias), then taken by a
+    // single change: the next creation with an alias is refused.
+    let three: coffer_core::Alias = "alias/three".parse().unwrap();
+    let event = fixtures::event(t, key.id, "alias.removed");
+    store
+        .remove_alias(t, key.id, &three, &fixtures::record(&event))
+        .await
+        .unwrap();
+    let (key, first, record) = creation(t, None);
+    store.create_key(&key, &first, &record).await.unwrap();
+    let event = fixtures::event(t, first_key.id, "alias.added");
+    store
+        .add_alias(t, first_key.id, &one, &fixtures::record(&event))
+        .await
+        .unwrap();
+    let (key, first, record) = creation(t, Some("alias/four"));
+    let refused = store.create_key(&key, &first, &record).await.unwrap_err();
+    assert!(matches!(refused, StoreError::QuotaExceeded(_)), "{refused}");
+    assert!(store.get_key(t, key.id).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_counts_between_groups_follow_other_writes() {
+    let store = SqlStore::connect(&sqlite_url(&temp_dir())).await.unwrap();
+    counts_between_groups_follow_other_writes(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_counts_between_groups_follow_other_writes() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    counts_between_groups_follow_other_writes(SqlStore::connect(&url).await.unwrap()).await;
 }
 
 /// Child side of the grouped crash test: does nothing unless the parent set
