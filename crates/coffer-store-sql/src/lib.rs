@@ -173,7 +173,7 @@ impl SqlStore {
             .log_statements(tracing::log::LevelFilter::Trace);
         let store = match backend {
             Backend::Sqlite => {
-                let writer = sqlite_pool(1)
+                let writer = sqlite_pool(SqliteRole::Writer, 1)
                     .connect_with(options.clone())
                     .await
                     .map_err(unavailable)?;
@@ -182,7 +182,7 @@ impl SqlStore {
                     .execute("PRAGMA journal_mode=WAL")
                     .await
                     .map_err(unavailable)?;
-                let reader = sqlite_pool(4)
+                let reader = sqlite_pool(SqliteRole::Reader, 4)
                     .connect_with(options)
                     .await
                     .map_err(unavailable)?;
@@ -273,11 +273,20 @@ pub(crate) fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-fn sqlite_pool(size: u32) -> AnyPoolOptions {
+/// Which SQLite pool a connection serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SqliteRole {
+    /// The single writer connection.
+    Writer,
+    /// The readers.
+    Reader,
+}
+
+fn sqlite_pool(role: SqliteRole, size: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 // Per-connection settings: full fsync at commit (durable against power
                 // loss, not only process crashes), enforced foreign keys, and waiting
@@ -285,6 +294,16 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
                 conn.execute("PRAGMA synchronous=FULL").await?;
                 conn.execute("PRAGMA foreign_keys=ON").await?;
                 conn.execute("PRAGMA busy_timeout=10000").await?;
+                if role == SqliteRole::Writer {
+                    // Statement journals (a multi-row INSERT keeps one, to undo itself
+                    // alone) in memory rather than in a temporary file: writing that
+                    // file took a fifth of the SQLite threads' time in a key-creation
+                    // run under `perf` (PERFORMANCE.md, issue 15).
+                    // Only a rollback reads them, never crash recovery (the WAL is
+                    // what makes a commit durable); each holds the pages one
+                    // statement changes.
+                    conn.execute("PRAGMA temp_store=MEMORY").await?;
+                }
                 Ok(())
             })
         })
