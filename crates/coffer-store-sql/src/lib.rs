@@ -8,6 +8,7 @@
 //!   (`version_store` is the `VersionStore` impl over `versions`).
 //! - `usage` — the reference tracker's persisted counts (`UsageStore`).
 //! - `attestation` — keys' attestation policies, one row per version (`AttestationStore`).
+//! - `sqlite_pool` — SQLite connection settings (writer and readers).
 //! - `multirow` — INSERT statements of many rows (a group of key creations, a
 //!   change's events).
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
@@ -41,6 +42,7 @@ mod multirow;
 mod quota;
 mod rows;
 mod secrets;
+mod sqlite_pool;
 mod tenant_pq;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -63,9 +65,10 @@ use coffer_core::store::{
 };
 use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor, Row};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use health::WriterHealth;
+use sqlite_pool::{Durability, SqliteRole, database_file, sqlite_pool};
 use wal_sync::WalSync;
 
 pub use errors::unavailable;
@@ -297,69 +300,6 @@ pub(crate) fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Which SQLite pool a connection serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SqliteRole {
-    /// The single writer connection.
-    Writer,
-    /// The readers.
-    Reader,
-}
-
-/// How a SQLite connection's commits reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    /// An fsync inside every commit (durable against power loss when it returns).
-    Full,
-    /// No fsync in the commit: the writer's log sync makes it durable before it counts.
-    Normal,
-}
-
-/// The file of the `main` database a SQLite pool opened (its log is beside it).
-async fn database_file(pool: &AnyPool) -> StoreResult<std::path::PathBuf> {
-    let rows = sqlx::query("PRAGMA database_list")
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?;
-    rows.iter()
-        .find(|row| row.try_get::<String, _>(1).is_ok_and(|name| name == "main"))
-        .and_then(|row| row.try_get::<String, _>(2).ok())
-        .filter(|file| !file.is_empty())
-        .map(std::path::PathBuf::from)
-        .ok_or_else(|| StoreError::Unavailable("the SQLite database has no file to sync".into()))
-}
-
-fn sqlite_pool(role: SqliteRole, size: u32, sync: Durability) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(size)
-        .acquire_timeout(Duration::from_secs(10))
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                // Per-connection settings: how commits reach the disk (see `Durability`),
-                // enforced foreign keys, and waiting rather than failing when another
-                // connection holds the write lock.
-                conn.execute(match sync {
-                    Durability::Full => "PRAGMA synchronous=FULL",
-                    Durability::Normal => "PRAGMA synchronous=NORMAL",
-                })
-                .await?;
-                conn.execute("PRAGMA foreign_keys=ON").await?;
-                conn.execute("PRAGMA busy_timeout=10000").await?;
-                if role == SqliteRole::Writer {
-                    // Statement journals (a multi-row INSERT keeps one, to undo itself
-                    // alone) in memory rather than in a temporary file: writing that
-                    // file took a fifth of the SQLite threads' time in a key-creation
-                    // run under `perf` (PERFORMANCE.md, issue 15).
-                    // Only a rollback reads them, never crash recovery (the WAL is
-                    // what makes a commit durable); each holds the pages one
-                    // statement changes.
-                    conn.execute("PRAGMA temp_store=MEMORY").await?;
-                }
-                Ok(())
-            })
-        })
 }
 
 #[async_trait]
