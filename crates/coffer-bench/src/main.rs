@@ -3,13 +3,16 @@
 //! figure is also a ratio to what the machine can do at all.
 //!
 //! `coffer-bench drill …` runs seed 002's chaos drills instead (`drill`; the scripts
-//! in `scripts/drills/` call it).
+//! in `scripts/drills/` call it), and `coffer-bench audit-writer` measures the audit
+//! writer alone, without HTTP (`audit_writer`).
 //!
 //! Layout: `setup` (an embedded server and the baseline), `load` (the closed-loop
 //! generator and latency statistics), `scenarios` (what each run sends), `report`
-//! (table and JSON), `drill` (open-loop phases at a rate, /metrics before and after).
+//! (table and JSON), `drill` (open-loop phases at a rate, /metrics before and after),
+//! `audit_writer` (concurrent appenders on one `AuditLog` over a real store).
 //! Traffic goes to loopback only; every run stops by itself after its duration.
 
+mod audit_writer;
 mod drill;
 mod load;
 mod report;
@@ -51,13 +54,27 @@ struct Args {
 enum Command {
     /// A chaos drill of seed 002 §9 against an embedded server (see scripts/drills/).
     Drill(drill::DrillArgs),
+    /// The audit writer alone: N concurrent appenders on one audit log (issue 15).
+    AuditWriter(audit_writer::AuditArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Drill(drill)) = args.command {
-        return drill::run(drill, args.database_url.as_deref()).await;
+    match args.command {
+        Some(Command::Drill(drill)) => {
+            return drill::run(drill, args.database_url.as_deref()).await;
+        }
+        Some(Command::AuditWriter(audit)) => {
+            return audit_writer::run(
+                audit,
+                args.seconds,
+                args.json.as_deref(),
+                args.database_url.as_deref(),
+            )
+            .await;
+        }
+        None => {}
     }
     let target = setup::start_embedded(
         args.audit_off,

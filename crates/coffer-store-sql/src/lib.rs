@@ -15,8 +15,10 @@
 //! common subset (`$n` placeholders, BIGINT instants, TEXT UUIDs, 0/1 booleans), and the
 //! schema differs only in column types (see `migrations/`).
 //!
-//! SQLite runs in WAL mode with `synchronous=FULL`, so a commit that returned is on disk;
-//! writes go through a single connection (SQLite has one writer anyway, and this avoids
+//! SQLite runs in WAL mode. The writer connection commits with `synchronous=NORMAL` and
+//! a write counts (returns) only after the log sync (`wal_sync`) made it durable, so the
+//! fsync leaves the writer's critical path and commits waiting together share one; the
+//! readers keep `synchronous=FULL`. Writes go through a single connection (SQLite has one writer anyway, and this avoids
 //! lock-upgrade deadlocks between deferred transactions), reads through a small pool.
 //!
 //! Every write is one transaction through [`in_transaction!`]: a commit that fails
@@ -42,6 +44,7 @@ mod tenants;
 pub mod testing;
 mod tracked;
 mod versions;
+mod wal_sync;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -57,9 +60,10 @@ use coffer_core::store::{
 };
 use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
 use health::WriterHealth;
+use wal_sync::WalSync;
 
 pub use errors::unavailable;
 
@@ -152,6 +156,11 @@ impl SqlStore {
 
     /// Connects to `sqlite://…` or `postgres://…` and migrates the schema.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_syncing(url, None).await
+    }
+
+    /// [`SqlStore::connect`], with a stand-in for the `fdatasync` of SQLite's log (tests).
+    async fn connect_syncing(url: &str, log_sync: Option<wal_sync::SyncFile>) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -167,7 +176,15 @@ impl SqlStore {
             .log_statements(tracing::log::LevelFilter::Trace);
         let store = match backend {
             Backend::Sqlite => {
-                let writer = sqlite_pool(1)
+                // A database in a file commits without a sync and is made durable by
+                // the log sync (`wal_sync`); one in memory has nothing to sync.
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                let writer_sync = if in_memory {
+                    Durability::Full
+                } else {
+                    Durability::Normal
+                };
+                let writer = sqlite_pool(1, writer_sync)
                     .connect_with(options.clone())
                     .await
                     .map_err(unavailable)?;
@@ -176,7 +193,16 @@ impl SqlStore {
                     .execute("PRAGMA journal_mode=WAL")
                     .await
                     .map_err(unavailable)?;
-                let reader = sqlite_pool(4)
+                let health = match writer_sync {
+                    Durability::Full => WriterHealth::default(),
+                    Durability::Normal => {
+                        let file = database_file(&writer).await?;
+                        WriterHealth::syncing(WalSync::start(&file, log_sync).map_err(|e| {
+                            StoreError::Unavailable(format!("cannot start the log sync: {e}"))
+                        })?)
+                    }
+                };
+                let reader = sqlite_pool(4, Durability::Full)
                     .connect_with(options)
                     .await
                     .map_err(unavailable)?;
@@ -184,7 +210,7 @@ impl SqlStore {
                     reader,
                     writer,
                     backend,
-                    health: Arc::default(),
+                    health: Arc::new(health),
                     // Filled from the stored log below, once migrated.
                     head: Arc::new(audit::AuditHead::memory()),
                     creations: None,
@@ -266,16 +292,43 @@ pub(crate) fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-fn sqlite_pool(size: u32) -> AnyPoolOptions {
+/// How a SQLite connection's commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// An fsync inside every commit (durable against power loss when it returns).
+    Full,
+    /// No fsync in the commit: the writer's log sync makes it durable before it counts.
+    Normal,
+}
+
+/// The file of the `main` database a SQLite pool opened (its log is beside it).
+async fn database_file(pool: &AnyPool) -> StoreResult<std::path::PathBuf> {
+    let rows = sqlx::query("PRAGMA database_list")
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    rows.iter()
+        .find(|row| row.try_get::<String, _>(1).is_ok_and(|name| name == "main"))
+        .and_then(|row| row.try_get::<String, _>(2).ok())
+        .filter(|file| !file.is_empty())
+        .map(std::path::PathBuf::from)
+        .ok_or_else(|| StoreError::Unavailable("the SQLite database has no file to sync".into()))
+}
+
+fn sqlite_pool(size: u32, sync: Durability) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                // Per-connection settings: full fsync at commit (durable against power
-                // loss, not only process crashes), enforced foreign keys, and waiting
-                // rather than failing when another connection holds the write lock.
-                conn.execute("PRAGMA synchronous=FULL").await?;
+                // Per-connection settings: how commits reach the disk (see `Durability`),
+                // enforced foreign keys, and waiting rather than failing when another
+                // connection holds the write lock.
+                conn.execute(match sync {
+                    Durability::Full => "PRAGMA synchronous=FULL",
+                    Durability::Normal => "PRAGMA synchronous=NORMAL",
+                })
+                .await?;
                 conn.execute("PRAGMA foreign_keys=ON").await?;
                 conn.execute("PRAGMA busy_timeout=10000").await?;
                 Ok(())
