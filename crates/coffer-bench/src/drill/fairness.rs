@@ -275,9 +275,10 @@ fn attribution(
         "audit_entries": entries,
         "audit_entries_per_commit": per_commit(entries),
         "audit_commit_mean_ms": per_commit(committing) * 1000.0,
-        // The share of the phase the single writer spent committing: near 1, every
-        // request queues behind other requests' commits.
-        "audit_writer_busy_share": committing / phase.as_secs_f64(),
+        // Commits in progress on average (time spent committing over the phase,
+        // Little's law; the writer may have several batches in the store at once):
+        // the higher, the more a request's commit overlaps or queues behind others.
+        "audit_commits_in_progress": committing / phase.as_secs_f64(),
         "process_cpu_seconds": cpu_seconds,
         "process_cpu_share_of_machine": cpu_seconds.map(|s| s / (phase.as_secs_f64() * cores)),
     })
