@@ -63,8 +63,7 @@ impl ExportedEntry {
 
     /// The canonical leaf bytes.
     pub fn leaf_bytes(&self) -> Vec<u8> {
-        // Serialising plain strings and integers cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        leaf_bytes(self.index, &self.prev, &self.entry)
     }
 
     /// `SHA-256(0x00 ‖ leaf bytes)`.
@@ -73,7 +72,73 @@ impl ExportedEntry {
     }
 }
 
+/// The canonical leaf bytes of `entry` at `index` after the leaf whose hash is `prev`
+/// (lower-case hex): what [`ExportedEntry::leaf_bytes`] writes, without building one
+/// (the audit writer serialises each entry once, from the request's own copy).
+pub fn leaf_bytes(index: u64, prev: &str, entry: &AuditEntry) -> Vec<u8> {
+    /// [`ExportedEntry`]'s fields, in its order, borrowed.
+    #[derive(Serialize)]
+    struct Leaf<'a> {
+        index: u64,
+        prev: &'a str,
+        entry: &'a AuditEntry,
+    }
+    // Serialising plain strings and integers cannot fail.
+    serde_json::to_vec(&Leaf { index, prev, entry }).unwrap_or_default()
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn entry(key: Option<String>, version: Option<u32>, detail: Option<String>) -> AuditEntry {
+        AuditEntry {
+            at: 1_700_000_000_000,
+            tenant: "t-1".into(),
+            principal: "tok".into(),
+            op: "wrap".into(),
+            key,
+            version,
+            outcome: "ok".into(),
+            request_id: "req \"quoted\" é".into(),
+            detail,
+        }
+    }
+
+    proptest! {
+        /// The borrowed serialisation is byte for byte the canonical leaf, so the
+        /// hashes of the stored log do not change.
+        #[test]
+        fn borrowed_leaf_bytes_are_the_canonical_leaf(
+            index in any::<u64>(),
+            prev in any::<[u8; 32]>(),
+            key in proptest::option::of(".*"),
+            version in proptest::option::of(any::<u32>()),
+            detail in proptest::option::of(".*"),
+        ) {
+            let entry = entry(key, version, detail);
+            let exported = ExportedEntry::new(index, &prev, entry.clone());
+            let canonical = serde_json::to_vec(&exported).unwrap();
+            prop_assert_eq!(leaf_bytes(index, &hex(&prev), &entry), canonical);
+        }
+
+        #[test]
+        fn hex_is_two_lower_case_digits_per_byte(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(hex(&bytes), expected);
+        }
+    }
 }

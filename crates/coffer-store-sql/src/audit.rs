@@ -12,7 +12,7 @@
 //!   the hot path two round trips per batch. Another process appending to the same file
 //!   would collide on an index (the primary key refuses it: fail closed, never a gap).
 
-use coffer_audit::entry::{ExportedEntry, hex};
+use coffer_audit::entry::{hex, leaf_bytes};
 use coffer_audit::merkle::{Hash, leaf_hash};
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::Appended;
@@ -138,15 +138,21 @@ async fn stored_head(pool: &AnyPool) -> StoreResult<Head> {
     })
 }
 
-fn insert_statement(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO audit_entries (idx, leaf) VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
+/// The INSERT of `rows` entries (1 to [`ROWS_PER_STATEMENT`]), written once per size.
+fn insert_statement(rows: usize) -> &'static str {
+    static STATEMENTS: [std::sync::OnceLock<String>; ROWS_PER_STATEMENT] =
+        [const { std::sync::OnceLock::new() }; ROWS_PER_STATEMENT];
+    let rows = rows.clamp(1, ROWS_PER_STATEMENT);
+    STATEMENTS[rows - 1].get_or_init(|| {
+        let mut sql = String::from("INSERT INTO audit_entries (idx, leaf) VALUES ");
+        for i in 0..rows {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
         }
-        sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-    }
-    sql
+        sql
+    })
 }
 
 fn parse_hash(text: &str) -> StoreResult<Hash> {
@@ -177,7 +183,7 @@ pub async fn append_in(
     let mut leaves = Vec::with_capacity(entries.len());
     for (offset, entry) in entries.iter().enumerate() {
         let index = first + offset as u64;
-        let bytes = ExportedEntry::new(index, &link, entry.clone()).leaf_bytes();
+        let bytes = leaf_bytes(index, &hex(&link), entry);
         link = leaf_hash(&bytes);
         leaves.push(link);
         rows.push((
@@ -186,8 +192,7 @@ pub async fn append_in(
         ));
     }
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = insert_statement(chunk.len());
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(insert_statement(chunk.len()));
         for (index, leaf) in chunk {
             query = query.bind(to_i64(*index)).bind(leaf.as_str());
         }
