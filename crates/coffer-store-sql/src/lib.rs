@@ -156,11 +156,6 @@ impl SqlStore {
 
     /// Connects to `sqlite://…` or `postgres://…` and migrates the schema.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_syncing(url, None).await
-    }
-
-    /// [`SqlStore::connect`], with a stand-in for the `fdatasync` of SQLite's log (tests).
-    async fn connect_syncing(url: &str, log_sync: Option<wal_sync::SyncFile>) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -197,7 +192,7 @@ impl SqlStore {
                     Durability::Full => WriterHealth::default(),
                     Durability::Normal => {
                         let file = database_file(&writer).await?;
-                        WriterHealth::syncing(WalSync::start(&file, log_sync).map_err(|e| {
+                        WriterHealth::syncing(WalSync::start(&file).map_err(|e| {
                             StoreError::Unavailable(format!("cannot start the log sync: {e}"))
                         })?)
                     }

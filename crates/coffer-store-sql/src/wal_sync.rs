@@ -64,12 +64,11 @@ impl std::fmt::Debug for WalSync {
 }
 
 impl WalSync {
-    /// Starts the thread syncing the write-ahead log of the database file `database`
-    /// with `fdatasync` (or with `sync`, a test's stand-in).
-    pub(crate) fn start(database: &Path, sync: Option<SyncFile>) -> io::Result<Self> {
+    /// Starts the thread syncing the write-ahead log of the database file `database`.
+    pub fn start(database: &Path) -> io::Result<Self> {
         let mut log = database.as_os_str().to_owned();
         log.push("-wal");
-        Self::start_with(PathBuf::from(log), sync.unwrap_or_else(fdatasync_log))
+        Self::start_with(PathBuf::from(log), fdatasync_log())
     }
 
     pub(crate) fn start_with(log: PathBuf, mut sync: SyncFile) -> io::Result<Self> {
@@ -288,58 +287,5 @@ mod tests {
         std::fs::remove_file(&log).unwrap();
         std::fs::write(&log, b"new log").unwrap();
         sync(&log).unwrap();
-    }
-
-    fn entry(n: u64) -> coffer_core::audit::AuditEntry {
-        coffer_core::audit::AuditEntry {
-            at: 1,
-            tenant: "-".into(),
-            principal: "test".into(),
-            op: "wrap".into(),
-            key: None,
-            version: None,
-            outcome: "ok".into(),
-            request_id: format!("r{n}"),
-            detail: None,
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_sqlite_store_answers_a_write_only_after_its_log_sync_and_refuses_after_a_failed_one()
-    {
-        use coffer_core::store::AuditStore;
-
-        let dir = tempfile::tempdir().unwrap();
-        let (sync, release, calls) = gated();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-        let store = crate::SqlStore::connect_syncing(&url, Some(sync))
-            .await
-            .unwrap();
-        let append = |n| {
-            let store = store.clone();
-            tokio::spawn(async move { store.append_audit(&[entry(n)]).await })
-        };
-        let first = append(0);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!first.is_finished(), "answered before the log was synced");
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        release.send(Ok(())).unwrap();
-        first.await.unwrap().unwrap();
-
-        let failing = append(1);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        release.send(Err(io::Error::other("EIO"))).unwrap();
-        assert!(matches!(
-            failing.await.unwrap(),
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(matches!(
-            append(2).await.unwrap(),
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(
-            store.health.is_broken(),
-            "readiness still sees a sound writer"
-        );
     }
 }
