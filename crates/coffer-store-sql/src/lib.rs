@@ -15,10 +15,8 @@
 //! common subset (`$n` placeholders, BIGINT instants, TEXT UUIDs, 0/1 booleans), and the
 //! schema differs only in column types (see `migrations/`).
 //!
-//! SQLite runs in WAL mode. The writer connection commits with `synchronous=NORMAL` and
-//! a write counts (returns) only after the log sync (`wal_sync`) made it durable, so the
-//! fsync leaves the writer's critical path and commits waiting together share one; the
-//! readers keep `synchronous=FULL`. Writes go through a single connection (SQLite has one writer anyway, and this avoids
+//! SQLite runs in WAL mode with `synchronous=FULL`, so a commit that returned is on disk;
+//! writes go through a single connection (SQLite has one writer anyway, and this avoids
 //! lock-upgrade deadlocks between deferred transactions), reads through a small pool.
 //!
 //! Every write is one transaction through [`in_transaction!`]: a commit that fails
@@ -44,7 +42,6 @@ mod tenants;
 pub mod testing;
 mod tracked;
 mod versions;
-mod wal_sync;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -60,10 +57,9 @@ use coffer_core::store::{
 };
 use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor, Row};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use health::WriterHealth;
-use wal_sync::WalSync;
 
 pub use errors::unavailable;
 
@@ -171,15 +167,7 @@ impl SqlStore {
             .log_statements(tracing::log::LevelFilter::Trace);
         let store = match backend {
             Backend::Sqlite => {
-                // A database in a file commits without a sync and is made durable by
-                // the log sync (`wal_sync`); one in memory has nothing to sync.
-                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-                let writer_sync = if in_memory {
-                    Durability::Full
-                } else {
-                    Durability::Normal
-                };
-                let writer = sqlite_pool(1, writer_sync)
+                let writer = sqlite_pool(1)
                     .connect_with(options.clone())
                     .await
                     .map_err(unavailable)?;
@@ -188,16 +176,7 @@ impl SqlStore {
                     .execute("PRAGMA journal_mode=WAL")
                     .await
                     .map_err(unavailable)?;
-                let health = match writer_sync {
-                    Durability::Full => WriterHealth::default(),
-                    Durability::Normal => {
-                        let file = database_file(&writer).await?;
-                        WriterHealth::syncing(WalSync::start(&file).map_err(|e| {
-                            StoreError::Unavailable(format!("cannot start the log sync: {e}"))
-                        })?)
-                    }
-                };
-                let reader = sqlite_pool(4, Durability::Full)
+                let reader = sqlite_pool(4)
                     .connect_with(options)
                     .await
                     .map_err(unavailable)?;
@@ -205,7 +184,7 @@ impl SqlStore {
                     reader,
                     writer,
                     backend,
-                    health: Arc::new(health),
+                    health: Arc::default(),
                     // Filled from the stored log below, once migrated.
                     head: Arc::new(audit::AuditHead::memory()),
                     creations: None,
@@ -287,43 +266,16 @@ pub(crate) fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// How a SQLite connection's commits reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    /// An fsync inside every commit (durable against power loss when it returns).
-    Full,
-    /// No fsync in the commit: the writer's log sync makes it durable before it counts.
-    Normal,
-}
-
-/// The file of the `main` database a SQLite pool opened (its log is beside it).
-async fn database_file(pool: &AnyPool) -> StoreResult<std::path::PathBuf> {
-    let rows = sqlx::query("PRAGMA database_list")
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?;
-    rows.iter()
-        .find(|row| row.try_get::<String, _>(1).is_ok_and(|name| name == "main"))
-        .and_then(|row| row.try_get::<String, _>(2).ok())
-        .filter(|file| !file.is_empty())
-        .map(std::path::PathBuf::from)
-        .ok_or_else(|| StoreError::Unavailable("the SQLite database has no file to sync".into()))
-}
-
-fn sqlite_pool(size: u32, sync: Durability) -> AnyPoolOptions {
+fn sqlite_pool(size: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(move |conn, _meta| {
+        .after_connect(|conn, _meta| {
             Box::pin(async move {
-                // Per-connection settings: how commits reach the disk (see `Durability`),
-                // enforced foreign keys, and waiting rather than failing when another
-                // connection holds the write lock.
-                conn.execute(match sync {
-                    Durability::Full => "PRAGMA synchronous=FULL",
-                    Durability::Normal => "PRAGMA synchronous=NORMAL",
-                })
-                .await?;
+                // Per-connection settings: full fsync at commit (durable against power
+                // loss, not only process crashes), enforced foreign keys, and waiting
+                // rather than failing when another connection holds the write lock.
+                conn.execute("PRAGMA synchronous=FULL").await?;
                 conn.execute("PRAGMA foreign_keys=ON").await?;
                 conn.execute("PRAGMA busy_timeout=10000").await?;
                 Ok(())
