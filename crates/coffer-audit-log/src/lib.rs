@@ -11,10 +11,8 @@
 //! writer task through a channel; the task takes everything queued (about 1024 entries;
 //! a group is never split) and appends the batch in one store transaction,
 //! where the database allocates the indices (so replicas sharing a database append to
-//! one log). Up to [`PIPELINE`] batches are in the store at once (one committing while
-//! the ones before it wait to be durable); batches are absorbed into the tree and
-//! answered in order. Each request waits for its batch to be durable before it answers
-//! (fail closed: a failed write fails every request in the batch). State changes write their entries
+//! one log). Each request waits for its batch to commit before it answers (fail closed:
+//! a failed write fails every request in the batch). State changes write their entries
 //! inside their own transactions instead (`coffer_core::store::Record`).
 //!
 //! The tree follows the stored log, not this process's appends: entries written by
@@ -455,93 +453,45 @@ fn gather(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> (Vec<AuditEntry>,
     (entries, waiters)
 }
 
-/// Batches committing at once. On SQLite one commits while earlier ones wait for the
-/// log sync (`coffer-store-sql`'s `wal_sync`); on PostgreSQL they queue on the
-/// `audit_head` row lock, each commit's WAL flush overlapping the next one's statements.
-const PIPELINE: usize = 4;
-
 async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms: Arc<AtomicU64>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(PIPELINE));
-    let mut previous: Option<oneshot::Receiver<()>> = None;
     while let Some(first) = rx.recv().await {
-        // Wait for a slot before gathering: what queues meanwhile joins this batch.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (entries, waiters) = gather(first, &mut rx);
-        let (done, next) = oneshot::channel();
-        let turn = Turn {
-            previous: previous.replace(next),
-            done,
-        };
-        tokio::spawn(commit(
-            follower.clone(),
-            entries,
-            waiters,
-            alarms.clone(),
-            turn,
-            slot,
-        ));
-    }
-}
-
-/// Where a batch stands in the order of batches: it is absorbed and answered after the
-/// one before it, so the tree grows in index order and a `settle` marker is answered
-/// only once everything queued before it is.
-struct Turn {
-    previous: Option<oneshot::Receiver<()>>,
-    done: oneshot::Sender<()>,
-}
-
-async fn commit(
-    follower: Arc<Follower>,
-    entries: Vec<AuditEntry>,
-    waiters: Vec<Waiter>,
-    alarms: Arc<AtomicU64>,
-    turn: Turn,
-    slot: tokio::sync::OwnedSemaphorePermit,
-) {
-    let appended = if entries.is_empty() {
-        // Only `settle` markers: answered in turn, after every batch before them.
-        None
-    } else {
+        if entries.is_empty() {
+            // Only `settle` markers: everything queued before them is committed.
+            for done in waiters {
+                let _ = done.send(Ok(()));
+            }
+            continue;
+        }
         metrics::histogram!("kms_audit_batch_entries").record(entries.len() as f64);
         let started = std::time::Instant::now();
         let outcome = follower.store.append_audit(&entries).await;
         metrics::histogram!("kms_audit_commit_seconds").record(started.elapsed().as_secs_f64());
-        Some(outcome)
-    };
-    drop(slot);
-    if let Some(previous) = turn.previous {
-        // An error means the previous batch's task ended, which is all this waits for.
-        let _ = previous.await;
-    }
-    let outcome = match appended {
-        None => Ok(()),
-        Some(Ok(appended)) => {
-            match follower.absorb(&appended).await {
-                Ok(failures) => report(
-                    &alarms,
-                    &Integrity {
-                        entries: appended.first + appended.leaves.len() as u64,
-                        failures,
-                    },
-                ),
-                // Committed all the same; the next follow reads the rows.
-                Err(error) => tracing::warn!(%error, "cannot read the audit log"),
+        let outcome = match outcome {
+            Ok(appended) => {
+                match follower.absorb(&appended).await {
+                    Ok(failures) => report(
+                        &alarms,
+                        &Integrity {
+                            entries: appended.first + appended.leaves.len() as u64,
+                            failures,
+                        },
+                    ),
+                    // Committed all the same; the next follow reads the rows.
+                    Err(error) => tracing::warn!(%error, "cannot read the audit log"),
+                }
+                Ok(())
             }
-            Ok(())
+            Err(error) => {
+                metrics::counter!("kms_audit_write_failed_total").increment(1);
+                tracing::error!(%error, "audit entries could not be committed");
+                Err(AuditUnavailable("the audit log cannot be written".into()))
+            }
+        };
+        for done in waiters {
+            let _ = done.send(outcome.clone());
         }
-        Some(Err(error)) => {
-            metrics::counter!("kms_audit_write_failed_total").increment(1);
-            tracing::error!(%error, "audit entries could not be committed");
-            Err(AuditUnavailable("the audit log cannot be written".into()))
-        }
-    };
-    for done in waiters {
-        let _ = done.send(outcome.clone());
     }
-    let _ = turn.done.send(());
 }
 
 #[async_trait]

@@ -7,6 +7,8 @@
 //!   sustainable rate again (`burst`).
 //! - `rotate-flood` — keys rotating while verifications of their signatures run
 //!   (`rotate`).
+//! - `fairness` — a quiet tenant alone, then under a noisy tenant sending ten times
+//!   its rate (`fairness`).
 //! - `steady` — one open-loop phase of the seed's 70/20/10 verify/sign/wrap mix; the
 //!   network-jitter script runs it twice in a network namespace, without and with
 //!   `tc netem`.
@@ -16,6 +18,7 @@
 //! down and hide its own queueing.
 
 mod burst;
+mod fairness;
 mod openloop;
 mod rotate;
 mod steady;
@@ -38,6 +41,8 @@ pub struct DrillArgs {
 enum Which {
     /// Sustainable rate, 10× it, sustainable rate again: p95 and 429/503 share.
     Burst(burst::BurstArgs),
+    /// A quiet tenant alone, then under a tenant flooding at 10× its rate.
+    Fairness(fairness::FairnessArgs),
     /// Keys rotating while verifications run: verify cache misses and staleness.
     RotateFlood(rotate::RotateArgs),
     /// One open-loop phase of the 70/20/10 verify/sign/wrap mix.
@@ -64,6 +69,7 @@ pub struct Common {
 pub async fn run(args: DrillArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     let common = match &args.which {
         Which::Burst(a) => &a.common,
+        Which::Fairness(a) => &a.common,
         Which::RotateFlood(a) => &a.common,
         Which::Steady(a) => &a.common,
     };
@@ -74,6 +80,7 @@ pub async fn run(args: DrillArgs, database_url: Option<&str>) -> anyhow::Result<
     let out = common.out.clone();
     let mut figures = match args.which {
         Which::Burst(a) => burst::run(&target, a).await?,
+        Which::Fairness(a) => fairness::run(&target, a).await?,
         Which::RotateFlood(a) => rotate::run(&target, a).await?,
         Which::Steady(a) => steady::run(&target, a).await?,
     };

@@ -1,14 +1,19 @@
 //! What the load goes to: an embedded Coffer (temp dir, SQLite or PostgreSQL, key-file
 //! custody, audit on unless asked) and the no-op baseline server.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use coffer_api::admin::{CreateTenantRequest, MintTokenRequest};
+use coffer_client::Client;
 use coffer_core::kms::MintToken;
 use coffer_server::Config;
+use coffer_server::admission::Admission;
 use coffer_server::startup::{self, InitMethod};
 use tokio::net::TcpListener;
 
@@ -18,6 +23,32 @@ pub struct Target {
     /// The operations port (`/metrics`).
     pub ops: String,
     pub token: String,
+    /// The server's caps and per-tenant floors, as it enforces them.
+    pub admission: Arc<Admission>,
+    /// Mints tokens for more tenants (`tenant`).
+    admin: String,
+}
+
+impl Target {
+    /// Creates tenant `name` and returns a token for it.
+    pub async fn tenant(&self, name: &str) -> anyhow::Result<String> {
+        let admin = Client::new(&self.api, Some(self.admin.clone()))?;
+        admin
+            .create_tenant(&CreateTenantRequest {
+                name: name.into(),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating tenant {name}"))?;
+        let minted = admin
+            .mint_token(&MintTokenRequest {
+                tenant: Some(name.into()),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("minting a token for tenant {name}"))?;
+        Ok(minted.token)
+    }
 }
 
 /// Where the embedded server's other configuration comes from.
@@ -77,6 +108,7 @@ pub async fn start_embedded(
     let url = format!("http://{}", api.local_addr()?);
     let ops_url = format!("http://{}", ops.local_addr()?);
     eprintln!("embedded Coffer: API {url}, operations {ops_url}");
+    let admission = state.admission.clone();
     tokio::spawn(coffer_server::serve(
         api,
         ops,
@@ -87,6 +119,8 @@ pub async fn start_embedded(
         api: url,
         ops: ops_url,
         token,
+        admission,
+        admin: init.admin_token.clone(),
     })
 }
 

@@ -122,6 +122,86 @@ fn the_burst_drill_counts_sheds_when_the_cap_is_tiny() {
 }
 
 #[test]
+fn the_fairness_drill_reports_the_quiet_tenant_alone_and_under_the_flood() {
+    let out = out_dir("fairness");
+    let figures = run(
+        "fairness",
+        &out,
+        &["--rate", "20", "--flood-factor", "10", "--seconds", "2"],
+    );
+    assert_metrics_saved(&out);
+    assert_eq!(figures["noisy_rate"], 200.0, "{figures}");
+    assert_eq!(figures["admission"]["class"], "sign", "{figures}");
+    let quiet = &figures["quiet"];
+    for phase in ["alone", "flood"] {
+        let seen = &quiet[phase];
+        // The quiet tenant sends 20/s, far inside its floor of the default caps.
+        assert_eq!(seen["refused"], 0, "{seen}");
+        assert_eq!(seen["failed"], 0, "{seen}");
+        assert!(seen["ok"].as_u64().unwrap() > 0, "{seen}");
+        assert_eq!(seen["ok"], seen["sent"], "{seen}");
+        for p in ["p50_ms", "p95_ms", "p99_ms"] {
+            assert!(seen[p].as_f64().unwrap() > 0.0, "{p}: {seen}");
+        }
+    }
+    for ratio in ["p50", "p95", "p99", "success_rate"] {
+        assert!(
+            quiet["flood_to_alone"][ratio].is_number(),
+            "{ratio}: {quiet}"
+        );
+    }
+    let noisy = &figures["noisy"];
+    assert!(noisy["phase"]["ok"].as_u64().unwrap() > 0, "{noisy}");
+    for reason in ["tenant_share", "backpressure"] {
+        assert!(noisy["refused_by_reason"][reason].is_u64(), "{noisy}");
+    }
+    assert_eq!(figures["checks"]["quiet_never_refused"], true, "{figures}");
+}
+
+#[test]
+fn the_fairness_drill_never_gives_the_quiet_tenants_floor_to_the_flood() {
+    let out = out_dir("fairness-tiny");
+    // Two verify slots, a floor of one each. The noisy tenant may not take the slot
+    // reserved for the quiet one, so a quiet request with none of its own in flight
+    // always finds a slot: the quiet tenant can be refused only while it already holds
+    // its fair share (429 `tenant_share`, when a stall overlaps two of its requests),
+    // never because the flood filled the class (503 `backpressure`).
+    let output = Command::new(script("fairness"))
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--op",
+            "verify",
+            "--rate",
+            "10",
+            "--flood-factor",
+            "20",
+            "--seconds",
+            "2",
+        ])
+        .env("COFFER_BENCH", env!("CARGO_BIN_EXE_coffer-bench"))
+        .env("COFFER_DRILL_TIMEOUT", "60")
+        .env("COFFER_MAX_INFLIGHT_VERIFY", "2")
+        .env("COFFER_TENANT_SHARE_MIN", "0.5")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
+    assert_eq!(figures["admission"]["max_inflight"], 2, "{figures}");
+    assert_eq!(figures["admission"]["tenant_floor"], 1, "{figures}");
+    assert_eq!(figures["checks"]["noisy_was_refused"], true, "{figures}");
+    let flood = &figures["quiet"]["flood"];
+    assert!(flood["ok"].as_u64().unwrap() > 0, "{flood}");
+    assert_eq!(flood["failed"], 0, "{flood}");
+    assert_eq!(flood["refused_by_reason"]["backpressure"], 0, "{flood}");
+}
+
+#[test]
 fn the_rotate_flood_drill_reports_the_verify_cache_and_pq_rejects() {
     let out = out_dir("rotate");
     let figures = run(

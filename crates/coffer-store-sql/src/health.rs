@@ -1,5 +1,4 @@
-//! The writer's health, for readiness: broken from a failed write until the next commit;
-//! and, on SQLite, the wait that makes a commit durable before it counts.
+//! The writer's health, for readiness: broken from a failed write until the next commit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -7,28 +6,15 @@ use coffer_core::{StoreError, StoreResult};
 use sqlx::Any;
 use sqlx::pool::PoolConnection;
 
-use crate::wal_sync::WalSync;
-
 /// Whether the last write that reached the database committed.
 #[derive(Debug, Default)]
 pub struct WriterHealth {
     broken: AtomicBool,
-    /// SQLite's log sync: a commit counts only once it is durable (see `wal_sync`).
-    wal: Option<WalSync>,
     /// Write transactions begun through `in_transaction!` (see `batch::kept`).
     writes: AtomicU64,
 }
 
 impl WriterHealth {
-    /// The health of a writer whose commits are durable only after `wal` syncs them.
-    pub fn syncing(wal: WalSync) -> Self {
-        Self {
-            broken: AtomicBool::new(false),
-            wal: Some(wal),
-            writes: AtomicU64::new(0),
-        }
-    }
-
     /// True after a write failed on the database's side and none committed since.
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)
@@ -66,12 +52,6 @@ impl WriterHealth {
     ) -> StoreResult<T> {
         match outcome {
             Ok(value) => {
-                // The connection goes back first: the next transaction commits while
-                // this one's sync runs.
-                drop(conn);
-                if let Some(wal) = &self.wal {
-                    wal.durable().await.map_err(|error| self.failed(error))?;
-                }
                 if self.broken.swap(false, Ordering::AcqRel) {
                     tracing::info!(target: "coffer::store", "the store commits writes again");
                 }

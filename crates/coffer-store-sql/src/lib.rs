@@ -18,10 +18,8 @@
 //! common subset (`$n` placeholders, BIGINT instants, TEXT UUIDs, 0/1 booleans), and the
 //! schema differs only in column types (see `migrations/`).
 //!
-//! SQLite runs in WAL mode. The writer connection commits with `synchronous=NORMAL` and
-//! a write counts (returns) only after the log sync (`wal_sync`) made it durable, so the
-//! fsync leaves the writer's critical path and commits waiting together share one; the
-//! readers keep `synchronous=FULL`. Writes go through a single connection (SQLite has one writer anyway, and this avoids
+//! SQLite runs in WAL mode with `synchronous=FULL`, so a commit that returned is on disk;
+//! writes go through a single connection (SQLite has one writer anyway, and this avoids
 //! lock-upgrade deadlocks between deferred transactions), reads through a small pool.
 //!
 //! Every write is one transaction through [`in_transaction!`]: a commit that fails
@@ -49,7 +47,6 @@ mod tenants;
 pub mod testing;
 mod tracked;
 mod versions;
-mod wal_sync;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -68,8 +65,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use health::WriterHealth;
-use sqlite_pool::{Durability, SqliteRole, database_file, sqlite_pool};
-use wal_sync::WalSync;
+use sqlite_pool::{SqliteRole, sqlite_pool};
 
 pub use errors::unavailable;
 
@@ -165,11 +161,6 @@ impl SqlStore {
 
     /// Connects to `sqlite://…` or `postgres://…` and migrates the schema.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_syncing(url, None).await
-    }
-
-    /// [`SqlStore::connect`], with a stand-in for the `fdatasync` of SQLite's log (tests).
-    async fn connect_syncing(url: &str, log_sync: Option<wal_sync::SyncFile>) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -185,15 +176,7 @@ impl SqlStore {
             .log_statements(tracing::log::LevelFilter::Trace);
         let store = match backend {
             Backend::Sqlite => {
-                // A database in a file commits without a sync and is made durable by
-                // the log sync (`wal_sync`); one in memory has nothing to sync.
-                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-                let writer_sync = if in_memory {
-                    Durability::Full
-                } else {
-                    Durability::Normal
-                };
-                let writer = sqlite_pool(SqliteRole::Writer, 1, writer_sync)
+                let writer = sqlite_pool(SqliteRole::Writer, 1)
                     .connect_with(options.clone())
                     .await
                     .map_err(unavailable)?;
@@ -202,16 +185,7 @@ impl SqlStore {
                     .execute("PRAGMA journal_mode=WAL")
                     .await
                     .map_err(unavailable)?;
-                let health = match writer_sync {
-                    Durability::Full => WriterHealth::default(),
-                    Durability::Normal => {
-                        let file = database_file(&writer).await?;
-                        WriterHealth::syncing(WalSync::start(&file, log_sync).map_err(|e| {
-                            StoreError::Unavailable(format!("cannot start the log sync: {e}"))
-                        })?)
-                    }
-                };
-                let reader = sqlite_pool(SqliteRole::Reader, 4, Durability::Full)
+                let reader = sqlite_pool(SqliteRole::Reader, 4)
                     .connect_with(options)
                     .await
                     .map_err(unavailable)?;
@@ -219,7 +193,7 @@ impl SqlStore {
                     reader,
                     writer,
                     backend,
-                    health: Arc::new(health),
+                    health: Arc::default(),
                     // Filled from the stored log below, once migrated.
                     head: Arc::new(audit::AuditHead::memory()),
                     creations: None,
