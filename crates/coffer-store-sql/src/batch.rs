@@ -19,8 +19,6 @@
 //! - Counting a large tenant is a scan of its keys; on SQLite the counts a group
 //!   committed with are kept for the next group, unless another write ran in between
 //!   (`kept`).
-//! - Pipelined: a committed group is answered once its commit is durable (on SQLite,
-//!   after the log sync, `wal_sync`), while the next group already commits.
 //! - A failure of the database itself (an I/O error, a full disk, a refused audit
 //!   insert, a failed commit) fails every creation of the group: none is answered
 //!   before the commit, so nothing unanswered was acknowledged and nothing of the group
@@ -32,8 +30,7 @@ use std::sync::Arc;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::Record;
 use coffer_core::{Key, KeyVersion, StoreError, StoreResult, TenantId};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool};
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Backend;
@@ -122,42 +119,15 @@ async fn run(mut queue: mpsc::Receiver<Job>, mut writing: Writing) {
             }
         }
         metrics::histogram!("kms_key_creation_batch_keys").record(jobs.len() as f64);
-        match commit(&jobs, &mut writing).await {
-            Ended::Answered(outcomes) => answer(jobs, outcomes),
-            Ended::Committed(pooled, answers) => {
-                // Answered once durable (on SQLite, after the log sync); meanwhile the
-                // next group takes the connection back and commits, and the sync that
-                // covers this commit may cover that one too.
-                let health = writing.health.clone();
-                tokio::spawn(async move {
-                    let outcomes = match health.settle(pooled, Ok(answers)).await {
-                        Ok(answers) => answers,
-                        Err(error) => jobs.iter().map(|_| Err(error.clone())).collect(),
-                    };
-                    answer(jobs, outcomes);
-                });
-            }
+        let outcomes = commit(&jobs, &mut writing).await;
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let _ = job.done.send(outcome);
         }
     }
 }
 
-fn answer(jobs: Vec<Job>, outcomes: Vec<StoreResult<()>>) {
-    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-        let _ = job.done.send(outcome);
-    }
-}
-
-/// A group's transaction, once it ended.
-enum Ended {
-    /// Failed: every creation has its answer.
-    Answered(Vec<StoreResult<()>>),
-    /// Committed: the answers hold once the commit is durable
-    /// (`WriterHealth::settle`, which also gives the connection back).
-    Committed(PoolConnection<Any>, Vec<StoreResult<()>>),
-}
-
 /// One transaction for the batch; one answer per job.
-async fn commit(jobs: &[Job], writing: &mut Writing) -> Ended {
+async fn commit(jobs: &[Job], writing: &mut Writing) -> Vec<StoreResult<()>> {
     let Writing {
         writer,
         head,
@@ -169,7 +139,7 @@ async fn commit(jobs: &[Job], writing: &mut Writing) -> Ended {
         Ok(pooled) => pooled,
         Err(error) => {
             let error = health.failed(unavailable(error));
-            return Ended::Answered(jobs.iter().map(|_| Err(error.clone())).collect());
+            return jobs.iter().map(|_| Err(error.clone())).collect();
         }
     };
     // Read while the writer connection is held (see `kept`).
@@ -206,20 +176,12 @@ async fn commit(jobs: &[Job], writing: &mut Writing) -> Ended {
     }
     .await;
     head.settle(outcome.is_ok());
-    match outcome {
+    match health.settle(pooled, outcome).await {
         Ok((answers, after)) => {
-            // Committed: later groups read these rows, durable yet or not (a failed
-            // sync refuses every later write anyway).
             kept.keep(writes, after);
-            Ended::Committed(pooled, answers)
+            answers
         }
-        Err(error) => {
-            let error = match health.settle::<()>(pooled, Err(error)).await {
-                Err(error) => error,
-                Ok(()) => corrupt("a failed group settled as committed"),
-            };
-            Ended::Answered(jobs.iter().map(|_| Err(error.clone())).collect())
-        }
+        Err(error) => jobs.iter().map(|_| Err(error.clone())).collect(),
     }
 }
 
