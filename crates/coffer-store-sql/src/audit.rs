@@ -138,23 +138,6 @@ async fn stored_head(pool: &AnyPool) -> StoreResult<Head> {
     })
 }
 
-/// The INSERT of `rows` entries (1 to [`ROWS_PER_STATEMENT`]), written once per size.
-fn insert_statement(rows: usize) -> &'static str {
-    static STATEMENTS: [std::sync::OnceLock<String>; ROWS_PER_STATEMENT] =
-        [const { std::sync::OnceLock::new() }; ROWS_PER_STATEMENT];
-    let rows = rows.clamp(1, ROWS_PER_STATEMENT);
-    STATEMENTS[rows - 1].get_or_init(|| {
-        let mut sql = String::from("INSERT INTO audit_entries (idx, leaf) VALUES ");
-        for i in 0..rows {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-        }
-        sql
-    })
-}
-
 fn parse_hash(text: &str) -> StoreResult<Hash> {
     let bytes = text.as_bytes();
     if bytes.len() != 64 {
@@ -192,7 +175,8 @@ pub async fn append_in(
         ));
     }
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(insert_statement(chunk.len()));
+        let sql = crate::multirow::insert(conn, "audit_entries (idx, leaf)", chunk.len(), 2);
+        let mut query = sqlx::query(&sql);
         for (index, leaf) in chunk {
             query = query.bind(to_i64(*index)).bind(leaf.as_str());
         }
