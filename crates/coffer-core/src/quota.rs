@@ -85,10 +85,11 @@ pub struct Limits {
 
 impl Default for Limits {
     /// Generous for any real tenant (a key rotated hourly for a year stays under the
-    /// version limit); they stop runaway growth, not use.
+    /// version limit; keys as many as AWS KMS allows an account in a region by
+    /// default); they stop runaway growth, not use.
     fn default() -> Self {
         Self {
-            keys_per_tenant: 10_000,
+            keys_per_tenant: 100_000,
             versions_per_key: 10_000,
             aliases_per_tenant: 10_000,
             labels_per_key: MAX_LABELS as u32,
