@@ -18,12 +18,18 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn run(name: &str, out: &Path, args: &[&str]) -> serde_json::Value {
+    run_with(name, out, args, &[])
+}
+
+/// [`run`], with `env` (`COFFER_*` settings of the embedded server) added.
+fn run_with(name: &str, out: &Path, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let output = Command::new(script(name))
         .arg("--out")
         .arg(out)
         .args(args)
         .env("COFFER_BENCH", env!("CARGO_BIN_EXE_coffer-bench"))
         .env("COFFER_DRILL_TIMEOUT", "60")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -88,10 +94,10 @@ fn the_burst_drill_reports_each_phase_against_its_baseline() {
 fn the_burst_drill_counts_sheds_when_the_cap_is_tiny() {
     let out = out_dir("shed");
     // One sign slot: a burst of 400/s sheds some of it, and the server counted them.
-    let output = Command::new(script("burst"))
-        .arg("--out")
-        .arg(&out)
-        .args([
+    let figures = run_with(
+        "burst",
+        &out,
+        &[
             "--rate",
             "20",
             "--factor",
@@ -100,18 +106,9 @@ fn the_burst_drill_counts_sheds_when_the_cap_is_tiny() {
             "2",
             "--baseline-seconds",
             "1",
-        ])
-        .env("COFFER_BENCH", env!("CARGO_BIN_EXE_coffer-bench"))
-        .env("COFFER_MAX_INFLIGHT_SIGN", "1")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
+        &[("COFFER_MAX_INFLIGHT_SIGN", "1")],
     );
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
     let burst = &figures["phases"][1];
     let shed = burst["shed_503"].as_u64().unwrap() + burst["shed_429"].as_u64().unwrap();
     assert!(shed > 0, "{burst}");
@@ -166,10 +163,10 @@ fn the_fairness_drill_never_gives_the_quiet_tenants_floor_to_the_flood() {
     // always finds a slot: the quiet tenant can be refused only while it already holds
     // its fair share (429 `tenant_share`, when a stall overlaps two of its requests),
     // never because the flood filled the class (503 `backpressure`).
-    let output = Command::new(script("fairness"))
-        .arg("--out")
-        .arg(&out)
-        .args([
+    let figures = run_with(
+        "fairness",
+        &out,
+        &[
             "--op",
             "verify",
             "--rate",
@@ -182,20 +179,12 @@ fn the_fairness_drill_never_gives_the_quiet_tenants_floor_to_the_flood() {
             "200",
             "--seconds",
             "2",
-        ])
-        .env("COFFER_BENCH", env!("CARGO_BIN_EXE_coffer-bench"))
-        .env("COFFER_DRILL_TIMEOUT", "60")
-        .env("COFFER_MAX_INFLIGHT_VERIFY", "2")
-        .env("COFFER_TENANT_SHARE_MIN", "0.5")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
+        &[
+            ("COFFER_MAX_INFLIGHT_VERIFY", "2"),
+            ("COFFER_TENANT_SHARE_MIN", "0.5"),
+        ],
     );
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
     assert_eq!(figures["admission"]["max_inflight"], 2, "{figures}");
     assert_eq!(figures["admission"]["tenant_floor"], 1, "{figures}");
     assert_eq!(figures["checks"]["noisy_was_refused"], true, "{figures}");
