@@ -150,6 +150,17 @@ impl Metrics {
     }
 }
 
+/// A rate or a factor: a finite number above zero. Anything else is refused with its
+/// reason before the drill starts (a zero rate would send nothing and report figures of
+/// nothing).
+pub fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Ok(_) => Err(format!("must be a number above zero, got {text}")),
+        Err(e) => Err(format!("{e}: {text}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Metrics;
@@ -177,5 +188,13 @@ mod tests {
                 "rejected_total{reason=\"tenant_share\"}": 1.0,
             })
         );
+    }
+
+    #[test]
+    fn rates_and_factors_are_finite_and_above_zero() {
+        assert_eq!(super::positive("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "NaN", "inf", "", "ten"] {
+            assert!(super::positive(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -24,10 +24,10 @@ pub struct BurstArgs {
     #[command(flatten)]
     pub common: Common,
     /// The sustainable rate (requests/s); default: half of what a probe reaches.
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     rate: Option<f64>,
     /// How much more than the sustainable rate the burst sends.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::positive)]
     factor: f64,
     /// Seconds of burst.
     #[arg(long, default_value_t = 60)]

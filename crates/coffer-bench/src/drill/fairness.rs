@@ -68,10 +68,10 @@ pub struct FairnessArgs {
     #[arg(long, value_enum, default_value_t = Operation::Sign)]
     op: Operation,
     /// The quiet tenant's rate (requests/s, open loop).
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = 200.0, value_parser = super::positive)]
     rate: f64,
     /// How many times the quiet tenant's rate the noisy tenant sends.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::positive)]
     flood_factor: f64,
     /// Seconds of each phase (alone, flood).
     #[arg(long, default_value_t = 20)]

@@ -28,7 +28,7 @@ pub struct RotateArgs {
     #[arg(long, default_value_t = 20)]
     keys: usize,
     /// Verifications per second (open loop).
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 300.0, value_parser = super::positive)]
     rate: f64,
     /// Seconds of verifications.
     #[arg(long, default_value_t = 30)]

@@ -18,7 +18,7 @@ pub struct SteadyArgs {
     #[command(flatten)]
     pub common: Common,
     /// Requests per second (open loop).
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = 200.0, value_parser = super::positive)]
     rate: f64,
     /// Seconds.
     #[arg(long, default_value_t = 30)]
