@@ -187,4 +187,15 @@ mod tests {
         assert_eq!(quotas.of(small).tokens_per_tenant, 1);
         assert_eq!(quotas.of(other), &Limits::default());
     }
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        // docs/configuration.md, `quotas.*`.
+        let limits = Limits::default();
+        assert_eq!(limits.keys_per_tenant, 100_000);
+        assert_eq!(limits.versions_per_key, 10_000);
+        assert_eq!(limits.aliases_per_tenant, 10_000);
+        assert_eq!(limits.labels_per_key, 64);
+        assert_eq!(limits.tokens_per_tenant, 10_000);
+    }
 }
