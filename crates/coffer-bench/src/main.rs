@@ -58,6 +58,11 @@ enum Command {
     AuditWriter(audit_writer::AuditArgs),
 }
 
+/// The allocator the `coffer` binary runs with (see coffer-cli/src/main.rs), so the
+/// embedded server is measured as it is deployed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();

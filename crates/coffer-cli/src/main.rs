@@ -20,6 +20,14 @@
 
 mod commands;
 
+/// mimalloc rather than glibc's malloc: the service allocates and frees many small
+/// buffers per request on every worker thread, and glibc's free-list work
+/// (`malloc_consolidate`, `unlink_chunk`, `_int_free`) stood out in profiles of the
+/// request path (PERFORMANCE.md, issue 15). Secrets do not live in this heap: key
+/// material has its own locked pages (`coffer_crypto::secret::locked`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
