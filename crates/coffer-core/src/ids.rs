@@ -170,7 +170,10 @@ mod tests {
         let text: Vec<String> = ids.iter().map(ToString::to_string).collect();
         assert!(text.windows(2).all(|pair| pair[0] < pair[1]));
         // Still unpredictable: the random part differs between neighbours.
-        assert!(ids.windows(2).all(|pair| pair[0].as_bytes()[8..] != pair[1].as_bytes()[8..]));
+        assert!(
+            ids.windows(2)
+                .all(|pair| pair[0].as_bytes()[8..] != pair[1].as_bytes()[8..])
+        );
     }
 
     #[test]
