@@ -9,6 +9,7 @@
 //! - `usage` — the reference tracker's persisted counts (`UsageStore`).
 //! - `attestation` — keys' attestation policies, one row per version (`AttestationStore`).
 //! - `sqlite_pool` — SQLite connection settings (writer and readers).
+//! - `checkpoint` — SQLite's WAL checkpoints, run beside the writer.
 //! - `multirow` — INSERT statements of many rows (a group of key creations, a
 //!   change's events).
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
@@ -31,6 +32,7 @@
 
 mod audit;
 mod batch;
+mod checkpoint;
 mod errors;
 mod health;
 mod history;
@@ -90,6 +92,8 @@ pub struct SqlStore {
     creations: Option<batch::KeyCreations>,
     /// Per-tenant quotas, checked inside the writing transactions (see `quota`).
     quotas: quota::SharedQuotas,
+    /// SQLite in a file: the WAL checkpoints, beside the writer (see `checkpoint`).
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// Runs `$body` (an expression using `$conn: &mut AnyConnection`) in one transaction on
@@ -198,6 +202,7 @@ impl SqlStore {
                     head: Arc::new(audit::AuditHead::memory()),
                     creations: None,
                     quotas: quota::SharedQuotas::default(),
+                    checkpointer: None,
                 }
             }
             Backend::Postgres => {
@@ -215,6 +220,7 @@ impl SqlStore {
                     head: Arc::new(audit::AuditHead::Row),
                     creations: None,
                     quotas: quota::SharedQuotas::default(),
+                    checkpointer: None,
                 }
             }
         };
@@ -222,6 +228,9 @@ impl SqlStore {
         audit::ensure_head(&store.writer).await?;
         store.head.load(&store.writer).await?;
         let mut store = store;
+        if backend == Backend::Sqlite {
+            store.checkpointer = Some(Arc::new(checkpoint::start(store.reader.clone())));
+        }
         store.creations = Some(batch::KeyCreations::start(
             backend,
             store.writer.clone(),

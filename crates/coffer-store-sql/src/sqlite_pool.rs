@@ -34,6 +34,11 @@ pub(crate) fn sqlite_pool(role: SqliteRole, size: u32) -> AnyPoolOptions {
                     // reads them, never crash recovery (the WAL is what makes a commit
                     // durable); each holds the pages one statement changes.
                     conn.execute("PRAGMA temp_store=MEMORY").await?;
+                    // Checkpoints run beside the writer (`checkpoint`); this is the
+                    // backstop should they fall behind.
+                    let backstop = crate::checkpoint::WRITER_BACKSTOP_PAGES;
+                    conn.execute(format!("PRAGMA wal_autocheckpoint={backstop}").as_str())
+                        .await?;
                 }
                 Ok(())
             })
