@@ -93,3 +93,21 @@ proptest::proptest! {
         let _ = verify_consistency(index, size, &zero, &zero, &proof);
     }
 }
+
+proptest::proptest! {
+    /// The root at every size, from the complete subtrees the tree keeps, is the root
+    /// RFC 6962 §2.1 defines over the leaves (`root_of`), and so is the current root.
+    #[test]
+    fn roots_from_complete_subtrees_are_the_rfc_6962_roots(n in 0usize..300) {
+        let all = leaves(n);
+        let mut tree = Tree::new();
+        for leaf in &all {
+            tree.push(*leaf);
+            proptest::prop_assert_eq!(tree.root(), root_of(&all[..tree.size() as usize]));
+        }
+        for size in 0..=n {
+            proptest::prop_assert_eq!(tree.root_at(size as u64).unwrap(), root_of(&all[..size]));
+        }
+        proptest::prop_assert!(tree.root_at(n as u64 + 1).is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! Criterion benchmark of the audit log's tree: the root of a million-leaf log, from
+//! the complete subtrees `Tree` keeps against recomputing it from every leaf (what a
+//! checkpoint cost before, while appends waited). Figures go to PERFORMANCE.md with the
+//! command that produced them: `cargo bench -p coffer-audit --bench tree`.
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
+
+use std::hint::black_box;
+
+use coffer_audit::merkle::{Tree, leaf_hash, root_of};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const LEAVES: u32 = 1_000_000;
+
+fn roots(c: &mut Criterion) {
+    let leaves: Vec<_> = (0..LEAVES).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let mut tree = Tree::new();
+    for leaf in &leaves {
+        tree.push(*leaf);
+    }
+    let mut group = c.benchmark_group("merkle");
+    group.sample_size(10);
+    group.bench_function("root_1M_leaves_from_subtrees", |b| {
+        b.iter(|| black_box(tree.root()))
+    });
+    group.bench_function("root_1M_leaves_from_every_leaf", |b| {
+        b.iter(|| black_box(root_of(black_box(&leaves))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, roots);
+criterion_main!(benches);
