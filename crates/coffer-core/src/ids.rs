@@ -163,6 +163,14 @@ mod tests {
     use super::{Alias, KeyId};
 
     #[test]
+    fn a_random_v4_key_id_from_before_v7_still_parses_and_prints_the_same() {
+        let old = "9b2f6c1e-3d4a-4f8b-9c2d-1a2b3c4d5e6f";
+        let id: KeyId = old.parse().unwrap();
+        assert_eq!(id.to_string(), old);
+        assert_eq!(KeyId::from_bytes(*id.as_bytes()), id);
+    }
+
+    #[test]
     fn key_ids_sort_in_creation_order_as_bytes_and_as_stored_text() {
         let ids: Vec<KeyId> = (0..10_000).map(|_| KeyId::generate()).collect();
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));

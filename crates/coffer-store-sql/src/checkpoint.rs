@@ -56,24 +56,10 @@ pub(crate) fn start(readers: AnyPool) -> Checkpointer {
 
 #[cfg(test)]
 mod tests {
-    use coffer_core::audit::AuditEntry;
     use coffer_core::store::AuditStore;
+    use coffer_core::testing::fixtures;
 
     use super::*;
-
-    fn entry(n: u64) -> AuditEntry {
-        AuditEntry {
-            at: 1,
-            tenant: "-".into(),
-            principal: "test".into(),
-            op: "wrap".into(),
-            key: None,
-            version: None,
-            outcome: "ok".into(),
-            request_id: format!("r{n}"),
-            detail: None,
-        }
-    }
 
     /// Rows in a copy of the database file alone, without its log: what checkpoints
     /// copied there. `None` for a copy taken while a checkpoint was writing it.
@@ -97,8 +83,12 @@ mod tests {
         let store = crate::SqlStore::open_sqlite(&database).await.unwrap();
         // Far fewer log pages than any commit's own threshold (SQLite's default of
         // 1,000, or the backstop): only the checkpoint task copies these.
-        for n in 0..20 {
-            store.append_audit(&[entry(n)]).await.unwrap();
+        let entry = fixtures::audit_record(None).audit;
+        for _ in 0..20 {
+            store
+                .append_audit(std::slice::from_ref(&entry))
+                .await
+                .unwrap();
         }
         let deadline = std::time::Instant::now() + INTERVAL * 40;
         loop {

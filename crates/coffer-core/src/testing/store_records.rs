@@ -371,6 +371,40 @@ pub async fn leases_have_one_holder_until_they_expire(store: S) {
     );
 }
 
+/// A new key with its first version and the record of its creation.
+fn creation(
+    tenant: TenantId,
+    aliases: &[&str],
+) -> (crate::Key, crate::KeyVersion, crate::store::Record) {
+    let key = fixtures::key(tenant, aliases);
+    let first = fixtures::version(key.id, 1, crate::lifecycle::VersionState::Active, true);
+    let record = fixtures::record(&fixtures::event(tenant, key.id, "key.created"));
+    (key, first, record)
+}
+
+/// Creates one key per alias, each from its own task, all at once; each key's answer,
+/// in the order of `aliases`.
+async fn create_together(
+    store: &S,
+    tenant: TenantId,
+    aliases: impl Iterator<Item = String>,
+) -> Vec<(KeyId, Result<(), StoreError>)> {
+    let tasks: Vec<_> = aliases
+        .map(|alias| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (key, first, record) = creation(tenant, &[alias.as_str()]);
+                (key.id, store.create_key(&key, &first, &record).await)
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
 /// Concurrent key creations each commit or fail on their own: one whose alias is taken
 /// is refused and leaves nothing (no key, no audit entry), the others all commit, and
 /// the audit log stays contiguous with exactly one entry per created key.
@@ -378,24 +412,12 @@ pub async fn concurrent_key_creations_commit_independently(store: S) {
     let t = new_tenant(&store, "acme").await;
     new_key(&store, t.id, &["alias/taken"]).await;
     let before = store.audit_entries(0, 10_000).await.unwrap().len();
-    let mut tasks = Vec::new();
-    for i in 0..24 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let alias = if i == 7 {
-                "alias/taken".to_owned()
-            } else {
-                format!("alias/k{i}")
-            };
-            let key = fixtures::key(t.id, &[alias.as_str()]);
-            let first = fixtures::version(key.id, 1, crate::lifecycle::VersionState::Active, true);
-            let record = fixtures::record(&fixtures::event(t.id, key.id, "key.created"));
-            (key.id, store.create_key(&key, &first, &record).await)
-        }));
-    }
+    let aliases = (0..24).map(|i| match i {
+        7 => "alias/taken".to_owned(),
+        _ => format!("alias/k{i}"),
+    });
     let mut created = 0;
-    for task in tasks {
-        let (id, outcome) = task.await.unwrap();
+    for (id, outcome) in create_together(&store, t.id, aliases).await {
         match outcome {
             Ok(()) => {
                 created += 1;
@@ -423,24 +445,12 @@ pub async fn concurrent_key_creations_commit_independently(store: S) {
 pub async fn a_group_with_one_alias_twice_commits_all_but_one(store: S) {
     let t = new_tenant(&store, "acme").await;
     let before = store.audit_entries(0, 10_000).await.unwrap().len();
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let alias = if i % 8 == 3 {
-                "alias/twice".to_owned()
-            } else {
-                format!("alias/k{i}")
-            };
-            let key = fixtures::key(t.id, &[alias.as_str()]);
-            let first = fixtures::version(key.id, 1, crate::lifecycle::VersionState::Active, true);
-            let record = fixtures::record(&fixtures::event(t.id, key.id, "key.created"));
-            (key.id, store.create_key(&key, &first, &record).await)
-        }));
-    }
+    let aliases = (0..16).map(|i| match i % 8 {
+        3 => "alias/twice".to_owned(),
+        _ => format!("alias/k{i}"),
+    });
     let mut created = 0;
-    for task in tasks {
-        let (id, outcome) = task.await.unwrap();
+    for (id, outcome) in create_together(&store, t.id, aliases).await {
         match outcome {
             Ok(()) => created += 1,
             Err(StoreError::Conflict(_)) => {
@@ -465,9 +475,7 @@ pub async fn a_shredded_tenant_gets_no_new_keys(store: S) {
         .await
         .unwrap();
     let before = store.audit_entries(0, 10_000).await.unwrap().len();
-    let key = fixtures::key(t.id, &[]);
-    let first = fixtures::version(key.id, 1, crate::lifecycle::VersionState::Active, true);
-    let record = fixtures::record(&fixtures::event(t.id, key.id, "key.created"));
+    let (key, first, record) = creation(t.id, &[]);
     let refused = store.create_key(&key, &first, &record).await.unwrap_err();
     assert!(matches!(refused, StoreError::NotFound(_)), "{refused}");
     assert!(store.get_key(t.id, key.id).await.unwrap().is_none());
