@@ -1,16 +1,10 @@
 //! Audit entries and checkpoints.
 //!
 //! Appends happen inside a caller's transaction ([`append_in`]): the group-committed
-//! batches of the hot path and every state change, which writes its entry beside its
-//! rows. [`AuditHead`] allocates the indices:
-//! - PostgreSQL (any number of replicas): the `audit_head` row. Updating it first takes
-//!   its row lock until the transaction ends, so replicas append one after another,
-//!   never interleaved, and a rolled-back append leaves no gap.
-//! - SQLite (one process, one writer connection): the head is kept in memory, read from
-//!   the stored log at start. Transactions on the single writer connection run one at a
-//!   time, so the head a transaction staged is published only when it commits. Saves
-//!   the hot path two round trips per batch. Another process appending to the same file
-//!   would collide on an index (the primary key refuses it: fail closed, never a gap).
+//! batches of the hot path (PostgreSQL, and SQLite without a journal) and every state
+//! change, which writes its entry beside its rows. [`AuditHead`] allocates the indices
+//! (`head`). On SQLite in a file the hot path's batches go to the journal instead
+//! (`journal`, `journaled`) and reach the table later, in order.
 
 use coffer_audit::entry::{hex, leaf_bytes};
 use coffer_audit::merkle::{Hash, leaf_hash};
@@ -21,6 +15,13 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::errors::{corrupt, unavailable};
 
+mod head;
+pub(crate) mod journal;
+pub(crate) mod journaled;
+
+pub use head::AuditHead;
+pub(crate) use head::Head;
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -28,115 +29,6 @@ fn to_i64(n: u64) -> i64 {
 /// Rows per INSERT statement: one statement (one round trip to the database) per
 /// group-committed batch, within both engines' bound-parameter limits.
 pub const ROWS_PER_STATEMENT: usize = 500;
-
-/// Where the next entry goes: its index and the previous leaf's hash.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Head {
-    next: u64,
-    prev: Hash,
-}
-
-/// What allocates audit indices (see the module docs).
-#[derive(Debug)]
-pub enum AuditHead {
-    /// The `audit_head` row, locked by each appending transaction (PostgreSQL).
-    Row,
-    /// In memory (SQLite): the committed head, and what the running transaction staged.
-    Memory(std::sync::Mutex<(Option<Head>, Option<Head>)>),
-}
-
-impl AuditHead {
-    /// An in-memory head, to [`AuditHead::load`] before use.
-    pub fn memory() -> Self {
-        Self::Memory(std::sync::Mutex::new((None, None)))
-    }
-
-    /// True for the in-memory head.
-    pub fn in_memory(&self) -> bool {
-        matches!(self, Self::Memory(_))
-    }
-
-    fn slots(&self) -> Option<std::sync::MutexGuard<'_, (Option<Head>, Option<Head>)>> {
-        match self {
-            Self::Row => None,
-            Self::Memory(slots) => Some(
-                slots
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            ),
-        }
-    }
-
-    /// Reads the in-memory head from the stored log.
-    pub async fn load(&self, pool: &AnyPool) -> StoreResult<()> {
-        if !self.in_memory() {
-            return Ok(());
-        }
-        let head = stored_head(pool).await?;
-        if let Some(mut slots) = self.slots() {
-            *slots = (Some(head), None);
-        }
-        Ok(())
-    }
-
-    /// The head a transaction appends at: what it staged, else the committed one.
-    /// `None` for the row head (read inside the transaction instead).
-    fn current(&self) -> StoreResult<Option<Head>> {
-        match self.slots() {
-            None => Ok(None),
-            Some(slots) => slots
-                .1
-                .or(slots.0)
-                .map(Some)
-                .ok_or_else(|| corrupt("audit head not loaded")),
-        }
-    }
-
-    fn stage(&self, head: Head) {
-        if let Some(mut slots) = self.slots() {
-            slots.1 = Some(head);
-        }
-    }
-
-    /// A transaction starts: nothing is staged (an abandoned one's staging is void).
-    pub fn begin(&self) {
-        if let Some(mut slots) = self.slots() {
-            slots.1 = None;
-        }
-    }
-
-    /// A transaction ended: what it staged becomes the head if it committed.
-    pub fn settle(&self, committed: bool) {
-        if let Some(mut slots) = self.slots() {
-            if let (true, Some(staged)) = (committed, slots.1.take()) {
-                slots.0 = Some(staged);
-            }
-            slots.1 = None;
-        }
-    }
-}
-
-/// The head as the stored entries say: after the last one.
-async fn stored_head(pool: &AnyPool) -> StoreResult<Head> {
-    let last = sqlx::query("SELECT idx, leaf FROM audit_entries ORDER BY idx DESC LIMIT 1")
-        .fetch_optional(pool)
-        .await
-        .map_err(unavailable)?;
-    Ok(match last {
-        None => Head {
-            next: 0,
-            prev: [0u8; 32],
-        },
-        Some(row) => {
-            let index = row.try_get::<i64, _>("idx").map_err(unavailable)?;
-            let leaf = row.try_get::<String, _>("leaf").map_err(unavailable)?;
-            Head {
-                next: u64::try_from(index + 1).map_err(|_| corrupt("audit index"))?,
-                prev: leaf_hash(leaf.as_bytes()),
-            }
-        }
-    })
-}
 
 fn parse_hash(text: &str) -> StoreResult<Hash> {
     let bytes = text.as_bytes();
@@ -152,16 +44,57 @@ fn parse_hash(text: &str) -> StoreResult<Hash> {
 }
 
 /// Appends `entries` inside the caller's transaction: takes indices from the head,
-/// chains each leaf to the previous one, inserts the rows and moves the head.
+/// chains each leaf to the previous one, inserts the rows and moves the head. On
+/// SQLite the entries the journal holds go in first, so the table has no gap.
 pub async fn append_in(
     conn: &mut AnyConnection,
     head: &AuditHead,
     entries: &[AuditEntry],
 ) -> StoreResult<Appended> {
-    let (first, mut link) = match head.current()? {
+    head.hold().await;
+    let (first, prev) = match head.current()? {
         Some(current) => (current.next, current.prev),
         None => take_row_head(&mut *conn, entries.len()).await?,
     };
+    let pending = head.unwritten();
+    if let Some((last, _)) = pending.last() {
+        insert_rows(conn, &pending).await?;
+        head.stage_stored(last + 1);
+    }
+    let Chained {
+        rows,
+        appended,
+        last: link,
+    } = chain(first, prev, entries)?;
+    insert_rows(conn, &rows).await?;
+    if head.in_memory() {
+        head.stage(Head {
+            next: first + entries.len() as u64,
+            prev: link,
+        });
+        head.stage_stored(first + entries.len() as u64);
+    } else if !entries.is_empty() {
+        sqlx::query("UPDATE audit_head SET prev = $1 WHERE id = 1")
+            .bind(hex(&link))
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(appended)
+}
+
+/// Entries chained into leaves at their indices.
+pub(crate) struct Chained {
+    /// (index, leaf), in order.
+    pub(crate) rows: Vec<(u64, String)>,
+    pub(crate) appended: Appended,
+    /// The last leaf's hash (the one before them when there are none).
+    pub(crate) last: Hash,
+}
+
+/// The rows of `entries` from index `first` after the leaf whose hash is `prev`.
+pub(crate) fn chain(first: u64, prev: Hash, entries: &[AuditEntry]) -> StoreResult<Chained> {
+    let mut link = prev;
     let mut rows = Vec::with_capacity(entries.len());
     let mut leaves = Vec::with_capacity(entries.len());
     for (offset, entry) in entries.iter().enumerate() {
@@ -174,6 +107,18 @@ pub async fn append_in(
             String::from_utf8(bytes).map_err(|_| corrupt("audit leaf"))?,
         ));
     }
+    Ok(Chained {
+        rows,
+        appended: Appended { first, leaves },
+        last: link,
+    })
+}
+
+/// Inserts rows (index, leaf) as they are, a few statements for many rows.
+pub(crate) async fn insert_rows(
+    conn: &mut AnyConnection,
+    rows: &[(u64, String)],
+) -> StoreResult<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = crate::multirow::insert(conn, "audit_entries (idx, leaf)", chunk.len(), 2);
         let mut query = sqlx::query(&sql);
@@ -182,19 +127,7 @@ pub async fn append_in(
         }
         query.execute(&mut *conn).await.map_err(unavailable)?;
     }
-    if head.in_memory() {
-        head.stage(Head {
-            next: first + entries.len() as u64,
-            prev: link,
-        });
-    } else if !entries.is_empty() {
-        sqlx::query("UPDATE audit_head SET prev = $1 WHERE id = 1")
-            .bind(hex(&link))
-            .execute(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-    }
-    Ok(Appended { first, leaves })
+    Ok(())
 }
 
 /// Takes `count` indices from the `audit_head` row (locking it until the transaction

@@ -28,6 +28,8 @@ use crate::{Backend, SqlStore, errors};
 #[async_trait]
 impl BackupStore for SqlStore {
     async fn snapshot(&self) -> StoreResult<Snapshot> {
+        // The journal's entries are the log's: into the table before it is read.
+        self.drain_journal().await?;
         let mut conn = self.reader.acquire().await.map_err(unavailable)?;
         let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
@@ -45,6 +47,7 @@ impl BackupStore for SqlStore {
 
     async fn restore(&self, snapshot: &Snapshot) -> StoreResult<()> {
         let backend = self.backend;
+        self.drain_journal().await?;
         in_transaction!(self, |conn| write_all(conn, backend, snapshot))?;
         // SQLite keeps the audit head in memory: read it from the restored log.
         self.head.load(&self.writer).await

@@ -94,6 +94,8 @@ pub struct SqlStore {
     quotas: quota::SharedQuotas,
     /// SQLite in a file: the WAL checkpoints, beside the writer (see `checkpoint`).
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    /// SQLite in a file: the audit journal the hot path appends to (`audit::journaled`).
+    journal: Option<Arc<audit::journaled::Journal>>,
 }
 
 /// Runs `$body` (an expression using `$conn: &mut AnyConnection`) in one transaction on
@@ -203,6 +205,7 @@ impl SqlStore {
                     creations: None,
                     quotas: quota::SharedQuotas::default(),
                     checkpointer: None,
+                    journal: None,
                 }
             }
             Backend::Postgres => {
@@ -221,6 +224,7 @@ impl SqlStore {
                     creations: None,
                     quotas: quota::SharedQuotas::default(),
                     checkpointer: None,
+                    journal: None,
                 }
             }
         };
@@ -230,6 +234,16 @@ impl SqlStore {
         let mut store = store;
         if backend == Backend::Sqlite {
             store.checkpointer = Some(Arc::new(checkpoint::start(store.reader.clone())));
+            if let Some(file) = sqlite_file(url) {
+                let journal = audit::journaled::Journal::open(
+                    &file,
+                    store.writer.clone(),
+                    store.head.clone(),
+                    store.health.clone(),
+                )
+                .await?;
+                store.journal = Some(Arc::new(journal));
+            }
         }
         store.creations = Some(batch::KeyCreations::start(
             backend,
@@ -241,10 +255,14 @@ impl SqlStore {
         Ok(store)
     }
 
-    /// Appends a group-committed batch. On SQLite a batch that fits one statement is
-    /// one autocommit INSERT (atomic by itself): the head is in memory there, so the
+    /// Appends a group-committed batch. On SQLite in a file it goes to the audit
+    /// journal (`audit::journaled`). Otherwise on SQLite a batch that fits one statement
+    /// is one autocommit INSERT (atomic by itself): the head is in memory there, so the
     /// hot path pays one round trip to the database per burst of requests.
     async fn append_batch(&self, entries: &[AuditEntry]) -> StoreResult<Appended> {
+        if let Some(journal) = &self.journal {
+            return journal.append(entries).await;
+        }
         if !self.head.in_memory() || entries.len() > audit::ROWS_PER_STATEMENT {
             return in_transaction!(self, |conn| audit::append_in(conn, &self.head, entries));
         }
@@ -269,11 +287,32 @@ impl SqlStore {
         self.backend
     }
 
-    /// Closes every connection (tests use it to reopen a file).
+    /// Writes what the audit journal holds into the database (a no-op without one).
+    pub(crate) async fn drain_journal(&self) -> StoreResult<()> {
+        match &self.journal {
+            Some(journal) => journal.drain_all().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Closes every connection (tests use it to reopen a file), after writing what the
+    /// audit journal holds into the database (what it cannot write stays in the
+    /// journal, for the next open).
     pub async fn close(&self) {
+        let _ = self.drain_journal().await;
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// The file of a `sqlite:` URL; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path == ":memory:" || query.contains("mode=memory");
+    (!memory).then(|| std::path::PathBuf::from(path))
 }
 
 /// Wall-clock Unix milliseconds, for bookkeeping columns the domain does not own
@@ -525,7 +564,21 @@ impl AuditStore for SqlStore {
     }
 
     async fn audit_entries(&self, from: u64, limit: u64) -> StoreResult<Vec<(u64, String)>> {
-        audit::entries(&self.reader, from, limit).await
+        // The journal's entries after the table's. Taken first: an entry written into
+        // the table meanwhile is then in both (and kept once), never in neither.
+        let pending = self.head.pending_from(from, limit);
+        let mut rows = audit::entries(&self.reader, from, limit).await?;
+        let next = rows.last().map_or(from, |(index, _)| index + 1);
+        let room = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(rows.len());
+        rows.extend(
+            pending
+                .into_iter()
+                .filter(|(index, _)| *index >= next)
+                .take(room),
+        );
+        Ok(rows)
     }
 
     async fn save_checkpoint(&self, size: u64, note: &str, at: Timestamp) -> StoreResult<()> {

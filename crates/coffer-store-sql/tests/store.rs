@@ -11,6 +11,7 @@ mod store {
     pub mod durability;
     pub mod expiry;
     pub mod group_create;
+    pub mod journal;
     pub mod rewrap;
     pub mod service;
     pub mod tracker;
