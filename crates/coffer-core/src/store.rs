@@ -406,6 +406,13 @@ pub trait AuditStore: Send + Sync {
 
     /// Every stored checkpoint `(size, note)`, oldest first.
     async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
+
+    /// Writes the entries a store keeps outside its log table (SQLite's audit journal)
+    /// into it, so the table alone holds the whole log: at a graceful stop, and for
+    /// tools that read the table. Nothing to do for a store without such a place.
+    async fn settle_audit(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Leases: which replica runs a background job.

@@ -364,6 +364,7 @@ pub async fn serve_on(
         })
     };
     let state_kms = state.kms.clone();
+    let state_audit = state.audit.clone();
     let notifier = state.systemd.clone();
     let watchdog = notifier.as_ref().and_then(|notifier| {
         let interval = notifier.watchdog()?;
@@ -427,6 +428,14 @@ pub async fn serve_on(
     // The worker stops its drivers on the signal; a saga cut mid-step continues from its
     // persisted step (the steps are idempotent).
     let _ = rotations.await;
+    // SQLite's audit journal into the database, so a stopped deployment's table holds
+    // the whole log (what cannot be written stays in the journal, for the next start).
+    if let Some(audit) = &state_audit {
+        audit.settle().await;
+    }
+    if let Err(error) = state_kms.key_service().store().settle_audit().await {
+        tracing::warn!(%error, "audit entries stay in the journal until the next start");
+    }
     if let Some(auditor) = auditor {
         auditor.abort();
     }

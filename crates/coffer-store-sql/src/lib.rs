@@ -332,6 +332,9 @@ impl Store for SqlStore {
             // Only a commit proves the writer works again (space freed, disk back).
             in_transaction!(self, |conn| secrets::probe(conn, crate::now_millis()))?;
         }
+        if let Some(journal) = self.journal.as_ref().filter(|j| j.is_broken()) {
+            journal.probe().await?;
+        }
         Ok(())
     }
 }
@@ -587,5 +590,9 @@ impl AuditStore for SqlStore {
 
     async fn checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
         audit::checkpoints(&self.reader).await
+    }
+
+    async fn settle_audit(&self) -> StoreResult<()> {
+        self.drain_journal().await
     }
 }

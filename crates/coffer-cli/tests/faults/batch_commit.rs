@@ -1,14 +1,16 @@
 //! A batch is one durable commit: when that commit fails, no item is acknowledged (each
 //! answers `unavailable`, none carries a ciphertext) and the log records none of them
 //! as done; once commits work again, the same batch is answered and recorded whole.
-//! On PostgreSQL the fault is at COMMIT itself (a deferred trigger), on SQLite at the
-//! audit insert before it.
+//! On PostgreSQL the fault is at COMMIT itself (a deferred trigger). On SQLite a batch's
+//! durable write is the audit journal, and the fault is a full disk under it (a small
+//! tmpfs filled while the server runs; root, as in CI).
 
 use serde_json::{Value, json};
 
 use coffer_server::startup::InitMethod;
 
 use super::db;
+use super::disk_full::{Mount, fill};
 use super::http;
 use crate::harness::{Db, TestServer};
 
@@ -30,8 +32,40 @@ async fn wrap_batch(server: &TestServer, token: &str, key: &str, request_id: &st
     response.json().await.unwrap()
 }
 
+/// The entries of `request_id` in the log's table, once the server has written
+/// everything it holds into it.
+async fn leaves_of(
+    server: &TestServer,
+    conn: &mut sqlx::AnyConnection,
+    request_id: &str,
+) -> Vec<String> {
+    server
+        .state
+        .kms
+        .key_service()
+        .store()
+        .settle_audit()
+        .await
+        .unwrap();
+    db::audit_leaves_of(conn, request_id).await
+}
+
 async fn a_batch_whose_commit_fails_acknowledges_no_item(db_kind: Db) {
-    let Some(server) = TestServer::start_with(db_kind, InitMethod::KeyFile, &[]).await else {
+    // SQLite: the deployment on a small filesystem, to fill.
+    let mount = match db_kind {
+        Db::Sqlite => match Mount::tmpfs("16m") {
+            Some(mount) => Some(mount),
+            None => return,
+        },
+        Db::Postgres => None,
+    };
+    let server = match &mount {
+        Some(mount) => {
+            TestServer::start_in(mount.path.join("data"), db_kind, InitMethod::KeyFile, &[]).await
+        }
+        None => TestServer::start_with(db_kind, InitMethod::KeyFile, &[]).await,
+    };
+    let Some(server) = server else {
         return;
     };
     let token = server.tenant_token("acme").await;
@@ -48,7 +82,13 @@ async fn a_batch_whose_commit_fails_acknowledges_no_item(db_kind: Db) {
     let url = server.database_url.clone();
     let mut conn = db::connect(&url).await;
 
-    db::fail_audit_commits(&mut conn, &url).await;
+    let filler = mount.as_ref().map(|m| m.path.join("filler"));
+    match &filler {
+        Some(filler) => {
+            fill(filler);
+        }
+        None => db::fail_audit_commits(&mut conn, &url).await,
+    }
     let failed = wrap_batch(&server, &token, &key, "batch-commit-fails").await;
     let items = failed["items"].as_array().unwrap();
     assert_eq!(items.len(), ITEMS);
@@ -56,9 +96,12 @@ async fn a_batch_whose_commit_fails_acknowledges_no_item(db_kind: Db) {
         assert!(item.get("ciphertext").is_none(), "acknowledged: {item}");
         assert_eq!(item["error"]["code"], "unavailable", "{item}");
     }
-    db::accept_audit(&mut conn, &url).await;
+    match &filler {
+        Some(filler) => std::fs::remove_file(filler).unwrap(),
+        None => db::accept_audit(&mut conn, &url).await,
+    }
     assert!(
-        db::audit_leaves_of(&mut conn, "batch-commit-fails")
+        leaves_of(&server, &mut conn, "batch-commit-fails")
             .await
             .is_empty(),
         "the log records nothing of the failed batch"
@@ -70,7 +113,7 @@ async fn a_batch_whose_commit_fails_acknowledges_no_item(db_kind: Db) {
         items.iter().all(|item| item["ciphertext"].is_string()),
         "{answered}"
     );
-    let leaves = db::audit_leaves_of(&mut conn, "batch-commit-works").await;
+    let leaves = leaves_of(&server, &mut conn, "batch-commit-works").await;
     assert_eq!(leaves.len(), ITEMS, "one entry per item");
     assert!(
         leaves

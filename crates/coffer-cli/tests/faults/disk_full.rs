@@ -21,13 +21,13 @@ use super::replicas::Tally;
 use crate::harness::{Db, TestServer, temp_dir};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
-struct Mount {
-    path: PathBuf,
+pub(super) struct Mount {
+    pub(super) path: PathBuf,
 }
 
 impl Mount {
     /// `None` only when `COFFER_SKIP_MOUNT_TESTS=1` says to skip tests that mount.
-    fn tmpfs(size: &str) -> Option<Self> {
+    pub(super) fn tmpfs(size: &str) -> Option<Self> {
         let skip = std::env::var("COFFER_SKIP_MOUNT_TESTS").as_deref() == Ok("1");
         if skip {
             eprintln!("skipped: COFFER_SKIP_MOUNT_TESTS=1");
@@ -65,7 +65,7 @@ impl Drop for Mount {
 
 /// Appends to `path` until the filesystem is full; the bytes written. Called again, it
 /// takes whatever space was freed since (SQLite gives some back when a write fails).
-fn fill(path: &Path) -> u64 {
+pub(super) fn fill(path: &Path) -> u64 {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

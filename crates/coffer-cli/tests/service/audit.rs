@@ -86,6 +86,16 @@ async fn tamper_detection(db_kind: Db) {
     );
     assert_eq!(self_check_failures(&server).await, 0);
 
+    // The whole log in the table (SQLite keeps the newest entries in its journal a
+    // moment first), before it is edited behind the server's back.
+    server
+        .state
+        .kms
+        .key_service()
+        .store()
+        .settle_audit()
+        .await
+        .unwrap();
     let mut conn = db(&server).await;
     let original = rows(&mut conn).await;
     let leaf = |i: usize| original[i].1.clone();
@@ -320,16 +330,21 @@ async fn checkpoints_are_posted_to_an_http_anchor() {
 }
 
 /// With the audit store unwritable, operations fail and return no ciphertext or
-/// signature; once it is writable again they succeed.
+/// signature; once it is writable again they succeed. On PostgreSQL, where operations'
+/// entries go to the table: on SQLite they go to the audit journal first, which
+/// `faults::batch_commit::sqlite_*` and `faults::disk_full` make fail (a full disk).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_fail_closed_when_the_log_cannot_be_written() {
-    let server = TestServer::start().await;
+    let Some(server) = TestServer::start_with(Db::Postgres, InitMethod::KeyFile, &[]).await else {
+        return;
+    };
     let acme = server.tenant("acme").await;
     let key = create(&acme, "aes-256", "k").await;
     let signing = create(&acme, "ed25519", "s").await;
     let size_before = server.state.audit.as_ref().unwrap().size();
     let mut conn = db(&server).await;
-    conn.execute("CREATE TRIGGER audit_read_only BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit store read-only'); END").await.unwrap();
+    conn.execute("CREATE FUNCTION audit_read_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit store read-only'; END $$").await.unwrap();
+    conn.execute("CREATE TRIGGER audit_read_only BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_read_only()").await.unwrap();
     assert_eq!(
         code_of(acme.wrap(&wrap_request(&key, b"secret", &[])).await),
         ErrorCode::Unavailable
@@ -359,7 +374,9 @@ async fn operations_fail_closed_when_the_log_cannot_be_written() {
         size_before,
         "nothing half-recorded"
     );
-    conn.execute("DROP TRIGGER audit_read_only").await.unwrap();
+    conn.execute("DROP TRIGGER audit_read_only ON audit_entries")
+        .await
+        .unwrap();
     acme.wrap(&wrap_request(&key, b"secret", &[]))
         .await
         .unwrap();

@@ -168,6 +168,12 @@ impl AuditHead {
         slots.pending.range(skip..).take(limit).cloned().collect()
     }
 
+    /// The index of the oldest pending entry.
+    pub(crate) fn pending_first(&self) -> Option<u64> {
+        self.slots()
+            .and_then(|slots| slots.pending.front().map(|(index, _)| *index))
+    }
+
     /// Entries pending.
     pub(crate) fn pending_len(&self) -> usize {
         self.slots().map_or(0, |slots| slots.pending.len())

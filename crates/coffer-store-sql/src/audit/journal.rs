@@ -19,29 +19,34 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use coffer_audit::merkle::leaf_hash;
+use coffer_audit::merkle::{Hash, leaf_hash};
 
 const MAGIC: &[u8; 4] = b"CAJ1";
 const HEADER: usize = 4 + 8 + 4 + 32;
 /// Longer leaves are not written by Coffer; a length beyond this is a torn header.
 pub(crate) const MAX_LEAF: usize = 1 << 20;
 
-/// Where the journal of the database at `database` lives: beside it.
-pub(crate) fn path_beside(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push("-audit-journal");
-    PathBuf::from(name)
+/// The journal's two files, beside the database at `database`: appends go to one until
+/// it is full, then to the other, and the first is emptied once the database holds all
+/// it held.
+pub(crate) fn paths_beside(database: &Path) -> [PathBuf; 2] {
+    ["0", "1"].map(|n| {
+        let mut name = database.as_os_str().to_owned();
+        name.push(format!("-audit-journal.{n}"));
+        PathBuf::from(name)
+    })
 }
 
-/// Appends `rows` (index, leaf) to `buf` as records.
-pub(crate) fn encode(rows: &[(u64, String)], buf: &mut Vec<u8>) {
-    for (index, leaf) in rows {
+/// Appends `rows` (index, leaf) to `buf` as records; `hashes` are their leaf hashes,
+/// computed once by the caller.
+pub(crate) fn encode(rows: &[(u64, String)], hashes: &[Hash], buf: &mut Vec<u8>) {
+    for ((index, leaf), hash) in rows.iter().zip(hashes) {
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&index.to_le_bytes());
         // Leaves are a few hundred bytes; `append` refuses a batch with a longer one.
         let length = u32::try_from(leaf.len()).unwrap_or(u32::MAX);
         buf.extend_from_slice(&length.to_le_bytes());
-        buf.extend_from_slice(&leaf_hash(leaf.as_bytes()));
+        buf.extend_from_slice(hash);
         buf.extend_from_slice(leaf.as_bytes());
     }
 }
@@ -152,17 +157,24 @@ mod tests {
             .collect()
     }
 
+    fn hashes(n: u64) -> Vec<Hash> {
+        rows(n)
+            .iter()
+            .map(|(_, leaf)| leaf_hash(leaf.as_bytes()))
+            .collect()
+    }
+
     #[test]
     fn records_read_back_as_written() {
         let mut buf = Vec::new();
-        encode(&rows(5), &mut buf);
+        encode(&rows(5), &hashes(5), &mut buf);
         assert_eq!(parse(&buf), (rows(5), buf.len()));
     }
 
     #[test]
     fn a_record_with_one_byte_changed_ends_the_journal_there() {
         let mut buf = Vec::new();
-        encode(&rows(3), &mut buf);
+        encode(&rows(3), &hashes(3), &mut buf);
         let second = parse(&buf[..]).0[0].1.len() + HEADER;
         buf[second + HEADER + 2] ^= 1;
         assert_eq!(parse(&buf).0, rows(1));
@@ -172,7 +184,7 @@ mod tests {
         #[test]
         fn a_torn_tail_keeps_the_whole_records_before_it(n in 0u64..6, cut in 0usize..2000) {
             let mut buf = Vec::new();
-            encode(&rows(n), &mut buf);
+            encode(&rows(n), &hashes(n), &mut buf);
             let cut = cut.min(buf.len());
             let (read, length) = parse(&buf[..cut]);
             prop_assert!(length <= cut);

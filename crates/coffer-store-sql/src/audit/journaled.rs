@@ -18,8 +18,8 @@
 //! commit in progress and then its own (PERFORMANCE.md §3).
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use coffer_audit::merkle::leaf_hash;
@@ -40,18 +40,31 @@ const DRAIN_MAX: usize = 4_000;
 /// Entries pending at most: beyond, appends are refused until the database takes them
 /// (it is failing; the journal would only grow).
 const MAX_PENDING: usize = 200_000;
-/// Journal size past which it is emptied once everything in it is in the database.
-const CLEAR_AT: u64 = 16 << 20;
+/// File size past which appends go to the other file, once that one is empty.
+const SWITCH_AT: u64 = 16 << 20;
 
 /// The journal of one SQLite database, and the task draining it.
 pub(crate) struct Journal {
-    file: Arc<JournalFile>,
+    files: [Arc<JournalFile>; 2],
     head: Arc<AuditHead>,
     writer: AnyPool,
     health: Arc<WriterHealth>,
-    /// Where the next batch is written; changed only by an append holding the order.
-    end: AtomicU64,
+    /// Changed only by an append, holding the order.
+    turn: Mutex<Turn>,
+    /// An append failed and none succeeded since (readiness).
+    broken: AtomicBool,
+    /// [`SWITCH_AT`], smaller in tests.
+    switch_at: AtomicU64,
     drainer: tokio::task::JoinHandle<()>,
+}
+
+/// Which file takes appends and where, and what the other one still holds.
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    current: usize,
+    end: u64,
+    /// The last index the other file holds; `None` once it is empty.
+    other_last: Option<u64>,
 }
 
 impl Drop for Journal {
@@ -69,17 +82,25 @@ impl Journal {
         head: Arc<AuditHead>,
         health: Arc<WriterHealth>,
     ) -> StoreResult<Self> {
-        let path = journal::path_beside(database);
-        let shown = path.display().to_string();
-        let (file, rows) = tokio::task::spawn_blocking(move || JournalFile::open(&path))
+        let paths = journal::paths_beside(database);
+        let shown = paths[0].display().to_string();
+        let memory = memory(&head)?;
+        let stored = memory.committed()?;
+        let opened = tokio::task::spawn_blocking(move || {
+            let (first, mut rows) = JournalFile::open(&paths[0])?;
+            let (second, more) = JournalFile::open(&paths[1])?;
+            rows.extend(more);
+            rows.sort_by_key(|(index, _)| *index);
+            rows.dedup_by_key(|(index, _)| *index);
+            match continuation(stored.next, rows) {
+                Ok(run) => Ok(([first, second], run)),
+                Err(problem) => set_aside([first, second], &problem),
+            }
+        });
+        let (files, recovered) = opened
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
             .map_err(|e| StoreError::Unavailable(format!("cannot open {shown}: {e}")))?;
-        let memory = memory(&head)?;
-        let stored = memory.committed()?;
-        let recovered = continuation(stored.next, rows).map_err(|problem| {
-            StoreError::Corrupt(format!("the audit journal {shown} {problem}"))
-        })?;
         if let Some((_, last)) = recovered.last() {
             let mut conn = writer.acquire().await.map_err(unavailable)?;
             let mut tx = sqlx::Connection::begin(&mut *conn)
@@ -98,21 +119,30 @@ impl Journal {
                 "audit entries recovered from the journal into the database"
             );
         }
-        let file = Arc::new(file);
-        let clearing = file.clone();
-        tokio::task::spawn_blocking(move || clearing.clear_durably())
+        let files = files.map(Arc::new);
+        let clearing = files.clone();
+        blocking(move || clearing.iter().try_for_each(|file| file.clear_durably()))
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
             .map_err(|e| StoreError::Unavailable(format!("cannot empty {shown}: {e}")))?;
         let drainer = tokio::spawn(drain_forever(writer.clone(), head.clone(), health.clone()));
         Ok(Self {
-            file,
+            files,
             head,
             writer,
             health,
-            end: AtomicU64::new(0),
+            turn: Mutex::new(Turn {
+                current: 0,
+                end: 0,
+                other_last: None,
+            }),
+            broken: AtomicBool::new(false),
+            switch_at: AtomicU64::new(SWITCH_AT),
             drainer,
         })
+    }
+
+    fn turn(&self) -> Turn {
+        *self.turn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends a group-committed batch: returns once it is durable in the journal.
@@ -120,9 +150,9 @@ impl Journal {
         let memory = memory(&self.head)?;
         let _order = memory.order().await;
         if self.head.pending_len() >= MAX_PENDING {
-            return Err(self.health.failed(StoreError::Unavailable(
+            return Err(self.failed(
                 "the audit journal is full: its entries are not reaching the database".into(),
-            )));
+            ));
         }
         let start = memory.committed()?;
         let super::Chained {
@@ -136,20 +166,36 @@ impl Journal {
             ));
         }
         let mut bytes = Vec::with_capacity(rows.iter().map(|(_, leaf)| leaf.len() + 64).sum());
-        journal::encode(&rows, &mut bytes);
-        let mut end = self.end.load(Ordering::Acquire);
-        if end >= CLEAR_AT && self.head.pending_len() == 0 {
-            let file = self.file.clone();
-            if blocking(move || file.clear()).await.is_ok() {
-                end = 0;
-                self.end.store(0, Ordering::Release);
+        journal::encode(&rows, &appended.leaves, &mut bytes);
+        let mut turn = self.turn();
+        // The other file, once the database holds everything in it: emptied for its
+        // next turn (not synced: should the old records survive a crash, recovery finds
+        // them stored already).
+        if let Some(last) = turn.other_last
+            && self.head.pending_first().is_none_or(|first| first > last)
+        {
+            let other = self.files[1 - turn.current].clone();
+            if blocking(move || other.clear()).await.is_ok() {
+                turn.other_last = None;
             }
         }
-        let file = self.file.clone();
-        let length = bytes.len() as u64;
-        match blocking(move || file.append(end, &bytes)).await {
+        if turn.end >= self.switch_at.load(Ordering::Relaxed) && turn.other_last.is_none() {
+            turn = Turn {
+                current: 1 - turn.current,
+                end: 0,
+                other_last: start.next.checked_sub(1),
+            };
+        }
+        let file = self.files[turn.current].clone();
+        let (at, length) = (turn.end, bytes.len() as u64);
+        let written = blocking(move || file.append(at, &bytes)).await;
+        if written.is_ok() {
+            turn.end += length;
+        }
+        *self.turn.lock().unwrap_or_else(PoisonError::into_inner) = turn;
+        match written {
             Ok(()) => {
-                self.end.store(end + length, Ordering::Release);
+                self.recovered();
                 memory.journaled(
                     Head {
                         next: start.next + entries.len() as u64,
@@ -159,21 +205,108 @@ impl Journal {
                 );
                 Ok(appended)
             }
-            Err(error) => Err(self.health.failed(StoreError::Unavailable(format!(
+            Err(error) => Err(self.failed(format!(
                 "the audit journal {} cannot be written: {error}",
-                self.file.path().display()
-            )))),
+                self.files[turn.current].path().display()
+            ))),
         }
     }
 
-    /// Writes everything pending into the database (before a snapshot, a restore, a
-    /// close).
-    pub(crate) async fn drain_all(&self) -> StoreResult<()> {
-        while self.head.pending_len() > 0 {
-            drain_once(&self.writer, &self.head, &self.health).await?;
+    /// Records that the journal cannot take appends (for readiness) and says why.
+    fn failed(&self, reason: String) -> StoreError {
+        if !self.broken.swap(true, Ordering::AcqRel) {
+            tracing::error!(target: "coffer::store", %reason, "the audit journal cannot be written");
         }
-        Ok(())
+        metrics::counter!("kms_store_write_failed_total").increment(1);
+        StoreError::Unavailable(reason)
     }
+
+    /// True after an append failed and none succeeded since.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    /// Whether the journal takes writes again (space freed, disk back): a page of zeros
+    /// written where the next batch goes and synced. Zeros read as the journal's end,
+    /// and the next batch writes over them.
+    pub(crate) async fn probe(&self) -> StoreResult<()> {
+        let memory = memory(&self.head)?;
+        let _order = memory.order().await;
+        let turn = self.turn();
+        let file = self.files[turn.current].clone();
+        match blocking(move || file.append(turn.end, &[0; 4096])).await {
+            Ok(()) => {
+                self.recovered();
+                Ok(())
+            }
+            Err(error) => Err(StoreError::Unavailable(format!(
+                "the audit journal cannot be written: {error}"
+            ))),
+        }
+    }
+
+    fn recovered(&self) {
+        if self.broken.swap(false, Ordering::AcqRel) {
+            tracing::info!(target: "coffer::store", "the audit journal takes writes again");
+        }
+    }
+
+    /// Writes everything pending into the database and empties the journal (at a
+    /// graceful stop, before a snapshot or a restore): a stopped deployment's table
+    /// holds the whole log, and a table cut while it is stopped is not made whole again
+    /// from the journal, unseen (the checks against the checkpoints find it).
+    pub(crate) async fn drain_all(&self) -> StoreResult<()> {
+        let memory = memory(&self.head)?;
+        loop {
+            while self.head.pending_len() > 0 {
+                drain_once(&self.writer, &self.head, &self.health).await?;
+            }
+            let _order = memory.order().await;
+            if self.head.pending_len() > 0 {
+                continue; // appended meanwhile
+            }
+            let files = self.files.clone();
+            blocking(move || files.iter().try_for_each(|file| file.clear_durably()))
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot empty the audit journal: {e}"))
+                })?;
+            *self.turn.lock().unwrap_or_else(PoisonError::into_inner) = Turn {
+                current: 0,
+                end: 0,
+                other_last: None,
+            };
+            return Ok(());
+        }
+    }
+}
+
+/// The journal's files, and the entries to recover from them.
+type Opened = ([JournalFile; 2], Vec<(u64, String)>);
+
+/// A journal that does not continue the stored log (the table lost entries, or was
+/// rewritten while stopped): its files kept aside as evidence, renamed with the time,
+/// and new ones started. The log's checks then find what is missing and raise the alarm.
+fn set_aside(files: [JournalFile; 2], problem: &str) -> std::io::Result<Opened> {
+    let paths = files.map(|file| file.path().to_owned());
+    let suffix = format!(".unrecovered-{}", crate::now_millis());
+    for path in &paths {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(&suffix);
+        std::fs::rename(path, &aside)?;
+    }
+    tracing::error!(
+        target: "coffer::audit",
+        journal = %paths[0].display(),
+        kept = %suffix,
+        "the audit journal {problem}; its files were kept aside and not written into the log"
+    );
+    metrics::counter!("kms_audit_integrity_failed_total").increment(1);
+    let [first, second] = paths;
+    Ok((
+        [JournalFile::open(&first)?.0, JournalFile::open(&second)?.0],
+        Vec::new(),
+    ))
 }
 
 fn memory(head: &AuditHead) -> StoreResult<&MemoryHead> {
@@ -264,7 +397,50 @@ async fn drain_once(writer: &AnyPool, head: &AuditHead, health: &WriterHealth) -
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
     use super::continuation;
+    use crate::audit::journal;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_alternate_between_the_two_files_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("coffer.db");
+        let store = crate::SqlStore::open_sqlite(&database).await.unwrap();
+        let journal = store.journal.clone().unwrap();
+        let switch_at = 16 << 10;
+        journal.switch_at.store(switch_at, Ordering::Relaxed);
+        let entry = coffer_core::testing::fixtures::audit_record(None).audit;
+        let (mut switches, mut current) = (0, journal.turn().current);
+        for _ in 0..300 {
+            store.append_batch(&vec![entry.clone(); 10]).await.unwrap();
+            let turn = journal.turn();
+            if turn.current != current {
+                (switches, current) = (switches + 1, turn.current);
+            }
+            for path in journal::paths_beside(&database) {
+                let size = std::fs::metadata(&path).unwrap().len();
+                // A file grows past the threshold only while the other still waits
+                // for the database; with the drain keeping up, by one batch at most.
+                assert!(size < 4 * switch_at, "{}: {size} bytes", path.display());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(switches >= 4, "{switches} switches");
+        // Stopped without draining: the entries still waiting come back at the open.
+        journal.drainer.abort();
+        drop(journal);
+        store.writer.close().await;
+        store.reader.close().await;
+        drop(store);
+        let store = crate::SqlStore::open_sqlite(&database).await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(stored, 3_000);
+    }
 
     fn rows(indices: &[u64]) -> Vec<(u64, String)> {
         indices.iter().map(|i| (*i, format!("leaf {i}"))).collect()

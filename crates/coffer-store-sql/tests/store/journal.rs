@@ -232,3 +232,64 @@ async fn state_changes_racing_journal_appends_never_leave_a_gap_in_the_table() {
         "{looks} looks at {total} entries"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_does_not_continue_the_table_is_kept_aside_and_the_store_opens() {
+    let dir = temp_dir();
+    let database = dir.join("coffer.db");
+    let entry = fixtures::audit_record(None).audit;
+    let journal_files = ["0", "1"].map(|n| dir.join(format!("coffer.db-audit-journal.{n}")));
+    // Entries 0..14, then 14..28 with a copy of the journal taken before the graceful
+    // close empties it: put back, it is the journal of a crash, holding 14..28 alone.
+    let store = SqlStore::open_sqlite(&database).await.unwrap();
+    store.append_audit(&vec![entry.clone(); 14]).await.unwrap();
+    store.close().await;
+    let store = SqlStore::open_sqlite(&database).await.unwrap();
+    store.append_audit(&vec![entry.clone(); 14]).await.unwrap();
+    let copies: Vec<Vec<u8>> = journal_files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    store.close().await;
+    for (file, bytes) in journal_files.iter().zip(&copies) {
+        std::fs::write(file, bytes).unwrap();
+    }
+    // The table loses entries 10.. while stopped: the journal no longer continues it.
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_entries WHERE idx >= 10")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = SqlStore::open_sqlite(&database).await.unwrap();
+    assert_eq!(store.audit_entries(0, 100).await.unwrap().len(), 10);
+    let appended = store
+        .append_audit(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    assert_eq!(appended.first, 10, "the log goes on from the table");
+    store.close().await;
+    let aside: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            name.starts_with("coffer.db-audit-journal.") && name.contains(".unrecovered-")
+        })
+        .collect();
+    assert_eq!(
+        aside.len(),
+        2,
+        "the journal's files are kept as evidence: {aside:?}"
+    );
+    let kept: u64 = aside
+        .iter()
+        .map(|name| std::fs::metadata(dir.join(name)).unwrap().len())
+        .sum();
+    assert!(kept > 0, "{aside:?} are empty");
+}
