@@ -23,6 +23,11 @@ use coffer_audit::merkle::{Hash, leaf_hash};
 
 const MAGIC: &[u8; 4] = b"CAJ1";
 const HEADER: usize = 4 + 8 + 4 + 32;
+/// Zeros written ahead of the records at a time. On ext4 the sync of a write that
+/// grows the file also commits the file system's journal: about twice the time, and
+/// the CPU, of the sync of a write inside it (170 against 323 µs, 59 against 136 µs of
+/// CPU, for 3 KB batches on this project's test machine).
+const FILL_AHEAD: u64 = 2 << 20;
 /// Longer leaves are not written by Coffer; a length beyond this is a torn header.
 pub(crate) const MAX_LEAF: usize = 1 << 20;
 
@@ -105,24 +110,30 @@ impl JournalFile {
         Ok((Self { file, path }, rows))
     }
 
-    /// Writes `bytes` at `offset` and makes them durable. When it fails, the file is
-    /// cut back to `offset` (best effort: those entries were not acknowledged, and the
-    /// next batch overwrites them anyway).
-    pub(crate) fn append(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        let written = self
-            .file
-            .write_all_at(bytes, offset)
-            .and_then(|()| self.file.sync_data());
+    /// Writes `bytes` at `offset` and makes them durable; `filled` is how far the file
+    /// is written (records or zeros), and the new extent is returned. A batch that would
+    /// pass it first writes [`FILL_AHEAD`] of zeros beyond, so that most batches' syncs
+    /// leave the file's size alone. When it fails, the file is cut back to `offset`
+    /// (best effort: those entries were not acknowledged, and the next batch overwrites
+    /// them anyway).
+    pub(crate) fn append(&self, offset: u64, bytes: &[u8], filled: u64) -> (io::Result<()>, u64) {
+        let end = offset + bytes.len() as u64;
+        let mut extent = filled.max(end);
+        let written = (|| {
+            if end > filled {
+                let to = (end + FILL_AHEAD) / FILL_AHEAD * FILL_AHEAD;
+                let zeros = vec![0u8; usize::try_from(to - end).unwrap_or(0)];
+                self.file.write_all_at(&zeros, end)?;
+                extent = to;
+            }
+            self.file.write_all_at(bytes, offset)?;
+            self.file.sync_data()
+        })();
         if written.is_err() {
             let _ = self.file.set_len(offset);
+            extent = offset;
         }
-        written
-    }
-
-    /// Empties the journal, once everything in it is in the database. Not synced: a
-    /// crash may leave the old records, which recovery finds already stored.
-    pub(crate) fn clear(&self) -> io::Result<()> {
-        self.file.set_len(0)
+        (written, extent)
     }
 
     /// Empties the journal and waits until that is on disk.
