@@ -114,12 +114,19 @@ pub(crate) fn chain(first: u64, prev: Hash, entries: &[AuditEntry]) -> StoreResu
     })
 }
 
-/// Inserts rows (index, leaf) as they are, a few statements for many rows.
+/// Inserts rows (index, leaf) as they are, a few statements for many rows. Statements
+/// hold [`ROWS_PER_STATEMENT`] rows or a power of two fewer, so that a handful of
+/// statement texts serve every count and stay in the connection's prepared-statement
+/// cache: preparing a statement of hundreds of rows anew costs more than running it.
 pub(crate) async fn insert_rows(
     conn: &mut AnyConnection,
     rows: &[(u64, String)],
 ) -> StoreResult<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = statement_rows(rest.len());
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
         let sql = crate::multirow::insert(conn, "audit_entries (idx, leaf)", chunk.len(), 2);
         let mut query = sqlx::query(&sql);
         for (index, leaf) in chunk {
@@ -128,6 +135,16 @@ pub(crate) async fn insert_rows(
         query.execute(&mut *conn).await.map_err(unavailable)?;
     }
     Ok(())
+}
+
+/// Rows in the next statement for `left` rows: all of them up to [`ROWS_PER_STATEMENT`]
+/// when that is a power of two or the limit itself, else the largest power of two below.
+fn statement_rows(left: usize) -> usize {
+    if left >= ROWS_PER_STATEMENT {
+        ROWS_PER_STATEMENT
+    } else {
+        1 << left.ilog2()
+    }
 }
 
 /// Takes `count` indices from the `audit_head` row (locking it until the transaction
@@ -234,4 +251,24 @@ pub async fn checkpoints(pool: &AnyPool) -> StoreResult<Vec<(u64, String)>> {
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ROWS_PER_STATEMENT, statement_rows};
+
+    #[test]
+    fn statements_take_the_limit_or_a_power_of_two_so_few_texts_serve_every_count() {
+        let mut sizes = std::collections::BTreeSet::new();
+        for count in 1..=3 * ROWS_PER_STATEMENT {
+            let mut left = count;
+            while left > 0 {
+                let size = statement_rows(left);
+                assert!(size >= 1 && size <= left);
+                sizes.insert(size);
+                left -= size;
+            }
+        }
+        assert_eq!(sizes.len(), 10, "{sizes:?}"); // 500, 256, 128, …, 1
+    }
 }

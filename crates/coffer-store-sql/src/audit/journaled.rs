@@ -34,9 +34,9 @@ use crate::errors::{corrupt, unavailable};
 use crate::health::WriterHealth;
 
 /// How often pending entries are written into the database.
-pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 /// Entries per draining transaction at most.
-const DRAIN_MAX: usize = 4_000;
+const DRAIN_MAX: usize = 10_000;
 /// Entries pending at most: beyond, appends are refused until the database takes them
 /// (it is failing; the journal would only grow).
 const MAX_PENDING: usize = 200_000;

@@ -156,7 +156,7 @@ async fn acknowledged_audit_entries_survive_sigkill_before_they_reach_the_table(
     }
     eprintln!("acknowledged entries in the journal alone at each kill: {journal_only:?}");
     // Killed right after an acknowledgement, the newest entries are almost always in
-    // the journal alone (the table takes them every 20 ms): otherwise this test did
+    // the journal alone (the table takes them every 50 ms): otherwise this test did
     // not test recovery.
     assert!(
         journal_only.iter().any(|n| *n > 0),
