@@ -433,8 +433,7 @@ pub async fn serve_on(
     if let Some(audit) = &state_audit {
         audit.settle().await;
     }
-    let store = state_kms.key_service().store();
-    if let Err(error) = coffer_core::store::AuditStore::settle_audit(store.as_ref()).await {
+    if let Err(error) = state_kms.key_service().store().settle_audit().await {
         tracing::warn!(%error, "audit entries stay in the journal until the next start");
     }
     if let Some(auditor) = auditor {
