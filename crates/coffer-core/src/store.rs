@@ -394,8 +394,9 @@ pub trait VersionStore: Send + Sync {
 /// The audit log: entries (indices allocated by the database) and checkpoints.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends audit entries in one transaction. The database allocates their indices
-    /// (contiguous, shared by every replica) and chains each leaf to the one before.
+    /// Appends audit entries in one durable write (a transaction, or SQLite's audit
+    /// journal). The store allocates their indices (contiguous, shared by every
+    /// replica) and chains each leaf to the one before.
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<Appended>;
 
     /// Up to `limit` audit entries from index `from`, in order.

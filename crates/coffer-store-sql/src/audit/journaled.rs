@@ -10,8 +10,11 @@
 //! (`SqlStore::audit_entries`).
 //!
 //! At start the journal's records that continue the table are written into it before
-//! anything else runs, and the journal is emptied. It is emptied again, while running,
-//! whenever everything in it has reached the table and it has grown past [`CLEAR_AT`].
+//! anything else runs, and the journal is emptied; a graceful stop (`drain_all`)
+//! empties it too. While running, its two files take turns: past [`SWITCH_AT`] appends
+//! go to the other file, once the table holds everything that one held, and write over
+//! it from its start. Zeros are written ahead of the records (`journal`), so most
+//! batches' syncs leave the file's size alone.
 //!
 //! Before, every batch was one SQLite commit: about a dozen page writes and a sync of
 //! the log, back to back on the one writer connection, so every answer waited for the
@@ -40,7 +43,8 @@ const DRAIN_MAX: usize = 10_000;
 /// Entries pending at most: beyond, appends are refused until the database takes them
 /// (it is failing; the journal would only grow).
 const MAX_PENDING: usize = 200_000;
-/// File size past which appends go to the other file, once that one is empty.
+/// Bytes of records past which appends go to the other file, once the table holds
+/// everything in that one.
 const SWITCH_AT: u64 = 16 << 20;
 
 /// The journal of one SQLite database, and the task draining it.
