@@ -197,9 +197,14 @@ async fn a_tenant_over_its_share_gets_429_while_a_quiet_tenant_is_served() {
     assert_eq!(status, 200);
 }
 
+/// On PostgreSQL, where an operation's entry commits in the audit table and a lock on
+/// its head row holds every commit back (on SQLite it goes to the audit journal, which
+/// nothing outside the server can hold).
 #[tokio::test]
 async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
-    let server = TestServer::start().await;
+    let Some(server) = TestServer::start_with(Db::Postgres, InitMethod::KeyFile, &[]).await else {
+        return;
+    };
     let token = server.tenant_token("acme").await;
     let key = create(&server.client(&token), "aes-256", "data").await;
     let sign_only = server
@@ -214,10 +219,14 @@ async fn a_refusal_does_not_wait_for_its_audit_commit_but_is_recorded() {
         .token;
     let wrap = serde_json::to_string(&wrap_request(&key, b"secret", &[])).unwrap();
 
-    // Another connection holds SQLite's write lock: no audit entry can commit.
+    // Another connection locks the audit head: no audit entry can commit.
     sqlx::any::install_default_drivers();
     let mut blocker = AnyConnection::connect(&server.database_url).await.unwrap();
-    blocker.execute("BEGIN IMMEDIATE").await.unwrap();
+    blocker.execute("BEGIN").await.unwrap();
+    blocker
+        .execute("LOCK TABLE audit_head IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
 
     let wrapping = tokio::spawn({
         let (api, token, wrap) = (server.api.clone(), token.clone(), wrap.clone());
