@@ -145,7 +145,7 @@ async fn commit(jobs: &[Job], writing: &mut Writing) -> Vec<StoreResult<()>> {
     // Read while the writer connection is held (see `kept`).
     let writes = health.writes();
     let known = kept.take(writes);
-    head.begin();
+    let staging = head.begin();
     let outcome = async {
         let mut tx = sqlx::Connection::begin(&mut *pooled)
             .await
@@ -175,7 +175,7 @@ async fn commit(jobs: &[Job], writing: &mut Writing) -> Vec<StoreResult<()>> {
         Ok((answers, after))
     }
     .await;
-    head.settle(outcome.is_ok());
+    staging.settle(outcome.is_ok());
     match health.settle(pooled, outcome).await {
         Ok((answers, after)) => {
             kept.keep(writes, after);

@@ -129,7 +129,7 @@ macro_rules! in_transaction {
                 store.health.began_write();
                 // Transactions on the writer run one at a time: whatever an abandoned
                 // one (a dropped request) staged of the audit head is void.
-                store.head.begin();
+                let staging = store.head.begin();
                 let outcome = async {
                     let mut tx = sqlx::Connection::begin(&mut *pooled)
                         .await
@@ -142,7 +142,7 @@ macro_rules! in_transaction {
                     Ok(value)
                 }
                 .await;
-                store.head.settle(outcome.is_ok());
+                staging.settle(outcome.is_ok());
                 store.health.settle(pooled, outcome).await
             }
         }
@@ -270,9 +270,9 @@ impl SqlStore {
             Ok(pooled) => pooled,
             Err(error) => return Err(self.health.failed(unavailable(error))),
         };
-        self.head.begin();
+        let staging = self.head.begin();
         let outcome = audit::append_in(&mut pooled, &self.head, entries).await;
-        self.head.settle(outcome.is_ok());
+        staging.settle(outcome.is_ok());
         self.health.settle(pooled, outcome).await
     }
 

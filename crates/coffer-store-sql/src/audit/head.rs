@@ -179,9 +179,20 @@ impl AuditHead {
         self.slots().map_or(0, |slots| slots.pending.len())
     }
 
-    /// A transaction starts: nothing is staged (an abandoned one's staging is void, and
-    /// its hold on the order released).
-    pub fn begin(&self) {
+    /// A transaction starts on the writer connection: nothing is staged. The answer is
+    /// settled when the transaction ends; dropped unsettled (the request that ran it was
+    /// dropped), it voids what was staged and releases the order at once, before the
+    /// connection goes back to the pool (declare it after the connection), so appends
+    /// never wait on a transaction that is gone.
+    pub fn begin(&self) -> Staging<'_> {
+        self.abandon();
+        Staging {
+            head: self,
+            settled: false,
+        }
+    }
+
+    fn abandon(&self) {
         if let Some(mut slots) = self.slots() {
             slots.staged = None;
             slots.staged_stored = None;
@@ -190,7 +201,7 @@ impl AuditHead {
     }
 
     /// A transaction ended: what it staged becomes the head if it committed.
-    pub fn settle(&self, committed: bool) {
+    fn settle(&self, committed: bool) {
         if let Some(mut slots) = self.slots() {
             let staged = slots.staged.take();
             let stored = slots.staged_stored.take();
@@ -204,6 +215,29 @@ impl AuditHead {
                 }
             }
             slots.held = None;
+        }
+    }
+}
+
+/// A running transaction's staging of the head ([`AuditHead::begin`]).
+#[must_use = "settle it when the transaction ends"]
+pub struct Staging<'a> {
+    head: &'a AuditHead,
+    settled: bool,
+}
+
+impl Staging<'_> {
+    /// The transaction ended: what it staged becomes the head if it committed.
+    pub fn settle(mut self, committed: bool) {
+        self.head.settle(committed);
+        self.settled = true;
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.head.abandon();
         }
     }
 }
@@ -260,4 +294,28 @@ async fn stored_head(pool: &AnyPool) -> StoreResult<Head> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditHead;
+
+    #[tokio::test]
+    async fn a_transaction_dropped_unsettled_releases_the_order_at_once() {
+        let head = AuditHead::memory();
+        let AuditHead::Memory(memory) = &head else {
+            unreachable!("a memory head")
+        };
+        let staging = head.begin();
+        head.hold().await;
+        assert!(memory.order.try_lock().is_err(), "held by the transaction");
+        // The request running the transaction is dropped: journal appends go on.
+        drop(staging);
+        assert!(memory.order.try_lock().is_ok());
+
+        let staging = head.begin();
+        head.hold().await;
+        staging.settle(false);
+        assert!(memory.order.try_lock().is_ok(), "and once it settled");
+    }
 }

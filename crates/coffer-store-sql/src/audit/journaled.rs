@@ -398,7 +398,7 @@ async fn drain_once(writer: &AnyPool, head: &AuditHead, health: &WriterHealth) -
         .acquire()
         .await
         .map_err(|e| health.failed(unavailable(e)))?;
-    head.begin();
+    let staging = head.begin();
     let rows = head.pending(DRAIN_MAX);
     let outcome = async {
         let Some((last, _)) = rows.last() else {
@@ -412,7 +412,7 @@ async fn drain_once(writer: &AnyPool, head: &AuditHead, health: &WriterHealth) -
         tx.commit().await.map_err(unavailable)
     }
     .await;
-    head.settle(outcome.is_ok());
+    staging.settle(outcome.is_ok());
     health.settle(pooled, outcome).await
 }
 
