@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use coffer_audit::entry::hex;
 use coffer_audit::merkle::leaf_hash;
 use coffer_core::backup::{BackupStore, Cell, NOT_EMPTY, Snapshot, Table};
+use coffer_core::store::AuditStore;
 use coffer_core::{StoreError, StoreResult};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor, Row};
@@ -29,7 +30,7 @@ use crate::{Backend, SqlStore, errors};
 impl BackupStore for SqlStore {
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         // The journal's entries are the log's: into the table before it is read.
-        self.drain_journal().await?;
+        self.settle_audit().await?;
         let mut conn = self.reader.acquire().await.map_err(unavailable)?;
         let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
@@ -47,7 +48,7 @@ impl BackupStore for SqlStore {
 
     async fn restore(&self, snapshot: &Snapshot) -> StoreResult<()> {
         let backend = self.backend;
-        self.drain_journal().await?;
+        self.settle_audit().await?;
         in_transaction!(self, |conn| write_all(conn, backend, snapshot))?;
         // SQLite keeps the audit head in memory: read it from the restored log.
         self.head.load(&self.writer).await

@@ -287,19 +287,11 @@ impl SqlStore {
         self.backend
     }
 
-    /// Writes what the audit journal holds into the database (a no-op without one).
-    pub(crate) async fn drain_journal(&self) -> StoreResult<()> {
-        match &self.journal {
-            Some(journal) => journal.drain_all().await,
-            None => Ok(()),
-        }
-    }
-
     /// Closes every connection (tests use it to reopen a file), after writing what the
     /// audit journal holds into the database (what it cannot write stays in the
     /// journal, for the next open).
     pub async fn close(&self) {
-        let _ = self.drain_journal().await;
+        let _ = self.settle_audit().await;
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -593,6 +585,9 @@ impl AuditStore for SqlStore {
     }
 
     async fn settle_audit(&self) -> StoreResult<()> {
-        self.drain_journal().await
+        match &self.journal {
+            Some(journal) => journal.drain_all().await,
+            None => Ok(()),
+        }
     }
 }

@@ -321,8 +321,7 @@ async fn nothing_changes_without_its_audit_entry(db_kind: Db) {
 
     db::accept_audit(&mut conn, &url).await;
     if journaled {
-        let store = setup.server.state.kms.key_service().store().clone();
-        store.settle_audit().await.unwrap();
+        setup.server.settle_audit().await;
         let leaves = db::audit_leaves_of(&mut conn, "wrap-while-the-table-refuses").await;
         assert!(
             leaves.len() == 1 && leaves[0].contains("\"outcome\":\"ok\""),

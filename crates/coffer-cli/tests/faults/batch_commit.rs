@@ -32,24 +32,6 @@ async fn wrap_batch(server: &TestServer, token: &str, key: &str, request_id: &st
     response.json().await.unwrap()
 }
 
-/// The entries of `request_id` in the log's table, once the server has written
-/// everything it holds into it.
-async fn leaves_of(
-    server: &TestServer,
-    conn: &mut sqlx::AnyConnection,
-    request_id: &str,
-) -> Vec<String> {
-    server
-        .state
-        .kms
-        .key_service()
-        .store()
-        .settle_audit()
-        .await
-        .unwrap();
-    db::audit_leaves_of(conn, request_id).await
-}
-
 async fn a_batch_whose_commit_fails_acknowledges_no_item(db_kind: Db) {
     // SQLite: the deployment on a small filesystem, to fill.
     let mount = match db_kind {
@@ -100,8 +82,9 @@ async fn a_batch_whose_commit_fails_acknowledges_no_item(db_kind: Db) {
         Some(filler) => std::fs::remove_file(filler).unwrap(),
         None => db::accept_audit(&mut conn, &url).await,
     }
+    server.settle_audit().await;
     assert!(
-        leaves_of(&server, &mut conn, "batch-commit-fails")
+        db::audit_leaves_of(&mut conn, "batch-commit-fails")
             .await
             .is_empty(),
         "the log records nothing of the failed batch"
@@ -113,7 +96,8 @@ async fn a_batch_whose_commit_fails_acknowledges_no_item(db_kind: Db) {
         items.iter().all(|item| item["ciphertext"].is_string()),
         "{answered}"
     );
-    let leaves = leaves_of(&server, &mut conn, "batch-commit-works").await;
+    server.settle_audit().await;
+    let leaves = db::audit_leaves_of(&mut conn, "batch-commit-works").await;
     assert_eq!(leaves.len(), ITEMS, "one entry per item");
     assert!(
         leaves

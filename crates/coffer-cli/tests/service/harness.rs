@@ -304,6 +304,18 @@ impl TestServer {
         self.client(&self.admin_token)
     }
 
+    /// Writes every audit entry the store holds outside its log table (SQLite's audit
+    /// journal) into it, for a test that reads or edits the table directly.
+    pub async fn settle_audit(&self) {
+        self.state
+            .kms
+            .key_service()
+            .store()
+            .settle_audit()
+            .await
+            .unwrap();
+    }
+
     /// Creates tenant `name` and returns a client holding a token for it.
     pub async fn tenant(&self, name: &str) -> Client {
         self.client(&self.tenant_token(name).await)

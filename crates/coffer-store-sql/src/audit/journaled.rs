@@ -21,7 +21,7 @@
 //! commit in progress and then its own (PERFORMANCE.md §3).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +59,8 @@ pub(crate) struct Journal {
     broken: AtomicBool,
     /// [`SWITCH_AT`], smaller in tests.
     switch_at: AtomicU64,
+    /// [`MAX_PENDING`], smaller in tests.
+    max_pending: AtomicUsize,
     drainer: tokio::task::JoinHandle<()>,
 }
 
@@ -144,6 +146,7 @@ impl Journal {
             }),
             broken: AtomicBool::new(false),
             switch_at: AtomicU64::new(SWITCH_AT),
+            max_pending: AtomicUsize::new(MAX_PENDING),
             drainer,
         })
     }
@@ -156,7 +159,7 @@ impl Journal {
     pub(crate) async fn append(&self, entries: &[AuditEntry]) -> StoreResult<Appended> {
         let memory = memory(&self.head)?;
         let _order = memory.order().await;
-        if self.head.pending_len() >= MAX_PENDING {
+        if self.head.pending_len() >= self.max_pending.load(Ordering::Relaxed) {
             return Err(self.failed(
                 "the audit journal is full: its entries are not reaching the database".into(),
             ));
@@ -461,6 +464,41 @@ mod tests {
 
     fn rows(indices: &[u64]) -> Vec<(u64, String)> {
         indices.iter().map(|i| (*i, format!("leaf {i}"))).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_are_refused_while_too_many_wait_for_a_database_that_refuses_them() {
+        use coffer_core::store::AuditStore;
+        use sqlx::Executor;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqlStore::open_sqlite(&dir.path().join("coffer.db"))
+            .await
+            .unwrap();
+        let journal = store.journal.clone().unwrap();
+        journal.max_pending.store(30, Ordering::Relaxed);
+        let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON audit_entries \
+                      BEGIN SELECT RAISE(ABORT, 'refused'); END";
+        store.writer.execute(refuse).await.unwrap();
+        let batch = vec![coffer_core::testing::fixtures::audit_record(None).audit; 10];
+        for _ in 0..3 {
+            store.append_batch(&batch).await.unwrap();
+        }
+        tokio::time::sleep(super::DRAIN_INTERVAL * 3).await;
+        assert_eq!(store.head.pending_len(), 30, "the database took none");
+        let refused = store.append_batch(&batch).await;
+        assert!(
+            matches!(&refused, Err(coffer_core::StoreError::Unavailable(why)) if why.contains("journal is full")),
+            "{refused:?}"
+        );
+        assert!(journal.is_broken(), "readiness says so");
+        assert_eq!(store.head.pending_len(), 30, "the refused batch is nowhere");
+
+        store.writer.execute("DROP TRIGGER refuse").await.unwrap();
+        store.settle_audit().await.unwrap();
+        let appended = store.append_batch(&batch).await.unwrap();
+        assert_eq!(appended.first, 30, "the log goes on without a gap");
+        assert!(!journal.is_broken());
     }
 
     #[test]

@@ -32,3 +32,32 @@ pub async fn postgres_store() -> Option<Arc<dyn Store>> {
 pub async fn postgres_url() -> Option<String> {
     coffer_store_sql::testing::postgres_url("coffer_t").await
 }
+
+/// Runs the test `child` of this binary in a process of its own with `env`, reads the
+/// lines it prints after `ACK `, and kills it with SIGKILL (no destructor, no flush, no
+/// commit hook) once it printed `acks` of them; what followed each `ACK `. Fewer when
+/// the child ended first.
+pub fn acks_until_sigkill(child: &str, env: &[(&str, String)], acks: usize) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut process = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .envs(env.iter().map(|(name, value)| (*name, value)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    for line in BufReader::new(process.stdout.take().unwrap()).lines() {
+        if let Some(rest) = line.unwrap().strip_prefix("ACK ") {
+            acked.push(rest.to_owned());
+            if acked.len() == acks {
+                process.kill().unwrap();
+                break;
+            }
+        }
+    }
+    process.wait().unwrap();
+    acked
+}

@@ -1,9 +1,7 @@
 //! Durability and at-rest checks with the real key hierarchy (sealed custody with a key
 //! file, the key service, SQLite and PostgreSQL).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use coffer_core::store::Change;
@@ -13,7 +11,7 @@ use coffer_crypto::{KeyMaterial, KeySpec};
 use coffer_custody_sealed::SealedCustody;
 use coffer_store_sql::SqlStore;
 
-use super::backends::{postgres_url, temp_dir};
+use super::backends::{acks_until_sigkill, postgres_url, temp_dir};
 
 /// Opens (initialising on first use) a key-file custody in `dir`, unsealed.
 fn custody(dir: &Path) -> Arc<SealedCustody> {
@@ -74,31 +72,14 @@ async fn crash_child() {
 /// Kills a child process with SIGKILL right after it acknowledged key creations, then
 /// checks every acknowledged key survived with usable material.
 async fn acknowledged_keys_survive_sigkill(url: String, dir: PathBuf) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::durability::crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("COFFER_CRASH_DIR", &dir)
-        .env("COFFER_CRASH_URL", &url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut acked = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("ACK ") {
-            acked.push(rest.to_owned());
-            if acked.len() == 25 {
-                child.kill().unwrap(); // SIGKILL on Unix: no destructor, no flush, no commit hook
-                break;
-            }
-        }
-    }
-    child.wait().unwrap();
+    let acked = acks_until_sigkill(
+        "store::durability::crash_child",
+        &[
+            ("COFFER_CRASH_DIR", dir.display().to_string()),
+            ("COFFER_CRASH_URL", url.clone()),
+        ],
+        25,
+    );
     assert_eq!(
         acked.len(),
         25,

@@ -5,9 +5,7 @@
 //! killed (SIGKILL) while groups commit loses no creation it acknowledged.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use coffer_core::quota::{Limits, Quotas};
 use coffer_core::store::{AuditStore, KeyStore, TenantStore, VersionStore};
@@ -16,7 +14,7 @@ use coffer_core::{Key, KeyVersion, Record, Store, StoreError, TenantId, VersionS
 use coffer_store_sql::SqlStore;
 use sqlx::{AnyConnection, Connection, Executor};
 
-use super::backends::{postgres_url, temp_dir};
+use super::backends::{acks_until_sigkill, postgres_url, temp_dir};
 
 fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("coffer.db").display())
@@ -294,30 +292,11 @@ async fn group_crash_child() {
 /// commit in groups, once it acknowledged 200; every acknowledged key is there
 /// afterwards, with its audit entry, and the log is contiguous.
 async fn acknowledged_group_creations_survive_sigkill(url: String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::group_create::group_crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("COFFER_GROUP_CRASH_URL", &url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut acked = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("ACK ") {
-            acked.push(rest.to_owned());
-            if acked.len() == 200 {
-                child.kill().unwrap(); // SIGKILL: no destructor, no flush, no commit hook
-                break;
-            }
-        }
-    }
-    child.wait().unwrap();
+    let acked = acks_until_sigkill(
+        "store::group_create::group_crash_child",
+        &[("COFFER_GROUP_CRASH_URL", url.clone())],
+        200,
+    );
     assert_eq!(acked.len(), 200, "the child acknowledged fewer keys");
 
     let store = SqlStore::connect(&url).await.unwrap();

@@ -3,9 +3,8 @@
 //! entry is in the table after the next open) and against state changes racing the
 //! appends (the table never has a gap).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,21 +14,27 @@ use coffer_audit::merkle::leaf_hash;
 use coffer_core::store::{AuditStore, TenantStore};
 use coffer_core::testing::fixtures;
 use coffer_store_sql::SqlStore;
+use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
-use super::backends::temp_dir;
+use super::backends::{acks_until_sigkill, temp_dir};
 
 /// Entries per appended batch in these tests.
 const BATCH: usize = 7;
 
-/// Reads the table alone (not the journal), through a connection of its own.
-async fn table_rows(database: &Path) -> Vec<(i64, String)> {
+/// A connection of the test's own to the database file, beside the store's.
+async fn own_connection(database: &Path) -> AnyPool {
     sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new()
+    AnyPoolOptions::new()
         .max_connections(1)
-        .connect(&format!("sqlite://{}?mode=ro", database.display()))
+        .connect(&format!("sqlite://{}", database.display()))
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Reads the table alone (not the journal).
+async fn table_rows(database: &Path) -> Vec<(i64, String)> {
+    let pool = own_connection(database).await;
     let rows = sqlx::query_as("SELECT idx, leaf FROM audit_entries ORDER BY idx")
         .fetch_all(&pool)
         .await
@@ -98,32 +103,17 @@ async fn journal_crash_child() {
 /// One child run killed after `acks` acknowledged batches: the highest acknowledged
 /// index, and how many acknowledged entries were in the journal alone at the kill.
 async fn kill_after(database: &Path, acks: usize) -> (u64, usize) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::journal::journal_crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("COFFER_JOURNAL_CRASH_DB", database)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut acked = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("ACK ") {
-            let (first, count) = rest.split_once(' ').unwrap();
-            let (first, count): (u64, u64) = (first.parse().unwrap(), count.parse().unwrap());
-            acked.push(first + count - 1);
-            if acked.len() == acks {
-                child.kill().unwrap(); // SIGKILL: no destructor, no drain, no flush
-                break;
-            }
-        }
-    }
-    child.wait().unwrap();
+    let acked: Vec<u64> = acks_until_sigkill(
+        "store::journal::journal_crash_child",
+        &[("COFFER_JOURNAL_CRASH_DB", database.display().to_string())],
+        acks,
+    )
+    .iter()
+    .map(|ack| {
+        let (first, count) = ack.split_once(' ').unwrap();
+        first.parse::<u64>().unwrap() + count.parse::<u64>().unwrap() - 1
+    })
+    .collect();
     assert_eq!(acked.len(), acks, "the child acknowledged fewer batches");
     let last = *acked.iter().max().unwrap();
     let in_table = table_rows(database).await.len() as u64;
@@ -255,12 +245,7 @@ async fn a_journal_that_does_not_continue_the_table_is_kept_aside_and_the_store_
         std::fs::write(file, bytes).unwrap();
     }
     // The table loses entries 10.. while stopped: the journal no longer continues it.
-    sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&format!("sqlite://{}", database.display()))
-        .await
-        .unwrap();
+    let pool = own_connection(database.as_path()).await;
     sqlx::query("DELETE FROM audit_entries WHERE idx >= 10")
         .execute(&pool)
         .await
