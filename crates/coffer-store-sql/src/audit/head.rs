@@ -141,13 +141,6 @@ impl AuditHead {
         }
     }
 
-    /// Up to `limit` pending entries, from the oldest.
-    pub(crate) fn pending(&self, limit: usize) -> Vec<(u64, String)> {
-        self.slots()
-            .map(|slots| slots.pending.iter().take(limit).cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// The pending entries the running transaction has not written yet.
     pub(crate) fn unwritten(&self) -> Vec<(u64, String)> {
         let Some(slots) = self.slots() else {

@@ -39,7 +39,7 @@ use crate::health::WriterHealth;
 /// How often pending entries are written into the database.
 pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 /// Entries per draining transaction at most.
-const DRAIN_MAX: usize = 10_000;
+const DRAIN_MAX: u64 = 10_000;
 /// Entries pending at most: beyond, appends are refused until the database takes them
 /// (it is failing; the journal would only grow).
 const MAX_PENDING: usize = 200_000;
@@ -94,7 +94,7 @@ impl Journal {
         let shown = paths[0].display().to_string();
         let memory = memory(&head)?;
         let stored = memory.committed()?;
-        let opened = tokio::task::spawn_blocking(move || {
+        let opened = blocking(move || {
             let (first, mut rows) = JournalFile::open(&paths[0])?;
             let (second, more) = JournalFile::open(&paths[1])?;
             rows.extend(more);
@@ -107,7 +107,7 @@ impl Journal {
         });
         let (files, recovered) = opened
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .and_then(|opened| opened)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {shown}: {e}")))?;
         if let Some((_, last)) = recovered.last() {
             let mut conn = writer.acquire().await.map_err(unavailable)?;
@@ -128,8 +128,7 @@ impl Journal {
             );
         }
         let files = files.map(Arc::new);
-        let clearing = files.clone();
-        blocking(move || clearing.iter().try_for_each(|file| file.clear_durably()))
+        empty(&files)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot empty {shown}: {e}")))?;
         let drainer = tokio::spawn(drain_forever(writer.clone(), head.clone(), health.clone()));
@@ -194,7 +193,9 @@ impl Journal {
         }
         let file = self.files[turn.current].clone();
         let (at, length, filled) = (turn.end, bytes.len() as u64, turn.filled[turn.current]);
-        let (written, extent) = blocking_pair(move || file.append(at, &bytes, filled)).await;
+        let (written, extent) = blocking(move || file.append(at, &bytes, filled))
+            .await
+            .unwrap_or_else(|e| (Err(e), 0));
         turn.filled[turn.current] = extent;
         if written.is_ok() {
             turn.end += length;
@@ -242,8 +243,9 @@ impl Journal {
         let turn = self.turn();
         let file = self.files[turn.current].clone();
         let (written, extent) =
-            blocking_pair(move || file.append(turn.end, &[0; 4096], turn.filled[turn.current]))
-                .await;
+            blocking(move || file.append(turn.end, &[0; 4096], turn.filled[turn.current]))
+                .await
+                .unwrap_or_else(|e| (Err(e), 0));
         self.turn
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -279,12 +281,9 @@ impl Journal {
             if self.head.pending_len() > 0 {
                 continue; // appended meanwhile
             }
-            let files = self.files.clone();
-            blocking(move || files.iter().try_for_each(|file| file.clear_durably()))
-                .await
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot empty the audit journal: {e}"))
-                })?;
+            empty(&self.files).await.map_err(|e| {
+                StoreError::Unavailable(format!("cannot empty the audit journal: {e}"))
+            })?;
             *self.turn.lock().unwrap_or_else(PoisonError::into_inner) = Turn {
                 current: 0,
                 end: 0,
@@ -331,21 +330,19 @@ fn memory(head: &AuditHead) -> StoreResult<&MemoryHead> {
     }
 }
 
-/// A file append on the blocking pool: its outcome and the file's written extent.
-async fn blocking_pair(
-    work: impl FnOnce() -> (std::io::Result<()>, u64) + Send + 'static,
-) -> (std::io::Result<()>, u64) {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), 0))
-}
-
+/// File work on the blocking pool; a task that panicked is an I/O error.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    work: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Empties both files and waits until that is on disk.
+async fn empty(files: &[Arc<JournalFile>; 2]) -> std::io::Result<()> {
+    let files = files.clone();
+    blocking(move || files.iter().try_for_each(|file| file.clear_durably())).await?
 }
 
 /// The journal's records that continue a stored log ending before `next`: those below
@@ -402,7 +399,7 @@ async fn drain_once(writer: &AnyPool, head: &AuditHead, health: &WriterHealth) -
         .await
         .map_err(|e| health.failed(unavailable(e)))?;
     let staging = head.begin();
-    let rows = head.pending(DRAIN_MAX);
+    let rows = head.pending_from(0, DRAIN_MAX);
     let outcome = async {
         let Some((last, _)) = rows.last() else {
             return Ok(());
