@@ -206,7 +206,11 @@ pub fn verify_consistency(
 /// is that decomposition). The server computes roots while appends wait on the tree's
 /// lock (a checkpoint, and the check that it extends the trusted one); recomputing them
 /// from every leaf took about 140 ms a million entries, and every request waiting on an
-/// audit commit waited that long. Proofs are still O(n) hashing, for audit queries.
+/// audit commit waited that long. Proofs use the same subtrees: every sibling on an
+/// RFC 6962 proof path is a range starting at a multiple of a power of two larger than
+/// its length, so it too decomposes into kept subtrees, and a proof costs O(log² n)
+/// hashes instead of hashing every leaf (which a request for a proof did under the
+/// lock the audit writer's next batch waits for).
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     /// `levels[0]` are the leaves; `levels[k]` the complete subtrees of 2^k leaves.
@@ -259,18 +263,24 @@ impl Tree {
         if size > self.size() {
             return Err(AuditError::OutOfRange("size beyond tree"));
         }
-        // The complete subtrees `size` decomposes into, largest (leftmost) first.
+        self.range_root(0, size)
+    }
+
+    /// MTH of leaves `offset .. offset + len`, where `offset` is a multiple of a power
+    /// of two at least `len` (zero included): the complete subtrees `len` decomposes
+    /// into, largest (leftmost) first, are then all kept, and are folded from the right.
+    fn range_root(&self, offset: u64, len: u64) -> Result<Hash, AuditError> {
         let mut subtrees = Vec::with_capacity(64);
-        let mut offset = 0u64;
+        let mut at = offset;
         for level in (0..u64::BITS).rev() {
             let width = 1u64 << level;
-            if size & width != 0 {
-                let node = usize::try_from(offset >> level)
+            if len & width != 0 {
+                let node = usize::try_from(at >> level)
                     .ok()
                     .and_then(|i| self.levels.get(level as usize)?.get(i))
                     .ok_or(AuditError::OutOfRange("size beyond tree"))?;
                 subtrees.push(*node);
-                offset += width;
+                at += width;
             }
         }
         let Some(mut root) = subtrees.pop() else {
@@ -288,31 +298,72 @@ impl Tree {
             .unwrap_or_else(|_| root_of(self.leaves()))
     }
 
-    /// Inclusion proof of `index` in the tree of the first `size` leaves.
+    /// Inclusion proof of `index` in the tree of the first `size` leaves: PATH(m, D[n])
+    /// of RFC 6962 §2.1.1, its siblings read from the kept subtrees.
     pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
-        let n = usize::try_from(size).map_err(|_| AuditError::OutOfRange("size"))?;
-        let leaves = self
-            .leaves()
-            .get(..n)
-            .ok_or(AuditError::OutOfRange("size beyond tree"))?;
-        inclusion_proof(
-            usize::try_from(index).map_err(|_| AuditError::OutOfRange("index"))?,
-            leaves,
-        )
+        if size > self.size() {
+            return Err(AuditError::OutOfRange("size beyond tree"));
+        }
+        if index >= size {
+            return Err(AuditError::OutOfRange("leaf index beyond tree size"));
+        }
+        // Walks down from the whole tree, noting each sibling; the proof lists them
+        // from the leaf up.
+        let mut siblings = Vec::new();
+        let (mut offset, mut n, mut m) = (0u64, size, index);
+        while n > 1 {
+            let k = split_u64(n);
+            if m < k {
+                siblings.push(self.range_root(offset + k, n - k)?);
+                n = k;
+            } else {
+                siblings.push(self.range_root(offset, k)?);
+                offset += k;
+                m -= k;
+                n -= k;
+            }
+        }
+        siblings.reverse();
+        Ok(siblings)
     }
 
-    /// Consistency proof between sizes `old` and `new`.
+    /// Consistency proof between sizes `old` and `new`: PROOF(m, D[n]) of RFC 6962
+    /// §2.1.2, its subtree roots read from the kept subtrees.
     pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
-        let n = usize::try_from(new).map_err(|_| AuditError::OutOfRange("size"))?;
-        let leaves = self
-            .leaves()
-            .get(..n)
-            .ok_or(AuditError::OutOfRange("size beyond tree"))?;
-        consistency_proof(
-            usize::try_from(old).map_err(|_| AuditError::OutOfRange("size"))?,
-            leaves,
-        )
+        if new > self.size() {
+            return Err(AuditError::OutOfRange("size beyond tree"));
+        }
+        if old == 0 || old > new {
+            return Err(AuditError::OutOfRange("old size must be 1..=new size"));
+        }
+        // SUBPROOF(m, D[offset .. offset + n], complete), unrolled: each step notes one
+        // subtree root, listed from the bottom up.
+        let mut noted = Vec::new();
+        let (mut offset, mut n, mut m, mut complete) = (0u64, new, old, true);
+        while m != n {
+            let k = split_u64(n);
+            if m <= k {
+                noted.push(self.range_root(offset + k, n - k)?);
+                n = k;
+            } else {
+                noted.push(self.range_root(offset, k)?);
+                offset += k;
+                m -= k;
+                n -= k;
+                complete = false;
+            }
+        }
+        if !complete {
+            noted.push(self.range_root(offset, n)?);
+        }
+        noted.reverse();
+        Ok(noted)
     }
+}
+
+/// The largest power of two strictly below `n` (n ≥ 2).
+fn split_u64(n: u64) -> u64 {
+    1u64 << (u64::BITS - 1 - (n - 1).leading_zeros())
 }
 
 #[cfg(test)]

@@ -111,3 +111,64 @@ proptest::proptest! {
         proptest::prop_assert!(tree.root_at(n as u64 + 1).is_err());
     }
 }
+
+/// Every proof the tree reads from its kept subtrees is the proof RFC 6962 §2.1.1–2.1.2
+/// define over the leaves (`inclusion_proof`, `consistency_proof`), for every index and
+/// size pair up to 70 leaves; sizes beyond the tree are refused.
+#[test]
+fn proofs_from_kept_subtrees_are_the_rfc_6962_proofs_up_to_70_leaves() {
+    let all = leaves(70);
+    let mut tree = Tree::new();
+    for leaf in &all {
+        tree.push(*leaf);
+    }
+    for n in 1..=all.len() {
+        for m in 0..n {
+            assert_eq!(
+                tree.inclusion(m as u64, n as u64).unwrap(),
+                inclusion_proof(m, &all[..n]).unwrap(),
+                "inclusion of {m} in {n}"
+            );
+        }
+        for old in 1..=n {
+            assert_eq!(
+                tree.consistency(old as u64, n as u64).unwrap(),
+                consistency_proof(old, &all[..n]).unwrap(),
+                "consistency of {old} with {n}"
+            );
+        }
+        assert!(tree.inclusion(n as u64, n as u64).is_err());
+        assert!(tree.consistency(0, n as u64).is_err());
+        assert!(tree.consistency(n as u64 + 1, n as u64).is_err());
+    }
+    assert!(tree.inclusion(0, 71).is_err());
+    assert!(tree.consistency(1, 71).is_err());
+}
+
+proptest::proptest! {
+    /// The same at larger sizes, for sampled pairs.
+    #[test]
+    fn proofs_from_kept_subtrees_are_the_rfc_6962_proofs(
+        n in 1usize..5000,
+        picks in proptest::collection::vec((0.0f64..1.0, 0.0f64..1.0), 1..8),
+    ) {
+        let all = leaves(n);
+        let mut tree = Tree::new();
+        for leaf in &all {
+            tree.push(*leaf);
+        }
+        for (a, b) in picks {
+            let size = 1 + ((n - 1) as f64 * a) as usize;
+            let index = ((size - 1) as f64 * b) as usize;
+            proptest::prop_assert_eq!(
+                tree.inclusion(index as u64, size as u64).unwrap(),
+                inclusion_proof(index, &all[..size]).unwrap()
+            );
+            let old = index + 1;
+            proptest::prop_assert_eq!(
+                tree.consistency(old as u64, size as u64).unwrap(),
+                consistency_proof(old, &all[..size]).unwrap()
+            );
+        }
+    }
+}
