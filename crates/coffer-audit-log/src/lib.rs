@@ -521,12 +521,46 @@ impl AuditSink for AuditLog {
             .ok_or_else(|| AuditUnavailable("malformed checkpoint".into()))
     }
 
+    /// Reads the log from its end, a chunk at a time, and stops at the newest match:
+    /// the entry sought (a rotation's anchor request) is usually among the newest, and
+    /// reading the whole log for it cost seconds and its size in memory at a million
+    /// entries.
     async fn last_index_of(&self, request_id: &str, op: &str) -> Option<u64> {
-        let rows = read_all(self.store()).await.ok()?;
-        rows.iter().rev().find_map(|(index, leaf)| {
-            let entry: ExportedEntry = serde_json::from_str(leaf).ok()?;
-            (entry.entry.request_id == request_id && entry.entry.op == op).then_some(*index)
-        })
+        let newest = |rows: &[(u64, String)]| {
+            rows.iter().rev().find_map(|(index, leaf)| {
+                let entry: ExportedEntry = serde_json::from_str(leaf).ok()?;
+                (entry.entry.request_id == request_id && entry.entry.op == op).then_some(*index)
+            })
+        };
+        // What was stored past the followed tree (state changes not followed yet).
+        let followed = self.size();
+        let mut past = Vec::new();
+        loop {
+            let from = followed + past.len() as u64;
+            let chunk = self
+                .store()
+                .audit_entries(from, follow::READ_CHUNK)
+                .await
+                .ok()?;
+            let done = (chunk.len() as u64) < follow::READ_CHUNK;
+            past.extend(chunk);
+            if done {
+                break;
+            }
+        }
+        if let Some(index) = newest(&past) {
+            return Some(index);
+        }
+        let mut end = followed;
+        while end > 0 {
+            let start = end.saturating_sub(follow::READ_CHUNK);
+            let rows = self.store().audit_entries(start, end - start).await.ok()?;
+            if let Some(index) = newest(&rows) {
+                return Some(index);
+            }
+            end = start;
+        }
+        None
     }
 
     async fn checkpointed_size(&self) -> Option<u64> {
