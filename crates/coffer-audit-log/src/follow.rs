@@ -90,16 +90,3 @@ pub(crate) fn lock_write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_,
     lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-
-/// Reads every stored entry, in chunks.
-pub(crate) async fn read_all(store: &dyn Store) -> Result<Vec<(u64, String)>, StoreError> {
-    let mut all = Vec::new();
-    loop {
-        let chunk = store.audit_entries(all.len() as u64, READ_CHUNK).await?;
-        let done = (chunk.len() as u64) < READ_CHUNK;
-        all.extend(chunk);
-        if done {
-            return Ok(all);
-        }
-    }
-}

@@ -104,3 +104,77 @@ async fn the_last_matching_entry_is_found_from_the_end_of_a_log_of_several_chunk
         Some(appended.first)
     );
 }
+
+/// The self-check reads the log a chunk at a time: a log of several chunks checks clean,
+/// and a row changed or removed in a later chunk is found, with the rows after a gap
+/// still counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_check_reads_a_log_of_several_chunks_and_finds_a_change_in_a_later_one() {
+    use sqlx::Executor;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coffer.db");
+    let sql_store = Arc::new(
+        coffer_store_sql::SqlStore::open_sqlite(&path)
+            .await
+            .unwrap(),
+    );
+    let store: Arc<dyn Store> = sql_store.clone();
+    let (log, _) = AuditLog::open(store.clone(), "test", Anchor::default())
+        .await
+        .unwrap();
+    let chunk = follow::READ_CHUNK as usize;
+    for batch in 0..(2 * chunk + chunk / 2) / 1000 {
+        let entries = (0..1000).map(|n| entry(batch * 1000 + n)).collect();
+        log.record_group(entries).await.unwrap();
+    }
+    let size = log.size();
+    let clean = log.verify_stored().await;
+    assert_eq!((clean.entries, clean.failures.clone()), (size, vec![]));
+
+    // Every row in the table, then changed behind the log's back.
+    store.settle_audit().await.unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let changed = follow::READ_CHUNK + 5_000;
+    db.execute(format!("UPDATE audit_entries SET leaf = 'x' WHERE idx = {changed}").as_str())
+        .await
+        .unwrap();
+    let found = log.verify_stored().await;
+    assert!(
+        found
+            .failures
+            .contains(&format!("audit entry {changed} does not parse")),
+        "{:?}",
+        found.failures
+    );
+    assert!(
+        found.failures.contains(&format!(
+            "stored audit entry {changed} differs from the one read before"
+        )),
+        "{:?}",
+        found.failures
+    );
+
+    let removed = 2 * follow::READ_CHUNK + 7;
+    db.execute(format!("DELETE FROM audit_entries WHERE idx = {removed}").as_str())
+        .await
+        .unwrap();
+    let found = log.verify_stored().await;
+    assert_eq!(found.entries, size - 1, "the rows past the gap are counted");
+    assert!(
+        found.failures.contains(&format!(
+            "audit entry {removed} is missing or out of order (found {})",
+            removed + 1
+        )),
+        "{:?}",
+        found.failures
+    );
+    assert!(
+        found.failures.contains(&format!(
+            "the stored log has {removed} entries; {size} were read from it before"
+        )),
+        "{:?}",
+        found.failures
+    );
+}
