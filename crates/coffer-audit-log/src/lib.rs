@@ -384,7 +384,7 @@ impl AuditLog {
 
     /// Each stored checkpoint against the stored log's tree (its root at the
     /// checkpoint's size: O(log n) from the tree's subtrees, where hashing the leaves
-    /// anew for each of a day's checkpoints took minutes at a million entries).
+    /// anew for each of a day's checkpoints took over a minute at a million entries).
     fn check_stored_checkpoints(
         &self,
         checkpoints: Result<Vec<(u64, String)>, StoreError>,
