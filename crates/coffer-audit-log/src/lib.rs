@@ -460,7 +460,12 @@ async fn read_stored(store: &dyn Store) -> Result<Stored, String> {
         };
         let full = rows.len() as u64 == follow::READ_CHUNK;
         stored.rows += rows.len() as u64;
-        from = last + 1;
+        // Rows come in index order from `from` on; a store that broke that would have
+        // this loop read the same chunk forever.
+        from = last
+            .checked_add(1)
+            .filter(|next| *next > from)
+            .ok_or_else(|| format!("the audit log was read out of order at entry {last}"))?;
         if let Some(at) = position.filter(|_| !gap) {
             let mut tree = std::mem::take(&mut stored.tree);
             let checked = tokio::task::spawn_blocking(move || {
