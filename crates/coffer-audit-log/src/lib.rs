@@ -107,7 +107,7 @@ impl AuditLog {
         let failures = follower.sync().await?;
         let alarms = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(8192);
-        tokio::spawn(writer(follower.clone(), rx, alarms.clone()));
+        writer_runtime().spawn(writer(follower.clone(), rx, alarms.clone()));
         let log = Arc::new(Self {
             follower,
             tx,
@@ -379,6 +379,29 @@ fn gather(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> (Vec<AuditEntry>,
         }
     }
     (entries, waiters)
+}
+
+/// Where audit writers run: a thread of their own, with its own runtime, kept for the
+/// life of the process. A batch passes from task to task (queued, appended, synced,
+/// followed) before its requests are answered; on the request workers each step waited
+/// behind whatever requests were queued there. Here each step runs as soon as the one
+/// before ends. Kept for good: a database connection opened from here stays registered
+/// with it.
+fn writer_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("coffer-audit")
+            .build()
+            .expect("a runtime for the audit writer");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("coffer-audit".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("a thread for the audit writer");
+        handle
+    })
 }
 
 async fn writer(follower: Arc<Follower>, mut rx: mpsc::Receiver<Pending>, alarms: Arc<AtomicU64>) {

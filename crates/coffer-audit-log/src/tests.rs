@@ -178,3 +178,36 @@ async fn the_self_check_reads_a_log_of_several_chunks_and_finds_a_change_in_a_la
         found.failures
     );
 }
+
+/// The writer does not run on the request workers: an entry commits, and its request
+/// is answered, while the only worker is busy. (On the workers, the commit waited for
+/// the busy task to end.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn an_entry_commits_while_every_request_worker_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        coffer_store_sql::SqlStore::open_sqlite(&dir.path().join("coffer.db"))
+            .await
+            .unwrap(),
+    );
+    let (log, _) = AuditLog::open(store.clone(), "test", Anchor::default())
+        .await
+        .unwrap();
+    log.record(entry(0)).await.unwrap();
+
+    // The test's own body runs outside the workers; this task takes the one worker.
+    let (busy_tx, busy_rx) = std::sync::mpsc::channel();
+    let busy = tokio::spawn(async move {
+        busy_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    });
+    busy_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(2), log.record(entry(1)))
+        .await
+        .expect("committed while the worker was busy")
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(log.size(), 2);
+    busy.await.unwrap();
+}
