@@ -392,13 +392,15 @@ fn writer_runtime() -> &'static tokio::runtime::Handle {
     RUNTIME.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .thread_name("coffer-audit")
             .build()
             .expect("a runtime for the audit writer");
         let handle = runtime.handle().clone();
         std::thread::Builder::new()
             .name("coffer-audit".into())
-            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .spawn(move || {
+                coffer_core::audit::mark_audit_writer_thread();
+                runtime.block_on(std::future::pending::<()>());
+            })
             .expect("a thread for the audit writer");
         handle
     })

@@ -68,6 +68,21 @@ impl Actor {
 #[error("the audit log cannot be written: {0}")]
 pub struct AuditUnavailable(pub String);
 
+std::thread_local! {
+    static WRITER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as an audit writer's own: nothing but that writer runs on
+/// it, so a store called from it may block it (SQLite's journal syncs in place there).
+pub fn mark_audit_writer_thread() {
+    WRITER_THREAD.with(|marked| marked.set(true));
+}
+
+/// True on a thread marked by [`mark_audit_writer_thread`].
+pub fn on_audit_writer_thread() -> bool {
+    WRITER_THREAD.with(std::cell::Cell::get)
+}
+
 /// Records audit entries. `record` returns only once the entry is durable.
 #[async_trait]
 pub trait AuditSink: Send + Sync + 'static {

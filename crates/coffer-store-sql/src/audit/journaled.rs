@@ -193,13 +193,11 @@ impl Journal {
         }
         let file = self.files[turn.current].clone();
         let (at, length, filled) = (turn.end, bytes.len() as u64, turn.filled[turn.current]);
-        // The audit log's writer runs on a thread of its own, a single-threaded runtime
-        // with nothing else to run meanwhile (`coffer-audit-log`): it writes and syncs
-        // in place, saving two thread switches a batch. Elsewhere (a worker of the
-        // request runtime) the write goes to the blocking pool.
-        let (written, extent) = if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::CurrentThread
-        {
+        // The audit log's writer runs on a thread of its own with nothing else to run
+        // meanwhile (`coffer-audit-log`): it writes and syncs in place, saving two
+        // thread switches a batch. Elsewhere (a worker of the request runtime) the
+        // write goes to the blocking pool.
+        let (written, extent) = if coffer_core::audit::on_audit_writer_thread() {
             file.append(at, &bytes, filled)
         } else {
             blocking(move || file.append(at, &bytes, filled))
