@@ -9,12 +9,14 @@
 //! `key_label` — the canonical key label of `kms_key_ops_total`.
 //!
 //! Appends: every request's entry (or a batch request's group of entries) goes to one
-//! writer task (on a thread of its own, `writer_runtime`) through a channel; the task takes everything queued (about 1024 entries;
-//! a group is never split) and appends the batch in one durable write of the store (a
-//! transaction; on SQLite the audit journal, see `coffer-store-sql`), where the store
-//! allocates the indices (so replicas sharing a database append to one log). Each request waits for its batch to commit before it answers (fail closed:
-//! a failed write fails every request in the batch). State changes write their entries
-//! inside their own transactions instead (`coffer_core::store::Record`).
+//! writer task (on a thread of its own, `writer_runtime`) through a channel; the task
+//! takes everything queued (about 1024 entries; a group is never split) and appends the
+//! batch in one durable write of the store (a transaction; on SQLite the audit journal,
+//! see `coffer-store-sql`), where the store allocates the indices (so replicas sharing
+//! a database append to one log). Each request waits for its batch to commit before it
+//! answers (fail closed: a failed write fails every request in the batch). State
+//! changes write their entries inside their own transactions instead
+//! (`coffer_core::store::Record`).
 //!
 //! The tree follows the stored log, not this process's appends: entries written by
 //! state changes and by other replicas are read in index order before this process's

@@ -45,6 +45,19 @@ async fn a_group_goes_whole_into_one_commit() {
     assert_eq!(rest.len(), 257);
 }
 
+/// A log over a real SQLite store at `dir`/coffer.db, and the store.
+async fn sqlite_log(dir: &std::path::Path) -> (Arc<dyn Store>, Arc<AuditLog>) {
+    let store: Arc<dyn Store> = Arc::new(
+        coffer_store_sql::SqlStore::open_sqlite(&dir.join("coffer.db"))
+            .await
+            .unwrap(),
+    );
+    let (log, _) = AuditLog::open(store.clone(), "test", Anchor::default())
+        .await
+        .unwrap();
+    (store, log)
+}
+
 fn marked(request_id: &str) -> AuditEntry {
     AuditEntry {
         request_id: request_id.into(),
@@ -58,14 +71,7 @@ fn marked(request_id: &str) -> AuditEntry {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_matching_entry_is_found_from_the_end_of_a_log_of_several_chunks() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        coffer_store_sql::SqlStore::open_sqlite(&dir.path().join("coffer.db"))
-            .await
-            .unwrap(),
-    );
-    let (log, _) = AuditLog::open(store.clone(), "test", Anchor::default())
-        .await
-        .unwrap();
+    let (store, log) = sqlite_log(dir.path()).await;
     let chunk = follow::READ_CHUNK as usize;
     log.record_group(vec![entry(0), marked("rotation:a")])
         .await
@@ -113,16 +119,8 @@ async fn the_self_check_reads_a_log_of_several_chunks_and_finds_a_change_in_a_la
     use sqlx::Executor;
 
     let dir = tempfile::tempdir().unwrap();
+    let (store, log) = sqlite_log(dir.path()).await;
     let path = dir.path().join("coffer.db");
-    let sql_store = Arc::new(
-        coffer_store_sql::SqlStore::open_sqlite(&path)
-            .await
-            .unwrap(),
-    );
-    let store: Arc<dyn Store> = sql_store.clone();
-    let (log, _) = AuditLog::open(store.clone(), "test", Anchor::default())
-        .await
-        .unwrap();
     let chunk = follow::READ_CHUNK as usize;
     for batch in 0..(2 * chunk + chunk / 2) / 1000 {
         let entries = (0..1000).map(|n| entry(batch * 1000 + n)).collect();
@@ -185,14 +183,7 @@ async fn the_self_check_reads_a_log_of_several_chunks_and_finds_a_change_in_a_la
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn an_entry_commits_while_every_request_worker_is_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        coffer_store_sql::SqlStore::open_sqlite(&dir.path().join("coffer.db"))
-            .await
-            .unwrap(),
-    );
-    let (log, _) = AuditLog::open(store.clone(), "test", Anchor::default())
-        .await
-        .unwrap();
+    let (_, log) = sqlite_log(dir.path()).await;
     log.record(entry(0)).await.unwrap();
 
     // The test's own body runs outside the workers; this task takes the one worker.
