@@ -10,6 +10,7 @@
 //! - `attestation` — keys' attestation policies, one row per version (`AttestationStore`).
 //! - `sqlite_pool` — SQLite connection settings (writer and readers).
 //! - `checkpoint` — SQLite's WAL checkpoints, run beside the writer.
+//! - `owner` — the lock that lets one process at a time open a SQLite database file.
 //! - `multirow` — INSERT statements of many rows (a group of key creations, a
 //!   change's events).
 //! - `rows` — decoding rows into domain types; `errors` — sqlx errors to `StoreError`.
@@ -39,6 +40,7 @@ mod history;
 mod keys;
 pub mod migrate;
 mod multirow;
+mod owner;
 mod quota;
 mod rows;
 mod secrets;
@@ -180,6 +182,12 @@ impl SqlStore {
         let options = AnyConnectOptions::from_str(url)
             .map_err(unavailable)?
             .log_statements(tracing::log::LevelFilter::Trace);
+        // Before any statement: the owner of a live SQLite database keeps audit state
+        // outside it that a second opener would break (`owner`).
+        let owner = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
+            Some(file) => Some(own(file).await?),
+            None => None,
+        };
         let store = match backend {
             Backend::Sqlite => {
                 let writer = sqlite_pool(SqliteRole::Writer, 1)
@@ -234,9 +242,10 @@ impl SqlStore {
         let mut store = store;
         if backend == Backend::Sqlite {
             store.checkpointer = Some(Arc::new(checkpoint::start(store.reader.clone())));
-            if let Some(file) = sqlite_file(url) {
+            if let (Some(file), Some(owner)) = (sqlite_file(url), owner) {
                 let journal = audit::journaled::Journal::open(
                     &file,
+                    owner,
                     store.writer.clone(),
                     store.head.clone(),
                     store.health.clone(),
@@ -292,9 +301,22 @@ impl SqlStore {
     /// journal, for the next open).
     pub async fn close(&self) {
         let _ = self.settle_audit().await;
+        if let Some(journal) = &self.journal {
+            journal.let_go().await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Ownership of the SQLite database `file`, waiting [`owner::PATIENCE`] at most.
+async fn own(file: std::path::PathBuf) -> StoreResult<owner::DatabaseOwner> {
+    tokio::task::spawn_blocking(move || {
+        owner::DatabaseOwner::acquire(&file, owner::PATIENCE)
+            .map_err(|refused| StoreError::Unavailable(format!("{}: {refused}", file.display())))
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(e.to_string()))?
 }
 
 /// The file of a `sqlite:` URL; `None` for an in-memory database.

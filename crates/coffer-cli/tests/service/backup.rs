@@ -395,11 +395,15 @@ async fn restore_into_a_full_store_or_under_another_custody_is_refused() {
     let made = populate(&source).await;
     let bundle = create_bundle(&source);
 
-    // Into the live deployment's own store: refused, and its keys are as they were.
+    // Into the live deployment's own store: refused before a statement runs (the
+    // server owns the database file), and its keys are as they were.
     let own = vars_for(&source.dir, None);
     let (code, _, stderr) = restore(&own, &bundle);
     assert_eq!(code, 1);
-    assert!(stderr.contains("the store is not empty"), "{stderr}");
+    assert!(
+        stderr.contains("in use by another Coffer process"),
+        "{stderr}"
+    );
     check_all(&source.client(&made.tenant_token), &made).await;
 
     // Another deployment's custody, with an empty database: the data key does not

@@ -16,6 +16,9 @@
 //! it from its start. Zeros are written ahead of the records (`journal`), so most
 //! batches' syncs leave the file's size alone.
 //!
+//! Only the process that owns the database (`owner`) opens the journal: the recovery
+//! at the start would otherwise take a running server's entries and empty its files.
+//!
 //! Before, every batch was one SQLite commit: about a dozen page writes and a sync of
 //! the log, back to back on the one writer connection, so every answer waited for the
 //! commit in progress and then its own (PERFORMANCE.md §3).
@@ -35,6 +38,7 @@ use super::head::{AuditHead, Head, MemoryHead};
 use super::journal::{self, JournalFile};
 use crate::errors::{corrupt, unavailable};
 use crate::health::WriterHealth;
+use crate::owner::DatabaseOwner;
 
 /// How often pending entries are written into the database.
 pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
@@ -62,6 +66,9 @@ pub(crate) struct Journal {
     /// [`MAX_PENDING`], smaller in tests.
     max_pending: AtomicUsize,
     drainer: tokio::task::JoinHandle<()>,
+    /// This process's ownership of the database (`owner`); `None` once let go, after
+    /// which nothing is written to the files: another process may own them.
+    owner: Mutex<Option<DatabaseOwner>>,
 }
 
 /// Which file takes appends and where, and what the other one still holds.
@@ -86,6 +93,7 @@ impl Journal {
     /// into the database, empties it, and starts draining. `head` must be loaded.
     pub(crate) async fn open(
         database: &Path,
+        owner: DatabaseOwner,
         writer: AnyPool,
         head: Arc<AuditHead>,
         health: Arc<WriterHealth>,
@@ -147,7 +155,28 @@ impl Journal {
             switch_at: AtomicU64::new(SWITCH_AT),
             max_pending: AtomicUsize::new(MAX_PENDING),
             drainer,
+            owner: Mutex::new(Some(owner)),
         })
+    }
+
+    /// Whether this process still owns the files (see [`Journal::let_go`]).
+    fn owned(&self) -> StoreResult<()> {
+        match *self.owner.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Unavailable("the store is closed".into())),
+        }
+    }
+
+    /// Gives up the database (at `SqlStore::close`): after an append in progress ends,
+    /// nothing more is written to the journal, and another opener may recover it.
+    pub(crate) async fn let_go(&self) {
+        if let Ok(memory) = memory(&self.head) {
+            let _order = memory.order().await;
+            self.owner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        }
     }
 
     fn turn(&self) -> Turn {
@@ -158,6 +187,7 @@ impl Journal {
     pub(crate) async fn append(&self, entries: &[AuditEntry]) -> StoreResult<Appended> {
         let memory = memory(&self.head)?;
         let _order = memory.order().await;
+        self.owned()?;
         if self.head.pending_len() >= self.max_pending.load(Ordering::Relaxed) {
             return Err(self.failed(
                 "the audit journal is full: its entries are not reaching the database".into(),
@@ -248,6 +278,7 @@ impl Journal {
     pub(crate) async fn probe(&self) -> StoreResult<()> {
         let memory = memory(&self.head)?;
         let _order = memory.order().await;
+        self.owned()?;
         let turn = self.turn();
         let file = self.files[turn.current].clone();
         let (written, extent) =
@@ -286,6 +317,7 @@ impl Journal {
                 drain_once(&self.writer, &self.head, &self.health).await?;
             }
             let _order = memory.order().await;
+            self.owned()?;
             if self.head.pending_len() > 0 {
                 continue; // appended meanwhile
             }
@@ -465,6 +497,51 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, 3_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_opener_of_a_live_database_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("coffer.db");
+        let store = crate::SqlStore::open_sqlite(&database).await.unwrap();
+        let journal = store.journal.clone().unwrap();
+        // The entries stay in the journal, as they do between two drains.
+        journal.drainer.abort();
+        let batch = vec![coffer_core::testing::fixtures::audit_record(None).audit; 10];
+        store.append_batch(&batch).await.unwrap();
+        let files = || super::journal::paths_beside(&database).map(|f| std::fs::read(f).unwrap());
+        async fn stored(store: &crate::SqlStore) -> Result<i64, sqlx::Error> {
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries")
+                .fetch_one(&store.reader)
+                .await
+        }
+        let journaled = files();
+
+        match crate::SqlStore::open_sqlite(&database).await {
+            Err(coffer_core::StoreError::Unavailable(why)) => assert!(
+                why.contains("in use by another Coffer process")
+                    && why.contains(&format!("pid {}", std::process::id())),
+                "{why}"
+            ),
+            other => panic!("opened beside its owner: {:?}", other.err()),
+        }
+        assert!(files() == journaled, "the journal's files are as they were");
+        assert_eq!(
+            stored(&store).await.unwrap(),
+            0,
+            "nothing recovered behind the owner"
+        );
+
+        let appended = store.append_batch(&batch).await.unwrap();
+        assert_eq!(appended.first, 10, "the owner goes on");
+        store.close().await;
+        let closed = store.append_batch(&batch).await;
+        assert!(
+            closed.is_err(),
+            "a closed store writes no more to the journal"
+        );
+        let reopened = crate::SqlStore::open_sqlite(&database).await.unwrap();
+        assert_eq!(stored(&reopened).await.unwrap(), 20);
     }
 
     fn rows(indices: &[u64]) -> Vec<(u64, String)> {
