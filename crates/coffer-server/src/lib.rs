@@ -216,7 +216,7 @@ pub async fn serve(
 /// returns. Also refreshes token records periodically (revocations made by other
 /// replicas sharing the database), runs the scheduler, and runs the rotation worker
 /// (`coffer_core::kms::RotationWorker`), which drives every running saga not paused.
-/// Started by systemd ([`AppState::systemd`]), it also says `READY=1`, `STATUS=`,
+/// Started by systemd (`AppState`'s `systemd`), it also says `READY=1`, `STATUS=`,
 /// `STOPPING=1` and feeds the watchdog ([`systemd`]).
 pub async fn serve_on(
     listeners: Listeners,

@@ -223,7 +223,7 @@ fn state(
         Some(tls) => Some(TlsSource::load(tls).map_err(|e| StartError::Io(e.to_string()))?),
         None => None,
     };
-    Ok(AppState {
+    Ok(AppState::new(crate::state::Shared {
         kms,
         heavy,
         custody,
@@ -247,7 +247,7 @@ fn state(
         )),
         // Started by systemd (`Type=notify`) or not; read once, here.
         systemd: crate::systemd::Notifier::from_env(),
-    })
+    }))
 }
 
 /// The configured database, migrated, with the configured quotas.

@@ -76,6 +76,13 @@ fn token_ids_parse_from_their_display() {
     let id = TokenId::generate();
     assert_eq!(id.to_string().parse::<TokenId>().unwrap(), id);
     assert!("xyz".parse::<TokenId>().is_err());
+    // Lower-case, two digits a byte, leading zeros kept: how ids appear in audit
+    // entries, URLs and `coffer tokens` output.
+    let id = TokenId([
+        0x00, 0x01, 0x0a, 0x10, 0x7f, 0x80, 0xab, 0xcd, 0xef, 0xff, 0x09, 0x90, 0x12, 0x34, 0x56,
+        0x78,
+    ]);
+    assert_eq!(id.to_string(), "00010a107f80abcdefff099012345678");
 }
 
 proptest! {
