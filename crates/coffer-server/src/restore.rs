@@ -25,10 +25,10 @@ use crate::startup::{self, StartError};
 #[derive(Debug, Error)]
 pub enum RestoreError {
     /// The bundle failed a check.
-    #[error("{0}")]
+    #[error(transparent)]
     Bundle(#[from] BundleError),
     /// Custody could not be opened or unsealed.
-    #[error("{0}")]
+    #[error(transparent)]
     Start(#[from] StartError),
     /// The store refused: not empty, or a schema that cannot hold the bundle.
     #[error("restore refused: {0}")]

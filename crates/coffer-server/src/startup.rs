@@ -21,18 +21,20 @@ use coffer_audit_log::AuditLog;
 use coffer_core::audit::{AuditSink, NoAudit};
 use coffer_custody_pkcs11::Pkcs11Custody;
 
-/// Why the server could not start or initialise.
+/// Why the server could not start or initialise. A variant that names its layer
+/// ("store: …") carries the cause in its message, not as a `source`: the CLI prints the
+/// whole chain (`{:#}`), which would otherwise say the cause twice.
 #[derive(Debug, Error)]
 pub enum StartError {
     /// The database.
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// Custody.
     #[error("custody: {0}")]
-    Custody(#[from] CustodyError),
+    Custody(CustodyError),
     /// The service.
     #[error("service: {0}")]
-    Kms(#[from] KmsError),
+    Kms(KmsError),
     /// No custody state yet.
     #[error("not initialised: {0} does not exist (run `coffer init` first)")]
     NotInitialized(String),
@@ -44,10 +46,27 @@ pub enum StartError {
     Io(String),
     /// PKCS#11 custody (module, token, PIN, root key).
     #[error("pkcs11 custody: {0}")]
-    Pkcs11(#[from] coffer_custody_pkcs11::Pkcs11Error),
+    Pkcs11(coffer_custody_pkcs11::Pkcs11Error),
     /// Configuration.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+}
+
+macro_rules! start_error_from {
+    ($($cause:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$cause> for StartError {
+            fn from(cause: $cause) -> Self {
+                Self::$variant(cause)
+            }
+        }
+    )*};
+}
+
+start_error_from! {
+    StoreError => Store,
+    CustodyError => Custody,
+    KmsError => Kms,
+    coffer_custody_pkcs11::Pkcs11Error => Pkcs11,
 }
 
 /// How `init` protects the unseal key.

@@ -400,8 +400,10 @@ async fn restore_into_a_full_store_or_under_another_custody_is_refused() {
     let own = vars_for(&source.dir, None);
     let (code, _, stderr) = restore(&own, &bundle);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("in use by another Coffer process"),
+    // Said once: the error's layers name themselves without repeating their cause.
+    assert_eq!(
+        stderr.matches("in use by another Coffer process").count(),
+        1,
         "{stderr}"
     );
     check_all(&source.client(&made.tenant_token), &made).await;
