@@ -161,15 +161,14 @@ pub struct Listeners {
 
 /// An address that could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} ({key}): {source}")]
+#[error("cannot listen on {addr} ({key}): {error}")]
 pub struct BindError {
     /// The config key that names the address.
     pub key: &'static str,
     /// The address.
     pub addr: std::net::SocketAddr,
-    /// Why.
-    #[source]
-    pub source: std::io::Error,
+    /// Why; in the message, not a `source`, so the CLI's cause chain says it once.
+    pub error: std::io::Error,
 }
 
 impl Listeners {
@@ -181,7 +180,7 @@ impl Listeners {
         ) -> Result<TcpListener, BindError> {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| BindError { key, addr, source })
+                .map_err(|error| BindError { key, addr, error })
         }
         let grpc = match config.grpc.addr {
             Some(addr) => Some(bind("grpc.addr", addr).await?),

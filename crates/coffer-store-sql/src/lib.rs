@@ -301,11 +301,15 @@ impl SqlStore {
     /// journal, for the next open).
     pub async fn close(&self) {
         let _ = self.settle_audit().await;
+        self.reader.close().await;
+        // Waits for the transactions in flight, the drain's included.
+        self.writer.close().await;
+        // Only now may another process own the file: nothing of this one's reaches the
+        // table any more, and what was appended to the journal meanwhile stays there
+        // for the next owner to recover.
         if let Some(journal) = &self.journal {
             journal.let_go().await;
         }
-        self.reader.close().await;
-        self.writer.close().await;
     }
 }
 

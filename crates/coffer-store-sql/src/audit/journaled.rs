@@ -167,8 +167,9 @@ impl Journal {
         }
     }
 
-    /// Gives up the database (at `SqlStore::close`): after an append in progress ends,
-    /// nothing more is written to the journal, and another opener may recover it.
+    /// Gives up the database (at `SqlStore::close`, once its connections are closed):
+    /// after an append in progress ends, nothing more is written to the journal, and
+    /// another opener may recover it.
     pub(crate) async fn let_go(&self) {
         if let Ok(memory) = memory(&self.head) {
             let _order = memory.order().await;
@@ -312,6 +313,7 @@ impl Journal {
     /// from the journal, unseen (the checks against the checkpoints find it).
     pub(crate) async fn drain_all(&self) -> StoreResult<()> {
         let memory = memory(&self.head)?;
+        self.owned()?;
         loop {
             while self.head.pending_len() > 0 {
                 drain_once(&self.writer, &self.head, &self.health).await?;
