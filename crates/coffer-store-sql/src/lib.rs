@@ -5,7 +5,8 @@
 //!   delegates to the modules below.
 //! - [`migrate`] — embedded schema migrations, run at start.
 //! - `tenants`, `keys`, `versions`, `history` — the queries, one module per table group
-//!   (`version_store` is the `VersionStore` impl over `versions`).
+//!   (`version_store` is the `VersionStore` impl over `versions`, `tenant_store` the
+//!   `TenantStore` impl over `tenants`).
 //! - `usage` — the reference tracker's persisted counts (`UsageStore`).
 //! - `attestation` — keys' attestation policies, one row per version (`AttestationStore`).
 //! - `sqlite_pool` — SQLite connection settings (writer and readers).
@@ -62,9 +63,9 @@ use async_trait::async_trait;
 use coffer_core::audit::AuditEntry;
 use coffer_core::store::{
     Appended, AuditStore, KeyStore, Record, Rewrapped, RotationFilter, RotationRecord,
-    RotationStore, Store, StoreError, StoreResult, TenantStore, TrackedKey,
+    RotationStore, Store, StoreError, StoreResult, TrackedKey,
 };
-use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, Tenant, TenantId, Timestamp};
+use coffer_core::{Alias, Event, Key, KeyId, KeyVersion, TenantId, Timestamp};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
@@ -156,6 +157,7 @@ mod access;
 mod attestation;
 pub mod backup;
 mod tags;
+mod tenant_store;
 mod token_store;
 mod usage;
 mod version_store;
@@ -185,7 +187,7 @@ impl SqlStore {
         // Before any statement: the owner of a live SQLite database keeps audit state
         // outside it that a second opener would break (`owner`).
         let owner = match sqlite_file(url).filter(|_| backend == Backend::Sqlite) {
-            Some(file) => Some(own(file).await?),
+            Some(file) => Some(owner::own(file).await?),
             None => None,
         };
         let store = match backend {
@@ -313,16 +315,6 @@ impl SqlStore {
     }
 }
 
-/// Ownership of the SQLite database `file`, waiting [`owner::PATIENCE`] at most.
-async fn own(file: std::path::PathBuf) -> StoreResult<owner::DatabaseOwner> {
-    tokio::task::spawn_blocking(move || {
-        owner::DatabaseOwner::acquire(&file, owner::PATIENCE)
-            .map_err(|refused| StoreError::Unavailable(format!("{}: {refused}", file.display())))
-    })
-    .await
-    .map_err(|e| StoreError::Unavailable(e.to_string()))?
-}
-
 /// The file of a `sqlite:` URL; `None` for an in-memory database.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
@@ -354,71 +346,6 @@ impl Store for SqlStore {
             journal.probe().await?;
         }
         Ok(())
-    }
-}
-
-#[async_trait]
-impl TenantStore for SqlStore {
-    async fn create_tenant(
-        &self,
-        tenant: &Tenant,
-        wrapped_kek: &[u8],
-        record: &Record,
-    ) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| tenants::create(
-            conn,
-            tenant,
-            wrapped_kek,
-            record
-        ))
-    }
-
-    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
-        tenants::get(&self.reader, "id", &id.to_string()).await
-    }
-
-    async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
-        tenants::get(&self.reader, "name", name).await
-    }
-
-    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-        tenants::list(&self.reader).await
-    }
-
-    async fn get_tenant_kek(&self, id: TenantId) -> StoreResult<Option<Vec<u8>>> {
-        tenants::kek(&self.reader, id).await
-    }
-
-    async fn replace_tenant_kek(
-        &self,
-        id: TenantId,
-        expected: &[u8],
-        new: &[u8],
-    ) -> StoreResult<()> {
-        in_transaction!(self, |conn| tenants::replace_kek(conn, id, expected, new))
-    }
-
-    async fn shred_tenant(&self, id: TenantId, record: &Record) -> StoreResult<()> {
-        in_transaction!(self, audit = record, |conn| tenants::shred(
-            conn, id, record
-        ))
-    }
-
-    async fn change_tenant_pq_policy(
-        &self,
-        id: TenantId,
-        change: &coffer_core::pq::PqChange,
-        record: &Record,
-    ) -> StoreResult<coffer_core::pq::PqOverrides> {
-        in_transaction!(self, audit = record, |conn| tenant_pq::change(
-            conn, id, change, record
-        ))
-    }
-
-    async fn tenant_pq_policies(
-        &self,
-    ) -> StoreResult<Vec<(TenantId, coffer_core::pq::PqOverrides)>> {
-        tenant_pq::all(&self.reader).await
     }
 }
 

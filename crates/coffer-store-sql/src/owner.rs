@@ -108,6 +108,18 @@ impl DatabaseOwner {
     }
 }
 
+/// Ownership of the SQLite database `file` for an async caller, waiting [`PATIENCE`] at
+/// most (on the blocking pool); refused as the store being unavailable.
+pub(crate) async fn own(file: PathBuf) -> coffer_core::StoreResult<DatabaseOwner> {
+    use coffer_core::StoreError;
+    tokio::task::spawn_blocking(move || {
+        DatabaseOwner::acquire(&file, PATIENCE)
+            .map_err(|refused| StoreError::Unavailable(format!("{}: {refused}", file.display())))
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(e.to_string()))?
+}
+
 /// The pid the holder wrote, if it reads as one.
 fn holder(file: &mut File) -> Option<u32> {
     let mut text = String::new();
