@@ -325,6 +325,14 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (!memory).then(|| std::path::PathBuf::from(path))
 }
 
+/// `path` with `suffix` added to its file name (`coffer.db` → `coffer.db-lock`): the
+/// files a SQLite database keeps beside it.
+pub(crate) fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}
+
 /// Wall-clock Unix milliseconds, for bookkeeping columns the domain does not own
 /// (`updated_at`, `applied_at`); domain instants come from the service's clock.
 pub(crate) fn now_millis() -> i64 {

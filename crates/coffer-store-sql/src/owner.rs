@@ -26,13 +26,6 @@ use rustix::fs::{FlockOperation, flock};
 pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(25);
 
-/// The lock file beside `database`.
-pub(crate) fn lock_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push("-lock");
-    PathBuf::from(name)
-}
-
 /// Ownership of one database file; dropping it lets another process open the file.
 pub(crate) struct DatabaseOwner {
     _file: File,
@@ -71,7 +64,7 @@ impl DatabaseOwner {
     /// Takes the lock beside `database`, waiting up to `patience` while another
     /// process holds it. Blocks the calling thread.
     pub(crate) fn acquire(database: &Path, patience: Duration) -> Result<Self, NotOwned> {
-        let lock = lock_path(database);
+        let lock = crate::with_suffix(database, "-lock");
         let io = |error| NotOwned::Io {
             lock: lock.clone(),
             error,

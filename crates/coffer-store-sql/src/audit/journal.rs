@@ -35,11 +35,7 @@ pub(crate) const MAX_LEAF: usize = 1 << 20;
 /// it is full, then to the other, and the first is emptied once the database holds all
 /// it held.
 pub(crate) fn paths_beside(database: &Path) -> [PathBuf; 2] {
-    ["0", "1"].map(|n| {
-        let mut name = database.as_os_str().to_owned();
-        name.push(format!("-audit-journal.{n}"));
-        PathBuf::from(name)
-    })
+    ["0", "1"].map(|n| crate::with_suffix(database, &format!("-audit-journal.{n}")))
 }
 
 /// Appends `rows` (index, leaf) to `buf` as records; `hashes` are their leaf hashes,

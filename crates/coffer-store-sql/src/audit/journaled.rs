@@ -347,9 +347,7 @@ fn set_aside(files: [JournalFile; 2], problem: &str) -> std::io::Result<Opened> 
     let paths = files.map(|file| file.path().to_owned());
     let suffix = format!(".unrecovered-{}", crate::now_millis());
     for path in &paths {
-        let mut aside = path.as_os_str().to_owned();
-        aside.push(&suffix);
-        std::fs::rename(path, &aside)?;
+        std::fs::rename(path, crate::with_suffix(path, &suffix))?;
     }
     tracing::error!(
         target: "coffer::audit",
